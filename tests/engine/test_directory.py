@@ -219,5 +219,5 @@ def test_load_directory_file_errors(tmp_path: Path) -> None:
         load_directory(bad)
     broken = tmp_path / "broken.toml"
     broken.write_bytes(b"\xff\xfe")
-    with pytest.raises(DirectoryError, match="broken.toml: not UTF-8"):
+    with pytest.raises(DirectoryError, match=r"broken\.toml: not UTF-8"):
         load_directory(broken)
