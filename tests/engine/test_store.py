@@ -1,0 +1,236 @@
+"""The SQLite store: round trips, restart durability, lookups, contacts, tokens, versioning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall, new_call_id
+from engine.store import SCHEMA_VERSION, SqliteStore, StoreError, open_store
+
+T0 = datetime(2026, 11, 26, 22, 0, 0, tzinfo=UTC)
+logger = logging.getLogger(__name__)
+
+
+def make_call(
+    rng: random.Random,
+    offset: int = 0,
+    *,
+    user_id: int = 12,
+    extension: str = "0003*210",
+    organization_id: int = 3,
+    nonce: str | None = None,
+    state: CallState = CallState.CREATED,
+) -> PhoneCall:
+    return PhoneCall(
+        id=new_call_id(rng),
+        user_id=user_id,
+        organization_id=organization_id,
+        extension=extension,
+        sources=["0003*210"],
+        destinations=["0003*05"],
+        caller_id="John Doe <4242425>",
+        nonce=nonce,
+        published=T0 + timedelta(seconds=offset),
+        state=state,
+        parties=[
+            Party("0003*210", "source", "extension", extension="0003*210"),
+            Party("0003*05", "destination", "sandbox"),
+        ],
+    )
+
+
+@pytest.fixture
+def store() -> Iterator[SqliteStore]:
+    s = open_store("sqlite:///:memory:")
+    yield s
+    s.close()
+
+
+def test_save_get_update(store: SqliteStore) -> None:
+    rng = random.Random(1)
+    call = make_call(rng, nonce="abc")
+    store.save_call(call)
+    assert store.get_call(call.id) == call
+    assert store.get_call("0" * 20) is None
+
+    call.state = CallState.ENDED
+    call.disposition = Disposition.BUSY
+    call.ended = T0 + timedelta(seconds=9)
+    call.parties[1].status = PartyStatus.RINGING
+    store.save_call(call)
+    again = store.get_call(call.id)
+    assert again == call and again is not call
+    assert store.count_calls() == 1
+
+
+def test_survives_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(2)
+    first = open_store("sqlite:///calls.sqlite")  # relative to the current folder
+    calls = [make_call(rng, i, nonce=f"n{i}") for i in range(3)]
+    for call in calls:
+        first.save_call(call)
+    first.save_contact("0003*210", "sip:210@127.0.0.1:5062", "127.0.0.1:5062 udp", 2e9, "c1", 1)
+    first.save_token("h1", "demo-user-app", "user", 12, 2e9)
+    first.close()
+    assert (tmp_path / "calls.sqlite").is_file()
+
+    second = open_store(f"sqlite:///{tmp_path / 'calls.sqlite'}")  # absolute path form
+    assert second.list_calls() == calls
+    assert second.find_call_by_nonce(12, "n1") == calls[1]
+    assert [c.contact_uri for c in second.contacts("0003*210", 1e9)] == ["sip:210@127.0.0.1:5062"]
+    token = second.get_token("h1")
+    assert token is not None and token.owner_id == 12
+    assert second.schema_version == SCHEMA_VERSION
+    second.close()
+
+
+def test_write_is_visible_to_another_connection_before_close(tmp_path: Path) -> None:
+    """Committed on return: a crash after save_call keeps the record."""
+    path = tmp_path / "s.sqlite"
+    store = SqliteStore(path)
+    call = make_call(random.Random(3))
+    store.save_call(call)
+    other = sqlite3.connect(path)
+    (data,) = other.execute("SELECT data FROM calls WHERE id = ?", (call.id,)).fetchone()
+    assert json.loads(data)["id"] == call.id
+    (mode,) = other.execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"
+    other.close()
+    store.close()
+
+
+def test_nonce_lookup_is_per_user_and_latest_wins(store: SqliteStore) -> None:
+    rng = random.Random(4)
+    old = make_call(rng, 0, nonce="same")
+    new = make_call(rng, 10, nonce="same")
+    someone_else = make_call(rng, 20, user_id=13, extension="0003*211", nonce="same")
+    for call in (new, old, someone_else):
+        store.save_call(call)
+    assert store.find_call_by_nonce(12, "same") == new
+    assert store.find_call_by_nonce(13, "same") == someone_else
+    assert store.find_call_by_nonce(12, "other") is None
+    assert store.find_call_by_nonce(99, "same") is None
+
+
+def test_list_filters_order_and_paging(store: SqliteStore) -> None:
+    rng = random.Random(5)
+    a = make_call(rng, 30)
+    b = make_call(rng, 10, state=CallState.ENDED)
+    c = make_call(rng, 20, user_id=13, extension="0003*211", state=CallState.BRIDGED)
+    d = make_call(rng, 5, user_id=20, extension="0004*210", organization_id=4)
+    for call in (a, b, c, d):
+        store.save_call(call)
+    assert store.list_calls() == [d, b, c, a]
+    assert store.list_calls(newest_first=True) == [a, c, b, d]
+    assert store.list_calls(user_id=12) == [b, a]
+    assert store.list_calls(extension="0003*211") == [c]
+    assert store.list_calls(organization_id=3) == [b, c, a]
+    assert store.list_calls(organization_id=3, ended=True) == [b]
+    assert store.list_calls(organization_id=3, ended=False) == [c, a]
+    assert store.list_calls(limit=2) == [d, b]
+    assert store.list_calls(limit=2, offset=2) == [c, a]
+    assert store.list_calls(limit=0) == []
+    assert store.count_calls(organization_id=3) == 3
+    assert store.count_calls(user_id=12, ended=False) == 1
+    assert store.live_calls() == [d, c, a]
+
+
+def test_contacts_expire_refresh_and_remove(store: SqliteStore) -> None:
+    store.save_contact("0003*210", "sip:a@h:1", "10.0.0.1:5060 udp", 100.0, "cid-a", 1)
+    store.save_contact("0003*210", "sip:b@h:2", "10.0.0.2:5060 tcp", 200.0, "cid-b", 7)
+    store.save_contact("0003*211", "sip:c@h:3", "10.0.0.3:5060 udp", 200.0, "cid-c", 1)
+    assert [c.contact_uri for c in store.contacts("0003*210", 50.0)] == ["sip:a@h:1", "sip:b@h:2"]
+    assert [c.contact_uri for c in store.contacts("0003*210", 150.0)] == ["sip:b@h:2"]
+    # refresh a binding: same key, new expiry and CSeq
+    store.save_contact("0003*210", "sip:a@h:1", "10.0.0.9:5099 udp", 300.0, "cid-a", 2)
+    refreshed = [c for c in store.contacts("0003*210", 150.0) if c.contact_uri == "sip:a@h:1"]
+    assert len(refreshed) == 1
+    assert (refreshed[0].received, refreshed[0].expires_at, refreshed[0].cseq) == (
+        "10.0.0.9:5099 udp",
+        300.0,
+        2,
+    )
+    store.remove_contact("0003*210", "sip:a@h:1")
+    assert [c.contact_uri for c in store.contacts("0003*210", 0.0)] == ["sip:b@h:2"]
+    store.remove_contacts("0003*210")
+    assert store.contacts("0003*210", 0.0) == []
+    assert len(store.contacts("0003*211", 0.0)) == 1
+
+
+def test_tokens_and_purge(store: SqliteStore) -> None:
+    store.save_token("live", "demo-org-app", "organization", 3, 500.0)
+    store.save_token("old", "demo-admin-app", "admin", None, 100.0)
+    store.save_contact("0003*210", "sip:a@h", "1.2.3.4:5060 udp", 100.0, "x", 1)
+    admin = store.get_token("old")
+    assert admin is not None and (admin.owner_kind, admin.owner_id) == ("admin", None)
+    assert store.get_token("nope") is None
+    assert store.purge_expired(200.0) == 2
+    assert store.get_token("old") is None
+    live = store.get_token("live")
+    assert live is not None and live.client_id == "demo-org-app" and live.expires_at == 500.0
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://localhost/db", "sqlite://relative.db", "sqlite:///", "b2bua.sqlite"]
+)
+def test_bad_urls_are_clear_errors(url: str) -> None:
+    with pytest.raises(StoreError, match="expected 'sqlite:///PATH'"):
+        open_store(url)
+
+
+def test_missing_folder_and_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'nope' / 'x.sqlite'}")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database, just some text" * 100)
+    with pytest.raises(StoreError, match="cannot open store"):
+        open_store(f"sqlite:///{junk}")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this program supports"):
+        SqliteStore(path)
+
+
+def test_corrupt_record_is_a_store_error(store: SqliteStore) -> None:
+    call = make_call(random.Random(6))
+    store.save_call(call)
+    store._db.execute("UPDATE calls SET data = '{\"id\": 1}'")
+    with pytest.raises(StoreError, match=f"stored call {call.id} is unreadable"):
+        store.get_call(call.id)
+
+
+def test_save_call_rate(tmp_path: Path) -> None:
+    """Not a pass/fail benchmark: prints the rate (run with -s) and checks it is not absurd."""
+    store = SqliteStore(tmp_path / "bench.sqlite")
+    rng = random.Random(7)
+    calls = [make_call(rng, i, nonce=str(i)) for i in range(2000)]
+    started = time.perf_counter()
+    for call in calls:
+        store.save_call(call)
+    for call in calls:  # an update per call, as the engine does on each state change
+        call.state = CallState.ENDED
+        store.save_call(call)
+    elapsed = time.perf_counter() - started
+    rate = 2 * len(calls) / elapsed
+    logger.warning("save_call: %.0f writes/s (file store, WAL, synchronous=NORMAL)", rate)
+    if os.environ.get("B2BUA_PRINT_RATES"):
+        print(f"save_call: {rate:.0f} writes/s")
+    assert store.count_calls(ended=True) == len(calls)
+    assert rate > 200  # far below what it does; catches an fsync-per-write regression
+    store.close()
