@@ -1,0 +1,612 @@
+"""The Simple PhoneCall controller: RFC 3725 third-party call control with anchored media.
+
+Theory of operation (one task per call, one nursery per call with one pump task per leg):
+
+1. The record was stored by the engine before the API answered 202. ``SimpleCall.run`` INVITEs
+   every source target at once (``_fork``): each registered device of an extension, the gateway
+   of a public number, or a sandbox number. Every INVITE carries the same offer, pointing at
+   relay side A. The first answer wins; every other fork gets CANCEL (the leg defers it until a
+   provisional response arrived, RFC 3261 §9.1) and a late 2xx from a loser gets ACK + BYE.
+   waitForPickup is a deadline on this phase; when it passes, every fork is cancelled and the
+   call ends as NO ANSWER.
+2. The destination(s) are INVITEd the same way, with an offer (relay side B) carrying what the
+   source accepted. The source hears a ringback tone from the relay meanwhile, or the
+   destination's early media once a 183 with SDP arrives. waitForPickup applies again.
+3. On answer the relay bridges A and B. callDuration is a deadline counted from the source's
+   answer (sandbox calls at most 3 minutes); reaching it ends both legs with BYE.
+4. Any BYE ends the call: the other leg gets BYE, the record gets its disposition, hangup cause,
+   media counters and charge, and exactly one final ``ended`` event is published.
+
+All legs report through one memory channel (``_inbox``), together with control requests from
+the engine (hang up, hold, transfer): one consumer, no callbacks, no shared mutable state
+between tasks. Cleanup that must send (CANCEL, BYE) runs shielded with its own short deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import trio
+
+from engine.legs import Leg, LegAnswered, LegEvent, LegFailed, LegHungUp, LegRinging
+from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall
+from engine.sandbox import SANDBOX_MAX_DURATION, SANDBOX_TONE_HZ
+
+logger = logging.getLogger(__name__)
+
+RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
+CLEANUP_SECONDS = 5.0  # deadline for shielded CANCEL/BYE on the way out
+
+
+# --- what the controller needs from its collaborators -------------------------------------
+
+
+class MediaSide(Protocol):
+    """One anchored side of the relay (the ports one party talks to)."""
+
+    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        """An SDP offer with our address; mirror the codecs of ``template`` when given."""
+        ...
+
+    def answer(self, offer: bytes) -> bytes:
+        """Our SDP answer to a party's offer (inbound calls)."""
+        ...
+
+    def apply_remote(self, sdp: bytes | None) -> None:
+        """The party's SDP (answer or early media): where to send until latching."""
+        ...
+
+    @property
+    def accepted(self) -> bytes | None:
+        """The SDP this party accepted (its answer), used to build the other side's offer."""
+        ...
+
+
+class CallMedia(Protocol):
+    """The relay as one call sees it."""
+
+    def new_side(self, label: str, video: bool) -> MediaSide: ...
+
+    def bridge(self, a: MediaSide, b: MediaSide) -> None: ...
+
+    def play_tone(self, side: MediaSide, frequency: float) -> None: ...
+
+    def stop_tone(self, side: MediaSide) -> None: ...
+
+    def set_hold(self, side: MediaSide, held: bool) -> None: ...
+
+    def start_recording(self, a: MediaSide, b: MediaSide) -> str: ...
+
+    def stop_recording(self) -> None: ...
+
+    def stats(self, side: MediaSide) -> dict[str, dict[str, int]]: ...
+
+    def close(self) -> None: ...
+
+
+class LegFactory(Protocol):
+    """Turns one party into the legs that ring it (one per device, gateway or sandbox)."""
+
+    def __call__(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]: ...
+
+
+class CallObserver(Protocol):
+    """Where the controller reports: the engine stores the record and publishes events."""
+
+    def changed(self, call: PhoneCall, event: str, data: dict[str, object]) -> None: ...
+
+
+# --- control requests (engine -> controller) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    cause: str
+    phone_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    party_index: int
+    held: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    party_index: int  # the party that stays (transferNumber)
+    target: Party  # the new party to call (sendCallTo)
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    start: bool
+
+
+Control = Hangup | Hold | Transfer | Recording
+
+
+@dataclass(frozen=True, slots=True)
+class _LegMessage:
+    leg: Leg
+    event: LegEvent
+
+
+class CallEnded(Exception):
+    """Raised inside the controller to unwind to the end with a disposition."""
+
+    def __init__(self, disposition: Disposition, cause: str) -> None:
+        super().__init__(cause)
+        self.disposition = disposition
+        self.cause = cause
+
+
+def disposition_for_status(status: int) -> Disposition:
+    """Map a leg's final SIP status to a UAPI disposition."""
+    if status in (486, 600, 603):
+        return Disposition.BUSY
+    if status in (408, 480, 487):
+        return Disposition.NO_ANSWER
+    if status in (401, 403, 407):
+        return Disposition.NOT_ALLOWED
+    return Disposition.FAILED
+
+
+def _combine(dispositions: Sequence[Disposition]) -> Disposition:
+    """The call's disposition when every fork failed: the most telling one wins."""
+    for wanted in (
+        Disposition.BUSY,
+        Disposition.NO_ANSWER,
+        Disposition.NOT_ALLOWED,
+        Disposition.FAILED,
+    ):
+        if wanted in dispositions:
+            return wanted
+    return Disposition.FAILED
+
+
+@dataclass(slots=True)
+class _Active:
+    """A leg the controller is waiting on, and the party it rings."""
+
+    party: Party
+    side: MediaSide
+
+
+@dataclass(slots=True)
+class _Connected:
+    leg: Leg
+    party: Party
+    side: MediaSide
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Everything a call needs from the engine, injected (tests pass fakes)."""
+
+    legs: LegFactory
+    media: Callable[[PhoneCall], CallMedia]
+    observer: CallObserver
+    wall_clock: Callable[[], datetime]
+    rate_for: Callable[[Party], float] = field(default=lambda party: 0.0)
+
+
+class SimpleCall:
+    """Runs one PhoneCall from first INVITE to final record. Owned by the engine's nursery."""
+
+    def __init__(self, call: PhoneCall, ctx: CallContext, *, inbound: _Connected | None = None):
+        self.call = call
+        self.ctx = ctx
+        self._send, self._inbox = trio.open_memory_channel[_LegMessage | Control](256)
+        self._media: CallMedia | None = None
+        self._connected: dict[int, _Connected] = {}  # party index -> connected leg
+        self._cancelled_legs: set[int] = set()  # id(leg) of losers: a late 2xx gets BYE
+        self._nursery: trio.Nursery | None = None
+        self._inbound = inbound
+        self._recording = False
+        self.finished = trio.Event()
+
+    # --- engine-facing ------------------------------------------------------------------
+
+    def control(self, request: Control) -> None:
+        """Queue a control request (hang up, hold, transfer, recording) for the call task."""
+        try:
+            self._send.send_nowait(request)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            logger.warning("call %s: control %r dropped (call ending)", self.call.id, request)
+
+    @property
+    def live(self) -> bool:
+        return not self.finished.is_set()
+
+    async def run(self) -> None:
+        call = self.call
+        disposition = Disposition.UNKNOWN
+        cause = "normal clearing"
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    await self._run()
+                    disposition, cause = Disposition.ANSWERED, "normal clearing"
+                except CallEnded as ended:
+                    disposition, cause = ended.disposition, ended.cause
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._hang_up_everything(cause)
+                nursery.cancel_scope.cancel()
+        except BaseException:
+            if call.state is not CallState.ENDED:
+                self._finish(Disposition.FAILED, "internal error")
+            raise
+        finally:
+            if call.state is not CallState.ENDED:
+                if call.bridged is not None and disposition is not Disposition.ANSWERED:
+                    disposition = Disposition.ANSWERED
+                self._finish(disposition, cause)
+            self.finished.set()
+
+    # --- phases -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        call = self.call
+        self._media = self.ctx.media(call)
+        sources = [p for p in call.parties if p.role == "source"]
+        destinations = [p for p in call.parties if p.role == "destination"]
+        sandbox_involved = any(p.kind == "sandbox" for p in call.parties)
+
+        # Phase 1: the source(s).
+        if self._inbound is not None:
+            source = self._inbound
+            self._connected[call.parties.index(source.party)] = source
+        else:
+            call.state = CallState.CALLING_SOURCE
+            self._changed("calling_source")
+            side_a = self._media.new_side("a", call.video)
+            source = await self._fork(
+                sources, side_a, side_a.offer(None), call.caller_id, call.wait_for_pickup
+            )
+        source_answered_at = trio.current_time()
+        if call.answered is None:
+            call.answered = self._now()
+        self._changed("source_answered", {"party": source.party.number})
+
+        duration = call.call_duration
+        if sandbox_involved:
+            duration = min(duration, SANDBOX_MAX_DURATION)
+        with trio.move_on_at(source_answered_at + duration) as duration_scope:
+            # Phase 2: the destination(s), while the source hears ringback.
+            call.state = CallState.CALLING_DESTINATION
+            source.party.status = PartyStatus.OTHER_SIDE_RINGING
+            self._changed("calling_destination")
+            if source.party.kind != "sandbox":
+                self._media.play_tone(source.side, RINGBACK_HZ)
+            side_b = self._media.new_side("b", call.video)
+            dest = await self._fork(
+                destinations,
+                side_b,
+                side_b.offer(source.side.accepted),
+                call.caller_id_destination,
+                call.wait_for_pickup,
+                early_media_to=source,
+            )
+            # Phase 3: bridged.
+            self._media.stop_tone(source.side)
+            self._media.bridge(source.side, dest.side)
+            self._tone_for_sandbox(source, dest)
+            source.party.status = PartyStatus.ON_CALL
+            call.state = CallState.BRIDGED
+            call.bridged = self._now()
+            self._changed("bridged")
+            await self._talk()
+        if duration_scope.cancelled_caught:
+            raise CallEnded(
+                Disposition.ANSWERED if call.bridged else Disposition.NO_ANSWER,
+                "call duration reached",
+            )
+
+    def _tone_for_sandbox(self, source: _Connected, dest: _Connected) -> None:
+        """An answered sandbox number sends a tone to the other party, so media can be checked."""
+        assert self._media is not None
+        if dest.party.kind == "sandbox" and source.party.kind != "sandbox":
+            self._media.play_tone(source.side, SANDBOX_TONE_HZ)
+        if source.party.kind == "sandbox" and dest.party.kind != "sandbox":
+            self._media.play_tone(dest.side, SANDBOX_TONE_HZ)
+
+    async def _fork(
+        self,
+        parties: Sequence[Party],
+        side: MediaSide,
+        offer: bytes,
+        caller_id: str | None,
+        wait_for_pickup: float,
+        *,
+        early_media_to: _Connected | None = None,
+    ) -> _Connected:
+        """Ring every party's legs at once; return the first to answer, cancel the rest."""
+        assert self._nursery is not None
+        active: dict[int, tuple[Leg, _Active]] = {}
+        for party in parties:
+            party.status = PartyStatus.TRYING
+            party.caller_id = caller_id
+            for leg in self.ctx.legs(self.call, party, caller_id):
+                active[id(leg)] = (leg, _Active(party, side))
+                self._nursery.start_soon(self._pump, leg, offer)
+        self._changed("trying", {"parties": [p.number for p in parties]})
+        failures: list[Disposition] = []
+        winner: _Connected | None = None
+        with trio.move_on_after(wait_for_pickup) as pickup_scope:
+            while active and winner is None:
+                message = await self._inbox.receive()
+                if not isinstance(message, _LegMessage):
+                    await self._control_while_ringing(message, active)
+                    continue
+                leg, event = message.leg, message.event
+                entry = active.get(id(leg))
+                if entry is None:
+                    await self._stray(leg, event)
+                    continue
+                info = entry[1]
+                if isinstance(event, LegRinging):
+                    if info.party.status < PartyStatus.RINGING:
+                        info.party.status = PartyStatus.RINGING
+                        info.party.ringing = self._now()
+                        self._changed("ringing", {"party": info.party.number})
+                    if event.sdp and early_media_to is not None:
+                        self._early_media(early_media_to, side, event.sdp)
+                elif isinstance(event, LegAnswered):
+                    del active[id(leg)]
+                    side.apply_remote(event.sdp)
+                    info.party.status = PartyStatus.ON_CALL
+                    info.party.answered = self._now()
+                    info.party.sip_status = 200
+                    winner = _Connected(leg, info.party, side)
+                elif isinstance(event, LegFailed):
+                    del active[id(leg)]
+                    self._leg_failed(info.party, event, active)
+                    failures.append(disposition_for_status(event.status))
+                elif isinstance(event, LegHungUp):  # cannot happen before an answer
+                    del active[id(leg)]
+        for leg, info in active.values():
+            self._cancel_leg(leg)
+            if winner is not None and info.party is not winner.party:
+                info.party.hangup_cause = "answered elsewhere"
+                info.party.status = PartyStatus.UNKNOWN
+                info.party.ended = self._now()
+        if winner is not None:
+            self._connected[self.call.parties.index(winner.party)] = winner
+            return winner
+        if pickup_scope.cancelled_caught:
+            for party in parties:
+                if party.ended is None:
+                    party.status = PartyStatus.UNKNOWN
+                    party.ended = self._now()
+                    party.hangup_cause = "no answer within waitForPickup"
+            raise CallEnded(Disposition.NO_ANSWER, "no answer within waitForPickup")
+        raise CallEnded(_combine(failures), "every " + parties[0].role + " failed")
+
+    def _leg_failed(
+        self, party: Party, event: LegFailed, active: dict[int, tuple[Leg, _Active]]
+    ) -> None:
+        still_ringing = any(info.party is party for _, info in active.values())
+        if party.sip_status is None or party.sip_status == 480:
+            party.sip_status = event.status
+        if not still_ringing:
+            party.status = PartyStatus.UNKNOWN
+            party.ended = self._now()
+            party.hangup_cause = f"{event.status} {event.reason}"
+            self._changed("failed", {"party": party.number, "status": event.status})
+
+    def _early_media(self, source: _Connected, side: MediaSide, sdp: bytes) -> None:
+        """A 183 with SDP from the destination: the source hears it instead of our ringback."""
+        assert self._media is not None
+        side.apply_remote(sdp)
+        self._media.stop_tone(source.side)
+        self._media.bridge(source.side, side)
+
+    async def _stray(self, leg: Leg, event: LegEvent) -> None:
+        """An event from a leg we no longer wait on (a cancelled loser, or a connected party)."""
+        if isinstance(event, LegAnswered) and id(leg) in self._cancelled_legs:
+            # A 2xx raced our CANCEL: cancel() on an answered leg ACKs and BYEs it (§15).
+            return
+        if isinstance(event, LegHungUp):
+            for index, connected in self._connected.items():
+                if connected.leg is leg:
+                    party = self.call.parties[index]
+                    party.hangup_cause = f"{party.role} hung up"
+                    party.ended = self._now()
+                    del self._connected[index]
+                    raise CallEnded(
+                        Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
+                        f"{party.role} hung up",
+                    )
+
+    async def _control_while_ringing(
+        self, request: Control, active: dict[int, tuple[Leg, _Active]]
+    ) -> None:
+        if isinstance(request, Hangup):
+            for leg, _ in active.values():
+                self._cancel_leg(leg)
+            active.clear()
+            raise CallEnded(
+                Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
+                request.cause,
+            )
+        await self._apply_control(request)
+
+    async def _talk(self) -> None:
+        """Bridged: wait for a BYE from either side, a hang-up request or a transfer."""
+        while True:
+            message = await self._inbox.receive()
+            if isinstance(message, _LegMessage):
+                await self._stray(message.leg, message.event)
+            elif isinstance(message, Hangup):
+                raise CallEnded(Disposition.ANSWERED, message.cause)
+            else:
+                await self._apply_control(message)
+
+    async def _apply_control(self, request: Control) -> None:
+        assert self._media is not None
+        if isinstance(request, Hold):
+            connected = self._connected.get(request.party_index)
+            if connected is None:
+                return
+            self._media.set_hold(connected.side, request.held)
+            party = connected.party
+            party.on_hold = self._now() if request.held else None
+            await connected.leg.reinvite(self._hold_sdp(connected, request.held))
+            self._changed("hold" if request.held else "unhold", {"party": party.number})
+        elif isinstance(request, Recording):
+            if request.start and not self._recording and len(self._connected) == 2:
+                a, b = (self._connected[i] for i in sorted(self._connected))
+                path = self._media.start_recording(a.side, b.side)
+                self._recording = True
+                for c in (a, b):
+                    c.party.recording = self._now()
+                self._changed("recording_started", {"path": path})
+            elif not request.start and self._recording:
+                self._media.stop_recording()
+                self._recording = False
+                for c in self._connected.values():
+                    c.party.recording = None
+                self._changed("recording_stopped", {})
+        elif isinstance(request, Transfer):
+            await self._transfer(request)
+
+    def _hold_sdp(self, connected: _Connected, held: bool) -> bytes:
+        direction = "sendonly" if held else "sendrecv"
+        return connected.side.offer(connected.side.accepted, direction)
+
+    async def _transfer(self, request: Transfer) -> None:
+        """Send the party that stays to a new number; the transferring party is released."""
+        assert self._media is not None
+        staying = self._connected.get(request.party_index)
+        if staying is None:
+            return
+        self.call.parties.append(request.target)
+        side_c = self._media.new_side("c", self.call.video)
+        self._media.play_tone(staying.side, RINGBACK_HZ)
+        try:
+            new = await self._fork(
+                [request.target],
+                side_c,
+                side_c.offer(staying.side.accepted),
+                self.call.caller_id_destination,
+                request.wait_for_pickup,
+            )
+        except CallEnded as failed:
+            # The transfer target did not answer: the original call goes on.
+            self._media.stop_tone(staying.side)
+            others = [c for i, c in self._connected.items() if i != request.party_index]
+            if others:
+                self._media.bridge(staying.side, others[0].side)
+            self._changed("transfer_failed", {"cause": failed.cause})
+            return
+        self._media.stop_tone(staying.side)
+        for index, connected in list(self._connected.items()):
+            if index not in (request.party_index, self.call.parties.index(new.party)):
+                connected.party.hangup_cause = "transferred"
+                connected.party.ended = self._now()
+                del self._connected[index]
+                self._bye_soon(connected.leg)
+        self._media.bridge(staying.side, new.side)
+        self._changed("transferred", {"to": request.target.number})
+
+    # --- legs -------------------------------------------------------------------------------
+
+    async def _pump(self, leg: Leg, offer: bytes | None) -> None:
+        """Forward one leg's events to the controller until the leg is over."""
+        try:
+            await leg.start(offer)
+            while True:
+                event = await leg.next_event()
+                await self._send.send(_LegMessage(leg, event))
+                if isinstance(event, LegFailed | LegHungUp):
+                    return
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+        except Exception as exc:  # a leg's bug must not take the call down
+            logger.exception("call %s: leg %s failed", self.call.id, leg.label)
+            with trio.move_on_after(1):
+                await self._send.send(_LegMessage(leg, LegFailed(500, f"internal error: {exc}")))
+
+    def _cancel_leg(self, leg: Leg) -> None:
+        assert self._nursery is not None
+        self._cancelled_legs.add(id(leg))
+        self._nursery.start_soon(self._shielded, leg.cancel)
+
+    def _bye_soon(self, leg: Leg) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._bye_leg, leg)
+
+    async def _bye_leg(self, leg: Leg) -> None:
+        await self._shielded(leg.bye)
+
+    async def _shielded(self, action: Callable[[], object]) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
+            try:
+                result = action()
+                if hasattr(result, "__await__"):
+                    await result  # type: ignore[misc]
+            except Exception:
+                logger.exception("call %s: cleanup failed", self.call.id)
+
+    async def _hang_up_everything(self, cause: str) -> None:
+        """BYE every connected leg at once (the other side gets BYE when one hangs up)."""
+        connected = list(self._connected.values())
+        self._connected.clear()
+        async with trio.open_nursery() as nursery:
+            for c in connected:
+                if c.party.ended is None:
+                    c.party.ended = self._now()
+                    c.party.hangup_cause = c.party.hangup_cause or cause
+                nursery.start_soon(self._bye_leg, c.leg)
+        for c in connected:
+            if self._media is not None:
+                c.party.media = self._media.stats(c.side)
+
+    # --- record -----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self.ctx.wall_clock()
+
+    def _changed(self, event: str, data: dict[str, object] | None = None) -> None:
+        self.ctx.observer.changed(self.call, event, data or {})
+
+    def _finish(self, disposition: Disposition, cause: str) -> None:
+        call = self.call
+        now = self._now()
+        if self._media is not None:
+            if self._recording:
+                self._media.stop_recording()
+            self._media.close()
+        call.ended = now
+        call.state = CallState.ENDED
+        call.disposition = disposition
+        call.hangup_cause = cause
+        for party in call.parties:
+            if party.ended is None:
+                party.ended = now
+            if (
+                party.status is PartyStatus.ON_CALL
+                or party.status is PartyStatus.OTHER_SIDE_RINGING
+            ):
+                party.status = PartyStatus.UNKNOWN
+        call.charge = self._charge()
+        self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
+
+    def _charge(self) -> float:
+        """Per started minute of bridged time, at the rate of each answered public party."""
+        minutes = math.ceil(self.call.billable_seconds / 60)
+        if minutes == 0:
+            return 0.0
+        total = 0.0
+        for party in self.call.parties:
+            if party.answered is not None and party.kind == "public":
+                total += self.ctx.rate_for(party) * minutes
+        return round(total, 6)

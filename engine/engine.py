@@ -1,0 +1,495 @@
+"""The engine's public API: what the HTTP facade and embedders call.
+
+``open_engine`` runs an :class:`Engine` inside the caller's trio run; every call is a
+:class:`engine.calls.SimpleCall` task in the engine's calls nursery, so a call outlives the
+HTTP request that created it (the one deliberate exception to "nothing outlives its caller").
+The record of a call is written to the store before ``originate`` returns, and again on every
+change, so ``get_call`` is always current and a restart finds every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from engine.calls import (
+    CallContext,
+    CallMedia,
+    Control,
+    Hangup,
+    Hold,
+    Recording,
+    SimpleCall,
+    Transfer,
+)
+from engine.config import Config
+from engine.directory import Directory, Extension, ExtensionType
+from engine.legs import FailedLeg, Leg
+from engine.model import (
+    CallState,
+    Disposition,
+    Flow,
+    Party,
+    PartyStatus,
+    PhoneCall,
+    new_call_id,
+)
+from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTarget, resolve
+from engine.sandbox import SandboxLeg, plan_for
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_ACTIONS = frozenset(
+    {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateRequest:
+    """A validated Simple PhoneCall request (the HTTP layer checks the UAPI rules)."""
+
+    user_id: int
+    organization_id: int
+    extension: Extension  # the charged Phone Terminal extension
+    sources: list[str]
+    destinations: list[str]
+    caller_id: str | None = None
+    caller_id_destination: str | None = None
+    nonce: str | None = None
+    wait_for_pickup: int = 25
+    call_duration: int | None = None  # None: [calls] max_duration
+    allow_public_transfer: bool = False
+    video: bool = False
+    status_callback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallAction:
+    """A UAPI PhoneCallAction."""
+
+    action: str
+    send_call_to: str | None = None
+    phone_call_view_id: str | None = None
+    transfer_number: str | None = None
+    transfer_from_number: str | None = None
+    format: str | None = None
+    wait_for_pickup: int | None = None
+
+
+class ActionError(Exception):
+    """An action that cannot be done: UAPI error ``code``, ``message`` and HTTP ``status``."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class EngineDraining(Exception):
+    """The engine is shutting down and takes no new calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One state change of a call, as published to subscribers (SSE, status callbacks)."""
+
+    call_id: str
+    seq: int
+    event: str
+    state: str
+    at: datetime
+    data: dict[str, Any]
+    final: bool
+
+
+@dataclass(slots=True)
+class _Live:
+    runner: SimpleCall
+    history: list[CallEvent] = field(default_factory=list)
+    subscribers: list[trio.MemorySendChannel[CallEvent]] = field(default_factory=list)
+
+
+class LegProvider:
+    """Where non-sandbox legs come from (the SIP service); absent: such parties fail with 480."""
+
+    def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
+        return [FailedLeg(party.number, 480, "no SIP service")]
+
+
+class Engine:
+    """Call control for Simple PhoneCalls; see ``open_engine``."""
+
+    def __init__(
+        self,
+        config: Config,
+        directory: Directory,
+        store: Store,
+        *,
+        media: Callable[[PhoneCall], CallMedia],
+        legs: LegProvider | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.store = store
+        self.legs = legs or LegProvider()
+        self._media = media
+        self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self._rng = rng or random.Random()
+        self._ids = random.SystemRandom() if rng is None else rng
+        self._live: dict[str, _Live] = {}
+        self._nursery: trio.Nursery | None = None
+        self.draining = False
+        self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Mark calls that were live when the process stopped as ended; return how many."""
+        count = 0
+        for call in self.store.live_calls():
+            call.state = CallState.ENDED
+            call.ended = self._wall_clock()
+            call.disposition = Disposition.ANSWERED if call.bridged else Disposition.FAILED
+            call.hangup_cause = "engine restarted while the call was live"
+            for party in call.parties:
+                if party.ended is None:
+                    party.ended = call.ended
+                party.status = PartyStatus.UNKNOWN
+            self.store.save_call(call)
+            count += 1
+        if count:
+            logger.warning("marked %d calls live at the last stop as ended", count)
+        return count
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new calls, hang up live ones cleanly, wait up to ``timeout`` for them."""
+        self.draining = True
+        live = list(self._live.values())
+        for entry in live:
+            entry.runner.control(Hangup("server shutting down"))
+        with trio.move_on_after(timeout):
+            for entry in live:
+                await entry.runner.finished.wait()
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def originate(self, req: OriginateRequest) -> tuple[PhoneCall, bool]:
+        """Store the PhoneCall and start it; ``(call, False)`` when the nonce was seen before."""
+        if self.draining:
+            raise EngineDraining("the server is shutting down")
+        if req.nonce is not None:
+            existing = self.store.find_call_by_nonce(req.user_id, req.nonce)
+            if existing is not None:
+                return existing, False
+        call = PhoneCall(
+            id=new_call_id(self._ids),
+            user_id=req.user_id,
+            organization_id=req.organization_id,
+            extension=req.extension.extended,
+            sources=list(req.sources),
+            destinations=list(req.destinations),
+            caller_id=req.caller_id or req.extension.caller_id,
+            caller_id_destination=req.caller_id_destination or req.extension.caller_id,
+            nonce=req.nonce,
+            wait_for_pickup=req.wait_for_pickup,
+            call_duration=req.call_duration or self.config.calls.max_duration,
+            allow_public_transfer=req.allow_public_transfer,
+            video=req.video,
+            status_callback=req.status_callback,
+            published=self._wall_clock(),
+        )
+        for number in req.sources:
+            call.parties.append(self.make_party(number, "source", req.organization_id))
+        for number in req.destinations:
+            call.parties.append(self.make_party(number, "destination", req.organization_id))
+        self.store.save_call(call)
+        self._start(call)
+        return call, True
+
+    def make_party(self, number: str, role: str, organization_id: int) -> Party:
+        try:
+            target = resolve(number, self.directory, organization_id, allow_short=True)
+        except NumberError:
+            return Party(number=number, role=role, kind="public", flow=Flow.OUTGOING)
+        if isinstance(target, ExtensionTarget):
+            return Party(number, role, "extension", target.extension.extended, flow=Flow.LOCAL)
+        if isinstance(target, SandboxTarget):
+            return Party(number, role, "sandbox", flow=Flow.LOCAL)
+        return Party(number, role, "public", flow=Flow.OUTGOING)
+
+    def _start(self, call: PhoneCall, **kwargs: Any) -> SimpleCall:
+        if self._nursery is None:
+            raise RuntimeError("the engine is not running (use open_engine)")
+        runner = SimpleCall(call, self._context(), **kwargs)
+        self._live[call.id] = _Live(runner)
+        self._publish(call, "created", {})
+        self._nursery.start_soon(self._run_call, runner, name=f"call {call.id}")
+        return runner
+
+    async def _run_call(self, runner: SimpleCall) -> None:
+        try:
+            await runner.run()
+        except Exception:
+            logger.exception("call %s crashed", runner.call.id)
+        finally:
+            entry = self._live.pop(runner.call.id, None)
+            if entry is not None:
+                for channel in entry.subscribers:
+                    channel.close()
+
+    def _context(self) -> CallContext:
+        return CallContext(
+            legs=self._legs_for,
+            media=self._media,
+            observer=self,
+            wall_clock=self._wall_clock,
+            rate_for=self._rate_for,
+        )
+
+    def _legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
+        if party.kind == "sandbox":
+            target = resolve(party.number, self.directory, call.organization_id)
+            assert isinstance(target, SandboxTarget)
+            return [SandboxLeg(party.number, plan_for(target.index, self._rng))]
+        return self.legs.legs_for(call, party, caller_id)
+
+    def _rate_for(self, party: Party) -> float:
+        route = self.directory.route_for(party.number)
+        return route.rate if route is not None else 0.0
+
+    # --- observer (called by SimpleCall) ------------------------------------------------------
+
+    def changed(self, call: PhoneCall, event: str, data: dict[str, object]) -> None:
+        try:
+            self.store.save_call(call)
+        except Exception:
+            logger.exception("call %s: could not save the record", call.id)
+        self._publish(call, event, dict(data))
+
+    def _publish(self, call: PhoneCall, event: str, data: dict[str, Any]) -> None:
+        entry = self._live.get(call.id)
+        final = event == "ended"
+        seq = len(entry.history) + 1 if entry is not None else 1
+        item = CallEvent(call.id, seq, event, str(call.state), self._wall_clock(), data, final)
+        logger.info("call %s: %s %s", call.id, event, data or "")
+        if entry is not None:
+            entry.history.append(item)
+            for channel in list(entry.subscribers):
+                try:
+                    channel.send_nowait(item)
+                except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                    entry.subscribers.remove(channel)
+                    channel.close()
+        for listener in self.listeners:
+            try:
+                listener(call, item)
+            except Exception:
+                logger.exception("call %s: event listener failed", call.id)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get_call(self, call_id: str) -> PhoneCall | None:
+        entry = self._live.get(call_id)
+        if entry is not None:
+            return entry.runner.call
+        return self.store.get_call(call_id)
+
+    def list_calls(
+        self, *, user_id: int | None = None, extension: str | None = None
+    ) -> list[PhoneCall]:
+        calls = self.store.list_calls(user_id=user_id, extension=extension)
+        return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
+
+    @asynccontextmanager
+    async def subscribe(self, call_id: str) -> AsyncIterator[trio.MemoryReceiveChannel[CallEvent]]:
+        """Events of one call: the history so far, then live ones; closes after the final one."""
+        send, receive = trio.open_memory_channel[CallEvent](1024)
+        entry = self._live.get(call_id)
+        if entry is not None:
+            for item in entry.history:
+                send.send_nowait(item)
+            entry.subscribers.append(send)
+        else:
+            call = self.store.get_call(call_id)
+            if call is not None and call.state is CallState.ENDED:
+                send.send_nowait(
+                    CallEvent(
+                        call.id,
+                        1,
+                        "ended",
+                        str(call.state),
+                        call.ended or self._wall_clock(),
+                        {"disposition": int(call.disposition or 0), "cause": call.hangup_cause},
+                        True,
+                    )
+                )
+            send.close()
+        async with receive:
+            yield receive
+        if entry is not None and send in entry.subscribers:
+            entry.subscribers.remove(send)
+
+    # --- acting -----------------------------------------------------------------------------
+
+    async def hangup(self, call_id: str, phone_number: str | None = None) -> bool:
+        """Hang up a live call (only if ``phone_number``, when given, is one of its parties)."""
+        entry = self._live.get(call_id)
+        if entry is None:
+            return False
+        call = entry.runner.call
+        if phone_number is not None and not _has_party(call, phone_number):
+            return False
+        entry.runner.control(Hangup("hung up via the API", phone_number))
+        return True
+
+    async def act(self, call_id: str, action: CallAction) -> PhoneCall:
+        entry = self._live.get(call_id)
+        if entry is None:
+            if self.store.get_call(call_id) is None:
+                raise ActionError("pc_not_found", f"no PhoneCall {call_id}", 404)
+            raise ActionError("pc_not_live", f"PhoneCall {call_id} has ended", 409)
+        call = entry.runner.call
+        request = self._control_for(call, action)
+        entry.runner.control(request)
+        return call
+
+    def _control_for(self, call: PhoneCall, action: CallAction) -> Control:
+        name = action.action
+        if name in ("OnHold", "OffHold", "StartRecording", "StopRecording"):
+            if call.state is not CallState.BRIDGED:
+                raise ActionError("pc_not_bridged", f"{name} needs a connected call", 409)
+            if name in ("StartRecording", "StopRecording"):
+                if action.format not in (None, "wav"):
+                    raise ActionError(
+                        "pc_format_invalid", f"recording format {action.format!r} unsupported"
+                    )
+                return Recording(start=name == "StartRecording")
+            index = self._party_index(call, action.phone_call_view_id, action.transfer_number)
+            return Hold(index, held=name == "OnHold")
+        if name in ("Transfer", "TransferToVoicemail"):
+            return self._transfer_for(call, action)
+        raise ActionError("request_not_implemented", f"action {name!r} is not implemented", 501)
+
+    def _transfer_for(self, call: PhoneCall, action: CallAction) -> Control:
+        if call.state is not CallState.BRIDGED:
+            raise ActionError("pc_not_bridged", "Transfer needs a connected call", 409)
+        target_number = action.send_call_to
+        if not target_number:
+            raise ActionError("pc_sendcallto_invalid", "sendCallTo is required for a transfer")
+        if action.action == "TransferToVoicemail":
+            ext = self.directory.find_extension(target_number, call.organization_id)
+            if ext is None or ext.type is not ExtensionType.VOICEMAIL_CENTER:
+                raise ActionError(
+                    "request_not_implemented",
+                    "TransferToVoicemail needs a voicemail_center extension; none matches",
+                    501,
+                )
+        try:
+            target = resolve(target_number, self.directory, call.organization_id)
+        except NumberError as exc:
+            raise ActionError("pc_sendcallto_invalid", str(exc)) from None
+        if isinstance(target, PublicTarget) and not call.allow_public_transfer:
+            raise ActionError(
+                "pc_transfer_invalid",
+                "transfer to a public number needs allowPublicTransfer=true on the call",
+                403,
+            )
+        if action.transfer_number is None and action.phone_call_view_id is None:
+            # Default: the source stays, the destination is replaced.
+            index = next(i for i, p in enumerate(call.parties) if p.role == "source")
+            index = self._connected_source_index(call, index)
+        else:
+            index = self._party_index(call, action.phone_call_view_id, action.transfer_number)
+        party = self.make_party(target_number, "destination", call.organization_id)
+        party.status = PartyStatus.UNKNOWN
+        return Transfer(index, party, float(action.wait_for_pickup or 25))
+
+    @staticmethod
+    def _connected_source_index(call: PhoneCall, default: int) -> int:
+        for i, party in enumerate(call.parties):
+            if party.role == "source" and party.answered is not None and party.ended is None:
+                return i
+        return default
+
+    @staticmethod
+    def _party_index(call: PhoneCall, view_id: str | None, number: str | None) -> int:
+        if view_id is not None:
+            try:
+                index = int(view_id)
+            except ValueError:
+                index = -1
+            if not 0 <= index < len(call.parties):
+                raise ActionError("pc_view_invalid", f"no phoneCallView {view_id!r} in this call")
+            return index
+        if number is not None:
+            for i, party in enumerate(call.parties):
+                if party.number == number or party.extension == number:
+                    return i
+            raise ActionError("pc_number_invalid", f"{number} is not a party of this call")
+        for i, party in enumerate(call.parties):
+            if party.answered is not None and party.ended is None and party.role == "destination":
+                return i
+        raise ActionError("pc_view_invalid", "phoneCallViewId is required")
+
+
+def _has_party(call: PhoneCall, number: str) -> bool:
+    return any(number in (p.number, p.extension) for p in call.parties)
+
+
+@asynccontextmanager
+async def open_engine(
+    config: Config,
+    directory: Directory,
+    store: Store,
+    *,
+    media: Callable[[PhoneCall], CallMedia] | None = None,
+    legs: LegProvider | None = None,
+    wall_clock: Callable[[], datetime] | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Engine]:
+    """Run an engine for the duration of the block; on exit live calls are drained."""
+    from engine.anchor import NullMedia
+
+    engine = Engine(
+        config,
+        directory,
+        store,
+        media=media or (lambda call: NullMedia()),
+        legs=legs,
+        wall_clock=wall_clock,
+        rng=rng,
+    )
+    engine.recover()
+    async with trio.open_nursery() as nursery:
+        engine._nursery = nursery
+        try:
+            yield engine
+        finally:
+            with trio.CancelScope(shield=True):
+                await engine.drain(config.calls.drain)
+            nursery.cancel_scope.cancel()
+
+
+def recordings_dir(config: Config) -> Path:
+    """Where StartRecording writes its WAV files: ``recordings/`` beside the store file."""
+    url = config.store.url
+    base = Path(url.removeprefix("sqlite:///")).parent if url.startswith("sqlite:///") else Path()
+    return base / "recordings"

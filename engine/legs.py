@@ -1,0 +1,96 @@
+"""Call legs: one outgoing INVITE towards one device, gateway or sandbox number.
+
+A B2BUA is two symmetric legs exchanging protocol-neutral call-control events (the idea of
+sippy's UA/CC events, without its globals and callbacks). The call controller in
+``engine/calls.py`` only ever sees the events below; whether a leg is a real SIP dialog
+(``SipLeg``) or a sandbox number answered in-process (``engine/sandbox.py``) does not matter to it.
+
+A leg's life: ``start()`` sends the INVITE; ``next_event()`` yields ``LegRinging`` (zero or more),
+then exactly one of ``LegAnswered`` / ``LegFailed``; after ``LegAnswered`` possibly one
+``LegHungUp`` when the far end hangs up. ``cancel()`` before the answer, ``bye()`` after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LegRinging:
+    status: int
+    sdp: bytes | None = None  # early media (183 with SDP)
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    sdp: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LegFailed:
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegHungUp:
+    reason: str
+
+
+LegEvent = LegRinging | LegAnswered | LegFailed | LegHungUp
+
+
+class Leg(Protocol):
+    """What the call controller needs from a leg."""
+
+    @property
+    def label(self) -> str:
+        """Short human label for logs (number and device)."""
+        ...
+
+    async def start(self, offer: bytes | None) -> None: ...
+
+    async def next_event(self) -> LegEvent: ...
+
+    async def cancel(self) -> None: ...
+
+    async def bye(self) -> None: ...
+
+    async def reinvite(self, sdp: bytes) -> bytes | None: ...
+
+
+class FailedLeg:
+    """A leg that fails at once (no registered device, no route): keeps the controller uniform."""
+
+    def __init__(self, label: str, status: int, reason: str) -> None:
+        self._label = label
+        self._event: LegEvent | None = LegFailed(status, reason)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    async def start(self, offer: bytes | None) -> None:
+        return None
+
+    async def next_event(self) -> LegEvent:
+        if self._event is None:
+            await trio.sleep_forever()
+        event, self._event = self._event, None
+        assert event is not None
+        return event
+
+    async def cancel(self) -> None:
+        return None
+
+    async def bye(self) -> None:
+        return None
+
+    async def reinvite(self, sdp: bytes) -> bytes | None:
+        return None
