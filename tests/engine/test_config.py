@@ -1,0 +1,179 @@
+"""Configuration: the embedded default, a full file, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import (
+    ConfigError,
+    ListenAddress,
+    default_config,
+    load_config,
+    parse_transport_address,
+)
+
+FULL = """
+[sip]
+listen = ["udp:127.0.0.1:0", "tcp:[::1]:5070"]
+domain = "pbx.test"
+
+[media]
+address = "10.1.2.3"
+ports = [30000, 30099]
+
+[api]
+listen = "0.0.0.0:0"
+public_url = "https://uapi.test/"
+
+[store]
+url = "sqlite:///:memory:"
+
+[calls]
+wait_for_pickup = 10
+max_duration = 120
+drain = 2.5
+
+[directory]
+file = "dir/directory.toml"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "b2bua.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_is_the_contracts_embedded_default() -> None:
+    config = default_config()
+    assert config.sip.listen == (
+        ("udp", "127.0.0.1", 5060),
+        ("tcp", "127.0.0.1", 5060),
+    )
+    assert config.sip.domain == "voip.example.com"
+    assert (config.api.host, config.api.port, config.api.public_url) == ("127.0.0.1", 8080, None)
+    assert config.api.base_url() == "http://127.0.0.1:8080"
+    assert config.store.url == "sqlite:///b2bua.sqlite"
+    assert config.directory.file is None
+    assert (config.media.address, config.media.ports) == ("127.0.0.1", (20000, 29999))
+    assert (config.calls.wait_for_pickup, config.calls.max_duration, config.calls.drain) == (
+        25,
+        3600,
+        10,
+    )
+
+
+def test_empty_file_gives_the_default(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")) == default_config()
+
+
+def test_full_file(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "directory.toml").write_text("")
+    config = load_config(write(tmp_path, FULL))
+    assert config.sip.listen == (
+        ListenAddress("udp", "127.0.0.1", 0),
+        ListenAddress("tcp", "::1", 5070),
+    )
+    assert str(config.sip.listen[1]) == "tcp:[::1]:5070"
+    transport, host, port = config.sip.listen[0]
+    assert (transport, host, port) == ("udp", "127.0.0.1", 0)
+    assert config.sip.domain == "pbx.test"
+    assert (config.media.address, config.media.ports) == ("10.1.2.3", (30000, 30099))
+    assert (config.api.host, config.api.port) == ("0.0.0.0", 0)
+    assert config.api.base_url(41234) == "https://uapi.test"  # public_url wins, no trailing /
+    assert config.store.url == "sqlite:///:memory:"
+    assert (config.calls.wait_for_pickup, config.calls.max_duration, config.calls.drain) == (
+        10,
+        120,
+        2.5,
+    )
+    # relative to the config file, not the current folder
+    assert config.directory.file == (tmp_path / "dir" / "directory.toml").resolve()
+
+
+def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[api]\nlisten = "127.0.0.1:0"\n'))
+    assert config.api.public_url is None
+    assert config.api.base_url(40112) == "http://127.0.0.1:40112"
+    v6 = load_config(write(tmp_path, '[api]\nlisten = "[::1]:8081"\n'))
+    assert v6.api.base_url() == "http://[::1]:8081"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[sip]\nlisten = ["udp:127.0.0.1:5060", "foo"]',
+            "sip.listen[1]: expected 'udp:HOST:PORT' or 'tcp:HOST:PORT', got 'foo'",
+        ),
+        ('[sip]\nlisten = ["tls:127.0.0.1:5061"]', "sip.listen[0]: expected 'udp:HOST:PORT'"),
+        ('[sip]\nlisten = ["udp:127.0.0.1"]', "sip.listen[0]: expected 'udp:HOST:PORT'"),
+        ('[sip]\nlisten = ["udp:127.0.0.1:70000"]', "sip.listen[0]:"),
+        ('[sip]\nlisten = ["udp:127.0.0.1:70000"]', "out of range 0-65535"),
+        ('[sip]\nlisten = ["udp::1:5060"]', "IPv6 addresses need brackets"),
+        ("[sip]\nlisten = []", "sip.listen: needs at least one"),
+        ('[sip]\nlisten = "udp:127.0.0.1:5060"', "sip.listen: expected an array"),
+        ("[sip]\nlisten = [5060]", "sip.listen[0]: expected a string, got integer 5060"),
+        (
+            '[sip]\nlisten = ["udp:127.0.0.1:5060", "udp:127.0.0.1:5060"]',
+            "sip.listen[1]: 'udp:127.0.0.1:5060' is listed twice",
+        ),
+        ('[sip]\ndomain = "bad domain"', "sip.domain: bad host 'bad domain'"),
+        ("[sip]\nport = 5060", "sip.port: unknown key"),
+        ("[sip]\nport = 5060", "known: domain, listen"),
+        ("[media]\nports = [20001, 29999]", "media.ports[0]: must be even"),
+        (
+            "[media]\nports = [30000, 20000]",
+            "range [30000, 20000] is empty or inverted",
+        ),
+        ("[media]\nports = [30000, 30000]", "media.ports: range"),
+        ("[media]\nports = [0, 100]", "media.ports[0]: 0 out of range 1-65535"),
+        ("[media]\nports = [20000, 70000]", "media.ports[1]: 70000 out of range"),
+        ("[media]\nports = [20000]", "media.ports: expected [LOW, HIGH]"),
+        ('[media]\nports = ["a", "b"]', "media.ports[0]: expected an integer"),
+        ('[media]\naddress = "1.2.3.4:5"', "media.address: expected an address without a port"),
+        ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
+        ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
+        ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
+        ('[store]\nurl = "postgres://db/x"', "store.url: expected 'sqlite:///PATH'"),
+        ("[calls]\nwait_for_pickup = 0", "calls.wait_for_pickup: 0 out of range"),
+        ("[calls]\nwait_for_pickup = true", "calls.wait_for_pickup: expected an integer"),
+        ("[calls]\nmax_duration = 1.5", "calls.max_duration: expected an integer, got number"),
+        ("[calls]\ndrain = -1", "calls.drain: expected a finite number of seconds >= 0"),
+        ("[calls]\ndrain = inf", "calls.drain: expected a finite number"),
+        ("[calls]\ndrain = nan", "calls.drain: expected a finite number"),
+        ('[calls]\ndrain = "10"', "calls.drain: expected a number of seconds, got string"),
+        ('[directory]\nfile = "nope.toml"', "directory.file: no such file"),
+        ("[directory]\nfile = 3", "directory.file: expected a string"),
+        ('[sipp]\nlisten = ["udp:127.0.0.1:5060"]', "sipp: unknown section"),
+        ("sip = 3", "sip: expected a [sip] table"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert message in str(info.value)
+    assert str(info.value).startswith(f"{info.value.key}: ")
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="invalid TOML") as info:
+        load_config(write(tmp_path, "[sip\n"))
+    assert info.value.key.endswith("b2bua.toml")
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[sip]\ndomain = "\xe9"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_parse_transport_address() -> None:
+    assert parse_transport_address("UDP:10.0.0.1:5060") == ("udp", "10.0.0.1", 5060)
+    assert parse_transport_address("tcp:gw.example.com:5080").host == "gw.example.com"
+    for bad in ("", "udp", "udp:", "udp:host", "udp:[::1", "udp:[::1]x", "udp:h:-1", "udp: :1"):
+        with pytest.raises(ValueError):
+            parse_transport_address(bad)
