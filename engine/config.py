@@ -138,7 +138,9 @@ class ApiConfig:
         if self.public_url is not None:
             return self.public_url
         port = self.port if bound_port is None else bound_port
-        return f"http://{format_host(self.host)}:{port}"
+        # a wildcard address is no place to send a client: point at loopback instead
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{format_host(host)}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,3 +369,44 @@ def load_config(path: str | Path) -> Config:
     config = config_from_dict(data, path.resolve().parent)
     logger.debug("loaded config from %s", path)
     return config
+
+
+def _toml_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_config(config: Config) -> str:
+    """The TOML text of ``config`` (e.g. for ``b2bua`` to show the effective settings);
+    ``load_config`` of it gives ``config`` back (directory path made absolute)."""
+    listen = ", ".join(_toml_string(str(address)) for address in config.sip.listen)
+    api = config.api
+    lines = [
+        "[sip]",
+        f"listen = [{listen}]",
+        f"domain = {_toml_string(config.sip.domain)}",
+        "",
+        "[media]",
+        f"address = {_toml_string(config.media.address)}",
+        f"ports = [{config.media.ports[0]}, {config.media.ports[1]}]",
+        "",
+        "[api]",
+        f"listen = {_toml_string(f'{format_host(api.host)}:{api.port}')}",
+    ]
+    if api.public_url is not None:
+        lines.append(f"public_url = {_toml_string(api.public_url)}")
+    lines += [
+        "",
+        "[store]",
+        f"url = {_toml_string(config.store.url)}",
+        "",
+        "[calls]",
+        f"wait_for_pickup = {config.calls.wait_for_pickup}",
+        f"max_duration = {config.calls.max_duration}",
+        f"drain = {config.calls.drain!r}",
+    ]
+    if config.directory.file is not None:
+        lines += ["", "[directory]", f"file = {_toml_string(str(config.directory.file))}"]
+    else:
+        lines += ["", "[directory]", '# file = "directory.toml"  # unset: the built-in demo']
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from engine.config import (
     default_config,
     load_config,
     parse_transport_address,
+    render_config,
 )
 
 FULL = """
@@ -100,6 +101,8 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
     assert config.api.base_url(40112) == "http://127.0.0.1:40112"
     v6 = load_config(write(tmp_path, '[api]\nlisten = "[::1]:8081"\n'))
     assert v6.api.base_url() == "http://[::1]:8081"
+    wildcard = load_config(write(tmp_path, '[api]\nlisten = "0.0.0.0:0"\n'))
+    assert wildcard.api.base_url(8090) == "http://127.0.0.1:8090"
 
 
 @pytest.mark.parametrize(
@@ -177,3 +180,15 @@ def test_parse_transport_address() -> None:
     for bad in ("", "udp", "udp:", "udp:host", "udp:[::1", "udp:[::1]x", "udp:h:-1", "udp: :1"):
         with pytest.raises(ValueError):
             parse_transport_address(bad)
+
+
+def test_render_config_round_trips(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, render_config(default_config()))) == default_config()
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "directory.toml").write_text("")
+    full = load_config(write(tmp_path, FULL))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    copy = other / "copy.toml"
+    copy.write_text(render_config(full))
+    assert load_config(copy) == full
