@@ -324,8 +324,12 @@ def _parse_directory(data: dict[str, Any], base: Path) -> DirectoryConfig:
     text = _string("directory.file", data["file"])
     if not text:
         raise ConfigError("directory.file", "empty path")
-    path = (base / Path(text).expanduser()).resolve()
-    if not path.is_file():
+    try:
+        path = (base / Path(text).expanduser()).resolve()
+        exists = path.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:  # no home dir, NUL byte, loops...
+        raise ConfigError("directory.file", f"bad path {text!r}: {exc}") from None
+    if not exists:
         raise ConfigError("directory.file", f"no such file: {path}")
     return DirectoryConfig(file=path)
 

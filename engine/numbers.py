@@ -30,9 +30,9 @@ MAX_PUBLIC_DIGITS = 20
 MAX_CALLER_NAME = 64
 MAX_CALLER_NUMBER = 32
 
-_SANDBOX = re.compile(r"(\d+)\*(0\d)")
-_EXTENDED = re.compile(r"(\d+)\*(\d+)")
-_PUBLIC = re.compile(r"\+?\d+")
+_SANDBOX = re.compile(r"([0-9]+)\*(0[0-9])")
+_EXTENDED = re.compile(r"([0-9]+)\*([0-9]+)")
+_PUBLIC = re.compile(r"\+?[0-9]+")
 _CALLER_NUMBER = re.compile(r"\+?[0-9*]*[0-9][0-9*]*")
 _NAME_PUNCTUATION = frozenset(" .-'")
 

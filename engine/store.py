@@ -378,6 +378,8 @@ def open_store(url: str) -> SqliteStore:
             f"unsupported store url {url!r} (scheme {scheme!r}): expected 'sqlite:///PATH'"
         )
     path = url[len(prefix) :]
+    if "\x00" in path:
+        raise StoreError(f"bad store path {path!r}: contains a NUL character")
     if path != ":memory:":
         parent = Path(path).parent
         if not parent.is_dir():

@@ -192,3 +192,8 @@ def test_render_config_round_trips(tmp_path: Path) -> None:
     copy = other / "copy.toml"
     copy.write_text(render_config(full))
     assert load_config(copy) == full
+
+
+def test_odd_paths_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"directory\.file: bad path"):
+        load_config(write(tmp_path, '[directory]\nfile = "a\\u0000b"\n'))

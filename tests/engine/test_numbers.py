@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.directory import Directory, demo_directory, parse_directory
 from engine.numbers import (
@@ -173,3 +175,30 @@ def test_bad_caller_ids(text: str, reason: str) -> None:
 def test_format_caller_id() -> None:
     assert format_caller_id("John Doe", "4242425") == "John Doe <4242425>"
     assert format_caller_id(None, "4242425") == "4242425"
+
+
+_DIALLED = st.text(alphabet="0123456789*+ #a٣", max_size=12)
+
+
+@given(number=_DIALLED | st.text(max_size=12), org=st.sampled_from([None, 3, 4, 99]))
+def test_any_input_resolves_or_says_why(number: str, org: int | None) -> None:
+    directory = demo_directory()
+    for allow_short in (True, False):
+        try:
+            target = resolve(number, directory, org, allow_short)
+        except NumberError as exc:
+            assert exc.reason
+        else:
+            assert isinstance(target, ExtensionTarget | PublicTarget | SandboxTarget)
+
+
+@given(
+    st.text(max_size=40) | st.from_regex(r"[A-Za-z .'-]{0,10} ?<\+?[0-9*]{1,8}>", fullmatch=True)
+)
+def test_caller_id_parse_never_crashes_and_round_trips(text: str) -> None:
+    try:
+        name, number = parse_caller_id(text)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert parse_caller_id(format_caller_id(name, number)) == (name, number)

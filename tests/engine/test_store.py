@@ -234,3 +234,8 @@ def test_save_call_rate(tmp_path: Path) -> None:
     assert store.count_calls(ended=True) == len(calls)
     assert rate > 200  # far below what it does; catches an fsync-per-write regression
     store.close()
+
+
+def test_nul_in_path_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="NUL"):
+        open_store("sqlite:///a\x00b")
