@@ -1,1 +1,21 @@
+"""The media relay: RTP/RTCP forwarding, latching, counters, recording and tones (stdlib only)."""
 
+from __future__ import annotations
+
+from engine.media.errors import MediaError, PortRangeExhausted
+from engine.media.recorder import RecordingInfo
+from engine.media.relay import Relay
+from engine.media.stats import ChannelStats, MediaEndpoint, StreamStats
+
+Endpoint = MediaEndpoint  # the name docs/INTERNAL-API.md uses
+
+__all__ = [
+    "ChannelStats",
+    "Endpoint",
+    "MediaEndpoint",
+    "MediaError",
+    "PortRangeExhausted",
+    "RecordingInfo",
+    "Relay",
+    "StreamStats",
+]
