@@ -7,6 +7,8 @@ import logging
 import os
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -239,3 +241,28 @@ def test_save_call_rate(tmp_path: Path) -> None:
 def test_nul_in_path_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="NUL"):
         open_store("sqlite:///a\x00b")
+
+
+def test_survives_a_killed_process(tmp_path: Path) -> None:
+    """A process that saves a call and dies without closing the store leaves the record."""
+    path = tmp_path / "killed.sqlite"
+    script = (
+        "import os, random, sys\n"
+        "from engine.store import SqliteStore\n"
+        "from engine.model import PhoneCall, new_call_id\n"
+        "store = SqliteStore(sys.argv[1])\n"
+        "call = PhoneCall(new_call_id(random.Random(8)), 12, 3, '0003*210', ['0003*00'],"
+        " ['0003*01'], nonce='before-crash')\n"
+        "store.save_call(call)\n"
+        "store.save_token('t', 'demo-user-app', 'user', 12, 2e9)\n"
+        "os._exit(0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    store = SqliteStore(path)
+    call = store.find_call_by_nonce(12, "before-crash")
+    assert call is not None and call.id == new_call_id(random.Random(8))
+    assert store.get_token("t") is not None
+    store.close()
