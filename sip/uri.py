@@ -1,0 +1,305 @@
+"""SIP, SIPS and tel URIs and name-addr values (RFC 3261 §19.1, §20.10, §25.1; RFC 3966).
+
+``parse_uri`` returns a ``SipUri`` for ``sip:``/``sips:``, a ``TelUri`` for ``tel:`` and an
+``AbsoluteUri`` (kept verbatim) for any other syntactically valid scheme: whether a scheme is
+acceptable in a Request-URI is the UAS core's decision (416, RFC 3261 §8.2.2.1), not the parser's.
+
+The user part keeps its escapes as written (``SipUri.user_unescaped`` resolves them), hosts are
+lowercased, parameter names are lowercased and parameter order is kept.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import unquote as _pct_unquote
+
+from sip._grammar import (
+    HOSTNAME_PATTERN,
+    IPV6REF_PATTERN,
+    Params,
+    find_param,
+    format_params,
+    has_param,
+    parse_params,
+    quote,
+    set_params,
+    split_top_level,
+    unquote,
+)
+from sip.errors import RemoteProtocolError
+
+__all__ = [
+    "AbsoluteUri",
+    "NameAddr",
+    "SipUri",
+    "TelUri",
+    "Uri",
+    "parse_name_addr",
+    "parse_name_addr_list",
+    "parse_uri",
+]
+
+_ESC = r"%[0-9A-Fa-f]{2}"
+_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
+_USER = rf"(?:[{_UNRESERVED}&=+$,;?/]|{_ESC})+"
+_PASSWORD = rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*"
+_PARAMCHAR = rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+"
+_HNV = rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*"
+_HOSTNAME = HOSTNAME_PATTERN
+_IPV6REF = IPV6REF_PATTERN
+
+_SIP_URI_RE = re.compile(
+    rf"([Ss][Ii][Pp][Ss]?):(?:({_USER})(?::({_PASSWORD}))?@)?"
+    rf"({_HOSTNAME}|{_IPV6REF})(?::([0-9]{{1,5}}))?"
+    rf"((?:;{_PARAMCHAR}(?:={_PARAMCHAR})?)*)"
+    rf"(?:\?({_HNV}={_HNV}(?:&{_HNV}={_HNV})*))?"
+)
+_sip_uri_match = _SIP_URI_RE.fullmatch
+_TEL_RE = re.compile(
+    rf"([Tt][Ee][Ll]):([0-9A-Fa-f*#+\-.()pPwW]+)((?:;{_PARAMCHAR}(?:={_PARAMCHAR})?)*)"
+)
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*):(.+)", re.S)
+# Any other scheme: absoluteURI (RFC 3261 §25.1) - printable ASCII without the delimiters that
+# would end a URI in a header ("<", ">", '"', whitespace).
+_OPAQUE_RE = re.compile(r"[!#-;=?-~]+")
+
+
+def _split_uri_params(text: str) -> Params:
+    out: list[tuple[str, str | None]] = []
+    for raw in text[1:].split(";"):
+        name, eq, value = raw.partition("=")
+        out.append((name.lower(), value if eq else None))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SipUri:
+    scheme: str
+    user: str | None
+    password: str | None
+    host: str
+    port: int | None
+    params: Params = ()
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def user_unescaped(self) -> str | None:
+        return None if self.user is None else _pct_unquote(self.user)
+
+    def param(self, name: str) -> str | None:
+        return find_param(self.params, name.lower())
+
+    def has_param(self, name: str) -> bool:
+        return has_param(self.params, name.lower())
+
+    def with_params(self, **params: str | None) -> SipUri:
+        return replace(self, params=set_params(self.params, params))
+
+    def without_params(self, *names: str) -> SipUri:
+        drop = {n.lower() for n in names}
+        return replace(self, params=tuple(p for p in self.params if p[0] not in drop))
+
+    @property
+    def transport(self) -> str | None:
+        value = find_param(self.params, "transport")
+        return None if value is None else value.lower()
+
+    @property
+    def host_port(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        parts = [self.scheme, ":"]
+        if self.user is not None:
+            parts.append(self.user)
+            if self.password is not None:
+                parts.append(":")
+                parts.append(self.password)
+            parts.append("@")
+        parts.append(self.host)
+        if self.port is not None:
+            parts.append(f":{self.port}")
+        if self.params:
+            parts.append(format_params(self.params))
+        if self.headers:
+            parts.append("?")
+            parts.append("&".join(f"{k}={v}" for k, v in self.headers))
+        return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class TelUri:
+    number: str
+    params: Params = ()
+
+    def param(self, name: str) -> str | None:
+        return find_param(self.params, name.lower())
+
+    def __str__(self) -> str:
+        return f"tel:{self.number}{format_params(self.params)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AbsoluteUri:
+    scheme: str  # lowercase
+    text: str  # the whole URI as written
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Uri = SipUri | TelUri | AbsoluteUri
+
+
+def _parse_sip_uri(text: str) -> SipUri | None:
+    m = _sip_uri_match(text)
+    if m is None:
+        return None
+    scheme, user, password, host, port, params, headers = m.groups()
+    if host[0] == "[":
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise RemoteProtocolError(f"bad IPv6 reference in URI {text!r}") from None
+    port_num: int | None = None
+    if port is not None:
+        port_num = int(port)
+        if port_num > 65535:
+            raise RemoteProtocolError(f"port out of range in URI {text!r}")
+    return SipUri(
+        scheme.lower(),
+        user,
+        password,
+        host.lower(),
+        port_num,
+        _split_uri_params(params) if params else (),
+        tuple((k, v) for k, _, v in (h.partition("=") for h in headers.split("&")))
+        if headers
+        else (),
+    )
+
+
+def parse_uri(text: str) -> Uri:
+    """Parse a URI (no surrounding whitespace or angle brackets)."""
+    uri = _parse_sip_uri(text)
+    if uri is not None:
+        return uri
+    m = _SCHEME_RE.fullmatch(text)
+    if m is None:
+        raise RemoteProtocolError(f"bad URI {text!r}")
+    scheme = m.group(1).lower()
+    if scheme in ("sip", "sips"):
+        raise RemoteProtocolError(f"bad {scheme} URI {text!r}")
+    if scheme == "tel":
+        t = _TEL_RE.fullmatch(text)
+        if t is None:
+            raise RemoteProtocolError(f"bad tel URI {text!r}")
+        return TelUri(t.group(2), _split_uri_params(t.group(3)) if t.group(3) else ())
+    if _OPAQUE_RE.fullmatch(m.group(2)) is None:
+        raise RemoteProtocolError(f"bad URI {text!r}")
+    return AbsoluteUri(scheme, text)
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    uri: Uri
+    display_name: str | None = None
+    params: Params = ()
+
+    @property
+    def tag(self) -> str | None:
+        return find_param(self.params, "tag")
+
+    def with_tag(self, tag: str) -> NameAddr:
+        return replace(self, params=set_params(self.params, {"tag": tag}))
+
+    def param(self, name: str) -> str | None:
+        return find_param(self.params, name.lower())
+
+    def with_params(self, **params: str | None) -> NameAddr:
+        return replace(self, params=set_params(self.params, params))
+
+    def __str__(self) -> str:
+        head = f"<{self.uri}>"
+        if self.display_name is not None:
+            head = f"{quote(self.display_name)} {head}"
+        return head + format_params(self.params) if self.params else head
+
+
+_WS = " \t"
+
+
+def _quoted_end(text: str, start: int) -> int:
+    """Index just past the quoted-string that starts at ``text[start] == '"'``."""
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1
+        i += 1
+    raise RemoteProtocolError(f"unterminated quoted string in {text!r}")
+
+
+def parse_name_addr(text: str) -> NameAddr:
+    """Parse ``[display] <uri>;params`` or the addr-spec form ``uri;params``.
+
+    In the addr-spec form every ``;`` parameter belongs to the header, not to the URI
+    (RFC 3261 §20.10).
+    """
+    text = text.strip(_WS)
+    display: str | None = None
+    if text.startswith('"'):
+        end = _quoted_end(text, 0)
+        display = unquote(text[:end])
+        rest = text[end:].lstrip(_WS)
+        if not rest.startswith("<"):
+            raise RemoteProtocolError(f"expected '<' after display name in {text!r}")
+        lt = 0
+    else:
+        rest = text
+        lt = text.find("<")
+    if lt >= 0:
+        if display is None:
+            # Leniency: an unquoted display name is taken as the text before '<' with runs of
+            # whitespace collapsed, even if it is not a sequence of tokens (non-ASCII names are
+            # common on the wire); a quote inside it is still an error.
+            words = rest[:lt].split()
+            if any('"' in w or ">" in w for w in words):
+                raise RemoteProtocolError(f"bad display name in {text!r}")
+            display = " ".join(words) or None
+        gt = rest.find(">", lt)
+        if gt < 0:
+            raise RemoteProtocolError(f"missing '>' in {text!r}")
+        uri = parse_uri(rest[lt + 1 : gt])
+        tail = rest[gt + 1 :].strip(_WS)
+    else:
+        semi = text.find(";")
+        if semi < 0:
+            uri_text, tail = text, ""
+        else:
+            uri_text, tail = text[:semi].rstrip(_WS), text[semi:]
+        if not uri_text or any(c in uri_text for c in ' \t,?"<>'):
+            raise RemoteProtocolError(f"bad addr-spec {text!r}")
+        uri = parse_uri(uri_text)
+    if not tail:
+        return NameAddr(uri, display)
+    if tail[0] != ";":
+        raise RemoteProtocolError(f"unexpected text after URI in {text!r}")
+    return NameAddr(uri, display, parse_params(tail))
+
+
+def parse_name_addr_list(text: str) -> list[NameAddr]:
+    """Parse a comma-separated list of name-addr/addr-spec values (Contact, Route, ...)."""
+    items = split_top_level(text, ",")
+    out: list[NameAddr] = []
+    for item in items:
+        if not item.strip(_WS):
+            raise RemoteProtocolError(f"empty element in list {text!r}")
+        out.append(parse_name_addr(item))
+    return out
