@@ -147,13 +147,13 @@ def test_junk_is_a_remote_protocol_error(body: bytes, fragment: str) -> None:
 _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-./+_*", min_size=1, max_size=12)
 _digits = st.text(alphabet="0123456789", min_size=1, max_size=20)
 _line_text = st.text(
-    alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)),
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
     max_size=30,
 )
 _attribute = st.builds(
     Attribute,
     name=st.text(
-        alphabet=st.characters(blacklist_characters="\r\n\x00:", blacklist_categories=("Cs",)),
+        alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00:"),
         min_size=1,
         max_size=12,
     ),

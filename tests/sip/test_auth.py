@@ -1,0 +1,357 @@
+"""Digest authentication for SIP (RFC 8760 / RFC 7616 / RFC 2069 compatibility)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sip import auth
+from sip.auth import AuthStatus, DigestChallenge, DigestCredentials, DigestServer
+from sip.errors import LocalProtocolError, RemoteProtocolError
+
+# --- RFC 7616 §3.9.1 example ------------------------------------------------------------------
+
+RFC_CHALLENGE_SHA256 = (
+    'Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=SHA-256, '
+    'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+    'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
+)
+RFC_CNONCE = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+
+
+def _hex(alg: str, text: str) -> str:
+    return hashlib.new(alg, text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "hashlib_name", "published"),
+    [
+        ("MD5", "md5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "sha256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
+def test_rfc7616_example_vectors(algorithm: str, hashlib_name: str, published: str) -> None:
+    # Computed by hand from the RFC's definitions (A1, A2, KD) and checked against the RFC.
+    ha1 = _hex(hashlib_name, "Mufasa:http-auth@example.org:Circle of Life")
+    ha2 = _hex(hashlib_name, "GET:/dir/index.html")
+    nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"
+    by_hand = _hex(hashlib_name, f"{ha1}:{nonce}:00000001:{RFC_CNONCE}:auth:{ha2}")
+    assert by_hand == published
+    challenge = auth.parse_challenge(RFC_CHALLENGE_SHA256.replace("SHA-256", algorithm))
+    creds = auth.build_credentials(
+        "GET", "/dir/index.html", challenge, "Mufasa", "Circle of Life", cnonce=RFC_CNONCE, nc=1
+    )
+    assert creds.response == published
+    assert creds.qop == "auth" and creds.nc == "00000001"
+    assert creds.opaque == "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"
+    value = auth.authorize(
+        "GET", "/dir/index.html", challenge, "Mufasa", "Circle of Life", cnonce=RFC_CNONCE
+    )
+    assert f'response="{published}"' in value
+    assert auth.parse_credentials(value) == creds
+
+
+def test_rfc7616_example_challenge_parses() -> None:
+    c = auth.parse_challenge(RFC_CHALLENGE_SHA256)
+    assert c.realm == "http-auth@example.org"
+    assert c.qop == ("auth", "auth-int")
+    assert c.algorithm == "SHA-256"
+    assert c.nonce == "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"
+    assert not c.stale and c.supported
+
+
+def test_sha512_256_and_sess_variants() -> None:
+    kwargs: dict[str, Any] = dict(
+        username="u", realm="r", password="p", method="INVITE", uri="sip:x@y"
+    )
+    plain = auth.digest_response(algorithm="SHA-512-256", nonce="n", **kwargs)
+    ha1 = _hex("sha512_256", "u:r:p")
+    ha2 = _hex("sha512_256", "INVITE:sip:x@y")
+    assert plain == _hex("sha512_256", f"{ha1}:n:{ha2}")
+    sess = auth.digest_response(
+        algorithm="md5-sess", nonce="n", qop="auth", nc="00000001", cnonce="c", **kwargs
+    )
+    ha1s = _hex("md5", f"{_hex('md5', 'u:r:p')}:n:c")
+    assert sess == _hex("md5", f"{ha1s}:n:00000001:c:auth:{_hex('md5', 'INVITE:sip:x@y')}")
+    with pytest.raises(LocalProtocolError):
+        auth.digest_response(algorithm="SHA-1", nonce="n", **kwargs)
+
+
+# --- auth-param syntax -----------------------------------------------------------------------
+
+
+def test_auth_params_quotes_escapes_and_commas() -> None:
+    params = auth.parse_auth_params(
+        ' Realm = "a, \\"quoted\\" realm" ,nonce="x,y",algorithm=MD5,, stale=TRUE,uri=sip:a@b'
+    )
+    assert params == [
+        ("realm", 'a, "quoted" realm'),
+        ("nonce", "x,y"),
+        ("algorithm", "MD5"),
+        ("stale", "TRUE"),
+        ("uri", "sip:a@b"),
+    ]
+    text = auth.format_auth_params([("realm", 'a "b" \\ c', True), ("qop", "auth", False)])
+    assert text == 'realm="a \\"b\\" \\\\ c", qop=auth'
+    assert auth.parse_auth_params(text) == [("realm", 'a "b" \\ c'), ("qop", "auth")]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('realm="unterminated', "unterminated"),
+        ("realm", "no '='"),
+        ('realm="a" nonce="b"', "expected ','"),
+        ('realm="a", realm="b"', "twice"),
+        ("=x", "expected a name"),
+        ("realm=", "empty value"),
+        ('realm="a\\', "dangling escape"),
+    ],
+)
+def test_bad_auth_params(text: str, fragment: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        auth.parse_auth_params(text)
+    assert fragment in info.value.reason
+
+
+def test_format_refuses_header_injection() -> None:
+    with pytest.raises(LocalProtocolError):
+        auth.format_auth_params([("username", "bob\r\nVia: evil", True)])
+
+
+def test_challenge_and_credentials_errors() -> None:
+    with pytest.raises(RemoteProtocolError, match="not Digest"):
+        auth.parse_challenge('Basic realm="x"')
+    with pytest.raises(RemoteProtocolError, match="without nonce"):
+        auth.parse_challenge('Digest realm="x"')
+    with pytest.raises(RemoteProtocolError, match="without response"):
+        auth.parse_credentials('Digest username="a", realm="r", nonce="n", uri="sip:x"')
+    with pytest.raises(RemoteProtocolError, match="nc and cnonce"):
+        auth.parse_credentials(
+            'Digest username="a", realm="r", nonce="n", uri="sip:x", response="1", qop=auth'
+        )
+    with pytest.raises(RemoteProtocolError, match="8 hex"):
+        auth.parse_credentials(
+            'Digest username="a", realm="r", nonce="n", uri="sip:x", response="1", qop=auth, '
+            'cnonce="c", nc=12'
+        )
+
+
+_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
+    max_size=20,
+)
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)
+
+
+@given(
+    realm=_text,
+    nonce=_text,
+    opaque=st.none() | _text,
+    stale=st.booleans(),
+    algorithm=st.sampled_from(["MD5", "SHA-256", "SHA-512-256", "MD5-sess"]),
+    qop=st.lists(_token, max_size=3).map(tuple),
+)
+def test_challenge_roundtrip(
+    realm: str,
+    nonce: str,
+    opaque: str | None,
+    stale: bool,
+    algorithm: str,
+    qop: tuple[str, ...],
+) -> None:
+    c = DigestChallenge(realm, nonce, algorithm, qop, opaque, stale)
+    assert auth.parse_challenge(str(c)) == c
+
+
+@given(username=_text, uri=_text, cnonce=st.none() | _text, nc=st.integers(1, 2**32 - 1))
+def test_credentials_roundtrip(username: str, uri: str, cnonce: str | None, nc: int) -> None:
+    qop = None if cnonce is None else "auth"
+    nc_text = None if cnonce is None else f"{nc:08x}"
+    c = DigestCredentials(
+        username, "realm", "nonce", uri, "ab12", "SHA-256", cnonce, None, qop, nc_text
+    )
+    assert auth.parse_credentials(str(c)) == c
+
+
+@given(st.text(max_size=120))
+def test_arbitrary_text_only_raises_remote_protocol_error(text: str) -> None:
+    for parse in (auth.parse_challenge, auth.parse_credentials, auth.parse_auth_params):
+        with contextlib.suppress(RemoteProtocolError):
+            parse(text)
+    server = DigestServer("r", b"k")
+    result = server.verify("INVITE", text, lambda _: "pw", 0.0)
+    assert result.status is not AuthStatus.OK
+
+
+@given(st.text(max_size=80))
+def test_arbitrary_digest_params_only_raise_remote_protocol_error(text: str) -> None:
+    with contextlib.suppress(RemoteProtocolError):
+        auth.parse_credentials("Digest " + text)
+
+
+# --- server <-> client ------------------------------------------------------------------------
+
+REALM = "b2bua.example"
+USERS = {"0003*210": "secret210", "0003*211": "secret211"}
+
+
+def _server(**kwargs: object) -> DigestServer:
+    return DigestServer(REALM, b"server secret", 60.0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_challenges_sha256_first_one_per_algorithm() -> None:
+    server = _server()
+    values = server.challenge_values(1000.0)
+    assert [auth.parse_challenge(v).algorithm for v in values] == ["SHA-256", "MD5"]
+    for value in values:
+        c = auth.parse_challenge(value)
+        assert c.realm == REALM and c.qop == ("auth",) and not c.stale
+    assert server.status == 401 and server.challenge_header == "WWW-Authenticate"
+    proxy = _server(proxy=True)
+    assert proxy.status == 407 and proxy.challenge_header == "Proxy-Authenticate"
+    assert proxy.credentials_header == "Proxy-Authorization"
+    assert all("stale=true" in v for v in server.challenge_values(0.0, stale=True))
+
+
+@pytest.mark.parametrize("preferred", ["SHA-256", "MD5", "SHA-512-256"])
+def test_round_trip_each_algorithm(preferred: str) -> None:
+    server = _server(algorithms=(preferred,))
+    challenge = auth.choose_challenge(server.challenge_values(100.0))
+    assert challenge.algorithm == preferred
+    value = auth.authorize("INVITE", "sip:0003*211@b2bua", challenge, "0003*210", "secret210")
+    result = server.verify("INVITE", value, USERS.get, 130.0)
+    assert result.ok and result.username == "0003*210" and result.status is AuthStatus.OK
+
+
+def test_client_picks_strongest_supported_challenge() -> None:
+    values = [
+        'Digest realm="r", nonce="1", algorithm=MD5, qop="auth"',
+        'Digest realm="r", nonce="2", algorithm=SHA-256, qop="auth"',
+        'Digest realm="r", nonce="3", algorithm=SHA-3, qop="auth"',
+        "Basic realm=r",
+    ]
+    assert auth.choose_challenge(values).nonce == "2"
+    with pytest.raises(RemoteProtocolError, match="no usable"):
+        auth.choose_challenge(values[2:])
+
+
+def test_stale_nonce() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(100.0))
+    value = auth.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=1)
+    assert server.verify("REGISTER", value, USERS.get, 160.0).ok  # exactly at the TTL
+    result = server.verify("REGISTER", value, USERS.get, 160.5)
+    assert result.status is AuthStatus.STALE and "expired" in result.reason
+    assert result.username == "0003*210"
+    # An expired nonce with a *wrong* password is not stale: the client must not retry blindly.
+    bad = auth.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "nope")
+    assert server.verify("REGISTER", bad, USERS.get, 500.0).status is AuthStatus.REJECTED
+
+
+def test_nonce_from_another_server_or_restart_is_stale_not_ok() -> None:
+    other = DigestServer(REALM, b"other secret", 60.0)
+    challenge = auth.choose_challenge(other.challenge_values(100.0))
+    value = auth.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210")
+    result = _server().verify("INVITE", value, USERS.get, 100.0)
+    assert result.status is AuthStatus.STALE and "not issued by us" in result.reason
+    # A nonce we issued, but for a clock far in the future (e.g. the clock went back).
+    server = _server()
+    future = auth.choose_challenge(server.challenge_values(10_000.0))
+    value = auth.authorize("INVITE", "sip:x", future, "0003*210", "secret210")
+    assert server.verify("INVITE", value, USERS.get, 100.0).status is AuthStatus.STALE
+
+
+def test_tampered_nonce_is_not_accepted() -> None:
+    server = _server()
+    nonce = server.make_nonce(100.0, salt=b"12345678")
+    assert server.nonce_age(nonce, 105.0) == pytest.approx(5.0)
+    tampered = ("A" if nonce[0] != "A" else "B") + nonce[1:]
+    assert server.nonce_age(tampered, 105.0) is None
+    assert server.nonce_age("!!!", 105.0) is None
+
+
+def test_wrong_password_unknown_user_wrong_realm() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(0.0))
+    wrong_pw = auth.authorize("INVITE", "sip:x", challenge, "0003*210", "secret211")
+    result = server.verify("INVITE", wrong_pw, USERS.get, 1.0)
+    assert result.status is AuthStatus.REJECTED and "password" in result.reason
+    unknown = auth.authorize("INVITE", "sip:x", challenge, "0003*999", "x")
+    result = server.verify("INVITE", unknown, USERS.get, 1.0)
+    assert result.status is AuthStatus.REJECTED and result.reason == "unknown user"
+    other_realm = DigestChallenge("elsewhere", challenge.nonce, "SHA-256", ("auth",))
+    value = auth.authorize("INVITE", "sip:x", other_realm, "0003*210", "secret210")
+    result = server.verify("INVITE", value, USERS.get, 1.0)
+    assert result.status is AuthStatus.REJECTED and "realm" in result.reason
+
+
+def test_method_and_uri_are_bound() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(0.0))
+    value = auth.authorize("INVITE", "sip:a@b", challenge, "0003*210", "secret210")
+    assert server.verify("BYE", value, USERS.get, 1.0).status is AuthStatus.REJECTED
+    assert server.verify("INVITE", value, USERS.get, 1.0, uri="sip:a@b").ok
+    assert server.verify("INVITE", value, USERS.get, 1.0, uri="sip:c@d").status is (
+        AuthStatus.REJECTED
+    )
+
+
+def test_algorithm_not_offered_is_rejected() -> None:
+    server = _server(algorithms=("SHA-256",))
+    nonce = server.make_nonce(0.0)
+    md5 = DigestChallenge(REALM, nonce, "MD5", ("auth",))
+    value = auth.authorize("INVITE", "sip:x", md5, "0003*210", "secret210")
+    result = server.verify("INVITE", value, USERS.get, 1.0)
+    assert result.status is AuthStatus.REJECTED and "algorithm" in result.reason
+
+
+def test_rfc2069_client_compatibility() -> None:
+    # A server that sends no qop: the client answers without cnonce/nc (RFC 3261 §22.4).
+    legacy = DigestChallenge("r", "abc", "MD5")
+    value = auth.authorize("INVITE", "sip:x", legacy, "u", "p")
+    creds = auth.parse_credentials(value)
+    assert creds.qop is None and creds.nc is None and creds.cnonce is None
+    ha1, ha2 = _hex("md5", "u:r:p"), _hex("md5", "INVITE:sip:x")
+    assert creds.response == _hex("md5", f"{ha1}:abc:{ha2}")
+    # Our server refuses such credentials unless told otherwise.
+    server = _server()
+    nonce = server.make_nonce(0.0)
+    value = auth.authorize(
+        "INVITE", "sip:x", DigestChallenge(REALM, nonce), "0003*210", "secret210"
+    )
+    assert server.verify("INVITE", value, USERS.get, 1.0).status is AuthStatus.REJECTED
+    assert _server(require_qop=False).verify("INVITE", value, USERS.get, 1.0).ok
+
+
+def test_auth_int_client() -> None:
+    challenge = DigestChallenge("r", "n", "SHA-256", ("auth-int",))
+    creds = auth.build_credentials(
+        "MESSAGE", "sip:x", challenge, "u", "p", cnonce="c", nc=2, body=b"hello"
+    )
+    ha1 = _hex("sha256", "u:r:p")
+    ha2 = _hex("sha256", f"MESSAGE:sip:x:{hashlib.sha256(b'hello').hexdigest()}")
+    assert creds.qop == "auth-int" and creds.nc == "00000002"
+    assert creds.response == _hex("sha256", f"{ha1}:n:00000002:c:auth-int:{ha2}")
+
+
+def test_malformed_credentials_are_reported_not_raised() -> None:
+    server = _server()
+    for value in ["", "Digest", 'Digest username="a', "Basic dXNlcjpwdw==", "Digest a=b"]:
+        result = server.verify("INVITE", value, USERS.get, 0.0)
+        assert result.status is AuthStatus.MALFORMED
+        assert result.reason.startswith("auth")
+
+
+def test_server_misuse() -> None:
+    with pytest.raises(LocalProtocolError):
+        DigestServer("r", b"")
+    with pytest.raises(LocalProtocolError):
+        DigestServer("r", b"k", algorithms=("SHA-1",))
+    with pytest.raises(LocalProtocolError):
+        DigestServer("r", b"k", algorithms=())
