@@ -76,7 +76,8 @@ class WavRecorder:
         self._clock = clock
         self._flush_interval = flush_interval
         self._delay = delay
-        writer = wave.open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        writer = wave.open(self._file, "wb")  # noqa: SIM115
         writer.setnchannels(2)
         writer.setsampwidth(2)
         writer.setframerate(SAMPLE_RATE)
@@ -102,9 +103,11 @@ class WavRecorder:
             end = max(len(ch.pcm) for ch in self._channels) // 2 + self._emitted
             self._write_until(end)
             try:
-                self._wav.close()
+                self._wav.close()  # patches the header's sizes
+                self._file.close()
             except OSError as exc:
                 self._fail(exc)
+                self._file.close()
         return RecordingInfo(
             path=self.path,
             frames=self._emitted,
