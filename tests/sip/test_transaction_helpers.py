@@ -67,6 +67,7 @@ def others(events: list[Event]) -> list[Event]:
 
 def run_timers(layer: TransactionLayer, until: float) -> list[tuple[float, Event]]:
     """Fire timers exactly at their deadlines up to ``until``; return (time, event) pairs."""
+    assert layer.events() == [], "undrained events before run_timers"
     out: list[tuple[float, Event]] = []
     while (deadline := layer.get_timer()) is not None and deadline <= until:
         layer.handle_timer(deadline)
