@@ -38,8 +38,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
 
@@ -64,12 +65,16 @@ __all__ = [
 ]
 
 # Canonical algorithm tokens, strongest first, with their hashlib names (RFC 7616 §6.1).
-ALGORITHMS: dict[str, str] = {
-    "SHA-512-256": "sha512_256",
-    "SHA-256": "sha256",
-    "MD5": "md5",
-}
-_STRENGTH = {name: rank for rank, name in enumerate(ALGORITHMS)}
+ALGORITHMS: Mapping[str, str] = MappingProxyType(
+    {
+        "SHA-512-256": "sha512_256",
+        "SHA-256": "sha256",
+        "MD5": "md5",
+    }
+)
+_STRENGTH: Mapping[str, int] = MappingProxyType(
+    {name: rank for rank, name in enumerate(ALGORITHMS)}
+)
 
 
 def _canonical_algorithm(token: str) -> tuple[str, bool] | None:

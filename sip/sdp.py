@@ -33,8 +33,9 @@ import dataclasses
 import enum
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_AUDIO_CODECS",
     "DEFAULT_VIDEO_CODECS",
+    "ICE_ATTRIBUTES",
     "Attribute",
     "Codec",
     "Connection",
@@ -200,18 +202,20 @@ class Rtcp:
 
 
 # RFC 3551 §6 static payload types that may appear without an rtpmap line.
-_STATIC_PAYLOAD_TYPES: Mapping[int, tuple[str, int]] = {
-    0: ("PCMU", 8000),
-    3: ("GSM", 8000),
-    4: ("G723", 8000),
-    8: ("PCMA", 8000),
-    9: ("G722", 8000),
-    13: ("CN", 8000),
-    18: ("G729", 8000),
-    26: ("JPEG", 90000),
-    31: ("H261", 90000),
-    34: ("H263", 90000),
-}
+_STATIC_PAYLOAD_TYPES: Mapping[int, tuple[str, int]] = MappingProxyType(
+    {
+        0: ("PCMU", 8000),
+        3: ("GSM", 8000),
+        4: ("G723", 8000),
+        8: ("PCMA", 8000),
+        9: ("G722", 8000),
+        13: ("CN", 8000),
+        18: ("G729", 8000),
+        26: ("JPEG", 90000),
+        31: ("H261", 90000),
+        34: ("H263", 90000),
+    }
+)
 
 DEFAULT_AUDIO_CODECS: tuple[Codec, ...] = (
     Codec(0, "PCMU", 8000),
@@ -394,8 +398,10 @@ class MediaDescription:
 
 
 # Where the uninterpreted lines go when serialising (RFC 8866 §5 order); unknown letters last.
-_SESSION_ORDER = {"i": 0, "u": 1, "e": 2, "p": 3, "c": 4, "b": 5, "z": 7, "k": 8}
-_MEDIA_ORDER = {"i": 0, "c": 1, "b": 2, "k": 3}
+_SESSION_ORDER: Mapping[str, int] = MappingProxyType(
+    {"i": 0, "u": 1, "e": 2, "p": 3, "c": 4, "b": 5, "z": 7, "k": 8}
+)
+_MEDIA_ORDER: Mapping[str, int] = MappingProxyType({"i": 0, "c": 1, "b": 2, "k": 3})
 _SESSION_KNOWN = frozenset("vostcmar")  # letters with a field of their own (r= lives in Timing)
 
 
@@ -701,6 +707,21 @@ def make_offer(
 
 _ANSWERABLE_PROTOS = ("RTP/AVP", "RTP/AVPF")
 
+# RFC 8839 attributes that describe ICE candidates and credentials of the original endpoint.
+ICE_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "candidate",
+        "remote-candidates",
+        "end-of-candidates",
+        "ice-ufrag",
+        "ice-pwd",
+        "ice-options",
+        "ice-lite",
+        "ice-mismatch",
+        "ice-pacing",
+    }
+)
+
 
 def _rejected(offered: MediaDescription) -> MediaDescription:
     # RFC 3264 §6: port 0; the formats are ignored but SDP needs at least one.
@@ -814,7 +835,7 @@ def with_direction(
 
 
 def hold(sd: SessionDescription, *, bump: bool = False) -> SessionDescription:
-    """The re-offer that puts our previous offer on hold (RFC 6337 §5.1).
+    """The re-offer that puts our previous offer on hold (RFC 3264 §8.4, RFC 6337 §5).
 
     We stop receiving but keep sending (music on hold): sendrecv -> sendonly,
     recvonly -> inactive; sendonly and inactive stay.
@@ -841,6 +862,7 @@ def rewrite_connection(
     *,
     bump: bool = False,
     origin_address: bool = True,
+    drop_attributes: Collection[str] = ICE_ATTRIBUTES,
 ) -> SessionDescription:
     """Anchor the media: our ``address`` in every ``c=`` and our RTP port in every ``m=``.
 
@@ -849,6 +871,9 @@ def rewrite_connection(
     relay's RTCP port (RTP + 1, or the RTP port itself with ``a=rtcp-mux``) and ``address``; the
     session-level ``c=`` is set (or added), media-level ones are replaced.  ``origin_address``
     also puts ``address`` into ``o=``; ``bump`` increments the ``o=`` version (RFC 3264 §8).
+    Attributes named in ``drop_attributes`` go, at session and media level: by default the ICE
+    ones (RFC 8839), whose candidates name the original address and would let the far end
+    bypass the relay, which does not speak ICE.
     """
     if len(ports) != len(sd.media):
         raise LocalProtocolError(
@@ -863,6 +888,8 @@ def rewrite_connection(
         new_port = m.port if port is None else port
         attrs: list[Attribute] = []
         for attr in m.attributes:
+            if attr.name in drop_attributes:
+                continue
             if attr.name == "rtcp":
                 rtcp_port = new_port if m.has_attribute("rtcp-mux") else new_port + 1
                 old = m.rtcp
@@ -885,5 +912,8 @@ def rewrite_connection(
     origin = sd.origin
     if origin_address:
         origin = dataclasses.replace(origin, address=address, addrtype=conn.addrtype)
-    result = dataclasses.replace(sd, origin=origin, connection=conn, media=tuple(media))
+    session_attrs = tuple(a for a in sd.attributes if a.name not in drop_attributes)
+    result = dataclasses.replace(
+        sd, origin=origin, connection=conn, attributes=session_attrs, media=tuple(media)
+    )
     return bump_version(result) if bump else result

@@ -431,6 +431,21 @@ def test_rewrite_connection_rtcp_mux_ipv6_and_disabled_streams() -> None:
         sdp.rewrite_connection(sd, "::1", [1])
 
 
+def test_rewrite_connection_drops_ice_by_default() -> None:
+    sd = sdp.parse(
+        b"v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\n"
+        b"a=ice-lite\r\na=group:BUNDLE 0\r\n"
+        b"m=audio 5000 RTP/AVP 0\r\na=ice-ufrag:abc\r\na=ice-pwd:defghijklmnopqrstuvwxyz\r\n"
+        b"a=candidate:1 1 UDP 2130706431 1.1.1.1 5000 typ host\r\na=mid:0\r\n"
+    )
+    out = sdp.rewrite_connection(sd, "10.1.1.1", [20000])
+    assert [a.name for a in out.attributes] == ["group"]
+    assert [a.name for a in out.media[0].attributes] == ["mid"]
+    assert b"1.1.1.1" not in out.serialize()
+    kept = sdp.rewrite_connection(sd, "10.1.1.1", [20000], drop_attributes=())
+    assert len(kept.media[0].attributes) == 4
+
+
 def test_versions_increase_on_each_new_offer() -> None:
     offer = sdp.make_offer("10.0.0.5", 20000, session_id=1, version=3)
     second = sdp.bump_version(offer)
@@ -447,3 +462,45 @@ def test_codec_matching_rules() -> None:
     assert not Codec(96, "H264", 90000).matches(
         Codec(100, "H264", 90000, fmtp="packetization-mode=1")
     )
+
+
+def test_rfc4317_audio_video_example() -> None:
+    # RFC 4317 §2.1: Alice offers PCMU, PCMA, iLBC audio and H261, MPV video; Bob takes
+    # PCMU and MPV, answering on his own ports with the offerer's payload types.
+    alice = sdp.parse(
+        b"v=0\r\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\r\ns=\r\n"
+        b"c=IN IP4 host.atlanta.example.com\r\nt=0 0\r\n"
+        b"m=audio 49170 RTP/AVP 0 8 97\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+        b"a=rtpmap:97 iLBC/8000\r\n"
+        b"m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r\n"
+    )
+    bob = sdp.make_answer(
+        alice,
+        "host.biloxi.example.com",
+        [49174, 49170],
+        audio_codecs=(Codec(0, "PCMU", 8000),),
+        video_codecs=(Codec(32, "MPV", 90000),),
+        username="bob",
+        session_id=2808844564,
+        version=2808844564,
+    )
+    assert bob.serialize() == (
+        b"v=0\r\no=bob 2808844564 2808844564 IN IP4 host.biloxi.example.com\r\ns=-\r\n"
+        b"c=IN IP4 host.biloxi.example.com\r\nt=0 0\r\n"
+        b"m=audio 49174 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        b"m=video 49170 RTP/AVP 32\r\na=rtpmap:32 MPV/90000\r\na=sendrecv\r\n"
+    )
+
+
+def test_answer_uses_offerers_payload_type_numbers() -> None:
+    offer = sdp.make_offer(
+        "1.1.1.1",
+        5000,
+        audio_codecs=(Codec(8, "PCMA", 8000), Codec(96, "telephone-event", 8000, fmtp="0-15")),
+        session_id=1,
+    )
+    ans = sdp.make_answer(offer, "2.2.2.2", [6000], session_id=1)
+    assert ans.media[0].codecs() == [
+        Codec(8, "PCMA", 8000),
+        Codec(96, "telephone-event", 8000, fmtp="0-15"),
+    ]
