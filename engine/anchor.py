@@ -8,7 +8,15 @@ engine that runs without a relay (sandbox-only embedding, engine unit tests).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from pathlib import Path
+
+from engine.media.errors import MediaError
+from engine.media.relay import Relay
+from engine.media.stats import MediaEndpoint
+from sip import sdp
+from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +78,185 @@ class NullMedia:
 
     def close(self) -> None:
         return None
+
+
+class RelaySide:
+    """Relay endpoints for one party: audio, plus video when the call offers it."""
+
+    def __init__(self, relay: Relay, video: bool) -> None:
+        self._relay = relay
+        self.audio: MediaEndpoint = relay.allocate("audio")
+        self.video: MediaEndpoint | None = None
+        if video:
+            try:
+                self.video = relay.allocate("video")
+            except MediaError:
+                relay.release(self.audio)
+                raise
+        self._accepted: bytes | None = None
+        self._version = 0
+        self._session_id: str | None = None
+
+    def _ports(self) -> tuple[int, int | None]:
+        return self.audio.rtp_port, None if self.video is None else self.video.rtp_port
+
+    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        audio_port, video_port = self._ports()
+        audio_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_AUDIO_CODECS
+        video_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_VIDEO_CODECS
+        if template:
+            try:
+                parsed = sdp.SessionDescription.parse(template)
+            except RemoteProtocolError:
+                parsed = None
+            if parsed is not None:
+                for m in parsed.media:
+                    if m.port == 0:
+                        continue
+                    if m.media == "audio" and m.codecs():
+                        audio_codecs = tuple(m.codecs())
+                    elif m.media == "video" and m.codecs():
+                        video_codecs = tuple(m.codecs())
+                if not any(m.media == "video" and m.port for m in parsed.media):
+                    video_port = None
+        offer = sdp.make_offer(
+            self.audio.address,
+            audio_port,
+            video_port,
+            audio_codecs=audio_codecs,
+            video_codecs=video_codecs,
+            direction=direction,
+            session_id=self._session_id,
+            version=self._version,
+        )
+        self._session_id = offer.origin.session_id
+        self._version += 1  # RFC 3264 §8: each new offer of ours increments o= version
+        return offer.serialize()
+
+    def answer(self, offer: bytes) -> bytes:
+        parsed = sdp.SessionDescription.parse(offer)
+        ports: dict[str, int] = {"audio": self.audio.rtp_port}
+        if self.video is not None:
+            ports["video"] = self.video.rtp_port
+        answer = sdp.make_answer(parsed, self.audio.address, ports)
+        self.apply_remote(offer)
+        data = answer.serialize()
+        self._accepted = data
+        return data
+
+    def apply_remote(self, data: bytes | None) -> None:
+        if not data:
+            return
+        try:
+            parsed = sdp.SessionDescription.parse(data)
+        except RemoteProtocolError as exc:
+            logger.warning("ignoring unparsable SDP from a party: %s", exc.reason)
+            return
+        for m in parsed.media:
+            endpoint = self.audio if m.media == "audio" else self.video
+            conn = parsed.connection_for(m)
+            if endpoint is None or m.port == 0 or conn is None or conn.is_null:
+                continue
+            try:
+                self._relay.set_remote(endpoint, conn.address, m.port, m.rtcp_port)
+            except MediaError as exc:
+                logger.warning("cannot use the party's media address: %s", exc)
+        self._accepted = data
+
+    @property
+    def accepted(self) -> bytes | None:
+        return self._accepted
+
+    def endpoints(self) -> list[MediaEndpoint]:
+        return [ep for ep in (self.audio, self.video) if ep is not None]
+
+
+class RelayMedia:
+    """``CallMedia`` on the shared :class:`engine.media.relay.Relay` for one call."""
+
+    def __init__(self, relay: Relay, recording_path: Path) -> None:
+        self._relay = relay
+        self._recording_path = recording_path
+        self._sides: list[RelaySide] = []
+        self._bridges: dict[int, int] = {}  # endpoint id -> partner endpoint id
+        self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
+
+    def new_side(self, label: str, video: bool) -> RelaySide:
+        side = RelaySide(self._relay, video)
+        self._sides.append(side)
+        return side
+
+    def _pair(self, a: MediaEndpoint, b: MediaEndpoint) -> None:
+        if self._bridges.get(a.id) == b.id:
+            return
+        for ep in (a, b):
+            partner_id = self._bridges.pop(ep.id, None)
+            if partner_id is not None:
+                self._bridges.pop(partner_id, None)
+                partner = self._endpoint(partner_id)
+                if partner is not None:
+                    self._relay.unbridge(ep, partner)
+        self._relay.bridge(a, b)
+        self._bridges[a.id] = b.id
+        self._bridges[b.id] = a.id
+
+    def _endpoint(self, endpoint_id: int) -> MediaEndpoint | None:
+        for side in self._sides:
+            for ep in side.endpoints():
+                if ep.id == endpoint_id:
+                    return ep
+        return None
+
+    def bridge(self, a: RelaySide, b: RelaySide) -> None:
+        self._pair(a.audio, b.audio)
+        if a.video is not None and b.video is not None:
+            self._pair(a.video, b.video)
+
+    def play_tone(self, side: RelaySide, frequency: float) -> None:
+        self._relay.play_tone(side.audio, frequency)
+
+    def stop_tone(self, side: RelaySide) -> None:
+        self._relay.stop_tone(side.audio)
+
+    def set_hold(self, side: RelaySide, held: bool) -> None:
+        # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
+        self._relay.set_direction(side.audio, send=not held, receive=not held)
+
+    def start_recording(self, a: RelaySide, b: RelaySide) -> str:
+        self._recording_path.parent.mkdir(parents=True, exist_ok=True)
+        self._relay.start_recording(a.audio, b.audio, str(self._recording_path))
+        self._recording = (a.audio, b.audio)
+        return str(self._recording_path)
+
+    def stop_recording(self) -> None:
+        if self._recording is not None:
+            a, b = self._recording
+            self._recording = None
+            self._relay.stop_recording(a, b)
+
+    def stats(self, side: RelaySide) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for ep in side.endpoints():
+            s = self._relay.stats(ep)
+            result[ep.kind] = {
+                "rtp_packets_received": s.rtp.packets_received,
+                "rtp_bytes_received": s.rtp.bytes_received,
+                "rtp_packets_sent": s.rtp.packets_sent,
+                "rtp_bytes_sent": s.rtp.bytes_sent,
+                "rtcp_packets_received": s.rtcp.packets_received,
+                "rtcp_packets_sent": s.rtcp.packets_sent,
+                "rtp_lost": s.lost,
+            }
+        return result
+
+    def close(self) -> None:
+        try:
+            self.stop_recording()
+        except MediaError:
+            logger.exception("could not finish a recording")
+        for side in self._sides:
+            for ep in side.endpoints():
+                with contextlib.suppress(MediaError):
+                    self._relay.release(ep)
+        self._sides.clear()
+        self._bridges.clear()

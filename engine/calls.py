@@ -157,6 +157,42 @@ def disposition_for_status(status: int) -> Disposition:
     return Disposition.FAILED
 
 
+def status_for_disposition(disposition: Disposition) -> int:
+    """The SIP status an inbound caller gets when its call cannot be connected."""
+    return {
+        Disposition.BUSY: 486,
+        Disposition.NO_ANSWER: 480,
+        Disposition.NOT_ALLOWED: 403,
+    }.get(disposition, 503)
+
+
+class InboundSource(Protocol):
+    """The caller's INVITE (server side), as the controller drives it."""
+
+    final_status: int
+    offer: bytes | None
+
+    @property
+    def party_index(self) -> int: ...
+
+    @property
+    def label(self) -> str: ...
+
+    async def start(self, offer: bytes | None) -> None: ...
+
+    async def next_event(self) -> LegEvent: ...
+
+    async def cancel(self) -> None: ...
+
+    async def bye(self) -> None: ...
+
+    async def reinvite(self, sdp: bytes) -> bytes | None: ...
+
+    async def progress(self, status: int, sdp: bytes | None) -> None: ...
+
+    async def accept(self, sdp: bytes | None) -> None: ...
+
+
 def _combine(dispositions: Sequence[Disposition]) -> Disposition:
     """The call's disposition when every fork failed: the most telling one wins."""
     for wanted in (
@@ -199,7 +235,9 @@ class CallContext:
 class SimpleCall:
     """Runs one PhoneCall from first INVITE to final record. Owned by the engine's nursery."""
 
-    def __init__(self, call: PhoneCall, ctx: CallContext, *, inbound: _Connected | None = None):
+    def __init__(
+        self, call: PhoneCall, ctx: CallContext, *, inbound: InboundSource | None = None
+    ) -> None:
         self.call = call
         self.ctx = ctx
         self._send, self._inbox = trio.open_memory_channel[_LegMessage | Control](256)
@@ -208,6 +246,7 @@ class SimpleCall:
         self._cancelled_legs: set[int] = set()  # id(leg) of losers: a late 2xx gets BYE
         self._nursery: trio.Nursery | None = None
         self._inbound = inbound
+        self._inbound_answer: bytes | None = None
         self._recording = False
         self.finished = trio.Event()
 
@@ -262,8 +301,7 @@ class SimpleCall:
 
         # Phase 1: the source(s).
         if self._inbound is not None:
-            source = self._inbound
-            self._connected[call.parties.index(source.party)] = source
+            source = await self._answer_inbound(self._inbound)
         else:
             call.state = CallState.CALLING_SOURCE
             self._changed("calling_source")
@@ -287,14 +325,22 @@ class SimpleCall:
             if source.party.kind != "sandbox":
                 self._media.play_tone(source.side, RINGBACK_HZ)
             side_b = self._media.new_side("b", call.video)
-            dest = await self._fork(
-                destinations,
-                side_b,
-                side_b.offer(source.side.accepted),
-                call.caller_id_destination,
-                call.wait_for_pickup,
-                early_media_to=source,
-            )
+            try:
+                dest = await self._fork(
+                    destinations,
+                    side_b,
+                    side_b.offer(source.side.accepted),
+                    call.caller_id_destination,
+                    call.wait_for_pickup,
+                    early_media_to=source,
+                )
+            except CallEnded as failed:
+                if self._inbound is not None:
+                    self._inbound.final_status = status_for_disposition(failed.disposition)
+                raise
+            if self._inbound is not None:
+                # The caller gets its 200 OK only now: the destination answered.
+                await self._inbound.accept(self._inbound_answer)
             # Phase 3: bridged.
             self._media.stop_tone(source.side)
             self._media.bridge(source.side, dest.side)
@@ -309,6 +355,21 @@ class SimpleCall:
                 Disposition.ANSWERED if call.bridged else Disposition.NO_ANSWER,
                 "call duration reached",
             )
+
+    async def _answer_inbound(self, inbound: InboundSource) -> _Connected:
+        """A SIP caller (the softswitch case): answer its offer from side A with a 183 and
+        ringback (early media) until the destination answers; 200 OK comes then."""
+        assert self._media is not None
+        party = self.call.parties[inbound.party_index]
+        side_a = self._media.new_side("a", self.call.video)
+        self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
+        connected = _Connected(inbound, party, side_a)
+        self._connected[inbound.party_index] = connected
+        assert self._nursery is not None
+        self._nursery.start_soon(self._pump, inbound, None)
+        await inbound.progress(183, self._inbound_answer)
+        party.status = PartyStatus.OFF_HOOK
+        return connected
 
     def _tone_for_sandbox(self, source: _Connected, dest: _Connected) -> None:
         """An answered sandbox number sends a tone to the other party, so media can be checked."""
@@ -340,38 +401,43 @@ class SimpleCall:
         self._changed("trying", {"parties": [p.number for p in parties]})
         failures: list[Disposition] = []
         winner: _Connected | None = None
-        with trio.move_on_after(wait_for_pickup) as pickup_scope:
-            while active and winner is None:
-                message = await self._inbox.receive()
-                if not isinstance(message, _LegMessage):
-                    await self._control_while_ringing(message, active)
-                    continue
-                leg, event = message.leg, message.event
-                entry = active.get(id(leg))
-                if entry is None:
-                    await self._stray(leg, event)
-                    continue
-                info = entry[1]
-                if isinstance(event, LegRinging):
-                    if info.party.status < PartyStatus.RINGING:
-                        info.party.status = PartyStatus.RINGING
-                        info.party.ringing = self._now()
-                        self._changed("ringing", {"party": info.party.number})
-                    if event.sdp and early_media_to is not None:
-                        self._early_media(early_media_to, side, event.sdp)
-                elif isinstance(event, LegAnswered):
-                    del active[id(leg)]
-                    side.apply_remote(event.sdp)
-                    info.party.status = PartyStatus.ON_CALL
-                    info.party.answered = self._now()
-                    info.party.sip_status = 200
-                    winner = _Connected(leg, info.party, side)
-                elif isinstance(event, LegFailed):
-                    del active[id(leg)]
-                    self._leg_failed(info.party, event, active)
-                    failures.append(disposition_for_status(event.status))
-                elif isinstance(event, LegHungUp):  # cannot happen before an answer
-                    del active[id(leg)]
+        try:
+            with trio.move_on_after(wait_for_pickup) as pickup_scope:
+                while active and winner is None:
+                    message = await self._inbox.receive()
+                    if not isinstance(message, _LegMessage):
+                        await self._control_while_ringing(message, active)
+                        continue
+                    leg, event = message.leg, message.event
+                    entry = active.get(id(leg))
+                    if entry is None:
+                        await self._stray(leg, event)
+                        continue
+                    info = entry[1]
+                    if isinstance(event, LegRinging):
+                        if info.party.status < PartyStatus.RINGING:
+                            info.party.status = PartyStatus.RINGING
+                            info.party.ringing = self._now()
+                            self._changed("ringing", {"party": info.party.number})
+                        if event.sdp and early_media_to is not None:
+                            self._early_media(early_media_to, side, event.sdp)
+                    elif isinstance(event, LegAnswered):
+                        del active[id(leg)]
+                        side.apply_remote(event.sdp)
+                        info.party.status = PartyStatus.ON_CALL
+                        info.party.answered = self._now()
+                        info.party.sip_status = 200
+                        winner = _Connected(leg, info.party, side)
+                    elif isinstance(event, LegFailed):
+                        del active[id(leg)]
+                        self._leg_failed(info.party, event, active)
+                        failures.append(disposition_for_status(event.status))
+                    elif isinstance(event, LegHungUp):  # cannot happen before an answer
+                        del active[id(leg)]
+        except CallEnded:
+            for leg, _ in active.values():
+                self._cancel_leg(leg)
+            raise
         for leg, info in active.values():
             self._cancel_leg(leg)
             if winner is not None and info.party is not winner.party:

@@ -26,6 +26,7 @@ from engine.calls import (
     Control,
     Hangup,
     Hold,
+    InboundSource,
     Recording,
     SimpleCall,
     Transfer,
@@ -223,6 +224,62 @@ class Engine:
         self.store.save_call(call)
         self._start(call)
         return call, True
+
+    def start_inbound(
+        self,
+        *,
+        caller_number: str,
+        caller_name: str | None,
+        caller_extension: Extension | None,
+        organization_id: int,
+        destination: str,
+        video: bool,
+        make_leg: Callable[[int, str], InboundSource],
+    ) -> PhoneCall:
+        """An INVITE from a registered device or a trusted peer: record it as a PhoneCall
+        (origin ``sip``) and connect it to ``destination`` through the relay."""
+        if self.draining:
+            raise EngineDraining("the server is shutting down")
+        charged = caller_extension or self._charged_extension(destination, organization_id)
+        caller_id = (
+            caller_extension.caller_id if caller_extension and caller_extension.caller_id else None
+        ) or (f"{caller_name} <{caller_number}>" if caller_name else caller_number)
+        call = PhoneCall(
+            id=new_call_id(self._ids),
+            user_id=charged.user if charged else 0,
+            organization_id=organization_id,
+            extension=charged.extended if charged else "",
+            sources=[caller_number],
+            destinations=[destination],
+            caller_id=caller_id,
+            caller_id_destination=caller_id,
+            wait_for_pickup=self.config.calls.wait_for_pickup,
+            call_duration=self.config.calls.max_duration,
+            video=video,
+            published=self._wall_clock(),
+            origin="sip",
+        )
+        if caller_extension is not None:
+            source = Party(caller_number, "source", "extension", caller_extension.extended)
+        else:
+            source = Party(caller_number, "source", "public", flow=Flow.INCOMING)
+        source.status = PartyStatus.OFF_HOOK
+        call.parties.append(source)
+        call.parties.append(self.make_party(destination, "destination", organization_id))
+        self.store.save_call(call)
+        self._start(call, inbound=make_leg(0, f"caller {caller_number}"))
+        return call
+
+    def _charged_extension(self, destination: str, organization_id: int) -> Extension | None:
+        """A trusted peer's call is charged to the extension it reaches, else to the first
+        Phone Terminal of the peer's organization."""
+        ext = self.directory.find_extension(destination, organization_id)
+        if ext is not None:
+            return ext
+        for candidate in self.directory.extensions_of(organization_id):
+            if candidate.type is ExtensionType.PHONE_TERMINAL:
+                return candidate
+        return None
 
     def make_party(self, number: str, role: str, organization_id: int) -> Party:
         try:

@@ -31,7 +31,7 @@ SANDBOX_TONE_HZ = 440.0
 
 @dataclass(frozen=True, slots=True)
 class SandboxPlan:
-    """What a sandbox number will do on this call: answer after ``delay`` or fail with ``status``."""
+    """What a sandbox number does on one call: answer after ``delay``, or fail with ``status``."""
 
     delay: float
     answers: bool

@@ -13,7 +13,6 @@ from sip.session import Answered, InviteClient, Progress, Rejected, RemoteBye, R
 
 if TYPE_CHECKING:
     from sip.endpoint import SipEndpoint
-
     from sip.transaction import Peer
     from sip.uri import NameAddr, SipUri
 

@@ -1,0 +1,73 @@
+"""The caller's side of an inbound SIP call (the softswitch case), as a call-controller source.
+
+Wraps ``sip.session.InviteServer``: the controller sends 183 with our SDP (ringback as early
+media), then 200 OK when the destination answers, or the destination's failure status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine.legs import LegEvent, LegHungUp
+from sip.session import InviteServer, RemoteBye, RemoteCancel
+
+logger = logging.getLogger(__name__)
+
+
+class InboundLeg:
+    """``engine.calls.InboundSource`` over an ``InviteServer``."""
+
+    def __init__(self, server: InviteServer, party_index: int, label: str) -> None:
+        self._server = server
+        self._party_index = party_index
+        self._label = label
+        self.offer: bytes | None = server.request.body or None
+        self.final_status = 480
+        self._answered = False
+        self._finished = False
+
+    @property
+    def party_index(self) -> int:
+        return self._party_index
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    async def start(self, offer: bytes | None) -> None:
+        return None
+
+    async def next_event(self) -> LegEvent:
+        while True:
+            event = await self._server.next_event()
+            if isinstance(event, RemoteCancel):
+                self._finished = True
+                return LegHungUp("caller cancelled")
+            if isinstance(event, RemoteBye):
+                self._finished = True
+                return LegHungUp(event.reason or "caller hung up")
+            logger.debug("%s: ignoring %r", self._label, event)
+
+    async def progress(self, status: int, sdp: bytes | None) -> None:
+        await self._server.progress(status, sdp)
+
+    async def accept(self, sdp: bytes | None) -> None:
+        self._answered = True
+        await self._server.answer(sdp)
+
+    async def cancel(self) -> None:
+        await self.bye()
+
+    async def bye(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._answered:
+            await self._server.bye()
+        else:
+            await self._server.reject(self.final_status)
+
+    async def reinvite(self, sdp: bytes) -> bytes | None:
+        if not self._answered:
+            return None
+        return await self._server.reinvite(sdp)

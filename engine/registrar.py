@@ -1,0 +1,158 @@
+"""Registrar and location service (RFC 3261 §10.3) for the directory's extensions.
+
+A device registers as its extension's extended number (``0003*210``) with Digest
+authentication (username = extended number, password from the directory). Bindings live in the
+store, so they survive a restart; each remembers where the REGISTER came from (``received``),
+which is where INVITEs for the extension go (the device may be behind NAT: RFC 3581 spirit).
+Expiry: the Contact's ``expires`` parameter, else the Expires header, else 3600 s; at most
+``MAX_EXPIRES``; below ``MIN_EXPIRES`` (and not 0) gets 423 with Min-Expires. ``*`` with
+Expires 0 removes every binding of the extension.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+
+from engine.directory import Directory, Extension
+from engine.store import Store
+from sip.auth import AuthStatus, DigestServer
+from sip.endpoint import IncomingRequest
+from sip.errors import RemoteProtocolError
+from sip.message import Request, Response
+from sip.uri import SipUri, parse_name_addr_list
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPIRES = 3600
+MIN_EXPIRES = 60
+MAX_EXPIRES = 86400
+
+
+class Registrar:
+    def __init__(
+        self,
+        directory: Directory,
+        store: Store,
+        digest: DigestServer,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self.store = store
+        self.digest = digest
+        self._now = wall_clock
+
+    def authenticate(
+        self, request: Request, header: str
+    ) -> tuple[Extension | None, Response | None]:
+        """Digest-check ``request``; return the extension, or the response to send instead."""
+        now = self._now()
+        credentials = request.headers.get(header)
+        if credentials is None:
+            return None, self.challenge(request, stale=False)
+        result = self.digest.verify(request.method, credentials, self._password, now)
+        if result.status is AuthStatus.OK and result.username is not None:
+            extension = self.directory.extension(result.username)
+            if extension is not None:
+                return extension, None
+        if result.status is AuthStatus.STALE:
+            return None, self.challenge(request, stale=True)
+        if result.status is AuthStatus.MALFORMED:
+            return None, request.response(400, f"Bad credentials: {result.reason}")
+        logger.info("digest rejected for %s: %s", result.username, result.reason)
+        return None, request.response(403, "Forbidden (bad credentials)")
+
+    def challenge(self, request: Request, *, stale: bool) -> Response:
+        headers = [
+            (self.digest.challenge_header, value)
+            for value in self.digest.challenge_values(self._now(), stale=stale)
+        ]
+        return request.response(self.digest.status, headers=headers)
+
+    def _password(self, username: str) -> str | None:
+        extension = self.directory.extension(username)
+        return None if extension is None else extension.password
+
+    async def handle(self, incoming: IncomingRequest) -> None:
+        await incoming.respond(self.process(incoming))
+
+    def process(self, incoming: IncomingRequest) -> Response:
+        request = incoming.request
+        extension, refusal = self.authenticate(request, "Authorization")
+        if refusal is not None:
+            return refusal
+        assert extension is not None
+        aor = request.to.uri
+        aor_user = aor.user if isinstance(aor, SipUri) else None
+        if aor_user != extension.extended:
+            return request.response(403, f"Not allowed to register {aor_user}")
+        try:
+            return self._update_bindings(incoming, extension)
+        except RemoteProtocolError as exc:
+            return request.response(400, exc.reason)
+
+    def _update_bindings(self, incoming: IncomingRequest, extension: Extension) -> Response:
+        request = incoming.request
+        now = self._now()
+        header_expires = _int_or_none(request.headers.get("Expires"))
+        contact_values = request.headers.get_all("Contact")
+        if any(value.strip() == "*" for value in contact_values):
+            if len(contact_values) != 1 or header_expires != 0:
+                return request.response(400, "Contact * needs Expires: 0 and no other Contact")
+            self.store.remove_contacts(extension.extended)
+            logger.info("%s: all bindings removed", extension.extended)
+            return self._ok(request, extension, now)
+        peer = incoming.peer
+        received = f"{_host(peer.host)}:{peer.port} {peer.transport}"
+        for value in contact_values:
+            for contact in parse_name_addr_list(value):
+                expires = _int_or_none(contact.param("expires"))
+                if expires is None:
+                    expires = header_expires if header_expires is not None else DEFAULT_EXPIRES
+                if expires < 0:
+                    return request.response(400, "Negative expires")
+                uri = str(contact.uri)
+                if expires == 0:
+                    self.store.remove_contact(extension.extended, uri)
+                    continue
+                if expires < MIN_EXPIRES:
+                    return request.response(423, headers=[("Min-Expires", str(MIN_EXPIRES))])
+                expires = min(expires, MAX_EXPIRES)
+                self.store.save_contact(
+                    extension.extended,
+                    uri,
+                    received,
+                    now + expires,
+                    request.call_id,
+                    request.cseq.seq,
+                )
+                logger.info(
+                    "%s registered %s via %s for %d s", extension.extended, uri, received, expires
+                )
+        return self._ok(request, extension, now)
+
+    def _ok(self, request: Request, extension: Extension, now: float) -> Response:
+        headers = [
+            ("Contact", f"<{record.contact_uri}>;expires={max(0, int(record.expires_at - now))}")
+            for record in self.store.contacts(extension.extended, now)
+        ]
+        headers.append(("Date", formatdate(now, usegmt=True)))
+        from sip.dialog import new_tag
+
+        return request.response(200, to_tag=new_tag(), headers=headers)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise RemoteProtocolError(f"bad expires value {text!r}") from None
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

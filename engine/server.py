@@ -1,0 +1,169 @@
+"""``b2bua serve``: one trio run with SIP signalling, the RTP relay and the HTTP API.
+
+Wiring only: every piece is built here from the config and handed to the others (no globals).
+Shutdown (SIGINT/SIGTERM or ``shutdown`` set): the engine drains first, while SIP and HTTP are
+still up, so live calls get their BYE/CANCEL and the API answers 503 to new calls; then the
+listeners close and ``serve`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from engine.anchor import RelayMedia
+from engine.config import Config
+from engine.directory import Directory, demo_directory, load_directory
+from engine.engine import Engine, open_engine, recordings_dir
+from engine.media.relay import Relay
+from engine.model import PhoneCall
+from engine.sipservice import SipService, make_endpoint
+from engine.store import open_store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Running:
+    """What a started server exposes to its caller (the CLI, ``b2bua demo``, embedders)."""
+
+    engine: Engine
+    sip: list[tuple[str, str, int]] = field(default_factory=list)  # (transport, host, port)
+    api_url: str = ""
+    shutdown: trio.Event = field(default_factory=trio.Event)
+
+
+def load_directory_for(config: Config) -> Directory:
+    if config.directory.file is None:
+        return demo_directory()
+    return load_directory(config.directory.file)
+
+
+async def serve(
+    config: Config,
+    *,
+    announce: Callable[[str], None] = print,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the server until a signal or ``Running.shutdown``; announce lines via ``announce``."""
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from api.app import create_app
+
+    directory = load_directory_for(config)
+    store = open_store(config.store.url)
+    relay = Relay(config.media.address, config.media.ports)
+    relay.start()
+    records = recordings_dir(config)
+
+    def media_for(call: PhoneCall) -> RelayMedia:
+        return RelayMedia(relay, records / f"{call.id}.wav")
+
+    try:
+        endpoint = make_endpoint()
+        sip_service = SipService(endpoint, directory, store, config)
+        async with trio.open_nursery() as nursery:
+            bound: list[tuple[str, str, int]] = []
+            for listen in config.sip.listen:
+                host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
+                bound.append((listen.transport, host, port))
+                announce(f"listening sip {listen.transport} {_hostport(host, port)}")
+            sip_service.set_local_addresses(bound)
+            await nursery.start(endpoint.run, sip_service.handle)
+            async with open_engine(
+                config, directory, store, media=media_for, legs=sip_service
+            ) as engine:
+                sip_service.engine = engine
+                running = Running(engine, bound)
+                app_holder: dict[str, object] = {}
+                hconfig = HypercornConfig()
+                hconfig.bind = [f"{_hostport(config.api.host, config.api.port)}"]
+                hconfig.accesslog = None
+                hconfig.errorlog = logging.getLogger("hypercorn.error")
+                hconfig.graceful_timeout = 1.0
+                stop_http = trio.Event()
+                # The app needs the public URL, which needs the bound port: build it lazily.
+                app = _LazyApp(app_holder)
+                binds = await nursery.start(
+                    lambda task_status: hypercorn_serve(
+                        app,  # type: ignore[arg-type]
+                        hconfig,
+                        shutdown_trigger=stop_http.wait,
+                        task_status=task_status,
+                    )
+                )
+                api_port = int(binds[0].rsplit(":", 1)[1]) if binds else config.api.port
+                public_url = config.api.base_url(api_port)
+                app_holder["app"] = create_app(engine, public_url=public_url)
+                running.api_url = f"http://{_hostport(config.api.host, api_port)}"
+                announce(f"listening api {running.api_url}")
+                if config.directory.file is None:
+                    for entry in directory.apps:
+                        owner = entry.owner_kind + (
+                            f":{entry.owner_id}" if entry.owner_id is not None else ""
+                        )
+                        announce(
+                            f"demo app {entry.client_id} secret {entry.client_secret} ({owner})"
+                        )
+                task_status.started(running)
+                if handle_signals:
+                    nursery.start_soon(_watch_signals, running.shutdown)
+                await running.shutdown.wait()
+                logger.info("draining: %d live calls", engine.live_count)
+                await engine.drain(config.calls.drain)
+                stop_http.set()
+            nursery.cancel_scope.cancel()
+    finally:
+        relay.close()
+        store.close()
+
+
+class _LazyApp:
+    """An ASGI app that forwards to the real one once it exists (503 before that)."""
+
+    def __init__(self, holder: dict[str, object]) -> None:
+        self._holder = holder
+
+    async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
+        if scope.get("type") == "lifespan":
+            while True:
+                message = await receive()  # type: ignore[operator]
+                kind = message["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})  # type: ignore[operator]
+                if kind == "shutdown":
+                    return
+        app = self._holder.get("app")
+        if app is None:
+            await send(  # type: ignore[operator]
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send(  # type: ignore[operator]
+                {
+                    "type": "http.response.body",
+                    "body": b'{"error":{"code":"service_unavailable","message":"starting"}}',
+                }
+            )
+            return
+        await app(scope, receive, send)  # type: ignore[operator]
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logger.info("signal %s: shutting down", signal.Signals(signum).name)
+            shutdown.set()
+            return
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,246 @@
+"""The engine's SIP face: registrar, inbound calls and the legs it sends out.
+
+* ``legs_for`` turns a party into SIP legs: one per registered device of an extension (all
+  ring at once), or one towards the gateway of the longest matching route for a public number.
+* ``handle`` gets every new server transaction from the endpoint: REGISTER goes to the
+  registrar; OPTIONS is answered 200 (Allow, Accept, Supported) for our domain and known users;
+  INVITE is an inbound call, accepted from a registered device (Digest, 407 challenge) or a
+  trusted peer of the directory only, so nobody else can reach a gateway through us (no open
+  relay); the number dialled is the Request-URI's user part, resolved as the API resolves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from engine.config import Config
+from engine.directory import Directory, Extension
+from engine.inbound import InboundLeg
+from engine.legs import FailedLeg, Leg
+from engine.model import Party, PhoneCall
+from engine.numbers import NumberError, parse_caller_id, resolve
+from engine.registrar import Registrar
+from engine.sipleg import SipLeg
+from engine.store import Store
+from sip import sdp
+from sip.auth import DigestServer
+from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
+from sip.errors import RemoteProtocolError
+from sip.session import InviteServer
+from sip.transaction_types import Peer
+from sip.uas import options_response
+from sip.uri import NameAddr, SipUri, TelUri, parse_uri
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS = (*DEFAULT_ALLOWED_METHODS, "REGISTER")
+
+
+def make_endpoint() -> SipEndpoint:
+    return SipEndpoint(allowed_methods=ALLOWED_METHODS)
+
+
+class SipService:
+    """``LegProvider`` for the engine and request handler for the endpoint."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        directory: Directory,
+        store: Store,
+        config: Config,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint
+        self.directory = directory
+        self.store = store
+        self.config = config
+        self.domain = config.sip.domain
+        secret = secrets.token_bytes(32)
+        self.registrar = Registrar(
+            directory, store, DigestServer(self.domain, secret), wall_clock=wall_clock
+        )
+        self.call_auth = Registrar(
+            directory, store, DigestServer(self.domain, secret, proxy=True), wall_clock=wall_clock
+        )
+        self._wall_clock = wall_clock
+        self.engine: Engine | None = None
+        self._local: list[tuple[str, str, int]] = []
+
+    def set_local_addresses(self, bound: Sequence[tuple[str, str, int]]) -> None:
+        self._local = list(bound)
+
+    # --- outgoing legs ----------------------------------------------------------------------
+
+    def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
+        from_addr = self._from(caller_id, call)
+        try:
+            target = resolve(party.number, self.directory, call.organization_id)
+        except NumberError as exc:
+            return [FailedLeg(party.number, 404, str(exc))]
+        from engine.numbers import ExtensionTarget, PublicTarget
+
+        if isinstance(target, ExtensionTarget):
+            return self._device_legs(target.extension, party, from_addr)
+        if isinstance(target, PublicTarget):
+            route = target.route
+            params: tuple[tuple[str, str | None], ...] = ()
+            if route.gateway_transport != "udp":
+                params = (("transport", route.gateway_transport),)
+            uri = SipUri(
+                "sip", _user(target.number), None, route.gateway_host, route.gateway_port, params
+            )
+            peer = Peer(route.gateway_transport, route.gateway_host, route.gateway_port)
+            return [
+                SipLeg(
+                    self.endpoint,
+                    label=f"{party.number} via {peer}",
+                    peer=peer,
+                    request_uri=uri,
+                    from_addr=from_addr,
+                    to_addr=NameAddr(uri),
+                )
+            ]
+        return [FailedLeg(party.number, 404, "not a SIP destination")]
+
+    def _device_legs(self, extension: Extension, party: Party, from_addr: NameAddr) -> list[Leg]:
+        contacts = self.store.contacts(extension.extended, self._wall_clock())
+        if not contacts:
+            return [FailedLeg(party.number, 480, f"no device registered for {extension.extended}")]
+        to_addr = NameAddr(SipUri("sip", extension.extended, None, self.domain, None))
+        legs: list[Leg] = []
+        for record in contacts:
+            try:
+                uri = parse_uri(record.contact_uri)
+                peer = _peer_from_received(record.received)
+            except (RemoteProtocolError, ValueError) as exc:
+                logger.warning("bad binding %s for %s: %s", record.contact_uri, extension, exc)
+                continue
+            if not isinstance(uri, SipUri):
+                continue
+            legs.append(
+                SipLeg(
+                    self.endpoint,
+                    label=f"{party.number} at {record.contact_uri}",
+                    peer=peer,
+                    request_uri=uri,
+                    from_addr=from_addr,
+                    to_addr=to_addr,
+                )
+            )
+        return legs or [FailedLeg(party.number, 480, "no usable device binding")]
+
+    def _from(self, caller_id: str | None, call: PhoneCall) -> NameAddr:
+        name: str | None = None
+        number = call.extension
+        if caller_id:
+            try:
+                name, number = parse_caller_id(caller_id)
+            except ValueError:
+                logger.warning("call %s: bad caller id %r, using the extension", call.id, caller_id)
+        return NameAddr(SipUri("sip", _user(number), None, self.domain, None), display_name=name)
+
+    # --- incoming requests --------------------------------------------------------------------
+
+    async def handle(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        method = request.method
+        if method == "REGISTER":
+            to_uri = request.to.uri
+            user = to_uri.user if isinstance(to_uri, SipUri) else None
+            if user is None or self.directory.extension(user) is None:
+                await incoming.respond(request.response(404, f"No such extension {user}"))
+                return
+            await self.registrar.handle(incoming)
+        elif method == "OPTIONS":
+            user = request.uri.user if isinstance(request.uri, SipUri) else None
+            if user and not self._known_number(user):
+                await incoming.respond(request.response(404, f"No such user {user}"))
+                return
+            await incoming.respond(options_response(request, ALLOWED_METHODS))
+        elif method == "INVITE":
+            await self._inbound(incoming)
+        else:
+            await incoming.respond(request.response(481))
+
+    def _known_number(self, user: str) -> bool:
+        try:
+            resolve(user, self.directory, None, allow_short=False)
+        except NumberError:
+            return False
+        return True
+
+    async def _inbound(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        engine = self.engine
+        if engine is None or engine.draining:
+            await incoming.respond(request.response(503, "Shutting down"))
+            return
+        peer = incoming.peer
+        trusted = self.directory.trusted_peer(peer.host, peer.port)
+        caller_ext: Extension | None = None
+        if trusted is not None:
+            organization_id = trusted.organization
+        else:
+            caller_ext, refusal = self.call_auth.authenticate(request, "Proxy-Authorization")
+            if refusal is not None:
+                await incoming.respond(refusal)
+                return
+            assert caller_ext is not None
+            organization_id = caller_ext.organization
+        uri = request.uri
+        dialled = (
+            uri.user if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+        )
+        if not dialled:
+            await incoming.respond(request.response(404, "No number in the Request-URI"))
+            return
+        try:
+            resolve(dialled, self.directory, organization_id, allow_short=True)
+        except NumberError as exc:
+            await incoming.respond(request.response(404, str(exc)))
+            return
+        video = _offers_video(request.body)
+        from_uri = request.from_.uri
+        caller_number = (
+            from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"
+        )
+        server = InviteServer(self.endpoint, incoming)
+        engine.start_inbound(
+            caller_number=caller_ext.extended if caller_ext else caller_number,
+            caller_name=request.from_.display_name,
+            caller_extension=caller_ext,
+            organization_id=organization_id,
+            destination=dialled,
+            video=video,
+            make_leg=lambda index, label: InboundLeg(server, index, label),
+        )
+
+
+def _offers_video(body: bytes) -> bool:
+    if not body:
+        return False
+    try:
+        parsed = sdp.SessionDescription.parse(body)
+    except RemoteProtocolError:
+        return False
+    return any(m.media == "video" and m.port for m in parsed.media)
+
+
+def _user(number: str) -> str:
+    return number
+
+
+def _peer_from_received(received: str) -> Peer:
+    hostport, _, transport = received.partition(" ")
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    return Peer(transport or "udp", host, int(port))
