@@ -1,34 +1,62 @@
 """INVITE sessions (UAC and UAS) on top of the endpoint and dialogs (trio).
 
-Theory of operation (RFC 3261 §13, §14, §15, RFC 3264 offer/answer, RFC 6026):
+Theory of operation (RFC 3261 §13, §14, §15, §9, §22; RFC 3264 offer/answer; RFC 6026):
 
-* ``InviteClient`` sends an INVITE through the endpoint and turns its responses into
-  protocol-neutral ``SessionEvent`` values: 1xx -> ``Progress``, 2xx -> ``Answered`` (after
-  we ACKed it, §13.2.2.4), any other final -> ``Rejected``.  A 401/407 is answered once with
-  digest credentials (§22.2).  ``cancel()`` follows §9.1: a CANCEL only goes out once a
-  provisional response arrived; a 2xx that races the CANCEL is ACKed and BYEd.  Further 2xx
-  from other forks (§13.2.2.4) are ACKed and BYEd, retransmitted 2xx of the winner re-ACKed.
-* ``InviteServer`` wraps an incoming INVITE: ``progress``/``answer``/``reject``.  The 2xx is
-  retransmitted by us, the UAS core (§13.3.1.4: T1 doubling up to T2), until the ACK
-  arrives; no ACK within 64*T1 -> BYE and ``RemoteBye("no ACK")``.  A CANCEL before the
-  final answer is answered 487 by the endpoint and reported as ``RemoteCancel``.
-* Both sides own a ``Dialog`` once established; in-dialog requests from the peer (BYE,
-  re-INVITE, UPDATE, INFO, OPTIONS) are routed here by the endpoint's dialog table.  BYE is
-  answered 200 and reported as ``RemoteBye``; an offer in a re-INVITE/UPDATE is answered with
-  ``on_offer(offer)`` (or our last SDP).
+* ``InviteClient`` sends an INVITE through the endpoint; a driver task in the endpoint's
+  nursery turns its responses into protocol-neutral ``SessionEvent`` values, queued for
+  ``next_event()``: 1xx -> ``Progress`` (100 Trying is not reported), 2xx -> ``Answered``
+  once we ACKed it (§13.2.2.4), any other final -> ``Rejected``.  A 401/407 is answered once
+  with digest credentials (§22.2): same Call-ID and From tag, CSeq + 1, new branch.
+* ``cancel()`` follows §9.1: the CANCEL goes out only once a provisional response arrived
+  (else as soon as one does); the INVITE then ends with 487 -> ``Rejected(487)``.  If no
+  final response comes within 64*T1 of the CANCEL the session gives up with
+  ``Rejected(487)`` too.  A 2xx that races the CANCEL is ACKed and BYEd.  2xx from other
+  forks (§13.2.2.4) are ACKed and BYEd; retransmissions of the winner's 2xx are re-ACKed.
+* ``InviteServer`` wraps an incoming INVITE: ``progress``/``answer``/``reject``.  We, the
+  UAS core, retransmit the 2xx (§13.3.1.4: T1 doubling up to T2, UDP only) until the ACK
+  arrives; with no ACK within 64*T1 we send BYE and report ``RemoteBye("no ACK")``.  A
+  CANCEL before the final answer is answered 487 by the endpoint -> ``RemoteCancel``.
+* Both sides own a ``Dialog`` once established and are registered with the endpoint under
+  (Call-ID, local tag), which routes in-dialog requests here: BYE is answered 200 and
+  reported as ``RemoteBye``; a re-INVITE/UPDATE is answered 200 with ``on_offer(offer)`` (or
+  our last SDP) - 491 while our own re-INVITE is pending (§14.1); INFO/OPTIONS get 200.
 """
 
 from __future__ import annotations
 
+import enum
+import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sip.endpoint import IncomingRequest, SipEndpoint
-    from sip.message import Request
-    from sip.transaction import Peer
-    from sip.uri import NameAddr, SipUri
+import trio
+
+from sip.auth import authorize, choose_challenge
+from sip.dialog import Dialog, DialogState, new_tag
+from sip.endpoint import ClientRequest, IncomingRequest, SipEndpoint, peer_for_uri
+from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.headers import Headers
+from sip.message import Request, Response
+from sip.transaction import Peer, make_cancel
+from sip.uri import NameAddr, SipUri
+
+__all__ = [
+    "Answered",
+    "InviteClient",
+    "InviteServer",
+    "Progress",
+    "ReinviteFailed",
+    "Rejected",
+    "RemoteBye",
+    "RemoteCancel",
+    "SessionEvent",
+]
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+OfferHandler = Callable[[bytes | None], bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +90,230 @@ class RemoteCancel:
 SessionEvent = Progress | Answered | Rejected | RemoteBye | RemoteCancel
 
 
-class InviteClient:
-    """UAC side of one INVITE session (skeleton: implementation in progress)."""
+class ReinviteFailed(Exception):
+    """Our re-INVITE got a final non-2xx response (491, 488, 408, ...)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"re-INVITE failed: {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class _Phase(enum.Enum):
+    IDLE = "idle"
+    CALLING = "calling"  # INVITE sent / received, no final response
+    ESTABLISHED = "established"
+    ENDED = "ended"
+
+
+def _sdp(message: Request | Response) -> bytes | None:
+    return message.body or None
+
+
+class _Session:
+    """What both sides share: the dialog, in-dialog requests, BYE, re-INVITE."""
+
+    def __init__(
+        self, endpoint: SipEndpoint, transport: str, on_offer: OfferHandler | None
+    ) -> None:
+        self._endpoint = endpoint
+        self._transport = transport.lower()
+        self.on_offer = on_offer
+        self._dialog: Dialog | None = None
+        self._phase = _Phase.IDLE
+        self._local_sdp: bytes | None = None
+        self._send_event, self._receive_event = trio.open_memory_channel[SessionEvent](math.inf)
+        self._acks: dict[int, trio.Event] = {}  # CSeq of a 2xx we sent -> its ACK arrived
+        self._reinvite_pending = False
+        self._call_id = ""
+        self._local_tag = ""
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def next_event(self) -> SessionEvent:
+        """The next event, in order (waits for it)."""
+        return await self._receive_event.receive()
+
+    def _emit(self, event: SessionEvent) -> None:
+        self._send_event.send_nowait(event)
+
+    @property
+    def dialog(self) -> Dialog | None:
+        return self._dialog
+
+    @property
+    def call_id(self) -> str:
+        return self._call_id
+
+    def _end(self) -> None:
+        self._phase = _Phase.ENDED
+        if self._dialog is not None:
+            self._dialog.terminate()
+        self._endpoint.unregister_dialog(self._call_id, self._local_tag)
+
+    # -- sending in the dialog ---------------------------------------------------------
+
+    def _dialog_peer(self, dialog: Dialog) -> Peer:
+        return peer_for_uri(dialog.next_hop(), self._transport)
+
+    def _with_via(self, request: Request, peer: Peer) -> Request:
+        via = self._endpoint.make_via(peer.transport)
+        return request.with_headers(request.headers.prepend("Via", str(via)))
+
+    async def _send_in_dialog(self, request: Request) -> ClientRequest:
+        assert self._dialog is not None
+        peer = self._dialog_peer(self._dialog)
+        client = self._endpoint.request(self._with_via(request, peer), peer)
+        await client.start()
+        return client
+
+    async def _send_ack(self, dialog: Dialog, cseq: int, body: bytes | None = None) -> Request:
+        peer = self._dialog_peer(dialog)
+        ack = dialog.create_ack(
+            cseq, body=body or b"", content_type="application/sdp" if body else None
+        )
+        ack = self._with_via(ack, peer)
+        await self._endpoint.send_stateless(ack, peer)
+        return ack
+
+    async def bye(self) -> None:
+        """End an established session with BYE (waits for its final response)."""
+        if self._phase is not _Phase.ESTABLISHED or self._dialog is None:
+            return
+        dialog = self._dialog
+        self._end()
+        try:
+            bye = dialog.create_request("BYE", headers=[("User-Agent", self._endpoint.user_agent)])
+            client = await self._send_in_dialog(bye)
+        except (LocalProtocolError, RemoteProtocolError) as exc:
+            log.info("cannot send BYE for %s: %s", self._call_id, exc)
+            return
+        async for response in client:
+            if response.status >= 200:
+                log.debug("BYE for %s answered %d", self._call_id, response.status)
+
+    async def reinvite(self, sdp: bytes) -> bytes | None:
+        """Re-INVITE with ``sdp`` (hold/unhold); returns the answer SDP (§14.1)."""
+        if self._phase is not _Phase.ESTABLISHED or self._dialog is None:
+            raise LocalProtocolError("re-INVITE needs an established session")
+        if self._reinvite_pending:
+            raise LocalProtocolError("a re-INVITE is already pending")
+        dialog = self._dialog
+        self._reinvite_pending = True
+        try:
+            request = dialog.create_request(
+                "INVITE",
+                body=sdp,
+                content_type="application/sdp",
+                headers=[("Allow", ALLOW), ("User-Agent", self._endpoint.user_agent)],
+            )
+            client = await self._send_in_dialog(request)
+            async for response in client:
+                if response.status < 200:
+                    continue
+                if response.status < 300:
+                    dialog.refresh_target(response)
+                    await self._send_ack(dialog, request.cseq.seq)
+                    self._local_sdp = sdp
+                    return _sdp(response)
+                raise ReinviteFailed(response.status, response.reason)
+        finally:
+            self._reinvite_pending = False
+        raise ReinviteFailed(408, "Request Timeout")
+
+    # -- requests from the peer (DialogOwner) -------------------------------------------
+
+    async def handle_request(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        if request.method == "ACK":
+            ack = self._acks.get(request.cseq.seq)
+            if ack is not None:
+                ack.set()
+            if request.body and self.on_offer is not None:
+                self.on_offer(request.body)  # the answer to an offer we put in a 2xx
+            return
+        dialog = self._dialog
+        if dialog is None or dialog.state is DialogState.TERMINATED:
+            await incoming.respond(request.response(481))
+            return
+        problem = dialog.receive_request(request)
+        if problem is not None:
+            await incoming.respond(problem)
+            return
+        method = request.method
+        if method == "BYE":
+            await incoming.respond(request.response(200))
+            if self._phase is not _Phase.ENDED:
+                self._end()
+                self._emit(RemoteBye(request.headers.get("Reason")))
+            return
+        if method in ("INVITE", "UPDATE"):
+            await self._answer_offer(incoming, dialog)
+            return
+        if method in ("INFO", "OPTIONS", "NOTIFY"):
+            await incoming.respond(request.response(200))
+            return
+        await incoming.respond(request.response(501, headers=[("Allow", ALLOW)]))
+
+    async def _answer_offer(self, incoming: IncomingRequest, dialog: Dialog) -> None:
+        request = incoming.request
+        if request.method == "INVITE" and self._reinvite_pending:
+            await incoming.respond(request.response(491))  # glare (§14.2)
+            return
+        offer = _sdp(request)
+        answer = self.on_offer(offer) if self.on_offer is not None else self._local_sdp
+        if offer is None and request.method == "UPDATE":
+            answer = None  # an UPDATE without offer needs no answer
+        dialog.refresh_target(request)
+        headers: list[tuple[str, str]] = [("Allow", ALLOW)]
+        if dialog.local_contact is not None:
+            headers.append(("Contact", str(dialog.local_contact)))
+        if answer:
+            headers.append(("Content-Type", "application/sdp"))
+        response = request.response(200, headers=headers, body=answer or b"")
+        if answer:
+            self._local_sdp = answer
+        await incoming.respond(response)
+        if request.method == "INVITE" and not await self._await_ack(
+            response, incoming.peer, request.cseq.seq
+        ):
+            log.info("no ACK for our 2xx to the re-INVITE of %s", self._call_id)
+
+    async def _await_ack(self, response: Response, peer: Peer, cseq: int) -> bool:
+        """Retransmit our 2xx (UDP: T1 doubling to T2) until its ACK; False after 64*T1."""
+        config = self._endpoint.timer_config
+        acked = self._acks.setdefault(cseq, trio.Event())
+        deadline = trio.current_time() + 64 * config.t1
+        interval = config.t1
+        try:
+            while not acked.is_set():
+                wake = deadline if peer.reliable else min(deadline, trio.current_time() + interval)
+                with trio.move_on_at(wake):
+                    await acked.wait()
+                if acked.is_set():
+                    break
+                if trio.current_time() >= deadline:
+                    return False
+                await self._endpoint.send_stateless(response, peer)
+                interval = min(interval * 2, config.t2)
+            return True
+        finally:
+            self._acks.pop(cseq, None)
+
+    async def handle_response(self, response: Response, peer: Peer) -> None:
+        """A 2xx to our INVITE after its transaction delivered a final response."""
+        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
+            return
+        dialog = self._dialog
+        if dialog is not None and (response.to.tag or "") == dialog.remote_tag:
+            if self._phase is _Phase.ESTABLISHED:
+                await self._send_ack(dialog, response.cseq.seq)  # our ACK got lost
+            return
+        await self._endpoint.ack_and_bye(response, peer)  # another fork, or too late
+
+
+class InviteClient(_Session):
+    """UAC side of one INVITE session."""
 
     def __init__(
         self,
@@ -77,52 +327,291 @@ class InviteClient:
         content_type: str = "application/sdp",
         credentials: tuple[str, str] | None = None,
         headers: Sequence[tuple[str, str]] = (),
-        on_offer: Callable[[bytes | None], bytes | None] | None = None,
+        on_offer: OfferHandler | None = None,
     ) -> None:
-        raise NotImplementedError
+        super().__init__(endpoint, peer.transport, on_offer)
+        self.peer = peer
+        self.request_uri = request_uri
+        self._from = from_addr.with_tag(new_tag())
+        self._to = to_addr
+        self._body = body
+        self._content_type = content_type
+        self._credentials = credentials
+        self._headers = tuple(headers)
+        self._call_id = endpoint.new_call_id()
+        self._local_tag = self._from.tag or ""
+        self._local_sdp = body
+        self._invite: Request | None = None
+        self._provisional = False
+        self._cancel_wanted = False
+        self._cancel_sent = False
+        self._give_up = trio.CancelScope()
+
+    @property
+    def invite(self) -> Request | None:
+        """The INVITE as last sent (None before ``start``)."""
+        return self._invite
+
+    def _build_invite(self, cseq: int, auth: Sequence[tuple[str, str]] = ()) -> Request:
+        contact = NameAddr(self._endpoint.contact(self.peer.transport))
+        via = self._endpoint.make_via(self.peer.transport)
+        items: list[tuple[str, str]] = [
+            ("Via", str(via)),
+            ("Max-Forwards", "70"),
+            ("From", str(self._from)),
+            ("To", str(self._to)),
+            ("Call-ID", self._call_id),
+            ("CSeq", f"{cseq} INVITE"),
+            ("Contact", str(contact)),
+            ("Allow", ALLOW),
+            ("User-Agent", self._endpoint.user_agent),
+            *auth,
+            *self._headers,
+        ]
+        if self._body:
+            items.append(("Content-Type", self._content_type))
+        return Request("INVITE", self.request_uri, Headers(items), self._body or b"")
 
     async def start(self) -> None:
-        raise NotImplementedError
+        """Send the INVITE; events follow on ``next_event()``."""
+        if self._phase is not _Phase.IDLE:
+            raise LocalProtocolError("the INVITE was already sent")
+        self._phase = _Phase.CALLING
+        self._invite = self._build_invite(1)
+        self._endpoint.register_dialog(self._call_id, self._local_tag, self)
+        client = self._endpoint.request(self._invite, self.peer)
+        await client.start()
+        self._endpoint.start_soon(self._drive, client)
 
-    async def next_event(self) -> SessionEvent:
-        raise NotImplementedError
+    async def _drive(self, client: ClientRequest) -> None:
+        authorized = False
+        while True:
+            final: Response | None = None
+            self._give_up = trio.CancelScope()
+            with self._give_up:
+                async for response in client:
+                    if response.status < 200:
+                        await self._on_provisional(response)
+                    else:
+                        final = response
+                        break
+            if final is None:  # no final response 64*T1 after our CANCEL (§9.1)
+                self._rejected(487, "Request Terminated")
+                return
+            if final.status < 300:
+                await self._on_2xx(final)
+                return
+            if (
+                final.status in (401, 407)
+                and self._credentials is not None
+                and not authorized
+                and not self._cancel_wanted
+            ):
+                retry = self._authorized_retry(final)
+                if retry is not None:
+                    authorized = True
+                    self._invite = retry
+                    self._provisional = False
+                    client = self._endpoint.request(retry, self.peer)
+                    await client.start()
+                    continue
+            self._rejected(final.status, final.reason)
+            return
+
+    def _authorized_retry(self, challenge: Response) -> Request | None:
+        assert self._invite is not None and self._credentials is not None
+        header = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+        answer = "Authorization" if challenge.status == 401 else "Proxy-Authorization"
+        try:
+            chosen = choose_challenge(challenge.headers.get_all(header))
+            username, password = self._credentials
+            value = authorize("INVITE", str(self.request_uri), chosen, username, password)
+        except (RemoteProtocolError, LocalProtocolError) as exc:
+            log.info(
+                "cannot answer the %d challenge for %s: %s", challenge.status, self._call_id, exc
+            )
+            return None
+        return self._build_invite(self._invite.cseq.seq + 1, [(answer, value)])
+
+    def _rejected(self, status: int, reason: str) -> None:
+        self._end()
+        self._emit(Rejected(status, reason))
+
+    async def _on_provisional(self, response: Response) -> None:
+        if response.status == 100:
+            return
+        self._provisional = True
+        if self._cancel_wanted:
+            await self._send_cancel()
+            return
+        self._emit(Progress(response.status, response.reason, _sdp(response)))
+
+    async def _on_2xx(self, response: Response) -> None:
+        assert self._invite is not None
+        try:
+            dialog = Dialog.from_uac(self._invite, response)
+        except (RemoteProtocolError, LocalProtocolError) as exc:
+            log.info("unusable 2xx for %s: %s", self._call_id, exc)
+            self._rejected(502, "Bad Gateway")
+            return
+        self._dialog = dialog
+        answer: bytes | None = None
+        if not self._body and response.body:  # the 2xx carries the offer: ACK carries the answer
+            answer = self.on_offer(response.body) if self.on_offer is not None else None
+            self._local_sdp = answer
+        await self._send_ack(dialog, self._invite.cseq.seq, answer)
+        self._phase = _Phase.ESTABLISHED
+        if self._cancel_wanted:
+            await self.bye()
+            self._emit(Rejected(487, "Request Terminated"))
+            return
+        self._emit(Answered(_sdp(response)))
+
+    async def _send_cancel(self) -> None:
+        if self._cancel_sent or self._invite is None:
+            return
+        self._cancel_sent = True
+        self._give_up.deadline = trio.current_time() + 64 * self._endpoint.timer_config.t1
+        client = self._endpoint.request(make_cancel(self._invite), self.peer)
+        await client.start()
+        self._endpoint.start_soon(_drain, client)
 
     async def cancel(self) -> None:
-        raise NotImplementedError
+        """Give up on the call (§9.1); after an answer this is ``bye()``."""
+        if self._phase is _Phase.ESTABLISHED:
+            await self.bye()
+            return
+        if self._phase is not _Phase.CALLING:
+            self._phase = _Phase.ENDED if self._phase is _Phase.IDLE else self._phase
+            return
+        self._cancel_wanted = True
+        if self._provisional:
+            await self._send_cancel()
 
     async def bye(self) -> None:
-        raise NotImplementedError
+        """BYE an answered call; before the answer this is ``cancel()``."""
+        if self._phase is _Phase.CALLING:
+            await self.cancel()
+            return
+        await super().bye()
 
-    async def reinvite(self, sdp: bytes) -> bytes | None:
-        raise NotImplementedError
 
+class InviteServer(_Session):
+    """UAS side of one INVITE session (wraps the endpoint's ``IncomingRequest``)."""
 
-class InviteServer:
-    """UAS side of one INVITE session (skeleton: implementation in progress)."""
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        incoming: IncomingRequest,
+        *,
+        on_offer: OfferHandler | None = None,
+    ) -> None:
+        if incoming.request.method != "INVITE":
+            raise LocalProtocolError("InviteServer needs an INVITE")
+        super().__init__(endpoint, incoming.peer.transport, on_offer)
+        self.request = incoming.request
+        self.peer = incoming.peer
+        self._incoming = incoming
+        self._call_id = self.request.call_id
+        self._local_tag = new_tag()
+        self._contact = NameAddr(endpoint.contact(self.peer.transport))
+        self._phase = _Phase.CALLING
+        endpoint.register_dialog(self._call_id, self._local_tag, self)
+        incoming.on_cancel(self._on_cancel)
 
-    request: Request
-    peer: Peer
-    on_offer: Callable[[bytes | None], bytes | None] | None
+    @property
+    def offer(self) -> bytes | None:
+        return _sdp(self.request)
 
-    def __init__(self, endpoint: SipEndpoint, incoming: IncomingRequest) -> None:
-        raise NotImplementedError
+    def _on_cancel(self) -> None:
+        if self._phase is _Phase.CALLING:
+            self._end()
+            self._emit(RemoteCancel())
+
+    def _ensure_dialog(self) -> Dialog:
+        if self._dialog is None:
+            self._dialog = Dialog.from_uas(self.request, self._local_tag, self._contact)
+        return self._dialog
+
+    def _response(
+        self,
+        status: int,
+        sdp: bytes | None,
+        reason: str | None = None,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Response:
+        headers: list[tuple[str, str]] = []
+        if status < 300:
+            headers.append(("Contact", str(self._contact)))
+            headers.append(("Allow", ALLOW))
+        headers.append(("User-Agent", self._endpoint.user_agent))
+        headers.extend(extra)
+        if sdp:
+            headers.append(("Content-Type", "application/sdp"))
+        return self.request.response(
+            status, reason, to_tag=self._local_tag, headers=headers, body=sdp or b""
+        )
 
     async def progress(self, status: int = 180, sdp: bytes | None = None) -> None:
-        raise NotImplementedError
+        """Send a provisional response (180 Ringing, 183 with early media SDP...)."""
+        if not 100 <= status < 200:
+            raise LocalProtocolError(f"{status} is not provisional")
+        if self._phase is not _Phase.CALLING or self._incoming.answered:
+            return
+        if status > 100:
+            try:
+                self._ensure_dialog()
+            except RemoteProtocolError as exc:
+                log.info("no early dialog for %s: %s", self._call_id, exc)
+        if sdp:
+            self._local_sdp = sdp
+        await self._incoming.respond(self._response(status, sdp))
 
     async def answer(self, sdp: bytes | None) -> None:
-        raise NotImplementedError
+        """Send 200 OK; it is retransmitted until the ACK (no ACK -> BYE + RemoteBye)."""
+        if self._phase is not _Phase.CALLING or self._incoming.answered:
+            log.info("answer() for %s ignored: already %s", self._call_id, self._phase.value)
+            return
+        try:
+            dialog = self._ensure_dialog()
+        except RemoteProtocolError as exc:
+            await self.reject(400, exc.reason)
+            return
+        dialog.confirm()
+        self._local_sdp = sdp
+        response = self._response(200, sdp)
+        self._phase = _Phase.ESTABLISHED
+        self._acks[self.request.cseq.seq] = trio.Event()
+        await self._incoming.respond(response)
+        self._endpoint.start_soon(self._wait_for_ack, response)
+
+    async def _wait_for_ack(self, response: Response) -> None:
+        if await self._await_ack(response, self.peer, self.request.cseq.seq):
+            return
+        if self._phase is _Phase.ESTABLISHED:  # §13.3.1.4: no ACK -> end the dialog
+            log.info("no ACK for %s: sending BYE", self._call_id)
+            await self.bye()
+            self._emit(RemoteBye("no ACK"))
 
     async def reject(
         self, status: int, reason: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> None:
-        raise NotImplementedError
-
-    async def next_event(self) -> SessionEvent:
-        raise NotImplementedError
+        """A final non-2xx answer."""
+        if status < 300:
+            raise LocalProtocolError(f"reject() needs a status >= 300, not {status}")
+        if self._phase is not _Phase.CALLING or self._incoming.answered:
+            return
+        self._end()
+        await self._incoming.respond(self._response(status, None, reason, headers))
 
     async def bye(self) -> None:
-        raise NotImplementedError
+        """BYE an answered call; before the answer: reject with 480."""
+        if self._phase is _Phase.CALLING:
+            await self.reject(480)
+            return
+        await super().bye()
 
-    async def reinvite(self, sdp: bytes) -> bytes | None:
-        raise NotImplementedError
+
+async def _drain(client: ClientRequest) -> None:
+    async for _ in client:
+        pass

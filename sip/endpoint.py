@@ -1,0 +1,529 @@
+"""The SIP endpoint: sockets + transaction layer + dialog routing, the trio shell.
+
+Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
+
+* The endpoint owns a ``SipTransport`` and one sans-IO ``TransactionLayer``.  Every input
+  (a message from a socket, a request/response from the TU, a timer) is one synchronous call
+  on the layer followed by ``_pump()``, which drains the layer's events under a lock, so the
+  messages the layer asks to send go out in the order it produced them.
+* One timer task sleeps until ``layer.get_timer()`` and calls ``handle_timer(now)``; whoever
+  makes the layer schedule an earlier deadline wakes it.  Time is read only through
+  ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timer in tests.
+* New server transactions: out-of-dialog requests pass ``uas.check_request`` (§8.2) and go to
+  the handler, spawned in the endpoint's nursery (a crash is logged and answered 500).
+  Requests with a To tag, the ACK to a 2xx (no transaction, §17.2.3/RFC 6026) and 2xx
+  responses that outlive their client transaction (retransmissions, other forks) go to the
+  dialog owner registered under (Call-ID, local tag); an in-dialog request for no known
+  dialog gets 481 (§12.2.2), a 2xx nobody owns is ACKed and BYEd (§13.2.2.4: we never want
+  a dialog we cannot account for).
+* CANCEL (§9.2): the layer answers it 200; the endpoint answers the INVITE 487 unless a final
+  response went out already, and sets ``IncomingRequest.cancelled``.
+* ``request()`` returns a ``ClientRequest``: sends on ``start()`` (or first iteration) and
+  yields responses until the final one; Timer B/F gives a synthesised 408 and a transport
+  failure a 503 (§8.1.3.1, §8.1.3.4).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from sip.dialog import Dialog, new_tag
+from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.headers import Via
+from sip.message import Message, Request, Response
+from sip.timers import TimerConfig
+from sip.transaction import (
+    CancelReceived,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    SendMessage,
+    StrayResponse,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransportFailed,
+    TxKey,
+)
+from sip.transport import SipTransport, TransportError, default_port
+from sip.uas import check_request
+from sip.uri import SipUri, Uri
+
+__all__ = [
+    "DEFAULT_ALLOWED_METHODS",
+    "ClientRequest",
+    "DialogOwner",
+    "IncomingRequest",
+    "RequestHandler",
+    "SipEndpoint",
+    "peer_for_uri",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+
+
+def peer_for_uri(uri: Uri, default_transport: str = "udp") -> Peer:
+    """The next hop for a SIP URI without DNS (RFC 3263 reduced to literal host:port)."""
+    if not isinstance(uri, SipUri):
+        raise LocalProtocolError(f"cannot send to a non-SIP URI {uri}")
+    transport = (uri.transport or default_transport).lower()
+    maddr = uri.param("maddr")
+    host = maddr or uri.host
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return Peer(transport, host, uri.port or default_port(transport))
+
+
+class DialogOwner(Protocol):
+    """Whoever owns a dialog (a session): gets its in-dialog traffic from the endpoint."""
+
+    async def handle_request(self, incoming: IncomingRequest) -> None: ...
+
+    async def handle_response(self, response: Response, peer: Peer) -> None: ...
+
+
+RequestHandler = Callable[["IncomingRequest"], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class IncomingRequest:
+    """A request for the TU; ``respond`` sends on its server transaction."""
+
+    request: Request
+    peer: Peer
+    key: TxKey | None
+    endpoint: SipEndpoint = field(repr=False)
+    cancelled: trio.Event = field(default_factory=trio.Event)
+    final_status: int | None = None
+    _cancel_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def answered(self) -> bool:
+        return self.final_status is not None
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a CANCEL arrives (at once if one already did)."""
+        if self.cancelled.is_set():
+            callback()
+        else:
+            self._cancel_callbacks.append(callback)
+
+    def _cancel(self) -> None:
+        self.cancelled.set()
+        callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("cancel callback failed")
+
+    async def respond(self, response: Response) -> None:
+        await self.endpoint._respond(self, response)
+
+
+class ClientRequest:
+    """One client transaction seen from the TU: an async iterator of its responses."""
+
+    def __init__(self, endpoint: SipEndpoint, request: Request, peer: Peer) -> None:
+        self._endpoint = endpoint
+        self.request = request
+        self.peer = peer
+        self.key: TxKey | None = None
+        self._send, self._receive = trio.open_memory_channel[Response](math.inf)
+        self._done = False
+        self._final_seen = False
+
+    async def start(self) -> None:
+        if self.key is None:
+            await self._endpoint._start_client(self)
+
+    def _deliver(self, response: Response) -> bool:
+        """Queue a response; False once the final one went by (the caller reroutes)."""
+        if self._done:
+            return False
+        if response.status >= 200:
+            self._done = True
+        self._send.send_nowait(response)
+        return True
+
+    def _fail(self, status: int) -> None:
+        if not self._done:
+            self._deliver(self.request.response(status))
+
+    def __aiter__(self) -> ClientRequest:
+        return self
+
+    async def __anext__(self) -> Response:
+        if self.key is None:
+            await self.start()
+        if self._final_seen:
+            raise StopAsyncIteration
+        response = await self._receive.receive()
+        if response.status >= 200:
+            self._final_seen = True
+        return response
+
+
+class SipEndpoint:
+    """A SIP user agent's network side (see the module docstring)."""
+
+    def __init__(
+        self,
+        timer_config: TimerConfig | None = None,
+        *,
+        user_agent: str = "trio-b2bua",
+        allowed_methods: Iterable[str] = DEFAULT_ALLOWED_METHODS,
+        supported_extensions: Iterable[str] = (),
+        idle_timeout: float = 32.0,
+    ) -> None:
+        self.timer_config = timer_config or TimerConfig()
+        self.user_agent = user_agent
+        self.allowed_methods = tuple(m.upper() for m in allowed_methods)
+        self.supported_extensions = tuple(supported_extensions)
+        self._layer = TransactionLayer(self.timer_config)
+        self._transport = SipTransport(self._on_message, idle_timeout=idle_timeout)
+        self._pump_lock = trio.Lock()
+        self._clients: dict[TxKey, ClientRequest] = {}
+        self._server_invites: dict[TxKey, IncomingRequest] = {}
+        self._dialogs: dict[tuple[str, str], DialogOwner] = {}
+        self._nursery: trio.Nursery | None = None
+        self._handler: RequestHandler | None = None
+        self._timer_wakeup = trio.Event()
+        self._sleeping_until = math.inf
+        self._closed = trio.Event()
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
+        return await self._transport.listen(transport, host, port)
+
+    @property
+    def transport(self) -> SipTransport:
+        return self._transport
+
+    async def run(
+        self,
+        handler: RequestHandler,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until cancelled (or ``aclose``): receive loops, the timer task, handlers."""
+        self._handler = handler
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._transport.serve)
+                nursery.start_soon(self._timer_loop)
+                task_status.started()
+                await self._closed.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._nursery = None
+
+    async def aclose(self) -> None:
+        """Stop serving: cancels handlers, timers and sockets."""
+        self._closed.set()
+        await trio.lowlevel.checkpoint()
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run background work (session drivers) in the endpoint's nursery."""
+        if self._nursery is None:
+            raise LocalProtocolError("the endpoint is not running")
+        self._nursery.start_soon(fn, *args)
+
+    # -- identity helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def new_branch() -> str:
+        return "z9hG4bK" + secrets.token_hex(10)
+
+    def new_call_id(self) -> str:
+        host = self._transport.address("udp") or self._transport.address("tcp")
+        domain = host[0] if host else "localhost"
+        return f"{secrets.token_hex(12)}@{domain}"
+
+    def _local_address(self, transport: str) -> tuple[str, int]:
+        address = self._transport.address(transport) or self._transport.address(
+            "udp" if transport.lower() != "udp" else "tcp"
+        )
+        if address is None:
+            raise LocalProtocolError("the endpoint has no listener")
+        host = address[0]
+        if ":" in host:
+            host = f"[{host}]"
+        return host, address[1]
+
+    def make_via(self, transport: str) -> Via:
+        host, port = self._local_address(transport)
+        return Via(transport.upper(), host, port, (("branch", self.new_branch()), ("rport", None)))
+
+    def contact(self, transport: str) -> SipUri:
+        host, port = self._local_address(transport)
+        params: tuple[tuple[str, str | None], ...] = ()
+        if transport.lower() != "udp":
+            params = (("transport", transport.lower()),)
+        return SipUri("sip", None, None, host, port, params)
+
+    # -- dialogs --------------------------------------------------------------------------
+
+    def register_dialog(self, call_id: str, local_tag: str, owner: DialogOwner) -> None:
+        self._dialogs[(call_id, local_tag)] = owner
+
+    def unregister_dialog(self, call_id: str, local_tag: str) -> None:
+        self._dialogs.pop((call_id, local_tag), None)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def request(self, request: Request, peer: Peer) -> ClientRequest:
+        """A client transaction for ``request`` (with its top Via); iterate for responses."""
+        return ClientRequest(self, request, peer)
+
+    async def _start_client(self, client: ClientRequest) -> None:
+        request = client.request
+        if request.method == "ACK":
+            raise LocalProtocolError("an ACK has no transaction: use send_stateless")
+        key = self._layer.send_request(request, client.peer, trio.current_time())
+        client.key = key
+        self._clients[key] = client
+        await self._pump()
+
+    async def send_stateless(self, message: Message, peer: Peer) -> None:
+        """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
+        try:
+            await self._transport.send(message, peer)
+        except TransportError as exc:
+            log.info("stateless send to %s failed: %s", peer, exc)
+
+    async def _respond(self, incoming: IncomingRequest, response: Response) -> None:
+        if incoming.key is None:
+            raise LocalProtocolError("an ACK is never answered")
+        if response.status >= 200:
+            if incoming.final_status is not None:
+                if 200 <= response.status < 300 and 200 <= incoming.final_status < 300:
+                    await self.send_stateless(response, incoming.peer)  # 2xx retransmission
+                    return
+                log.info("dropping second final response %d", response.status)
+                return
+            incoming.final_status = response.status
+        elif incoming.final_status is not None:
+            return
+        try:
+            self._layer.send_response(incoming.key, response, trio.current_time())
+        except LocalProtocolError as exc:
+            log.info("cannot send %d: %s", response.status, exc)
+            return
+        await self._pump()
+
+    # -- the event pump -----------------------------------------------------------------
+
+    async def _on_message(self, message: Message, peer: Peer) -> None:
+        try:
+            self._layer.receive(message, peer, trio.current_time())
+        except RemoteProtocolError as exc:
+            log.info("dropping message from %s: %s", peer, exc.reason)
+            return
+        await self._pump()
+
+    async def _pump(self) -> None:
+        async with self._pump_lock:
+            while True:
+                events = self._layer.events()
+                if not events:
+                    break
+                for event in events:
+                    await self._handle_event(event)
+        deadline = self._layer.get_timer()
+        if deadline is not None and deadline < self._sleeping_until:
+            self._timer_wakeup.set()
+
+    async def _handle_event(self, event: object) -> None:
+        if isinstance(event, SendMessage):
+            try:
+                await self._transport.send(event.message, event.peer)
+            except TransportError as exc:
+                log.info("send to %s failed: %s", event.peer, exc)
+                self._layer.transport_error(event.peer, trio.current_time())
+        elif isinstance(event, ResponseReceived):
+            client = self._clients.get(event.key)
+            if client is None or not client._deliver(event.response):
+                self._stray(event.response, client.peer if client else None)
+        elif isinstance(event, StrayResponse):
+            self._stray(event.response, event.peer)
+        elif isinstance(event, RequestReceived):
+            self._dispatch_request(event)
+        elif isinstance(event, CancelReceived):
+            self._cancelled(event)
+        elif isinstance(event, TransactionTimeout):
+            client = self._clients.get(event.key)
+            if client is not None:
+                client._fail(408)
+            else:
+                self._server_invites.pop(event.key, None)
+        elif isinstance(event, TransportFailed):
+            client = self._clients.get(event.key)
+            if client is not None:
+                client._fail(503)
+        elif isinstance(event, TransactionTerminated):
+            client = self._clients.pop(event.key, None)
+            if client is not None:
+                client._fail(408)  # only if no final response came
+            self._server_invites.pop(event.key, None)
+
+    def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        if self._nursery is None:
+            log.warning("endpoint not running; dropping work %r", fn)
+            return
+        self._nursery.start_soon(fn, *args)
+
+    def _stray(self, response: Response, peer: Peer | None) -> None:
+        """A response no pending ClientRequest wants: a 2xx retransmission or fork."""
+        try:
+            key = (response.call_id, response.from_.tag or "")
+        except RemoteProtocolError:
+            return
+        owner = self._dialogs.get(key)
+        if owner is not None:
+            self._spawn(self._guarded, owner.handle_response(response, peer or _NO_PEER))
+        elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            self._spawn(self.ack_and_bye, response, peer)
+
+    def _dispatch_request(self, event: RequestReceived) -> None:
+        request = event.request
+        incoming = IncomingRequest(request, event.peer, event.key, self)
+        to_tag = request.to.tag
+        if event.key is None:  # ACK for a 2xx
+            owner = self._dialogs.get((request.call_id, to_tag or ""))
+            if owner is not None:
+                self._spawn(self._guarded, owner.handle_request(incoming))
+            else:
+                log.debug("ACK for no dialog: %s", request.call_id)
+            return
+        if to_tag is not None:
+            owner = self._dialogs.get((request.call_id, to_tag))
+            if owner is not None:
+                self._spawn(self._guarded, owner.handle_request(incoming))
+            else:
+                self._reply_sync(incoming, request.response(481))
+            return
+        try:
+            problem = check_request(
+                request,
+                allowed_methods=self.allowed_methods,
+                supported_extensions=self.supported_extensions,
+            )
+        except RemoteProtocolError as exc:
+            log.info("dropping request from %s: %s", event.peer, exc.reason)
+            return
+        if problem is not None:
+            self._reply_sync(incoming, problem)
+            return
+        if request.method == "INVITE":
+            self._server_invites[event.key] = incoming
+        if self._handler is None:
+            self._reply_sync(incoming, request.response(503))
+            return
+        self._spawn(self._run_handler, self._handler, incoming)
+
+    def _reply_sync(self, incoming: IncomingRequest, response: Response) -> None:
+        """Answer from inside the pump (the loop drains what this queues)."""
+        if incoming.key is None:
+            return
+        if response.status >= 200:
+            if incoming.final_status is not None:
+                return
+            incoming.final_status = response.status
+        if response.status >= 300 and response.to.tag is None:
+            response = response.with_headers(
+                response.headers.replace("To", str(response.to.with_tag(new_tag())))
+            )
+        try:
+            self._layer.send_response(incoming.key, response, trio.current_time())
+        except LocalProtocolError as exc:
+            log.info("cannot send %d: %s", response.status, exc)
+
+    def _cancelled(self, event: CancelReceived) -> None:
+        incoming = self._server_invites.get(event.invite_key)
+        if incoming is None:
+            return
+        if not incoming.answered:
+            self._reply_sync(incoming, incoming.request.response(487, to_tag=new_tag()))
+        incoming._cancel()
+
+    async def _guarded(self, work: Awaitable[object]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("dialog owner failed")
+
+    async def _run_handler(self, handler: RequestHandler, incoming: IncomingRequest) -> None:
+        try:
+            await handler(incoming)
+        except Exception:
+            log.exception("request handler failed for %s", incoming.request.method)
+            if not incoming.answered:
+                await incoming.respond(incoming.request.response(500, to_tag=new_tag()))
+
+    async def ack_and_bye(self, response: Response, peer: Peer | None) -> None:
+        """ACK + BYE a 2xx to INVITE that belongs to no session (§13.2.2.4)."""
+        try:
+            invite = Request(
+                "INVITE",
+                response.contacts[0].uri
+                if response.contacts
+                else SipUri("sip", None, None, "invalid", None),
+                response.headers,
+            )
+            dialog = Dialog.from_uac(invite, response)
+        except (RemoteProtocolError, LocalProtocolError) as exc:
+            log.info("cannot ACK a stray 2xx: %s", exc)
+            return
+        default = peer.transport if peer else "udp"
+        try:
+            next_peer = peer_for_uri(dialog.next_hop(), default)
+        except LocalProtocolError as exc:
+            log.info("cannot ACK a stray 2xx: %s", exc)
+            return
+        ack = dialog.create_ack(response.cseq.seq)
+        ack = ack.with_headers(ack.headers.prepend("Via", str(self.make_via(next_peer.transport))))
+        await self.send_stateless(ack, next_peer)
+        bye = dialog.create_request("BYE")
+        bye = bye.with_headers(bye.headers.prepend("Via", str(self.make_via(next_peer.transport))))
+        client = self.request(bye, next_peer)
+        with trio.move_on_after(64 * self.timer_config.t1):
+            async for _ in client:
+                pass
+
+    # -- the timer task -----------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self._layer.get_timer()
+            self._sleeping_until = deadline if deadline is not None else math.inf
+            self._timer_wakeup = trio.Event()
+            with trio.move_on_at(self._sleeping_until):
+                await self._timer_wakeup.wait()
+            self._sleeping_until = math.inf
+            now = trio.current_time()
+            deadline = self._layer.get_timer()
+            if deadline is not None and deadline <= now:
+                self._layer.handle_timer(now)
+                await self._pump()
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "transactions": len(self._layer),
+            "client_requests": len(self._clients),
+            "dialogs": len(self._dialogs),
+        }
+
+
+_NO_PEER = Peer("udp", "0.0.0.0", 0)

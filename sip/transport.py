@@ -1,0 +1,433 @@
+"""SIP over UDP and TCP (RFC 3261 §18, RFC 3581), the trio shell's sockets.
+
+Theory of operation:
+
+* UDP: one socket per listener and one receive task per socket, so messages from one socket
+  are handed on in the order they arrived (a reordered 180/200 confuses every peer).  A
+  request gets ``received`` (when the source address differs from the Via host) and, when the
+  top Via asks for it, ``rport`` stamped on its top Via (§18.2.1, RFC 3581 §4).
+* TCP: a listener per address plus outgoing connections, each with a reader task framing the
+  stream by Content-Length (``StreamParser``).  Connections are kept in a table keyed by the
+  peer's address (and, for connections a peer opened to us, by the sent-by of its Via so our
+  requests back to it reuse them), and closed after ``idle_timeout`` seconds without traffic.
+* Responses go back per §18.2.2: over TCP on the connection the request came in when it is
+  still open, else a new connection to the Via's ``received``/sent-by port; over UDP to the
+  ``received`` address and the ``rport`` (or sent-by) port of the top Via.
+* Bad input never kills a loop: a datagram that does not parse is answered 400 (or the
+  parser's status hint) when enough of it can be read to build a response, else dropped
+  with a log line; a TCP stream that cannot be framed is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from sip.errors import RemoteProtocolError
+from sip.headers import Headers, canonical_name
+from sip.message import Message, Request, Response, StreamParser, parse_message, serialize
+from sip.transaction_types import Peer
+
+__all__ = ["MessageCallback", "SipTransport", "TransportError", "response_destination"]
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[[Message, Peer], Awaitable[None]]
+
+_MAX_DATAGRAM = 65535
+_RECV_BUFFER = 1 << 20
+_REQUEST_LINE = re.compile(r"^([A-Za-z!%*._+`'~-]+) +\S+ +SIP/\d+\.\d+\s*$")
+
+
+class TransportError(Exception):
+    """A message could not be sent (no listener, connection refused, broken stream)."""
+
+
+def _bare(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def default_port(transport: str) -> int:
+    return 5061 if transport.lower() in ("tls", "wss") else 5060
+
+
+def response_destination(response: Response, peer: Peer) -> Peer:
+    """Where a response to a request from ``peer`` goes (§18.2.2, RFC 3581 §4)."""
+    try:
+        via = response.vias[0]
+    except (RemoteProtocolError, IndexError):
+        return peer
+    host = via.received or _bare(via.host)
+    if peer.reliable:
+        return Peer(peer.transport, host, via.port or default_port(peer.transport))
+    rport = via.rport
+    port = rport if rport else (via.port or default_port(peer.transport))
+    return Peer(peer.transport, host, port)
+
+
+def stamp_via(request: Request, peer: Peer) -> Request:
+    """Add ``received``/``rport`` to the top Via (§18.2.1, RFC 3581 §4)."""
+    vias = request.vias
+    top = vias[0]
+    changes: dict[str, str | None] = {}
+    if top.has_rport:
+        changes["received"] = peer.host
+        changes["rport"] = str(peer.port)
+    elif _bare(top.host) != peer.host:
+        changes["received"] = peer.host
+    if not changes:
+        return request
+    stamped = top.with_params(**changes)
+    headers = request.headers.replace("Via", str(stamped), *(str(v) for v in vias[1:]))
+    return request.with_headers(headers)
+
+
+def _clean_reason(text: str) -> str:
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return cleaned[:200] or "Bad Request"
+
+
+def error_response_for(data: bytes, error: RemoteProtocolError) -> Response | None:
+    """Build the 4xx for a request the parser rejected, from a lenient header scan.
+
+    Only when the start line is a request line (never for a response or ACK) and Via, From,
+    To, Call-ID and CSeq can be found: otherwise there is nobody to answer.
+    """
+    text = data.decode("latin-1")
+    head = re.split(r"\r?\n\r?\n", text, maxsplit=1)[0]
+    lines = re.split(r"\r?\n", head)
+    if not lines:
+        return None
+    match = _REQUEST_LINE.match(lines[0])
+    if match is None or match.group(1).upper() == "ACK":
+        return None
+    items: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and items:
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        items.append((canonical_name(name.strip()), value.strip()))
+    wanted = ("Via", "From", "To", "Call-ID", "CSeq")
+    kept = [(n, v) for n, v in items if n in wanted]
+    if not all(any(n == w for n, _ in kept) for w in wanted):
+        return None
+    status = error.status_hint if 400 <= error.status_hint < 700 else 400
+    try:
+        response = Response(
+            status=status, reason=_clean_reason(error.reason), headers=Headers(kept)
+        )
+        serialize(response)
+    except Exception:  # the salvaged headers are too broken to send: drop
+        return None
+    return response
+
+
+@dataclass(eq=False)
+class _TcpConnection:
+    stream: trio.SocketStream
+    peer: Peer
+    last_activity: float
+    send_lock: trio.Lock = field(default_factory=trio.Lock)
+    closed: bool = False
+
+
+@dataclass(eq=False)
+class _UdpListener:
+    sock: trio.socket.SocketType
+    address: tuple[str, int]
+    family: int
+
+
+@dataclass(eq=False)
+class _TcpListener:
+    listener: trio.SocketListener
+    address: tuple[str, int]
+
+
+class SipTransport:
+    """Sockets for SIP; hands every parsed message with its ``Peer`` to ``on_message``."""
+
+    def __init__(
+        self,
+        on_message: MessageCallback,
+        *,
+        idle_timeout: float = 32.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._on_message = on_message
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        self._udp: list[_UdpListener] = []
+        self._tcp_listeners: list[_TcpListener] = []
+        self._connections: dict[tuple[str, int], _TcpConnection] = {}
+        self._nursery: trio.Nursery | None = None
+        self._closed = False
+
+    # -- listeners ----------------------------------------------------------------------
+
+    async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
+        """Bind a listener; returns the bound (host, port) (port 0 = any free port)."""
+        transport = transport.lower()
+        bare = _bare(host)
+        family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+        if transport == "udp":
+            sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+                await sock.bind((bare, port))
+            except OSError:
+                sock.close()
+                raise
+            address = sock.getsockname()[:2]
+            udp = _UdpListener(sock, (address[0], address[1]), family)
+            self._udp.append(udp)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._udp_loop, udp)
+            log.info("listening sip udp %s:%d", address[0], address[1])
+            return udp.address
+        if transport == "tcp":
+            sock = trio.socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                await sock.bind((bare, port))
+                sock.listen(512)
+            except OSError:
+                sock.close()
+                raise
+            address = sock.getsockname()[:2]
+            tcp = _TcpListener(trio.SocketListener(sock), (address[0], address[1]))
+            self._tcp_listeners.append(tcp)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._accept_loop, tcp)
+            log.info("listening sip tcp %s:%d", address[0], address[1])
+            return tcp.address
+        raise ValueError(f"unsupported transport {transport!r} (udp or tcp)")
+
+    def address(self, transport: str) -> tuple[str, int] | None:
+        """The first listener's address for ``transport``, or None."""
+        transport = transport.lower()
+        if transport == "udp" and self._udp:
+            return self._udp[0].address
+        if transport == "tcp" and self._tcp_listeners:
+            return self._tcp_listeners[0].address
+        return None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every receive loop until cancelled; listeners added later start at once."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for udp in self._udp:
+                    nursery.start_soon(self._udp_loop, udp)
+                for tcp in self._tcp_listeners:
+                    nursery.start_soon(self._accept_loop, tcp)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        self._closed = True
+        for udp in self._udp:
+            udp.sock.close()
+        for tcp in self._tcp_listeners:
+            tcp.listener.socket.close()
+        for conn in list(self._connections.values()):
+            conn.closed = True
+            conn.stream.socket.close()
+        self._connections.clear()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def _udp_loop(self, udp: _UdpListener) -> None:
+        while True:
+            try:
+                data, address = await udp.sock.recvfrom(_MAX_DATAGRAM)
+            except OSError as exc:  # e.g. ICMP port unreachable surfacing on Linux
+                log.debug("udp recvfrom on %s: %s", udp.address, exc)
+                continue
+            await self._datagram(data, Peer("udp", address[0], address[1]))
+
+    async def _datagram(self, data: bytes, peer: Peer) -> None:
+        if not data.strip():
+            return  # CRLF keep-alive (RFC 5626 §4.4.1)
+        try:
+            message = parse_message(data)
+        except RemoteProtocolError as exc:
+            response = error_response_for(data, exc)
+            if response is None:
+                log.info("dropping unparsable datagram from %s: %s", peer, exc.reason)
+                return
+            log.info("answering unparsable request from %s with %d: %s", peer, response.status, exc)
+            try:
+                await self.send(response, peer)
+            except TransportError as send_exc:
+                log.info("could not answer %s: %s", peer, send_exc)
+            return
+        await self._deliver(message, peer)
+
+    async def _deliver(self, message: Message, peer: Peer) -> None:
+        if isinstance(message, Request):
+            try:
+                message = stamp_via(message, peer)
+            except RemoteProtocolError as exc:
+                log.info("dropping request from %s with a bad Via: %s", peer, exc.reason)
+                return
+        try:
+            await self._on_message(message, peer)
+        except Exception:
+            log.exception("error handling a message from %s", peer)
+
+    async def _accept_loop(self, tcp: _TcpListener) -> None:
+        while True:
+            try:
+                stream = await tcp.listener.accept()
+            except OSError as exc:  # EMFILE and friends: keep serving
+                log.warning("tcp accept on %s: %s", tcp.address, exc)
+                await trio.sleep(0.1)
+                continue
+            except trio.ClosedResourceError:
+                return
+            remote = stream.socket.getpeername()
+            conn = _TcpConnection(stream, Peer("tcp", remote[0], remote[1]), trio.current_time())
+            self._connections[(conn.peer.host, conn.peer.port)] = conn
+            assert self._nursery is not None
+            self._nursery.start_soon(self._tcp_reader, conn)
+
+    async def _tcp_reader(self, conn: _TcpConnection) -> None:
+        parser = StreamParser()
+        try:
+            while not conn.closed:
+                deadline = conn.last_activity + self._idle_timeout
+                with trio.move_on_at(deadline):
+                    data = await conn.stream.receive_some(65536)
+                    if not data:
+                        break
+                    conn.last_activity = trio.current_time()
+                    try:
+                        messages = parser.feed(data)
+                    except RemoteProtocolError as exc:
+                        log.info("closing tcp connection from %s: %s", conn.peer, exc.reason)
+                        break
+                    for message in messages:
+                        if isinstance(message, Request):
+                            self._alias(message, conn)
+                        await self._deliver(message, conn.peer)
+                    continue
+                if trio.current_time() >= conn.last_activity + self._idle_timeout:
+                    log.debug("closing idle tcp connection %s", conn.peer)
+                    break
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.debug("tcp connection %s ended: %s", conn.peer, exc)
+        finally:
+            self._forget(conn)
+            conn.closed = True
+            with trio.CancelScope(shield=True):
+                await conn.stream.aclose()
+
+    def _alias(self, request: Request, conn: _TcpConnection) -> None:
+        """Reuse a connection a peer opened for our requests to its Via sent-by (RFC 5923
+        without the ``alias`` ceremony: only for the address that sent on this connection)."""
+        try:
+            via = request.vias[0]
+        except (RemoteProtocolError, IndexError):
+            return
+        key = (conn.peer.host, via.port or default_port("tcp"))
+        if key not in self._connections:
+            self._connections[key] = conn
+
+    def _forget(self, conn: _TcpConnection) -> None:
+        for key in [k for k, c in self._connections.items() if c is conn]:
+            del self._connections[key]
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, message: Message, peer: Peer) -> None:
+        """Serialise and send ``message``; TransportError when it cannot go out."""
+        if isinstance(message, Response):
+            peer = self._response_peer(message, peer)
+        data = serialize(message)
+        transport = peer.transport.lower()
+        if transport == "udp":
+            await self._send_udp(data, peer)
+        elif transport == "tcp":
+            await self._send_tcp(data, peer)
+        else:
+            raise TransportError(f"unsupported transport {peer.transport!r}")
+
+    def _response_peer(self, response: Response, peer: Peer) -> Peer:
+        if peer.reliable and (peer.host, peer.port) in self._connections:
+            return peer
+        return response_destination(response, peer)
+
+    async def send_raw(self, data: bytes, peer: Peer) -> None:
+        """Send bytes as they are (keep-alives, tests)."""
+        if peer.transport.lower() == "udp":
+            await self._send_udp(data, peer)
+        else:
+            await self._send_tcp(data, peer)
+
+    async def _send_udp(self, data: bytes, peer: Peer) -> None:
+        host = _bare(peer.host)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for udp in self._udp:
+            if udp.family == family:
+                try:
+                    await udp.sock.sendto(data, (host, peer.port))
+                except OSError as exc:
+                    raise TransportError(f"udp send to {peer}: {exc}") from exc
+                return
+        raise TransportError(f"no udp listener to send to {peer}")
+
+    async def _send_tcp(self, data: bytes, peer: Peer) -> None:
+        conn = self._connections.get((_bare(peer.host), peer.port))
+        if conn is None or conn.closed:
+            conn = await self._connect(peer)
+        async with conn.send_lock:
+            try:
+                await conn.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._forget(conn)
+                conn.closed = True
+                raise TransportError(f"tcp send to {peer}: {exc}") from exc
+        conn.last_activity = trio.current_time()
+
+    async def _connect(self, peer: Peer) -> _TcpConnection:
+        if self._nursery is None:
+            raise TransportError("transport is not running")
+        host = _bare(peer.host)
+        stream: trio.SocketStream | None = None
+        with trio.move_on_after(self._connect_timeout):
+            try:
+                stream = await trio.open_tcp_stream(host, peer.port)
+            except OSError as exc:
+                raise TransportError(f"tcp connect to {peer}: {exc}") from exc
+        if stream is None:
+            raise TransportError(f"tcp connect to {peer}: timed out")
+        existing = self._connections.get((host, peer.port))
+        if existing is not None and not existing.closed:  # lost a race with another sender
+            await stream.aclose()
+            return existing
+        conn = _TcpConnection(stream, Peer("tcp", host, peer.port), trio.current_time())
+        self._connections[(host, peer.port)] = conn
+        self._nursery.start_soon(self._tcp_reader, conn)
+        return conn
+
+    def statistics(self) -> dict[str, float]:
+        return {
+            "udp_listeners": len(self._udp),
+            "tcp_listeners": len(self._tcp_listeners),
+            "tcp_connections": len({id(c) for c in self._connections.values()}),
+            "idle_timeout": self._idle_timeout if self._idle_timeout else math.inf,
+        }

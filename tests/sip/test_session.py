@@ -1,0 +1,483 @@
+"""INVITE sessions between two real endpoints on 127.0.0.1 (UDP and TCP), MockClock timers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+from sip.auth import DigestServer
+from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.message import Message, Request, Response, parse_message
+from sip.session import (
+    Answered,
+    InviteClient,
+    InviteServer,
+    Progress,
+    ReinviteFailed,
+    Rejected,
+    RemoteBye,
+    RemoteCancel,
+)
+from sip.transaction import Peer
+from sip.uri import NameAddr, SipUri
+
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\n"
+)
+ANSWER = OFFER.replace(b"4000", b"5000")
+
+Handler = Callable[[IncomingRequest], Awaitable[None]]
+
+
+@asynccontextmanager
+async def running(
+    handler: Handler, transport: str = "udp", **kwargs: object
+) -> AsyncIterator[tuple[SipEndpoint, Peer]]:
+    endpoint = SipEndpoint(**kwargs)  # type: ignore[arg-type]
+    host, port = await endpoint.listen(transport, "127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(endpoint.run, handler)
+        yield endpoint, Peer(transport, host, port)
+        await endpoint.aclose()
+
+
+async def refuse(incoming: IncomingRequest) -> None:
+    await incoming.respond(incoming.request.response(603, to_tag="x"))
+
+
+def client_for(endpoint: SipEndpoint, peer: Peer, **kwargs: object) -> InviteClient:
+    return InviteClient(
+        endpoint,
+        peer=peer,
+        request_uri=SipUri("sip", "bob", None, peer.host, peer.port),
+        from_addr=NameAddr(SipUri("sip", "alice", None, "127.0.0.1", None), "Alice"),
+        to_addr=NameAddr(SipUri("sip", "bob", None, peer.host, peer.port)),
+        body=kwargs.pop("body", OFFER),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class Callee:
+    """A scripted UAS: collects InviteServers, answers per ``script``."""
+
+    def __init__(self, script: str = "answer") -> None:
+        self.script = script
+        self.servers: list[InviteServer] = []
+        self.events: list[object] = []
+        self.endpoint: SipEndpoint | None = None
+        self.got_server = trio.Event()
+
+    async def __call__(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        if request.method != "INVITE":
+            await incoming.respond(request.response(200, to_tag="t"))
+            return
+        assert self.endpoint is not None
+        server = InviteServer(self.endpoint, incoming)
+        self.servers.append(server)
+        self.got_server.set()
+        if self.script == "answer":
+            await server.progress(180)
+            await server.answer(ANSWER)
+        elif self.script == "ring":
+            await server.progress(180)
+        elif self.script == "busy":
+            await server.reject(486)
+        self.events.append(await server.next_event())
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_call_answer_and_bye_from_caller(transport: str) -> None:
+    callee = Callee("answer")
+    async with (
+        running(callee, transport) as (b, b_peer),
+        running(refuse, transport) as (a, _),
+    ):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        assert await call.next_event() == Progress(180, "Ringing", None)
+        assert await call.next_event() == Answered(ANSWER)
+        server = callee.servers[0]
+        assert server.request.body == OFFER
+        assert server.request.from_.display_name == "Alice"
+        await call.bye()
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteBye(None)]
+
+
+async def test_busy_is_rejected() -> None:
+    callee = Callee("busy")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        assert await call.next_event() == Rejected(486, "Busy Here")
+
+
+async def test_callee_hangs_up() -> None:
+    callee = Callee("ring")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        assert isinstance(await call.next_event(), Progress)
+        server = callee.servers[0]
+        await server.answer(ANSWER)
+        assert await call.next_event() == Answered(ANSWER)
+        await server.bye()
+        assert await call.next_event() == RemoteBye(None)
+
+
+async def test_cancel_after_ringing() -> None:
+    callee = Callee("ring")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        assert isinstance(await call.next_event(), Progress)
+        await call.cancel()
+        assert await call.next_event() == Rejected(487, "Request Terminated")
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteCancel()]
+
+
+async def test_reinvite_both_ways() -> None:
+    callee = Callee("answer")
+    held = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        seen: list[bytes | None] = []
+
+        def on_offer(offer: bytes | None) -> bytes | None:
+            seen.append(offer)
+            return ANSWER
+
+        call = client_for(a, b_peer, on_offer=on_offer)
+        await call.start()
+        await call.next_event()
+        assert await call.next_event() == Answered(ANSWER)
+        # caller re-INVITEs: the callee answers with its last SDP
+        assert await call.reinvite(held) == ANSWER
+        # callee re-INVITEs: the caller answers through on_offer
+        assert await callee.servers[0].reinvite(held) == ANSWER
+        assert seen == [held]
+        await call.bye()
+
+
+async def test_digest_407_round_trip() -> None:
+    digest = DigestServer("example.com", b"secret", proxy=True)
+    challenged: list[Request] = []
+
+    async def handler(incoming: IncomingRequest) -> None:
+        request = incoming.request
+        creds = request.headers.get("Proxy-Authorization")
+        if creds is None:
+            challenged.append(request)
+            values = digest.challenge_values(trio.current_time())
+            await incoming.respond(
+                request.response(
+                    407, to_tag="c", headers=[("Proxy-Authenticate", v) for v in values]
+                )
+            )
+            return
+        result = digest.verify("INVITE", creds, {"alice": "pw"}.get, trio.current_time())
+        assert result.ok, result.reason
+        server = InviteServer(b, incoming)
+        await server.answer(ANSWER)
+        await server.next_event()
+
+    async with running(handler) as (b, b_peer), running(refuse) as (a, _):
+        call = client_for(a, b_peer, credentials=("alice", "pw"))
+        await call.start()
+        assert await call.next_event() == Answered(ANSWER)
+        assert len(challenged) == 1
+        assert call.invite is not None and call.invite.cseq.seq == 2
+        await call.bye()
+
+
+async def test_wrong_password_gives_the_second_challenge() -> None:
+    digest = DigestServer("example.com", b"secret")
+    attempts: list[Request] = []
+
+    async def handler(incoming: IncomingRequest) -> None:
+        attempts.append(incoming.request)
+        values = digest.challenge_values(trio.current_time())
+        await incoming.respond(
+            incoming.request.response(
+                401, to_tag="c", headers=[("WWW-Authenticate", v) for v in values]
+            )
+        )
+
+    async with running(handler) as (_b, b_peer), running(refuse) as (a, _):
+        call = client_for(a, b_peer, credentials=("alice", "bad"))
+        await call.start()
+        assert await call.next_event() == Rejected(401, "Unauthorized")
+        assert len(attempts) == 2
+        assert "Authorization" in attempts[1].headers
+
+
+# -- a raw UDP peer to script losses --------------------------------------------------------
+
+
+class RawPeer:
+    """A UDP socket that plays the far end by hand (to drop or delay messages)."""
+
+    def __init__(self, sock: trio.socket.SocketType) -> None:
+        self.sock = sock
+        self.peer = Peer("udp", *sock.getsockname()[:2])
+
+    async def receive(self) -> tuple[Message, tuple[str, int]]:
+        data, address = await self.sock.recvfrom(65535)
+        return parse_message(data), address
+
+    async def send(self, message: Message, address: tuple[str, int]) -> None:
+        from sip.message import serialize
+
+        await self.sock.sendto(serialize(message), address)
+
+
+@asynccontextmanager
+async def raw_peer() -> AsyncIterator[RawPeer]:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    try:
+        yield RawPeer(sock)
+    finally:
+        sock.close()
+
+
+def contact_header(peer: RawPeer) -> tuple[str, str]:
+    return ("Contact", f"<sip:raw@127.0.0.1:{peer.peer.port}>")
+
+
+async def test_uac_reacks_a_retransmitted_2xx(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        ok = invite.response(200, to_tag="far", headers=[contact_header(far)], body=ANSWER)
+        ok = ok.with_headers(ok.headers.append("Content-Type", "application/sdp"))
+        await far.send(ok, source)
+        assert await call.next_event() == Answered(ANSWER)
+        ack1, _ = await far.receive()
+        assert isinstance(ack1, Request) and ack1.method == "ACK"
+        assert ack1.cseq.seq == invite.cseq.seq
+        # our 2xx "crossed" the ACK: retransmit it; the UAC must ACK again
+        await far.send(ok, source)
+        ack2, _ = await far.receive()
+        assert isinstance(ack2, Request) and ack2.method == "ACK"
+        await call.bye()
+
+
+async def test_uas_retransmits_2xx_until_ack(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        invite = make_invite(far, b_peer)
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        statuses: list[int] = []
+        start = trio.current_time()
+        times: list[float] = []
+        while statuses.count(200) < 3:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            statuses.append(response.status)
+            if response.status == 200:
+                times.append(trio.current_time() - start)
+                ok = response
+        # T1 = 0.5 s: retransmissions 0.5 s and 1.0 s after each other
+        assert times[1] - times[0] == pytest.approx(0.5, abs=0.05)
+        assert times[2] - times[1] == pytest.approx(1.0, abs=0.05)
+        ack = make_ack(far, ok)
+        await far.send(ack, address)
+        with trio.move_on_after(10) as scope:  # no more retransmissions after the ACK
+            await far.receive()
+        assert scope.cancelled_caught
+
+
+async def test_uas_without_ack_sends_bye(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        await far.send(make_invite(far, b_peer), (b_peer.host, b_peer.port))
+        with trio.fail_after(60):
+            while True:
+                message, source = await far.receive()
+                if isinstance(message, Request) and message.method == "BYE":
+                    await far.send(message.response(200), source)
+                    break
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteBye("no ACK")]
+
+
+async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        await far.send(invite.response(180, to_tag="far"), source)
+        assert isinstance(await call.next_event(), Progress)
+        await call.cancel()
+        cancel, _ = await far.receive()
+        assert isinstance(cancel, Request) and cancel.method == "CANCEL"
+        await far.send(cancel.response(200), source)
+        # the callee answered before it saw the CANCEL
+        ok = invite.response(200, to_tag="far", headers=[contact_header(far)])
+        await far.send(ok, source)
+        methods = []
+        while "BYE" not in methods:
+            message, _ = await far.receive()
+            assert isinstance(message, Request)
+            methods.append(message.method)
+            if message.method == "BYE":
+                await far.send(message.response(200), source)
+        assert methods == ["ACK", "BYE"]
+        assert await call.next_event() == Rejected(487, "Request Terminated")
+
+
+async def test_cancel_before_provisional_waits_for_one(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        await call.cancel()
+        with trio.move_on_after(0.2) as scope:  # INVITE retransmissions only, no CANCEL yet
+            while True:
+                message, _ = await far.receive()
+                assert isinstance(message, Request) and message.method == "INVITE"
+        assert scope.cancelled_caught
+        await far.send(invite.response(180, to_tag="far"), source)
+        while True:
+            message, _ = await far.receive()
+            assert isinstance(message, Request)
+            if message.method == "CANCEL":
+                break
+        await far.send(message.response(200), source)
+        await far.send(invite.response(487, to_tag="far"), source)
+        assert await call.next_event() == Rejected(487, "Request Terminated")
+
+
+async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        assert await call.next_event() == Rejected(408, "Request Timeout")
+        assert trio.current_time() >= 32
+        sent = 0
+        with trio.move_on_after(0):
+            while True:
+                await far.receive()
+                sent += 1
+        assert far  # the far end saw the INVITE and its Timer A retransmissions
+
+
+async def test_second_fork_2xx_is_acked_and_byed(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        first = invite.response(200, to_tag="fork1", headers=[contact_header(far)])
+        second = invite.response(200, to_tag="fork2", headers=[contact_header(far)])
+        await far.send(first, source)
+        assert await call.next_event() == Answered(None)
+        ack, _ = await far.receive()
+        assert isinstance(ack, Request) and ack.method == "ACK" and ack.to.tag == "fork1"
+        await far.send(second, source)
+        seen: list[tuple[str, str | None]] = []
+        while len(seen) < 2:
+            message, _ = await far.receive()
+            assert isinstance(message, Request)
+            seen.append((message.method, message.to.tag))
+            if message.method == "BYE":
+                await far.send(message.response(200), source)
+        assert seen == [("ACK", "fork2"), ("BYE", "fork2")]
+        await call.bye()
+
+
+async def test_reinvite_rejected_raises() -> None:
+    async def handler(incoming: IncomingRequest) -> None:
+        server = InviteServer(b, incoming)
+        server.on_offer = None
+        await server.answer(ANSWER)
+        await server.next_event()
+
+    async with running(handler) as (b, b_peer), running(refuse) as (a, _):
+        call = client_for(a, b_peer)
+        await call.start()
+        assert await call.next_event() == Answered(ANSWER)
+        # simulate glare: our own re-INVITE pending blocks a second one
+        call._reinvite_pending = True
+        with pytest.raises(Exception, match="already pending"):
+            await call.reinvite(OFFER)
+        call._reinvite_pending = False
+        assert ReinviteFailed(491, "Request Pending").status == 491
+        await call.bye()
+
+
+def make_invite(far: RawPeer, to: Peer) -> Request:
+    from sip.headers import Headers
+    from sip.uri import parse_uri
+
+    return Request(
+        "INVITE",
+        parse_uri(f"sip:bob@{to.host}:{to.port}"),
+        Headers(
+            [
+                ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKraw1;rport"),
+                ("Max-Forwards", "70"),
+                ("From", "<sip:raw@127.0.0.1>;tag=raw"),
+                ("To", f"<sip:bob@{to.host}:{to.port}>"),
+                ("Call-ID", "raw-call@127.0.0.1"),
+                ("CSeq", "7 INVITE"),
+                contact_header(far),
+                ("Content-Type", "application/sdp"),
+            ]
+        ),
+        OFFER,
+    )
+
+
+def make_ack(far: RawPeer, ok: Response) -> Request:
+    from sip.headers import Headers
+    from sip.uri import parse_uri
+
+    return Request(
+        "ACK",
+        ok.contacts[0].uri if ok.contacts else parse_uri("sip:bob@127.0.0.1"),
+        Headers(
+            [
+                ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKraw2;rport"),
+                ("Max-Forwards", "70"),
+                ("From", ok.headers.get("From") or ""),
+                ("To", ok.headers.get("To") or ""),
+                ("Call-ID", ok.call_id),
+                ("CSeq", f"{ok.cseq.seq} ACK"),
+            ]
+        ),
+    )
