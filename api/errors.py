@@ -1,0 +1,120 @@
+"""UAPI error bodies and the guards that make every failure one.
+
+Every error the facade sends is ``{"error": {"code": "...", "message": "..."}}`` with the HTTP
+status UAPI documents (400 parameter errors, 401 ``access_denied``, 403 for an App acting outside
+its scope, 404/405 for unknown routes and methods, 501 ``request_not_implemented``, 503 while
+draining, 500 ``internal_server_error``). Handlers raise ``ApiError``; ``install_error_handlers``
+turns it, Starlette's ``HTTPException`` and any other exception into that shape, so a client never
+sees a framework's default body or a bare 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "request_invalid",
+    401: "access_denied",
+    403: "access_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_server_error",
+    501: "request_not_implemented",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """A UAPI error: raise it anywhere in a handler to answer ``status`` with ``code``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, code, message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=dict(headers or {}))
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "request_invalid" if status < 500 else "internal_server_error")
+    if status == 404:
+        message = f"No resource at {request.url.path}"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(status, code, message, exc.headers)
+
+
+EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_exception}
+
+
+class ErrorGuard:
+    """ASGI middleware: any exception a handler lets escape becomes a 500 UAPI error body.
+
+    (Starlette's own server-error middleware would answer with plain text and re-raise.) If the
+    response has already started, the connection is simply ended: nothing valid can follow.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception:
+            logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return
+            response = error_response(
+                500, "internal_server_error", "The server failed to handle the request"
+            )
+            await response(scope, receive, send)

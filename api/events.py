@@ -1,0 +1,313 @@
+"""Call progress pushed to clients: Server-Sent Events and ``statusCallback`` POSTs.
+
+Both follow the engine's event stream for one call (``engine.subscribe(call_id)``, whose events
+carry a per-call ``seq``) and end after the call's one final event. If the stream closes, or the
+call is found ended while the stream is quiet, without a final event, a final ``ended`` event is
+made from the call record, so every follower sees exactly one final event.
+
+- ``GET /uapi/phoneCalls/{userId}/{extension}/{phoneCallId}/events`` answers
+  ``text/event-stream``: ``id: SEQ``, ``event: NAME``, ``data: JSON`` per state change, a
+  ``: keep-alive`` comment every 15 s of silence. ``Last-Event-ID`` (or query ``lastEventId``)
+  skips the events the client already has, as far as the engine replays its history.
+- ``statusCallback``: ``CallbackDispatcher`` POSTs the same JSON to the URL, in order, one call
+  at a time per call. A delivery is retried on connection errors, timeouts, 408, 429 and 5xx with
+  exponential backoff (1 s doubling, at most 30 s apart, 6 attempts), then given up and logged;
+  other 4xx answers are not retried. Every POST carries ``X-Event-Id: CALLID:SEQ`` so a receiver
+  can drop duplicates. The dispatcher owns its nursery: run it with ``nursery.start(d.run)`` or
+  ``async with open_callback_dispatcher(engine) as d``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import httpx
+import trio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from api.context import context
+from api.oauth import authenticate
+from api.render import iso
+from api.scope import path_extension
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def event_payload(event: Any) -> dict[str, Any]:
+    """The JSON form of an engine CallEvent (SSE ``data`` and statusCallback body)."""
+    return {
+        "phoneCallId": str(event.call_id),
+        "seq": int(event.seq),
+        "event": str(_jsonable(event.event)),
+        "state": _jsonable(event.state),
+        "at": iso(event.at),
+        "final": bool(event.final),
+        "data": _jsonable(dict(event.data or {})),
+    }
+
+
+def final_payload(call: Any, seq: int) -> dict[str, Any]:
+    """A final ``ended`` event made from an ended call's record."""
+    data = {
+        "disposition": None if call.disposition is None else int(call.disposition),
+        "hangupCause": call.hangup_cause,
+        "synthesized": True,
+    }
+    return {
+        "phoneCallId": str(call.id),
+        "seq": seq,
+        "event": "ended",
+        "state": _jsonable(getattr(call, "state", "ended")),
+        "at": iso(call.ended),
+        "final": True,
+        "data": {k: v for k, v in data.items() if v is not None},
+    }
+
+
+async def follow_call(
+    engine: Any,
+    call_id: str,
+    emit: Emit,
+    *,
+    after_seq: int | None = None,
+    idle: float = KEEPALIVE_SECONDS,
+    on_idle: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Emit every event of a call after ``after_seq``, ending with exactly one final event."""
+    last_seq = after_seq or 0
+    final_seen = False
+    async with engine.subscribe(call_id) as channel:
+        while True:
+            event: Any = None
+            closed = False
+            with trio.move_on_after(idle):
+                try:
+                    event = await channel.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    closed = True
+            if closed:
+                break
+            if event is None:
+                call = engine.get_call(call_id)
+                if call is None or call.ended is not None:
+                    break
+                if on_idle is not None:
+                    await on_idle()
+                continue
+            if after_seq is not None and event.seq <= after_seq:
+                if event.final:
+                    return  # the client already has the final event
+                continue
+            last_seq = max(last_seq, int(event.seq))
+            await emit(event_payload(event))
+            if event.final:
+                final_seen = True
+                break
+    if not final_seen:
+        call = engine.get_call(call_id)
+        if call is not None and call.ended is not None:
+            await emit(final_payload(call, last_seq + 1))
+
+
+def sse_frame(payload: dict[str, Any]) -> bytes:
+    data = json.dumps(payload, separators=(",", ":"))
+    return f"id: {payload['seq']}\nevent: {payload['event']}\ndata: {data}\n\n".encode()
+
+
+class EventStreamResponse(Response):
+    """``text/event-stream`` of one call; ends after the final event or on disconnect."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, engine: Any, call_id: str, after_seq: int | None) -> None:
+        super().__init__(
+            status_code=200,
+            media_type=self.media_type,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.engine = engine
+        self.call_id = call_id
+        self.after_seq = after_seq
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        async def emit(payload: dict[str, Any]) -> None:
+            await send(
+                {"type": "http.response.body", "body": sse_frame(payload), "more_body": True}
+            )
+
+        async def keep_alive() -> None:
+            await send(
+                {"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True}
+            )
+
+        async def watch_disconnect(cancel_scope: trio.CancelScope) -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    cancel_scope.cancel()
+                    return
+
+        disconnected = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_disconnect, nursery.cancel_scope)
+            await follow_call(
+                self.engine, self.call_id, emit, after_seq=self.after_seq, on_idle=keep_alive
+            )
+            disconnected = nursery.cancel_scope.cancel_called
+            nursery.cancel_scope.cancel()
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _last_event_id(request: Request) -> int | None:
+    text = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+    if text is None:
+        return None
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return None  # an id we never sent: start from the beginning
+    return int(text)
+
+
+async def call_events(request: Request) -> Response:
+    """GET /uapi/phoneCalls/{userId}/{extension}/{phoneCallId}/events"""
+    from api.phonecalls import owned_call
+
+    ctx = context(request)
+    principal = await authenticate(request)
+    user, extension = path_extension(
+        principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
+    )
+    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    return EventStreamResponse(ctx.engine, call.id, _last_event_id(request))
+
+
+class CallbackDispatcher:
+    """Delivers each watched call's events to its ``statusCallback`` URL (see module doc)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        client: httpx.AsyncClient | None = None,
+        max_attempts: int = 6,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self._client = client
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self._nursery: trio.Nursery | None = None
+        self._active_client: httpx.AsyncClient | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; ``task_status.started()`` once ``watch`` may be called."""
+        client = self._client or httpx.AsyncClient(
+            timeout=self.timeout, headers={"User-Agent": "trio-b2bua status callback"}
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._active_client = client
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._active_client = None
+            if self._client is None:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+
+    def watch(self, call_id: str, url: str) -> None:
+        """Start delivering the events of ``call_id`` to ``url``."""
+        if self._nursery is None or self._active_client is None:
+            raise RuntimeError("CallbackDispatcher is not running")
+        self._nursery.start_soon(self._deliver_call, self._active_client, call_id, url)
+
+    async def _deliver_call(self, client: httpx.AsyncClient, call_id: str, url: str) -> None:
+        async def emit(payload: dict[str, Any]) -> None:
+            await self.post(client, url, payload)
+
+        try:
+            await follow_call(self.engine, call_id, emit, idle=60.0)
+        except Exception:
+            logger.exception("call %s: status callbacks to %s stopped", call_id, url)
+
+    async def post(self, client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> bool:
+        """POST one event, retrying as the module doc says; True when a 2xx came back."""
+        event_id = f"{payload['phoneCallId']}:{payload['seq']}"
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = await client.post(
+                    url,
+                    json=payload,
+                    headers={"X-Event-Id": event_id, "X-Attempt": str(attempt)},
+                    timeout=self.timeout,
+                )
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if 200 <= response.status_code < 300:
+                    self.delivered += 1
+                    return True
+                problem = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code not in (408, 429):
+                    break
+            if attempt < self.max_attempts:
+                delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+                logger.info("callback %s to %s: %s; retry in %.1fs", event_id, url, problem, delay)
+                await trio.sleep(delay)
+        logger.warning("callback %s to %s given up: %s", event_id, url, problem)
+        self.failed += 1
+        return False
+
+
+@asynccontextmanager
+async def open_callback_dispatcher(
+    engine: Any, **options: Any
+) -> AsyncIterator[CallbackDispatcher]:
+    """A running CallbackDispatcher for the body of the ``async with``."""
+    dispatcher = CallbackDispatcher(engine, **options)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(dispatcher.run)
+        try:
+            yield dispatcher
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,180 @@
+"""UAPI standard request parameters for collections: paging, one filter, order and fields.
+
+``count`` (1-5000, default 20; ``count_invalid``), ``startIndex`` (0-5000, default 0;
+``startindex_invalid``), ``filterBy`` (a filterable field; ``filterby_invalid``), ``filterOp``
+(``contains``, ``equals``, ``greaterThan``, ``inArray``, ``lessThan``, ``present``,
+``startsWith``; default ``equals``; ``filterop_invalid``), ``filterValue`` (``inArray`` takes a
+comma-separated list; dates are ISO 8601; ``filtervalue_invalid``), ``sortOrder``
+(``ascending``/``descending`` by publish time, default ascending; ``sortorder_invalid``) and
+``fields`` (comma-separated field names; ``fields_invalid``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from api.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 5000
+MAX_START_INDEX = 5000
+FILTER_OPS = ("contains", "equals", "greaterThan", "inArray", "lessThan", "present", "startsWith")
+SORT_ORDERS = ("ascending", "descending")
+
+Getter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    count: int
+    start_index: int
+    filter_by: str | None
+    filter_op: str
+    filter_value: Any  # str, datetime, or a list of those for inArray
+    descending: bool
+    fields: frozenset[str] | None
+
+
+def parse_date(text: str) -> datetime | None:
+    """ISO 8601 date or date-time (``Z`` or offset; naive = UTC) -> aware UTC, else None."""
+    text = text.strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or not low <= int(text) <= high:
+        raise ApiError(400, code, f"{name} must be an integer from {low} to {high}")
+    return int(text)
+
+
+def parse_paging(
+    query: Mapping[str, str],
+    *,
+    filterable: Mapping[str, Getter],
+    date_fields: Iterable[str],
+    field_names: Iterable[str],
+) -> Paging:
+    count = _int(query, "count", DEFAULT_COUNT, 1, MAX_COUNT, "count_invalid")
+    start_index = _int(query, "startIndex", 0, 0, MAX_START_INDEX, "startindex_invalid")
+    filter_by = query.get("filterBy")
+    filter_op = query.get("filterOp", "equals")
+    filter_value: Any = None
+    if filter_op not in FILTER_OPS:
+        raise ApiError(400, "filterop_invalid", f"filterOp must be one of: {', '.join(FILTER_OPS)}")
+    if filter_by is not None:
+        if filter_by not in filterable:
+            raise ApiError(
+                400,
+                "filterby_invalid",
+                f"filterBy must be one of: {', '.join(filterable)}",
+            )
+        raw = query.get("filterValue")
+        if filter_op != "present":
+            if raw is None or raw == "":
+                raise ApiError(400, "filtervalue_invalid", "filterValue is missing")
+            values = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
+            if filter_by in set(date_fields):
+                dates = [parse_date(v) for v in values]
+                if any(d is None for d in dates):
+                    raise ApiError(
+                        400,
+                        "filtervalue_invalid",
+                        f"filterValue must be an ISO 8601 date for {filter_by}",
+                    )
+                values = dates  # type: ignore[assignment]
+            filter_value = values if filter_op == "inArray" else values[0]
+    sort_order = query.get("sortOrder", "ascending")
+    if sort_order not in SORT_ORDERS:
+        raise ApiError(400, "sortorder_invalid", "sortOrder must be ascending or descending")
+    fields: frozenset[str] | None = None
+    if query.get("fields") is not None:
+        requested = {f.strip() for f in query["fields"].split(",") if f.strip()}
+        unknown = requested - set(field_names)
+        if not requested or unknown:
+            raise ApiError(
+                400,
+                "fields_invalid",
+                f"Unknown fields: {', '.join(sorted(unknown)[:10]) or '(none given)'}",
+            )
+        fields = frozenset(requested)
+    return Paging(
+        count, start_index, filter_by, filter_op, filter_value, sort_order == "descending", fields
+    )
+
+
+def _matches_one(value: Any, op: str, wanted: Any) -> bool:
+    if value is None:
+        return False
+    if op == "present":
+        return True
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if not isinstance(wanted, datetime):
+            return False
+        if op in ("equals", "inArray"):
+            return value == wanted
+        if op == "greaterThan":
+            return value > wanted
+        if op == "lessThan":
+            return value < wanted
+        return False
+    text = str(value)
+    if op in ("equals", "inArray"):
+        return text == str(wanted)
+    if op == "contains":
+        return str(wanted) in text
+    if op == "startsWith":
+        return text.startswith(str(wanted))
+    if op == "greaterThan":
+        return text > str(wanted)
+    if op == "lessThan":
+        return text < str(wanted)
+    return False
+
+
+def matches(value: Any, op: str, wanted: Any) -> bool:
+    """Does a field value (or any element of a list value) pass the filter?"""
+    values = value if isinstance(value, list) else [value]
+    choices = wanted if op == "inArray" else [wanted]
+    return any(_matches_one(v, op, w) for v in values for w in choices)
+
+
+def sort_key(value: Any) -> float:
+    """A datetime (naive = UTC) as a number that sorts."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return 0.0
+
+
+def apply_paging(
+    items: Iterable[Any], paging: Paging, filterable: Mapping[str, Getter], published: Getter
+) -> tuple[int, list[Any]]:
+    """Filter, order by publish time, and cut one page: (how many matched, the page)."""
+    selected = list(items)
+    if paging.filter_by is not None:
+        getter = filterable[paging.filter_by]
+        selected = [
+            item
+            for item in selected
+            if matches(getter(item), paging.filter_op, paging.filter_value)
+        ]
+    selected.sort(key=lambda item: sort_key(published(item)), reverse=paging.descending)
+    return len(selected), selected[paging.start_index : paging.start_index + paging.count]

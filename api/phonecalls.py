@@ -1,0 +1,285 @@
+"""The PhoneCalls service: create (Simple), list/get, hang up (DELETE) and actions (PUT).
+
+Paths (UAPI reference 2.1):
+
+- ``POST /uapi/phoneCalls/{userId}/simple`` -> 202 ``[{"id", "extension", "link": {"self"}}]``
+  (validation in ``api.create``). A repeated ``nonce`` of the same user returns the first call's
+  id again, rings nobody, and says so with ``Idempotent-Replayed: true``.
+- ``GET .../{userId}/{extension}`` -> 200 ``{"entry": [...], "totalResults", "startIndex",
+  "itemsPerPage"}`` or 204; ``GET .../{phoneCallId}`` -> 200 ``{"entry": [call]}`` (finished calls
+  included) or 404 ``pc_not_found``.
+- ``DELETE`` the same paths hangs up live calls (``phoneNumber``: only that party) -> 200
+  ``{"entry": [{"id"}...]}`` with the ids hung up, or 204 when there was nothing to hang up.
+- ``PUT .../{phoneCallId}`` with a PhoneCallAction -> 200 ``{"entry": [call]}``; actions the
+  engine does not do are 501 ``request_not_implemented``; unknown ones 400 ``pc_action_invalid``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.body import read_json_object
+from api.context import ApiContext, context
+from api.create import _caller_id, check_simple_call, parse_positive_seconds
+from api.errors import ApiError
+from api.oauth import authenticate
+from api.paging import apply_paging, parse_paging
+from api.render import PHONE_CALL_FIELDS, call_json, call_path
+from api.scope import path_extension
+from engine.engine import ActionError, CallAction, EngineDraining, OriginateRequest
+
+logger = logging.getLogger(__name__)
+
+ENGINE_ACTIONS = (
+    "Transfer",
+    "TransferToVoicemail",
+    "OnHold",
+    "OffHold",
+    "StartRecording",
+    "StopRecording",
+)
+NOT_IMPLEMENTED_ACTIONS = ("PickUp", "BargeIn", "Park", "UnPark", "Whisper", "Monitor")
+RECORDING_FORMATS = ("wav", "wav49")
+CALL_ID_RE = re.compile(r"[0-9a-fA-F]{1,64}")
+VIEW_ID_RE = re.compile(r"[0-9]{1,3}")
+MAX_NUMBER_LENGTH = 64
+
+CALL_FILTERS = {
+    "id": lambda call: str(call.id),
+    "published": lambda call: call.published,
+}
+
+
+def _published(call: Any) -> Any:
+    return call.published
+
+
+async def create_simple(request: Request) -> Response:
+    ctx = context(request)
+    principal = await authenticate(request)
+    ctx.refuse_when_draining()
+    body = await read_json_object(request)
+    user_text = request.path_params["userId"]
+    checked = check_simple_call(
+        principal,
+        ctx.directory,
+        user_text,
+        dict(request.query_params),
+        body,
+        ctx.default_wait_for_pickup(),
+    )
+    if checked.status_callback is not None and ctx.callbacks is None:
+        raise ApiError(
+            501, "request_not_implemented", "statusCallback delivery is not enabled on this server"
+        )
+    originate_request = OriginateRequest(
+        user_id=checked.user.id,
+        organization_id=checked.extension.organization,
+        extension=checked.extension,
+        sources=checked.sources,
+        destinations=checked.destinations,
+        caller_id=checked.caller_id,
+        caller_id_destination=checked.caller_id_destination,
+        nonce=checked.nonce,
+        wait_for_pickup=checked.wait_for_pickup,
+        call_duration=checked.call_duration,
+        allow_public_transfer=checked.allow_public_transfer,
+        video=checked.video,
+        status_callback=checked.status_callback,
+    )
+    try:
+        call, created = await ctx.engine.originate(originate_request)
+    except EngineDraining:
+        ctx.refuse_when_draining()
+        raise ApiError(503, "service_unavailable", "The server accepts no new calls") from None
+    if created and checked.status_callback is not None and ctx.callbacks is not None:
+        ctx.callbacks.watch(call.id, checked.status_callback)
+    link = call_path(ctx.public_url, user_text, checked.extension_text, call.id)
+    logger.info(
+        "call %s %s for user %s by app %s",
+        call.id,
+        "created" if created else "replayed (same nonce)",
+        checked.user.id,
+        principal.client_id,
+    )
+    headers = {"Location": link}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        [{"id": call.id, "extension": checked.extension_text, "link": {"self": link}}],
+        status_code=202,
+        headers=headers,
+    )
+
+
+def _calls_of(ctx: ApiContext, user: Any, extension: Any | None) -> list[Any]:
+    extended = None if extension is None else extension.extended
+    calls = ctx.engine.list_calls(user_id=user.id, extension=extended)
+    return [
+        call
+        for call in calls
+        if call.user_id == user.id and (extended is None or call.extension == extended)
+    ]
+
+
+def owned_call(ctx: ApiContext, user: Any, extension: Any | None, call_id: str) -> Any:
+    """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
+    call = ctx.engine.get_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
+    if (
+        call is None
+        or call.user_id != user.id
+        or (extension is not None and call.extension != extension.extended)
+    ):
+        raise ApiError(404, "pc_not_found", f"No PhoneCall {call_id[:64]!r} here")
+    return call
+
+
+def _self_url(ctx: ApiContext, request: Request, call: Any) -> str:
+    user_text = request.path_params["userId"]
+    extension_text = request.path_params["extension"]
+    if extension_text == "@self":
+        extension_text = str(call.extension)
+    return call_path(ctx.public_url, user_text, extension_text, call.id)
+
+
+async def get_calls(request: Request) -> Response:
+    ctx = context(request)
+    principal = await authenticate(request)
+    user, extension = path_extension(
+        principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
+    )
+    query = request.query_params
+    paging = parse_paging(
+        query, filterable=CALL_FILTERS, date_fields=("published",), field_names=PHONE_CALL_FIELDS
+    )
+    call_id = request.path_params.get("phoneCallId")
+    if call_id is not None:
+        call = owned_call(ctx, user, extension, call_id)
+        body = call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
+        return JSONResponse({"entry": [body]})
+    total, page = apply_paging(_calls_of(ctx, user, extension), paging, CALL_FILTERS, _published)
+    if not page:
+        return Response(status_code=204)
+    return JSONResponse(
+        {
+            "entry": [
+                call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
+                for call in page
+            ],
+            "totalResults": total,
+            "startIndex": paging.start_index,
+            "itemsPerPage": len(page),
+        }
+    )
+
+
+def _optional_text(body: dict[str, Any], name: str, code: str = "pc_action_invalid") -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NUMBER_LENGTH:
+        raise ApiError(400, code, f"{name} must be a non-empty string of at most 64 characters")
+    return value.strip()
+
+
+async def delete_calls(request: Request) -> Response:
+    ctx = context(request)
+    principal = await authenticate(request)
+    user, extension = path_extension(
+        principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
+    )
+    phone_number = request.query_params.get("phoneNumber")
+    if phone_number is not None and (
+        not phone_number.strip() or len(phone_number) > MAX_NUMBER_LENGTH
+    ):
+        raise ApiError(400, "pc_number_invalid", "phoneNumber must be a party's number")
+    call_id = request.path_params.get("phoneCallId")
+    if call_id is not None:
+        calls = [owned_call(ctx, user, extension, call_id)]
+    else:
+        calls = _calls_of(ctx, user, extension)
+    hung_up: list[str] = []
+    for call in calls:
+        if call.ended is not None:
+            continue
+        if await ctx.engine.hangup(call.id, phone_number.strip() if phone_number else None):
+            hung_up.append(call.id)
+    if not hung_up:
+        return Response(status_code=204)
+    logger.info("hung up %s for user %s by app %s", hung_up, user.id, principal.client_id)
+    return JSONResponse({"entry": [{"id": call_id} for call_id in hung_up]})
+
+
+def check_action(body: dict[str, Any]) -> CallAction:
+    """A PhoneCallAction body -> CallAction; 400/501 for what cannot be done."""
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise ApiError(400, "pc_action_invalid", "action is missing")
+    if action in NOT_IMPLEMENTED_ACTIONS:
+        raise ApiError(
+            501, "request_not_implemented", f"The {action} action is not implemented by this server"
+        )
+    if action not in ENGINE_ACTIONS:
+        known = ", ".join(ENGINE_ACTIONS + NOT_IMPLEMENTED_ACTIONS)
+        raise ApiError(
+            400, "pc_action_invalid", f"Unknown action {action[:32]!r} (one of: {known})"
+        )
+    send_call_to = _optional_text(body, "sendCallTo")
+    view_id = _optional_text(body, "phoneCallViewId")
+    if view_id is not None and not VIEW_ID_RE.fullmatch(view_id):
+        raise ApiError(400, "pc_action_invalid", "phoneCallViewId must be a view id such as 01")
+    transfer_number = _optional_text(body, "transferNumber")
+    transfer_from = _optional_text(body, "transferFromNumber")
+    record_format = _optional_text(body, "format")
+    if record_format is not None and record_format not in RECORDING_FORMATS:
+        raise ApiError(400, "pc_action_invalid", "format must be wav or wav49")
+    _caller_id(body.get("callerId"), "callerId")
+    wait = body.get("waitForPickUp", body.get("waitForPickup"))
+    wait_seconds: int | None = None
+    if wait is not None:
+        if isinstance(wait, bool) or not isinstance(wait, int | float | str):
+            raise ApiError(400, "pc_timeout_invalid", "waitForPickUp must be a number of seconds")
+        wait_seconds = parse_positive_seconds(
+            str(wait), "pc_timeout_invalid", "waitForPickUp", integer=False
+        )
+    if action in ("Transfer", "TransferToVoicemail") and send_call_to is None:
+        raise ApiError(400, "pc_sendcallto_invalid", f"{action} needs sendCallTo")
+    return CallAction(
+        action=action,
+        send_call_to=send_call_to,
+        phone_call_view_id=view_id,
+        transfer_number=transfer_number,
+        transfer_from_number=transfer_from,
+        format=record_format,
+        wait_for_pickup=wait_seconds,
+    )
+
+
+async def put_call(request: Request) -> Response:
+    ctx = context(request)
+    principal = await authenticate(request)
+    user, extension = path_extension(
+        principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
+    )
+    body = await read_json_object(request)
+    action = check_action(body)
+    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    ctx.refuse_when_draining()
+    try:
+        updated = await ctx.engine.act(call.id, action)
+    except ActionError as exc:
+        status = int(getattr(exc, "status", 400))
+        raise ApiError(
+            status if 400 <= status <= 599 else 400,
+            str(getattr(exc, "code", "pc_action_invalid")),
+            str(getattr(exc, "message", exc)),
+        ) from None
+    logger.info("call %s: %s by app %s", call.id, action.action, principal.client_id)
+    return JSONResponse(
+        {"entry": [call_json(updated, ctx.directory, _self_url(ctx, request, updated))]}
+    )

@@ -1,0 +1,217 @@
+"""Engine records -> UAPI JSON: the PhoneCall resource, its views and the CDR's PhoneCallStat.
+
+Shapes follow the UAPI reference (section 2.3): null fields are left out, dates are ISO 8601 in
+UTC with a ``Z``, codes are numbers (``status`` 0-5, ``flow`` 2/4/8, ``disposition`` 0-5).
+``ownerId``/``ownerName`` are the Organization that owns the call, as VoipNow documents them.
+
+Extensions beyond VoipNow (documented in the OpenAPI document), all left out while null:
+PhoneCall ``userId``, ``state``, ``ended``, ``bridged``, ``disposition``, ``hangupCause``,
+``duration`` (billable seconds, from bridge to end), ``charge``, ``callerIdDestination``;
+PhoneCallView ``number``, ``role``, ``ended``, ``sipStatus``, ``hangupCause``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+logger = logging.getLogger(__name__)
+
+PHONE_CALL_FIELDS = (
+    "id",
+    "nonce",
+    "extension",
+    "ownerId",
+    "ownerName",
+    "userId",
+    "published",
+    "answered",
+    "bridged",
+    "ended",
+    "state",
+    "disposition",
+    "hangupCause",
+    "duration",
+    "charge",
+    "callerId",
+    "callerIdDestination",
+    "phoneCallView",
+    "links",
+)
+
+
+def iso(value: Any) -> str | None:
+    """ISO 8601 UTC with ``Z`` (seconds, or microseconds when present); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, datetime):
+        return str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
+
+
+def _code(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _compact(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def call_path(public_url: str, user_text: str, extension_text: str, call_id: str) -> str:
+    safe = "@*+!$&'()=:,;"
+    return (
+        f"{public_url.rstrip('/')}/uapi/phoneCalls/{quote(user_text, safe=safe)}/"
+        f"{quote(extension_text, safe=safe)}/{quote(call_id, safe='')}"
+    )
+
+
+def _answered_source(call: Any) -> str | None:
+    for party in call.parties:
+        if str(party.role) == "source" and party.answered is not None:
+            return str(party.number)
+    return None
+
+
+def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
+    """One PhoneCallView: the call from one party's point of view."""
+    role = str(party.role)
+    if role == "source":
+        source = [str(party.number)]
+        destination = [str(n) for n in call.destinations]
+    else:
+        answered = _answered_source(call)
+        source = [answered] if answered else [str(n) for n in call.sources]
+        destination = [str(party.number)]
+    on_hold = getattr(party, "on_hold", None)
+    return _compact(
+        {
+            "id": f"{index:02d}",
+            "extension": _text(party.extension),
+            "number": str(party.number),
+            "role": role,
+            "source": source,
+            "destination": destination,
+            "flow": _code(party.flow),
+            "status": _code(party.status),
+            "ringing": iso(party.ringing) if party.answered is None else None,
+            "callerId": _text(party.caller_id),
+            "recording": iso(getattr(party, "recording", None)),
+            "answered": iso(party.answered),
+            "onHold": iso(on_hold),
+            "holder": 1 if on_hold is not None else None,
+            "disposition": _code(call.disposition),
+            "ended": iso(party.ended),
+            "sipStatus": getattr(party, "sip_status", None),
+            "hangupCause": _text(getattr(party, "hangup_cause", None)),
+        }
+    )
+
+
+def call_json(
+    call: Any,
+    directory: Any,
+    self_url: str,
+    fields: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """The PhoneCall resource; ``fields`` keeps only those (``id`` always stays)."""
+    org = directory.organization(call.organization_id)
+    data = _compact(
+        {
+            "id": str(call.id),
+            "nonce": _text(call.nonce),
+            "extension": str(call.extension),
+            "ownerId": int(call.organization_id),
+            "ownerName": None if org is None else str(org.name),
+            "userId": int(call.user_id),
+            "published": iso(call.published),
+            "answered": iso(call.answered),
+            "bridged": iso(getattr(call, "bridged", None)),
+            "ended": iso(call.ended),
+            "state": _text(getattr(call, "state", None)),
+            "disposition": _code(call.disposition),
+            "hangupCause": _text(call.hangup_cause),
+            "duration": int(call.billable_seconds) if call.ended is not None else None,
+            "charge": float(call.charge) if call.ended is not None else None,
+            "callerId": _text(call.caller_id),
+            "callerIdDestination": _text(call.caller_id_destination),
+            "phoneCallView": [
+                view_json(call, index, party) for index, party in enumerate(call.parties)
+            ],
+            "links": {"self": self_url},
+        }
+    )
+    if fields is not None:
+        data = {key: value for key, value in data.items() if key in fields or key == "id"}
+    return data
+
+
+def call_flow(call: Any) -> int:
+    """The call's flow: the destination party's (2 local, 4 outgoing public)."""
+    for party in call.parties:
+        if str(party.role) == "destination":
+            return int(party.flow)
+    return 2
+
+
+def stat_json(call: Any, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """A finished call as a CDR PhoneCallStat."""
+    answered = _answered_source(call)
+    destination_party = next((p for p in call.parties if str(p.role) == "destination"), None)
+    data = _compact(
+        {
+            "id": str(call.id),
+            "extension": str(call.extension),
+            "userId": int(call.user_id),
+            "source": answered or (str(call.sources[0]) if call.sources else None),
+            "destination": str(destination_party.number)
+            if destination_party is not None
+            else (str(call.destinations[0]) if call.destinations else None),
+            "sources": [str(n) for n in call.sources],
+            "destinations": [str(n) for n in call.destinations],
+            "callerId": _text(call.caller_id),
+            "published": iso(call.published),
+            "answered": iso(call.answered),
+            "bridged": iso(getattr(call, "bridged", None)),
+            "ended": iso(call.ended),
+            "disposition": _code(call.disposition),
+            "flow": call_flow(call),
+            "duration": int(call.billable_seconds),
+            "charge": float(call.charge),
+            "hangupCause": _text(call.hangup_cause),
+        }
+    )
+    if fields is not None:
+        data = {key: value for key, value in data.items() if key in fields or key == "id"}
+    return data
+
+
+STAT_FIELDS = (
+    "id",
+    "extension",
+    "userId",
+    "source",
+    "destination",
+    "sources",
+    "destinations",
+    "callerId",
+    "published",
+    "answered",
+    "bridged",
+    "ended",
+    "disposition",
+    "flow",
+    "duration",
+    "charge",
+    "hangupCause",
+)
