@@ -382,17 +382,24 @@ async def test_cancel_before_provisional_waits_for_one(
 
 async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.01
-    async with raw_peer() as far, running(refuse) as (a, _):
+    invites: list[float] = []
+
+    async def count(far: RawPeer) -> None:
+        while True:
+            message, _ = await far.receive()
+            assert isinstance(message, Request) and message.method == "INVITE"
+            invites.append(trio.current_time())
+
+    async with raw_peer() as far, running(refuse) as (a, _), trio.open_nursery() as nursery:
+        nursery.start_soon(count, far)
         call = client_for(a, far.peer)
+        started = trio.current_time()
         await call.start()
         assert await call.next_event() == Rejected(408, "Request Timeout")
-        assert trio.current_time() >= 32
-        sent = 0
-        with trio.move_on_after(0):
-            while True:
-                await far.receive()
-                sent += 1
-        assert far  # the far end saw the INVITE and its Timer A retransmissions
+        assert trio.current_time() - started == pytest.approx(32, abs=0.1)  # Timer B = 64*T1
+        nursery.cancel_scope.cancel()
+    # Timer A: sent at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s
+    assert [round(t - invites[0], 1) for t in invites] == [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
 
 
 async def test_second_fork_2xx_is_acked_and_byed(mock_clock: trio.testing.MockClock) -> None:
@@ -420,24 +427,30 @@ async def test_second_fork_2xx_is_acked_and_byed(mock_clock: trio.testing.MockCl
         await call.bye()
 
 
-async def test_reinvite_rejected_raises() -> None:
-    async def handler(incoming: IncomingRequest) -> None:
-        server = InviteServer(b, incoming)
-        server.on_offer = None
-        await server.answer(ANSWER)
-        await server.next_event()
-
-    async with running(handler) as (b, b_peer), running(refuse) as (a, _):
-        call = client_for(a, b_peer)
+async def test_reinvite_rejected_raises(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
         await call.start()
-        assert await call.next_event() == Answered(ANSWER)
-        # simulate glare: our own re-INVITE pending blocks a second one
-        call._reinvite_pending = True
-        with pytest.raises(Exception, match="already pending"):
-            await call.reinvite(OFFER)
-        call._reinvite_pending = False
-        assert ReinviteFailed(491, "Request Pending").status == 491
-        await call.bye()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        await far.send(invite.response(200, to_tag="far", headers=[contact_header(far)]), source)
+        assert await call.next_event() == Answered(None)
+        await far.receive()  # ACK
+
+        async def refuse_reinvite() -> None:
+            reinvite, _ = await far.receive()
+            assert isinstance(reinvite, Request) and reinvite.method == "INVITE"
+            assert reinvite.cseq.seq == invite.cseq.seq + 1
+            assert reinvite.to.tag == "far"
+            assert str(reinvite.uri) == f"sip:raw@127.0.0.1:{far.peer.port}"
+            await far.send(reinvite.response(488), source)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(refuse_reinvite)
+            with pytest.raises(ReinviteFailed) as info:
+                await call.reinvite(OFFER)
+        assert info.value.status == 488
 
 
 def make_invite(far: RawPeer, to: Peer) -> Request:
