@@ -23,6 +23,7 @@ from engine.media.relay import Relay
 from engine.model import PhoneCall
 from engine.sipservice import SipService, make_endpoint
 from engine.store import open_store
+from sip.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,9 @@ async def serve(
         endpoint = make_endpoint()
         sip_service = SipService(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
-            bound: list[tuple[str, str, int]] = []
-            for listen in config.sip.listen:
-                host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
-                bound.append((listen.transport, host, port))
-                announce(f"listening sip {listen.transport} {_hostport(host, port)}")
+            bound = await _listen_all(endpoint, config)
+            for transport, host, port in bound:
+                announce(f"listening sip {transport} {_hostport(host, port)}")
             sip_service.set_local_addresses(bound)
             await nursery.start(endpoint.run, sip_service.handle)
             async with open_engine(
@@ -122,6 +121,29 @@ async def serve(
     finally:
         relay.close()
         store.close()
+
+
+async def _listen_all(endpoint: SipEndpoint, config: Config) -> list[tuple[str, str, int]]:
+    """Bind every ``[sip] listen`` address. Port 0 listeners on one host share the port the
+    first one got (UDP and TCP on the same number, as SIP peers expect); should that number
+    be taken for the other transport, that listener falls back to a port of its own."""
+    bound: list[tuple[str, str, int]] = []
+    shared: dict[str, int] = {}
+    for listen in config.sip.listen:
+        if listen.port == 0 and listen.host in shared:
+            try:
+                host, port = await endpoint.listen(
+                    listen.transport, listen.host, shared[listen.host]
+                )
+            except OSError:
+                logger.warning("port %d taken for %s", shared[listen.host], listen.transport)
+                host, port = await endpoint.listen(listen.transport, listen.host, 0)
+        else:
+            host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
+            if listen.port == 0:
+                shared[listen.host] = port
+        bound.append((listen.transport, host, port))
+    return bound
 
 
 class _LazyApp:
