@@ -270,8 +270,8 @@ class SipTransport:
                 log.info("dropping unparsable datagram from %s: %s", peer, exc.reason)
                 return
             log.info("answering unparsable request from %s with %d: %s", peer, response.status, exc)
-            try:
-                await self.send(response, peer)
+            try:  # to the source address: the Via of a broken request is not to be trusted
+                await self.send_raw(serialize(response), peer)
             except TransportError as send_exc:
                 log.info("could not answer %s: %s", peer, send_exc)
             return

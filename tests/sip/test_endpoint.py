@@ -1,0 +1,222 @@
+"""The endpoint and its transports on real 127.0.0.1 sockets (MockClock for timers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+
+from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.headers import Headers
+from sip.message import Request, Response, parse_message, serialize
+from sip.transaction import Peer
+from sip.uas import options_response
+from sip.uri import parse_uri
+
+
+class Recorder:
+    def __init__(self, *, crash: bool = False) -> None:
+        self.requests: list[IncomingRequest] = []
+        self.crash = crash
+
+    async def __call__(self, incoming: IncomingRequest) -> None:
+        self.requests.append(incoming)
+        if self.crash:
+            raise RuntimeError("handler bug")
+        await incoming.respond(options_response(incoming.request, ["OPTIONS", "INVITE"]))
+
+
+@asynccontextmanager
+async def endpoint(
+    handler: Recorder, transport: str = "udp"
+) -> AsyncIterator[tuple[SipEndpoint, tuple[str, int]]]:
+    ep = SipEndpoint()
+    address = await ep.listen(transport, "127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ep.run, handler)
+        yield ep, address
+        await ep.aclose()
+
+
+@asynccontextmanager
+async def udp_socket() -> AsyncIterator[trio.socket.SocketType]:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def options(via: str, method: str = "OPTIONS", *, to_tag: str = "", call_id: str = "o1") -> bytes:
+    to = "<sip:ep@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    return (
+        f"{method} sip:ep@127.0.0.1 SIP/2.0\r\n"
+        f"Via: {via}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"To: {to}\r\n"
+        "From: <sip:tester@127.0.0.1>;tag=abc\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 {method}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def receive_response(sock: trio.socket.SocketType) -> Response:
+    with trio.fail_after(5):
+        data, _ = await sock.recvfrom(65535)
+    message = parse_message(data)
+    assert isinstance(message, Response)
+    return message
+
+
+async def test_udp_stamps_received_and_rport_and_answers_to_the_source_port() -> None:
+    recorder = Recorder()
+    async with endpoint(recorder) as (_, address), udp_socket() as sock:
+        port = sock.getsockname()[1]
+        # Via names another host and port: with rport the answer still reaches the source
+        await sock.sendto(options("SIP/2.0/UDP 192.0.2.9:9;branch=z9hG4bKa;rport"), address)
+        response = await receive_response(sock)
+        assert response.status == 200
+        via = recorder.requests[0].request.top_via
+        assert via.received == "127.0.0.1"
+        assert via.rport == port
+        assert response.top_via.rport == port
+        assert "INVITE" in (response.headers.get("Allow") or "")
+
+
+async def test_udp_without_rport_answers_the_via_port() -> None:
+    recorder = Recorder()
+    async with (
+        endpoint(recorder) as (_, address),
+        udp_socket() as sender,
+        udp_socket() as listener,
+    ):
+        listen_port = listener.getsockname()[1]
+        via = f"SIP/2.0/UDP 127.0.0.1:{listen_port};branch=z9hG4bKb"
+        await sender.sendto(options(via), address)
+        response = await receive_response(listener)  # §18.2.2: the sent-by port
+        assert response.status == 200
+        assert recorder.requests[0].request.top_via.received is None  # same host: not stamped
+
+
+async def test_malformed_request_gets_400_and_garbage_is_dropped() -> None:
+    recorder = Recorder()
+    async with endpoint(recorder) as (_, address), udp_socket() as sock:
+        await sock.sendto(b"\x00\xffnot sip at all\r\n\r\n", address)
+        bad = options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKc;rport").replace(
+            b"Max-Forwards: 70", b"Max-Forwards: 70\r\nContent-Length: 99"
+        )
+        await sock.sendto(bad, address)
+        response = await receive_response(sock)
+        assert response.status == 400
+        assert response.call_id == "o1"
+        assert recorder.requests == []
+        # the loop survived both
+        await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKd;rport"), address)
+        assert (await receive_response(sock)).status == 200
+
+
+async def test_crashing_handler_is_answered_500() -> None:
+    recorder = Recorder(crash=True)
+    async with endpoint(recorder) as (_, address), udp_socket() as sock:
+        await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKe;rport"), address)
+        assert (await receive_response(sock)).status == 500
+        await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKf;rport"), address)
+        assert (await receive_response(sock)).status == 500  # still serving
+
+
+async def test_unknown_dialog_481_and_unknown_method_501() -> None:
+    recorder = Recorder()
+    async with endpoint(recorder) as (_, address), udp_socket() as sock:
+        via = "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKg;rport"
+        await sock.sendto(options(via, "BYE", to_tag="nope"), address)
+        assert (await receive_response(sock)).status == 481
+        await sock.sendto(options(via.replace("bKg", "bKh"), "FOO"), address)
+        response = await receive_response(sock)
+        assert response.status == 501
+        assert "INVITE" in (response.headers.get("Allow") or "")
+        assert recorder.requests == []
+
+
+async def test_tcp_answers_on_the_same_connection_and_closes_idle(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    recorder = Recorder()
+    async with endpoint(recorder, "tcp") as (_, address):
+        stream = await trio.open_tcp_stream(*address)
+        # Via port 9 is not where we listen: the answer must come back on this connection
+        await stream.send_all(options("SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKi"))
+        data = await stream.receive_some(65535)
+        response = parse_message(data)
+        assert isinstance(response, Response) and response.status == 200
+        opened = trio.current_time()
+        assert await stream.receive_some(65535) == b""  # the endpoint closed the idle connection
+        assert trio.current_time() - opened >= 32
+        await stream.aclose()
+
+
+def request_to(ep: SipEndpoint, peer: Peer, method: str = "OPTIONS") -> Request:
+    via = ep.make_via(peer.transport)
+    return Request(
+        method,
+        parse_uri(f"sip:x@{peer.host}:{peer.port}"),
+        Headers(
+            [
+                ("Via", str(via)),
+                ("Max-Forwards", "70"),
+                ("To", f"<sip:x@{peer.host}>"),
+                ("From", "<sip:me@127.0.0.1>;tag=1"),
+                ("Call-ID", ep.new_call_id()),
+                ("CSeq", f"1 {method}"),
+            ]
+        ),
+    )
+
+
+async def test_request_between_endpoints_and_synthesised_failures(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with (
+        endpoint(Recorder()) as (a, _),
+        endpoint(Recorder()) as (_, b_address),
+        udp_socket() as silent,
+    ):
+        b = Peer("udp", *b_address)
+        statuses = [r.status async for r in a.request(request_to(a, b), b)]
+        assert statuses == [200]
+        # nobody answers: Timer F -> 408 after 64*T1
+        nobody = Peer("udp", "127.0.0.1", silent.getsockname()[1])
+        start = trio.current_time()
+        statuses = [r.status async for r in a.request(request_to(a, nobody), nobody)]
+        assert statuses == [408]
+        assert trio.current_time() - start >= 32
+
+
+async def test_tcp_connection_refused_is_503() -> None:
+    async with endpoint(Recorder(), "tcp") as (a, _):
+        probe = trio.socket.socket()
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there now
+        nobody = Peer("tcp", "127.0.0.1", port)
+        statuses = [r.status async for r in a.request(request_to(a, nobody), nobody)]
+        assert statuses == [503]
+
+
+async def test_tcp_request_between_endpoints() -> None:
+    async with endpoint(Recorder(), "tcp") as (a, _), endpoint(Recorder(), "tcp") as (_, b_addr):
+        b = Peer("tcp", *b_addr)
+        for _ in range(2):  # the second one reuses the connection
+            statuses = [r.status async for r in a.request(request_to(a, b), b)]
+            assert statuses == [200]
+        assert a.transport.statistics()["tcp_connections"] == 1
+
+
+def test_serialize_roundtrip_of_options() -> None:
+    message = parse_message(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKz"))
+    assert parse_message(serialize(message)) == message
