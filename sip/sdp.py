@@ -402,7 +402,60 @@ _SESSION_ORDER: Mapping[str, int] = MappingProxyType(
     {"i": 0, "u": 1, "e": 2, "p": 3, "c": 4, "b": 5, "z": 7, "k": 8}
 )
 _MEDIA_ORDER: Mapping[str, int] = MappingProxyType({"i": 0, "c": 1, "b": 2, "k": 3})
-_SESSION_KNOWN = frozenset("vostcmar")  # letters with a field of their own (r= lives in Timing)
+# Letters with a field of their own, which other_lines must not use (r= lives in Timing).
+_SESSION_STRUCTURAL = frozenset("vostcmar")
+_MEDIA_STRUCTURAL = frozenset("vostma")
+_BAD_IN_LINE = ("\r", "\n", "\x00")
+
+
+def _check_token(what: str, value: str) -> None:
+    if not value or any(ch.isspace() for ch in value) or "\x00" in value:
+        raise LocalProtocolError(f"SDP: {what} must be a non-empty token, got {value!r}")
+
+
+def _check_other_lines(lines: Iterable[tuple[str, str]], structural: frozenset[str]) -> None:
+    for letter, _ in lines:
+        if len(letter) != 1 or not ("a" <= letter <= "z") or letter in structural:
+            raise LocalProtocolError(f"SDP: {letter!r} cannot be written as an extra line")
+
+
+def _check_fields(sd: SessionDescription) -> None:
+    """Strict when sending: refuse what could not be parsed back (or would inject lines)."""
+    o = sd.origin
+    for what, value in (
+        ("o= username", o.username),
+        ("o= session id", o.session_id),
+        ("o= nettype", o.nettype),
+        ("o= addrtype", o.addrtype),
+        ("o= address", o.address),
+    ):
+        _check_token(what, value)
+    if not o.session_id.isascii() or not o.session_id.isdigit() or o.version < 0:
+        raise LocalProtocolError(f"SDP: bad o= session id/version {o.session_id!r} {o.version}")
+    _check_other_lines(sd.other_lines, _SESSION_STRUCTURAL)
+    conns = [sd.connection] + [m.connection for m in sd.media]
+    for conn in conns:
+        if conn is not None:
+            for what, value in (("c= field", conn.nettype), ("c= field", conn.addrtype)):
+                _check_token(what, value)
+            _check_token("c= address", conn.address)
+    for t in sd.times:
+        if t.start < 0 or t.stop < 0:
+            raise LocalProtocolError("SDP: negative t= time")
+    for attr in sd.attributes + tuple(a for m in sd.media for a in m.attributes):
+        if not attr.name or ":" in attr.name:
+            raise LocalProtocolError(f"SDP: bad attribute name {attr.name!r}")
+    for m in sd.media:
+        for what, value in (("m= media", m.media), ("m= proto", m.proto)):
+            _check_token(what, value)
+        for fmt in m.formats:
+            _check_token("m= format", fmt)
+        if not 0 <= m.port <= 65535 or (
+            m.port_count is not None and not 0 <= m.port_count <= 65535
+        ):
+            raise LocalProtocolError(f"SDP: bad m= port {m.port}/{m.port_count}")
+        structural = _MEDIA_STRUCTURAL | ({"c"} if m.connection is None else set())
+        _check_other_lines(m.other_lines, frozenset(structural))
 
 
 def _ordered(lines: Iterable[tuple[str, str]], order: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -426,7 +479,8 @@ class SessionDescription:
         return parse(data)
 
     def serialize(self) -> bytes:
-        """CRLF-terminated lines in RFC 8866 order."""
+        """CRLF-terminated lines in RFC 8866 order; LocalProtocolError if a field is unwritable."""
+        _check_fields(self)
         out = ["v=0", f"o={self.origin}", f"s={self.session_name}"]
         others = _ordered(self.other_lines, _SESSION_ORDER)
         out += [f"{t}={v}" for t, v in others if _SESSION_ORDER.get(t, 9) < 4]
@@ -440,6 +494,9 @@ class SessionDescription:
         out += [f"a={attr}" for attr in self.attributes]
         for media in self.media:
             out += media.lines()
+        for line in out:
+            if any(bad in line for bad in _BAD_IN_LINE):
+                raise LocalProtocolError(f"SDP: CR, LF or NUL inside line {line[:40]!r}")
         return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
     # -- helpers ------------------------------------------------------------------------------
@@ -560,7 +617,7 @@ class _MediaBuilder:
             self.head,
             connection=self.connection,
             attributes=tuple(self.attributes),
-            other_lines=tuple(self.others),
+            other_lines=tuple(_ordered(self.others, _MEDIA_ORDER)),
         )
 
 
@@ -629,7 +686,8 @@ def parse(data: bytes) -> SessionDescription:
         times=tuple(times),
         attributes=tuple(attributes),
         media=tuple(m.build() for m in media),
-        other_lines=tuple(others),
+        # Kept in RFC 8866 order (stable), which is the order serialize() writes them in.
+        other_lines=tuple(_ordered(others, _SESSION_ORDER)),
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -94,6 +97,17 @@ def test_unknown_lines_kept_in_order() -> None:
     assert sd.media[0].formats == ()
     assert sd.media[0].other_lines == (("i", "muted"), ("k", "clear:x"), ("y", "0100000001"))
     assert sd.serialize() == body
+
+
+def test_out_of_order_lines_are_put_in_rfc_order() -> None:
+    # Found by the mutation fuzzer: a u= after a= must come back in the same place on re-parse.
+    body = b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\na=x\r\nu=late\r\ni=first\r\n"
+    sd = sdp.parse(body)
+    assert sd.other_lines == (("i", "first"), ("u", "late"))
+    assert sd.serialize() == (
+        b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\ni=first\r\nu=late\r\nt=0 0\r\na=x\r\n"
+    )
+    assert sdp.parse(sd.serialize()) == sd
 
 
 def test_lenient_reading() -> None:
@@ -221,6 +235,7 @@ def test_arbitrary_bytes_only_raise_remote_protocol_error(data: bytes) -> None:
         sd = sdp.parse(data)
     except RemoteProtocolError:
         return
+    assert sdp.parse(sd.serialize()) == sd  # whatever we accept we can pass on
     for media in sd.media:  # the helpers must not crash on whatever was accepted either
         media.codecs()
         _ = (media.direction, media.rtcp_port, sd.direction_of(media))
@@ -238,9 +253,35 @@ def test_mutated_valid_sdp_only_raises_remote_protocol_error(
         parsed = sdp.parse(bytes(body))
     except RemoteProtocolError:
         return
+    assert sdp.parse(parsed.serialize()) == parsed
     for media in parsed.media:
         media.codecs()
         _ = media.rtcp_port
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda sd: dataclasses.replace(sd, session_name="x\r\na=injected"),
+        lambda sd: dataclasses.replace(sd, origin=dataclasses.replace(sd.origin, username="a b")),
+        lambda sd: dataclasses.replace(sd, origin=dataclasses.replace(sd.origin, session_id="x")),
+        lambda sd: dataclasses.replace(sd, connection=Connection("")),
+        lambda sd: dataclasses.replace(sd, attributes=(Attribute("a:b"),)),
+        lambda sd: dataclasses.replace(sd, other_lines=(("m", "audio 1 RTP/AVP 0"),)),
+        lambda sd: dataclasses.replace(sd, media=(dataclasses.replace(sd.media[0], port=70000),)),
+        lambda sd: dataclasses.replace(
+            sd, media=(dataclasses.replace(sd.media[0], formats=("0 8",)),)
+        ),
+        lambda sd: dataclasses.replace(
+            sd, media=(dataclasses.replace(sd.media[0], other_lines=(("c", "IN IP4 x"),)),)
+        ),
+    ],
+)
+def test_serialize_is_strict(change: Callable[[SessionDescription], SessionDescription]) -> None:
+    sd = sdp.make_offer("10.0.0.1", 4000, session_id=1)
+    sd.serialize()
+    with pytest.raises(LocalProtocolError):
+        change(sd).serialize()
 
 
 # --- Offer / answer --------------------------------------------------------------------------
