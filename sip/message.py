@@ -49,6 +49,7 @@ from sip.headers import (
 from sip.uri import (
     AbsoluteUri,
     NameAddr,
+    SipUri,
     TelUri,
     Uri,
     parse_name_addr,
@@ -276,6 +277,19 @@ def _parse_contacts(values: list[str]) -> list[NameAddr]:
     if len(values) == 1 and values[0] == "*":
         return []
     return _parse_list(values)
+
+
+# SIP-date = rfc1123-date, always in GMT (RFC 3261 §20.17, RFC 4475 baddate).
+_DATE_RE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+
+
+def _check_date(value: str) -> None:
+    if _DATE_RE.fullmatch(value) is None:
+        raise RemoteProtocolError(f"bad Date {value!r}")
 
 
 def _parse_max_forwards(value: str) -> int:
@@ -563,6 +577,12 @@ def _build(head: _Head, body: bytes) -> Message:
             )
         if "max-forwards" in keys:
             _parse_max_forwards(_single(headers, "max-forwards"))
+        if isinstance(head.uri, SipUri) and head.uri.headers:
+            # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI (RFC 4475
+            # escruri).
+            raise RemoteProtocolError("Request-URI must not contain headers")
+        if "date" in keys:
+            _check_date(_single(headers, "date"))
         message = Request(head.method, head.uri, headers, body)
     else:
         message = Response(head.status, head.reason, headers, body)

@@ -229,6 +229,7 @@ class NameAddr:
 
 
 _WS = " \t"
+_DISPLAY_WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+")
 
 
 def _quoted_end(text: str, start: int) -> int:
@@ -266,12 +267,13 @@ def parse_name_addr(text: str) -> NameAddr:
         lt = text.find("<")
     if lt >= 0:
         if display is None:
-            # Leniency: an unquoted display name is taken as the text before '<' with runs of
-            # whitespace collapsed, even if it is not a sequence of tokens (non-ASCII names are
-            # common on the wire); a quote inside it is still an error.
+            # display-name = *(token LWS): runs of whitespace collapse to one space.
+            # Leniency: non-ASCII characters are accepted in the words (UTF-8 names are common
+            # on the wire unquoted); other non-token characters are an error (RFC 4475 baddn).
             words = rest[:lt].split()
-            if any('"' in w or ">" in w for w in words):
-                raise RemoteProtocolError(f"bad display name in {text!r}")
+            for word in words:
+                if _DISPLAY_WORD_RE.fullmatch(word) is None:
+                    raise RemoteProtocolError(f"bad display name in {text!r}")
             display = " ".join(words) or None
         gt = rest.find(">", lt)
         if gt < 0:
