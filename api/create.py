@@ -38,7 +38,7 @@ from api.scope import (
     resolve_owner,
     resolve_user,
 )
-from engine.numbers import NumberError, parse_caller_id, resolve
+from engine.numbers import ExtensionTarget, NumberError, parse_caller_id, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,15 @@ def _check_numbers(
     for number in numbers:
         try:
             resolve(number, directory, organization_id, short)
+            if not short and "*" not in number:
+                # the engine rings bare digits as short numbers when they name an extension of
+                # the organization: refuse them here, the Administrator App must be explicit
+                target = resolve(number, directory, organization_id, True)
+                if isinstance(target, ExtensionTarget):
+                    raise NumberError(
+                        "short extension numbers need a User or Organization App; "
+                        f"use the extended form {target.extension.extended}"
+                    )
         except NumberError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             raise _bad(code, f"{name} {number!r} cannot be called: {reason}") from None

@@ -12,14 +12,13 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from uapi_helpers import PUBLIC_URL
 
 from api.app import create_app
 from engine.config import default_config
 from engine.directory import demo_directory
 from engine.engine import Engine, open_engine
 from engine.store import open_store
-from uapi_helpers import PUBLIC_URL
-
 
 
 class WallClock:
@@ -40,7 +39,7 @@ def mock_clock() -> trio.testing.MockClock:
 
 
 @pytest.fixture
-def wall_clock() -> WallClock:
+def wall_clock(mock_clock: trio.testing.MockClock) -> WallClock:
     return WallClock()
 
 
@@ -63,5 +62,3 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
-
-

@@ -46,3 +46,31 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"]["code"] == code, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body
+
+
+async def create_call(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    *,
+    user: str = "@me",
+    params: dict[str, str] | None = None,
+) -> str:
+    response = await client.post(
+        f"/uapi/phoneCalls/{user}/simple",
+        json=body or simple_body(),
+        params=params,
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    call_id: str = response.json()[0]["id"]
+    return call_id
+
+
+async def wait_until(predicate: Any, step: float = 0.25, limit: float = 600) -> None:
+    """Sleep (MockClock time) until ``predicate()`` holds."""
+    import trio
+
+    with trio.fail_after(limit):
+        while not predicate():
+            await trio.sleep(step)
