@@ -434,7 +434,8 @@ class SimpleCall:
                         failures.append(disposition_for_status(event.status))
                     elif isinstance(event, LegHungUp):  # cannot happen before an answer
                         del active[id(leg)]
-        except CallEnded:
+        except BaseException:
+            # CallEnded, or callDuration's deadline (a Cancelled): stop every fork still ringing.
             for leg, _ in active.values():
                 self._cancel_leg(leg)
             raise
@@ -486,6 +487,7 @@ class SimpleCall:
                     party = self.call.parties[index]
                     party.hangup_cause = f"{party.role} hung up"
                     party.ended = self._now()
+                    self._keep_stats(connected)
                     del self._connected[index]
                     raise CallEnded(
                         Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
@@ -578,6 +580,7 @@ class SimpleCall:
             if index not in (request.party_index, self.call.parties.index(new.party)):
                 connected.party.hangup_cause = "transferred"
                 connected.party.ended = self._now()
+                self._keep_stats(connected)
                 del self._connected[index]
                 self._bye_soon(connected.leg)
         self._media.bridge(staying.side, new.side)
@@ -633,8 +636,12 @@ class SimpleCall:
                     c.party.hangup_cause = c.party.hangup_cause or cause
                 nursery.start_soon(self._bye_leg, c.leg)
         for c in connected:
-            if self._media is not None:
-                c.party.media = self._media.stats(c.side)
+            self._keep_stats(c)
+
+    def _keep_stats(self, connected: _Connected) -> None:
+        """Copy a leaving party's media counters into the record (before its side goes)."""
+        if self._media is not None:
+            connected.party.media = self._media.stats(connected.side)
 
     # --- record -----------------------------------------------------------------------------
 
