@@ -65,11 +65,21 @@ class SipService:
         self.config = config
         self.domain = config.sip.domain
         secret = secrets.token_bytes(32)
+        # Both RFC 8760 algorithms are offered; MD5 first because SIPp and many deployed phones
+        # answer only the first challenge and know only MD5 (a SHA-256 client still finds its
+        # challenge in the second header).
+        algorithms = ("MD5", "SHA-256")
         self.registrar = Registrar(
-            directory, store, DigestServer(self.domain, secret), wall_clock=wall_clock
+            directory,
+            store,
+            DigestServer(self.domain, secret, algorithms=algorithms),
+            wall_clock=wall_clock,
         )
         self.call_auth = Registrar(
-            directory, store, DigestServer(self.domain, secret, proxy=True), wall_clock=wall_clock
+            directory,
+            store,
+            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True),
+            wall_clock=wall_clock,
         )
         self._wall_clock = wall_clock
         self.engine: Engine | None = None
