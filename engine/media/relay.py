@@ -218,8 +218,10 @@ class Relay:
     ) -> None:
         """Where ``ep``'s phone said (in SDP) it receives; used until it sends.
 
-        A different address than the one given before drops the latch (the phone changed);
-        the same address keeps it. ``rtcp_port`` defaults to ``rtp_port + 1``.
+        A different address or port than the one given before drops the latch (a new SDP
+        address means a new stream: media goes there until packets come from somewhere else);
+        the same address keeps it (e.g. a re-INVITE for hold). ``rtcp_port`` defaults to
+        ``rtp_port + 1``.
         """
         rtcp = rtp_port + 1 if rtcp_port is None else rtcp_port
         rtp_dest = self._remote(host, rtp_port)
@@ -456,7 +458,7 @@ class Relay:
 
     def _apply_remote(self, state: _EndpointState, rtp_dest: Address, rtcp_dest: Address) -> None:
         for leg, dest in ((state.rtp, rtp_dest), (state.rtcp, rtcp_dest)):
-            if leg.sdp_dest is not None and leg.sdp_dest[0] != dest[0]:
+            if leg.sdp_dest is not None and leg.sdp_dest != dest:
                 leg.src = None
             leg.sdp_dest = dest
             if leg.src is None:

@@ -413,3 +413,20 @@ def test_control_before_start_applies_once_running(phones: Callable[[], Phone]) 
         relay.start()
         sent = pa.send_rtp(a.rtp_port, 1)
         assert pb.recv()[0] == sent
+
+
+def test_new_sdp_address_drops_the_latch_and_same_address_keeps_it(
+    relay: Relay, phones: Callable[[], Phone]
+) -> None:
+    a, b, pa, pb = bridged_pair(relay, phones)
+    real_b = phones()
+    real_b.send_rtp(b.rtp_port, 1)  # latched on real_b, not on the SDP address pb
+    pa.recv()
+    relay.set_remote(b, HOST, pb.port)  # a re-INVITE with the same SDP (e.g. hold/resume)
+    pa.send_rtp(a.rtp_port, 1)
+    assert real_b.recv()
+    moved = phones()
+    relay.set_remote(b, HOST, moved.port)  # a re-INVITE to a new phone (e.g. transfer)
+    pa.send_rtp(a.rtp_port, 2)
+    assert moved.recv()[1] == (HOST, b.rtp_port)
+    assert real_b.silent()
