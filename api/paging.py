@@ -176,5 +176,7 @@ def apply_paging(
             for item in selected
             if matches(getter(item), paging.filter_op, paging.filter_value)
         ]
-    selected.sort(key=lambda item: sort_key(published(item)), reverse=paging.descending)
+    selected.sort(key=lambda item: sort_key(published(item)))
+    if paging.descending:
+        selected.reverse()  # calls published in the same instant keep their order reversed
     return len(selected), selected[paging.start_index : paging.start_index + paging.count]

@@ -1,0 +1,217 @@
+"""Call progress: Server-Sent Events and statusCallback POSTs to a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h11
+import httpx
+import pytest
+import trio
+import trio.testing
+from uapi_helpers import PUBLIC_URL, assert_error, auth, create_call, simple_body, wait_until
+
+from api.app import create_app
+from api.events import open_callback_dispatcher
+
+BASE = "/uapi/phoneCalls/@me/0003*210"
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    frames = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if fields:
+            frames.append(fields)
+    return frames
+
+
+async def test_sse_streams_every_change_and_ends_after_the_final_one(mock_clock, client, engine):
+    headers = await auth(client)
+    call_id = await create_call(client, headers, params={"callDuration": "3"})
+    response = await client.get(f"{BASE}/{call_id}/events", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    frames = parse_sse(response.text)
+    payloads = [json.loads(f["data"]) for f in frames]
+    assert [int(f["id"]) for f in frames] == [p["seq"] for p in payloads]
+    assert [p["seq"] for p in payloads] == list(range(1, len(payloads) + 1))
+    assert [f["event"] for f in frames] == [p["event"] for p in payloads]
+    assert payloads[0]["event"] == "created"
+    assert "bridged" in [p["event"] for p in payloads]
+    assert [p["final"] for p in payloads].count(True) == 1 and payloads[-1]["final"]
+    assert payloads[-1]["event"] == "ended"
+    assert all(p["phoneCallId"] == call_id and p["at"].endswith("Z") for p in payloads)
+    assert engine.get_call(call_id).ended is not None
+
+
+async def test_sse_resumes_after_last_event_id(mock_clock, client, engine):
+    headers = await auth(client)
+    call_id = await create_call(client, headers, simple_body(source="0003*08"))
+    await trio.sleep(1)
+    async with trio.open_nursery() as nursery:
+
+        async def hang_up_soon() -> None:
+            await trio.sleep(5)
+            await client.delete(f"{BASE}/{call_id}", headers=headers)
+
+        nursery.start_soon(hang_up_soon)
+        response = await client.get(
+            f"{BASE}/{call_id}/events", headers={**headers, "Last-Event-ID": "1"}
+        )
+    payloads = [json.loads(f["data"]) for f in parse_sse(response.text)]
+    assert payloads[0]["seq"] == 2
+    assert payloads[-1]["final"] and payloads[-1]["event"] == "ended"
+
+
+async def test_sse_of_a_finished_call_gives_its_final_event(mock_clock, client, engine):
+    headers = await auth(client)
+    call_id = await create_call(client, headers, simple_body(source="0003*09"))
+    await wait_until(lambda: engine.get_call(call_id).ended is not None)
+    await trio.sleep(1)
+    response = await client.get(f"{BASE}/{call_id}/events", headers=headers)
+    payloads = [json.loads(f["data"]) for f in parse_sse(response.text)]
+    assert [p["final"] for p in payloads] == [True]
+    assert payloads[0]["event"] == "ended"
+
+
+async def test_sse_scope_and_not_found(mock_clock, client):
+    headers = await auth(client)
+    missing = await client.get(f"{BASE}/0123456789abcdef0123/events", headers=headers)
+    assert_error(missing, 404, "pc_not_found")
+    assert_error(await client.get(f"{BASE}/0123456789abcdef0123/events"), 401, "access_denied")
+
+
+# ----------------------------------------------------------------- status callbacks
+
+
+class Receiver:
+    """A tiny HTTP/1.1 server on 127.0.0.1 (h11) that records POSTed JSON; answers the given
+    statuses in turn, then 200."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.requests: list[tuple[dict[str, str], Any]] = []
+        self.attempts = 0
+        self.port = 0
+
+    async def serve(self, nursery: trio.Nursery) -> None:
+        listeners = await nursery.start(trio.serve_tcp, self.handle, 0)
+        self.port = listeners[0].socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        headers: dict[str, str] = {}
+        body = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                body = b""
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                self.attempts += 1
+                status = self.statuses.pop(0) if self.statuses else 200
+                if status == 200:
+                    self.requests.append((headers, json.loads(body)))
+                await stream.send_all(
+                    conn.send(h11.Response(status_code=status, headers=[("content-length", "0")]))
+                )
+                await stream.send_all(conn.send(h11.EndOfMessage()))
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+            else:
+                return
+
+    def finals(self) -> int:
+        return sum(1 for _, payload in self.requests if payload["final"])
+
+
+@pytest.fixture
+def mock_clock() -> trio.testing.MockClock:
+    # real loopback sockets: virtual time runs 10x real time instead of jumping
+    return trio.testing.MockClock(rate=10)
+
+
+async def _callback_app(engine, dispatcher):
+    app = create_app(engine, public_url=PUBLIC_URL, callbacks=dispatcher)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_status_callback_gets_every_event_once_ending_with_one_final(mock_clock, engine):
+    receiver = Receiver()
+    async with trio.open_nursery() as nursery:
+        await receiver.serve(nursery)
+        async with open_callback_dispatcher(engine, backoff=0.5) as dispatcher:
+            async with await _callback_app(engine, dispatcher) as client:
+                headers = await auth(client)
+                body = simple_body(statusCallback=receiver.url, nonce="cb-1")
+                call_id = await create_call(client, headers, body, params={"callDuration": "5"})
+                # a replay of the same nonce must not start a second delivery
+                await create_call(client, headers, body, params={"callDuration": "5"})
+                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
+                await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    payloads = [payload for _, payload in receiver.requests]
+    assert receiver.finals() == 1 and payloads[-1]["final"] and payloads[-1]["event"] == "ended"
+    assert [p["seq"] for p in payloads] == list(range(1, len(payloads) + 1))
+    assert {p["phoneCallId"] for p in payloads} == {call_id}
+    assert [h["x-event-id"] for h, _ in receiver.requests] == [
+        f"{call_id}:{p['seq']}" for p in payloads
+    ]
+    assert payloads[0]["event"] == "created"
+    assert "bridged" in [p["event"] for p in payloads]
+
+
+async def test_status_callback_retries_server_errors_with_backoff(mock_clock, engine):
+    receiver = Receiver(statuses=[500, 503])
+    async with trio.open_nursery() as nursery:
+        await receiver.serve(nursery)
+        async with open_callback_dispatcher(engine, backoff=0.5) as dispatcher:
+            async with await _callback_app(engine, dispatcher) as client:
+                headers = await auth(client)
+                body = simple_body(source="0003*09", statusCallback=receiver.url)
+                await create_call(client, headers, body)
+                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
+        nursery.cancel_scope.cancel()
+    first_headers, first = receiver.requests[0]
+    assert first["seq"] == 1 and first_headers["x-attempt"] == "3"
+    assert receiver.attempts == len(receiver.requests) + 2
+    assert dispatcher.failed == 0
+
+
+async def test_status_callback_gives_up_on_client_errors_and_dead_urls(mock_clock, engine):
+    receiver = Receiver(statuses=[404])
+    async with trio.open_nursery() as nursery:
+        await receiver.serve(nursery)
+        async with open_callback_dispatcher(engine, backoff=0.1, max_attempts=3) as dispatcher:
+            async with await _callback_app(engine, dispatcher) as client:
+                headers = await auth(client)
+                body = simple_body(source="0003*09", statusCallback=receiver.url)
+                await create_call(client, headers, body)
+                # nothing listens on port 9 of 127.0.0.1 (discard): every attempt fails
+                dead = simple_body(source="0003*09", statusCallback="http://127.0.0.1:9/x")
+                await create_call(client, headers, dead)
+                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
+                await wait_until(lambda: dispatcher.failed >= 3, step=0.5, limit=120)
+        nursery.cancel_scope.cancel()
+    # the 404 was not retried: event 1 was dropped, the rest (with the final) arrived
+    assert [p["seq"] for _, p in receiver.requests][0] == 2
+    assert receiver.attempts == len(receiver.requests) + 1
