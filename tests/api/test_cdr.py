@@ -24,7 +24,7 @@ async def finished_calls(client, engine, headers):
 async def test_cdr_lists_only_finished_calls(mock_clock, client, engine) -> None:
     headers = await auth(client)
     assert (await client.get(CDR.format("@me"), headers=headers)).status_code == 204
-    answered, busy, live = await finished_calls(client, engine, headers)
+    answered, busy, _live = await finished_calls(client, engine, headers)
     response = await client.get(CDR.format("@me"), headers=headers)
     assert response.status_code == 200
     stats = {s["id"]: s for s in response.json()["entry"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import asynccontextmanager
 from typing import Any
 
 import h11
@@ -150,25 +151,29 @@ def mock_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(rate=10)
 
 
-async def _callback_app(engine, dispatcher):
-    app = create_app(engine, public_url=PUBLIC_URL, callbacks=dispatcher)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+@asynccontextmanager
+async def callback_setup(engine, receiver: Receiver, **options: Any):
+    """A running receiver and dispatcher, and a client of an app wired to that dispatcher."""
+    async with trio.open_nursery() as nursery:
+        await receiver.serve(nursery)
+        async with open_callback_dispatcher(engine, **options) as dispatcher:
+            app = create_app(engine, public_url=PUBLIC_URL, callbacks=dispatcher)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client, dispatcher
+        nursery.cancel_scope.cancel()
 
 
 async def test_status_callback_gets_every_event_once_ending_with_one_final(mock_clock, engine):
     receiver = Receiver()
-    async with trio.open_nursery() as nursery:
-        await receiver.serve(nursery)
-        async with open_callback_dispatcher(engine, backoff=0.5) as dispatcher:
-            async with await _callback_app(engine, dispatcher) as client:
-                headers = await auth(client)
-                body = simple_body(statusCallback=receiver.url, nonce="cb-1")
-                call_id = await create_call(client, headers, body, params={"callDuration": "5"})
-                # a replay of the same nonce must not start a second delivery
-                await create_call(client, headers, body, params={"callDuration": "5"})
-                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
-                await trio.sleep(2)
-        nursery.cancel_scope.cancel()
+    async with callback_setup(engine, receiver, backoff=0.5) as (client, _):
+        headers = await auth(client)
+        body = simple_body(statusCallback=receiver.url, nonce="cb-1")
+        call_id = await create_call(client, headers, body, params={"callDuration": "5"})
+        # a replay of the same nonce must not start a second delivery
+        await create_call(client, headers, body, params={"callDuration": "5"})
+        await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
+        await trio.sleep(2)
     payloads = [payload for _, payload in receiver.requests]
     assert receiver.finals() == 1 and payloads[-1]["final"] and payloads[-1]["event"] == "ended"
     assert [p["seq"] for p in payloads] == list(range(1, len(payloads) + 1))
@@ -182,15 +187,11 @@ async def test_status_callback_gets_every_event_once_ending_with_one_final(mock_
 
 async def test_status_callback_retries_server_errors_with_backoff(mock_clock, engine):
     receiver = Receiver(statuses=[500, 503])
-    async with trio.open_nursery() as nursery:
-        await receiver.serve(nursery)
-        async with open_callback_dispatcher(engine, backoff=0.5) as dispatcher:
-            async with await _callback_app(engine, dispatcher) as client:
-                headers = await auth(client)
-                body = simple_body(source="0003*09", statusCallback=receiver.url)
-                await create_call(client, headers, body)
-                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
-        nursery.cancel_scope.cancel()
+    async with callback_setup(engine, receiver, backoff=0.5) as (client, dispatcher):
+        headers = await auth(client)
+        body = simple_body(source="0003*09", statusCallback=receiver.url)
+        await create_call(client, headers, body)
+        await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
     first_headers, first = receiver.requests[0]
     assert first["seq"] == 1 and first_headers["x-attempt"] == "3"
     assert receiver.attempts == len(receiver.requests) + 2
@@ -199,19 +200,18 @@ async def test_status_callback_retries_server_errors_with_backoff(mock_clock, en
 
 async def test_status_callback_gives_up_on_client_errors_and_dead_urls(mock_clock, engine):
     receiver = Receiver(statuses=[404])
-    async with trio.open_nursery() as nursery:
-        await receiver.serve(nursery)
-        async with open_callback_dispatcher(engine, backoff=0.1, max_attempts=3) as dispatcher:
-            async with await _callback_app(engine, dispatcher) as client:
-                headers = await auth(client)
-                body = simple_body(source="0003*09", statusCallback=receiver.url)
-                await create_call(client, headers, body)
-                # nothing listens on port 9 of 127.0.0.1 (discard): every attempt fails
-                dead = simple_body(source="0003*09", statusCallback="http://127.0.0.1:9/x")
-                await create_call(client, headers, dead)
-                await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
-                await wait_until(lambda: dispatcher.failed >= 3, step=0.5, limit=120)
-        nursery.cancel_scope.cancel()
+    async with callback_setup(engine, receiver, backoff=0.1, max_attempts=3) as (
+        client,
+        dispatcher,
+    ):
+        headers = await auth(client)
+        body = simple_body(source="0003*09", statusCallback=receiver.url)
+        await create_call(client, headers, body)
+        # nothing listens on port 9 of 127.0.0.1 (discard): every attempt fails
+        dead = simple_body(source="0003*09", statusCallback="http://127.0.0.1:9/x")
+        await create_call(client, headers, dead)
+        await wait_until(lambda: receiver.finals() >= 1, step=0.5, limit=120)
+        await wait_until(lambda: dispatcher.failed >= 3, step=0.5, limit=120)
     # the 404 was not retried: event 1 was dropped, the rest (with the final) arrived
-    assert [p["seq"] for _, p in receiver.requests][0] == 2
+    assert receiver.requests[0][1]["seq"] == 2
     assert receiver.attempts == len(receiver.requests) + 1
