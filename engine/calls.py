@@ -146,6 +146,11 @@ class CallEnded(Exception):
         self.cause = cause
 
 
+class ForkFailed(CallEnded):
+    """Nobody of a fork answered (waitForPickup passed, or every leg failed). Only this ends a
+    transfer attempt quietly; any other ``CallEnded`` (hang-up, BYE) ends the whole call."""
+
+
 def disposition_for_status(status: int) -> Disposition:
     """Map a leg's final SIP status to a UAPI disposition."""
     if status in (486, 600, 603):
@@ -248,6 +253,7 @@ class SimpleCall:
         self._inbound = inbound
         self._inbound_answer: bytes | None = None
         self._recording = False
+        self._transfer_staying: int | None = None  # party index, while a transfer rings
         self.finished = trio.Event()
 
     # --- engine-facing ------------------------------------------------------------------
@@ -454,8 +460,8 @@ class SimpleCall:
                     party.status = PartyStatus.UNKNOWN
                     party.ended = self._now()
                     party.hangup_cause = "no answer within waitForPickup"
-            raise CallEnded(Disposition.NO_ANSWER, "no answer within waitForPickup")
-        raise CallEnded(_combine(failures), "every " + parties[0].role + " failed")
+            raise ForkFailed(Disposition.NO_ANSWER, "no answer within waitForPickup")
+        raise ForkFailed(_combine(failures), "every " + parties[0].role + " failed")
 
     def _leg_failed(
         self, party: Party, event: LegFailed, active: dict[int, tuple[Leg, _Active]]
@@ -489,6 +495,10 @@ class SimpleCall:
                     party.ended = self._now()
                     self._keep_stats(connected)
                     del self._connected[index]
+                    if self._transfer_staying not in (None, index):
+                        # The party being transferred away left early: the transfer goes on.
+                        self._changed("hangup", {"party": party.number})
+                        return
                     raise CallEnded(
                         Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
                         f"{party.role} hung up",
@@ -505,6 +515,9 @@ class SimpleCall:
                 Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
                 request.cause,
             )
+        if isinstance(request, Transfer):  # only during a transfer: one at a time
+            self._changed("transfer_failed", {"cause": "a transfer is already in progress"})
+            return
         await self._apply_control(request)
 
     async def _talk(self) -> None:
@@ -559,6 +572,7 @@ class SimpleCall:
         self.call.parties.append(request.target)
         side_c = self._media.new_side("c", self.call.video)
         self._media.play_tone(staying.side, RINGBACK_HZ)
+        self._transfer_staying = request.party_index
         try:
             new = await self._fork(
                 [request.target],
@@ -567,14 +581,17 @@ class SimpleCall:
                 self.call.caller_id_destination,
                 request.wait_for_pickup,
             )
-        except CallEnded as failed:
-            # The transfer target did not answer: the original call goes on.
+        except ForkFailed as failed:
+            # The transfer target did not answer: the original call goes on, if it still can.
             self._media.stop_tone(staying.side)
-            others = [c for i, c in self._connected.items() if i != request.party_index]
-            if others:
-                self._media.bridge(staying.side, others[0].side)
             self._changed("transfer_failed", {"cause": failed.cause})
+            others = [c for i, c in self._connected.items() if i != request.party_index]
+            if not others:
+                raise CallEnded(Disposition.ANSWERED, f"transfer failed: {failed.cause}") from None
+            self._media.bridge(staying.side, others[0].side)
             return
+        finally:
+            self._transfer_staying = None
         self._media.stop_tone(staying.side)
         for index, connected in list(self._connected.items()):
             if index not in (request.party_index, self.call.parties.index(new.party)):
