@@ -36,6 +36,11 @@ _GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+|\"(?:[^\"\\]|\\.)*\"",
 _gen_value_fullmatch = _GEN_VALUE_RE.fullmatch
 
 _WS = " \t"
+_SIMPLE_PARAMS_RE = re.compile(
+    r"[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?"
+    r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
+)
+_simple_params = _SIMPLE_PARAMS_RE.fullmatch
 
 # host = hostname / IPv4address / IPv6reference (RFC 3261 §25.1).
 # Leniency: "_" is accepted inside host labels (seen in real deployments' host names).
@@ -125,6 +130,14 @@ def parse_params(text: str) -> Params:
     """
     if text.startswith(";"):
         text = text[1:]
+    if _simple_params(text) is not None:
+        # Fast path: no whitespace, no quotes, all names tokens and values gen-values.
+        return tuple(
+            [
+                (name.lower(), value if eq else None)
+                for name, eq, value in [p.partition("=") for p in text.split(";")]
+            ]
+        )
     out: list[tuple[str, str | None]] = []
     for raw in split_top_level(text, ";") if '"' in text else text.split(";"):
         name, eq, value = raw.partition("=")

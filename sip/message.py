@@ -462,71 +462,91 @@ def _parse_start_line(line: str) -> tuple[str | None, Uri | None, int, str]:
     return method, parse_uri(uri_text), 0, ""
 
 
+def _header_name(name: str) -> tuple[str, str]:
+    """(canonical name, lookup key) of a header name as written; 400 if it is not a token."""
+    known = _NAME_TABLE.get(name)
+    if known is not None:
+        return known
+    name = name.rstrip(" \t")  # HCOLON allows whitespace before the colon
+    known = _NAME_TABLE.get(name)
+    if known is not None:
+        return known
+    if _token_fullmatch(name) is None:
+        raise RemoteProtocolError(f"bad header name {name!r}")
+    lower = name.lower()
+    key = _COMPACT.get(lower, lower)
+    return _CANONICAL.get(key, name), key
+
+
+def _split_headers(lines: list[str]) -> list[tuple[str, str]]:
+    """General path: header lines with folding (RFC 3261 §7.3.1) -> (name, value) pairs."""
+    pairs: list[list[str]] = []
+    for line in lines:
+        first = line[:1]
+        if first == " " or first == "\t":
+            # Folded continuation line: joined to the previous one with a single space.
+            if not pairs:
+                raise RemoteProtocolError("continuation line before the first header")
+            cont = line.strip(" \t")
+            if cont:
+                prev = pairs[-1][1]
+                pairs[-1][1] = f"{prev} {cont}" if prev else cont
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            raise RemoteProtocolError(f"bad header line {line!r}")
+        pairs.append([line[:colon], line[colon + 1 :].strip(" \t")])
+    return [(name, value) for name, value in pairs]
+
+
+# One unfolded header line: name, HCOLON, value (surrounding whitespace excluded).
+_HEADER_LINE_RE = re.compile(r"([^:\r\n]+):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r\n")
+_header_lines = _HEADER_LINE_RE.findall
+
+
 def _parse_head(head: bytes, bare_lf_ok: bool) -> _Head:
     text = head.decode("utf-8", "surrogateescape")
     crlf = text.count("\r\n")
+    pairs: list[tuple[str, str]] | None = None
     if text.count("\n") != crlf or text.count("\r") != crlf:
         if not bare_lf_ok or text.count("\r") != crlf:
             raise RemoteProtocolError("bare CR or LF in header block")
         # Leniency: bare LF line endings (datagrams only).
         lines = text.replace("\r\n", "\n").split("\n")
+        start_line = lines[0]
     else:
-        lines = text.split("\r\n")
-    method, uri, status, reason = _parse_start_line(lines[0])
+        eol = text.find("\r\n")
+        start_line = text if eol < 0 else text[:eol]
+        if eol >= 0 and "\r\n " not in text and "\r\n\t" not in text:
+            # Fast path: no folding, so every line is "name: value".
+            found = _header_lines(text[eol + 2 :] + "\r\n")
+            if len(found) == crlf:
+                pairs = found
+        lines = [] if pairs is not None else text.split("\r\n")
+    method, uri, status, reason = _parse_start_line(start_line)
+    if pairs is None:
+        pairs = _split_headers(lines[1:])
 
-    names: list[str] = []
-    keys: list[str] = []
-    values: list[str] = []
-    name_table = _NAME_TABLE
-    for line in lines[1:]:
-        first = line[:1]
-        if first == " " or first == "\t":
-            # Folded continuation line (RFC 3261 §7.3.1): joined with a single space.
-            if not values:
-                raise RemoteProtocolError("continuation line before the first header")
-            cont = line.strip(" \t")
-            if cont:
-                prev = values[-1]
-                values[-1] = f"{prev} {cont}" if prev else cont
-            continue
-        colon = line.find(":")
-        if colon <= 0:
-            raise RemoteProtocolError(f"bad header line {line!r}")
-        name = line[:colon]
-        known = name_table.get(name)
-        if known is None:
-            name = name.rstrip(" \t")
-            known = name_table.get(name)
-            if known is None:
-                if _token_fullmatch(name) is None:
-                    raise RemoteProtocolError(f"bad header name {name!r}")
-                lower = name.lower()
-                key = _COMPACT.get(lower, lower)
-                known = (_CANONICAL.get(key, name), key)
-        names.append(known[0])
-        keys.append(known[1])
-        values.append(line[colon + 1 :].strip(" \t"))
+    table = _NAME_TABLE
+    known = [table.get(name) or _header_name(name) for name, _ in pairs]
+    keys = [key for _, key in known]
+    names = [canon for canon, _ in known]
+    values = [value for _, value in pairs]
 
     content_length: int | None = None
     if "content-length" in keys:
         # Content-Length is framing, not content: it is consumed here and ``serialize`` writes
         # it again from the body, so parse(serialize(m)) == m holds.
-        kept_names: list[str] = []
-        kept_keys: list[str] = []
-        kept_values: list[str] = []
-        for name, key, value in zip(names, keys, values, strict=True):
-            if key != "content-length":
-                kept_names.append(name)
-                kept_keys.append(key)
-                kept_values.append(value)
-                continue
+        while "content-length" in keys:
+            index = keys.index("content-length")
+            value = values[index]
+            del keys[index], names[index], values[index]
             if not value.isdigit() or not value.isascii() or len(value) > 12:
                 raise RemoteProtocolError(f"bad Content-Length {value!r}")
             number = int(value)
             if content_length is not None and number != content_length:
                 raise RemoteProtocolError("conflicting Content-Length headers")
             content_length = number
-        names, keys, values = kept_names, kept_keys, kept_values
     headers = Headers._trusted(tuple(zip(names, values, strict=True)), tuple(keys))
     return _Head(method, uri, status, reason, headers, content_length)
 
@@ -549,22 +569,34 @@ def _build(head: _Head, body: bytes) -> Message:
     headers = head.headers
     keys = headers._keys
     items = headers._items
-    vias: list[Via] = []
-    for key, item in zip(keys, items, strict=True):
-        if key == "via":
-            vias.extend(parse_via_list(item[1]))
-    if not vias:
+    count = keys.count
+    index = keys.index
+    vias_count = count("via")
+    if vias_count == 1:
+        vias = parse_via_list(items[index("via")][1])
+    elif vias_count == 0:
         raise RemoteProtocolError("missing Via header")
-    from_ = parse_name_addr(_single(headers, "from"))
-    to = parse_name_addr(_single(headers, "to"))
-    call_id = _single(headers, "call-id")
+    else:
+        vias = []
+        for key, item in zip(keys, items, strict=True):
+            if key == "via":
+                vias.extend(parse_via_list(item[1]))
+    if count("from") != 1 or count("to") != 1 or count("call-id") != 1 or count("cseq") != 1:
+        for key in ("from", "to", "call-id", "cseq"):
+            _single(headers, key)  # raises with the right reason
+    from_ = parse_name_addr(items[index("from")][1])
+    to = parse_name_addr(items[index("to")][1])
+    call_id = items[index("call-id")][1]
     if not call_id or " " in call_id or "\t" in call_id:
         # Leniency: any non-empty Call-ID without whitespace is accepted (RFC 3261 "word"
         # forbids a few more characters that real stacks do send).
         raise RemoteProtocolError(f"bad Call-ID {call_id!r}")
-    cseq = parse_cseq(_single(headers, "cseq"))
+    cseq = parse_cseq(items[index("cseq")][1])
     contacts: list[NameAddr] | None = None
-    if "contact" in keys:
+    contacts_count = count("contact")
+    if contacts_count == 1:
+        contacts = _parse_contacts([items[index("contact")][1]])
+    elif contacts_count:
         contacts = _parse_contacts(
             [v for k, (_, v) in zip(keys, items, strict=True) if k == "contact"]
         )

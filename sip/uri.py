@@ -41,12 +41,13 @@ __all__ = [
     "parse_uri",
 ]
 
-_ESC = r"%[0-9A-Fa-f]{2}"
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
-_USER = rf"(?:[{_UNRESERVED}&=+$,;?/]|{_ESC})+"
-_PASSWORD = rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*"
-_PARAMCHAR = rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+"
-_HNV = rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*"
+# "%" is accepted by these classes; escapes are checked once per URI (_BAD_ESCAPE_RE).
+_USER = rf"[{_UNRESERVED}&=+$,;?/%]+"
+_PASSWORD = rf"[{_UNRESERVED}&=+$,%]*"
+_PARAMCHAR = rf"[{_UNRESERVED}\[\]/:&+$%]+"
+_HNV = rf"[{_UNRESERVED}\[\]/?:+$%]*"
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HOSTNAME = HOSTNAME_PATTERN
 _IPV6REF = IPV6REF_PATTERN
 
@@ -157,6 +158,8 @@ def _parse_sip_uri(text: str) -> SipUri | None:
     m = _sip_uri_match(text)
     if m is None:
         return None
+    if "%" in text and _BAD_ESCAPE_RE.search(text) is not None:
+        raise RemoteProtocolError(f"bad escape in URI {text!r}")
     scheme, user, password, host, port, params, headers = m.groups()
     if host[0] == "[":
         try:
@@ -229,6 +232,13 @@ class NameAddr:
 
 
 _WS = " \t"
+# The common shapes: '"Name" <uri>;params', 'Name <uri>;params', '<uri>;params' with a
+# display name that needs no unescaping and params without whitespace or quotes.
+_NAME_ADDR_FAST_RE = re.compile(
+    r"""(?:"([^"\\]*)" ?|([A-Za-z0-9\-.!%*_+`'~]+(?: [A-Za-z0-9\-.!%*_+`'~]+)*) ?)?"""
+    r"<([^<>\"\s]+)>((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)"
+)
+_name_addr_fast = _NAME_ADDR_FAST_RE.fullmatch
 _DISPLAY_WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+")
 
 
@@ -253,11 +263,17 @@ def parse_name_addr(text: str) -> NameAddr:
     In the addr-spec form every ``;`` parameter belongs to the header, not to the URI
     (RFC 3261 §20.10).
     """
+    fast = _name_addr_fast(text)
+    if fast is not None:
+        quoted, words, uri_text, params = fast.groups()
+        uri = parse_uri(uri_text)
+        display = words if quoted is None else quoted
+        return NameAddr(uri, display or None, parse_params(params) if params else ())
     text = text.strip(_WS)
-    display: str | None = None
+    display = None
     if text.startswith('"'):
         end = _quoted_end(text, 0)
-        display = unquote(text[:end])
+        display = unquote(text[:end]) or None
         rest = text[end:].lstrip(_WS)
         if not rest.startswith("<"):
             raise RemoteProtocolError(f"expected '<' after display name in {text!r}")
@@ -298,6 +314,8 @@ def parse_name_addr(text: str) -> NameAddr:
 
 def parse_name_addr_list(text: str) -> list[NameAddr]:
     """Parse a comma-separated list of name-addr/addr-spec values (Contact, Route, ...)."""
+    if "," not in text:
+        return [parse_name_addr(text)]
     items = split_top_level(text, ",")
     out: list[NameAddr] = []
     for item in items:
