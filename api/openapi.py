@@ -683,13 +683,24 @@ def _paths() -> dict[str, Any]:
                             *SCOPE_CODES,
                             "payload_invalid",
                             "pc_action_invalid",
+                            "pc_sendcallto_invalid",
                             "pc_callerid_invalid",
                             "pc_timeout_invalid",
+                            "pc_view_invalid",
+                            "pc_number_invalid",
+                            "pc_format_invalid",
                         ],
                     ),
                     "401": ERR_401,
-                    "403": ERR_403,
+                    "403": _error(
+                        "The App may not act for this user, or the call may not be transferred to a public number.",
+                        ["access_denied", "pc_transfer_invalid"],
+                    ),
                     "404": ERR_404,
+                    "409": _error(
+                        "The call cannot take the action now (not bridged yet, or ended).",
+                        ["pc_not_bridged", "pc_not_live"],
+                    ),
                     "413": ERR_413,
                     "500": ERR_500,
                     "501": ERR_501,
@@ -868,7 +879,10 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 "Simple PhoneCalls, PhoneCall list/get/hang-up/actions, CDR, plus this server's "
                 "extensions (status callbacks, Server-Sent Events, extra record fields). Errors are "
                 'always `{"error": {"code", "message"}}`; unknown paths answer 404 '
-                "`not_found`, wrong methods 405 `method_not_allowed`."
+                "`not_found`, wrong methods 405 `method_not_allowed`, other malformed requests "
+                "400 `request_invalid`, too large bodies 413 `payload_too_large`, unexpected "
+                "failures 500 `internal_server_error`; while the server drains for shutdown, "
+                "new calls and actions get 503 `service_unavailable` (reads and hang-ups work)."
             ),
         },
         "servers": [{"url": public_url or "/"}],

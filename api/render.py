@@ -114,6 +114,7 @@ def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
             "ended": iso(party.ended),
             "sipStatus": getattr(party, "sip_status", None),
             "hangupCause": _text(getattr(party, "hangup_cause", None)),
+            "media": dict(party.media) if getattr(party, "media", None) else None,
         }
     )
 
