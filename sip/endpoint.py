@@ -104,11 +104,29 @@ class IncomingRequest:
     endpoint: SipEndpoint = field(repr=False)
     cancelled: trio.Event = field(default_factory=trio.Event)
     final_status: int | None = None
+    to_tag: str | None = None  # our To tag once a response carried one
     _cancel_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def answered(self) -> bool:
         return self.final_status is not None
+
+    def tagged(self, response: Response) -> Response:
+        """``response`` with our To tag (§8.2.6.2: every response but 100 to a request without
+        one carries a tag, the same on every response of this request)."""
+        if response.status == 100:
+            return response
+        tag = response.to.tag
+        if tag is not None:
+            if self.to_tag is None and self.request.to.tag is None:
+                self.to_tag = tag
+            return response
+        if self.request.to.tag is not None:
+            return response
+        if self.to_tag is None:
+            self.to_tag = new_tag()
+        to = response.to.with_tag(self.to_tag)
+        return response.with_headers(response.headers.replace("To", str(to)))
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when a CANCEL arrives (at once if one already did)."""
@@ -306,6 +324,7 @@ class SipEndpoint:
     async def _respond(self, incoming: IncomingRequest, response: Response) -> None:
         if incoming.key is None:
             raise LocalProtocolError("an ACK is never answered")
+        response = incoming.tagged(response)
         if response.status >= 200:
             if incoming.final_status is not None:
                 if 200 <= response.status < 300 and 200 <= incoming.final_status < 300:
@@ -441,10 +460,7 @@ class SipEndpoint:
             if incoming.final_status is not None:
                 return
             incoming.final_status = response.status
-        if response.status >= 300 and response.to.tag is None:
-            response = response.with_headers(
-                response.headers.replace("To", str(response.to.with_tag(new_tag())))
-            )
+        response = incoming.tagged(response)
         try:
             self._layer.send_response(incoming.key, response, trio.current_time())
         except LocalProtocolError as exc:
@@ -455,7 +471,7 @@ class SipEndpoint:
         if incoming is None:
             return
         if not incoming.answered:
-            self._reply_sync(incoming, incoming.request.response(487, to_tag=new_tag()))
+            self._reply_sync(incoming, incoming.request.response(487))
         incoming._cancel()
 
     async def _guarded(self, work: Awaitable[object]) -> None:
@@ -470,7 +486,7 @@ class SipEndpoint:
         except Exception:
             log.exception("request handler failed for %s", incoming.request.method)
             if not incoming.answered:
-                await incoming.respond(incoming.request.response(500, to_tag=new_tag()))
+                await incoming.respond(incoming.request.response(500))
 
     async def ack_and_bye(self, response: Response, peer: Peer | None) -> None:
         """ACK + BYE a 2xx to INVITE that belongs to no session (§13.2.2.4)."""

@@ -220,3 +220,15 @@ async def test_tcp_request_between_endpoints() -> None:
 def test_serialize_roundtrip_of_options() -> None:
     message = parse_message(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKz"))
     assert parse_message(serialize(message)) == message
+
+
+async def test_final_responses_get_a_to_tag() -> None:
+    async def not_found(incoming: IncomingRequest) -> None:
+        await incoming.respond(incoming.request.response(404, "No such user"))
+
+    async with endpoint(Recorder()) as (ep, address), udp_socket() as sock:
+        ep._handler = not_found  # swap the handler of the running endpoint
+        await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKt;rport"), address)
+        response = await receive_response(sock)
+        assert response.status == 404 and response.reason == "No such user"
+        assert response.to.tag  # §8.2.6.2

@@ -11,6 +11,7 @@ import trio.testing
 
 from sip.auth import DigestServer
 from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.headers import Headers
 from sip.message import Message, Request, Response, parse_message
 from sip.session import (
     Answered,
@@ -453,8 +454,43 @@ async def test_reinvite_rejected_raises(mock_clock: trio.testing.MockClock) -> N
         assert info.value.status == 488
 
 
+async def test_cancelled_invite_gets_487_with_the_ringing_tag() -> None:
+    callee = Callee("ring")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        invite = make_invite(far, b_peer)
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        ringing, _ = await far.receive()
+        assert isinstance(ringing, Response) and ringing.status == 180
+        cancel = Request(
+            "CANCEL",
+            invite.uri,
+            Headers(
+                [
+                    (name, value.replace("INVITE", "CANCEL") if name == "CSeq" else value)
+                    for name, value in invite.headers
+                    if name in ("Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards")
+                ]
+            ),
+        )
+        await far.send(cancel, address)
+        answers = {}
+        while len(answers) < 2:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            answers[response.cseq.method] = response
+        assert answers["CANCEL"].status == 200
+        assert answers["INVITE"].status == 487
+        assert answers["INVITE"].to.tag == ringing.to.tag
+        await far.send(make_ack(far, answers["INVITE"]).replace(uri=invite.uri), address)
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteCancel()]
+
+
 def make_invite(far: RawPeer, to: Peer) -> Request:
-    from sip.headers import Headers
     from sip.uri import parse_uri
 
     return Request(
@@ -477,7 +513,6 @@ def make_invite(far: RawPeer, to: Peer) -> Request:
 
 
 def make_ack(far: RawPeer, ok: Response) -> Request:
-    from sip.headers import Headers
     from sip.uri import parse_uri
 
     return Request(
