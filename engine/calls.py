@@ -691,12 +691,17 @@ class SimpleCall:
         self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
 
     def _charge(self) -> float:
-        """Per started minute of bridged time, at the rate of each answered public party."""
-        minutes = math.ceil(self.call.billable_seconds / 60)
-        if minutes == 0:
+        """Per started minute of bridged time, at the rate of each answered public party, for
+        the time that party was in the bridged call (a party transferred away stops paying)."""
+        call = self.call
+        if call.bridged is None or call.ended is None:
             return 0.0
         total = 0.0
-        for party in self.call.parties:
-            if party.answered is not None and party.kind == "public":
-                total += self.ctx.rate_for(party) * minutes
+        for party in call.parties:
+            if party.answered is None or party.kind != "public":
+                continue
+            joined = max(party.answered, call.bridged)
+            left = min(party.ended or call.ended, call.ended)
+            seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
+            total += self.ctx.rate_for(party) * math.ceil(seconds / 60)
         return round(total, 6)

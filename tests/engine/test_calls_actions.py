@@ -10,6 +10,7 @@ from fakes import (
     EXT_B,
     EXT_C,
     PUBLIC,
+    PUBLIC_2,
     SANDBOX,
     answers,
     at,
@@ -396,3 +397,34 @@ async def test_a_second_transfer_while_one_rings_is_ignored(mock_clock) -> None:
         call = await h.wait_ended(call_id)
         assert h.legs.leg(EXT_C).byes == [12.0]
         assert call.disposition is Disposition.ANSWERED
+
+
+async def test_a_transferred_public_party_is_charged_only_for_its_own_time(mock_clock) -> None:
+    # PUBLIC is bridged from 2 s to the transfer's answer at 8 s (one started minute); the
+    # public target is in the call from 8 s until it hangs up at 5 + 3 + 100 = 108 s (two).
+    scripts = {EXT_A: [answers(1)], PUBLIC: [answers(1)], PUBLIC_2: [answers(3, hangup=103)]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A], [PUBLIC], allow_public_transfer=True)
+        await until(5)
+        await h.engine.act(call_id, CallAction("Transfer", send_call_to=PUBLIC_2))
+        call = await h.wait_ended(call_id)
+        assert call.ended == at(108)
+        assert call.parties[1].ended == at(8)
+        assert call.charge == pytest.approx(0.02 * 1 + 0.02 * 2)
+
+
+async def test_two_answering_destinations_bridge_only_once(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1)], EXT_B: [answers(2)], EXT_C: [answers(2)]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A], [EXT_B, EXT_C])
+        await until(10)
+        b, c = h.legs.leg(EXT_B), h.legs.leg(EXT_C)
+        loser = b if b.cancels else c
+        assert loser.cancels == [3.0] and loser.acked_and_byed
+        assert [m.args for m in h.media(call_id).named("bridge")] == [("a", "b")]
+        assert h.names(call_id).count("bridged") == 1
+        await h.engine.hangup(call_id)
+        call = await h.wait_ended(call_id)
+        winner = b if loser is c else c
+        assert winner.byes == [10.0] and loser.byes == []
+        assert sum(p.answered is not None for p in call.parties if p.role == "destination") == 1

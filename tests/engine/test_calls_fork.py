@@ -24,7 +24,7 @@ from fakes import (
 )
 
 from engine.calls import RINGBACK_HZ
-from engine.legs import LegAnswered, LegRinging
+from engine.legs import LegAnswered, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, PartyStatus
 
 
@@ -279,7 +279,11 @@ async def test_a_bye_from_either_side_ends_the_other(mock_clock, who: str) -> No
 
 
 async def test_record_is_stored_before_originate_returns_and_on_every_change(mock_clock) -> None:
-    scripts = {EXT_A: [answers(1)], EXT_B: [answers(2, hangup=5)]}
+    # Two source devices (one loses), a destination that rings first, then BYE at 8 s.
+    scripts = {
+        EXT_A: [answers(1, ring=0.5), rings()],
+        EXT_B: [[(1, LegRinging(180)), (2, LegAnswered(party_sdp(5010))), (7, LegHungUp("BYE"))]],
+    }
     async with open_harness(scripts) as h:
         mismatches: list[str] = []
 
@@ -292,8 +296,16 @@ async def test_record_is_stored_before_originate_returns_and_on_every_change(moc
         call, _ = await h.engine.originate(request([EXT_A], [EXT_B]))
         stored = h.store.get_call(call.id)
         assert stored is not None and stored.state is CallState.CREATED
+        # Between changes (at 0.25 s, 0.75 s, ...) the stored record is the live one.
+        await trio.sleep(0.25)
+        while h.call(call.id).state is not CallState.ENDED:
+            await trio.sleep(0.5)
+            stored = h.store.get_call(call.id)
+            assert stored is not None
+            assert stored.to_dict() == h.call(call.id).to_dict(), trio.current_time()
         await h.wait_ended(call.id)
-        assert mismatches == ["created"] or mismatches == []
+        assert mismatches == []
+        assert len([e for _, e in h.events if e.call_id == call.id]) >= 8
         final = h.store.get_call(call.id)
         assert final is not None and final.state is CallState.ENDED
         assert final.disposition is Disposition.ANSWERED
