@@ -253,10 +253,11 @@ class SipEndpoint:
         await trio.lowlevel.checkpoint()
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Run background work (session drivers) in the endpoint's nursery."""
+        """Run background work (session drivers) in the endpoint's nursery; an exception in
+        it is logged and never takes the endpoint down."""
         if self._nursery is None:
             raise LocalProtocolError("the endpoint is not running")
-        self._nursery.start_soon(fn, *args)
+        self._nursery.start_soon(self._guarded, fn(*args))
 
     # -- identity helpers ---------------------------------------------------------------
 
@@ -359,7 +360,10 @@ class SipEndpoint:
                 if not events:
                     break
                 for event in events:
-                    await self._handle_event(event)
+                    try:
+                        await self._handle_event(event)
+                    except Exception:  # one bad event must not stop the others or the loop
+                        log.exception("error handling %r", event)
         deadline = self._layer.get_timer()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wakeup.set()
@@ -478,7 +482,7 @@ class SipEndpoint:
         try:
             await work
         except Exception:
-            log.exception("dialog owner failed")
+            log.exception("background SIP work failed")
 
     async def _run_handler(self, handler: RequestHandler, incoming: IncomingRequest) -> None:
         try:
@@ -531,7 +535,10 @@ class SipEndpoint:
             now = trio.current_time()
             deadline = self._layer.get_timer()
             if deadline is not None and deadline <= now:
-                self._layer.handle_timer(now)
+                try:
+                    self._layer.handle_timer(now)
+                except Exception:
+                    log.exception("transaction timer failed")
                 await self._pump()
 
     def statistics(self) -> dict[str, int]:

@@ -384,6 +384,14 @@ class InviteClient(_Session):
         self._endpoint.start_soon(self._drive, client)
 
     async def _drive(self, client: ClientRequest) -> None:
+        try:
+            await self._drive_responses(client)
+        except Exception:
+            log.exception("INVITE session %s failed", self._call_id)
+            if self._phase is _Phase.CALLING:
+                self._rejected(500, "Server Internal Error")
+
+    async def _drive_responses(self, client: ClientRequest) -> None:
         authorized = False
         while True:
             final: Response | None = None
@@ -450,6 +458,7 @@ class InviteClient(_Session):
         assert self._invite is not None
         try:
             dialog = Dialog.from_uac(self._invite, response)
+            self._dialog_peer(dialog)  # the ACK must be routable (a SIP Contact or Route)
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.info("unusable 2xx for %s: %s", self._call_id, exc)
             self._rejected(502, "Bad Gateway")

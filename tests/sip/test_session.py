@@ -529,3 +529,24 @@ def make_ack(far: RawPeer, ok: Response) -> Request:
             ]
         ),
     )
+
+
+async def test_unroutable_2xx_is_rejected_and_the_endpoint_survives(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        ok = invite.response(200, to_tag="far", headers=[("Contact", "<tel:+15551234567>")])
+        await far.send(ok, source)
+        assert await call.next_event() == Rejected(502, "Bad Gateway")
+        # the endpoint still places calls
+        again = client_for(a, far.peer)
+        await again.start()
+        message, _ = await far.receive()
+        while not (isinstance(message, Request) and message.call_id == again.call_id):
+            message, _ = await far.receive()
+        assert message.method == "INVITE"
