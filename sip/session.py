@@ -550,6 +550,11 @@ class InviteServer(_Session):
         extra: Sequence[tuple[str, str]] = (),
     ) -> Response:
         headers: list[tuple[str, str]] = []
+        if 100 < status < 300:
+            # §12.1.1: a dialog-creating response copies the request's Record-Route
+            headers.extend(
+                ("Record-Route", rr) for rr in self.request.headers.get_all("Record-Route")
+            )
         if status < 300:
             headers.append(("Contact", str(self._contact)))
             headers.append(("Allow", ALLOW))

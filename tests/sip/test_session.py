@@ -550,3 +550,31 @@ async def test_unroutable_2xx_is_rejected_and_the_endpoint_survives(
         while not (isinstance(message, Request) and message.call_id == again.call_id):
             message, _ = await far.receive()
         assert message.method == "INVITE"
+
+
+async def test_uas_copies_record_route_and_routes_its_bye_through_it(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        proxy = f"<sip:127.0.0.1:{far.peer.port};lr>"
+        invite = make_invite(far, b_peer)
+        invite = invite.with_headers(
+            invite.headers.replace("Contact", "<sip:raw@127.0.0.1:9>").append("Record-Route", proxy)
+        )
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        while True:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            assert response.headers.get_all("Record-Route") == [proxy]
+            if response.status == 200:
+                break
+        await far.send(make_ack(far, response), address)
+        await callee.servers[0].bye()
+        bye, _ = await far.receive()  # the "proxy" gets the BYE
+        assert isinstance(bye, Request) and bye.method == "BYE"
+        assert str(bye.uri) == "sip:raw@127.0.0.1:9"  # the remote target stays the R-URI
+        assert [str(r) for r in bye.routes] == [proxy]
