@@ -790,7 +790,7 @@ class B2buaServer:
         self.returncode: int | None = None
         self.sip_udp: tuple[str, int] | None = None
         self.sip_tcp: tuple[str, int] | None = None
-        self.api_url: str | None = None
+        self._api_url: str | None = None
 
     def command(self) -> list[str]:
         return [*b2bua_command(), "serve", "--config", str(self.config_file)]
@@ -809,7 +809,7 @@ class B2buaServer:
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + self.startup_timeout
-        while not (self.sip_udp and self.sip_tcp and self.api_url):
+        while not (self.sip_udp and self.sip_tcp and self._api_url):
             if self._process.poll() is not None:
                 self._reader.join(2)
                 raise RuntimeError(
@@ -841,7 +841,7 @@ class B2buaServer:
         if match is None:
             return
         if match.group(4):
-            self.api_url = match.group(4).rstrip("/")
+            self._api_url = match.group(4).rstrip("/")
             return
         host, _, port = match.group(3).rpartition(":")
         address = (host, int(port))
@@ -851,6 +851,13 @@ class B2buaServer:
             self.sip_tcp = address
 
     # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API, e.g. "http://127.0.0.1:40112"."""
+        if self._api_url is None:
+            raise RuntimeError("b2bua has not printed its api address (not started?)")
+        return self._api_url
 
     @property
     def sip_address(self) -> str:

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from .harness import (
+    REPO_ROOT,
     SCENARIO_DIR,
+    B2buaServer,
     Direction,
     RtpEndpoint,
     Sipp,
@@ -307,3 +309,35 @@ def test_phone_answer_video_answers_video_only_when_offered(
     assert caller.wait() == SippExit.ALL_OK, caller.describe()
     answer = video.sent(200)[0].body
     assert sdp_media_port(answer, "video") == video.media_port + 2
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+@pytest.mark.skipif(
+    not (REPO_ROOT / "engine" / "cli.py").exists(), reason="engine/cli.py not written yet"
+)
+def test_b2bua_server_fixture_reads_addresses_and_drains(
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    import httpx
+
+    server = b2bua_factory(config={"calls": {"drain": 1}})
+    udp_host, udp_port = server.sip_udp or ("", 0)
+    tcp_host, tcp_port = server.sip_tcp or ("", 0)
+    assert udp_host == tcp_host == "127.0.0.1" and udp_port > 0 and tcp_port > 0
+    assert udp_port != 5060 and server.api_url.startswith("http://127.0.0.1:")
+    with socket.create_connection((tcp_host, tcp_port), timeout=5):
+        pass  # the SIP TCP listener accepts
+    token = httpx.post(
+        f"{server.api_url}/oauth/token.php",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "test-user-app",
+            "client_secret": "test-user-secret",
+        },
+        timeout=10,
+    )
+    assert token.status_code == 200, token.text  # the directory file we wrote was loaded
+    assert token.json()["token_type"] == "Bearer"
+    assert server.stop() == 0, server.describe()  # SIGTERM drains and exits 0
