@@ -326,10 +326,11 @@ class InviteServerMachine(TransactionMachine):
                 self.interval = min(2 * self.interval, T2)
                 self.retransmit_at = self.now + self.interval
                 expected.append(self.last)
-        elif (state is S.CONFIRMED and self.now == self.entered + T4) or (
-            state is S.ACCEPTED and self.now == self.entered + 64 * T1
-        ):  # Timer I
-            expected.append(self.terminated_event())
+        else:
+            timer_i = state is S.CONFIRMED and self.now == self.entered + T4
+            timer_l = state is S.ACCEPTED and self.now == self.entered + 64 * T1
+            if timer_i or timer_l:
+                expected.append(self.terminated_event())
         assert expected, f"unexpected timer at {self.now} in {state}"
         return expected
 
