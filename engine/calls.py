@@ -537,10 +537,17 @@ class SimpleCall:
             connected = self._connected.get(request.party_index)
             if connected is None:
                 return
-            self._media.set_hold(connected.side, request.held)
             party = connected.party
+            try:
+                await connected.leg.reinvite(self._hold_sdp(connected, request.held))
+            except Exception as exc:  # 488/491/408 to our re-INVITE: the call goes on as it was
+                logger.warning(
+                    "call %s: re-INVITE of %s failed: %s", self.call.id, party.number, exc
+                )
+                self._changed("hold_failed", {"party": party.number, "error": str(exc)})
+                return
+            self._media.set_hold(connected.side, request.held)
             party.on_hold = self._now() if request.held else None
-            await connected.leg.reinvite(self._hold_sdp(connected, request.held))
             self._changed("hold" if request.held else "unhold", {"party": party.number})
         elif isinstance(request, Recording):
             if request.start and not self._recording and len(self._connected) == 2:

@@ -82,6 +82,7 @@ class FakeLeg:
         self.answered = False
         self.finished = False
         self.acked_and_byed = False  # cancel() after the answer (RFC 3261 §15: ACK + BYE)
+        self.reinvite_error: Exception | None = None  # raised by reinvite() (e.g. a 488)
 
     @property
     def label(self) -> str:
@@ -144,6 +145,8 @@ class FakeLeg:
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         self.reinvites.append((trio.current_time(), sdp))
+        if self.reinvite_error is not None:
+            raise self.reinvite_error
         return sdp
 
 

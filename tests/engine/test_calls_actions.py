@@ -22,6 +22,7 @@ from engine.calls import RINGBACK_HZ
 from engine.engine import ActionError, CallAction
 from engine.legs import LegHungUp
 from engine.model import CallState, Disposition, PartyStatus
+from sip.session import ReinviteFailed
 
 
 @pytest.fixture
@@ -428,3 +429,22 @@ async def test_two_answering_destinations_bridge_only_once(mock_clock) -> None:
         winner = b if loser is c else c
         assert winner.byes == [10.0] and loser.byes == []
         assert sum(p.answered is not None for p in call.parties if p.role == "destination") == 1
+
+
+async def test_a_refused_hold_reinvite_keeps_the_call(mock_clock) -> None:
+    async with open_harness(BRIDGED) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await until(5)
+        h.legs.leg(EXT_B).reinvite_error = ReinviteFailed(488, "Not Acceptable Here")
+        await h.engine.act(call_id, CallAction("OnHold", transfer_number=EXT_B))
+        await until(8)
+        call = h.call(call_id)
+        assert call.state is CallState.BRIDGED
+        assert call.parties[1].on_hold is None
+        assert h.media(call_id).named("set_hold") == []
+        assert "hold_failed" in h.names(call_id)
+        assert h.legs.leg(EXT_A).byes == [] and h.legs.leg(EXT_B).byes == []
+        await h.engine.hangup(call_id)
+        call = await h.wait_ended(call_id)
+        assert call.disposition is Disposition.ANSWERED
+        assert call.hangup_cause == "hung up via the API"
