@@ -14,16 +14,14 @@ import pytest
 
 from engine.media.tone import encode_tone
 
-from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp, SipLogEntry
+from .harness import DEFAULT_DIRECTORY, B2buaServer, SipLogEntry, Sipp
 from .uapi import Uapi
 
 TONE = encode_tone(440.0, 0, -12.0)
 
 
 @pytest.fixture
-def gateway(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[..., Sipp]]:
+def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
     """SIPp gateways/phones; ``tone=True`` streams a 440 Hz tone after answering."""
     started: list[Sipp] = []
 
@@ -70,8 +68,7 @@ def test_seed_example_two_public_sources_one_public_destination(
     loser = gateway("gateway_noanswer.xml")
     dest = gateway("gateway_answer.xml", variables={"ring_ms": "500"}, rtp_echo=True)
     server = b2bua_factory(
-        directory=DEFAULT_DIRECTORY
-        + routes(p5354353=winner, p5302040=loser, p3235742879=dest)
+        directory=DEFAULT_DIRECTORY + routes(p5354353=winner, p5302040=loser, p3235742879=dest)
     )
     api = Uapi(server.api_url, "test-user-app", "test-user-secret")
     reply = api.create(
@@ -124,3 +121,262 @@ def test_seed_example_two_public_sources_one_public_destination(
     assert dest_media["rtp_packets_received"] > 50  # the destination's echo, back in
     assert source_media["rtp_packets_sent"] > 50  # ... out to the source
     api.close()
+
+
+def registered_phone(
+    gateway: Callable[..., Sipp], server: B2buaServer, extended: str, password: str, **kw: Any
+) -> Sipp:
+    """A SIPp phone registered for ``extended`` that answers calls (echoing RTP)."""
+    phone = gateway(
+        "phone_register.xml",
+        remote=server.sip_address,
+        service=extended,
+        auth=(extended, password),
+        ooc_scenario=kw.pop("ooc_scenario", "phone_answer.xml"),
+        rtp_echo=True,
+        pause_ms=kw.pop("stay_ms", 10000),
+        **kw,
+    )
+    phone.wait_for_message(200, timeout=10)  # the REGISTER went through
+    return phone
+
+
+def test_seed_example_as_administrator(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("gateway_answer.xml", rtp_echo=True)
+    b = gateway("gateway_noanswer.xml")
+    dest = gateway("gateway_answer.xml", rtp_echo=True)
+    server = b2bua_factory(
+        directory=DEFAULT_DIRECTORY + routes(p5354353=a, p5302040=b, p3235742879=dest)
+    )
+    api = Uapi(server.api_url, "test-admin-app", "test-admin-secret")
+    reply = api.create(
+        ["5354353", "5302040"],
+        ["3235742879"],
+        user="12",
+        extension="0003*210",
+        query={"callDuration": 2},
+        callerId="John Doe <4242425>",
+    )
+    assert reply.status_code == 202, reply.text
+    body = reply.json()[0]
+    assert body["extension"] == "0003*210"
+    assert body["link"]["self"].endswith(f"/uapi/phoneCalls/12/0003*210/{body['id']}")
+    record = api.wait(
+        body["id"], lambda r: r.get("state") == "ended", user="12", extension="0003*210"
+    )
+    assert record["disposition"] == 0
+    for sipp in (a, b, dest):
+        sipp.wait(timeout=15)
+    assert b.received("CANCEL") and not b.received("BYE")
+    assert a.received("BYE") and dest.received("BYE")
+    # the destination was shown the extension's caller id (the default of callerIdDestination)
+    assert first(dest.received("INVITE")).from_display_name == "John Doe"
+
+
+def test_sandbox_example_with_a_registered_phone(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    server = b2bua_factory()
+    phone = registered_phone(gateway, server, "0003*210", "secret210")
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(
+        api.create(
+            ["0003*210"], ["0003*00"], query={"callDuration": 3}, callerId="John Doe <4242425>"
+        )
+    )
+    record = api.wait_ended(call_id, timeout=20)
+    assert record["disposition"] == 0
+    invite = first(phone.received("INVITE"))
+    assert invite.from_display_name == "John Doe"
+    answered = first(phone.sent(200)) if phone.sent(200) else invite
+    bye = first(phone.received("BYE"))
+    assert 2.0 <= bye.timestamp - invite.timestamp <= 5.5
+    views = record["phoneCallView"]
+    assert views[1]["number"] == "0003*00" and views[1]["answered"]
+    # the sandbox's tone reached the phone through the relay and the phone's echo came back
+    phone_side = media_counters(record, 0)
+    assert phone_side["rtp_packets_sent"] > 50
+    assert phone_side["rtp_packets_received"] > 50
+    assert answered is not None
+
+
+def test_wait_for_pickup_expiry_cancels_every_fork(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("gateway_noanswer.xml")
+    b = gateway("gateway_noanswer.xml")
+    dest = gateway("gateway_answer.xml", timeout=8)
+    server = b2bua_factory(
+        directory=DEFAULT_DIRECTORY + routes(p5354353=a, p5302040=b, p3235742879=dest)
+    )
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(
+        api.create(["5354353", "5302040"], ["3235742879"], query={"waitForPickup": 3})
+    )
+    record = api.wait_ended(call_id, timeout=15)
+    assert record["disposition"] == 3  # NO ANSWER
+    for sipp in (a, b):
+        sipp.wait(timeout=10)
+        invite = first(sipp.received("INVITE"))
+        cancel = first(sipp.received("CANCEL"))
+        assert 2.5 <= cancel.timestamp - invite.timestamp <= 4.0  # at waitForPickup, within 1 s
+    assert not dest.received("INVITE")
+
+
+def test_source_busy(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("gateway_busy.xml")
+    dest = gateway("gateway_answer.xml", timeout=6)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a, p3235742879=dest))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    record = api.wait_ended(api.call_id(api.create(["5354353"], ["3235742879"])))
+    assert record["disposition"] == 1  # BUSY
+    assert record["phoneCallView"][0]["sipStatus"] == 486
+    assert not dest.received("INVITE")
+
+
+def test_destination_busy_and_no_answer(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("gateway_answer.xml", rtp_echo=True)
+    busy = gateway("gateway_busy.xml")
+    a2 = gateway("gateway_answer.xml", rtp_echo=True)
+    silent = gateway("gateway_noanswer.xml")
+    server = b2bua_factory(
+        directory=DEFAULT_DIRECTORY
+        + routes(p5354353=a, p3235742879=busy, p5354354=a2, p3235742870=silent)
+    )
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    busy_call = api.call_id(api.create(["5354353"], ["3235742879"]))
+    silent_call = api.call_id(api.create(["5354354"], ["3235742870"], query={"waitForPickup": 2}))
+    record = api.wait_ended(busy_call)
+    assert record["disposition"] == 1
+    a.wait(timeout=10)
+    assert a.received("BYE"), "the source must get BYE when the destination is busy"
+    record = api.wait_ended(silent_call)
+    assert record["disposition"] == 3
+    silent.wait(timeout=10)
+    a2.wait(timeout=10)
+    assert silent.received("CANCEL")
+    assert a2.received("BYE")
+    bye = first(a2.received("BYE"))
+    invite_dest = first(silent.received("INVITE"))
+    assert 1.5 <= bye.timestamp - invite_dest.timestamp <= 3.5
+
+
+def test_video_is_offered_and_answered(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("phone_answer_video.xml", rtp_echo=True)
+    dest = gateway("phone_answer_video.xml", rtp_echo=True)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a, p3235742879=dest))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(
+        api.create(["5354353"], ["3235742879"], query={"video": "true", "callDuration": 2})
+    )
+    record = api.wait_ended(call_id)
+    assert record["disposition"] == 0
+    for sipp in (a, dest):
+        sipp.wait(timeout=10)
+        offer = first(sipp.received("INVITE")).body
+        assert "m=audio" in offer and "m=video" in offer
+        assert "m=video" in first(sipp.sent(200)).body
+
+
+def test_no_video_unless_asked(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("phone_answer_video.xml", rtp_echo=True)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    api.wait_ended(api.call_id(api.create(["5354353"], ["0003*00"], query={"callDuration": 1})))
+    a.wait(timeout=10)
+    assert "m=video" not in first(a.received("INVITE")).body
+
+
+def test_nonce_retry_rings_once(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    a = gateway("gateway_answer.xml", rtp_echo=True, calls=None, timeout=10)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    first_id = api.call_id(
+        api.create(["5354353"], ["0003*00"], query={"callDuration": 2}, nonce="order-42")
+    )
+    again = api.call_id(
+        api.create(["5354353"], ["0003*00"], query={"callDuration": 2}, nonce="order-42")
+    )
+    assert again == first_id
+    api.wait_ended(first_id)
+    other = api.call_id(
+        api.create(["5354353"], ["0003*00"], query={"callDuration": 1}, nonce="order-43")
+    )
+    assert other != first_id
+    api.wait_ended(other)
+    a.kill()
+    assert len(a.received("INVITE")) == 2  # order-42 once, order-43 once
+
+
+def test_inbound_call_between_two_registered_phones(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    server = b2bua_factory()
+    callee = registered_phone(gateway, server, "0003*211", "secret211")
+    caller = gateway(
+        "caller_invite.xml",
+        remote=server.sip_address,
+        service="211",
+        keywords={"caller": "0003*210"},
+        auth=("0003*210", "secret210"),
+        rtp_echo=True,
+        pause_ms=2000,
+    )
+    assert caller.wait(timeout=20) == 0, caller.describe()
+    invite = first(callee.received("INVITE"))
+    assert "0003*210" in (invite.header("From") or "") or invite.from_display_name == "John Doe"
+    assert callee.received("BYE")  # the caller's BYE reached the callee through the B2BUA
+    # the caller had to authenticate: a 407 challenge, then the INVITE with credentials
+    assert caller.received(407)
+
+
+def test_unauthenticated_invite_never_reaches_a_gateway(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    gw = gateway("gateway_answer.xml", timeout=6)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=gw))
+    stranger = gateway(
+        "caller_invite.xml",
+        remote=server.sip_address,
+        service="5354353",
+        keywords={"caller": "intruder"},
+        timeout=10,
+    )
+    stranger.wait(timeout=15)
+    assert stranger.received(407)
+    assert not gw.received("INVITE")
+
+
+def test_restart_marks_a_live_call_ended(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    import signal
+
+    a = gateway("gateway_answer.xml", rtp_echo=True, timeout=20)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(api.create(["5354353"], ["0003*00"], query={"callDuration": 60}))
+    api.wait(call_id, lambda r: r.get("state") == "bridged", timeout=10)
+    server.stop(signal.SIGKILL)  # no drain, no BYE: the process just dies
+    # a new process on the same store file
+    store = {"url": f"sqlite:///{server.workdir / 'b2bua.sqlite'}"}
+    restarted = b2bua_factory(
+        directory=DEFAULT_DIRECTORY + routes(p5354353=a), config={"store": store}
+    )
+    api2 = Uapi(restarted.api_url, "test-user-app", "test-user-secret")
+    record = api2.get(call_id)
+    assert record["state"] == "ended"
+    assert "restart" in record["hangupCause"]
+    assert record["disposition"] == 0

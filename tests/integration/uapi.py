@@ -52,22 +52,32 @@ class Uapi:
         entry: dict[str, Any] = reply.json()["entry"][0]
         return entry
 
-    def wait(self, call_id: str, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
+    def wait(
+        self,
+        call_id: str,
+        predicate: Any,
+        timeout: float = 30.0,
+        *,
+        user: str = "@me",
+        extension: str = "210",
+    ) -> dict[str, Any]:
         """Poll the call until ``predicate(record)`` holds; return that record."""
         deadline = time.monotonic() + timeout
-        record = self.get(call_id)
+        record = self.get(call_id, user=user, extension=extension)
         while not predicate(record):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting; last record: {record}")
             time.sleep(0.1)
-            record = self.get(call_id)
+            record = self.get(call_id, user=user, extension=extension)
         return record
 
     def wait_ended(self, call_id: str, timeout: float = 30.0) -> dict[str, Any]:
         return self.wait(call_id, lambda r: r.get("state") == "ended", timeout)
 
     def hangup(self, call_id: str, *, extension: str = "210") -> httpx.Response:
-        return self.client.delete(f"/uapi/phoneCalls/@me/{extension}/{call_id}", headers=self.headers)
+        return self.client.delete(
+            f"/uapi/phoneCalls/@me/{extension}/{call_id}", headers=self.headers
+        )
 
     def act(self, call_id: str, body: dict[str, Any], *, extension: str = "210") -> httpx.Response:
         return self.client.put(
