@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.media.errors import MediaError
 from engine.media.relay import Relay
 from engine.media.stats import MediaEndpoint
+from engine.calls import MediaSide
 from sip import sdp
 from sip.errors import RemoteProtocolError
 
@@ -207,22 +208,27 @@ class RelayMedia:
                     return ep
         return None
 
-    def bridge(self, a: RelaySide, b: RelaySide) -> None:
+    def bridge(self, a: MediaSide, b: MediaSide) -> None:
+        a, b = _relay_side(a), _relay_side(b)
         self._pair(a.audio, b.audio)
         if a.video is not None and b.video is not None:
             self._pair(a.video, b.video)
 
-    def play_tone(self, side: RelaySide, frequency: float) -> None:
+    def play_tone(self, side: MediaSide, frequency: float) -> None:
+        side = _relay_side(side)
         self._relay.play_tone(side.audio, frequency)
 
-    def stop_tone(self, side: RelaySide) -> None:
+    def stop_tone(self, side: MediaSide) -> None:
+        side = _relay_side(side)
         self._relay.stop_tone(side.audio)
 
-    def set_hold(self, side: RelaySide, held: bool) -> None:
+    def set_hold(self, side: MediaSide, held: bool) -> None:
+        side = _relay_side(side)
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
 
-    def start_recording(self, a: RelaySide, b: RelaySide) -> str:
+    def start_recording(self, a: MediaSide, b: MediaSide) -> str:
+        a, b = _relay_side(a), _relay_side(b)
         self._recording_path.parent.mkdir(parents=True, exist_ok=True)
         self._relay.start_recording(a.audio, b.audio, str(self._recording_path))
         self._recording = (a.audio, b.audio)
@@ -234,7 +240,8 @@ class RelayMedia:
             self._recording = None
             self._relay.stop_recording(a, b)
 
-    def stats(self, side: RelaySide) -> dict[str, dict[str, int]]:
+    def stats(self, side: MediaSide) -> dict[str, dict[str, int]]:
+        side = _relay_side(side)
         result: dict[str, dict[str, int]] = {}
         for ep in side.endpoints():
             s = self._relay.stats(ep)
@@ -260,3 +267,9 @@ class RelayMedia:
                     self._relay.release(ep)
         self._sides.clear()
         self._bridges.clear()
+
+
+def _relay_side(side: MediaSide) -> RelaySide:
+    if not isinstance(side, RelaySide):
+        raise TypeError(f"RelayMedia got a side it did not make: {side!r}")
+    return side

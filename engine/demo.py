@@ -158,7 +158,7 @@ def _verdict(
     duration: int,
     say: Any,
 ) -> int:
-    disposition = record.get("disposition")
+    disposition = int(record.get("disposition", 4))
     name = DISPOSITIONS.get(disposition, disposition)
     say(f"disposition: {name}; cause: {record.get('hangupCause')}")
     src, dst = _sandbox_index(source), _sandbox_index(destination)

@@ -15,10 +15,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from engine.config import Config
 from engine.directory import Directory, Extension
+from engine.engine import Engine, LegProvider
 from engine.inbound import InboundLeg
 from engine.legs import FailedLeg, Leg
 from engine.model import Party, PhoneCall
@@ -35,8 +35,6 @@ from sip.transaction_types import Peer
 from sip.uas import options_response
 from sip.uri import NameAddr, SipUri, TelUri, parse_uri
 
-if TYPE_CHECKING:
-    from engine.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ def make_endpoint() -> SipEndpoint:
     return SipEndpoint(allowed_methods=ALLOWED_METHODS)
 
 
-class SipService:
+class SipService(LegProvider):
     """``LegProvider`` for the engine and request handler for the endpoint."""
 
     def __init__(
