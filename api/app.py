@@ -13,6 +13,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.cdr import list_cdr
 from api.context import ApiContext
@@ -26,6 +27,23 @@ from api.phonecalls import create_simple, delete_calls, get_calls, put_call
 logger = logging.getLogger(__name__)
 
 CALL_PATH = "/uapi/phoneCalls/{userId}/{extension}"
+
+
+class StripTrailingSlash:
+    """ASGI middleware: ``/uapi/x/`` is served as ``/uapi/x`` (no redirect, no 404)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = dict(scope)
+            scope["path"] = path.rstrip("/") or "/"
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
 
 
 def routes() -> list[Route]:
@@ -59,9 +77,10 @@ def create_app(
     """
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ErrorGuard)],
-        exception_handlers=dict(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
+        middleware=[Middleware(ErrorGuard), Middleware(StripTrailingSlash)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
     )
+    app.router.redirect_slashes = False
     app.state.ctx = ApiContext(
         engine=engine,
         tokens=TokenService(engine.directory, engine.store, clock),

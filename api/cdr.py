@@ -67,7 +67,7 @@ def _code(query: Any, name: str, allowed: tuple[int, ...], code: str) -> int | N
 
 
 def _number(query: Any, name: str, code: str) -> str | None:
-    text = query.get(name)
+    text: str | None = query.get(name)
     if text is None:
         return None
     text = text.strip()

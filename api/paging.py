@@ -126,15 +126,15 @@ def _matches_one(value: Any, op: str, wanted: Any) -> bool:
     if op == "present":
         return True
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment: datetime = value if value.tzinfo else value.replace(tzinfo=UTC)
         if not isinstance(wanted, datetime):
             return False
         if op in ("equals", "inArray"):
-            return value == wanted
+            return moment == wanted
         if op == "greaterThan":
-            return value > wanted
+            return moment > wanted
         if op == "lessThan":
-            return value < wanted
+            return moment < wanted
         return False
     text = str(value)
     if op in ("equals", "inArray"):

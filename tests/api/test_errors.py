@@ -58,3 +58,9 @@ async def test_odd_but_harmless_input_never_crashes(mock_clock, client) -> None:
             response = await client.request(method, path, headers=headers, content=b"{}")
             assert response.status_code < 500, (method, path, response.text)
             assert "error" in response.json()
+
+
+async def test_a_trailing_slash_is_served_like_the_path_without_it(mock_clock, client) -> None:
+    headers = await auth(client)
+    assert (await client.get("/uapi/phoneCalls/@me/@self/", headers=headers)).status_code == 204
+    assert (await client.get("/uapi/openapi.json/")).status_code == 200
