@@ -536,11 +536,11 @@ class Relay:
             heapq.heappush(heap, (source.due, next(self._tone_order), state, source))
 
     def _run(self) -> None:
-        try:
-            self._loop()
-        except Exception:
-            logger.exception("media relay loop crashed")
-            raise
+        while not self._stopping:
+            try:
+                self._loop()
+            except Exception:  # a bug must not stop every call's media: log, go on
+                logger.exception("media relay loop failed; restarting it")
 
     def _loop(self) -> None:
         buf = bytearray(_BUFFER_SIZE)
@@ -550,7 +550,7 @@ class Relay:
         wake_fd = self._wake_fd
         tones = self._tones
         monotonic = self._clock
-        iterations = 0
+        iterations = self.loop_iterations
         while not self._stopping:
             timeout = max(tones[0][0] - monotonic(), 0.0) if tones else -1.0
             events = poll(timeout, _MAX_EVENTS)

@@ -430,3 +430,25 @@ def test_new_sdp_address_drops_the_latch_and_same_address_keeps_it(
     pa.send_rtp(a.rtp_port, 2)
     assert moved.recv()[1] == (HOST, b.rtp_port)
     assert real_b.silent()
+
+
+def test_a_failure_in_the_loop_does_not_stop_forwarding(
+    relay: Relay, phones: Callable[[], Phone], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.media.leg import Leg
+
+    a, _b, pa, pb = bridged_pair(relay, phones)
+    original = Leg.accept_source
+    calls = []
+
+    def broken_once(self: Leg, *args: object) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Leg, "accept_source", broken_once)
+    pa.send_rtp(a.rtp_port, 1)  # lost to the "bug"
+    assert pb.silent()
+    sent = pa.send_rtp(a.rtp_port, 2)
+    assert pb.recv()[0] == sent
