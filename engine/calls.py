@@ -552,7 +552,12 @@ class SimpleCall:
         elif isinstance(request, Recording):
             if request.start and not self._recording and len(self._connected) == 2:
                 a, b = (self._connected[i] for i in sorted(self._connected))
-                path = self._media.start_recording(a.side, b.side)
+                try:
+                    path = self._media.start_recording(a.side, b.side)
+                except Exception as exc:  # no disk space, bad directory: the call goes on
+                    logger.warning("call %s: recording not started: %s", self.call.id, exc)
+                    self._changed("recording_failed", {"error": str(exc)})
+                    return
                 self._recording = True
                 for c in (a, b):
                     c.party.recording = self._now()

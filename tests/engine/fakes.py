@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -150,6 +150,30 @@ class FakeLeg:
         return sdp
 
 
+class BrokenLeg(FakeLeg):
+    """A leg with a bug: ``start()`` raises (``cancel``/``bye`` too, with ``broken_cleanup``)."""
+
+    def __init__(self, label: str, script: Script = (), *, broken_cleanup: bool = False) -> None:
+        super().__init__(label, script)
+        self.broken_cleanup = broken_cleanup
+        self.broken_start = not broken_cleanup
+
+    async def start(self, offer: bytes | None) -> None:
+        await super().start(offer)
+        if self.broken_start:
+            raise RuntimeError("leg bug in start")
+
+    async def cancel(self) -> None:
+        await super().cancel()
+        if self.broken_cleanup:
+            raise RuntimeError("leg bug in cancel")
+
+    async def bye(self) -> None:
+        await super().bye()
+        if self.broken_cleanup:
+            raise RuntimeError("leg bug in bye")
+
+
 class FakeLegProvider(LegProvider):
     """Fake legs for non-sandbox parties: ``scripts[number]`` has one script per device.
 
@@ -159,13 +183,15 @@ class FakeLegProvider(LegProvider):
         self.scripts: dict[str, list[Script]] = dict(scripts or {})
         self.legs: dict[str, list[FakeLeg]] = {}
         self.caller_ids: dict[str, str | None] = {}
+        self.factories: dict[str, Callable[[str, Script], FakeLeg]] = {}  # number -> leg class
 
     def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         self.caller_ids[party.number] = caller_id
         scripts = self.scripts.get(party.number)
         if scripts is None:
             return [FailedLeg(party.number, 404, "Not Found")]
-        legs = [FakeLeg(f"{party.number}#{i}", script) for i, script in enumerate(scripts)]
+        make = self.factories.get(party.number, FakeLeg)
+        legs = [make(f"{party.number}#{i}", script) for i, script in enumerate(scripts)]
         self.legs.setdefault(party.number, []).extend(legs)
         return list(legs)
 
@@ -226,6 +252,7 @@ class FakeMedia:
         self.calls: list[MediaCall] = []
         self.sides: list[FakeSide] = []
         self.closed = False
+        self.recording_error: Exception | None = None  # raised by start_recording()
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append(MediaCall(trio.current_time(), name, args))
@@ -253,6 +280,8 @@ class FakeMedia:
 
     def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         self._record("start_recording", _label(a), _label(b))
+        if self.recording_error is not None:
+            raise self.recording_error
         return "recordings/test.wav"
 
     def stop_recording(self) -> None:

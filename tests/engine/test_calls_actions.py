@@ -448,3 +448,22 @@ async def test_a_refused_hold_reinvite_keeps_the_call(mock_clock) -> None:
         call = await h.wait_ended(call_id)
         assert call.disposition is Disposition.ANSWERED
         assert call.hangup_cause == "hung up via the API"
+
+
+async def test_a_recording_that_cannot_start_keeps_the_call(mock_clock) -> None:
+    async with open_harness(BRIDGED) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await until(4)
+        h.media(call_id).recording_error = OSError("No space left on device")
+        await h.engine.act(call_id, CallAction("StartRecording"))
+        await until(6)
+        call = h.call(call_id)
+        assert call.state is CallState.BRIDGED
+        assert [p.recording for p in call.parties] == [None, None]
+        assert "recording_failed" in h.names(call_id)
+        await h.engine.act(call_id, CallAction("StopRecording"))
+        await h.engine.hangup(call_id)
+        call = await h.wait_ended(call_id)
+        assert h.media(call_id).named("stop_recording") == []
+        assert call.disposition is Disposition.ANSWERED
+        assert call.hangup_cause == "hung up via the API"

@@ -3,6 +3,8 @@ wins, waitForPickup, destination failures, early media, callDuration, BYE, event
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import trio
 import trio.testing
@@ -13,6 +15,7 @@ from fakes import (
     PUBLIC,
     PUBLIC_2,
     SANDBOX,
+    BrokenLeg,
     FakeLeg,
     answers,
     at,
@@ -127,7 +130,7 @@ async def test_wait_for_pickup_cancels_every_source_fork(mock_clock) -> None:
         assert EXT_C not in h.legs.legs  # the destination was never called
         assert call.disposition is Disposition.NO_ANSWER
         assert h.when(call_id, "ended") == 7.0
-        assert call.ended == at(7)
+        assert call.ended == at(6)
         for party in call.parties[:2]:
             assert party.hangup_cause == "no answer within waitForPickup"
             assert party.ended == at(7)
@@ -360,3 +363,49 @@ async def test_sandbox_parties_are_free(mock_clock) -> None:
         assert call.charge == 0.0
         # An answered sandbox sends its tone to the other party.
         assert ("a", 440.0) in [c.args for c in h.media(call_id).named("play_tone")]
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+
+async def test_a_leg_that_raises_in_start_fails_only_its_own_fork(mock_clock) -> None:
+    scripts = {EXT_A: [rings(), answers(2)], EXT_B: [answers(1, hangup=4)]}
+    async with open_harness(scripts) as h:
+        h.legs.factories[EXT_C] = BrokenLeg
+        h.legs.scripts[EXT_C] = [answers(1)]
+        call_id = await h.originate([EXT_A, EXT_C], [EXT_B])
+        call = await h.wait_ended(call_id)
+        assert call.disposition is Disposition.ANSWERED
+        assert call.parties[1].sip_status == 500
+        assert call.parties[0].answered == at(2)
+        assert call.ended == at(6)
+
+
+async def test_legs_that_raise_in_cancel_and_bye_still_end_the_call_once(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1), rings()], EXT_B: [answers(1)]}
+    async with open_harness(scripts) as h:
+        h.legs.factories[EXT_A] = functools.partial(BrokenLeg, broken_cleanup=True)
+        call_id = await h.originate([EXT_A], [EXT_B], call_duration=30)
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(EXT_A, 1).cancels == [1.0]
+        assert h.legs.leg(EXT_A).byes == [31.0] and h.legs.leg(EXT_B).byes == [31.0]
+        assert call.disposition is Disposition.ANSWERED
+        assert call.hangup_cause == "call duration reached"
+        assert h.names(call_id).count("ended") == 1
+
+
+async def test_engine_shutdown_ends_live_calls_cleanly(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1)], EXT_B: [answers(1)], EXT_C: [rings()], PUBLIC: [rings()]}
+    async with open_harness(scripts) as h:
+        bridged = await h.originate([EXT_A], [EXT_B])
+        ringing = await h.originate([EXT_C], [PUBLIC])
+        await trio.sleep(5)
+    assert h.legs.leg(EXT_A).byes == [5.0] and h.legs.leg(EXT_B).byes == [5.0]
+    assert h.legs.leg(EXT_C).cancels == [5.0]
+    for call_id in (bridged, ringing):
+        stored = h.store.get_call(call_id)
+        assert stored is not None and stored.state is CallState.ENDED
+        assert stored.hangup_cause == "server shutting down"
+        assert stored.ended == at(5)
+    assert h.store.get_call(bridged).disposition is Disposition.ANSWERED
+    assert h.store.get_call(ringing).disposition is Disposition.NO_ANSWER
