@@ -130,7 +130,7 @@ async def test_wait_for_pickup_cancels_every_source_fork(mock_clock) -> None:
         assert EXT_C not in h.legs.legs  # the destination was never called
         assert call.disposition is Disposition.NO_ANSWER
         assert h.when(call_id, "ended") == 7.0
-        assert call.ended == at(6)
+        assert call.ended == at(7)
         for party in call.parties[:2]:
             assert party.hangup_cause == "no answer within waitForPickup"
             assert party.ended == at(7)
