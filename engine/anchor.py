@@ -12,10 +12,10 @@ import contextlib
 import logging
 from pathlib import Path
 
+from engine.calls import MediaSide
 from engine.media.errors import MediaError
 from engine.media.relay import Relay
 from engine.media.stats import MediaEndpoint
-from engine.calls import MediaSide
 from sip import sdp
 from sip.errors import RemoteProtocolError
 

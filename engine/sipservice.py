@@ -35,7 +35,6 @@ from sip.transaction_types import Peer
 from sip.uas import options_response
 from sip.uri import NameAddr, SipUri, TelUri, parse_uri
 
-
 logger = logging.getLogger(__name__)
 
 ALLOWED_METHODS = (*DEFAULT_ALLOWED_METHODS, "REGISTER")
