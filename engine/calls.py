@@ -396,7 +396,7 @@ class SimpleCall:
         early_media_to: _Connected | None = None,
     ) -> _Connected:
         """Ring every party's legs at once; return the first to answer, cancel the rest."""
-        assert self._nursery is not None
+        assert self._nursery is not None and self._media is not None
         active: dict[int, tuple[Leg, _Active]] = {}
         for party in parties:
             party.status = PartyStatus.TRYING
@@ -407,6 +407,7 @@ class SimpleCall:
         self._changed("trying", {"parties": [p.number for p in parties]})
         failures: list[Disposition] = []
         winner: _Connected | None = None
+        early_leg: int | None = None  # id() of the leg whose early media the source hears
         try:
             with trio.move_on_after(wait_for_pickup) as pickup_scope:
                 while active and winner is None:
@@ -427,6 +428,7 @@ class SimpleCall:
                             self._changed("ringing", {"party": info.party.number})
                         if event.sdp and early_media_to is not None:
                             self._early_media(early_media_to, side, event.sdp)
+                            early_leg = id(leg)
                     elif isinstance(event, LegAnswered):
                         del active[id(leg)]
                         side.apply_remote(event.sdp)
@@ -438,6 +440,11 @@ class SimpleCall:
                         del active[id(leg)]
                         self._leg_failed(info.party, event, active)
                         failures.append(disposition_for_status(event.status))
+                        if early_leg == id(leg) and active and early_media_to is not None:
+                            # Its early media is gone, others still ring: ringback again.
+                            early_leg = None
+                            if early_media_to.party.kind != "sandbox":
+                                self._media.play_tone(early_media_to.side, RINGBACK_HZ)
                     elif isinstance(event, LegHungUp):  # cannot happen before an answer
                         del active[id(leg)]
         except BaseException:

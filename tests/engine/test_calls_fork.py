@@ -27,7 +27,7 @@ from fakes import (
 )
 
 from engine.calls import RINGBACK_HZ
-from engine.legs import LegAnswered, LegHungUp, LegRinging
+from engine.legs import LegAnswered, LegFailed, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, PartyStatus
 
 
@@ -409,3 +409,20 @@ async def test_engine_shutdown_ends_live_calls_cleanly(mock_clock) -> None:
         assert stored.ended == at(5)
     assert h.store.get_call(bridged).disposition is Disposition.ANSWERED
     assert h.store.get_call(ringing).disposition is Disposition.NO_ANSWER
+
+
+async def test_ringback_returns_when_the_early_media_destination_fails(mock_clock) -> None:
+    early = [(1, LegRinging(183, party_sdp(7000))), (3, LegFailed(480, "Temporarily Unavailable"))]
+    scripts = {EXT_A: [answers(1)], EXT_B: [early], EXT_C: [answers(6)]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A], [EXT_B, EXT_C])
+        await trio.sleep_until(10)
+        media = h.media(call_id)
+        assert [(c.at, c.args) for c in media.named("play_tone")] == [
+            (1.0, ("a", RINGBACK_HZ)),
+            (4.0, ("a", RINGBACK_HZ)),
+        ]
+        assert [c.at for c in media.named("stop_tone")] == [2.0, 7.0]
+        assert h.call(call_id).state is CallState.BRIDGED
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
