@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,10 @@ def error_response_for(data: bytes, error: RemoteProtocolError) -> Response | No
         items.append((canonical_name(name.strip()), value.strip()))
     wanted = ("Via", "From", "To", "Call-ID", "CSeq")
     kept = [(n, v) for n, v in items if n in wanted]
+    kept = [
+        (n, f"{v};tag={secrets.token_hex(6)}" if n == "To" and ";tag=" not in v.lower() else v)
+        for n, v in kept
+    ]
     if not all(any(n == w for n, _ in kept) for w in wanted):
         return None
     status = error.status_hint if 400 <= error.status_hint < 700 else 400
@@ -319,6 +324,10 @@ class SipTransport:
                         messages = parser.feed(data)
                     except RemoteProtocolError as exc:
                         log.info("closing tcp connection from %s: %s", conn.peer, exc.reason)
+                        response = error_response_for(data, exc)  # best effort, then close
+                        if response is not None:
+                            with trio.move_on_after(1):
+                                await conn.stream.send_all(serialize(response))
                         break
                     for message in messages:
                         if isinstance(message, Request):

@@ -232,3 +232,40 @@ async def test_final_responses_get_a_to_tag() -> None:
         response = await receive_response(sock)
         assert response.status == 404 and response.reason == "No such user"
         assert response.to.tag  # §8.2.6.2
+
+
+async def test_wrong_sip_version_gets_505() -> None:
+    async with endpoint(Recorder()) as (_, address), udp_socket() as sock:
+        data = options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKv;rport").replace(
+            b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1
+        )
+        await sock.sendto(data, address)
+        response = await receive_response(sock)
+        assert response.status == 505
+        assert response.to.tag
+
+
+async def test_tcp_stream_that_cannot_be_framed_is_closed() -> None:
+    recorder = Recorder()
+    async with endpoint(recorder, "tcp") as (_, address):
+        stream = await trio.open_tcp_stream(*address)
+        # no Content-Length on a stream: the framing is lost for good (§18.3)
+        broken = options("SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKw").replace(
+            b"Content-Length: 0\r\n", b""
+        )
+        await stream.send_all(broken)
+        with trio.fail_after(5):
+            rest = b""
+            while chunk := await stream.receive_some(65535):
+                rest += chunk
+        assert recorder.requests == []
+        answer = parse_message(rest)  # told why before the close
+        assert isinstance(answer, Response) and answer.status == 400
+        await stream.aclose()
+        # the listener still serves new connections
+        stream = await trio.open_tcp_stream(*address)
+        await stream.send_all(options("SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx"))
+        with trio.fail_after(5):
+            response = parse_message(await stream.receive_some(65535))
+        assert isinstance(response, Response) and response.status == 200
+        await stream.aclose()
