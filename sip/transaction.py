@@ -17,7 +17,9 @@ Matching is one dict lookup on a :class:`TxKey` computed from the message
 * CANCEL (§9.2): answered by the layer, 200 when it matches an INVITE server transaction (then
   :class:`CancelReceived` if that transaction has not sent a final response; the TU answers 487
   on the INVITE), 481 otherwise; either way the CANCEL gets its own non-INVITE server
-  transaction, so retransmitted CANCELs get the same answer;
+  transaction, so retransmitted CANCELs get the same answer (that transaction's key is never
+  handed to the TU, but like every transaction it ends with one TransactionTerminated and can
+  report TransportFailed: the TU ignores keys it does not know);
 * ACK without a transaction (the ACK to a 2xx, §17.1.1.3 / §13.2.2.4): to the TU as
   ``RequestReceived(key=None)``; ``send_request`` with an ACK just sends it, creating nothing;
 * responses without a transaction: a 2xx to INVITE becomes :class:`StrayResponse` (the dialog

@@ -15,8 +15,9 @@ from test_transaction_helpers import (
     sent,
 )
 
-from sip.errors import LocalProtocolError
-from sip.message import Response
+from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.headers import Headers
+from sip.message import Request, Response
 from sip.transaction import (
     CancelReceived,
     RequestReceived,
@@ -286,3 +287,21 @@ def test_rfc2543_cancel_matches_the_invite() -> None:
     layer.receive(cancel, UAC, 0.1)
     events = layer.events()
     assert CancelReceived(cancel, UAC, key) in events
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_messages_without_the_headers_matching_needs_are_refused_cleanly() -> None:
+    layer = TransactionLayer()
+    good = request()
+    no_via = Request("INVITE", good.uri, good.headers.remove("Via"))
+    with pytest.raises(RemoteProtocolError):
+        layer.receive(no_via, UAC, 0.0)
+    no_cseq = reply(good, 200).with_headers(reply(good, 200).headers.remove("CSeq"))
+    with pytest.raises(RemoteProtocolError):
+        layer.receive(no_cseq, UAC, 0.0)
+    bare = Request("OPTIONS", good.uri, Headers([("Via", "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKx")]))
+    with pytest.raises(RemoteProtocolError):
+        layer.receive(bare, UAC, 0.0)
+    assert layer.events() == [] and len(layer) == 0 and layer.get_timer() is None
