@@ -24,6 +24,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +185,11 @@ def _thread_schedstat(tid: int) -> tuple[float, float]:
     return int(run) / 1e9, int(wait) / 1e9
 
 
-def _thread_cpu(tid: int) -> float:
+def _thread_cpu(tid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a thread of this process."""
     fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 @dataclass
@@ -202,6 +205,19 @@ class Step:
     relay_cpu_wait: float
     gen_cpu: float
     rss_per_call_kib: float
+
+
+def _python_load(fraction: float, stop: threading.Event) -> None:
+    """Stand-in for the engine's trio thread: pure-Python work ``fraction`` of the time, which
+    holds the GIL the relay thread also needs."""
+    period = 0.01
+    while not stop.is_set():
+        end = time.perf_counter() + fraction * period
+        x = 0
+        while time.perf_counter() < end:
+            for i in range(200):
+                x += i * i
+        stop.wait((1 - fraction) * period)
 
 
 def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
@@ -221,6 +237,7 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
     else:
         pairs = [[0, 0]] * calls
     rss1 = _rss_kib()
+    stop_load = threading.Event()
     child = subprocess.Popen(
         [sys.executable, __file__, "--generator"],
         stdin=subprocess.PIPE,
@@ -241,9 +258,12 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             os.setpriority(os.PRIO_PROCESS, child.pid, args.nice)
             if tid := (relay.native_thread_id if relay is not None else None):
                 os.setpriority(os.PRIO_PROCESS, tid, args.nice)
+        if args.gil_load and relay is not None:
+            threading.Thread(target=_python_load, args=(args.gil_load, stop_load)).start()
         child.stdin.write("go\n")
         child.stdin.flush()
-        cpu0 = cpu1 = cpu_wait = 0.0
+        cpu0 = cpu1 = (0.0, 0.0)
+        cpu_wait = 0.0
         wall0 = wall1 = 0.0
         result: dict[str, Any] = {}
         tid = relay.native_thread_id if relay is not None else None
@@ -251,11 +271,11 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             message = json.loads(line)
             if message.get("event") == "measure_start":
                 wall0 = time.monotonic()
-                cpu0 = _thread_cpu(tid) if tid else 0.0
+                cpu0 = _thread_cpu(tid) if tid else (0.0, 0.0)
                 sched0 = _thread_schedstat(tid) if tid else (0.0, 0.0)
             elif message.get("event") == "measure_end":
                 wall1 = time.monotonic()
-                cpu1 = _thread_cpu(tid) if tid else 0.0
+                cpu1 = _thread_cpu(tid) if tid else (0.0, 0.0)
                 sched1 = _thread_schedstat(tid) if tid else (0.0, 0.0)
                 cpu_wait = (sched1[1] - sched0[1]) / (wall1 - wall0) if wall1 > wall0 else 0.0
             else:
@@ -263,6 +283,7 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
                 break
         child.wait(timeout=30)
     finally:
+        stop_load.set()
         if child.poll() is None:
             child.kill()
             child.wait()
@@ -286,6 +307,10 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             relay.close()
     if args.verbose:
         print(f"  generator {result}", file=sys.stderr)
+        used = sum(cpu1) - sum(cpu0)
+        if used > 0:
+            kernel = (cpu1[1] - cpu0[1]) / used
+            print(f"  relay thread CPU in the kernel: {kernel:.0%}", file=sys.stderr)
     window = result["window"]
     sent, received = result["sent"], result["received"]
     return Step(
@@ -296,7 +321,7 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
         loss=(sent - received) / sent if sent else 0.0,
         p50=result["p50"],
         p99=result["p99"],
-        relay_cpu=(cpu1 - cpu0) / (wall1 - wall0) if wall1 > wall0 else 0.0,
+        relay_cpu=(sum(cpu1) - sum(cpu0)) / (wall1 - wall0) if wall1 > wall0 else 0.0,
         relay_cpu_wait=cpu_wait,
         gen_cpu=result["cpu"],
         rss_per_call_kib=(rss1 - rss0) / calls if relay is not None else 0.0,
@@ -320,7 +345,19 @@ def main() -> None:
         help="niceness for the relay thread and the generator (negative needs root): keeps a "
         "shared machine's other load from being measured as relay latency",
     )
+    parser.add_argument(
+        "--gil-load",
+        type=float,
+        default=0.0,
+        help="fraction of time another thread of the relay's process runs Python (0-1), "
+        "like the engine's trio thread does",
+    )
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval() seconds"
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     if args.generator:
         generator()
         return
