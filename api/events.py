@@ -153,6 +153,8 @@ class EventStreamResponse(Response):
             media_type=self.media_type,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+        # a stream has no length: drop the Content-Length: 0 that Response adds for no body
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.engine = engine
         self.call_id = call_id
         self.after_seq = after_seq
