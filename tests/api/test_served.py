@@ -16,8 +16,6 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from uapi_helpers import auth, create_call, simple_body, wait_until
 
-from api.app import create_app
-
 
 @pytest.fixture
 def mock_clock() -> trio.testing.MockClock:
