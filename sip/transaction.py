@@ -284,7 +284,7 @@ class TransactionLayer:
         method = response.cseq.method
         tx = self._clients.get(TxKey(False, method, branch, ""))
         if tx is not None:
-            tx.on_response(self, response, now)
+            tx.on_response(self, response, peer, now)
             return
         if method == "INVITE" and 200 <= response.status < 300:
             self.emit(StrayResponse(response, peer))

@@ -7,7 +7,8 @@ INVITE client (Figure 5 as amended by RFC 6026 Figure 5)::
     Calling --1xx--> Proceeding --2xx--> Accepted --Timer M--> Terminated
        |  \\__________________________/                 (2xx retransmissions go to the TU,
        |  300-699: send ACK (same branch, §17.1.1.3)        which re-sends its own ACK)
-       |          -> Completed --Timer D--> Terminated  (final retransmission: re-send ACK)
+       |          -> Completed --Timer D--> Terminated  (final retransmission: re-send ACK;
+       |                                                 a 2xx from another fork: StrayResponse)
        +--Timer B--> TransactionTimeout, Terminated
 
 Timer A retransmits the INVITE in Calling every T1, 2*T1, 4*T1 ... (no cap) over unreliable
@@ -34,7 +35,9 @@ from sip.errors import LocalProtocolError
 from sip.headers import Headers
 from sip.message import Request, Response
 from sip.transaction_types import (
+    Peer,
     ResponseReceived,
+    StrayResponse,
     Transaction,
     TransactionTimeout,
     TxContext,
@@ -113,7 +116,7 @@ class ClientTx(Transaction):
         """Send the request for the first time and arm the timers."""
         raise NotImplementedError
 
-    def on_response(self, ctx: TxContext, response: Response, now: float) -> None:
+    def on_response(self, ctx: TxContext, response: Response, peer: Peer, now: float) -> None:
         """A response matched this transaction."""
         raise NotImplementedError
 
@@ -131,7 +134,7 @@ class ClientInviteTx(ClientTx):
             self.retx_token = ctx.schedule(self.interval, now, self.key)
         self.timeout_token = ctx.schedule(config.timer_b, now, self.key)
 
-    def on_response(self, ctx: TxContext, response: Response, now: float) -> None:
+    def on_response(self, ctx: TxContext, response: Response, peer: Peer, now: float) -> None:
         status = response.status
         state = self.state
         if state is CALLING or state is PROCEEDING:
@@ -159,6 +162,10 @@ class ClientInviteTx(ClientTx):
         elif state is COMPLETED:
             if status >= 300 and self.last is not None:
                 ctx.send(self.last, self.peer)  # the final response was retransmitted
+            elif 200 <= status < 300:
+                # a 2xx after a non-2xx final (another fork): the TU must still ACK it and
+                # end that dialog, as for a 2xx without any transaction
+                ctx.emit(StrayResponse(response, peer))
         elif state is ACCEPTED and 200 <= status < 300:
             ctx.emit(ResponseReceived(response, self.key))  # the TU re-ACKs (RFC 6026 §8.4)
 
@@ -188,7 +195,7 @@ class ClientNonInviteTx(ClientTx):
             self.retx_token = ctx.schedule(self.interval, now, self.key)
         self.timeout_token = ctx.schedule(config.timer_f, now, self.key)
 
-    def on_response(self, ctx: TxContext, response: Response, now: float) -> None:
+    def on_response(self, ctx: TxContext, response: Response, peer: Peer, now: float) -> None:
         state = self.state
         if state is TRYING or state is PROCEEDING:
             if response.status < 200:

@@ -287,3 +287,13 @@ def test_ack_is_sent_without_a_transaction() -> None:
     layer.send_request(ack, UAS, 0.0)
     assert layer.events() == [SendMessage(ack, UAS)]
     assert len(layer) == 0 and layer.get_timer() is None
+
+
+def test_a_2xx_after_a_non_2xx_final_is_handed_up_as_stray() -> None:
+    layer, req, key = start()
+    layer.receive(reply(req, 486), UAS, 0.1)
+    layer.events()
+    late_ok = reply(req, 200, to_tag="fork2")
+    layer.receive(late_ok, UAS, 0.2)
+    assert layer.events() == [StrayResponse(late_ok, UAS)]  # no ACK from the transaction
+    assert layer.state(key) is TxState.COMPLETED
