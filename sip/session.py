@@ -525,8 +525,15 @@ class InviteServer(_Session):
         self._local_tag = new_tag()
         self._contact = NameAddr(endpoint.contact(self.peer.transport))
         self._phase = _Phase.CALLING
+        self.acked = trio.Event()  # set when the ACK for our 2xx arrived
         endpoint.register_dialog(self._call_id, self._local_tag, self)
         incoming.on_cancel(self._on_cancel)
+
+    async def handle_request(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        if request.method == "ACK" and request.cseq.seq == self.request.cseq.seq:
+            self.acked.set()
+        await super().handle_request(incoming)
 
     @property
     def offer(self) -> bytes | None:

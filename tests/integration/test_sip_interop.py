@@ -412,3 +412,83 @@ async def test_our_uac_retransmits_invite_and_reacks_repeated_200(
         assert await sipp.wait_async() == 0, sipp.describe()
         assert len(sipp.received("INVITE")) == 2
         assert len(sipp.received("ACK")) == 2
+
+
+UAC_WAITS_FOR_BYE = """
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:service@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:service@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200"/>
+  <send>
+    <![CDATA[
+      ACK sip:service@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:service@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+class HangingUpUas(DemoUas):
+    """Answers, then hangs up itself once the ACK is in."""
+
+    async def __call__(self, incoming: IncomingRequest) -> None:
+        if incoming.request.method != "INVITE":
+            await super().__call__(incoming)
+            return
+        server = InviteServer(self.endpoint, incoming)
+        await server.answer(SDP)
+        with trio.fail_after(5):
+            await server.acked.wait()
+        await server.bye()
+        self.ended.append("bye sent")
+
+
+@pytest.mark.parametrize(("transport", "flag"), TRANSPORTS)
+async def test_our_uas_hangs_up_sipp_uac(
+    sipp_factory: SippFactory, tmp_path: Path, transport: str, flag: str
+) -> None:
+    uas = HangingUpUas()
+    async with serving(uas) as (_, port):
+        sipp = await start_sipp(
+            sipp_factory,
+            write_scenario(tmp_path, "uac_waits_for_bye", UAC_WAITS_FOR_BYE),
+            remote=f"127.0.0.1:{port}",
+            transport=flag,
+            calls=1,
+            timeout=15,
+        )
+        assert await sipp.wait_async() == 0, sipp.describe()
+        bye = sipp.received("BYE")[0]
+        # the BYE goes to SIPp's Contact (over TCP: on the connection SIPp opened)
+        assert bye.is_request and bye.transport.upper() == transport.upper()
+        assert uas.ended == ["bye sent"]
