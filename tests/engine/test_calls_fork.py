@@ -27,6 +27,7 @@ from fakes import (
 )
 
 from engine.calls import RINGBACK_HZ
+from engine.engine import CallAction
 from engine.legs import LegAnswered, LegFailed, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, PartyStatus
 
@@ -426,3 +427,66 @@ async def test_ringback_returns_when_the_early_media_destination_fails(mock_cloc
         assert h.call(call_id).state is CallState.BRIDGED
         await h.engine.hangup(call_id)
         await h.wait_ended(call_id)
+
+
+async def test_party_statuses_a_user_sees_over_the_call(mock_clock) -> None:
+    source = [(0.5, LegRinging(180)), (1, LegAnswered(party_sdp(5000)))]
+    dest = [(1, LegRinging(180)), (3, LegAnswered(party_sdp(5002))), (10, LegHungUp("BYE"))]
+    async with open_harness({EXT_A: [source], EXT_B: [dest]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B], caller_id_destination="Sales <4242>")
+        seen: list[tuple[float, PartyStatus, PartyStatus]] = []
+        for t in (0.25, 0.75, 1.5, 2.5, 5, 20):
+            await trio.sleep_until(t)
+            src, dst = h.call(call_id).parties
+            seen.append((t, src.status, dst.status))
+        S = PartyStatus
+        assert seen == [
+            (0.25, S.TRYING, S.UNKNOWN),
+            (0.75, S.RINGING, S.UNKNOWN),
+            (1.5, S.OTHER_SIDE_RINGING, S.TRYING),
+            (2.5, S.OTHER_SIDE_RINGING, S.RINGING),
+            (5, S.ON_CALL, S.ON_CALL),
+            (20, S.UNKNOWN, S.UNKNOWN),
+        ]
+        call = h.call(call_id)
+        assert call.parties[0].ringing == at(0.5) and call.parties[1].ringing == at(2)
+        assert call.parties[1].answered == at(4) and call.bridged == at(4)
+        assert h.legs.caller_ids == {EXT_A: "John Doe <4242425>", EXT_B: "Sales <4242>"}
+        assert call.parties[1].caller_id == "Sales <4242>"
+
+
+async def test_a_sandbox_destination_caps_the_call_at_three_minutes(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(2)]}) as h:
+        call_id = await h.originate([EXT_A], [SANDBOX], call_duration=3600)
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(EXT_A).byes == [182.0]
+        assert call.ended == at(182)
+
+
+async def test_call_duration_reached_while_a_transfer_rings(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1)], EXT_B: [answers(1)], EXT_C: [rings()]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A], [EXT_B], call_duration=20)
+        await trio.sleep_until(15)
+        await h.engine.act(call_id, CallAction("Transfer", send_call_to=EXT_C))
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(EXT_C).cancels == [21.0]
+        assert h.legs.leg(EXT_A).byes == [21.0] and h.legs.leg(EXT_B).byes == [21.0]
+        assert call.hangup_cause == "call duration reached"
+        assert call.disposition is Disposition.ANSWERED
+
+
+async def test_hangups_racing_each_other_end_the_call_once(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1)]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(10)
+        h.legs.leg(EXT_B).push(LegHungUp("BYE"))  # the destination's BYE, and at once:
+        assert await h.engine.hangup(call_id)
+        assert await h.engine.hangup(call_id)
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(EXT_A).byes == [10.0]
+        assert len(h.legs.leg(EXT_B).byes) <= 1
+        assert h.names(call_id).count("ended") == 1
+        assert call.ended == at(10)
+        assert call.disposition is Disposition.ANSWERED
+        assert not await h.engine.hangup(call_id)
