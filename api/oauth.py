@@ -1,7 +1,8 @@
 """OAuth 2.0 client-credentials tokens (RFC 6749 section 4.4) and bearer checks (RFC 6750).
 
 ``POST /oauth/token.php`` takes the form fields ``grant_type=client_credentials``, ``client_id``
-and ``client_secret`` (or HTTP Basic client authentication, RFC 6749 section 2.3.1); any other
+and ``client_secret`` (or HTTP Basic client authentication, RFC 6749 section 2.3.1, or the same
+fields as a JSON object when the Content-Type says JSON); any other
 field (VoipNow's ``type=unifiedapi``, ``redirect_uri``...) is ignored. A token is 256 random bits
 (``secrets.token_urlsafe``) that lives one hour; only its SHA-256 is stored (``store.save_token``),
 so a copy of the database holds no usable token. The wall clock is injected, so expiry is tested
@@ -19,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import inspect
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -174,7 +176,16 @@ async def token_endpoint(request: Request) -> Response:
     # client_credentials requests are x-www-form-urlencoded (RFC 6749 4.4.2); the query string
     # is read too, for clients that put the fields there.
     form: dict[str, str] = dict(parse_qsl(request.url.query, keep_blank_values=True))
-    form.update(parse_qsl(text, keep_blank_values=True))
+    if "json" in request.headers.get("content-type", "").lower():
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except (ValueError, RecursionError):
+            return _oauth_error(400, "invalid_request", "The JSON body is malformed")
+        if not isinstance(data, dict):
+            return _oauth_error(400, "invalid_request", "The JSON body must be an object")
+        form.update({str(k): v for k, v in data.items() if isinstance(v, str)})
+    else:
+        form.update(parse_qsl(text, keep_blank_values=True))
     grant_type = form.get("grant_type")
     if not grant_type:
         return _oauth_error(400, "invalid_request", "grant_type is missing")

@@ -490,12 +490,13 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "tags": ["OAuth"],
                 "summary": "Get an access token (client credentials)",
-                "description": "Form-encoded `grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic client authentication). Other fields are ignored. The token lives one hour.",
+                "description": "Form-encoded `grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic client authentication, or a JSON object). Other fields are ignored. The token lives one hour.",
                 "security": [],
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")}
+                        "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")},
+                        JSON: {"schema": _ref("TokenRequest")},
                     },
                 },
                 "responses": {

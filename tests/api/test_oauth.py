@@ -119,3 +119,17 @@ async def test_token_expires_after_an_hour(mock_clock, client, wall_clock) -> No
     wall_clock.offset = timedelta(seconds=3601)
     body = assert_error(await client.get(path, headers=headers), 401, "access_denied")
     assert "expired" in body["error"]["message"]
+
+
+async def test_json_token_requests_are_accepted_too(mock_clock, client) -> None:
+    fields = {"grant_type": "client_credentials", "client_id": "demo-admin-app"}
+    response = await client.post(
+        "/oauth/token.php", json={**fields, "client_secret": "demo-admin-secret"}
+    )
+    assert response.status_code == 200
+    response = await client.post("/oauth/token.php", json={**fields, "client_secret": "x"})
+    assert response.status_code == 401
+    response = await client.post(
+        "/oauth/token.php", content=b"[1", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
