@@ -53,7 +53,7 @@ PHONE_TERMINAL = "phone_terminal"
 
 
 @dataclass(frozen=True, slots=True)
-class SimpleCall:
+class CheckedCall:
     """A checked create request, ready for ``OriginateRequest``."""
 
     user: Any
@@ -183,9 +183,7 @@ def _status_callback(value: Any) -> str | None:
     return value
 
 
-def _extension_for(
-    principal: Principal, directory: Any, user_text: str, text: str, user: Any | None
-) -> Any:
+def _extension_for(principal: Principal, directory: Any, text: str, user: Any | None) -> Any:
     org = user.organization if user is not None else principal_organization(principal, directory)
     extension = find_extension(principal, directory, text, org)
     if extension is None:
@@ -201,7 +199,7 @@ def check_simple_call(
     query: dict[str, str],
     body: dict[str, Any],
     default_wait_for_pickup: int,
-) -> SimpleCall:
+) -> CheckedCall:
     """Apply every rule of the seed document; ``ApiError`` names the first one broken."""
     owner_alias = is_owner_alias(user_text)
     user = None if owner_alias else resolve_user(principal, directory, user_text)
@@ -219,7 +217,7 @@ def check_simple_call(
         raise _bad("extension_invalid", "extension must be an extension number")
     if raw_extension == "@self":
         raise _bad("extension_invalid", "extension cannot be set to @self")
-    extension = _extension_for(principal, directory, user_text, raw_extension, user)
+    extension = _extension_for(principal, directory, raw_extension, user)
     if user is None:
         user = resolve_owner(principal, directory, extension)
     if str(extension.type) != PHONE_TERMINAL:
@@ -268,7 +266,7 @@ def check_simple_call(
         )
 
     status_callback = _status_callback(body.get("statusCallback"))
-    return SimpleCall(
+    return CheckedCall(
         user=user,
         extension=extension,
         extension_text=raw_extension,

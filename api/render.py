@@ -109,7 +109,8 @@ def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
             "recording": iso(getattr(party, "recording", None)),
             "answered": iso(party.answered),
             "onHold": iso(on_hold),
-            "holder": 1 if on_hold is not None else None,
+            # the hold was placed through the API, not by this peer: holder 0
+            "holder": 0 if on_hold is not None else None,
             "disposition": _code(call.disposition),
             "ended": iso(party.ended),
             "sipStatus": getattr(party, "sip_status", None),
