@@ -701,11 +701,7 @@ class SimpleCall:
         for party in call.parties:
             if party.ended is None:
                 party.ended = now
-            if (
-                party.status is PartyStatus.ON_CALL
-                or party.status is PartyStatus.OTHER_SIDE_RINGING
-            ):
-                party.status = PartyStatus.UNKNOWN
+            party.status = PartyStatus.UNKNOWN  # nobody rings or talks on an ended call
         call.charge = self._charge()
         self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
 

@@ -467,3 +467,17 @@ async def test_a_recording_that_cannot_start_keeps_the_call(mock_clock) -> None:
         assert h.media(call_id).named("stop_recording") == []
         assert call.disposition is Disposition.ANSWERED
         assert call.hangup_cause == "hung up via the API"
+
+
+async def test_no_party_still_looks_ringing_once_the_call_ended(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [rings()], EXT_C: [rings()]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B, EXT_C])
+        await until(4)
+        assert h.call(call_id).parties[1].status is PartyStatus.RINGING
+        await h.engine.hangup(call_id)
+        call = await h.wait_ended(call_id)
+        assert [p.status for p in call.parties] == [PartyStatus.UNKNOWN] * 3
+        assert all(p.ended == at(4) for p in call.parties)
+        stored = h.store.get_call(call_id)
+        assert stored is not None
+        assert [p.status for p in stored.parties] == [PartyStatus.UNKNOWN] * 3
