@@ -127,6 +127,7 @@ class _Session:
         self._reinvite_pending = False
         self._call_id = ""
         self._local_tag = ""
+        self._retained: Peer | None = None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -145,7 +146,16 @@ class _Session:
     def call_id(self) -> str:
         return self._call_id
 
+    def _retain(self, peer: Peer) -> None:
+        """Keep a TCP connection to ``peer`` open for the life of the session."""
+        if self._retained is None:
+            self._retained = peer
+            self._endpoint.transport.retain(peer)
+
     def _end(self) -> None:
+        if self._retained is not None:
+            self._endpoint.transport.release(self._retained)
+            self._retained = None
         self._phase = _Phase.ENDED
         if self._dialog is not None:
             self._dialog.terminate()
@@ -379,6 +389,7 @@ class InviteClient(_Session):
         self._phase = _Phase.CALLING
         self._invite = self._build_invite(1)
         self._endpoint.register_dialog(self._call_id, self._local_tag, self)
+        self._retain(self.peer)
         client = self._endpoint.request(self._invite, self.peer)
         await client.start()
         self._endpoint.start_soon(self._drive, client)
@@ -527,6 +538,7 @@ class InviteServer(_Session):
         self._phase = _Phase.CALLING
         self.acked = trio.Event()  # set when the ACK for our 2xx arrived
         endpoint.register_dialog(self._call_id, self._local_tag, self)
+        self._retain(self.peer)
         incoming.on_cancel(self._on_cancel)
 
     async def handle_request(self, incoming: IncomingRequest) -> None:

@@ -9,7 +9,8 @@ Theory of operation:
 * TCP: a listener per address plus outgoing connections, each with a reader task framing the
   stream by Content-Length (``StreamParser``).  Connections are kept in a table keyed by the
   peer's address (and, for connections a peer opened to us, by the sent-by of its Via so our
-  requests back to it reuse them), and closed after ``idle_timeout`` seconds without traffic.
+  requests back to it reuse them), and closed after ``idle_timeout`` seconds without traffic
+  unless a dialog holds it with ``retain`` (a call may be silent for an hour, §18.3).
 * Responses go back per §18.2.2: over TCP on the connection the request came in when it is
   still open, else a new connection to the Via's ``received``/sent-by port; over UDP to the
   ``received`` address and the ``rport`` (or sent-by) port of the top Via.
@@ -175,6 +176,7 @@ class SipTransport:
         self._udp: list[_UdpListener] = []
         self._tcp_listeners: list[_TcpListener] = []
         self._connections: dict[tuple[str, int], _TcpConnection] = {}
+        self._retained: dict[tuple[str, int], int] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
 
@@ -334,6 +336,9 @@ class SipTransport:
                             self._alias(message, conn)
                         await self._deliver(message, conn.peer)
                     continue
+                if self._in_use(conn):
+                    conn.last_activity = trio.current_time()  # a dialog still needs it
+                    continue
                 if trio.current_time() >= conn.last_activity + self._idle_timeout:
                     log.debug("closing idle tcp connection %s", conn.peer)
                     break
@@ -355,6 +360,27 @@ class SipTransport:
         key = (conn.peer.host, via.port or default_port("tcp"))
         if key not in self._connections:
             self._connections[key] = conn
+
+    def retain(self, peer: Peer) -> None:
+        """Keep the connection to ``peer`` open while idle (a dialog uses it, §18.3)."""
+        if peer.reliable:
+            key = (_bare(peer.host), peer.port)
+            self._retained[key] = self._retained.get(key, 0) + 1
+
+    def release(self, peer: Peer) -> None:
+        """Undo one ``retain``; the idle timeout applies again when none is left."""
+        if peer.reliable:
+            key = (_bare(peer.host), peer.port)
+            count = self._retained.get(key, 0) - 1
+            if count > 0:
+                self._retained[key] = count
+            else:
+                self._retained.pop(key, None)
+
+    def _in_use(self, conn: _TcpConnection) -> bool:
+        if not self._retained:
+            return False
+        return any(c is conn and k in self._retained for k, c in self._connections.items())
 
     def _forget(self, conn: _TcpConnection) -> None:
         for key in [k for k, c in self._connections.items() if c is conn]:

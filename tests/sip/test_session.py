@@ -578,3 +578,26 @@ async def test_uas_copies_record_route_and_routes_its_bye_through_it(
         assert isinstance(bye, Request) and bye.method == "BYE"
         assert str(bye.uri) == "sip:raw@127.0.0.1:9"  # the remote target stays the R-URI
         assert [str(r) for r in bye.routes] == [proxy]
+
+
+async def test_tcp_connection_lives_as_long_as_the_call(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee, "tcp") as (b, b_peer), running(refuse, "tcp") as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        await call.next_event()
+        assert await call.next_event() == Answered(ANSWER)
+        await trio.sleep(600)  # a silent call, far beyond the 32 s idle timeout
+        assert a.transport.statistics()["tcp_connections"] == 1
+        await call.bye()
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteBye(None)]  # the BYE went over the kept connection
+        await trio.sleep(40)  # the call is over: now the idle timeout closes it
+        assert a.transport.statistics()["tcp_connections"] == 0
+        assert b.transport.statistics()["tcp_connections"] == 0
