@@ -701,6 +701,8 @@ class SimpleCall:
         for party in call.parties:
             if party.ended is None:
                 party.ended = now
+                if party.status is not PartyStatus.UNKNOWN and party.hangup_cause is None:
+                    party.hangup_cause = cause  # it was still ringing or talking
             party.status = PartyStatus.UNKNOWN  # nobody rings or talks on an ended call
         call.charge = self._charge()
         self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})

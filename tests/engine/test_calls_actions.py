@@ -478,6 +478,7 @@ async def test_no_party_still_looks_ringing_once_the_call_ended(mock_clock) -> N
         call = await h.wait_ended(call_id)
         assert [p.status for p in call.parties] == [PartyStatus.UNKNOWN] * 3
         assert all(p.ended == at(4) for p in call.parties)
+        assert [p.hangup_cause for p in call.parties] == ["hung up via the API"] * 3
         stored = h.store.get_call(call_id)
         assert stored is not None
         assert [p.status for p in stored.parties] == [PartyStatus.UNKNOWN] * 3

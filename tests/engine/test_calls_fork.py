@@ -149,6 +149,7 @@ async def test_every_source_failing_ends_the_call_with_their_combined_dispositio
         assert EXT_C not in h.legs.legs
         assert call.parties[0].sip_status == 404
         assert call.parties[1].sip_status == 486
+        assert call.parties[2].hangup_cause is None  # never called
 
 
 # --- phase 2: the destinations -----------------------------------------------------------
