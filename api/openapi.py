@@ -312,6 +312,14 @@ def _schemas() -> dict[str, Any]:
                     "description": "Extension: the leg's final SIP status.",
                 },
                 "hangupCause": {"type": "string", "description": "Extension."},
+                "media": {
+                    "type": "object",
+                    "description": "Extension: relay counters per stream (`audio`, `video`): RTP/RTCP packets and bytes each way, RTP packets lost.",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer"},
+                    },
+                },
             },
         },
         "PhoneCall": {

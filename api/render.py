@@ -7,7 +7,8 @@ UTC with a ``Z``, codes are numbers (``status`` 0-5, ``flow`` 2/4/8, ``dispositi
 Extensions beyond VoipNow (documented in the OpenAPI document), all left out while null:
 PhoneCall ``userId``, ``state``, ``ended``, ``bridged``, ``disposition``, ``hangupCause``,
 ``duration`` (billable seconds, from bridge to end), ``charge``, ``callerIdDestination``;
-PhoneCallView ``number``, ``role``, ``ended``, ``sipStatus``, ``hangupCause``.
+PhoneCallView ``number``, ``role``, ``ended``, ``sipStatus``, ``hangupCause``, ``media``
+(the relay's per-stream packet counters).
 """
 
 from __future__ import annotations
