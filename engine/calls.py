@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -652,12 +652,10 @@ class SimpleCall:
     async def _bye_leg(self, leg: Leg) -> None:
         await self._shielded(leg.bye)
 
-    async def _shielded(self, action: Callable[[], object]) -> None:
+    async def _shielded(self, action: Callable[[], Awaitable[None]]) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
             try:
-                result = action()
-                if hasattr(result, "__await__"):
-                    await result  # type: ignore[misc]
+                await action()
             except Exception:
                 logger.exception("call %s: cleanup failed", self.call.id)
 
