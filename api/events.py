@@ -14,7 +14,8 @@ made from the call record, so every follower sees exactly one final event.
   exponential backoff (1 s doubling, at most 30 s apart, 6 attempts), then given up and logged;
   other 4xx answers are not retried. Every POST carries ``X-Event-Id: CALLID:SEQ`` so a receiver
   can drop duplicates. The dispatcher owns its nursery: run it with ``nursery.start(d.run)`` or
-  ``async with open_callback_dispatcher(engine) as d``.
+  ``async with open_callback_dispatcher(engine) as d``; on shutdown, after ``engine.drain``,
+  ``await d.drain(seconds)`` lets the final events go out before the dispatcher is cancelled.
 """
 
 from __future__ import annotations
@@ -237,6 +238,9 @@ class CallbackDispatcher:
         self._active_client: httpx.AsyncClient | None = None
         self.delivered = 0
         self.failed = 0
+        self.active = 0  # calls whose deliveries are still running
+        self._idle = trio.Event()
+        self._idle.set()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``task_status.started()`` once ``watch`` may be called."""
@@ -260,7 +264,17 @@ class CallbackDispatcher:
         """Start delivering the events of ``call_id`` to ``url``."""
         if self._nursery is None or self._active_client is None:
             raise RuntimeError("CallbackDispatcher is not running")
+        if self.active == 0:
+            self._idle = trio.Event()
+        self.active += 1
         self._nursery.start_soon(self._deliver_call, self._active_client, call_id, url)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every watched call's deliveries to finish (call it after
+        the engine has drained, so the final events go out); True when none is left."""
+        with trio.move_on_after(timeout):
+            await self._idle.wait()
+        return self.active == 0
 
     async def _deliver_call(self, client: httpx.AsyncClient, call_id: str, url: str) -> None:
         async def emit(payload: dict[str, Any]) -> None:
@@ -270,6 +284,10 @@ class CallbackDispatcher:
             await follow_call(self.engine, call_id, emit, idle=60.0)
         except Exception:
             logger.exception("call %s: status callbacks to %s stopped", call_id, url)
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
 
     async def post(self, client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> bool:
         """POST one event, retrying as the module doc says; True when a 2xx came back."""

@@ -215,3 +215,17 @@ async def test_status_callback_gives_up_on_client_errors_and_dead_urls(mock_cloc
     # the 404 was not retried: event 1 was dropped, the rest (with the final) arrived
     assert receiver.requests[0][1]["seq"] == 2
     assert receiver.attempts == len(receiver.requests) + 1
+
+
+async def test_dispatcher_drain_waits_for_the_final_delivery(mock_clock, engine):
+    receiver = Receiver()
+    async with callback_setup(engine, receiver, backoff=0.5) as (client, dispatcher):
+        assert await dispatcher.drain(0)  # nothing watched yet
+        headers = await auth(client)
+        body = simple_body(source="0003*08", statusCallback=receiver.url)
+        await create_call(client, headers, body, params={"waitForPickup": "100"})
+        assert dispatcher.active == 1
+        assert not await dispatcher.drain(1)  # the call still rings
+        await engine.drain(5)  # shutdown: the engine hangs up live calls
+        assert await dispatcher.drain(30)
+        assert receiver.finals() == 1
