@@ -459,7 +459,7 @@ class SimpleCall:
                 info.party.status = PartyStatus.UNKNOWN
                 info.party.ended = self._now()
         if winner is not None:
-            self._connected[self.call.parties.index(winner.party)] = winner
+            self._connected[self._index_of(winner.party)] = winner
             return winner
         if pickup_scope.cancelled_caught:
             for party in parties:
@@ -469,6 +469,10 @@ class SimpleCall:
                     party.hangup_cause = "no answer within waitForPickup"
             raise ForkFailed(Disposition.NO_ANSWER, "no answer within waitForPickup")
         raise ForkFailed(_combine(failures), "every " + parties[0].role + " failed")
+
+    def _index_of(self, party: Party) -> int:
+        """The index of this very party (``Party`` compares by value; two may be equal)."""
+        return next(i for i, p in enumerate(self.call.parties) if p is party)
 
     def _leg_failed(
         self, party: Party, event: LegFailed, active: dict[int, tuple[Leg, _Active]]
@@ -494,11 +498,15 @@ class SimpleCall:
         if isinstance(event, LegAnswered) and id(leg) in self._cancelled_legs:
             # A 2xx raced our CANCEL: cancel() on an answered leg ACKs and BYEs it (§15).
             return
-        if isinstance(event, LegHungUp):
+        if isinstance(event, LegHungUp | LegFailed):
+            # A BYE; or a connected leg that broke (its pump reports LegFailed 500): gone too.
             for index, connected in self._connected.items():
                 if connected.leg is leg:
                     party = self.call.parties[index]
-                    party.hangup_cause = f"{party.role} hung up"
+                    cause = f"{party.role} hung up"
+                    if isinstance(event, LegFailed):
+                        cause = f"{party.role} leg failed: {event.status} {event.reason}"
+                    party.hangup_cause = cause
                     party.ended = self._now()
                     self._keep_stats(connected)
                     del self._connected[index]
@@ -508,7 +516,7 @@ class SimpleCall:
                         return
                     raise CallEnded(
                         Disposition.ANSWERED if self.call.bridged else Disposition.NO_ANSWER,
-                        f"{party.role} hung up",
+                        cause,
                     )
 
     async def _control_while_ringing(
@@ -613,7 +621,7 @@ class SimpleCall:
             self._transfer_staying = None
         self._media.stop_tone(staying.side)
         for index, connected in list(self._connected.items()):
-            if index not in (request.party_index, self.call.parties.index(new.party)):
+            if index not in (request.party_index, self._index_of(new.party)):
                 connected.party.hangup_cause = "transferred"
                 connected.party.ended = self._now()
                 self._keep_stats(connected)

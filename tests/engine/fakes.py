@@ -151,17 +151,34 @@ class FakeLeg:
 
 
 class BrokenLeg(FakeLeg):
-    """A leg with a bug: ``start()`` raises (``cancel``/``bye`` too, with ``broken_cleanup``)."""
+    """A leg with a bug: ``start()`` raises; with ``broken_cleanup`` ``cancel``/``bye`` raise
+    instead; with ``broken_after`` (seconds after start) ``next_event`` raises from then on."""
 
-    def __init__(self, label: str, script: Script = (), *, broken_cleanup: bool = False) -> None:
+    def __init__(
+        self,
+        label: str,
+        script: Script = (),
+        *,
+        broken_cleanup: bool = False,
+        broken_after: float | None = None,
+    ) -> None:
         super().__init__(label, script)
         self.broken_cleanup = broken_cleanup
-        self.broken_start = not broken_cleanup
+        self.broken_after = broken_after
+        self.broken_start = not broken_cleanup and broken_after is None
 
     async def start(self, offer: bytes | None) -> None:
         await super().start(offer)
         if self.broken_start:
             raise RuntimeError("leg bug in start")
+
+    async def next_event(self) -> LegEvent:
+        if self.broken_after is None:
+            return await super().next_event()
+        assert self.started_at is not None
+        with trio.move_on_at(self.started_at + self.broken_after):
+            return await super().next_event()
+        raise RuntimeError("leg bug in next_event")
 
     async def cancel(self) -> None:
         await super().cancel()

@@ -491,3 +491,15 @@ async def test_hangups_racing_each_other_end_the_call_once(mock_clock) -> None:
         assert call.ended == at(10)
         assert call.disposition is Disposition.ANSWERED
         assert not await h.engine.hangup(call_id)
+
+
+async def test_a_connected_leg_that_breaks_ends_the_call(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1)], EXT_B: [answers(1)]}
+    async with open_harness(scripts) as h:
+        h.legs.factories[EXT_B] = functools.partial(BrokenLeg, broken_after=5)
+        call_id = await h.originate([EXT_A], [EXT_B])
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(EXT_A).byes == [6.0]
+        assert call.ended == at(6)
+        assert call.disposition is Disposition.ANSWERED
+        assert call.parties[1].hangup_cause.startswith("destination leg failed: 500")
