@@ -181,6 +181,8 @@ class _HeaderViews:
     _to: NameAddr | None
     _cseq: CSeq | None
     _contacts: list[NameAddr] | None
+    _routes: list[NameAddr] | None
+    _record_routes: list[NameAddr] | None
 
     def _required(self, key: str) -> str:
         value = self.headers.get(key)
@@ -259,11 +261,19 @@ class _HeaderViews:
 
     @property
     def routes(self) -> list[NameAddr]:
-        return _parse_list(self.headers.get_all_raw("route"))
+        value = self._routes
+        if value is None:
+            value = _parse_list(self.headers.get_all_raw("route"))
+            object.__setattr__(self, "_routes", value)
+        return list(value)
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return _parse_list(self.headers.get_all_raw("record-route"))
+        value = self._record_routes
+        if value is None:
+            value = _parse_list(self.headers.get_all_raw("record-route"))
+            object.__setattr__(self, "_record_routes", value)
+        return list(value)
 
 
 def _parse_list(values: list[str]) -> list[NameAddr]:
@@ -312,6 +322,10 @@ class Request(_HeaderViews):
     _to: NameAddr | None = field(default=None, init=False, repr=False, compare=False)
     _cseq: CSeq | None = field(default=None, init=False, repr=False, compare=False)
     _contacts: list[NameAddr] | None = field(default=None, init=False, repr=False, compare=False)
+    _routes: list[NameAddr] | None = field(default=None, init=False, repr=False, compare=False)
+    _record_routes: list[NameAddr] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def uri_scheme(self) -> str:
@@ -381,6 +395,10 @@ class Response(_HeaderViews):
     _to: NameAddr | None = field(default=None, init=False, repr=False, compare=False)
     _cseq: CSeq | None = field(default=None, init=False, repr=False, compare=False)
     _contacts: list[NameAddr] | None = field(default=None, init=False, repr=False, compare=False)
+    _routes: list[NameAddr] | None = field(default=None, init=False, repr=False, compare=False)
+    _record_routes: list[NameAddr] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def replace(self, **changes: Any) -> Response:
         return dataclasses.replace(self, **changes)

@@ -9,7 +9,6 @@ from sip.headers import CSeq, Headers
 from sip.message import (
     Request,
     Response,
-    StreamParser,
     parse_message,
     reason_phrase,
     serialize,
@@ -215,32 +214,167 @@ def test_locally_built_request() -> None:
     assert hash(req) == hash(parse_message(serialize(req)))
 
 
-def test_stream_parser_frames_messages_split_anywhere() -> None:
-    wire = b"\r\n\r\n" + INVITE + serialize(_request().response(100)) + INVITE
-    parser = StreamParser()
-    out = []
-    for i in range(len(wire)):
-        out += parser.feed(wire[i : i + 1])
-    assert [type(m).__name__ for m in out] == ["Request", "Response", "Request"]
-    assert out[0] == parse_message(INVITE)
-    assert parser.buffered == 0
+def test_routes_and_record_routes_in_order() -> None:
+    req = _request()
+    req = req.with_headers(
+        req.headers.append("Record-Route", "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>")
+        .append("Record-Route", "<sip:p3.example.com;lr>")
+        .append("Route", "<sip:r1.example.com;lr>")
+    )
+    assert [str(r.uri) for r in req.record_routes] == [
+        "sip:p1.example.com;lr",
+        "sip:p2.example.com;lr",
+        "sip:p3.example.com;lr",
+    ]
+    assert [str(r.uri) for r in req.routes] == ["sip:r1.example.com;lr"]
+    req.routes.clear()  # callers get copies: the cache is not mutated
+    assert len(req.routes) == 1
 
 
-def test_stream_parser_requires_content_length() -> None:
-    parser = StreamParser()
-    data = INVITE.replace(b"Content-Length: " + str(len(SDP)).encode() + b"\r\n", b"")
+def test_malformed_lazy_header_raises_on_access() -> None:
+    req = _request()
+    req = req.with_headers(req.headers.append("Route", "<sip:broken"))
     with pytest.raises(RemoteProtocolError):
-        parser.feed(data)
+        _ = req.routes
+
+
+def test_compact_forms_and_folding() -> None:
+    data = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+        b"f: <sip:a@example.com>\r\n"
+        b" ;tag=1\r\n"
+        b"t: <sip:b@example.com>\r\n"
+        b"i: c1\r\n"
+        b"CSeq: 1\r\n\tOPTIONS\r\n"
+        b"m: <sip:a@h.example.com>\r\n"
+        b"k: timer,\r\n 100rel\r\n"
+        b"l: 0\r\n\r\n"
+    )
+    req = parse_message(data)
+    assert req.from_.tag == "1"
+    assert req.call_id == "c1"
+    assert req.cseq == CSeq(1, "OPTIONS")
+    assert req.headers.get_all("Supported") == ["timer", "100rel"]
+    assert [name for name, _ in req.headers] == [
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Supported",
+    ]
+
+
+def test_repeated_and_comma_joined_vias() -> None:
+    data = INVITE.replace(
+        b"Max-Forwards: 70\r\n",
+        b"Via: SIP/2.0/TCP p1.example.com;branch=z9hG4bKa, SIP/2.0/UDP [2001:db8::1]:5070"
+        b";branch=z9hG4bKb\r\nMax-Forwards: 70\r\n",
+    )
+    req = parse_message(data)
+    assert [v.host for v in req.vias] == [
+        "client.atlanta.example.com",
+        "p1.example.com",
+        "[2001:db8::1]",
+    ]
+    resp = req.response(200, to_tag="x")
+    assert resp.vias == req.vias
+    assert resp.headers.get_all_raw("Via") == req.headers.get_all_raw("Via")
+
+
+def test_unknown_method_and_headers_kept_intact() -> None:
+    data = (
+        INVITE.replace(b"INVITE sip:", b"FROBNICATE sip:", 1)
+        .replace(b"CSeq: 1 INVITE", b"CSeq: 1 FROBNICATE")
+        .replace(b"Max-Forwards: 70\r\n", b'X-Weird-Header:  ;;,,<>"  \r\n')
+    )
+    req = parse_message(data)
+    assert isinstance(req, Request) and req.method == "FROBNICATE"
+    assert req.headers.get("x-weird-header") == ';;,,<>"'
+    assert b'X-Weird-Header: ;;,,<>"\r\n' in serialize(req)
+
+
+def test_tel_uri_request() -> None:
+    data = INVITE.replace(b"sip:bob@biloxi.example.com SIP", b"tel:+15551234567;npdi SIP", 1)
+    req = parse_message(data)
+    assert isinstance(req, Request)
+    assert str(req.uri) == "tel:+15551234567;npdi"
+    assert req.uri_scheme == "tel" and req.uri_scheme_supported
+
+
+def test_lowercase_sip_version_accepted() -> None:
+    # The ABNF literal "SIP" is case-insensitive (RFC 5234 §2.3).
+    req = parse_message(INVITE.replace(b"SIP/2.0\r\n", b"sip/2.0\r\n", 1))
+    assert req == parse_message(INVITE)
+
+
+def test_underscore_in_host_accepted() -> None:
+    # Leniency: "_" in host names (seen in deployments) is accepted in URIs and Via.
+    data = INVITE.replace(b"client.atlanta.example.com:5060", b"my_host.example.com:5060", 1)
+    req = parse_message(data)
+    assert req.top_via.host == "my_host.example.com"
+
+
+def test_unquoted_utf8_display_name_accepted() -> None:
+    # Leniency: non-ASCII words in an unquoted display name.
+    data = INVITE.replace(b"From: Alice <", "From: Алиса Б <".encode(), 1)
+    assert parse_message(data).from_.display_name == "Алиса Б"
+
+
+def test_call_id_leniency_and_limits() -> None:
+    # Leniency: Call-ID characters outside RFC 3261 "word" (here "=" and "$") are accepted.
+    data = INVITE.replace(b"Call-ID: 3848276298220188511@", b"Call-ID: a=b$c@", 1)
+    assert parse_message(data).call_id == "a=b$c@atlanta.example.com"
     with pytest.raises(RemoteProtocolError):
-        parser.feed(b"\r\n")
+        parse_message(INVITE.replace(b"Call-ID: 3848276298220188511@", b"Call-ID: a b@", 1))
 
 
-def test_stream_parser_limits_are_413() -> None:
-    parser = StreamParser(max_body=10)
-    with pytest.raises(RemoteProtocolError) as exc:
-        parser.feed(INVITE)
-    assert exc.value.status_hint == 413
-    parser = StreamParser(max_head=100)
-    with pytest.raises(RemoteProtocolError) as exc:
-        parser.feed(INVITE)
-    assert exc.value.status_hint == 413
+def test_empty_list_elements_skipped() -> None:
+    # Leniency: "a,,b" in a list header yields ["a", "b"].
+    assert Headers([("Allow", "INVITE,, BYE,")]).get_all("Allow") == ["INVITE", "BYE"]
+
+
+def test_invalid_utf8_forwarded_unchanged() -> None:
+    # Leniency: undecodable octets in header values are kept (surrogateescape) and re-sent.
+    data = INVITE.replace(b"Max-Forwards: 70\r\n", b"Subject: caf\xe9\r\nMax-Forwards: 70\r\n")
+    req = parse_message(data)
+    assert b"Subject: caf\xe9\r\n" in serialize(req)
+
+
+def test_max_forwards_validation() -> None:
+    for bad in (b"256", b"-1", b"x", b"1 2"):
+        with pytest.raises(RemoteProtocolError):
+            parse_message(INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: " + bad))
+    req = parse_message(INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 0"))
+    assert req.max_forwards == 0
+
+
+def test_duplicate_single_headers_rejected() -> None:
+    for line in (b"To: <sip:x@y>\r\n", b"Call-ID: other\r\n", b"CSeq: 2 INVITE\r\n"):
+        with pytest.raises(RemoteProtocolError):
+            parse_message(INVITE.replace(b"Max-Forwards", line + b"Max-Forwards", 1))
+
+
+def test_message_is_hashable_and_frozen() -> None:
+    req = _request()
+    with pytest.raises(AttributeError):
+        req.method = "BYE"  # type: ignore[misc]
+    assert {req: 1}[parse_message(INVITE)] == 1
+
+
+def test_content_length_in_headers_is_replaced_on_send() -> None:
+    req = _request()
+    req = req.with_headers(req.headers.append("Content-Length", "999"))
+    wire = serialize(req)
+    assert wire.count(b"Content-Length") == 1
+    assert b"Content-Length: " + str(len(SDP)).encode() + b"\r\n" in wire
+    assert wire.endswith(SDP)
+
+
+def test_serialize_refuses_unencodable_text() -> None:
+    req = _request()
+    req = req.with_headers(req.headers.append("Subject", "\ud800"))
+    with pytest.raises(LocalProtocolError):
+        serialize(req)
