@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction import Peer
+from sip.transport import SipTransport
 from sip.uas import options_response
 from sip.uri import parse_uri
 
@@ -269,3 +272,36 @@ async def test_tcp_stream_that_cannot_be_framed_is_closed() -> None:
             response = parse_message(await stream.receive_some(65535))
         assert isinstance(response, Response) and response.status == 200
         await stream.aclose()
+
+
+VALID = options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKfz;rport")
+
+
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        st.binary(max_size=600),
+        st.builds(
+            lambda cut, junk: VALID[:cut] + junk + VALID[cut:],
+            st.integers(0, len(VALID)),
+            st.binary(max_size=20),
+        ),
+        st.builds(
+            lambda start, stop: VALID[:start] + VALID[stop:],
+            st.integers(0, len(VALID)),
+            st.integers(0, len(VALID)),
+        ),
+    )
+)
+def test_any_datagram_is_delivered_parsed_answered_or_dropped(data: bytes) -> None:
+    delivered: list[object] = []
+
+    async def on_message(message: object, peer: Peer) -> None:
+        delivered.append(message)
+
+    async def feed() -> None:
+        transport = SipTransport(on_message)  # no sockets: any answer fails quietly
+        await transport._datagram(data, Peer("udp", "127.0.0.1", 5060))
+
+    trio.run(feed)
+    assert all(isinstance(m, (Request, Response)) for m in delivered)
