@@ -503,3 +503,18 @@ async def test_a_connected_leg_that_breaks_ends_the_call(mock_clock) -> None:
         assert call.ended == at(6)
         assert call.disposition is Disposition.ANSWERED
         assert call.parties[1].hangup_cause.startswith("destination leg failed: 500")
+
+
+async def test_a_fork_that_already_failed_is_not_cancelled(mock_clock) -> None:
+    scripts = {EXT_A: [fails(1, 480), answers(3)], EXT_B: [rings()], EXT_C: [answers(1)]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A, EXT_B], [EXT_C])
+        await trio.sleep_until(5)
+        failed, winner = h.legs.legs[EXT_A]
+        assert failed.cancels == [] and failed.byes == []
+        assert winner.cancels == []
+        assert h.legs.leg(EXT_B).cancels == [3.0]
+        assert h.call(call_id).parties[0].sip_status == 200
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
+        assert failed.byes == [] and winner.byes == [5.0]
