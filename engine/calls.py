@@ -285,9 +285,13 @@ class SimpleCall:
                     with trio.CancelScope(shield=True):
                         await self._hang_up_everything(cause)
                 nursery.cancel_scope.cancel()
-        except BaseException:
+        except BaseException as exc:
             if call.state is not CallState.ENDED:
-                self._finish(Disposition.FAILED, "internal error")
+                # An answered call stays answered (and charged) whatever stopped it.
+                self._finish(
+                    Disposition.ANSWERED if call.bridged is not None else Disposition.FAILED,
+                    "engine stopped" if isinstance(exc, trio.Cancelled) else "internal error",
+                )
             raise
         finally:
             if call.state is not CallState.ENDED:

@@ -270,6 +270,7 @@ class FakeMedia:
         self.sides: list[FakeSide] = []
         self.closed = False
         self.recording_error: Exception | None = None  # raised by start_recording()
+        self.hold_error: Exception | None = None  # raised by set_hold() (a relay bug)
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append(MediaCall(trio.current_time(), name, args))
@@ -294,6 +295,8 @@ class FakeMedia:
 
     def set_hold(self, side: MediaSide, held: bool) -> None:
         self._record("set_hold", _label(side), held)
+        if self.hold_error is not None:
+            raise self.hold_error
 
     def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         self._record("start_recording", _label(a), _label(b))

@@ -518,3 +518,20 @@ async def test_a_fork_that_already_failed_is_not_cancelled(mock_clock) -> None:
         await h.engine.hangup(call_id)
         await h.wait_ended(call_id)
         assert failed.byes == [] and winner.byes == [5.0]
+
+
+async def test_an_internal_error_on_a_bridged_call_byes_both_and_keeps_it_answered(
+    mock_clock,
+) -> None:
+    async with open_harness({PUBLIC_2: [answers(1)], PUBLIC: [answers(1)]}) as h:
+        call_id = await h.originate([PUBLIC_2], [PUBLIC])
+        await trio.sleep_until(70)
+        h.media(call_id).hold_error = RuntimeError("relay bug")
+        await h.engine.act(call_id, CallAction("OnHold", phone_call_view_id="1"))
+        call = await h.wait_ended(call_id)
+        assert h.legs.leg(PUBLIC).byes == [70.0] and h.legs.leg(PUBLIC_2).byes == [70.0]
+        assert call.disposition is Disposition.ANSWERED
+        assert call.hangup_cause == "internal error"
+        assert call.charge == pytest.approx(2 * 0.02 * 2)  # 68 s bridged: two minutes each
+        assert h.names(call_id).count("ended") == 1
+        assert h.engine.live_count == 0
