@@ -537,6 +537,7 @@ class InviteServer(_Session):
         self._contact = NameAddr(endpoint.contact(self.peer.transport))
         self._phase = _Phase.CALLING
         self.acked = trio.Event()  # set when the ACK for our 2xx arrived
+        self.ack_sdp: bytes | None = None  # the answer in the ACK when the INVITE had no offer
         endpoint.register_dialog(self._call_id, self._local_tag, self)
         self._retain(self.peer)
         incoming.on_cancel(self._on_cancel)
@@ -544,6 +545,8 @@ class InviteServer(_Session):
     async def handle_request(self, incoming: IncomingRequest) -> None:
         request = incoming.request
         if request.method == "ACK" and request.cseq.seq == self.request.cseq.seq:
+            if request.body and not self.acked.is_set():
+                self.ack_sdp = request.body
             self.acked.set()
         await super().handle_request(incoming)
 

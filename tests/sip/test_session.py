@@ -601,3 +601,27 @@ async def test_tcp_connection_lives_as_long_as_the_call(
         await trio.sleep(40)  # the call is over: now the idle timeout closes it
         assert a.transport.statistics()["tcp_connections"] == 0
         assert b.transport.statistics()["tcp_connections"] == 0
+
+
+async def test_late_offer_answer_arrives_in_the_ack(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        invite = make_invite(far, b_peer)
+        invite = Request(invite.method, invite.uri, invite.headers.remove("Content-Type"))
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        while True:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            if response.status == 200:
+                break
+        assert response.body == ANSWER  # our "answer" is the offer now
+        ack = make_ack(far, response)
+        ack = Request("ACK", ack.uri, ack.headers.append("Content-Type", "application/sdp"), OFFER)
+        await far.send(ack, address)
+        server = callee.servers[0]
+        with trio.fail_after(5):
+            await server.acked.wait()
+        assert server.ack_sdp == OFFER
