@@ -28,7 +28,7 @@ from api.context import ApiContext, context
 from api.create import _caller_id, check_simple_call, parse_positive_seconds
 from api.errors import ApiError
 from api.oauth import authenticate
-from api.paging import apply_paging, parse_paging
+from api.paging import Paging, apply_paging, parse_paging
 from api.render import PHONE_CALL_FIELDS, call_json, call_path
 from api.scope import path_extension
 from engine.engine import ActionError, CallAction, EngineDraining, OriginateRequest
@@ -127,6 +127,27 @@ def _calls_of(ctx: ApiContext, user: Any, extension: Any | None) -> list[Any]:
     ]
 
 
+def _page_of_calls(
+    ctx: ApiContext, user: Any, extension: Any | None, paging: Paging
+) -> tuple[int, list[Any]]:
+    """(how many match, one page). Without a filter the store pages (it keeps the same order:
+    publish time, then creation), so a long history is not loaded to show 20 calls."""
+    if paging.filter_by is not None:
+        return apply_paging(_calls_of(ctx, user, extension), paging, CALL_FILTERS, _published)
+    extended = None if extension is None else extension.extended
+    store = ctx.engine.store
+    total = store.count_calls(user_id=user.id, extension=extended)
+    page = store.list_calls(
+        user_id=user.id,
+        extension=extended,
+        limit=paging.count,
+        offset=paging.start_index,
+        newest_first=paging.descending,
+    )
+    # live calls: the engine's copy is the current one
+    return int(total), [ctx.engine.get_call(call.id) or call for call in page]
+
+
 def owned_call(ctx: ApiContext, user: Any, extension: Any | None, call_id: str) -> Any:
     """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
     call = ctx.engine.get_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
@@ -162,7 +183,7 @@ async def get_calls(request: Request) -> Response:
         call = owned_call(ctx, user, extension, call_id)
         body = call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
         return JSONResponse({"entry": [body]})
-    total, page = apply_paging(_calls_of(ctx, user, extension), paging, CALL_FILTERS, _published)
+    total, page = _page_of_calls(ctx, user, extension, paging)
     if not page:
         return Response(status_code=204)
     return JSONResponse(

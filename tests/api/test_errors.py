@@ -37,11 +37,11 @@ async def test_wrong_methods_are_405_in_uapi_shape(mock_clock, client) -> None:
 async def test_a_crash_is_a_500_uapi_error_not_a_traceback(mock_clock, client, engine) -> None:
     headers = await auth(client)
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    engine.list_calls = broken
-    response = await client.get("/uapi/phoneCalls/@me/@self", headers=headers)
+    engine.get_call = broken
+    response = await client.get("/uapi/phoneCalls/@me/@self/0123456789abcdef0123", headers=headers)
     body = assert_error(response, 500, "internal_server_error")
     assert "fire" not in body["error"]["message"]  # internals stay in the log
 
