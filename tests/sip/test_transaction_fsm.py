@@ -283,15 +283,19 @@ class NonInviteClientMachine(TransactionMachine):
 
 
 class InviteServerMachine(TransactionMachine):
-    @initialize(reliable=st.booleans(), trying_delay=st.sampled_from([None, 0.0, 0.2]))
-    def start(self, reliable: bool, trying_delay: float | None) -> None:
+    @initialize(
+        reliable=st.booleans(),
+        trying_delay=st.sampled_from([None, 0.0, 0.2]),
+        branch=st.sampled_from(["z9hG4bKbranch1", None]),  # None: an RFC 2543 peer
+    )
+    def start(self, reliable: bool, trying_delay: float | None, branch: str | None) -> None:
         self.layer = TransactionLayer(CONFIG, trying_delay=trying_delay)
         self.reliable = reliable
         self.peer = UAC_TCP if reliable else UAC
         transport = "TCP" if reliable else "UDP"
-        self.invite = request(transport=transport)
-        self.ack = request("ACK", to_tag="totag1", transport=transport)
-        self.cancel = request("CANCEL", transport=transport)
+        self.invite = request(transport=transport, branch=branch)
+        self.ack = request("ACK", to_tag="totag1", transport=transport, branch=branch)
+        self.cancel = request("CANCEL", transport=transport, branch=branch)
         self.cancel_key: TxKey | None = None
         self.cancel_done_at: float | None = None
         self.layer.receive(self.invite, self.peer, self.now)
@@ -379,7 +383,7 @@ class InviteServerMachine(TransactionMachine):
     def cancel_arrives(self) -> None:
         self.layer.receive(self.cancel, self.peer, self.now)
         assert self.key is not None
-        self.cancel_key = TxKey(True, "CANCEL", self.key.branch, self.key.sent_by)
+        self.cancel_key = self.key._replace(method="CANCEL")
         events = self.drain()
         ok = events.pop(0)
         assert isinstance(ok, SendMessage) and isinstance(ok.message, Response)
@@ -422,11 +426,16 @@ class InviteServerMachine(TransactionMachine):
 
 
 class NonInviteServerMachine(TransactionMachine):
-    @initialize(reliable=st.booleans(), method=st.sampled_from(["BYE", "OPTIONS", "INFO"]))
-    def start(self, reliable: bool, method: str) -> None:
+    @initialize(
+        reliable=st.booleans(),
+        method=st.sampled_from(["BYE", "OPTIONS", "INFO"]),
+        branch=st.sampled_from(["z9hG4bKbranch1", None]),  # None: an RFC 2543 peer
+    )
+    def start(self, reliable: bool, method: str, branch: str | None) -> None:
         self.reliable = reliable
         self.peer = UAC_TCP if reliable else UAC
-        self.req = request(method, transport="TCP" if reliable else "UDP", to_tag="totag1")
+        transport = "TCP" if reliable else "UDP"
+        self.req = request(method, transport=transport, to_tag="totag1", branch=branch)
         self.layer.receive(self.req, self.peer, self.now)
         events = self.drain()
         assert len(events) == 1 and isinstance(events[0], RequestReceived)
