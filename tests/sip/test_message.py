@@ -378,3 +378,16 @@ def test_serialize_refuses_unencodable_text() -> None:
     req = req.with_headers(req.headers.append("Subject", "\ud800"))
     with pytest.raises(LocalProtocolError):
         serialize(req)
+
+
+def test_contact_star_and_content_type_params() -> None:
+    data = (
+        INVITE.replace(b"INVITE sip:", b"REGISTER sip:", 1)
+        .replace(b"CSeq: 1 INVITE", b"CSeq: 1 REGISTER")
+        .replace(b"Contact: <sip:alice@client.atlanta.example.com;transport=tcp>", b"Contact: *")
+        .replace(b"Content-Type: application/sdp", b"Content-Type: Application/SDP ; charset=x")
+    )
+    req = parse_message(data)
+    assert req.contacts == []  # "Contact: *": the registrar checks the raw value
+    assert req.headers.get("Contact") == "*"
+    assert req.content_type == "application/sdp"
