@@ -15,7 +15,11 @@ Theory of operation (one task per call, one nursery per call with one pump task 
 3. On answer the relay bridges A and B. callDuration is a deadline counted from the source's
    answer (sandbox calls at most 3 minutes); reaching it ends both legs with BYE.
 4. Any BYE ends the call: the other leg gets BYE, the record gets its disposition, hangup cause,
-   media counters and charge, and exactly one final ``ended`` event is published.
+   media counters and charge, and exactly one final ``ended`` event is published. Each public
+   party pays per started minute of the bridged time it was in the call.
+5. A transfer rings the new party like a fork (side C). Only that fork's own failure
+   (``ForkFailed``) lets the original call go on; a hang-up or a BYE of the party that stays
+   ends the call meanwhile, while the party being transferred away may leave early.
 
 All legs report through one memory channel (``_inbox``), together with control requests from
 the engine (hang up, hold, transfer): one consumer, no callbacks, no shared mutable state
