@@ -128,6 +128,7 @@ class _Session:
         self._call_id = ""
         self._local_tag = ""
         self._retained: Peer | None = None
+        self._sent_acks: dict[int, tuple[Request, Peer]] = {}
 
     # -- events ---------------------------------------------------------------------------
 
@@ -178,11 +179,19 @@ class _Session:
         return client
 
     async def _send_ack(self, dialog: Dialog, cseq: int, body: bytes | None = None) -> Request:
+        """ACK our (re-)INVITE's 2xx; a retransmitted 2xx gets the very same ACK again."""
+        sent = self._sent_acks.get(cseq)
+        if sent is not None:
+            await self._endpoint.send_stateless(*sent)
+            return sent[0]
         peer = self._dialog_peer(dialog)
         ack = dialog.create_ack(
             cseq, body=body or b"", content_type="application/sdp" if body else None
         )
         ack = self._with_via(ack, peer)
+        self._sent_acks[cseq] = (ack, peer)
+        for old in [k for k in self._sent_acks if k < cseq]:
+            del self._sent_acks[old]  # only the latest INVITE's 2xx can still come back
         await self._endpoint.send_stateless(ack, peer)
         return ack
 
@@ -239,8 +248,6 @@ class _Session:
             ack = self._acks.get(request.cseq.seq)
             if ack is not None:
                 ack.set()
-            if request.body and self.on_offer is not None:
-                self.on_offer(request.body)  # the answer to an offer we put in a 2xx
             return
         dialog = self._dialog
         if dialog is None or dialog.state is DialogState.TERMINATED:
@@ -251,6 +258,10 @@ class _Session:
             await incoming.respond(problem)
             return
         method = request.method
+        if method == "BYE" and self._phase is _Phase.CALLING:
+            await incoming.respond(request.response(200))
+            await self._early_bye()
+            return
         if method == "BYE":
             await incoming.respond(request.response(200))
             if self._phase is not _Phase.ENDED:
@@ -264,6 +275,10 @@ class _Session:
             await incoming.respond(request.response(200))
             return
         await incoming.respond(request.response(501, headers=[("Allow", ALLOW)]))
+
+    async def _early_bye(self) -> None:
+        """A BYE in an early dialog (§15: only the caller may send one)."""
+        log.info("BYE in the early dialog of %s ignored", self._call_id)
 
     async def _answer_offer(self, incoming: IncomingRequest, dialog: Dialog) -> None:
         request = incoming.request
@@ -553,6 +568,12 @@ class InviteServer(_Session):
     @property
     def offer(self) -> bytes | None:
         return _sdp(self.request)
+
+    async def _early_bye(self) -> None:
+        """The caller ended the early dialog with BYE: the INVITE gets 487 (§15.1.2)."""
+        await self._incoming.respond(self._response(487, None))
+        self._end()
+        self._emit(RemoteCancel())
 
     def _on_cancel(self) -> None:
         if self._phase is _Phase.CALLING:

@@ -279,6 +279,7 @@ async def test_uac_reacks_a_retransmitted_2xx(mock_clock: trio.testing.MockClock
         await far.send(ok, source)
         ack2, _ = await far.receive()
         assert isinstance(ack2, Request) and ack2.method == "ACK"
+        assert ack2 == ack1  # the same ACK again (§13.2.2.4)
         await call.bye()
 
 
@@ -625,3 +626,39 @@ async def test_late_offer_answer_arrives_in_the_ack(mock_clock: trio.testing.Moc
         with trio.fail_after(5):
             await server.acked.wait()
         assert server.ack_sdp == OFFER
+
+
+async def test_bye_in_the_early_dialog_ends_the_invite_with_487() -> None:
+    callee = Callee("ring")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        invite = make_invite(far, b_peer)
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        ringing, _ = await far.receive()
+        assert isinstance(ringing, Response) and ringing.status == 180
+        bye = Request(
+            "BYE",
+            ringing.contacts[0].uri,
+            Headers(
+                [
+                    ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKbye;rport"),
+                    ("Max-Forwards", "70"),
+                    ("From", invite.headers.get("From") or ""),
+                    ("To", ringing.headers.get("To") or ""),
+                    ("Call-ID", invite.call_id),
+                    ("CSeq", "8 BYE"),
+                ]
+            ),
+        )
+        await far.send(bye, address)
+        answers: dict[str, int] = {}
+        while len(answers) < 2:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            answers[response.cseq.method] = response.status
+        assert answers == {"BYE": 200, "INVITE": 487}
+        with trio.fail_after(5):
+            while not callee.events:
+                await trio.sleep(0.01)
+        assert callee.events == [RemoteCancel()]
