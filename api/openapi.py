@@ -324,7 +324,7 @@ def _schemas() -> dict[str, Any]:
         },
         "PhoneCall": {
             "type": "object",
-            "required": ["id", "extension", "published"],
+            "required": ["id"],  # `fields` may leave out everything else
             "properties": {
                 "id": {"type": "string"},
                 "nonce": {"type": "string"},
@@ -431,7 +431,7 @@ def _schemas() -> dict[str, Any]:
         },
         "PhoneCallStat": {
             "type": "object",
-            "required": ["id", "published"],
+            "required": ["id"],  # `fields` may leave out everything else
             "properties": {
                 "id": {"type": "string"},
                 "extension": {"type": "string"},

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
+
+from schema_check import response_problems
+from uapi_helpers import auth, simple_body, wait_until
 
 import api.app
 from api.app import routes
@@ -68,3 +72,107 @@ async def test_docs_page_is_self_contained_html(mock_clock, client) -> None:
         assert path.replace("{", "{") in page
     assert "<script" not in page and "cdn" not in page.lower()
     assert "pc_callerid_invalid" in page
+
+
+async def test_real_responses_match_the_documented_schemas(mock_clock, client, engine) -> None:
+    spec = (await client.get("/uapi/openapi.json")).json()
+    headers = await auth(client)
+    one = "/uapi/phoneCalls/{userId}/{extension}/{phoneCallId}"
+    listing = "/uapi/phoneCalls/{userId}/{extension}"
+    exchanges = []
+
+    async def check(path: str, method: str, url: str, **kw: Any) -> Any:
+        response = await client.request(method, url, **kw)
+        exchanges.append((path, method, url, response))
+        return response
+
+    await check(
+        "/oauth/token.php",
+        "POST",
+        "/oauth/token.php",
+        data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"},
+    )
+    await check(
+        "/oauth/token.php",
+        "POST",
+        "/oauth/token.php",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demo-user-app",
+            "client_secret": "demo-user-secret",
+        },
+    )
+    create = "/uapi/phoneCalls/{userId}/simple"
+    created = await check(
+        create,
+        "POST",
+        "/uapi/phoneCalls/@me/simple",
+        headers=headers,
+        json=simple_body(nonce="schema-1"),
+        params={"callDuration": "4"},
+    )
+    call_id = created.json()[0]["id"]
+    await check(create, "POST", "/uapi/phoneCalls/@me/simple", headers=headers, json={})
+    await check(create, "POST", "/uapi/phoneCalls/13/simple", headers=headers, json=simple_body())
+    await check(create, "POST", "/uapi/phoneCalls/@me/simple", json=simple_body())
+    await check(one, "GET", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers)
+    await check(listing, "GET", "/uapi/phoneCalls/@me/@self", headers=headers)
+    await check(
+        listing,
+        "GET",
+        "/uapi/phoneCalls/@me/@self",
+        headers=headers,
+        params={"fields": "id,answered"},
+    )
+    await check(listing, "GET", "/uapi/phoneCalls/@me/0003*212", headers=headers)
+    await wait_until(lambda: engine.get_call(call_id).ended is not None)
+    await check(one, "GET", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers)
+    await check(one, "GET", "/uapi/phoneCalls/@me/210/0123456789abcdef0123", headers=headers)
+    await check(
+        one,
+        "PUT",
+        f"/uapi/phoneCalls/@me/210/{call_id}",
+        headers=headers,
+        json={"action": "OnHold"},
+    )
+    await check(
+        one, "PUT", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers, json={"action": "Park"}
+    )
+    await check(one, "DELETE", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers)
+    ringing = await check(
+        create,
+        "POST",
+        "/uapi/phoneCalls/@me/simple",
+        headers=headers,
+        json=simple_body(source="0003*08"),
+    )
+    await check(listing, "DELETE", "/uapi/phoneCalls/@me/210", headers=headers)
+    await check(
+        one + "/events",
+        "GET",
+        f"/uapi/phoneCalls/@me/210/{ringing.json()[0]['id']}/events",
+        headers=headers,
+    )
+    await check("/uapi/cdr/{ownerId}", "GET", "/uapi/cdr/@me", headers=headers)
+    await check(
+        "/uapi/cdr/{ownerId}", "GET", "/uapi/cdr/@me", headers=headers, params={"flow": "9"}
+    )
+    await check(
+        "/uapi/cdr/{ownerId}", "GET", "/uapi/cdr/@me", headers=headers, params={"flow": "4"}
+    )
+    assert {r.status_code for *_, r in exchanges} >= {200, 202, 204, 400, 401, 403, 404, 409, 501}
+    for path, method, url, response in exchanges:
+        assert not response_problems(spec, path, method, response), (method, url, response.text)
+
+
+async def test_the_schema_checker_sees_mistakes(mock_clock, client) -> None:
+    from schema_check import problems
+
+    spec = (await client.get("/uapi/openapi.json")).json()
+    error = {"$ref": "#/components/schemas/Error"}
+    assert not problems({"error": {"code": "x", "message": "y"}}, error, spec)
+    assert problems({"error": {"code": "x"}}, error, spec)  # message missing
+    call = {"$ref": "#/components/schemas/PhoneCall"}
+    assert problems({"id": "a", "colour": "red"}, call, spec)  # undocumented field
+    assert problems({"id": "a", "phoneCallView": [{"id": "00", "status": 9}]}, call, spec)
+    assert problems({"id": "a", "ownerId": "3"}, call, spec)
