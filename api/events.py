@@ -212,6 +212,8 @@ async def call_events(request: Request) -> Response:
         principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
     )
     call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    if request.method == "HEAD":  # no stream for HEAD: headers only
+        return Response(status_code=200, media_type=EventStreamResponse.media_type)
     return EventStreamResponse(ctx.engine, call.id, _last_event_id(request))
 
 

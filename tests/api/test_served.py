@@ -50,6 +50,10 @@ async def test_sse_streams_live_over_hypercorn_and_cleans_up_on_disconnect(
             client, headers, simple_body(source="0003*08"), params={"waitForPickup": "110"}
         )  # rings
         url = f"/uapi/phoneCalls/@me/0003*210/{call_id}/events"
+        with trio.fail_after(10):
+            head = await client.head(url, headers=headers)
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
         seen: list[dict[str, Any]] = []
         async with client.stream("GET", url, headers=headers) as response:
             assert response.status_code == 200
