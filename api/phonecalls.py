@@ -99,7 +99,10 @@ async def create_simple(request: Request) -> Response:
         raise ApiError(503, "service_unavailable", "The server accepts no new calls") from None
     if created and checked.status_callback is not None and ctx.callbacks is not None:
         ctx.callbacks.watch(call.id, checked.status_callback)
-    link = call_path(ctx.public_url, user_text, checked.extension_text, call.id)
+    extension_text = checked.extension_text
+    if not created and call.extension != checked.extension.extended:
+        extension_text = str(call.extension)  # the nonce names a call of another extension
+    link = call_path(ctx.public_url, user_text, extension_text, call.id)
     logger.info(
         "call %s %s for user %s by app %s",
         call.id,
@@ -111,7 +114,7 @@ async def create_simple(request: Request) -> Response:
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(
-        [{"id": call.id, "extension": checked.extension_text, "link": {"self": link}}],
+        [{"id": call.id, "extension": extension_text, "link": {"self": link}}],
         status_code=202,
         headers=headers,
     )

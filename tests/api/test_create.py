@@ -183,6 +183,11 @@ async def test_repeated_nonce_returns_the_same_call(mock_clock, client, engine) 
     # the nonce may also sit in the view, as the contract words it
     third = await post(client, simple_body(view={"nonce": "order-42"}))
     assert third.json()[0]["id"] == first.json()[0]["id"]
+    # a replay through another extension of the user points at the call's own extension
+    fourth = await post(client, simple_body(extension="0003*212", nonce="order-42"))
+    assert fourth.json()[0]["id"] == first.json()[0]["id"]
+    assert fourth.json()[0]["extension"] == "0003*210"
+    assert fourth.json()[0]["link"]["self"].endswith(f"/@me/0003*210/{first.json()[0]['id']}")
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "not a url", "http://", 5, "https://h:99999/"])
