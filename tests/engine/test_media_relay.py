@@ -452,3 +452,38 @@ def test_a_failure_in_the_loop_does_not_stop_forwarding(
     assert pb.silent()
     sent = pa.send_rtp(a.rtp_port, 2)
     assert pb.recv()[0] == sent
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_ipv6_relay_forwards_between_ipv6_phones() -> None:
+    with Relay("::1", free_range(10)) as relay:
+        relay.start()
+        a, b = relay.allocate(), relay.allocate()
+        socks = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for s in socks:
+                s.bind(("::1", 0))
+                s.settimeout(1.0)
+            relay.set_remote(a, "::1", socks[0].getsockname()[1])
+            relay.set_remote(b, "::1", socks[1].getsockname()[1])
+            with pytest.raises(MediaError, match="address family"):
+                relay.set_remote(a, HOST, 4000)
+            relay.bridge(a, b)
+            packet = struct.pack("!BBHII", 0x80, 0, 1, 160, 7) + bytes(160)
+            socks[0].sendto(packet, ("::1", a.rtp_port))
+            data, source = socks[1].recvfrom(2048)
+            assert data == packet
+            assert source[:2] == ("::1", b.rtp_port)
+            assert relay.stats(a).rtp.latched == ("::1", socks[0].getsockname()[1])
+        finally:
+            for s in socks:
+                s.close()
