@@ -215,6 +215,13 @@ class SipService(LegProvider):
         except NumberError as exc:
             await incoming.respond(request.response(404, str(exc)))
             return
+        if not request.body:
+            # Late offer (RFC 3261 §13.2.1) would need the answer from the ACK; we ask for an
+            # offer in the INVITE instead, with a reason the caller can read.
+            await incoming.respond(
+                request.response(488, "Not Acceptable Here (send an SDP offer in the INVITE)")
+            )
+            return
         video = _offers_video(request.body)
         from_uri = request.from_.uri
         caller_number = (
