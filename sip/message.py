@@ -518,7 +518,10 @@ def _split_headers(lines: list[str]) -> list[tuple[str, str]]:
 
 
 # One unfolded header line: name, HCOLON, value (surrounding whitespace excluded).
-_HEADER_LINE_RE = re.compile(r"([^:\r\n]+):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r\n")
+# Anchored at line starts and possessive so that a long line without a colon costs O(n).
+_HEADER_LINE_RE = re.compile(
+    r"^([^:\r\n]++):[ \t]*+((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r\n", re.MULTILINE
+)
 _header_lines = _HEADER_LINE_RE.findall
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -391,3 +393,21 @@ def test_contact_star_and_content_type_params() -> None:
     assert req.contacts == []  # "Contact: *": the registrar checks the raw value
     assert req.headers.get("Contact") == "*"
     assert req.content_type == "application/sdp"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"OPTIONS sip:a@b SIP/2.0\r\n" + b"a" * 200_000 + b"\r\n\r\n",
+        b"OPTIONS sip:a@b SIP/2.0\r\nX:" + b" a" * 100_000 + b" " * 100_000 + b"\r\n\r\n",
+        b"OPTIONS sip:" + b"a." * 100_000 + b"- SIP/2.0\r\n\r\n",
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h" + b";a=b" * 50_000 + b";\r\n\r\n",
+    ],
+    ids=["no-colon", "trailing-spaces", "long-host", "many-params"],
+)
+def test_pathological_input_is_rejected_in_linear_time(data: bytes) -> None:
+    # A quadratic regex took ~40 s on the first case; linear parsing takes milliseconds.
+    start = time.process_time()
+    with pytest.raises(RemoteProtocolError):
+        parse_message(data)
+    assert time.process_time() - start < 5.0
