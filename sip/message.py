@@ -20,6 +20,16 @@ Leniencies (each with a test in tests/sip/):
 - A missing Max-Forwards is accepted (RFC 3261 §16.3 lets proxies add one; the UAS decides).
 - The Request-URI may have any syntactically valid scheme; ``Request.uri_scheme_supported``
   tells the UAS core whether to answer 416 (RFC 3261 §8.2.2.1).
+- Undecodable UTF-8 in the header block is kept (surrogateescape) and re-sent unchanged.
+- Call-ID: any non-empty value without whitespace (stricter "word" rules are not enforced).
+- Elsewhere (each commented where it lives): "_" in host names (sip/_grammar.py), non-ASCII
+  words in unquoted display names (sip/uri.py), empty elements of list headers skipped by
+  ``Headers.get_all`` (sip/headers.py).
+
+Rejected at parse time with 400 (RFC 4475 §3.1.2): duplicate From/To/Call-ID/CSeq/Max-Forwards,
+conflicting Content-Length, CSeq >= 2**31 or not matching the method, Max-Forwards > 255, a Date
+not in GMT, headers in the Request-URI, malformed Via/From/To/Contact; 505 for another SIP
+version.  Responses get the same checks; the transport drops a response that fails them.
 
 ``serialize`` is strict: it refuses (LocalProtocolError) a message without Via, From, To, Call-ID
 or CSeq, a request whose CSeq method differs from its method, and writes Content-Length itself
