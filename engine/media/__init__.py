@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.media.errors import MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
 from engine.media.relay import Relay
-from engine.media.stats import ChannelStats, MediaEndpoint, StreamStats
+from engine.media.stats import ChannelStats, MediaEndpoint, RelayStatistics, StreamStats
 
 Endpoint = MediaEndpoint  # the name docs/INTERNAL-API.md uses
 
@@ -17,5 +17,6 @@ __all__ = [
     "PortRangeExhausted",
     "RecordingInfo",
     "Relay",
+    "RelayStatistics",
     "StreamStats",
 ]

@@ -42,7 +42,7 @@ from engine.media import g711, tone
 from engine.media.errors import MediaError, PortRangeExhausted
 from engine.media.leg import Address, Leg
 from engine.media.recorder import RecordingInfo, WavRecorder
-from engine.media.stats import MediaEndpoint, StreamStats
+from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +292,21 @@ class Relay:
             expected=expected,
             lost=max(expected - rtp.received, 0) if expected else 0,
         )
+
+    def statistics(self) -> RelayStatistics:
+        """Counts of what the relay holds; cheap."""
+        with self._lock:
+            states = list(self._endpoints.values())
+            pairs = (self._last_port - self._first_port + 1) // 2
+            return RelayStatistics(
+                endpoints=len(states),
+                bridges=sum(1 for s in states if s.partner is not None) // 2,
+                tones=sum(1 for s in states if s.tone is not None),
+                recordings=len({id(s.recorder) for s in states if s.recorder is not None}),
+                free_port_pairs=pairs - len(self._used_ports),
+                loop_iterations=self.loop_iterations,
+                running=self._running and not self._stopping,
+            )
 
     # ----------------------------------------------------------------- tones
 

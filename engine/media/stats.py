@@ -57,3 +57,16 @@ class StreamStats:
     def fraction_lost(self) -> float:
         """Lost / expected, 0.0 when nothing was expected."""
         return self.lost / self.expected if self.expected > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatistics:
+    """The relay as a whole (trio-style ``statistics()``)."""
+
+    endpoints: int
+    bridges: int
+    tones: int
+    recordings: int
+    free_port_pairs: int
+    loop_iterations: int
+    running: bool

@@ -487,3 +487,18 @@ def test_ipv6_relay_forwards_between_ipv6_phones() -> None:
         finally:
             for s in socks:
                 s.close()
+
+
+def test_statistics_count_what_the_relay_holds(relay: Relay) -> None:
+    lo_hi = relay.statistics().free_port_pairs
+    a, b, c = relay.allocate(), relay.allocate(), relay.allocate()
+    relay.bridge(a, b)
+    relay.set_remote(c, HOST, 9)
+    relay.play_tone(c)
+    assert eventually(lambda: relay.statistics().tones == 1)
+    stats = relay.statistics()
+    assert (stats.endpoints, stats.bridges, stats.recordings) == (3, 1, 0)
+    assert stats.free_port_pairs == lo_hi - 3
+    assert stats.running
+    relay.stop_tone(c)
+    assert eventually(lambda: relay.statistics().tones == 0)
