@@ -7,8 +7,8 @@ Checks run in this order and the first failure is answered (all 400 unless noted
 2. ``extension`` (``extension_invalid``): missing means the first ``source``; it must exist (short
    numbers only for User/Organization Apps, resolved in the user's organization), be a Phone
    Terminal and be owned by the user;
-3. query ``callDuration`` (``pc_duration_invalid``: a positive integer, at most 86400),
-   ``waitForPickup`` (``pc_timeout_invalid``: a number > 0, at most 86400; fractions round up),
+3. query ``callDuration`` (``pc_duration_invalid``: a positive integer, at most 604800),
+   ``waitForPickup`` (``pc_timeout_invalid``: a number > 0, at most 604800; fractions round up),
    ``allowPublicTransfer`` (``pc_transfer_invalid``: true/false), ``video``
    (``pc_video_invalid``: true/false, this facade's own code);
 4. ``source`` then ``destination`` (``pc_source_invalid``/``pc_destination_invalid``): a string or
@@ -42,7 +42,7 @@ from engine.numbers import ExtensionTarget, NumberError, parse_caller_id, resolv
 
 logger = logging.getLogger(__name__)
 
-MAX_SECONDS = 86400
+MAX_SECONDS = 604800  # one week: a bound the seed does not state, against overflow downstream
 MAX_PARTIES = 20
 MAX_NUMBER_LENGTH = 64
 MAX_URL_LENGTH = 2048

@@ -533,13 +533,13 @@ def _paths() -> dict[str, Any]:
                     USER_ID,
                     _query(
                         "waitForPickup",
-                        "Seconds to wait for a pickup, > 0 (fractions round up), at most 86400. Default 25. Error `pc_timeout_invalid`.",
-                        {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+                        "Seconds to wait for a pickup, > 0 (fractions round up), at most 604800. Default 25. Error `pc_timeout_invalid`.",
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
                     ),
                     _query(
                         "callDuration",
-                        "Maximum call duration in seconds, a positive integer, at most 86400. Default: the server's max_duration. Error `pc_duration_invalid`.",
-                        {"type": "integer", "minimum": 1, "maximum": 86400},
+                        "Maximum call duration in seconds, a positive integer, at most 604800. Default: the server's max_duration. Error `pc_duration_invalid`.",
+                        {"type": "integer", "minimum": 1, "maximum": 604800},
                     ),
                     _query(
                         "allowPublicTransfer",
