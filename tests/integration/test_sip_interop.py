@@ -326,7 +326,7 @@ async def test_our_uas_retransmits_200_until_the_ack(
         assert uas.ended == [RemoteBye(None)]  # the ACK arrived in time: no "no ACK" BYE
 
 
-UAS_REPEATS_200 = """
+UAS_SLOW = """
   <recv request="INVITE"/>
   <!-- no answer for 1 s, as if the INVITE had been lost: the UAC must retransmit it after
        T1 = 0.5 s (Timer A) -->
@@ -343,7 +343,7 @@ UAS_REPEATS_200 = """
       Content-Length: 0
     ]]>
   </send>
-  <send>
+  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -351,29 +351,6 @@ UAS_REPEATS_200 = """
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <!-- as if our ACK had been lost: the same 200 again, which the UAC must ACK again -->
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      CSeq: 1 INVITE
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>
       Content-Length: 0
     ]]>
@@ -394,24 +371,51 @@ UAS_REPEATS_200 = """
 """
 
 
-async def test_our_uac_retransmits_invite_and_reacks_repeated_200(
+async def test_our_uac_retransmits_an_unanswered_invite(
     sipp_factory: SippFactory, tmp_path: Path
 ) -> None:
     async with serving() as (endpoint, _):
         sipp = await start_sipp(
-            sipp_factory, write_scenario(tmp_path, "uas_repeats_200", UAS_REPEATS_200), timeout=15
+            sipp_factory, write_scenario(tmp_path, "uas_slow", UAS_SLOW), timeout=15
         )
         call = invite_client(endpoint, sipp, "udp")
         await call.start()
         with trio.fail_after(10):
             assert isinstance(await call.next_event(), Progress)
+            assert await call.next_event() == Answered(None)
+        await call.bye()
+        assert await sipp.wait_async() == 0, sipp.describe()
+        assert len(sipp.received("INVITE")) == 2  # sent at 0 s and (Timer A) 0.5 s
+
+
+async def test_our_uac_reacks_when_its_ack_is_lost(sipp_factory: SippFactory) -> None:
+    async with serving() as (endpoint, _):
+        transport = endpoint.transport
+        send = transport.send
+        dropped: list[Request] = []
+
+        async def lossy_send(message: object, peer: Peer) -> None:
+            if isinstance(message, Request) and message.method == "ACK" and not dropped:
+                dropped.append(message)  # the first ACK never leaves this process
+                return
+            await send(message, peer)  # type: ignore[arg-type]
+
+        transport.send = lossy_send  # type: ignore[method-assign]
+        sipp = await start_sipp(sipp_factory, "uas", calls=1, timeout=15)
+        call = invite_client(endpoint, sipp, "udp")
+        await call.start()
+        with trio.fail_after(10):
+            assert isinstance(await call.next_event(), Progress)
             assert isinstance(await call.next_event(), Answered)
-            while len(sipp.received("ACK")) < 2:
+            while not sipp.received("ACK"):
                 await trio.sleep(0.05)
         await call.bye()
         assert await sipp.wait_async() == 0, sipp.describe()
-        assert len(sipp.received("INVITE")) == 2
-        assert len(sipp.received("ACK")) == 2
+        assert len(dropped) == 1
+        # SIPp retransmitted its 200 (T1 = 0.5 s) and our second ACK got through
+        assert len([m for m in sipp.sent(200) if m.cseq_method == "INVITE"]) >= 2
+        acks = sipp.received("ACK")
+        assert len(acks) == 1 and acks[0].header("via") == dropped[0].headers.get("Via")
 
 
 UAC_WAITS_FOR_BYE = """
