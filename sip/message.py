@@ -781,9 +781,14 @@ def serialize(message: Message) -> bytes:
             raise LocalProtocolError(
                 f"CSeq {cseq!r} does not match request method {message.method!r}"
             )
+        if _token_fullmatch(message.method) is None:
+            raise LocalProtocolError(f"bad method {message.method!r}")
         start = f"{message.method} {message.uri} SIP/2.0"
     else:
-        start = f"SIP/2.0 {message.status} {message.reason}"
+        reason = message.reason
+        if not 100 <= message.status <= 699 or "\r" in reason or "\n" in reason:
+            raise LocalProtocolError(f"bad status line {message.status} {reason!r}")
+        start = f"SIP/2.0 {message.status} {reason}"
     body = message.body
     length = f"Content-Length: {len(body)}"
     if "content-length" in keys:

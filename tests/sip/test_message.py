@@ -411,3 +411,13 @@ def test_pathological_input_is_rejected_in_linear_time(data: bytes) -> None:
     with pytest.raises(RemoteProtocolError):
         parse_message(data)
     assert time.process_time() - start < 5.0
+
+
+def test_serialize_refuses_bad_start_lines() -> None:
+    req = _request()
+    with pytest.raises(LocalProtocolError):
+        serialize(req.replace(method="IN VITE"))
+    resp = req.response(200, to_tag="a")
+    for bad in (resp.replace(status=700), resp.replace(reason="OK\r\nVia: x")):
+        with pytest.raises(LocalProtocolError):
+            serialize(bad)
