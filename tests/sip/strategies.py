@@ -103,20 +103,24 @@ def _common_headers(draw: st.DrawFn, method: str) -> list[tuple[str, str]]:
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> Request:
-    method = draw(methods)
+def requests(draw: st.DrawFn, method: str | None = None) -> Request:
+    """A valid request (``method`` fixed if given, e.g. ``requests("INVITE")``)."""
+    method = draw(methods) if method is None else method
     items = draw(_common_headers(method))
     items.insert(1, ("Max-Forwards", str(draw(st.integers(0, 255)))))
     return Request(method, draw(sip_uris()), Headers(items), draw(bodies))
 
 
 @st.composite
-def responses(draw: st.DrawFn) -> Response:
+def responses(
+    draw: st.DrawFn, status: st.SearchStrategy[int] | None = None, method: str | None = None
+) -> Response:
+    """A valid response (status drawn from ``status`` if given; CSeq ``method`` if given)."""
     reason = draw(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20))
     return Response(
-        draw(st.integers(100, 699)),
+        draw(st.integers(100, 699) if status is None else status),
         reason,
-        Headers(draw(_common_headers(draw(methods)))),
+        Headers(draw(_common_headers(draw(methods) if method is None else method))),
         draw(bodies),
     )
 
