@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from api.context import context
 from api.errors import ApiError
 from api.oauth import authenticate
-from api.paging import apply_paging, parse_date, parse_paging
+from api.paging import apply_paging, page_links, parse_date, parse_paging
 from api.render import STAT_FIELDS, call_flow, stat_json
 from api.scope import resolve_user
 
@@ -130,5 +130,8 @@ async def list_cdr(request: Request) -> Response:
             "totalResults": total,
             "startIndex": paging.start_index,
             "itemsPerPage": len(page),
+            "links": page_links(
+                ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
+            ),
         }
     )

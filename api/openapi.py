@@ -375,6 +375,17 @@ def _schemas() -> dict[str, Any]:
                 "totalResults": {"type": "integer"},
                 "startIndex": {"type": "integer"},
                 "itemsPerPage": {"type": "integer"},
+                "links": _ref("PageLinks"),
+            },
+        },
+        "PageLinks": {
+            "type": "object",
+            "description": "Collection links: this page, and the next/previous ones when they exist (query kept, token left out).",
+            "required": ["self"],
+            "properties": {
+                "self": {"type": "string", "format": "uri"},
+                "next": {"type": "string", "format": "uri"},
+                "prev": {"type": "string", "format": "uri"},
             },
         },
         "HungUpCollection": {
@@ -463,6 +474,7 @@ def _schemas() -> dict[str, Any]:
                 "totalResults": {"type": "integer"},
                 "startIndex": {"type": "integer"},
                 "itemsPerPage": {"type": "integer"},
+                "links": _ref("PageLinks"),
             },
         },
         "CallEvent": {

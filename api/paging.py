@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from api.errors import ApiError
 
@@ -180,3 +181,25 @@ def apply_paging(
     if paging.descending:
         selected.reverse()  # calls published in the same instant keep their order reversed
     return len(selected), selected[paging.start_index : paging.start_index + paging.count]
+
+
+def page_links(
+    public_url: str, path: str, query: Iterable[tuple[str, str]], paging: Paging, total: int
+) -> dict[str, str]:
+    """``self``, and ``next``/``prev`` when there are such pages (the token is never copied)."""
+    kept = [(k, v) for k, v in query if k not in ("startIndex", "count", "accessRequestToken")]
+    base = f"{public_url.rstrip('/')}{quote(path, safe='/@*+!$&()=:,;')}"
+
+    def url(start: int) -> str:
+        params = [*kept, ("startIndex", str(start)), ("count", str(paging.count))]
+        return f"{base}?{urlencode(params)}"
+
+    links = {"self": url(paging.start_index)}
+    if (
+        paging.start_index + paging.count < total
+        and paging.start_index + paging.count <= MAX_START_INDEX
+    ):
+        links["next"] = url(paging.start_index + paging.count)
+    if paging.start_index > 0:
+        links["prev"] = url(max(0, paging.start_index - paging.count))
+    return links

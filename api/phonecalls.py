@@ -28,7 +28,7 @@ from api.context import ApiContext, context
 from api.create import _caller_id, check_simple_call, parse_positive_seconds
 from api.errors import ApiError
 from api.oauth import authenticate
-from api.paging import Paging, apply_paging, parse_paging
+from api.paging import Paging, apply_paging, page_links, parse_paging
 from api.render import PHONE_CALL_FIELDS, call_json, call_path
 from api.scope import path_extension
 from engine.engine import ActionError, CallAction, EngineDraining, OriginateRequest
@@ -198,6 +198,9 @@ async def get_calls(request: Request) -> Response:
             "totalResults": total,
             "startIndex": paging.start_index,
             "itemsPerPage": len(page),
+            "links": page_links(
+                ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
+            ),
         }
     )
 

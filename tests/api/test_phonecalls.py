@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 from uapi_helpers import PUBLIC_URL, assert_error, auth, create_call, simple_body, wait_until
@@ -102,6 +104,23 @@ async def test_list_is_204_when_empty_and_pages_when_not(mock_clock, client, eng
     ).json()
     assert [c["id"] for c in page["entry"]] == ids[1:3]
     assert page["itemsPerPage"] == 2 and page["totalResults"] == 4
+    links = page["links"]
+    assert links["self"].startswith(f"{PUBLIC_URL}{BASE}/@me/@self?")
+    assert "startIndex=1" in links["self"] and "count=2" in links["self"]
+    assert "startIndex=3" in links["next"] and "startIndex=0" in links["prev"]
+    token = headers["Authorization"].split()[1]
+    last = await client.get(
+        f"{BASE}/@me/@self",
+        params={
+            "count": 2,
+            "startIndex": 2,
+            "accessRequestToken": token,
+            "sortOrder": "descending",
+        },
+    )
+    assert "next" not in last.json()["links"]
+    assert token not in json.dumps(last.json()["links"])
+    assert "sortOrder=descending" in last.json()["links"]["prev"]
 
     newest = await client.get(
         f"{BASE}/@me/@self", params={"sortOrder": "descending", "count": 1}, headers=headers
