@@ -6,8 +6,9 @@ Paths (UAPI reference 2.1):
   (validation in ``api.create``). A repeated ``nonce`` of the same user returns the first call's
   id again, rings nobody, and says so with ``Idempotent-Replayed: true``.
 - ``GET .../{userId}/{extension}`` -> 200 ``{"entry": [...], "totalResults", "startIndex",
-  "itemsPerPage", "links": {"self", "next"?, "prev"?}}`` or 204; ``GET .../{phoneCallId}`` -> 200 ``{"entry": [call]}`` (finished calls
-  included) or 404 ``pc_not_found``.
+  "itemsPerPage", "links": {"self", "next"?, "prev"?}}`` or 204;
+  ``GET .../{phoneCallId}`` -> 200 ``{"entry": [call]}`` (finished calls included) or 404
+  ``pc_not_found``.
 - ``DELETE`` the same paths hangs up live calls (``phoneNumber``: only that party) -> 200
   ``{"entry": [{"id"}...]}`` with the ids hung up, or 204 when there was nothing to hang up.
 - ``PUT .../{phoneCallId}`` with a PhoneCallAction -> 200 ``{"entry": [call]}``; actions the
