@@ -115,3 +115,14 @@ def test_cseq() -> None:
     for bad in ["1", "x INVITE", "1 INVITE x", "2147483648 INVITE", "-1 BYE", "1 IN<VITE"]:
         with pytest.raises(RemoteProtocolError):
             parse_cseq(bad)
+
+
+def test_via_ipv6_received_and_maddr() -> None:
+    # RFC 5118 §4.5: IPv6 addresses in Via parameters, with or without brackets.
+    [via] = parse_via_list(
+        "SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3-111;received=[2001:db8::9:255]"
+        ";maddr=2001:db8::9:2"
+    )
+    assert via.host == "[2001:db8::9:1]"
+    assert via.received == "[2001:db8::9:255]"
+    assert via.maddr == "2001:db8::9:2"

@@ -133,3 +133,34 @@ def test_name_addr_list_quote_and_angle_aware() -> None:
 def test_bad_name_addr(text: str) -> None:
     with pytest.raises(RemoteProtocolError):
         parse_name_addr(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        ("sip:[2001:db8::10]", "[2001:db8::10]", None),  # RFC 5118 §4.1
+        ("sip:[2001:db8::10:5070]", "[2001:db8::10:5070]", None),  # §4.3: no port inside
+        ("sip:user@[2001:db8::10]:5070", "[2001:db8::10]", 5070),  # §4.4
+        ("sip:[::ffff:192.0.2.10]", "[::ffff:192.0.2.10]", None),  # §4.7: IPv4-mapped
+        ("sip:[2001:DB8::A]", "[2001:db8::a]", None),
+    ],
+)
+def test_ipv6_references(text: str, host: str, port: int | None) -> None:
+    uri = parse_uri(text)
+    assert isinstance(uri, SipUri)
+    assert (uri.host, uri.port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sip:2001:db8::10",  # RFC 5118 §4.2: no brackets
+        "sip:[2001:db8:::192.0.2.1]",  # §4.9: too many colons
+        "sip:[2001:db8::10::1]",  # two "::"
+        "sip:[2001:db8::10]5070",
+        "sip:[]",
+    ],
+)
+def test_bad_ipv6_references(text: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        parse_uri(text)
