@@ -370,11 +370,16 @@ class SipEndpoint:
 
     async def _handle_event(self, event: object) -> None:
         if isinstance(event, SendMessage):
+            message, peer = event.message, event.peer
+            if isinstance(message, Request) and not self._transport.has_connection(peer):
+                # connecting may take long: never hold up every other message for it
+                self._spawn(self._send_detached, message, peer)
+                return
             try:
-                await self._transport.send(event.message, event.peer)
+                await self._transport.send(message, peer)
             except TransportError as exc:
-                log.info("send to %s failed: %s", event.peer, exc)
-                self._layer.transport_error(event.peer, trio.current_time())
+                log.info("send to %s failed: %s", peer, exc)
+                self._layer.transport_error(peer, trio.current_time())
         elif isinstance(event, ResponseReceived):
             client = self._clients.get(event.key)
             if client is None or not client._deliver(event.response):
@@ -400,6 +405,14 @@ class SipEndpoint:
             if client is not None:
                 client._fail(408)  # only if no final response came
             self._server_invites.pop(event.key, None)
+
+    async def _send_detached(self, message: Message, peer: Peer) -> None:
+        try:
+            await self._transport.send(message, peer)
+        except TransportError as exc:
+            log.info("send to %s failed: %s", peer, exc)
+            self._layer.transport_error(peer, trio.current_time())
+            await self._pump()
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         if self._nursery is None:

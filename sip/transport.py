@@ -177,6 +177,7 @@ class SipTransport:
         self._tcp_listeners: list[_TcpListener] = []
         self._connections: dict[tuple[str, int], _TcpConnection] = {}
         self._retained: dict[tuple[str, int], int] = {}
+        self._connect_locks: dict[tuple[str, int], trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
 
@@ -425,10 +426,27 @@ class SipTransport:
                 return
         raise TransportError(f"no udp listener to send to {peer}")
 
-    async def _send_tcp(self, data: bytes, peer: Peer) -> None:
+    def has_connection(self, peer: Peer) -> bool:
+        """True when a message to ``peer`` goes out without connecting first."""
+        if not peer.reliable:
+            return True
         conn = self._connections.get((_bare(peer.host), peer.port))
+        return conn is not None and not conn.closed
+
+    async def _send_tcp(self, data: bytes, peer: Peer) -> None:
+        key = (_bare(peer.host), peer.port)
+        conn = self._connections.get(key)
         if conn is None or conn.closed:
-            conn = await self._connect(peer)
+            # one connection attempt per peer at a time; waiting senders keep their order
+            lock = self._connect_locks.setdefault(key, trio.Lock())
+            try:
+                async with lock:
+                    conn = self._connections.get(key)
+                    if conn is None or conn.closed:
+                        conn = await self._connect(peer)
+            finally:
+                if not lock.locked() and self._connect_locks.get(key) is lock:
+                    del self._connect_locks[key]
         async with conn.send_lock:
             try:
                 await conn.stream.send_all(data)
