@@ -379,6 +379,8 @@ class Sipp:
     built-in (``"uac"``, ``"uas"``, ...). ``remote`` ("HOST:PORT") makes it call out.
     ``keywords`` become ``-key K V`` ([K] in the scenario), ``variables`` ``-set K V`` ([$K]),
     ``pause_ms`` is ``-d`` (every ``<pause/>``), ``auth`` is ``-au``/``-ap``, ``service`` ``-s``.
+    ``files`` are written into SIPp's working folder first (e.g. ``{"tone.ulaw": ...}`` for a
+    scenario's ``rtp_stream``).
     Use as a context manager (or through the ``sipp_factory`` fixture) so it is always killed.
     """
 
@@ -402,6 +404,7 @@ class Sipp:
         pause_ms: int | None = None,
         extra_args: Sequence[str] = (),
         ports: SippPorts | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
         self.scenario = scenario
         self.remote = remote
@@ -417,6 +420,7 @@ class Sipp:
         self.rtp_echo = rtp_echo
         self.pause_ms = pause_ms
         self.extra_args = list(extra_args)
+        self.files = dict(files or {})
         self._fixed_ports = ports is not None
         self.ports = ports or free_port_group()
         stem = name or Path(str(scenario)).stem
@@ -502,6 +506,8 @@ class Sipp:
     def _spawn(self) -> None:
         for path in (self.stat_file, self.error_file, self.message_file):
             path.unlink(missing_ok=True)
+        for name, data in self.files.items():
+            (self.workdir / name).write_bytes(data)
         self.returncode = None
         self._output = self.output_file.open("wb")
         cmd = self.command()

@@ -144,6 +144,7 @@ def test_every_scenario_loads(sipp_factory: SippFactory) -> None:
                 extra_args=["-recv_timeout", "300"] if calls_out else [],
                 keywords={"caller": "load-check"} if path.name.startswith("caller") else None,
                 variables={"user": "u", "password": "p"} if "registrar" in path.name else None,
+                files={"tone.ulaw": b"\xff" * 1600},  # for scenarios that rtp_stream it
                 timeout=1,
             )
         )
