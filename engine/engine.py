@@ -399,10 +399,12 @@ class Engine:
                     )
                 )
             send.close()
-        async with receive:
-            yield receive
-        if entry is not None and send in entry.subscribers:
-            entry.subscribers.remove(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            if entry is not None and send in entry.subscribers:
+                entry.subscribers.remove(send)
 
     # --- acting -----------------------------------------------------------------------------
 

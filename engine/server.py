@@ -56,6 +56,7 @@ async def serve(
     from hypercorn.trio import serve as hypercorn_serve
 
     from api.app import create_app
+    from api.events import CallbackDispatcher
 
     directory = load_directory_for(config)
     store = open_store(config.store.url)
@@ -99,7 +100,9 @@ async def serve(
                 )
                 api_port = int(binds[0].rsplit(":", 1)[1]) if binds else config.api.port
                 public_url = config.api.base_url(api_port)
-                app_holder["app"] = create_app(engine, public_url=public_url)
+                callbacks = CallbackDispatcher(engine)
+                await nursery.start(callbacks.run)
+                app_holder["app"] = create_app(engine, public_url=public_url, callbacks=callbacks)
                 running.api_url = f"http://{_hostport(config.api.host, api_port)}"
                 announce(f"listening api {running.api_url}")
                 if config.directory.file is None:
@@ -116,6 +119,7 @@ async def serve(
                 await running.shutdown.wait()
                 logger.info("draining: %d live calls", engine.live_count)
                 await engine.drain(config.calls.drain)
+                await callbacks.drain(min(5.0, config.calls.drain))  # the final callbacks
                 stop_http.set()
             nursery.cancel_scope.cancel()
     finally:
