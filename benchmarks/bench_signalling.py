@@ -1,0 +1,514 @@
+"""Signalling benchmark: calls/s through trio-b2bua, Sippy B2BUA and SIPp-to-SIPp, in one run.
+
+Each system under test (SUT) sits between a SIPp UAC (built-in ``uac`` scenario, calling service
+5551234 from the port the B2BUA trusts as a peer, so no digest) and a SIPp UAS (built-in ``uas``)
+that is the route's gateway:
+
+    ours   SIPp UAC -> b2bua serve (route "" -> UAS, media anchored in its relay) -> SIPp UAS
+    sippy  SIPp UAC -> Sippy B2BUA (python -m sippy.b2bua, static route, no RADIUS) -> SIPp UAS
+    sipp   SIPp UAC -> SIPp UAS (the ceiling: what the load generator itself can do)
+
+The UAC steps the call rate up (``--rates``), each step a fresh UAC placing rate x window calls
+at that rate. Modes (``--modes``):
+
+    short  0 s calls (INVITE/100/180/200/ACK, then BYE/200 at once), no RTP
+    long   10 s calls (``-d 10000``): the SUT holds rate x 10 calls at a time, no RTP
+    media  10 s calls with RTP: the UAC streams 20 ms G.711 packets (``rtp_stream``) and the UAS
+           echoes them (``-rtp_echo``); ours relays them both ways, Sippy passes the SDP through
+           unchanged (it relays nothing without an external rtpproxy), so its RTP goes UAC<->UAS
+           directly
+
+Per step: calls/s offered and achieved, successful and failed calls, retransmissions seen by the
+UAC and the UAS (SIPp counts the messages it had to send again), INVITE->200 latency p50/p99
+(SIPp -trace_rtt, 1 ms resolution), peak concurrent calls, and the SUT's CPU (% of one core, and
+ms of CPU per call). A step is clean when no call failed, every call completed and the
+retransmissions do not grow (second half of the window <= 2 x first half + 10). A system's figure
+is the highest clean rate; the headline is ours / sippy for the short mode.
+
+Usage:
+    python benchmarks/bench_signalling.py [--quick] [--systems ours,sippy,sipp]
+        [--modes short,long,media] [--rates 25,50,100,...] [--window 30]
+        [--profile RATE] [--gc-log] [--gc-freeze]
+Writes benchmarks/out/signalling.csv and benchmarks/out/signalling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    OUT,
+    Direct,
+    OursServer,
+    Sipp,
+    SippResult,
+    SippyServer,
+    System,
+    cpu_seconds,
+    free_port,
+    machine_line,
+    print_table,
+    rss_kib,
+    write_csv,
+)
+
+SERVICE = "5551234"
+LONG_MS = 10_000
+
+# The built-in uac scenario with RTP: after the ACK it streams a µ-law file in a loop (50 packets
+# of 160 bytes a second) until the pause ends, then BYE. rtp_stream needs no root (unlike pcap).
+MEDIA_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="uac with rtp_stream">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Subject: Performance Test
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [rtpstream_audio_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Subject: Performance Test
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <nop><action><exec rtp_stream="STREAM_FILE,-1,0"/></action></nop>
+  <pause/>
+  <nop><action><exec rtp_stream="pause"/></action></nop>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Subject: Performance Test
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <ResponseTimeRepartition value="10, 20, 30, 40, 50, 100, 150, 200"/>
+  <CallLengthRepartition value="10, 50, 100, 500, 1000, 5000, 10000"/>
+</scenario>
+"""
+
+
+def media_files(folder: Path) -> Path:
+    """Write a 1 s µ-law 1 kHz tone and the media UAC scenario; return the scenario path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tone = folder / "tone.ulaw"
+    samples = bytearray()
+    for n in range(8000):
+        value = int(8000 * math.sin(2 * math.pi * 1000 * n / 8000))
+        samples.append(_ulaw(value))
+    tone.write_bytes(bytes(samples))
+    scenario = folder / "uac_rtp_stream.xml"
+    scenario.write_text(MEDIA_UAC.replace("STREAM_FILE", str(tone)))
+    return scenario
+
+
+def _ulaw(sample: int) -> int:
+    """G.711 µ-law encoding of a 16-bit linear sample."""
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), clip) + bias
+    exponent = 7
+    mask = 0x4000
+    while exponent > 0 and not sample & mask:
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def _delta(before: list[dict[str, str]], after: list[dict[str, str]], name: str) -> int:
+    def last(rows: list[dict[str, str]]) -> int:
+        if not rows:
+            return 0
+        try:
+            return int(float(rows[-1].get(name, "0") or "0"))
+        except ValueError:
+            return 0
+
+    return last(after) - last(before)
+
+
+def growing(result: SippResult) -> bool:
+    """Retransmissions in the second half of the run exceed twice the first half (+10)."""
+    series = result.series("Retransmissions(C)")
+    if len(series) < 4:
+        return False
+    half = len(series) // 2
+    first = series[half - 1]
+    second = series[-1] - series[half - 1]
+    return second > 2 * first + 10
+
+
+def run_step(
+    system: System,
+    uas: Sipp,
+    uac_port: int,
+    mode: str,
+    rate: int,
+    window: float,
+    scenario: Path | None,
+    profile_to: Path | None,
+    strict: bool = False,
+) -> dict[str, Any]:
+    calls = max(1, int(rate * window))
+    duration_ms = 0 if mode == "short" else LONG_MS
+    args = [system.target]
+    args += ["-sf", str(scenario)] if mode == "media" else ["-sn", "uac"]
+    args += [
+        "-s",
+        SERVICE,
+        "-r",
+        str(rate),
+        "-m",
+        str(calls),
+        "-d",
+        str(duration_ms),
+        "-l",
+        str(max(1000, rate * (duration_ms // 1000 + 5) * 2)),
+        "-recv_timeout",
+        "20000",
+        "-timeout",
+        f"{int(window + duration_ms / 1000 + 60)}s",
+        "-trace_rtt",
+        "-rtt_freq",
+        "1",
+    ]
+    if not strict:
+        # An unexpected message (Sippy's 180 that overtakes its 200) is counted, not fatal.
+        args += ["-default_behaviors", "all,-abortunexp"]
+    uac = Sipp(args, "uac", port=uac_port)
+    uas_before = uas.rows()
+    cpu_before = cpu_seconds(system.pid) if system.pid else 0.0
+    rss_before = rss_kib(system.pid) if system.pid else 0
+    profiler = None
+    started = time.monotonic()
+    uac.start()
+    try:
+        if profile_to is not None and system.pid:
+            import subprocess
+
+            profiler = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(system.pid),
+                    "--duration",
+                    str(int(window)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(profile_to),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        peak_rss = rss_before
+        while uac.proc is not None and uac.proc.poll() is None:
+            time.sleep(0.5)
+            if system.pid:
+                peak_rss = max(peak_rss, rss_kib(system.pid))
+            if time.monotonic() - started > window + duration_ms / 1000 + 90:
+                break
+        result = uac.wait(5)
+    finally:
+        uac.cleanup()
+        if profiler is not None:
+            profiler.wait()
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)  # the UAS's stat row for the last second
+    uas_after = uas.rows()
+    cpu = (cpu_seconds(system.pid) - cpu_before) if system.pid else 0.0
+    created = result.created
+    peak_calls = max(result.series("CurrentCall") or [0])
+    uas_retrans = _delta(uas_before, uas_after, "Retransmissions(C)")
+    clean = (
+        result.failed == 0
+        and result.successful == calls
+        and not growing(result)
+        and result.returncode == 0
+    )
+    return {
+        "system": system.name,
+        "mode": mode,
+        "rate": rate,
+        "window_s": window,
+        "calls": calls,
+        "achieved_cps": round(created / window, 1),
+        "successful": result.successful,
+        "failed": result.failed,
+        "unexpected": result.last("UnexpectedMessage(C)"),
+        "uac_retrans": result.retransmissions,
+        "uas_retrans": uas_retrans,
+        "growing": growing(result),
+        "p50_ms": result.percentile(0.50),
+        "p99_ms": result.percentile(0.99),
+        "max_ms": max(result.rtt_ms) if result.rtt_ms else float("nan"),
+        "peak_calls": peak_calls,
+        "cpu_pct": round(100 * cpu / elapsed, 1) if system.pid else float("nan"),
+        "cpu_ms_call": round(1000 * cpu / max(1, result.successful), 3)
+        if system.pid
+        else float("nan"),
+        "peak_rss_mib": round(peak_rss / 1024, 1) if system.pid else float("nan"),
+        "exit": result.returncode,
+        "clean": clean,
+        "first_error": result.errors.strip().splitlines()[1][:160]
+        if len(result.errors.strip().splitlines()) > 1
+        else "",
+    }
+
+
+COLUMNS = [
+    "system",
+    "mode",
+    "rate",
+    "achieved_cps",
+    "successful",
+    "failed",
+    "unexpected",
+    "uac_retrans",
+    "uas_retrans",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "peak_calls",
+    "cpu_pct",
+    "cpu_ms_call",
+    "peak_rss_mib",
+    "clean",
+]
+
+
+def run_system(
+    name: str,
+    mode: str,
+    args: argparse.Namespace,
+    scenario: Path | None,
+    rows: list[dict[str, Any]],
+) -> None:
+    uac_port = free_port()
+    uas_args = ["-sn", "uas", "-timeout", "7200s"]
+    if mode == "media":
+        uas_args.append("-rtp_echo")
+    uas = Sipp(uas_args, "uas")
+    uas.start()
+    env: dict[str, str] = {}
+    gc_log = OUT / f"gc-{name}-{mode}.txt"
+    if args.gc_log:
+        env["BENCH_GC_LOG"] = str(gc_log)
+    if args.gc_freeze:
+        env["BENCH_GC_FREEZE"] = "1"
+    if args.gc_threshold:
+        env["BENCH_GC_THRESHOLD"] = args.gc_threshold
+    try:
+        time.sleep(0.3)
+        if name == "ours":
+            sut: Any = OursServer(uac_port, uas.port, env=env)
+        elif name == "sippy":
+            sut = SippyServer(uas.port)
+        else:
+            sut = Direct(uas.port)
+        with sut as system:
+            time.sleep(0.5)
+            failures = 0
+            for rate in args.rates:
+                profile_to = None
+                if args.profile == rate and name == "ours":
+                    profile_to = OUT / f"profile-{name}-{mode}-{rate}.txt"
+                row = run_step(
+                    system,
+                    uas,
+                    uac_port,
+                    mode,
+                    rate,
+                    args.window,
+                    scenario,
+                    profile_to,
+                    args.strict,
+                )
+                rows.append(row)
+                print_table([row], COLUMNS, header=False)
+                if row["first_error"]:
+                    print("   first error:", row["first_error"])
+                if not row["clean"]:
+                    failures += 1
+                    if failures >= args.stop_after:
+                        break
+                time.sleep(args.pause)
+    finally:
+        uas.stop()
+        uas.cleanup()
+    if args.gc_log and name == "ours" and gc_log.exists():
+        summarize_gc(gc_log)
+
+
+def summarize_gc(path: Path) -> None:
+    by_gen: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    for line in path.read_text().splitlines():
+        gen, pause, _ = line.split()
+        by_gen[int(gen)].append(float(pause) * 1000)
+    for gen, pauses in by_gen.items():
+        if pauses:
+            pauses.sort()
+            print(
+                f"   gc gen{gen}: {len(pauses)} collections, total {sum(pauses):.0f} ms, "
+                f"p99 {pauses[int(0.99 * (len(pauses) - 1))]:.2f} ms, max {pauses[-1]:.1f} ms"
+            )
+
+
+def best(rows: list[dict[str, Any]], system: str, mode: str) -> int:
+    clean = [r["rate"] for r in rows if r["system"] == system and r["mode"] == mode and r["clean"]]
+    return max(clean) if clean else 0
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no PNG (pip install matplotlib)")
+        return
+    modes = sorted({r["mode"] for r in rows}, key=["short", "long", "media"].index)
+    fig, axes = plt.subplots(2, len(modes), figsize=(5 * len(modes), 8), squeeze=False)
+    for col, mode in enumerate(modes):
+        for system in ("ours", "sippy", "sipp"):
+            data = [r for r in rows if r["system"] == system and r["mode"] == mode]
+            if not data:
+                continue
+            rates = [r["rate"] for r in data]
+            ok = [r["successful"] / r["window_s"] for r in data]
+            p99 = [r["p99_ms"] for r in data]
+            axes[0][col].plot(rates, ok, marker="o", label=system)
+            axes[0][col].scatter(
+                [r["rate"] for r in data if not r["clean"]],
+                [r["successful"] / r["window_s"] for r in data if not r["clean"]],
+                marker="x",
+                color="red",
+                zorder=5,
+            )
+            axes[1][col].plot(rates, p99, marker="o", label=system)
+        axes[0][col].set_title(f"{mode}: successful calls/s (x = not clean)")
+        axes[0][col].set_xlabel("offered calls/s")
+        axes[0][col].legend()
+        axes[1][col].set_title(f"{mode}: INVITE->200 p99 (ms)")
+        axes[1][col].set_xlabel("offered calls/s")
+        axes[1][col].set_yscale("symlog")
+        axes[1][col].legend()
+    fig.suptitle(machine_line())
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 s windows")
+    parser.add_argument("--systems", default="ours,sippy,sipp")
+    parser.add_argument("--modes", default="short,long,media")
+    parser.add_argument("--rates", default="25,50,100,150,200,300,400,600,800,1200,1600")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds per step")
+    parser.add_argument("--pause", type=float, default=2.0, help="seconds between steps")
+    parser.add_argument("--stop-after", type=int, default=1, help="unclean steps before stopping")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=None,
+        help="py-spy record ours (raw stacks) during the step at this rate",
+    )
+    parser.add_argument("--gc-log", action="store_true", help="log ours' GC pauses")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() ours after imports")
+    parser.add_argument("--gc-threshold", default="", help="gc.set_threshold for ours: a,b,c")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an unexpected message fails the call (SIPp's default)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
+    args = parser.parse_args()
+    if args.quick:
+        args.window = 8.0
+    args.rates = [int(x) for x in args.rates.split(",")]
+    systems = args.systems.split(",")
+    modes = args.modes.split(",")
+    OUT.mkdir(parents=True, exist_ok=True)
+    scenario = media_files(OUT / "media") if "media" in modes else None
+    print(machine_line())
+    print(f"window {args.window:.0f} s per step; rates {args.rates}")
+    rows: list[dict[str, Any]] = []
+    print_table([], COLUMNS)
+    for mode in modes:
+        for system in systems:
+            run_system(system, mode, args, scenario, rows)
+    suffix = f"-{args.tag}" if args.tag else ""
+    write_csv(OUT / f"signalling{suffix}.csv", rows)
+    print()
+    print_table(rows, COLUMNS)
+    print()
+    for mode in modes:
+        figures = {s: best(rows, s, mode) for s in systems}
+        line = ", ".join(f"{s} {v} calls/s" for s, v in figures.items())
+        ratio = ""
+        if figures.get("ours") and figures.get("sippy"):
+            ratio = f"; ours/sippy = {figures['ours'] / figures['sippy']:.1f}x"
+        print(f"{mode}: highest clean rate: {line}{ratio}")
+    plot(rows, OUT / f"signalling{suffix}.png")
+    print(f"wrote {OUT / f'signalling{suffix}.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

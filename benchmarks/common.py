@@ -1,0 +1,621 @@
+"""Shared helpers for the whole-system benchmarks (bench_signalling.py, bench_memory.py).
+
+- free ports on 127.0.0.1 (SIPp needs a SIP port, a control port and a media port block);
+- the systems under test as context managers: ``OursServer`` (``b2bua serve`` with a generated
+  config and directory: one trusted peer = the load generator, one default route = the SIPp UAS),
+  ``SippyServer`` (Sippy B2BUA, static route to the SIPp UAS, no RADIUS, no media relay) and
+  ``Direct`` (no B2BUA: the UAC calls the UAS);
+- ``Sipp``: one SIPp process with every port on 127.0.0.1 and its stat CSV / rtt CSV parsed;
+- ``write_csv`` and ``plot_steps`` (matplotlib, a benchmark-only extra).
+
+Benchmarks are programs, not library code: they print their tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "out"
+PYTHON = sys.executable
+SIPP = shutil.which("sipp") or "/usr/bin/sipp"
+# The relay's ports live below the kernel's ephemeral range (32768-60999), so the port-0
+# sockets of SIPp and of the test tools never collide with them.
+MEDIA_RANGE = (10000, 31999)
+NOFILE = 65536
+
+# ``b2bua serve`` started through this launcher, so the harness can look inside without touching
+# the engine: BENCH_GC_LOG=FILE records every collection (generation, pause, objects collected)
+# and writes them at exit; BENCH_GC_FREEZE=1 moves everything alive after the imports into the
+# permanent generation (gc.freeze); BENCH_GC_THRESHOLD=a,b,c sets gc thresholds; BENCH_CPROFILE=FILE
+# runs the server under cProfile and dumps the stats at exit.
+LAUNCHER = r"""
+import atexit, gc, os, sys, time
+log_path = os.environ.get("BENCH_GC_LOG")
+if log_path:
+    pauses = []
+    start = [0.0]
+    def _gc_cb(phase, info):
+        if phase == "start":
+            start[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - start[0], info["collected"]))
+    gc.callbacks.append(_gc_cb)
+    def _dump():
+        with open(log_path, "w") as f:
+            for gen, pause, collected in pauses:
+                f.write(f"{gen} {pause:.6f} {collected}\n")
+    atexit.register(_dump)
+from engine.cli import main
+threshold = os.environ.get("BENCH_GC_THRESHOLD")
+if threshold:
+    gc.set_threshold(*(int(x) for x in threshold.split(",")))
+if os.environ.get("BENCH_GC_FREEZE") == "1":
+    gc.collect()
+    gc.freeze()
+profile_path = os.environ.get("BENCH_CPROFILE")
+if profile_path:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        code = main(sys.argv[1:])
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+    raise SystemExit(code)
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+# ----------------------------------------------------------------------------- ports
+
+
+def free_port() -> int:
+    """A UDP+TCP port on 127.0.0.1 that is free right now (port 0 chosen by the kernel)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+            return port
+
+
+def free_block(size: int = 4) -> int:
+    """The first port of ``size`` consecutive free UDP ports, the first one even."""
+    for _ in range(1000):
+        base = free_port() & ~1
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((HOST, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def raise_nofile() -> None:
+    """preexec_fn: as root, lift the file descriptor limit (a bridged call holds 4 sockets)."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB (0 when it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class _Drain(threading.Thread):
+    """Reads a child's output so its pipe never fills; keeps the last lines."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: list[str] = []
+
+    def run(self) -> None:
+        for line in self.stream:
+            self.lines.append(line.rstrip("\n"))
+            del self.lines[:-200]
+
+
+@dataclass
+class System:
+    """A running system under test: where SIPp's UAC sends its INVITEs, and the process."""
+
+    name: str
+    target: str  # HOST:PORT for the UAC
+    pid: int | None  # the B2BUA process (None for the direct ceiling)
+
+
+class OursServer:
+    """``b2bua serve`` with a generated config: trusted peer = uac_port, default route = uas_port.
+
+    ``env`` adds environment variables (e.g. a profiler switch of the harness).
+    """
+
+    def __init__(
+        self,
+        uac_port: int,
+        uas_port: int,
+        media_range: tuple[int, int] = MEDIA_RANGE,
+        env: dict[str, str] | None = None,
+        verbose: bool = False,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        self.uac_port = uac_port
+        self.uas_port = uas_port
+        self.media_range = media_range
+        self.env = env or {}
+        self.verbose = verbose
+        self.wrapper = list(wrapper)
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-b2bua-"))
+        self.proc: subprocess.Popen[str] | None = None
+        self.drain: _Drain | None = None
+
+    def write_files(self) -> Path:
+        directory = self.tmp / "directory.toml"
+        directory.write_text(
+            f"""
+[[organizations]]
+id = 3
+code = "0003"
+name = "Bench Org"
+
+[[users]]
+id = 12
+organization = 3
+name = "Bench User"
+
+[[extensions]]
+number = "210"
+organization = 3
+user = 12
+type = "phone_terminal"
+caller_id = "Bench <4242425>"
+password = "secret210"
+
+[[apps]]
+client_id = "bench-app"
+client_secret = "bench-secret"
+owner = "user:12"
+
+[[routes]]
+prefix = ""
+gateway = "udp:{HOST}:{self.uas_port}"
+
+[[peers]]
+address = "{HOST}:{self.uac_port}"
+organization = 3
+"""
+        )
+        config = self.tmp / "config.toml"
+        config.write_text(
+            f"""
+[sip]
+listen = ["udp:{HOST}:0"]
+domain = "bench.example.com"
+
+[media]
+address = "{HOST}"
+ports = [{self.media_range[0]}, {self.media_range[1]}]
+
+[api]
+listen = "{HOST}:0"
+
+[store]
+url = "sqlite:///{self.tmp / "b2bua.sqlite"}"
+
+[calls]
+wait_for_pickup = 60
+max_duration = 3600
+drain = 1
+
+[directory]
+file = "directory.toml"
+"""
+        )
+        return config
+
+    def __enter__(self) -> System:
+        config = self.write_files()
+        cmd = [*self.wrapper, PYTHON, "-c", LAUNCHER]
+        if self.verbose:
+            cmd.append("-v")
+        cmd += ["serve", "--config", str(config)]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+            preexec_fn=raise_nofile,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        target = None
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            match = re.match(r"listening sip udp (\S+)", line)
+            if match:
+                target = match.group(1)
+            if line.startswith("listening api"):
+                break
+        if target is None:
+            _stop(self.proc)
+            raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
+        self.drain = _Drain(self.proc.stdout)
+        self.drain.start()
+        return System("ours", target, self.proc.pid)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class SippyServer:
+    """Sippy B2BUA (``sippy.b2bua``): static route to the UAS, no RADIUS auth or accounting.
+
+    Sippy relays no media without an external rtpproxy: the SDP passes through unchanged.
+    """
+
+    def __init__(self, uas_port: int) -> None:
+        self.uas_port = uas_port
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-sippy-"))
+        self.proc: subprocess.Popen[str] | None = None
+
+    def command(self) -> list[str]:
+        return [
+            PYTHON,
+            "-c",
+            "import sys; from sippy.b2bua import main_func; sys.argv[0] = 'b2bua'; main_func()",
+            "-f",
+            "-l",
+            HOST,
+            "-p",
+            str(self.port),
+            "-s",
+            f"{HOST}:{self.uas_port}",
+            "-u",
+            "-A",
+            "0",
+            "-P",
+            str(self.tmp / "b2bua.pid"),
+            "-L",
+            str(self.tmp / "b2bua.log"),
+            "-c",
+            str(self.tmp / "b2bua.sock"),
+        ]
+
+    def __enter__(self) -> System:
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=self.tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        _Drain(self.proc.stdout).start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sippy b2bua exited with {self.proc.returncode}")
+            if _udp_bound(self.port):
+                return System("sippy", f"{HOST}:{self.port}", self.proc.pid)
+            time.sleep(0.1)
+        _stop(self.proc)
+        raise RuntimeError("sippy b2bua did not bind its port")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Direct:
+    """No B2BUA: the UAC calls the UAS (SIPp's own ceiling)."""
+
+    def __init__(self, uas_port: int) -> None:
+        self.uas_port = uas_port
+
+    def __enter__(self) -> System:
+        return System("sipp", f"{HOST}:{self.uas_port}", None)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _udp_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------- SIPp
+
+
+@dataclass
+class SippResult:
+    """What one SIPp run reports (the last row of its -trace_stat CSV, plus per-call rtt)."""
+
+    returncode: int
+    rows: list[dict[str, str]]
+    rtt_ms: list[float] = field(default_factory=list)
+    errors: str = ""
+
+    def last(self, name: str) -> int:
+        if not self.rows:
+            return 0
+        value = self.rows[-1].get(name, "0") or "0"
+        try:
+            return int(float(value))
+        except ValueError:
+            return 0
+
+    def series(self, name: str) -> list[int]:
+        out = []
+        for row in self.rows:
+            try:
+                out.append(int(float(row.get(name, "0") or "0")))
+            except ValueError:
+                out.append(0)
+        return out
+
+    @property
+    def created(self) -> int:
+        return self.last("TotalCallCreated")
+
+    @property
+    def successful(self) -> int:
+        return self.last("SuccessfulCall(C)")
+
+    @property
+    def failed(self) -> int:
+        return self.last("FailedCall(C)")
+
+    @property
+    def retransmissions(self) -> int:
+        return self.last("Retransmissions(C)")
+
+    @property
+    def current_calls(self) -> int:
+        return self.last("CurrentCall")
+
+    def percentile(self, q: float) -> float:
+        if not self.rtt_ms:
+            return float("nan")
+        data = sorted(self.rtt_ms)
+        index = min(len(data) - 1, max(0, round(q * len(data)) - 1))
+        return data[index]
+
+
+def parse_stat_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return []
+    header = lines[0].rstrip(";").split(";")
+    return [dict(zip(header, line.rstrip(";").split(";"), strict=False)) for line in lines[1:]]
+
+
+def parse_rtt_csv(directory: Path) -> list[float]:
+    """SIPp's -trace_rtt file: 'Date_ms;response_time_ms;rtd_no' per measured call (ms)."""
+    values: list[float] = []
+    for path in directory.glob("*_rtt.csv"):
+        for line in path.read_text(errors="replace").splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 2:
+                with contextlib.suppress(ValueError):
+                    values.append(float(parts[1]))
+    return values
+
+
+class Sipp:
+    """One SIPp process, every port on 127.0.0.1, run in its own temporary folder."""
+
+    def __init__(self, args: Sequence[str], name: str, port: int | None = None) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-sipp-{name}-"))
+        self.port = port or free_port()
+        self.media_port = free_block(4)
+        self.stat = self.tmp / "stat.csv"
+        self.command = [
+            SIPP,
+            *args,
+            "-i",
+            HOST,
+            "-p",
+            str(self.port),
+            "-ci",
+            HOST,
+            "-cp",
+            str(free_port()),
+            "-mi",
+            HOST,
+            "-mp",
+            str(self.media_port),
+            "-buff_size",
+            "1048576",
+            "-nostdin",
+            "-trace_stat",
+            "-stf",
+            str(self.stat),
+            "-fd",
+            "1",
+            "-trace_err",
+            "-error_file",
+            str(self.tmp / "errors.log"),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Sipp:
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=self.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=raise_nofile,
+        )
+        return self
+
+    def wait(self, timeout: float | None = None) -> SippResult:
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # SIPp: quit now, write the final stats
+            try:
+                code = self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        return self.result(code)
+
+    def stop(self) -> SippResult:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+        return self.wait(15)
+
+    def result(self, code: int) -> SippResult:
+        errors = ""
+        err = self.tmp / "errors.log"
+        if err.exists():
+            errors = err.read_text(errors="replace")[-2000:]
+        return SippResult(code, parse_stat_csv(self.stat), parse_rtt_csv(self.tmp), errors)
+
+    def rows(self) -> list[dict[str, str]]:
+        return parse_stat_csv(self.stat)
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(sipp: Sipp) -> Iterator[Sipp]:
+    sipp.start()
+    try:
+        yield sipp
+    finally:
+        sipp.cleanup()
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not rows:
+        path.write_text("")
+        return
+    keys: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in keys:
+                keys.append(key)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], header: bool = True
+) -> None:
+    def fmt(value: Any) -> str:
+        if isinstance(value, float):
+            return "-" if value != value else f"{value:.1f}"
+        return str(value)
+
+    cells = [[fmt(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c), 12, *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), 6) if i > 1 else w for i, (c, w) in enumerate(zip(columns, widths, strict=True))
+    ]
+    if header:
+        print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def machine_line() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
