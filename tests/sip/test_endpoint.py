@@ -305,3 +305,43 @@ def test_any_datagram_is_delivered_parsed_answered_or_dropped(data: bytes) -> No
 
     trio.run(feed)
     assert all(isinstance(m, (Request, Response)) for m in delivered)
+
+
+async def test_a_hanging_tcp_connect_does_not_hold_up_other_traffic(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.05
+    import socket as stdsocket
+
+    # a listener whose accept queue is full: further connects hang (SYNs are dropped)
+    blackhole = stdsocket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = stdsocket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(blackhole.getsockname())
+        fillers.append(filler)
+    try:
+        async with endpoint(Recorder()) as (a, _), endpoint(Recorder()) as (_, b_address):
+            await a.listen("tcp", "127.0.0.1", 0)
+            stuck = Peer("tcp", *blackhole.getsockname()[:2])
+            outcome: list[int] = []
+
+            async def call_stuck() -> None:
+                outcome.extend([r.status async for r in a.request(request_to(a, stuck), stuck)])
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call_stuck)
+                await trio.sleep(0)
+                b = Peer("udp", *b_address)
+                start = trio.current_time()
+                statuses = [r.status async for r in a.request(request_to(a, b), b)]
+                assert statuses == [200]
+                # answered at once, not after the 10 s connect timeout
+                assert trio.current_time() - start < 1
+            assert outcome == [503]  # connect timeout -> transport failure
+    finally:
+        for sock in (*fillers, blackhole):
+            sock.close()
