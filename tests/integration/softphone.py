@@ -161,6 +161,7 @@ class Softphone:
         self.name = name
         self.workdir = workdir / f"softphone-{name}"
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._fixed_port = sip_port is not None
         self.sip_port = sip_port or free_port("udp")
         rtp_first, rtp_last = free_port_range(40)
         self.config: dict[str, Any] = {
@@ -195,6 +196,28 @@ class Softphone:
         return f"{LOCALHOST}:{self.sip_port}"
 
     def start(self) -> Softphone:
+        """Start the child; if its SIP port was taken meanwhile, retry on another free port."""
+        from .harness import free_port
+
+        for attempt in range(3):
+            self._spawn()
+            try:
+                self.wait_event("ready", timeout=self.start_timeout)
+                return self
+            except SoftphoneError as exc:
+                self.close()
+                if self._fixed_port or attempt == 2:
+                    report = self.describe()
+                    raise SoftphoneError(f"softphone {self.name} did not start:\n{report}") from exc
+                self.sip_port = free_port("udp")
+                self.config["sip_port"] = self.sip_port
+        return self
+
+    def _spawn(self) -> None:
+        with self._cond:
+            self._events.clear()
+            self._replies.clear()
+        self.returncode = None
         self._stderr = (self.workdir / "stderr.txt").open("w")
         self._process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), json.dumps(self.config)],
@@ -207,8 +230,6 @@ class Softphone:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_event("ready", timeout=self.start_timeout)
-        return self
 
     def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None

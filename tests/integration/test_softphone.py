@@ -6,6 +6,7 @@ and at the tone's pitch), and hanging up ends the call on both sides.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,12 @@ def test_bad_command_is_a_clear_error(softphone_factory: SoftphoneFactory) -> No
     with pytest.raises(SoftphoneError, match="unknown command"):
         phone.request("dance")
     assert phone.calls() == []
+
+
+def test_taken_sip_port_is_a_clear_error(
+    softphone_factory: SoftphoneFactory,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        with pytest.raises(SoftphoneError, match="did not start"):
+            softphone_factory(name="dave", sip_port=taken.getsockname()[1], start_timeout=5)
