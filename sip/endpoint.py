@@ -218,6 +218,7 @@ class SipEndpoint:
         self._timer_wakeup = trio.Event()
         self._sleeping_until = math.inf
         self._closed = trio.Event()
+        self._stopped = trio.Event()
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -236,6 +237,7 @@ class SipEndpoint:
     ) -> None:
         """Serve until cancelled (or ``aclose``): receive loops, the timer task, handlers."""
         self._handler = handler
+        self._stopped = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -246,11 +248,17 @@ class SipEndpoint:
                 nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
+            self._stopped.set()
 
     async def aclose(self) -> None:
-        """Stop serving: cancels handlers, timers and sockets."""
+        """Stop serving: cancels handlers and timers, closes the sockets; returns once ``run``
+        has ended (at once when called from inside it, e.g. a handler, or when not running).
+        Hang up live calls before: this sends nothing."""
         self._closed.set()
-        await trio.lowlevel.checkpoint()
+        if self._nursery is not None and not _inside(self._nursery):
+            await self._stopped.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run background work (session drivers) in the endpoint's nursery; an exception in
@@ -563,3 +571,14 @@ class SipEndpoint:
 
 
 _NO_PEER = Peer("udp", "0.0.0.0", 0)
+
+
+def _inside(nursery: trio.Nursery) -> bool:
+    """True if the current task runs (directly or deeper) inside ``nursery``."""
+    task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+    while task is not None:
+        if task.parent_nursery is nursery:
+            return True
+        parent = task.parent_nursery
+        task = parent.parent_task if parent is not None else None
+    return False

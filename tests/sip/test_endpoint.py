@@ -345,3 +345,30 @@ async def test_a_hanging_tcp_connect_does_not_hold_up_other_traffic(
     finally:
         for sock in (*fillers, blackhole):
             sock.close()
+
+
+async def test_aclose_returns_with_the_sockets_closed() -> None:
+    ep = SipEndpoint()
+    host, port = await ep.listen("udp", "127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ep.run, Recorder())
+        await ep.aclose()
+        reuse = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await reuse.bind((host, port))  # free again: the endpoint let go of it
+        reuse.close()
+
+
+async def test_a_handler_may_close_its_endpoint() -> None:
+    ep = SipEndpoint()
+    address = await ep.listen("udp", "127.0.0.1", 0)
+
+    async def shutdown(incoming: IncomingRequest) -> None:
+        await incoming.respond(incoming.request.response(200, to_tag="bye"))
+        await ep.aclose()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery, udp_socket() as sock:
+            await nursery.start(ep.run, shutdown)
+            await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKq;rport"), address)
+            assert (await receive_response(sock)).status == 200
+    # the nursery exited: run() ended by itself
