@@ -342,3 +342,24 @@ def test_b2bua_server_fixture_reads_addresses_and_drains(
     assert token.status_code == 200, token.text  # the directory file we wrote was loaded
     assert token.json()["token_type"] == "Bearer"
     assert server.stop() == 0, server.describe()  # SIGTERM drains and exits 0
+
+
+async def test_waiting_from_trio_keeps_the_event_loop_running(sipp_factory: SippFactory) -> None:
+    import trio
+
+    phone = sipp_factory("phone_decline.xml", variables={"ring_ms": "300"}, timeout=10)
+    caller = sipp_factory("uac", remote=phone.address, timeout=10)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tick)
+        ringing = await phone.wait_for_message_async(180, Direction.SENT)
+        assert await caller.wait_async() == SippExit.SOME_FAILED
+        nursery.cancel_scope.cancel()
+    assert ringing.status == 180 and ticks > 5  # the loop ran while SIPp was being waited for
