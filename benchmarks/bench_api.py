@@ -1,9 +1,10 @@
 """API throughput: Simple PhoneCalls created per second, with p50/p99 latency.
 
 Starts the real ``b2bua serve`` (port 0 everywhere, a temporary store), gets a token, then
-creates sandbox-to-sandbox calls (``0003*00`` -> ``0003*00``, callDuration 3 s counted from
-the source's answer, so each call lives about 4 s and is bridged for 2 s) from several concurrent clients for a fixed time and prints
-requests/s, latency percentiles, and how many calls ended ANSWERED afterwards.
+creates sandbox-to-sandbox calls (``0003*00`` -> ``0003*00``, callDuration 3 s counted from the
+source's answer, so each call lives about 4 s and is bridged for 2 s) from several concurrent
+clients for a fixed time, and prints requests/s, latency percentiles, and how many calls ended
+ANSWERED afterwards.
 
     python benchmarks/bench_api.py [--seconds 10] [--clients 16]
 """
@@ -29,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_server(workdir: Path) -> tuple[subprocess.Popen[str], str]:
     config = workdir / "b2bua.toml"
     config.write_text(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n"
-        "[api]\nlisten = \"127.0.0.1:0\"\n"
-        f"[store]\nurl = \"sqlite:///{workdir / 'bench.sqlite'}\"\n"
+        '[sip]\nlisten = ["udp:127.0.0.1:0"]\n'
+        '[api]\nlisten = "127.0.0.1:0"\n'
+        f'[store]\nurl = "sqlite:///{workdir / "bench.sqlite"}"\n'
         "[media]\nports = [40000, 49999]\n"
     )
     proc = subprocess.Popen(
