@@ -397,7 +397,7 @@ def run_system(
 def summarize_gc(path: Path) -> None:
     by_gen: dict[int, list[float]] = {0: [], 1: [], 2: []}
     for line in path.read_text().splitlines():
-        gen, pause, _ = line.split()
+        gen, pause = line.split()[:2]
         by_gen[int(gen)].append(float(pause) * 1000)
     for gen, pauses in by_gen.items():
         if pauses:

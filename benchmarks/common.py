@@ -56,12 +56,21 @@ if log_path:
         if phase == "start":
             start[0] = time.perf_counter()
         else:
-            pauses.append((info["generation"], time.perf_counter() - start[0], info["collected"]))
+            pause = time.perf_counter() - start[0]
+            tracked = len(gc.get_objects()) if info["generation"] == 2 else 0
+            pauses.append((info["generation"], pause, info["collected"], tracked))
     gc.callbacks.append(_gc_cb)
     def _dump():
         with open(log_path, "w") as f:
-            for gen, pause, collected in pauses:
-                f.write(f"{gen} {pause:.6f} {collected}\n")
+            for gen, pause, collected, tracked in pauses:
+                f.write(f"{gen} {pause:.6f} {collected} {tracked}\n")
+        counts = {}
+        for obj in gc.get_objects():
+            name = type(obj).__module__ + "." + type(obj).__qualname__
+            counts[name] = counts.get(name, 0) + 1
+        with open(log_path + ".types", "w") as f:
+            for name, count in sorted(counts.items(), key=lambda kv: -kv[1])[:40]:
+                f.write(f"{count} {name}\n")
     atexit.register(_dump)
 from engine.cli import main
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
@@ -619,3 +628,39 @@ def machine_line() -> str:
         f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}, "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def summarize_profile(path: Path, top: int = 25) -> str:
+    """Self and inclusive sample shares per function and per module from py-spy raw stacks."""
+    total = 0
+    self_fn: dict[str, int] = {}
+    incl_fn: dict[str, int] = {}
+    incl_mod: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        try:
+            count = int(count_text)
+        except ValueError:
+            continue
+        total += count
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        if frames:
+            self_fn[frames[-1]] = self_fn.get(frames[-1], 0) + count
+        for name in set(frames):
+            incl_fn[name] = incl_fn.get(name, 0) + count
+        for mod in {m.group(1) for f in frames if (m := re.search(r"\(([^:)]+)", f))}:
+            incl_mod[mod] = incl_mod.get(mod, 0) + count
+    out = [f"{total} samples"]
+    for title, table in (("self", self_fn), ("inclusive", incl_fn), ("module incl.", incl_mod)):
+        out.append(f"-- {title}")
+        for name, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            out.append(f"{100 * count / max(1, total):5.1f}%  {name}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(summarize_profile(Path(arg)))
