@@ -131,3 +131,25 @@ def softphone_factory(
     yield start
     for phone in started:
         phone.close()
+
+
+@pytest.fixture
+def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
+    """SIPp phones and gateways whose working folder holds ``tone.ulaw`` (3 s of 440 Hz
+    mu-law) for scenarios that stream it (``gateway_answer_tone.xml``); killed at teardown."""
+    from engine.media.tone import encode_tone
+
+    tone = encode_tone(440.0, 0, -12.0) * 3
+    started: list[Sipp] = []
+
+    def start(scenario: str, **options: Any) -> Sipp:
+        options.setdefault("timeout", 40.0)
+        sipp = Sipp(scenario, tmp_path, **options)
+        (sipp.workdir / "tone.ulaw").write_bytes(tone)
+        started.append(sipp)
+        _remember(request, f"sipp {sipp.name}", sipp)
+        return sipp.start()
+
+    yield start
+    for sipp in started:
+        sipp.kill()

@@ -6,38 +6,11 @@ each side was shown, and RTP flowing through the relay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
-
-from engine.media.tone import encode_tone
 
 from .harness import DEFAULT_DIRECTORY, B2buaServer, SipLogEntry, Sipp
 from .uapi import Uapi
-
-TONE = encode_tone(440.0, 0, -12.0)
-
-
-@pytest.fixture
-def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
-    """SIPp gateways/phones; ``tone=True`` streams a 440 Hz tone after answering."""
-    started: list[Sipp] = []
-
-    def start(scenario: str, **options: Any) -> Sipp:
-        options.setdefault("timeout", 40.0)
-        sipp = Sipp(scenario, tmp_path, **options)
-        (sipp.workdir / "tone.ulaw").write_bytes(TONE * 3)
-        started.append(sipp)
-        return sipp.start()
-
-    yield start
-    for sipp in started:
-        sipp.kill()
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        for sipp in started:
-            print(sipp.describe())
 
 
 def routes(**prefixes: Sipp) -> str:
