@@ -355,7 +355,7 @@ def run_system(
     try:
         time.sleep(0.3)
         if name == "ours":
-            sut: Any = OursServer(uac_port, uas.port, env=env)
+            sut: Any = OursServer(uac_port, uas.port, env=env, src=args.src)
         elif name == "sippy":
             sut = SippyServer(uas.port)
         else:
@@ -476,6 +476,12 @@ def main() -> int:
         "--strict",
         action="store_true",
         help="an unexpected message fails the call (SIPp's default)",
+    )
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="run ours from this checkout (PYTHONPATH), e.g. to compare a change",
     )
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()

@@ -36,9 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
 PYTHON = sys.executable
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-# The relay's ports live below the kernel's ephemeral range (32768-60999), so the port-0
-# sockets of SIPp and of the test tools never collide with them.
-MEDIA_RANGE = (10000, 31999)
+# The relay's ports: 13,000 even/odd pairs (6,500 bridged calls) inside the kernel's ephemeral
+# range (32768-60999), away from the integration tests' 20000-32000; the ports this harness
+# hands to SIPp are taken outside it, so the relay never takes a SIPp port between two steps.
+MEDIA_RANGE = (34000, 59999)
 NOFILE = 65536
 
 # ``b2bua serve`` started through this launcher, so the harness can look inside without touching
@@ -67,6 +68,10 @@ if log_path:
         counts = {}
         for obj in gc.get_objects():
             name = type(obj).__module__ + "." + type(obj).__qualname__
+            if name in ("builtins.function", "builtins.cell", "builtins.method"):
+                target = getattr(obj, "__func__", obj)
+                name += " " + str(getattr(target, "__module__", "")) + ":" + str(
+                    getattr(target, "__qualname__", ""))
             counts[name] = counts.get(name, 0) + 1
         with open(log_path + ".types", "w") as f:
             for name, count in sorted(counts.items(), key=lambda kv: -kv[1])[:40]:
@@ -98,11 +103,14 @@ raise SystemExit(main(sys.argv[1:]))
 
 
 def free_port() -> int:
-    """A UDP+TCP port on 127.0.0.1 that is free right now (port 0 chosen by the kernel)."""
+    """A UDP+TCP port on 127.0.0.1 that is free right now (port 0 chosen by the kernel),
+    outside MEDIA_RANGE."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((HOST, 0))
             port = int(udp.getsockname()[1])
+            if MEDIA_RANGE[0] <= port <= MEDIA_RANGE[1] + 4:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 try:
                     tcp.bind((HOST, port))
@@ -206,6 +214,7 @@ class OursServer:
         env: dict[str, str] | None = None,
         verbose: bool = False,
         wrapper: Sequence[str] = (),
+        src: Path | None = None,
     ) -> None:
         self.uac_port = uac_port
         self.uas_port = uas_port
@@ -213,6 +222,8 @@ class OursServer:
         self.env = env or {}
         self.verbose = verbose
         self.wrapper = list(wrapper)
+        if src is not None:  # run another checkout of the code (PYTHONPATH wins over the
+            self.env["PYTHONPATH"] = str(src)  # editable install's finder)
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-b2bua-"))
         self.proc: subprocess.Popen[str] | None = None
         self.drain: _Drain | None = None
