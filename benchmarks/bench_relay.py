@@ -267,6 +267,11 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             os.setpriority(os.PRIO_PROCESS, child.pid, args.nice)
             if tid := (relay.native_thread_id if relay is not None else None):
                 os.setpriority(os.PRIO_PROCESS, tid, args.nice)
+        if args.realtime and relay is not None and relay.native_thread_id:
+            # SCHED_FIFO for the relay thread only: it then runs as soon as a packet wakes it,
+            # as a media server's forwarding thread usually does (the kernel still keeps 5 %
+            # of each second for ordinary tasks)
+            os.sched_setscheduler(relay.native_thread_id, os.SCHED_FIFO, os.sched_param(1))
         if args.gil_load and relay is not None:
             threading.Thread(target=_python_load, args=(args.gil_load, stop_load)).start()
         child.stdin.write("go\n")
@@ -360,6 +365,12 @@ def main() -> None:
         default=0,
         help="niceness for the relay thread and the generator (negative needs root): keeps a "
         "shared machine's other load from being measured as relay latency",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run the relay thread SCHED_FIFO (needs root) so a busy shared machine's other "
+        "load does not show up as relay latency",
     )
     parser.add_argument(
         "--gil-load",
