@@ -1,0 +1,175 @@
+"""``b2bua serve`` as a SIP element: what it answers to odd and bad requests, over real UDP/TCP.
+
+RFC 3261 §8.2 in practice: OPTIONS 200 with Allow/Accept/Supported, unknown methods 501 with
+Allow, unknown users 404, malformed requests 400 with the reason, a wrong SIP version 505,
+Max-Forwards 0 483, an unsupported Require 420, an unsupported URI scheme 416, never a response
+to a response, and the server survives any bytes and drains on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from .harness import B2buaServer
+
+CRLF = "\r\n"
+
+
+def request(
+    method: str = "OPTIONS",
+    uri: str = "sip:voip.example.com",
+    *,
+    version: str = "SIP/2.0",
+    extra: tuple[str, ...] = (),
+    max_forwards: int | None = 70,
+    port: int = 0,
+) -> bytes:
+    branch = "z9hG4bK" + os.urandom(6).hex()
+    lines = [
+        f"{method} {uri} {version}",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport",
+        "From: <sip:tester@127.0.0.1>;tag=t1",
+        "To: <sip:service@voip.example.com>",
+        f"Call-ID: {os.urandom(8).hex()}@127.0.0.1",
+        f"CSeq: 1 {method if method != 'ACK' else 'ACK'}",
+    ]
+    if max_forwards is not None:
+        lines.append(f"Max-Forwards: {max_forwards}")
+    lines += [*extra, "Content-Length: 0", "", ""]
+    return CRLF.join(lines).encode()
+
+
+class UdpClient:
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(3.0)
+        self.port = self.sock.getsockname()[1]
+
+    def ask(self, data: bytes) -> str:
+        self.sock.sendto(data, self.server)
+        while True:
+            reply = self.sock.recv(65535).decode(errors="replace")
+            if not reply.startswith("SIP/2.0 100"):
+                return reply
+
+    def silent(self, data: bytes, wait: float = 0.7) -> bool:
+        """Send; True when nothing comes back within ``wait`` seconds."""
+        self.sock.sendto(data, self.server)
+        self.sock.settimeout(wait)
+        try:
+            self.sock.recv(65535)
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(3.0)
+        return False
+
+
+@pytest.fixture
+def udp(b2bua: B2buaServer) -> UdpClient:
+    assert b2bua.sip_udp is not None
+    return UdpClient(b2bua.sip_udp)
+
+
+def status_of(reply: str) -> int:
+    return int(reply.split(" ", 2)[1])
+
+
+def header(reply: str, name: str) -> str | None:
+    for line in reply.split(CRLF):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_options_is_answered_with_capabilities(udp: UdpClient) -> None:
+    reply = udp.ask(request("OPTIONS", port=udp.port))
+    assert status_of(reply) == 200
+    allow = header(reply, "Allow") or ""
+    for method in ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER"):
+        assert method in allow
+    assert "application/sdp" in (header(reply, "Accept") or "")
+
+
+def test_unknown_method_gets_501_with_allow(udp: UdpClient) -> None:
+    reply = udp.ask(request("FROBNICATE", port=udp.port))
+    assert status_of(reply) == 501
+    assert "INVITE" in (header(reply, "Allow") or "")
+
+
+def test_unknown_user_gets_404(udp: UdpClient) -> None:
+    assert (
+        status_of(udp.ask(request("OPTIONS", "sip:nobody@voip.example.com", port=udp.port))) == 404
+    )
+    register = request(
+        "REGISTER", "sip:voip.example.com", port=udp.port, extra=("Contact: <sip:x@127.0.0.1>",)
+    ).replace(b"To: <sip:service@", b"To: <sip:0003*999@")
+    assert status_of(udp.ask(register)) == 404
+
+
+def test_wrong_version_gets_505(udp: UdpClient) -> None:
+    assert status_of(udp.ask(request(version="SIP/7.0", port=udp.port))) == 505
+
+
+def test_max_forwards_zero_gets_483(udp: UdpClient) -> None:
+    invite = request("INVITE", "sip:0003*00@voip.example.com", max_forwards=0, port=udp.port)
+    assert status_of(udp.ask(invite)) == 483
+
+
+def test_unsupported_require_gets_420(udp: UdpClient) -> None:
+    reply = udp.ask(request("OPTIONS", port=udp.port, extra=("Require: teleportation",)))
+    assert status_of(reply) == 420
+    assert header(reply, "Unsupported") == "teleportation"
+
+
+def test_unsupported_uri_scheme_gets_416(udp: UdpClient) -> None:
+    assert (
+        status_of(udp.ask(request("OPTIONS", "mailto:someone@example.com", port=udp.port))) == 416
+    )
+
+
+def test_malformed_request_gets_400_with_a_reason(udp: UdpClient) -> None:
+    broken = request("OPTIONS", port=udp.port).replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
+    reply = udp.ask(broken)
+    assert status_of(reply) == 400
+    reason = reply.split(CRLF, 1)[0].split(" ", 2)[2]
+    assert reason and reason != "Bad Request", f"the reason should say what is wrong: {reason!r}"
+
+
+def test_responses_and_junk_get_no_answer_and_the_server_survives(
+    udp: UdpClient, b2bua: B2buaServer
+) -> None:
+    response = (
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bKx\r\n"
+        b"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    assert udp.silent(response)
+    for junk in (b"", b"\x00\xff" * 100, os.urandom(1400), b"INVITE\r\n\r\n", b"SIP/2.0\r\n"):
+        udp.sock.sendto(junk, udp.server)
+    time.sleep(0.3)
+    assert b2bua.running
+    assert status_of(udp.ask(request("OPTIONS", port=udp.port))) == 200
+
+
+def test_options_over_tcp(b2bua: B2buaServer) -> None:
+    assert b2bua.sip_tcp is not None
+    with socket.create_connection(b2bua.sip_tcp, timeout=3) as conn:
+        data = request("OPTIONS", port=conn.getsockname()[1]).replace(b"/UDP", b"/TCP")
+        conn.sendall(data)
+        reply = conn.recv(65535).decode()
+    assert status_of(reply) == 200
+
+
+def test_sigterm_drains_and_exits_0(b2bua_factory: Callable[..., B2buaServer]) -> None:
+    server = b2bua_factory()
+    import signal
+
+    assert server.stop(signal.SIGTERM) == 0
