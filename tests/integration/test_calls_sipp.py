@@ -353,3 +353,26 @@ def test_restart_marks_a_live_call_ended(
     assert record["state"] == "ended"
     assert "restart" in record["hangupCause"]
     assert record["disposition"] == 0
+
+
+def test_a_late_2xx_from_a_losing_fork_gets_ack_and_bye(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    winner = gateway("gateway_answer.xml", variables={"ring_ms": "300"}, rtp_echo=True)
+    late = gateway("gateway_late_answer.xml")
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=winner, p5302040=late))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(
+        api.create(["5354353", "5302040"], ["0003*00"], query={"callDuration": 3})
+    )
+    record = api.wait_ended(call_id, timeout=20)
+    assert record["disposition"] == 0
+    assert late.wait(timeout=15) == 0, late.describe()  # its scenario needs ACK then BYE
+    cancel = first(late.received("CANCEL"))
+    ack = first(late.received("ACK"))
+    bye = first(late.received("BYE"))
+    assert cancel.timestamp <= ack.timestamp <= bye.timestamp
+    assert bye.timestamp - cancel.timestamp < 2.0  # ended at once, not at callDuration
+    views = {v["number"]: v for v in record["phoneCallView"]}
+    assert views["5354353"]["answered"]
+    assert "answered" not in views["5302040"]
