@@ -10,7 +10,7 @@ adds is the through-relay percentile minus the direct one, which removes the gen
 scheduling delay. Loss counts packets sent during the measurement window that never arrived.
 
 Usage:  python benchmarks/bench_relay.py [--quick] [--calls 100,200,400,600,800] [--seconds 5]
-                                         [--repeat 3] [--verbose] [--gil-load 0.5]
+            [--repeat 3] [--verbose] [--process] [--realtime] [--gil-load 0.5] [--switch-interval S]
 Prints a table and the largest N with loss < 0.1 % and added p99 < 5 ms.
 
 Columns: offered/s = packets the generator sent per second; fwd pkt/s = those that came back
@@ -181,22 +181,22 @@ def generator() -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _rss_kib(pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
 
 
-def _thread_schedstat(tid: int) -> tuple[float, float]:
+def _thread_schedstat(tid: int, pid: int | str = "self") -> tuple[float, float]:
     """(seconds on CPU, seconds runnable but waiting for a CPU) of a thread of this process."""
-    run, wait, _slices = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+    run, wait, _slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
     return int(run) / 1e9, int(wait) / 1e9
 
 
-def _thread_cpu(tid: int) -> tuple[float, float]:
+def _thread_cpu(tid: int, pid: int | str = "self") -> tuple[float, float]:
     """(user, system) CPU seconds of a thread of this process."""
-    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
 
@@ -231,13 +231,19 @@ def _python_load(fraction: float, stop: threading.Event) -> None:
 
 def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
     from engine.media import Relay
+    from engine.media.process import RelayProcess
 
-    relay = None if direct else Relay(HOST, (args.ports[0], args.ports[1]))
+    relay: Relay | RelayProcess | None = None
+    if not direct:
+        kind = RelayProcess if args.process else Relay
+        relay = kind(HOST, (args.ports[0], args.ports[1]))
     endpoints = []
-    rss0 = _rss_kib()
-    pairs: list[list[int]] = []
     if relay is not None:
         relay.start()
+    where: int | str = (relay.pid if isinstance(relay, RelayProcess) else None) or "self"
+    rss0 = _rss_kib(where)
+    pairs: list[list[int]] = []
+    if relay is not None:
         for _ in range(calls):
             a, b = relay.allocate(), relay.allocate()
             relay.bridge(a, b)
@@ -245,7 +251,7 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             pairs.append([a.rtp_port, b.rtp_port])
     else:
         pairs = [[0, 0]] * calls
-    rss1 = _rss_kib()
+    rss1 = _rss_kib(where)
     stop_load = threading.Event()
     child = subprocess.Popen(
         [sys.executable, __file__, "--generator"],
@@ -285,12 +291,12 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
             message = json.loads(line)
             if message.get("event") == "measure_start":
                 wall0 = time.monotonic()
-                cpu0 = _thread_cpu(tid) if tid else (0.0, 0.0)
-                sched0 = _thread_schedstat(tid) if tid else (0.0, 0.0)
+                cpu0 = _thread_cpu(tid, where) if tid else (0.0, 0.0)
+                sched0 = _thread_schedstat(tid, where) if tid else (0.0, 0.0)
             elif message.get("event") == "measure_end":
                 wall1 = time.monotonic()
-                cpu1 = _thread_cpu(tid) if tid else (0.0, 0.0)
-                sched1 = _thread_schedstat(tid) if tid else (0.0, 0.0)
+                cpu1 = _thread_cpu(tid, where) if tid else (0.0, 0.0)
+                sched1 = _thread_schedstat(tid, where) if tid else (0.0, 0.0)
                 cpu_wait = (sched1[1] - sched0[1]) / (wall1 - wall0) if wall1 > wall0 else 0.0
             else:
                 result = message
@@ -315,9 +321,8 @@ def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
                             "send_errors",
                         ):
                             totals[key] = totals.get(key, 0) + getattr(st.rtp, key)
-                print(
-                    f"  relay totals {totals} iterations {relay.loop_iterations}", file=sys.stderr
-                )
+                loops = relay.statistics().loop_iterations
+                print(f"  relay totals {totals} iterations {loops}", file=sys.stderr)
             relay.close()
     if args.verbose:
         print(f"  generator {result}", file=sys.stderr)
@@ -365,6 +370,11 @@ def main() -> None:
         default=0,
         help="niceness for the relay thread and the generator (negative needs root): keeps a "
         "shared machine's other load from being measured as relay latency",
+    )
+    parser.add_argument(
+        "--process",
+        action="store_true",
+        help="run the relay in a child process (engine.media.process.RelayProcess)",
     )
     parser.add_argument(
         "--realtime",

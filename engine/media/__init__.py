@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.media.errors import MediaError, PortRangeExhausted
+from engine.media.process import RelayProcess
 from engine.media.recorder import RecordingInfo
 from engine.media.relay import Relay
 from engine.media.stats import ChannelStats, MediaEndpoint, RelayStatistics, StreamStats
@@ -17,6 +18,7 @@ __all__ = [
     "PortRangeExhausted",
     "RecordingInfo",
     "Relay",
+    "RelayProcess",
     "RelayStatistics",
     "StreamStats",
 ]

@@ -1,0 +1,119 @@
+"""The relay in a child process: same control calls, errors and behaviour as the thread."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.media import MediaError, PortRangeExhausted
+from engine.media.process import RelayProcess
+
+HOST = "127.0.0.1"
+
+
+def free_range(size: int) -> tuple[int, int]:
+    base = random.randrange(10000, 30000 - size, 2)
+    return base, base + size - 1
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[RelayProcess]:
+    r = RelayProcess(HOST, free_range(40))
+    r.start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def phones() -> Iterator[list[socket.socket]]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for s in socks:
+        s.bind((HOST, 0))
+        s.settimeout(2.0)
+    yield socks
+    for s in socks:
+        s.close()
+
+
+def rtp(seq: int, ssrc: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 0, seq, seq * 160, ssrc) + b"\xff" * 160
+
+
+def test_forwarding_both_ways_and_counters(
+    relay: RelayProcess, phones: list[socket.socket]
+) -> None:
+    pa, pb = phones
+    a, b = relay.allocate(), relay.allocate()
+    relay.set_remote(a, HOST, pa.getsockname()[1])
+    relay.set_remote(b, HOST, pb.getsockname()[1])
+    relay.bridge(a, b)
+    for seq in (1, 2, 4):
+        pa.sendto(rtp(seq, 11), (HOST, a.rtp_port))
+        data, source = pb.recvfrom(2048)
+        assert data == rtp(seq, 11)
+        assert source == (HOST, b.rtp_port)
+    pb.sendto(rtp(1, 22), (HOST, b.rtp_port))
+    assert pa.recvfrom(2048)[1] == (HOST, a.rtp_port)
+    stats = relay.stats(a)
+    assert (stats.ssrc, stats.expected, stats.lost) == (11, 4, 1)
+    assert relay.statistics().bridges >= 1
+    relay.release(a)
+    relay.release(b)
+
+
+def test_errors_cross_the_process_boundary(relay: RelayProcess) -> None:
+    a = relay.allocate()
+    with pytest.raises(MediaError, match="itself"):
+        relay.bridge(a, a)
+    with pytest.raises(MediaError, match="IP address"):
+        relay.set_remote(a, "example.com", 4000)
+    relay.release(a)
+    with pytest.raises(MediaError, match="unknown or released"):
+        relay.stats(a)
+
+
+def test_tone_and_recording_in_the_child(
+    relay: RelayProcess, phones: list[socket.socket], tmp_path: Path
+) -> None:
+    pa, _pb = phones
+    a, b = relay.allocate(), relay.allocate()
+    relay.set_remote(a, HOST, pa.getsockname()[1])
+    path = tmp_path / "rec.wav"
+    relay.start_recording(a, b, str(path))
+    relay.play_tone(a, 1000.0)
+    packet = pa.recv(2048)
+    assert len(packet) == 172
+    relay.stop_tone(a)
+    for seq in range(5):
+        pa.sendto(rtp(seq, 33), (HOST, a.rtp_port))
+    info = relay.stop_recording(a, b)
+    assert path.exists()
+    assert info.packets[1] == 0
+    relay.release(a)
+    relay.release(b)
+
+
+def test_bad_configuration_fails_start_and_close_stops_the_child() -> None:
+    with pytest.raises(MediaError, match="IP address"):
+        RelayProcess("nowhere", (20000, 20010)).start()
+    lo, hi = free_range(4)
+    r = RelayProcess(HOST, (lo, hi))
+    r.start()
+    pid = r.pid
+    assert pid is not None
+    r.allocate()
+    r.allocate()
+    with pytest.raises(PortRangeExhausted):
+        r.allocate()
+    r.close()
+    r.close()
+    with pytest.raises(MediaError, match="closed"):
+        r.allocate()
+    for port in range(lo, hi + 1):  # the child closed its sockets on the way out
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((HOST, port))
