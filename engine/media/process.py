@@ -6,20 +6,25 @@ switch interval (5 ms by default) after each ``recvfrom``/``sendto`` (a convoy).
 ``benchmarks/bench_relay.py --gil-load 0.5``: p50 30 ms and p99 270 ms at 600 calls, against
 0.1 ms / 1 ms without the competing thread. A child process has its own GIL.
 
-Theory of operation: ``RelayProcess`` starts a child with the ``spawn`` method (no fork of a
-threaded parent) that runs a ``Relay`` and serves control calls read from a pipe, one at a time,
-answering each with the result or the exception. Calls from the parent are serialised by a lock,
-cost one pipe round trip (tens of µs) and may block that long: from trio, calling them directly is
-fine for the cheap ones; use ``trio.to_thread.run_sync`` for ``stop_recording``. The child exits
-when told to or when the pipe breaks (the parent died).
+Theory of operation: ``RelayProcess`` starts ``python -m engine.media.child`` (a fresh
+interpreter: no fork of a threaded parent, and unlike multiprocessing's spawn no re-import of
+the parent's main module) with one end of a socketpair; the child runs a ``Relay`` and serves
+the control calls it reads there, one at a time, answering each with the result or the
+exception. Calls from the parent are serialised by a lock and cost one round trip (about 40 µs
+here; more when the machine is busy), blocking the caller that long: from trio, calling the
+cheap ones directly is fine; use ``trio.to_thread.run_sync`` for ``stop_recording``. The child
+exits when told to or when the socketpair breaks (the parent died).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import multiprocessing.connection
+import socket
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -52,7 +57,7 @@ _ALLOWED = frozenset(
 )
 
 
-def _serve(
+def serve(
     conn: multiprocessing.connection.Connection,
     address: str,
     port_range: tuple[int, int],
@@ -110,7 +115,7 @@ class RelayProcess:
         self._relatch_after = relatch_after
         self._lock = threading.Lock()
         self._conn: multiprocessing.connection.Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
 
     @property
@@ -137,21 +142,36 @@ class RelayProcess:
                 raise MediaError("relay is closed")
             if self._process is not None:
                 raise MediaError("relay already started")
-            context = multiprocessing.get_context("spawn")
-            parent, child = context.Pipe()
-            process = context.Process(
-                target=_serve,
-                args=(child, self._address, self._port_range, self._relatch_after),
-                name="media-relay",
-                daemon=True,
-            )
-            process.start()
-            child.close()
-            self._process, self._conn = process, parent
-            if not parent.poll(_START_TIMEOUT):
+            ours, theirs = socket.socketpair()
+            try:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "engine.media.child",
+                        str(theirs.fileno()),
+                        json.dumps([self._address, list(self._port_range), self._relatch_after]),
+                    ],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                ours.close()
+                raise MediaError(f"cannot start the relay process: {exc}") from None
+            finally:
+                theirs.close()
+            self._process = process
+            self._conn = multiprocessing.connection.Connection(ours.detach())
+            try:
+                if not self._conn.poll(_START_TIMEOUT):
+                    raise MediaError("relay process did not start")
+                status, value = self._conn.recv()
+            except (EOFError, OSError):
                 self._stop_locked()
-                raise MediaError("relay process did not start")
-            status, value = parent.recv()
+                raise MediaError("relay process failed to start") from None
+            except MediaError:
+                self._stop_locked()
+                raise
             if status == "error":
                 self._stop_locked()
                 raise value if isinstance(value, MediaError) else MediaError(str(value))
@@ -171,11 +191,12 @@ class RelayProcess:
             with contextlib.suppress(OSError):
                 conn.send(("close", (), {}))
         if process is not None:
-            process.join(_STOP_TIMEOUT)
-            if process.is_alive():
+            try:
+                process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
                 logger.warning("relay process %s did not stop; killing it", process.pid)
                 process.kill()
-                process.join()
+                process.wait()
         if conn is not None:
             conn.close()
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +122,30 @@ def test_bad_configuration_fails_start_and_close_stops_the_child() -> None:
     for port in range(lo, hi + 1):  # the child closed its sockets on the way out
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((HOST, port))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_the_child_exits_when_its_parent_dies() -> None:
+    lo, hi = free_range(10)
+    code = (
+        "import os; from engine.media import RelayProcess; "
+        f"r = RelayProcess('127.0.0.1', ({lo}, {hi})); r.start(); "
+        "print(r.pid, flush=True); os._exit(0)"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    child = int(parent.stdout.strip())
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for another process to exit, not for logic
+    if _alive(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("relay child outlived its parent")

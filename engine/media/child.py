@@ -1,0 +1,24 @@
+"""Entry point of the relay's child process: ``python -m engine.media.child FD CONFIG``.
+
+Started by :class:`engine.media.process.RelayProcess`, never by hand: FD is the child's end of
+a socketpair, CONFIG the JSON list ``[address, [low, high], relatch_after]``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.connection
+import sys
+
+from engine.media.process import serve
+
+
+def main(argv: list[str]) -> None:
+    fd = int(argv[0])
+    address, port_range, relatch_after = json.loads(argv[1])
+    conn = multiprocessing.connection.Connection(fd)
+    serve(conn, str(address), (int(port_range[0]), int(port_range[1])), float(relatch_after))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
