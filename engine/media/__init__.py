@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.media.control import RelayControl
 from engine.media.errors import MediaError, PortRangeExhausted
 from engine.media.process import RelayProcess
 from engine.media.recorder import RecordingInfo
@@ -18,6 +19,7 @@ __all__ = [
     "PortRangeExhausted",
     "RecordingInfo",
     "Relay",
+    "RelayControl",
     "RelayProcess",
     "RelayStatistics",
     "StreamStats",

@@ -149,3 +149,17 @@ def test_the_child_exits_when_its_parent_dies() -> None:
     if _alive(child):
         os.kill(child, signal.SIGKILL)
         pytest.fail("relay child outlived its parent")
+
+
+def test_both_relays_satisfy_the_control_protocol() -> None:
+    from engine.media import Relay, RelayControl
+
+    def check(relay: RelayControl) -> str:
+        return relay.address
+
+    thread = Relay(HOST, free_range(4))
+    try:
+        assert check(thread) == HOST
+        assert check(RelayProcess(HOST, free_range(4))) == HOST
+    finally:
+        thread.close()

@@ -1,0 +1,56 @@
+"""The control surface shared by :class:`Relay` (a thread) and :class:`RelayProcess` (a child
+process), so the engine can be typed against either and switch with one line."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from engine.media.recorder import RecordingInfo
+from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
+
+
+class RelayControl(Protocol):
+    """What the engine calls on a relay."""
+
+    @property
+    def address(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def allocate(self, kind: str = "audio") -> MediaEndpoint: ...
+
+    def release(self, ep: MediaEndpoint) -> None: ...
+
+    def set_remote(
+        self, ep: MediaEndpoint, host: str, rtp_port: int, rtcp_port: int | None = None
+    ) -> None: ...
+
+    def bridge(self, a: MediaEndpoint, b: MediaEndpoint) -> None: ...
+
+    def unbridge(self, a: MediaEndpoint, b: MediaEndpoint) -> None: ...
+
+    def set_direction(self, ep: MediaEndpoint, send: bool, receive: bool = True) -> None: ...
+
+    def set_echo(self, ep: MediaEndpoint, on: bool = True) -> None: ...
+
+    def stats(self, ep: MediaEndpoint) -> StreamStats: ...
+
+    def statistics(self) -> RelayStatistics: ...
+
+    def play_tone(
+        self,
+        ep: MediaEndpoint,
+        frequency: float = 440.0,
+        payload_type: int = 0,
+        *,
+        level_dbfs: float = -10.0,
+        duration: float | None = None,
+    ) -> None: ...
+
+    def stop_tone(self, ep: MediaEndpoint) -> None: ...
+
+    def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None: ...
+
+    def stop_recording(self, a: MediaEndpoint, b: MediaEndpoint | None = None) -> RecordingInfo: ...
