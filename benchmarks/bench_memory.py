@@ -54,7 +54,6 @@ COLUMNS = [
     "steady_mib",
     "kib_per_call_setup",
     "kib_per_call_steady",
-    "exit",
 ]
 
 
@@ -131,7 +130,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
                 steady = rss_kib(system.pid)
                 rows = uac.rows()
                 failed = int(float(rows[-1].get("FailedCall(C)", "0") or 0)) if rows else 0
-                result = uac.stop()
+                errors = uac.result(0).errors.strip().splitlines()
             finally:
                 uac.cleanup()
     finally:
@@ -147,7 +146,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "steady_mib": round(steady / 1024, 1),
         "kib_per_call_setup": round((setup - base) / max(1, held), 1),
         "kib_per_call_steady": round((steady - base) / max(1, held), 1),
-        "exit": result.returncode,
+        "first_error": errors[1][:160] if len(errors) > 1 else "",
     }
 
 
@@ -168,6 +167,8 @@ def main() -> int:
             row = measure(system, calls, args)
             rows.append(row)
             print_table([row], COLUMNS)
+            if row["first_error"]:
+                print("   first error:", row["first_error"])
     suffix = f"-{args.tag}" if args.tag else ""
     write_csv(OUT / f"memory{suffix}.csv", rows)
     print()

@@ -35,7 +35,9 @@ Writes benchmarks/out/signalling.csv and benchmarks/out/signalling.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +58,9 @@ from common import (
     machine_line,
     print_table,
     rss_kib,
+    thread_cpu,
+    udp_port_drops,
+    udp_rcvbuf_errors,
     write_csv,
 )
 
@@ -229,6 +234,10 @@ def run_step(
     uac = Sipp(args, "uac", port=uac_port)
     uas_before = uas.rows()
     cpu_before = cpu_seconds(system.pid) if system.pid else 0.0
+    threads_before = thread_cpu(system.pid) if system.pid else {}
+    drops_before = udp_rcvbuf_errors()
+    sut_port = int(system.target.rsplit(":", 1)[1])
+    sut_drops_before = udp_port_drops(sut_port)
     rss_before = rss_kib(system.pid) if system.pid else 0
     profiler = None
     started = time.monotonic()
@@ -271,6 +280,15 @@ def run_step(
     time.sleep(0.5)  # the UAS's stat row for the last second
     uas_after = uas.rows()
     cpu = (cpu_seconds(system.pid) - cpu_before) if system.pid else 0.0
+    drops = udp_rcvbuf_errors() - drops_before
+    sut_drops = udp_port_drops(sut_port) - sut_drops_before
+    # the busiest thread is the trio (main) thread; the rest is the relay's and the store's
+    threads_after = thread_cpu(system.pid) if system.pid else {}
+    per_thread = sorted(
+        (threads_after.get(t, 0.0) - threads_before.get(t, 0.0) for t in threads_after),
+        reverse=True,
+    )
+    main_cpu = per_thread[0] if per_thread else 0.0
     created = result.created
     peak_calls = max(result.series("CurrentCall") or [0])
     uas_retrans = _delta(uas_before, uas_after, "Retransmissions(C)")
@@ -298,10 +316,14 @@ def run_step(
         "max_ms": max(result.rtt_ms) if result.rtt_ms else float("nan"),
         "peak_calls": peak_calls,
         "cpu_pct": round(100 * cpu / elapsed, 1) if system.pid else float("nan"),
+        "main_pct": round(100 * main_cpu / elapsed, 1) if system.pid else float("nan"),
+        "udp_drops": drops,
+        "sut_drops": sut_drops,
         "cpu_ms_call": round(1000 * cpu / max(1, result.successful), 3)
         if system.pid
         else float("nan"),
         "peak_rss_mib": round(peak_rss / 1024, 1) if system.pid else float("nan"),
+        "load": round(os.getloadavg()[0], 2),
         "exit": result.returncode,
         "clean": clean,
         "first_error": result.errors.strip().splitlines()[1][:160]
@@ -325,48 +347,62 @@ COLUMNS = [
     "max_ms",
     "peak_calls",
     "cpu_pct",
+    "main_pct",
+    "udp_drops",
+    "sut_drops",
     "cpu_ms_call",
     "peak_rss_mib",
+    "load",
     "clean",
 ]
 
 
-def run_system(
-    name: str,
+def run_mode(
+    systems: list[str],
     mode: str,
     args: argparse.Namespace,
     scenario: Path | None,
     rows: list[dict[str, Any]],
 ) -> None:
-    uac_port = free_port()
-    uas_args = ["-sn", "uas", "-timeout", "7200s"]
-    if mode == "media":
-        uas_args.append("-rtp_echo")
-    uas = Sipp(uas_args, "uas")
-    uas.start()
-    env: dict[str, str] = {}
-    gc_log = OUT / f"gc-{name}-{mode}.txt"
-    if args.gc_log:
-        env["BENCH_GC_LOG"] = str(gc_log)
-    if args.gc_freeze:
-        env["BENCH_GC_FREEZE"] = "1"
-    if args.gc_threshold:
-        env["BENCH_GC_THRESHOLD"] = args.gc_threshold
-    try:
-        time.sleep(0.3)
-        if name == "ours":
-            sut: Any = OursServer(uac_port, uas.port, env=env, src=args.src)
-        elif name == "sippy":
-            sut = SippyServer(uas.port)
-        else:
-            sut = Direct(uas.port)
-        with sut as system:
-            time.sleep(0.5)
-            failures = 0
-            for rate in args.rates:
+    """Start every system (each with its own UAS), then step the rate up, running the systems
+    one after the other at each rate, so they see the same background load on a shared machine.
+    A system drops out after ``--stop-after`` unclean steps."""
+    with contextlib.ExitStack() as stack:
+        running_systems: list[tuple[System, Sipp, int]] = []
+        for name in systems:
+            uac_port = free_port()
+            uas_args = ["-sn", "uas", "-timeout", "7200s"]
+            if mode == "media":
+                uas_args.append("-rtp_echo")
+            uas = Sipp(uas_args, f"uas-{name}")
+            stack.callback(uas.cleanup)
+            stack.callback(uas.stop)
+            uas.start()
+            time.sleep(0.3)
+            env: dict[str, str] = {}
+            if args.gc_log:
+                env["BENCH_GC_LOG"] = str(OUT / f"gc-{name}-{mode}.txt")
+            if args.gc_freeze:
+                env["BENCH_GC_FREEZE"] = "1"
+            if args.gc_threshold:
+                env["BENCH_GC_THRESHOLD"] = args.gc_threshold
+            sut: Any
+            if name == "ours":
+                sut = OursServer(uac_port, uas.port, env=env, src=args.src)
+            elif name == "sippy":
+                sut = SippyServer(uas.port)
+            else:
+                sut = Direct(uas.port)
+            running_systems.append((stack.enter_context(sut), uas, uac_port))
+        time.sleep(0.5)
+        failures = dict.fromkeys(systems, 0)
+        for rate in args.rates:
+            for system, uas, uac_port in running_systems:
+                if failures[system.name] >= args.stop_after:
+                    continue
                 profile_to = None
-                if args.profile == rate and name == "ours":
-                    profile_to = OUT / f"profile-{name}-{mode}-{rate}.txt"
+                if args.profile == rate and system.name == "ours":
+                    profile_to = OUT / f"profile-ours-{mode}-{rate}.txt"
                 row = run_step(
                     system,
                     uas,
@@ -383,14 +419,12 @@ def run_system(
                 if row["first_error"]:
                     print("   first error:", row["first_error"])
                 if not row["clean"]:
-                    failures += 1
-                    if failures >= args.stop_after:
-                        break
+                    failures[system.name] += 1
                 time.sleep(args.pause)
-    finally:
-        uas.stop()
-        uas.cleanup()
-    if args.gc_log and name == "ours" and gc_log.exists():
+            if all(failures[s] >= args.stop_after for s in systems):
+                break
+    gc_log = OUT / f"gc-ours-{mode}.txt"
+    if args.gc_log and "ours" in systems and gc_log.exists():
         summarize_gc(gc_log)
 
 
@@ -497,8 +531,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     print_table([], COLUMNS)
     for mode in modes:
-        for system in systems:
-            run_system(system, mode, args, scenario, rows)
+        run_mode(systems, mode, args, scenario, rows)
     suffix = f"-{args.tag}" if args.tag else ""
     write_csv(OUT / f"signalling{suffix}.csv", rows)
     print()

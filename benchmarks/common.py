@@ -167,6 +167,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds per thread of a process (tid -> user + system)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a socket's receive buffer was full (all sockets)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+        header, values = [row for row in lines if row[0] == "Udp:"][:2]
+        return int(values[header.index("RcvbufErrors")])
+    return 0
+
+
+def udp_port_drops(port: int) -> int:
+    """Datagrams dropped on the 127.0.0.1 UDP socket(s) bound to ``port`` (/proc/net/udp)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 13 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[-1])
+    return total
+
+
 def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
