@@ -48,7 +48,8 @@ MAX_NUMBER_LENGTH = 64
 MAX_URL_LENGTH = 2048
 NONCE_RE = re.compile(r"[A-Za-z0-9._~:@+=/-]{1,128}")
 INTEGER_RE = re.compile(r"[0-9]{1,12}")
-NUMBER_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+# a decimal as JSON or a client's float formatting writes it ("1.5", "1e-05", "2.5E+3")
+NUMBER_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,4})?")
 PHONE_TERMINAL = "phone_terminal"
 
 

@@ -52,22 +52,51 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
+# Path values as the facade reads them (api/scope.py): the aliases or a numeric id, and an
+# extension number (short or extended) or @self. Precise schemas let a fuzzer reach the handlers.
+USER_REF = {
+    "anyOf": [
+        {"type": "string", "enum": ["@me", "@viewer", "@owner"]},
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    ],
+    "examples": ["@me", "12"],
+}
+EXTENSION_NUMBER = {
+    "anyOf": [
+        {"type": "string", "enum": ["@self"]},
+        {"type": "string", "pattern": "^([0-9]{1,16}[*])?[0-9]{1,16}$"},
+    ],
+    "examples": ["210", "0003*210", "@self"],
+}
+
 USER_ID = _path_param(
     "userId",
     "The user acting: `@me`/`@viewer` (the User App's own user), `@owner` (the owner of the "
     "extension) or a numeric user id. Organization and Administrator Apps must give an id.",
+    USER_REF,
 )
 EXTENSION = _path_param(
     "extension",
     "An extension number (`0003*210`, or short `210` for User/Organization Apps) owned by the "
     "user, or `@self` for every extension of the user.",
+    EXTENSION_NUMBER,
 )
 PHONE_CALL_ID = _path_param(
     "phoneCallId",
     "A PhoneCall id (20 hex digits).",
     {"type": "string", "pattern": "^[0-9a-fA-F]{1,64}$"},
 )
-OWNER_ID = _path_param("ownerId", "The user whose call history is read (`@me` or a user id).")
+OWNER_ID = _path_param(
+    "ownerId",
+    "The user whose call history is read (`@me` or a user id).",
+    {
+        "anyOf": [
+            {"type": "string", "enum": ["@me", "@viewer"]},
+            {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        ],
+        "examples": ["@me", "12"],
+    },
+)
 
 PAGING = [
     _query(
@@ -134,20 +163,20 @@ DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, 
 
 
 def _schemas() -> dict[str, Any]:
-    numbers = {
-        "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": 64},
-            {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 20,
-                "items": {"type": "string", "minLength": 1, "maxLength": 64},
-            },
-        ]
+    # CODE*NNN (an extension, or CODE*0N a sandbox number), a short extension number, or a
+    # public number (digits, optional leading +): engine/numbers.py resolves them.
+    number = {
+        "type": "string",
+        "pattern": "^([0-9]{1,16}[*][0-9]{1,16}|[+]?[0-9]{1,20})$",
+        "examples": ["0003*00", "211", "+4930123456"],
     }
+    numbers = {"oneOf": [number, {"type": "array", "minItems": 1, "maxItems": 20, "items": number}]}
+    # engine.numbers.parse_caller_id: an optional name (letters, digits, spaces, .-') then a
+    # number in <>, or a bare number; the number is digits and * (a leading +), 32 at most.
     caller_id = {
         "type": "string",
         "maxLength": 256,
+        "pattern": "^([A-Za-z0-9 .'-]{0,64}<[+]?[*]{0,8}[0-9][0-9*]{0,22}>|[+]?[*]{0,8}[0-9][0-9*]{0,22})$",
         "description": "UAPI-Caller-Id: `John Doe <+3334444>`.",
         "examples": ["John Doe <4242425>"],
     }
@@ -229,6 +258,8 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "extension": {
                     "type": "string",
+                    "pattern": "^([0-9]{1,16}[*])?[0-9]{1,16}$",
+                    "examples": ["210", "0003*210"],
                     "description": "A Phone Terminal extension owned by the user (not @self). Default: the first source. Error `extension_invalid`.",
                 },
                 "phoneCallView": {
@@ -424,19 +455,32 @@ def _schemas() -> dict[str, Any]:
                     ],
                     "description": "PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501.",
                 },
-                "sendCallTo": {"type": "string", "maxLength": 64},
+                "sendCallTo": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"},
                 "phoneCallViewId": {
                     "type": "string",
                     "pattern": "^[0-9]{1,3}$",
                     "description": "Required for OnHold, OffHold, StartRecording, StopRecording.",
                 },
-                "transferNumber": {"type": "string", "maxLength": 64},
-                "transferFromNumber": {"type": "string", "maxLength": 64},
+                "transferNumber": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": "\\S",
+                },
+                "transferFromNumber": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": "\\S",
+                },
                 "format": {"type": "string", "enum": ["wav", "wav49"]},
                 "callerId": caller_id,
                 "waitForPickUp": {
-                    "type": ["number", "string"],
-                    "description": "Also accepted as waitForPickup.",
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+                        {"type": "string", "pattern": "^[1-9][0-9]{0,4}([.][0-9]{1,9})?$"},
+                    ],
+                    "description": "Seconds, > 0 (fractions round up), at most 604800; a number or its decimal text. Also accepted as waitForPickup. Error `pc_timeout_invalid`.",
                 },
             },
         },
@@ -566,7 +610,17 @@ def _paths() -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("PhoneCallCreate")}},
+                    "content": {
+                        JSON: {
+                            "schema": _ref("PhoneCallCreate"),
+                            "example": {
+                                "extension": "210",
+                                "phoneCallView": [
+                                    {"source": ["0003*00"], "destination": ["0003*01"]}
+                                ],
+                            },
+                        }
+                    },
                 },
                 "responses": {
                     "202": {

@@ -1,0 +1,92 @@
+"""What the schemathesis run against the real server (tests/integration/test_api_fuzz.py) found:
+values the OpenAPI document allows that the server refused, and examples it must accept."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from uapi_helpers import PUBLIC_URL, assert_error, auth
+
+from api.create import parse_positive_seconds
+from api.openapi import openapi_document
+from api.phonecalls import check_action
+from engine.numbers import parse_caller_id
+
+DOC = openapi_document(PUBLIC_URL)
+SCHEMAS = DOC["components"]["schemas"]
+CREATE = "/uapi/phoneCalls/@me/simple"
+
+
+def _create_operation() -> dict:
+    return DOC["paths"]["/uapi/phoneCalls/{userId}/simple"]["post"]
+
+
+async def test_wait_for_pickup_written_with_an_exponent_is_a_number(
+    mock_clock, client, engine
+) -> None:
+    # The document says `number`; clients (and schemathesis) format floats as 5e-324 or 1.5e+2.
+    body = _create_operation()["requestBody"]["content"]["application/json"]["example"]
+    headers = await auth(client)
+    tiny = await client.post(CREATE, json=body, params={"waitForPickup": "5e-324"}, headers=headers)
+    assert tiny.status_code == 202, tiny.text
+    assert engine.get_call(tiny.json()[0]["id"]).wait_for_pickup == 1  # fractions round up
+    big = await client.post(CREATE, json=body, params={"waitForPickup": "1.5E+2"}, headers=headers)
+    assert big.status_code == 202, big.text
+    assert engine.get_call(big.json()[0]["id"]).wait_for_pickup == 150
+    long_fraction = await client.post(
+        CREATE, json=body, params={"waitForPickup": "1.0000000000000002"}, headers=headers
+    )
+    assert long_fraction.status_code == 202, long_fraction.text
+    too_big = await client.post(CREATE, json=body, params={"waitForPickup": "1e9"}, headers=headers)
+    assert_error(too_big, 400, "pc_timeout_invalid")
+    not_finite = await client.post(
+        CREATE, json=body, params={"waitForPickup": "1e9999"}, headers=headers
+    )
+    assert_error(not_finite, 400, "pc_timeout_invalid")
+
+
+def test_action_wait_for_pickup_as_a_json_float_in_exponent_form() -> None:
+    action = check_action({"action": "OnHold", "phoneCallViewId": "01", "waitForPickUp": 1e-05})
+    assert action.wait_for_pickup == 1
+    assert parse_positive_seconds("2.5e1", "pc_timeout_invalid", "w", integer=False) == 25
+
+
+async def test_the_documented_create_example_is_accepted(mock_clock, client, engine) -> None:
+    body = _create_operation()["requestBody"]["content"]["application/json"]["example"]
+    response = await client.post(CREATE, json=body, headers=await auth(client))
+    assert response.status_code == 202, response.text
+
+
+CALLER_ID_PATTERN = SCHEMAS["PhoneCallViewCreate"]["properties"]["callerId"]["pattern"]
+
+
+@given(st.from_regex(CALLER_ID_PATTERN, fullmatch=True))
+def test_every_caller_id_the_document_allows_is_accepted(text: str) -> None:
+    # Was `string, maxLength 256`: a fuzzer's valid callerId was answered pc_callerid_invalid.
+    parse_caller_id(text)
+
+
+@pytest.mark.parametrize("name", ["sendCallTo", "transferNumber", "transferFromNumber"])
+def test_action_texts_the_document_allows_are_not_refused_as_empty(name: str) -> None:
+    # Was `string, maxLength 64`: "" and "  " passed the document and got pc_action_invalid.
+    schema = SCHEMAS["PhoneCallAction"]["properties"][name]
+    assert schema["minLength"] == 1
+    assert re.search(schema["pattern"], "   ") is None
+    check_action({"action": "Transfer", "sendCallTo": "0003*211", name: "0003*210"})
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=604800, exclude_min=True),
+        st.from_regex(
+            SCHEMAS["PhoneCallAction"]["properties"]["waitForPickUp"]["anyOf"][1]["pattern"],
+            fullmatch=True,
+        ),
+    )
+)
+def test_every_action_wait_for_pickup_the_document_allows_is_accepted(value: float | str) -> None:
+    action = check_action({"action": "OnHold", "phoneCallViewId": "01", "waitForPickUp": value})
+    assert action.wait_for_pickup is not None and 1 <= action.wait_for_pickup <= 604800
