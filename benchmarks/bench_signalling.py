@@ -231,7 +231,7 @@ def run_step(
     if not strict:
         # An unexpected message (Sippy's 180 that overtakes its 200) is counted, not fatal.
         args += ["-default_behaviors", "all,-abortunexp"]
-    uac = Sipp(args, "uac", port=uac_port)
+    uac = Sipp(args, "uac")  # a fresh port: the SUT trusts all of 127.0.0.1
     uas_before = uas.rows()
     cpu_before = cpu_seconds(system.pid) if system.pid else 0.0
     threads_before = thread_cpu(system.pid) if system.pid else {}
@@ -403,17 +403,20 @@ def run_mode(
                 profile_to = None
                 if args.profile == rate and system.name == "ours":
                     profile_to = OUT / f"profile-ours-{mode}-{rate}.txt"
-                row = run_step(
-                    system,
-                    uas,
-                    uac_port,
-                    mode,
-                    rate,
-                    args.window,
-                    scenario,
-                    profile_to,
-                    args.strict,
-                )
+                for _attempt in range(3):  # exit 254: a port was taken meanwhile
+                    row = run_step(
+                        system,
+                        uas,
+                        uac_port,
+                        mode,
+                        rate,
+                        args.window,
+                        scenario,
+                        profile_to,
+                        args.strict,
+                    )
+                    if not (row["exit"] == 254 and row["successful"] == 0):
+                        break
                 rows.append(row)
                 print_table([row], COLUMNS, header=False)
                 if row["first_error"]:

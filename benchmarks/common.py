@@ -233,7 +233,9 @@ class System:
 
 
 class OursServer:
-    """``b2bua serve`` with a generated config: trusted peer = uac_port, default route = uas_port.
+    """``b2bua serve`` with a generated config: default route = uas_port, trusted peer = every
+    port of 127.0.0.1 (each SIPp UAC run takes a fresh port: a port reused between runs can be
+    taken by another process on a busy machine).
 
     ``env`` adds environment variables (e.g. a profiler switch of the harness).
     """
@@ -292,7 +294,7 @@ prefix = ""
 gateway = "udp:{HOST}:{self.uas_port}"
 
 [[peers]]
-address = "{HOST}:{self.uac_port}"
+address = "{HOST}"
 organization = 3
 """
         )
