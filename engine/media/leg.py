@@ -7,11 +7,13 @@ packets for the endpoint's phone go, sent *from this socket*; its ``target`` is 
 bridged partner, or itself in echo mode) whose socket sends on what arrives here.
 
 Symmetric latching (the "comedia" practice, RFC 4961 symmetric RTP): before anything arrives,
-``dest`` is the address the phone's SDP gave. The first valid packet (RTP or RTCP version 2)
-latches: ``dest`` becomes its source address. After that a packet from another address re-latches
-only when it carries a different SSRC (a new stream, e.g. after a transfer) or when the latched
-address has been silent for ``relatch_after`` seconds (a NAT rebinding); otherwise it is counted
-as foreign and dropped, so a stray or spoofed sender cannot steal the stream.
+``dest`` is the address the phone's SDP gave. The first valid packet (RTP version 2 with a full
+header; RTCP version 2 with a packet type of 192-223 and a consistent length) latches: ``dest``
+becomes its source address. After that a packet from another address re-latches only when it
+carries a different SSRC (a new stream, e.g. after a transfer) or when the latched address has
+been silent for ``relatch_after`` seconds (a NAT rebinding); otherwise it is counted as foreign
+and dropped, so a stray or spoofed sender cannot steal the stream. Packets that are not valid
+RTP/RTCP are forwarded only from the latched address (keep-alives).
 
 Loss (RFC 3550 appendix A.3): the hot loop keeps ``max_seq`` and ``cycles`` (wraps times 65536)
 and ``received``; a jump of ``MAX_DROPOUT`` or more is not counted until a second packet follows
@@ -121,7 +123,11 @@ class Leg:
             if size < rtp.RTP_HEADER_SIZE or buf[0] & 0xC0 != rtp.RTP_VERSION_BITS:
                 return -1
             return int.from_bytes(buf[8:12], "big")
-        if size < 8 or buf[0] & 0xC0 != rtp.RTP_VERSION_BITS:
+        # RTCP (RFC 3550 6.4, A.2): version 2, a packet type of 192-223 (RFC 5761 4), and a
+        # first packet that fits in the datagram
+        if size < 8 or buf[0] & 0xC0 != rtp.RTP_VERSION_BITS or not 192 <= buf[1] <= 223:
+            return -1
+        if 4 * (((buf[2] << 8) | buf[3]) + 1) > size:
             return -1
         return int.from_bytes(buf[4:8], "big")
 

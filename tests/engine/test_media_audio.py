@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.media import MediaError, Relay, g711, rtp, tone
 
@@ -287,3 +289,12 @@ def _eventually(check: object, timeout: float = 1.0) -> bool:
             return False
         time.sleep(0.001)
     return True
+
+
+@given(st.binary(max_size=400))
+def test_rtp_parse_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    parsed = rtp.parse(data)
+    if parsed is not None:
+        pt, seq, _ts, _ssrc, payload = parsed
+        assert 0 <= pt < 128 and 0 <= seq < 65536
+        assert len(payload) <= len(data) - 12

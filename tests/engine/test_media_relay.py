@@ -502,3 +502,24 @@ def test_statistics_count_what_the_relay_holds(relay: Relay) -> None:
     assert stats.running
     relay.stop_tone(c)
     assert eventually(lambda: relay.statistics().tones == 0)
+
+
+def test_garbage_datagrams_are_counted_and_do_not_disturb_forwarding(
+    relay: Relay, phones: Callable[[], Phone]
+) -> None:
+    a, _b, pa, pb = bridged_pair(relay, phones)
+    junk = [b"", b"\x00", b"\x80" * 11, b"\x40" + bytes(30), bytes(range(256)) * 4]
+    stranger = phones()
+    for data in junk:  # before latching, from a stranger: nothing valid to latch on
+        stranger.sock.sendto(data, (HOST, a.rtp_port))
+        stranger.sock.sendto(data, (HOST, a.rtcp_port))
+    assert pb.silent()
+    assert eventually(lambda: relay.stats(a).rtp.packets_foreign == len(junk))
+    sent = pa.send_rtp(a.rtp_port, 1)
+    assert pb.recv()[0] == sent
+    pa.sock.sendto(b"keepalive", (HOST, a.rtp_port))  # non-RTP from the latched phone passes
+    assert pb.recv()[0] == b"keepalive"
+    stats = relay.stats(a)
+    assert stats.expected == 1
+    assert stats.rtp.packets_received == len(junk) + 2
+    assert stats.rtcp.packets_dropped == len(junk)
