@@ -1,0 +1,577 @@
+"""Click-to-call under load: Simple PhoneCalls created through the HTTP API, real SIPp phones.
+
+Starts the real ``b2bua serve`` (port 0, a temporary store, the relay on a big port range, via
+``common.OursServer`` so the launcher's GC/cProfile switches work) with three ``[[routes]]``:
+
+- ``5354353``  -> SIPp phone A: ``gateway_answer_tone.xml`` answers at once and streams a 440 Hz
+  tone until the BYE (``--media echo``: ``gateway_answer.xml -rtp_echo`` instead);
+- ``5302040``  -> SIPp phone B: ``gateway_noanswer.xml`` rings and never answers, so every call
+  must CANCEL it once A answered;
+- ``3235742879`` -> SIPp destination: ``gateway_answer.xml -rtp_echo`` answers and echoes RTP.
+
+Then, for each rate step (default 25, 50, 100, 150, 200 calls/s, ``--window`` seconds each), an
+open-loop generator (an async httpx client, one task per request, ``--connections`` keep-alive
+connections) POSTs ``/uapi/phoneCalls/@me/simple?callDuration=2`` with sources A and B and the
+destination, each request at its scheduled time whether or not earlier ones came back. After the
+window it waits until every call of the step has ended, then reads each call's disposition from
+the store file (SQLite, read-only; a sample is cross-checked with GET through the API) and the
+SIPp message counts (``-trace_counts``), and prints per step:
+
+- ``created/s``: 202 answers per second of the window; ``answered/s``: calls of the step that
+  ended ANSWERED per second of the window; ``fail``: any other disposition, any API error
+  (non-202, timeout) or a call still live 30 s after its step;
+- API create latency p50/p99 in ms, measured from the request's scheduled time (so a client or
+  server that falls behind shows up as latency, not as a lower rate);
+- ``B CANCEL`` (must equal the calls created), ``A BYE`` and ``D BYE`` (must equal the answered
+  calls), SIPp retransmissions seen by the phones, and the server's CPU share during the window.
+
+Writes ``benchmarks/out/click_to_call[-TAG].csv`` and ``.png``.
+
+    python benchmarks/bench_click_to_call.py                      # 25,50,100,150,200 /s x 10 s
+    python benchmarks/bench_click_to_call.py --quick              # 50,150 /s x 4 s
+    python benchmarks/bench_click_to_call.py --rates 150 --window 20 --py-spy 8 --tag prof
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    HOST,
+    LAUNCHER,
+    OUT,
+    PYTHON,
+    REPO,
+    OursServer,
+    Sipp,
+    System,
+    _Drain,
+    cpu_seconds,
+    machine_line,
+    print_table,
+    raise_nofile,
+    summarize_profile,
+    write_csv,
+)
+
+SOURCE_A = "5354353"
+SOURCE_B = "5302040"
+DESTINATION = "3235742879"
+SCENARIOS = REPO / "sipp_scenarios"
+ANSWERED = 0  # UAPI disposition code
+COLUMNS = (
+    "rate",
+    "created/s",
+    "answered/s",
+    "fail",
+    "api_err",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "B_CANCEL",
+    "A_BYE",
+    "D_BYE",
+    "retrans",
+    "srv_cpu%",
+    "client_cpu%",
+    "sipp_cpu%",
+    "ok",
+)
+
+
+class ClickToCallServer(OursServer):
+    """``b2bua serve`` with the three routes of this benchmark and an App for user 12."""
+
+    def __init__(self, a_port: int, b_port: int, d_port: int, **kw: Any) -> None:
+        super().__init__(uac_port=0, uas_port=0, **kw)
+        self.routes = {SOURCE_A: a_port, SOURCE_B: b_port, DESTINATION: d_port}
+        self.api_url = ""
+
+    def write_files(self) -> Path:
+        config = super().write_files()
+        routes = "".join(
+            f'\n[[routes]]\nprefix = "{prefix}"\ngateway = "udp:{HOST}:{port}"\nrate = 0.02\n'
+            for prefix, port in self.routes.items()
+        )
+        directory = self.tmp / "directory.toml"
+        text = directory.read_text()
+        # drop the harness's default route and trusted peer: only our three routes
+        text = text.split("[[routes]]")[0]
+        directory.write_text(text + routes)
+        return config
+
+    @property
+    def store_path(self) -> Path:
+        return self.tmp / "b2bua.sqlite"
+
+    def __enter__(self) -> System:
+        """As ``OursServer.__enter__``, also keeping the API URL the server announced."""
+        config = self.write_files()
+        cmd = [*self.wrapper, PYTHON, "-c", LAUNCHER, "serve", "--config", str(config)]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+            preexec_fn=raise_nofile,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        target = None
+        seen: list[str] = []
+        while time.monotonic() < deadline and not self.api_url:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip())
+            if match := re.match(r"listening sip udp (\S+)", line):
+                target = match.group(1)
+            if match := re.match(r"listening api (\S+)", line):
+                self.api_url = match.group(1)
+        if target is None or not self.api_url:
+            self.__exit__()
+            raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
+        self.drain = _Drain(self.proc.stdout)
+        self.drain.start()
+        return System("ours", target, self.proc.pid)
+
+
+# ----------------------------------------------------------------------------- SIPp counts
+
+
+@dataclass
+class Counts:
+    """Cumulative message counts of one SIPp (summed over the scenario's steps)."""
+
+    cancel_recv: int = 0
+    bye_recv: int = 0
+    invite_recv: int = 0
+    retrans: int = 0
+    unexpected: int = 0
+    stamp: float = 0.0
+
+    def minus(self, other: Counts) -> Counts:
+        return Counts(
+            self.cancel_recv - other.cancel_recv,
+            self.bye_recv - other.bye_recv,
+            self.invite_recv - other.invite_recv,
+            self.retrans - other.retrans,
+            self.unexpected - other.unexpected,
+        )
+
+
+def read_counts(sipp: Sipp) -> Counts:
+    """The last row of SIPp's ``-trace_counts`` CSV (written every ``-fd`` second)."""
+    files = list(sipp.tmp.glob("*_counts.csv"))
+    if not files:
+        return Counts()
+    lines = [line for line in files[0].read_text(errors="replace").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return Counts()
+    header = lines[0].rstrip(";").split(";")
+    values = lines[-1].rstrip(";").split(";")
+    out = Counts(stamp=time.time())
+    for name, value in zip(header, values, strict=False):
+        try:
+            number = int(value)
+        except ValueError:
+            continue
+        if name.endswith("_CANCEL_Recv"):
+            out.cancel_recv += number
+        elif name.endswith("_BYE_Recv"):
+            out.bye_recv += number
+        elif name.endswith("_INVITE_Recv"):
+            out.invite_recv += number
+        elif name.endswith("_Retrans"):
+            out.retrans += number
+        elif name.endswith("_Unexp"):
+            out.unexpected += number
+    return out
+
+
+async def fresh_counts(sipps: list[Sipp]) -> list[Counts]:
+    """Counts written after now (SIPp writes a row every second)."""
+    now = time.time()
+    await trio.sleep(1.2)
+    for _ in range(30):
+        counts = [read_counts(s) for s in sipps]
+        if all(c.stamp > now for c in counts):
+            return counts
+        await trio.sleep(0.3)
+    return [read_counts(s) for s in sipps]
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass
+class StepResult:
+    rate: int
+    window: float
+    ids: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    api_errors: list[str] = field(default_factory=list)
+    lag_max: float = 0.0
+
+
+async def token_for(client: httpx.AsyncClient) -> str:
+    reply = await client.post(
+        "/oauth/token.php",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "bench-app",
+            "client_secret": "bench-secret",
+        },
+    )
+    reply.raise_for_status()
+    return str(reply.json()["access_token"])
+
+
+async def run_step(
+    client: httpx.AsyncClient, token: str, rate: int, window: float, duration: int
+) -> StepResult:
+    """Open loop: request i is sent at start + i/rate, each from its own task."""
+    result = StepResult(rate, window)
+    headers = {"Authorization": f"Bearer {token}"}
+    body = json.dumps(
+        {
+            "extension": "210",
+            "phoneCallView": [
+                {
+                    "source": [SOURCE_A, SOURCE_B],
+                    "destination": [DESTINATION],
+                    "callerId": "Bench <4242425>",
+                }
+            ],
+        }
+    ).encode()
+    headers["Content-Type"] = "application/json"
+    url = f"/uapi/phoneCalls/@me/simple?callDuration={duration}"
+    total = int(rate * window)
+
+    async def one(scheduled: float) -> None:
+        try:
+            reply = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            result.api_errors.append(type(exc).__name__)
+            return
+        result.latencies.append(time.perf_counter() - scheduled)
+        if reply.status_code == 202:
+            result.ids.append(reply.json()[0]["id"])
+        else:
+            result.api_errors.append(str(reply.status_code))
+
+    start = time.perf_counter() + 0.05
+    async with trio.open_nursery() as nursery:
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await trio.sleep(delay)
+            else:
+                result.lag_max = max(result.lag_max, -delay)
+            nursery.start_soon(one, scheduled)
+    return result
+
+
+def read_dispositions(store: Path, ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """id -> (state, disposition) from the server's store (read-only; WAL allows it)."""
+    out: dict[str, tuple[str, int | None]] = {}
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+    try:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for call_id, state, data in db.execute(
+                f"SELECT id, state, data FROM calls WHERE id IN ({marks})", chunk
+            ):
+                out[call_id] = (state, json.loads(data).get("disposition"))
+    finally:
+        db.close()
+    return out
+
+
+async def wait_ended(
+    store: Path, ids: list[str], timeout: float
+) -> dict[str, tuple[str, int | None]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await trio.to_thread.run_sync(read_dispositions, store, ids)
+        live = [i for i in ids if got.get(i, ("", None))[0] != "ended"]
+        if not live or time.monotonic() > deadline:
+            return got
+        await trio.sleep(0.5)
+
+
+async def cross_check(
+    client: httpx.AsyncClient, token: str, ids: list[str], got: dict[str, tuple[str, int | None]]
+) -> int:
+    """GET a sample of calls through the API; how many disagree with the store."""
+    headers = {"Authorization": f"Bearer {token}"}
+    wrong = 0
+    for call_id in ids[:: max(1, len(ids) // 10)][:10]:
+        reply = await client.get(f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers)
+        entry = reply.json()["entry"][0] if reply.status_code == 200 else {}
+        if entry.get("disposition") != got.get(call_id, ("", None))[1]:
+            wrong += 1
+    return wrong
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    data = sorted(values)
+    return data[min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1))]
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def tone_file() -> bytes:
+    from engine.media.tone import encode_tone
+
+    return encode_tone(440.0, 0, -12.0) * 3
+
+
+async def bench(
+    args: argparse.Namespace, server: ClickToCallServer, sipps: list[Sipp]
+) -> list[dict[str, Any]]:
+    pid = server.proc.pid if server.proc else 0
+    limits = httpx.Limits(
+        max_connections=args.connections, max_keepalive_connections=args.connections
+    )
+    rows: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=server.api_url, timeout=30, limits=limits) as client:
+        token = await token_for(client)
+        # warm up: a few calls so imports, caches and the first relay ports are done
+        warm = await run_step(client, token, 10, 1.0, args.duration)
+        await wait_ended(server.store_path, warm.ids, args.duration + 30)
+        for rate in args.rates:
+            before = await fresh_counts(sipps)
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            me0 = cpu_seconds(os.getpid())
+            sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
+            spy: subprocess.Popen[bytes] | None = None
+            if args.py_spy and rate == args.rates[-1]:
+                spy = start_py_spy(pid, args)
+            step = await run_step(client, token, rate, args.window, args.duration)
+            cpu1, t1 = cpu_seconds(pid), time.monotonic()
+            me1 = cpu_seconds(os.getpid())
+            sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
+            got = await wait_ended(server.store_path, step.ids, args.duration + 30)
+            if spy is not None:
+                finish_py_spy(spy, args)
+            after = await fresh_counts(sipps)
+            a, b, d = (x.minus(y) for x, y in zip(after, before, strict=True))
+            answered = sum(1 for i in step.ids if got.get(i, ("", None)) == ("ended", ANSWERED))
+            failed = len(step.ids) - answered + len(step.api_errors)
+            wrong = await cross_check(client, token, step.ids, got)
+            created = len(step.ids)
+            ok = (
+                failed == 0
+                and wrong == 0
+                and b.cancel_recv == created
+                and a.bye_recv == answered
+                and d.bye_recv == answered
+            )
+            row = {
+                "rate": rate,
+                "created/s": created / args.window,
+                "answered/s": answered / args.window,
+                "fail": failed,
+                "api_err": len(step.api_errors),
+                "p50_ms": 1000 * percentile(step.latencies, 0.50),
+                "p99_ms": 1000 * percentile(step.latencies, 0.99),
+                "max_ms": 1000 * max(step.latencies, default=float("nan")),
+                "B_CANCEL": b.cancel_recv,
+                "A_BYE": a.bye_recv,
+                "D_BYE": d.bye_recv,
+                "retrans": a.retrans + b.retrans + d.retrans,
+                "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
+                "ok": "yes" if ok else "NO",
+                "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
+                "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
+                "loadavg": os.getloadavg()[0],
+                "created": created,
+                "answered": answered,
+                "A_INVITE": a.invite_recv,
+                "B_INVITE": b.invite_recv,
+                "D_INVITE": d.invite_recv,
+                "unexpected": a.unexpected + b.unexpected + d.unexpected,
+                "api_mismatch": wrong,
+                "sched_lag_max_ms": 1000 * step.lag_max,
+                "errors": " ".join(sorted(set(step.api_errors)))[:200],
+                "dispositions": json.dumps(_histogram(got, step.ids)),
+            }
+            rows.append(row)
+            print_table([row], COLUMNS, header=len(rows) == 1)
+            if not ok:
+                print(
+                    f"   step {rate}/s: dispositions {row['dispositions']} api errors "
+                    f"{row['errors'] or '-'} unexpected {row['unexpected']} "
+                    f"api/store mismatch {wrong}",
+                    flush=True,
+                )
+    return rows
+
+
+def _histogram(got: dict[str, tuple[str, int | None]], ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in ids:
+        state, disposition = got.get(i, ("missing", None))
+        key = f"{state}:{disposition}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def start_py_spy(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).with_name("py-spy")
+    path = OUT / f"click_to_call{args.suffix}-pyspy.txt"
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "--duration",
+            str(int(args.py_spy)),
+            "--nonblocking",
+            "-o",
+            str(path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def finish_py_spy(spy: subprocess.Popen[bytes], args: argparse.Namespace) -> None:
+    try:
+        spy.wait(args.py_spy + 30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+    path = OUT / f"click_to_call{args.suffix}-pyspy.txt"
+    if path.exists():
+        summary = summarize_profile(path)
+        (OUT / f"click_to_call{args.suffix}-pyspy-summary.txt").write_text(summary + "\n")
+        print("\n".join(summary.splitlines()[:30]), flush=True)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot (pip install matplotlib)")
+        return
+    rates = [r["rate"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(rates, rates, ":", color="grey", label="offered")
+    ax1.plot(rates, [r["created/s"] for r in rows], "o-", label="created/s")
+    ax1.plot(rates, [r["answered/s"] for r in rows], "s-", label="ANSWERED/s")
+    ax1.bar(rates, [r["fail"] for r in rows], width=6, color="red", alpha=0.5, label="failures")
+    ax1.set_xlabel("offered Simple PhoneCalls/s")
+    ax1.set_ylabel("calls/s (failures: count)")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(rates, [r["p50_ms"] for r in rows], "o-", label="API p50")
+    ax2.plot(rates, [r["p99_ms"] for r in rows], "s-", label="API p99")
+    ax2.axhline(100, color="red", linestyle=":", label="100 ms target")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("offered Simple PhoneCalls/s")
+    ax2.set_ylabel("create latency (ms)")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="25,50,100,150,200", help="calls/s per step")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per step")
+    parser.add_argument("--duration", type=int, default=2, help="callDuration (s)")
+    parser.add_argument("--connections", type=int, default=64, help="HTTP keep-alive connections")
+    parser.add_argument("--media", choices=("tone", "echo"), default="tone", help="phone A media")
+    parser.add_argument("--quick", action="store_true", help="rates 50,150 for 4 s each")
+    parser.add_argument("--py-spy", type=float, default=0, help="py-spy the last step N seconds")
+    parser.add_argument("--show-errors", type=int, default=0, help="print N chars of SIPp errors")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
+    parser.add_argument("--src", type=Path, help="run the server from another checkout")
+    parser.add_argument("--env", action="append", default=[], help="K=V for the server")
+    args = parser.parse_args()
+    if args.quick:
+        args.rates, args.window = "50,150", 4.0
+    args.rates = [int(r) for r in str(args.rates).split(",")]
+    args.suffix = f"-{args.tag}" if args.tag else ""
+    OUT.mkdir(parents=True, exist_ok=True)
+    timeout = f"{int(len(args.rates) * (args.window + args.duration + 40) + 120)}s"
+
+    a_args = ["-sf", str(SCENARIOS / "gateway_answer_tone.xml"), "-set", "ring_ms", "0"]
+    if args.media == "echo":
+        a_args = ["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo"]
+    common = ["-timeout", timeout, "-trace_counts"]
+    phone_a = Sipp([*a_args, *common], "c2c-a")
+    phone_b = Sipp(["-sf", str(SCENARIOS / "gateway_noanswer.xml"), *common], "c2c-b")
+    dest = Sipp(["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo", *common], "c2c-d")
+    (phone_a.tmp / "tone.ulaw").write_bytes(tone_file())
+    sipps = [phone_a, phone_b, dest]
+    env = dict(kv.split("=", 1) for kv in args.env)
+    server = ClickToCallServer(phone_a.port, phone_b.port, dest.port, env=env, src=args.src)
+    print(f"machine: {machine_line()}")
+    print(
+        f"steps {args.rates} calls/s x {args.window:g} s, callDuration {args.duration} s, "
+        f"phone A media {args.media}, {args.connections} HTTP connections"
+        + (f", server env {env}" if env else "")
+    )
+    rows: list[dict[str, Any]] = []
+    try:
+        for s in sipps:
+            s.start()
+        with server as system:
+            print(f"server pid {system.pid}, SIP {system.target}, API {server.api_url}")
+            rows = trio.run(bench, args, server, sipps)
+    finally:
+        for s in sipps:
+            with contextlib.suppress(Exception):
+                s.stop()
+                err = s.tmp / "errors.log"
+                if args.show_errors and err.exists() and err.stat().st_size:
+                    print(f"--- {s.tmp.name} errors (head):")
+                    print(err.read_text(errors="replace")[: args.show_errors])
+            s.cleanup()
+    if rows:
+        write_csv(OUT / f"click_to_call{args.suffix}.csv", rows)
+        plot(rows, OUT / f"click_to_call{args.suffix}.png", f"click-to-call, {machine_line()}")
+        print(f"wrote {OUT / f'click_to_call{args.suffix}.csv'} and .png")
+
+
+if __name__ == "__main__":
+    main()
