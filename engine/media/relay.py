@@ -156,6 +156,12 @@ class Relay:
             thread.join()
         with self._lock:
             self._running = False
+            pending, self._commands = self._commands, []
+            for command in pending:  # e.g. a release() queued just before close()
+                try:
+                    command()
+                except Exception:
+                    logger.exception("relay command failed while closing")
             recorders = {id(s.recorder): s.recorder for s in self._endpoints.values() if s.recorder}
             for state in self._endpoints.values():
                 state.recorder = None
@@ -182,6 +188,15 @@ class Relay:
 
     def allocate(self, kind: str = "audio") -> MediaEndpoint:
         """Bind a free even RTP port and RTP+1 for RTCP from the range."""
+        try:
+            return self._allocate(kind)
+        except PortRangeExhausted:
+            # ports of endpoints released a moment ago are freed by the loop: let it catch up
+            if not self._flush_commands():
+                raise
+        return self._allocate(kind)
+
+    def _allocate(self, kind: str) -> MediaEndpoint:
         with self._lock:
             self._check_open()
             rtp_sock, rtcp_sock, port = self._bind_pair()
@@ -414,6 +429,16 @@ class Relay:
             self._wake()
         else:
             command()
+
+    def _flush_commands(self, timeout: float = 1.0) -> bool:
+        """Wait until the loop has run the commands queued so far; False if none were queued."""
+        done = threading.Event()
+        with self._lock:
+            if not self._running or not self._commands:
+                return False
+            self._commands.append(done.set)
+            self._wake()
+        return done.wait(timeout)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # counter saturated: the loop is awake anyway

@@ -523,3 +523,14 @@ def test_garbage_datagrams_are_counted_and_do_not_disturb_forwarding(
     assert stats.expected == 1
     assert stats.rtp.packets_received == len(junk) + 2
     assert stats.rtcp.packets_dropped == len(junk)
+
+
+def test_close_right_after_release_still_frees_the_ports() -> None:
+    relay = Relay(HOST, free_range(10))
+    relay.start()
+    for _ in range(20):
+        ep = relay.allocate()
+        relay.release(ep)
+    relay.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, ep.rtp_port))
