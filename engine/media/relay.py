@@ -19,6 +19,10 @@ The per-packet path is one ``recvfrom_into`` into a preallocated buffer, a few i
 one ``sendto`` of a memoryview slice; level-triggered epoll with one datagram per ready socket
 per poll keeps many quiet sockets (50 packets/s each) cheap. Tones are timers on the same loop
 (the poll timeout is the next tone's due time). Recording hands packet copies to a writer thread.
+
+The thread shares the GIL with the rest of its process: when another thread runs Python (the
+engine's trio thread under load), each socket call of the loop can wait up to the switch interval
+(see ``engine.media.process``). ``RelayProcess`` runs this same class in a child process.
 """
 
 from __future__ import annotations
