@@ -21,12 +21,12 @@ Checks run in this order and the first failure is answered (all 400 unless noted
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from api.errors import ApiError
 from api.oauth import Principal
@@ -51,6 +51,16 @@ INTEGER_RE = re.compile(r"[0-9]{1,12}")
 # a decimal as JSON or a client's float formatting writes it ("1.5", "1e-05", "2.5E+3")
 NUMBER_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,4})?")
 PHONE_TERMINAL = "phone_terminal"
+
+# statusCallback: an RFC 3986 http(s) URI with a host (a name, IPv4 or [IPv6]) and an optional
+# port 0-65535; no user info. The OpenAPI document publishes this very pattern.
+_PCHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+STATUS_CALLBACK_PATTERN = (
+    r"^https?://(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})"
+    rf"(:{_PORT})?(/({_PCHAR}|/)*)?([?]({_PCHAR}|[/?])*)?(#({_PCHAR}|[/?])*)?$"
+)
+STATUS_CALLBACK_RE = re.compile(STATUS_CALLBACK_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +182,19 @@ def _status_callback(value: Any) -> str | None:
     if value is None:
         return None
     message = "statusCallback must be an absolute http:// or https:// URL"
-    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or not value.isprintable():
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
         raise _bad("pc_callback_invalid", message)
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises ValueError on a bad port
-    except ValueError:
-        raise _bad("pc_callback_invalid", message) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+    match = STATUS_CALLBACK_RE.fullmatch(value)
+    if match is None:
         raise _bad("pc_callback_invalid", message)
+    host = match.group(1)
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise _bad(
+                "pc_callback_invalid", f"{message} (bad IPv6 address {host[:48]!r})"
+            ) from None
     return value
 
 

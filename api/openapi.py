@@ -13,6 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.create import STATUS_CALLBACK_PATTERN
+
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
@@ -159,6 +161,10 @@ LIST_CODES = [
     "fields_invalid",
 ]
 
+NONCE_PATTERN = "^[A-Za-z0-9._~:@+=/-]{1,128}$"
+# Optional request fields may also be null, read as left out (a tolerant reader: some clients
+# serialise unset fields as null).
+
 DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, `Z` suffix."}
 
 
@@ -174,12 +180,13 @@ def _schemas() -> dict[str, Any]:
     # engine.numbers.parse_caller_id: an optional name (letters, digits, spaces, .-') then a
     # number in <>, or a bare number; the number is digits and * (a leading +), 32 at most.
     caller_id = {
-        "type": "string",
+        "type": ["string", "null"],
         "maxLength": 256,
         "pattern": "^([A-Za-z0-9 .'-]{0,64}<[+]?[*]{0,8}[0-9][0-9*]{0,22}>|[+]?[*]{0,8}[0-9][0-9*]{0,22})$",
         "description": "UAPI-Caller-Id: `John Doe <+3334444>`.",
         "examples": ["John Doe <4242425>"],
     }
+    action_text = {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "\\S"}
     return {
         "Error": {
             "type": "object",
@@ -247,7 +254,8 @@ def _schemas() -> dict[str, Any]:
                     "description": "Synonym of callerIdDestination (4PSA's MCP spelling).",
                 },
                 "nonce": {
-                    "type": "string",
+                    "type": ["string", "null"],
+                    "pattern": NONCE_PATTERN,
                     "description": "Also accepted here; see PhoneCallCreate.nonce.",
                 },
             },
@@ -257,7 +265,7 @@ def _schemas() -> dict[str, Any]:
             "required": ["phoneCallView"],
             "properties": {
                 "extension": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "pattern": "^([0-9]{1,16}[*])?[0-9]{1,16}$",
                     "examples": ["210", "0003*210"],
                     "description": "A Phone Terminal extension owned by the user (not @self). Default: the first source. Error `extension_invalid`.",
@@ -269,14 +277,15 @@ def _schemas() -> dict[str, Any]:
                     "description": "Only the first element is used.",
                 },
                 "nonce": {
-                    "type": "string",
-                    "pattern": "^[A-Za-z0-9._~:@+=/-]{1,128}$",
+                    "type": ["string", "null"],
+                    "pattern": NONCE_PATTERN,
                     "description": "Identifies the call: a repeated nonce of the same user returns the first call's id and rings nobody (header `Idempotent-Replayed: true`). Error `pc_nonce_invalid`.",
                 },
                 "statusCallback": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "format": "uri",
                     "maxLength": 2048,
+                    "pattern": STATUS_CALLBACK_PATTERN,
                     "description": "Extension: every state change is POSTed here as a CallEvent (retried with backoff), ending with exactly one final event. Error `pc_callback_invalid`.",
                 },
             },
@@ -455,30 +464,21 @@ def _schemas() -> dict[str, Any]:
                     ],
                     "description": "PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501.",
                 },
-                "sendCallTo": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"},
+                "sendCallTo": action_text,
                 "phoneCallViewId": {
-                    "type": "string",
+                    "type": ["string", "null"],
                     "pattern": "^[0-9]{1,3}$",
                     "description": "Required for OnHold, OffHold, StartRecording, StopRecording.",
                 },
-                "transferNumber": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "pattern": "\\S",
-                },
-                "transferFromNumber": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "pattern": "\\S",
-                },
-                "format": {"type": "string", "enum": ["wav", "wav49"]},
+                "transferNumber": action_text,
+                "transferFromNumber": action_text,
+                "format": {"type": ["string", "null"], "enum": ["wav", "wav49", None]},
                 "callerId": caller_id,
                 "waitForPickUp": {
                     "anyOf": [
                         {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
                         {"type": "string", "pattern": "^[1-9][0-9]{0,4}([.][0-9]{1,9})?$"},
+                        {"type": "null"},
                     ],
                     "description": "Seconds, > 0 (fractions round up), at most 604800; a number or its decimal text. Also accepted as waitForPickup. Error `pc_timeout_invalid`.",
                 },

@@ -90,3 +90,32 @@ def test_action_texts_the_document_allows_are_not_refused_as_empty(name: str) ->
 def test_every_action_wait_for_pickup_the_document_allows_is_accepted(value: float | str) -> None:
     action = check_action({"action": "OnHold", "phoneCallViewId": "01", "waitForPickUp": value})
     assert action.wait_for_pickup is not None and 1 <= action.wait_for_pickup <= 604800
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://-85ae:588?%)208V)@Z/|-)C@g_z/|@",  # what the fuzzer sent: not a URI at all
+        "http://h/%zz",
+        "http://h/a|b",
+        "http://h:65536/",
+        "https://user@h/",
+        "http://h?x#y#z",
+        "http://[00]/",  # the fuzzer's next one: brackets that hold no IPv6 address
+    ],
+)
+async def test_status_callback_must_be_a_uri(mock_clock, client, url: str) -> None:
+    # Was: anything urlsplit() took (with a scheme and a host) was accepted as `format: uri`.
+    body = _create_operation()["requestBody"]["content"]["application/json"]["example"]
+    response = await client.post(
+        CREATE, json={**body, "statusCallback": url}, headers=await auth(client)
+    )
+    assert_error(response, 400, "pc_callback_invalid")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/cb", "https://[::1]:65535/a/b?c=d&e=%20#f", "http://cb.example"]
+)
+def test_status_callback_pattern_takes_real_urls(url: str) -> None:
+    pattern = SCHEMAS["PhoneCallCreate"]["properties"]["statusCallback"]["pattern"]
+    assert re.fullmatch(pattern, url)
