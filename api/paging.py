@@ -53,7 +53,10 @@ def parse_date(text: str) -> datetime | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC: no such date
+        return None
 
 
 def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str) -> int:

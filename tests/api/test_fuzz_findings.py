@@ -119,3 +119,21 @@ async def test_status_callback_must_be_a_uri(mock_clock, client, url: str) -> No
 def test_status_callback_pattern_takes_real_urls(url: str) -> None:
     pattern = SCHEMAS["PhoneCallCreate"]["properties"]["statusCallback"]["pattern"]
     assert re.fullmatch(pattern, url)
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_dates_beyond_the_calendar_in_utc_are_invalid_not_a_crash(
+    mock_clock, client, edge: str
+) -> None:
+    # Was 500: converting to UTC overflowed (OverflowError escaped the date parser).
+    headers = await auth(client)
+    listing = await client.get(
+        "/uapi/phoneCalls/@me/@self",
+        params={"filterBy": "published", "filterOp": "lessThan", "filterValue": edge},
+        headers=headers,
+    )
+    assert_error(listing, 400, "filtervalue_invalid")
+    cdr = await client.get("/uapi/cdr/@me", params={"startDate": edge}, headers=headers)
+    assert_error(cdr, 400, "cdr_startdate_invalid")
+    cdr = await client.get("/uapi/cdr/@me", params={"endDate": edge}, headers=headers)
+    assert_error(cdr, 400, "cdr_enddate_invalid")
