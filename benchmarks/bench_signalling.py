@@ -389,6 +389,8 @@ def run_mode(
             sut: Any
             if name == "ours":
                 sut = OursServer(uac_port, uas.port, env=env, src=args.src)
+            elif name == "candidate":  # ours from another checkout, side by side
+                sut = OursServer(uac_port, uas.port, env=env, src=args.candidate, name=name)
             elif name == "sippy":
                 sut = SippyServer(uas.port)
             else:
@@ -401,8 +403,8 @@ def run_mode(
                 if failures[system.name] >= args.stop_after:
                     continue
                 profile_to = None
-                if args.profile == rate and system.name == "ours":
-                    profile_to = OUT / f"profile-ours-{mode}-{rate}.txt"
+                if args.profile == rate and system.name in ("ours", "candidate"):
+                    profile_to = OUT / f"profile-{system.name}-{mode}-{rate}.txt"
                 for _attempt in range(3):  # exit 254: a port was taken meanwhile
                     row = run_step(
                         system,
@@ -426,9 +428,11 @@ def run_mode(
                 time.sleep(args.pause)
             if all(failures[s] >= args.stop_after for s in systems):
                 break
-    gc_log = OUT / f"gc-ours-{mode}.txt"
-    if args.gc_log and "ours" in systems and gc_log.exists():
-        summarize_gc(gc_log)
+    for name in ("ours", "candidate"):
+        gc_log = OUT / f"gc-{name}-{mode}.txt"
+        if args.gc_log and name in systems and gc_log.exists():
+            print(f"   {name}:")
+            summarize_gc(gc_log)
 
 
 def summarize_gc(path: Path) -> None:
@@ -462,7 +466,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     modes = sorted({r["mode"] for r in rows}, key=["short", "long", "media"].index)
     fig, axes = plt.subplots(2, len(modes), figsize=(5 * len(modes), 8), squeeze=False)
     for col, mode in enumerate(modes):
-        for system in ("ours", "sippy", "sipp"):
+        for system in ("ours", "candidate", "sippy", "sipp"):
             data = [r for r in rows if r["system"] == system and r["mode"] == mode]
             if not data:
                 continue
@@ -520,12 +524,20 @@ def main() -> int:
         default=None,
         help="run ours from this checkout (PYTHONPATH), e.g. to compare a change",
     )
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        default=None,
+        help="add system 'candidate': ours run from this checkout",
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()
     if args.quick:
         args.window = 8.0
     args.rates = [int(x) for x in args.rates.split(",")]
     systems = args.systems.split(",")
+    if args.candidate is not None and "candidate" not in systems:
+        systems.insert(1, "candidate")
     modes = args.modes.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
     scenario = media_files(OUT / "media") if "media" in modes else None

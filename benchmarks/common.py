@@ -249,7 +249,9 @@ class OursServer:
         verbose: bool = False,
         wrapper: Sequence[str] = (),
         src: Path | None = None,
+        name: str = "ours",
     ) -> None:
+        self.name = name
         self.uac_port = uac_port
         self.uas_port = uas_port
         self.media_range = media_range
@@ -360,7 +362,7 @@ file = "directory.toml"
             raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
         self.drain = _Drain(self.proc.stdout)
         self.drain.start()
-        return System("ours", target, self.proc.pid)
+        return System(self.name, target, self.proc.pid)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
