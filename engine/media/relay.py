@@ -68,6 +68,8 @@ class _EndpointState:
         "rtp",
         "send",
         "tone",
+        "tone_channel",
+        "tone_recorder",
     )
 
     def __init__(self, endpoint: MediaEndpoint, rtp: Leg, rtcp: Leg) -> None:
@@ -79,6 +81,9 @@ class _EndpointState:
         self.receive = True  # the relay forwards media coming from this endpoint's phone
         self.echo = False
         self.tone: tone.ToneSource | None = None  # owned by the loop thread
+        # a tone played to this phone stands for the other party: recorded on its channel
+        self.tone_recorder: Callable[[tuple[int, float, bytes]], None] | None = None
+        self.tone_channel = 0
         self.recorder: WavRecorder | None = None
 
 
@@ -370,7 +375,11 @@ class Relay:
     # ----------------------------------------------------------------- recording
 
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None:
-        """Record what a's phone sends (left channel) and b's phone sends (right) to a WAV file."""
+        """Record what a's phone sends (left channel) and b's phone sends (right) to a WAV file.
+
+        A tone played to a's phone counts as b speaking (right channel) and vice versa, so a
+        call to a sandbox number records its tone.
+        """
         with self._lock:
             self._check_open()
             sa, sb = self._state(a), self._state(b)
@@ -539,9 +548,12 @@ class Relay:
         for channel, state in enumerate((a, b)):
             state.rtp.rec_channel = channel
             state.rtp.recorder = rec.push
+            state.tone_channel = 1 - channel
+            state.tone_recorder = rec.push
 
     def _detach_recorder(self, state: _EndpointState) -> None:
         state.rtp.recorder = None
+        state.tone_recorder = None
 
     def _run_commands(self) -> None:
         with self._lock:
@@ -577,6 +589,8 @@ class Relay:
                     continue
                 leg.packets_sent += 1
                 leg.bytes_sent += len(packet)
+                if state.tone_recorder is not None:
+                    state.tone_recorder((state.tone_channel, now, bytes(packet)))
             heapq.heappush(heap, (source.due, next(self._tone_order), state, source))
 
     def _run(self) -> None:

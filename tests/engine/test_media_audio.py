@@ -298,3 +298,24 @@ def test_rtp_parse_never_raises_on_arbitrary_bytes(data: bytes) -> None:
         pt, seq, _ts, _ssrc, payload = parsed
         assert 0 <= pt < 128 and 0 <= seq < 65536
         assert len(payload) <= len(data) - 12
+
+
+def test_a_tone_played_to_a_party_is_recorded_as_the_other_party(
+    relay: Relay, phone: socket.socket, tmp_path: Path
+) -> None:
+    a, sandbox = relay.allocate(), relay.allocate()  # the sandbox side has no phone
+    relay.set_remote(a, HOST, phone.getsockname()[1])
+    relay.bridge(a, sandbox)
+    path = tmp_path / "sandbox.wav"
+    relay.start_recording(a, sandbox, str(path))
+    relay.play_tone(a, 1000.0)
+    receive_packets(phone, 15)
+    stream(phone, a.rtp_port, 440.0, 0, range(15))  # and the caller speaks
+    assert _eventually(lambda: relay.stats(a).rtp.packets_received == 15)
+    relay.stop_tone(a)
+    info = relay.stop_recording(a, sandbox)
+    assert info.packets[0] == 15
+    assert info.packets[1] >= 15
+    _params, left, right = read_wav(path)
+    assert dominant(left, CANDIDATES) == 440.0
+    assert dominant(right, CANDIDATES) == 1000.0
