@@ -215,6 +215,15 @@ class SipService(LegProvider):
         except NumberError as exc:
             await incoming.respond(request.response(404, str(exc)))
             return
+        if request.body and request.content_type != "application/sdp":
+            # RFC 3261 §21.4.13 / RFC 4475 §3.3.6: say what we accept.
+            await incoming.respond(request.response(415, headers=[("Accept", "application/sdp")]))
+            return
+        accept = ",".join(request.headers.get_all("Accept")).lower()
+        if accept and "application/sdp" not in accept and "*/*" not in accept:
+            # RFC 4475 §3.3.15: our answer would be SDP, which the caller says it cannot take.
+            await incoming.respond(request.response(406, headers=[("Accept", "application/sdp")]))
+            return
         if not request.body:
             # Late offer (RFC 3261 §13.2.1) would need the answer from the ACK; we ask for an
             # offer in the INVITE instead, with a reason the caller can read.

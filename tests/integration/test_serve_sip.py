@@ -173,3 +173,28 @@ def test_sigterm_drains_and_exits_0(b2bua_factory: Callable[..., B2buaServer]) -
     import signal
 
     assert server.stop(signal.SIGTERM) == 0
+
+
+def test_invite_content_negotiation_415_and_406(b2bua_factory: Callable[..., B2buaServer]) -> None:
+    from .harness import DEFAULT_DIRECTORY
+
+    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
+    server = b2bua_factory(directory=trusted)
+    assert server.sip_udp is not None
+    udp = UdpClient(server.sip_udp)
+    invite = request("INVITE", "sip:0003*00@voip.example.com", port=udp.port)
+    unknown_body = invite.replace(
+        b"Content-Length: 0\r\n",
+        b"Content-Type: application/unknownformat\r\nContent-Length: 3\r\n",
+    )
+    reply = udp.ask(unknown_body + b"abc")
+    assert status_of(reply) == 415
+    assert header(reply, "Accept") == "application/sdp"
+    no_sdp_wanted = request(
+        "INVITE", "sip:0003*00@voip.example.com", port=udp.port, extra=("Accept: text/plain",)
+    )
+    assert status_of(udp.ask(no_sdp_wanted)) == 406
+    late_offer = request("INVITE", "sip:0003*00@voip.example.com", port=udp.port)
+    reply = udp.ask(late_offer)
+    assert status_of(reply) == 488
+    assert "SDP offer" in reply.split("\r\n", 1)[0]
