@@ -547,6 +547,15 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+# What a created call's id leads to (OpenAPI links: clients and fuzzers follow them).
+CALL_LINKS = [
+    ("GetPhoneCall", "getPhoneCall", "Read the call."),
+    ("UpdatePhoneCall", "updatePhoneCall", "Act on the call (hold, record, transfer)."),
+    ("HangUpPhoneCall", "hangUpPhoneCall", "Hang the call up."),
+    ("FollowPhoneCall", "followPhoneCall", "Follow the call as Server-Sent Events."),
+]
+
+
 def _paths() -> dict[str, Any]:
     call_one = "/uapi/phoneCalls/{userId}/{extension}/{phoneCallId}"
     return {
@@ -554,6 +563,7 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "tags": ["OAuth"],
                 "summary": "Get an access token (client credentials)",
+                "operationId": "getToken",
                 "description": "Form-encoded `grant_type=client_credentials`, `client_id`, `client_secret` (or HTTP Basic client authentication, or a JSON object). Other fields are ignored. The token lives one hour.",
                 "security": [],
                 "requestBody": {
@@ -584,6 +594,7 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "tags": ["PhoneCalls"],
                 "summary": "Create Simple PhoneCalls",
+                "operationId": "createSimplePhoneCalls",
                 "description": "Calls the source numbers at once; when one answers, calls the destination and bridges them. Checks run in this order: userId, extension, callDuration, waitForPickup, allowPublicTransfer, video, source, destination, callerId(s), nonce, statusCallback; the first failure is answered.",
                 "parameters": [
                     USER_ID,
@@ -632,6 +643,18 @@ def _paths() -> dict[str, Any]:
                         "content": {
                             JSON: {"schema": {"type": "array", "items": _ref("CreatedPhoneCall")}}
                         },
+                        "links": {
+                            name: {
+                                "operationId": operation_id,
+                                "description": description,
+                                "parameters": {
+                                    "userId": "$request.path.userId",
+                                    "extension": "$response.body#/0/extension",
+                                    "phoneCallId": "$response.body#/0/id",
+                                },
+                            }
+                            for name, operation_id, description in CALL_LINKS
+                        },
                     },
                     "400": _error(
                         "Invalid request.",
@@ -667,6 +690,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "List PhoneCalls",
+                "operationId": "listPhoneCalls",
                 "description": "Live and finished calls charged to the extension (or every extension of the user for @self), ordered by publish time.",
                 "parameters": [
                     *PAGING,
@@ -696,6 +720,7 @@ def _paths() -> dict[str, Any]:
             "delete": {
                 "tags": ["PhoneCalls"],
                 "summary": "Hang up every live call of the extension",
+                "operationId": "hangUpPhoneCalls",
                 "parameters": [
                     _query(
                         "phoneNumber",
@@ -721,6 +746,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Get one PhoneCall (finished calls included)",
+                "operationId": "getPhoneCall",
                 "parameters": [
                     _query(
                         "fields",
@@ -743,6 +769,7 @@ def _paths() -> dict[str, Any]:
             "put": {
                 "tags": ["PhoneCalls"],
                 "summary": "Update a PhoneCall with a PhoneCallAction",
+                "operationId": "updatePhoneCall",
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("PhoneCallAction")}},
@@ -785,6 +812,7 @@ def _paths() -> dict[str, Any]:
             "delete": {
                 "tags": ["PhoneCalls"],
                 "summary": "Hang up one PhoneCall",
+                "operationId": "hangUpPhoneCall",
                 "parameters": [
                     _query(
                         "phoneNumber",
@@ -813,6 +841,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Follow a PhoneCall as Server-Sent Events",
+                "operationId": "followPhoneCall",
                 "description": "Extension. One SSE message per state change (`id` = seq, `event` = name, `data` = CallEvent JSON); the stream ends after the final event. A `: keep-alive` comment is sent every 15 s of silence.",
                 "parameters": [
                     {
@@ -841,6 +870,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["CDR"],
                 "summary": "List finished calls (PhoneCallStat)",
+                "operationId": "listCdr",
                 "parameters": [
                     OWNER_ID,
                     _query(
@@ -917,6 +947,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["Meta"],
                 "summary": "This OpenAPI document",
+                "operationId": "getOpenApi",
                 "security": [],
                 "responses": {
                     "200": {
@@ -930,6 +961,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "tags": ["Meta"],
                 "summary": "This document as a readable HTML page",
+                "operationId": "getDocs",
                 "security": [],
                 "responses": {
                     "200": {

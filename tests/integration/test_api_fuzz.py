@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -31,6 +33,7 @@ from .harness import B2buaServer
 
 TOKEN_PATH = "/oauth/token.php"
 MAX_EXAMPLES = 25
+STATEFUL_SCENARIOS = 40
 PLACEHOLDER_URL = "http://127.0.0.1:9"
 # The one code a 5xx may carry (anything else, 500 included, is a server fault).
 SERVER_CODES = {501: "request_not_implemented", 503: "service_unavailable"}
@@ -133,3 +136,37 @@ def test_served_document_is_the_one_fuzzed(fuzz_server: B2buaServer) -> None:
 def test_api_fuzz(case: schemathesis.Case, fuzz_server: B2buaServer, user_token: str) -> None:
     headers = {} if case.operation.path == TOKEN_PATH else {"Authorization": f"Bearer {user_token}"}
     case.call_and_validate(base_url=fuzz_server.api_url, headers=headers, checks=CHECKS, timeout=10)
+
+
+def test_api_stateful_calls(fuzz_server: B2buaServer, user_token: str) -> None:
+    """Follow the document's links: create calls (sandbox numbers answer in the server), then
+    read, act on and hang up the very calls created, with generated parameters and bodies.
+
+    Following a call's events is left out: its stream stays open while the call lives."""
+    base = schema.exclude(operation_id="followPhoneCall").as_state_machine()
+    headers = {"Authorization": f"Bearer {user_token}"}
+
+    class Calls(base):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            sent = {} if case.operation.path == TOKEN_PATH else headers
+            return {"base_url": fuzz_server.api_url, "headers": sent, "timeout": 10}
+
+        def validate_response(
+            self,
+            response: schemathesis.Response,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    Calls.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=10,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
