@@ -201,8 +201,8 @@ class Relay:
             return self._allocate(kind)
         except PortRangeExhausted:
             # ports of endpoints released a moment ago are freed by the loop: let it catch up
-            if not self._flush_commands():
-                raise
+            # (it may have done so since) and look once more
+            self._flush_commands()
         return self._allocate(kind)
 
     def _allocate(self, kind: str) -> MediaEndpoint:
@@ -443,15 +443,15 @@ class Relay:
         else:
             command()
 
-    def _flush_commands(self, timeout: float = 1.0) -> bool:
-        """Wait until the loop has run the commands queued so far; False if none were queued."""
+    def _flush_commands(self, timeout: float = 1.0) -> None:
+        """Wait until the loop has run the commands queued so far."""
         done = threading.Event()
         with self._lock:
             if not self._running or not self._commands:
-                return False
+                return
             self._commands.append(done.set)
             self._wake()
-        return done.wait(timeout)
+        done.wait(timeout)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # counter saturated: the loop is awake anyway
