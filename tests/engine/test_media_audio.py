@@ -122,6 +122,8 @@ def test_tone_packets_have_the_rate_format_and_frequency(
     relay.set_remote(ep, HOST, phone.getsockname()[1])
     relay.play_tone(ep, 1000.0, payload_type)
     packets = receive_packets(phone, 26)
+    # the counter follows each send by microseconds
+    assert _eventually(lambda: relay.stats(ep).rtp.packets_sent >= 26)
     relay.stop_tone(ep)
     elapsed = packets[-1][0] - packets[0][0]
     assert 0.4 < elapsed < 0.7  # 25 intervals of 20 ms
@@ -136,7 +138,6 @@ def test_tone_packets_have_the_rate_format_and_frequency(
     samples = [table[byte] for payload in payloads for byte in payload]
     assert dominant(samples, CANDIDATES) == 1000.0
     assert packets[0][1][1] & 0x80  # marker on the first packet
-    assert relay.stats(ep).rtp.packets_sent >= 26
 
 
 def test_stop_tone_and_duration_end_the_stream(relay: Relay, phone: socket.socket) -> None:
