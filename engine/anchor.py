@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 
 from engine.calls import MediaSide
+from engine.media.control import RelayControl
 from engine.media.errors import MediaError
-from engine.media.relay import Relay
 from engine.media.stats import MediaEndpoint
 from sip import sdp
 from sip.errors import RemoteProtocolError
@@ -84,7 +84,7 @@ class NullMedia:
 class RelaySide:
     """Relay endpoints for one party: audio, plus video when the call offers it."""
 
-    def __init__(self, relay: Relay, video: bool) -> None:
+    def __init__(self, relay: RelayControl, video: bool) -> None:
         self._relay = relay
         self.audio: MediaEndpoint = relay.allocate("audio")
         self.video: MediaEndpoint | None = None
@@ -173,9 +173,9 @@ class RelaySide:
 
 
 class RelayMedia:
-    """``CallMedia`` on the shared :class:`engine.media.relay.Relay` for one call."""
+    """``CallMedia`` on the shared relay (a ``RelayControl``: thread or process) for one call."""
 
-    def __init__(self, relay: Relay, recording_path: Path) -> None:
+    def __init__(self, relay: RelayControl, recording_path: Path) -> None:
         self._relay = relay
         self._recording_path = recording_path
         self._sides: list[RelaySide] = []

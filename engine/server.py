@@ -19,7 +19,7 @@ from engine.anchor import RelayMedia
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
-from engine.media.relay import Relay
+from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipService, make_endpoint
 from engine.store import open_store
@@ -60,7 +60,9 @@ async def serve(
 
     directory = load_directory_for(config)
     store = open_store(config.store.url)
-    relay = Relay(config.media.address, config.media.ports)
+    # The relay forwards in its own process: in a thread it would wait for the GIL whenever
+    # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
+    relay = RelayProcess(config.media.address, config.media.ports)
     relay.start()
     records = recordings_dir(config)
 
