@@ -39,6 +39,7 @@ Results (2026-11-26, 2 vCPUs shared with other jobs at load 2-3, Python 3.11.7, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -62,48 +63,56 @@ BINS = 100_000  # up to 1 s
 MAX_BURST = 64
 LOSS_LIMIT = 0.001
 P99_LIMIT_MS = 5.0
+OUT = Path(__file__).resolve().parent / "out"
 
 
 # ----------------------------------------------------------------------------- generator process
 
 
-def _percentile(hist: list[int], total: int, q: float) -> float:
-    """The q-quantile in milliseconds from a histogram of BIN_NS bins."""
+def _percentile(hist: dict[int, int], total: int, q: float) -> float:
+    """The q-quantile in milliseconds from a sparse histogram of BIN_NS bins."""
     if total == 0:
         return float("nan")
     rank = q * total
     seen = 0
-    for index, count in enumerate(hist):
-        seen += count
+    for index in sorted(hist):
+        seen += hist[index]
         if seen >= rank:
             return (index + 0.5) * BIN_NS / 1e6
-    return len(hist) * BIN_NS / 1e6
+    return BINS * BIN_NS / 1e6
 
 
 def generator() -> None:
-    """Child process: phones for every call; talks JSON lines on stdin/stdout."""
+    """Child process: phones for some of the calls; talks JSON lines on stdin/stdout.
+
+    In: {"calls", "ssrc_base", "warmup", "measure"}; out: {"phones": [[a, b], ...]} (the ports
+    each call's two phones send from and receive on); in: {"pairs": [[where a sends, where b
+    sends], ...] or null for phone to phone, "start": CLOCK_MONOTONIC ns shared by every
+    generator}; out at the end: the counts, a sparse latency histogram and the CPU used.
+    """
     config = json.loads(sys.stdin.readline())
-    pairs: list[list[int]] = config["pairs"]
-    direct: bool = config["direct"]
+    calls: int = config["calls"]
+    ssrc_base: int = config["ssrc_base"]
     warmup_ns = int(config["warmup"] * 1e9)
     measure_ns = int(config["measure"] * 1e9)
     socks: list[socket.socket] = []
-    for _ in range(2 * len(pairs)):
+    for _ in range(2 * calls):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         s.bind((HOST, 0))
         s.setblocking(False)
         socks.append(s)
     ports = [s.getsockname()[1] for s in socks]
-    print(json.dumps({"phones": [[ports[2 * i], ports[2 * i + 1]] for i in range(len(pairs))]}))
+    print(json.dumps({"phones": [[ports[2 * i], ports[2 * i + 1]] for i in range(calls)]}))
     sys.stdout.flush()
-    sys.stdin.readline()  # "go": the relay knows where the phones are
+    go = json.loads(sys.stdin.readline())  # the relay knows where the phones are
+    pairs: list[list[int]] | None = go["pairs"]
 
     count = len(socks)
     dests: list[tuple[str, int]] = []
     for i in range(count):
         call, side = divmod(i, 2)
-        if direct:
+        if pairs is None:  # phone to phone
             dests.append((HOST, ports[2 * call + 1 - side]))
         else:
             dests.append((HOST, pairs[call][side]))
@@ -123,12 +132,13 @@ def generator() -> None:
     send_errors = 0
     rbuf = bytearray(2048)
     clock = time.monotonic_ns
-    start = clock() + 50_000_000
+    start = int(go["start"])
     window_start = start + warmup_ns
     window_end = window_start + measure_ns
     stop_sending = window_end
     finish = window_end + 1_000_000_000  # let the last packets arrive
-    announced_start = announced_end = False
+    while clock() < start:
+        time.sleep(max(start - clock(), 0) / 1e9)
     cpu0 = os.times()
     g = 0
     poll = poller.poll
@@ -143,7 +153,8 @@ def generator() -> None:
             while g <= due:
                 i = g % count
                 buf = buffers[i]
-                header.pack_into(buf, 0, 0x80, 0, (g // count) & 0xFFFF, g // count * 160, i)
+                seq = g // count
+                header.pack_into(buf, 0, 0x80, 0, seq & 0xFFFF, seq * 160, ssrc_base + i)
                 t = clock()
                 stamp.pack_into(buf, 12, t)
                 try:
@@ -153,12 +164,6 @@ def generator() -> None:
                 if window_start <= t < window_end:
                     sent_in_window += 1
                 g += 1
-        if not announced_start and now >= window_start:
-            announced_start = True
-            print(json.dumps({"event": "measure_start"}), flush=True)
-        if not announced_end and now >= window_end:
-            announced_end = True
-            print(json.dumps({"event": "measure_end"}), flush=True)
         # sleep until the next packet is due (epoll rounds up to whole ms: sends come in
         # 1 ms batches) unless behind; busy polling would starve the relay on a 2-core box
         wait = (start + (g * PERIOD_NS) // count - clock()) / 1e9 if now < stop_sending else 0.01
@@ -176,16 +181,13 @@ def generator() -> None:
                 received += 1
                 hist[min((arrived - t) // BIN_NS, BINS)] += 1
     cpu1 = os.times()
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    wall = (finish - start) / 1e9
     result = {
         "sent": sent_in_window,
         "received": received,
         "send_errors": send_errors,
-        "p50": _percentile(hist, received, 0.50),
-        "p99": _percentile(hist, received, 0.99),
-        "max": _percentile(hist, received, 1.0),
-        "cpu": cpu / wall,
+        "hist": {str(i): c for i, c in enumerate(hist) if c},
+        "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+        "wall": (finish - start) / 1e9,
         "window": measure_ns / 1e9,
     }
     print(json.dumps(result), flush=True)
@@ -193,7 +195,7 @@ def generator() -> None:
         s.close()
 
 
-# ----------------------------------------------------------------------------- parent
+# ----------------------------------------------------------------------------- measuring
 
 
 def _rss_kib(pid: int | str = "self") -> int:
@@ -203,32 +205,197 @@ def _rss_kib(pid: int | str = "self") -> int:
     return 0
 
 
-def _thread_schedstat(tid: int, pid: int | str = "self") -> tuple[float, float]:
-    """(seconds on CPU, seconds runnable but waiting for a CPU) of a thread of this process."""
-    run, wait, _slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-    return int(run) / 1e9, int(wait) / 1e9
+def _tasks(pid: int) -> list[int]:
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
 
 
-def _thread_cpu(tid: int, pid: int | str = "self") -> tuple[float, float]:
-    """(user, system) CPU seconds of a thread of this process."""
-    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+@dataclass
+class CpuSample:
+    user: float = 0.0
+    system: float = 0.0
+    waited: float = 0.0  # runnable but not running (another task had the CPU)
+
+
+def _cpu(pid: int, tids: Iterable[int]) -> CpuSample:
+    """CPU seconds of some threads of a process (/proc/PID/task/TID/{stat,schedstat})."""
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+    sample = CpuSample()
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            _run, wait, _slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:  # the thread ended
+            continue
+        sample.user += int(fields[11]) / tick
+        sample.system += int(fields[12]) / tick
+        sample.waited += int(wait) / 1e9
+    return sample
 
 
 @dataclass
 class Step:
     calls: int
-    mode: str
+    system: str
     offered: float
     forwarded: float
     loss: float
     p50: float
     p99: float
-    relay_cpu: float
+    relay_cpu: float  # share of one core, the relay's threads (all of them for a process)
     relay_cpu_wait: float
+    relay_kernel: float  # share of relay_cpu spent in the kernel
     gen_cpu: float
     rss_per_call_kib: float
+    load: float
+
+    @property
+    def full_load(self) -> bool:
+        """The generator sent what it should (else it, not the relay, was the limit)."""
+        return self.offered >= 0.99 * self.calls * 100
+
+    @property
+    def clean(self) -> bool:
+        return self.loss < LOSS_LIMIT and self.full_load
+
+
+# ----------------------------------------------------------------------------- systems
+
+
+class System:
+    """A relay under test: set up ``calls`` bridged calls, say where each phone sends."""
+
+    name = "?"
+
+    def start(self) -> None:
+        """Before each step (a fresh relay process, or nothing for a long-running one)."""
+
+    def setup(self, calls: int) -> None:
+        """Before the phones exist (allocate what does not need their addresses)."""
+
+    def connect(self, phones: list[list[int]]) -> list[list[int]] | None:
+        """Where each call's phones send, [a, b] per call; None: to each other (no relay)."""
+        return None
+
+    def pid(self) -> int | None:
+        return None
+
+    def cpu_tids(self) -> list[int]:
+        """The threads whose CPU is the relay's."""
+        return []
+
+    def hot_tids(self) -> list[int]:
+        """The forwarding threads (for --nice and --realtime)."""
+        return self.cpu_tids()
+
+    def teardown(self, verbose: bool) -> None:
+        pass
+
+
+class Direct(System):
+    """No relay: the phones send to each other (the generator's own latency)."""
+
+    name = "direct"
+
+
+class Ours(System):
+    """engine.media: RelayProcess (as ``b2bua serve`` runs it) or, without --process, Relay in
+    a thread of this process."""
+
+    name = "ours"
+
+    def __init__(self, ports: tuple[int, int], process: bool) -> None:
+        self._ports = ports
+        self._process = process
+        self._relay: Any = None
+        self._endpoints: list[tuple[Any, Any]] = []
+
+    def start(self) -> None:
+        from engine.media import Relay
+        from engine.media.process import RelayProcess
+
+        kind = RelayProcess if self._process else Relay
+        self._relay = kind(HOST, self._ports)
+        self._relay.start()
+
+    def setup(self, calls: int) -> None:
+        self._endpoints = []
+        for _ in range(calls):
+            a, b = self._relay.allocate(), self._relay.allocate()
+            self._relay.bridge(a, b)
+            self._endpoints.append((a, b))
+
+    def connect(self, phones: list[list[int]]) -> list[list[int]] | None:
+        for (a, b), (pa, pb) in zip(self._endpoints, phones, strict=True):
+            self._relay.set_remote(a, HOST, pa)
+            self._relay.set_remote(b, HOST, pb)
+        return [[a.rtp_port, b.rtp_port] for a, b in self._endpoints]
+
+    def pid(self) -> int | None:
+        return self._relay.pid if self._process else os.getpid()
+
+    def cpu_tids(self) -> list[int]:
+        if self._process:
+            return _tasks(self._relay.pid)
+        return [self._relay.native_thread_id]
+
+    def hot_tids(self) -> list[int]:
+        return [self._relay.native_thread_id]
+
+    def teardown(self, verbose: bool) -> None:
+        relay, self._relay = self._relay, None
+        if relay is None:
+            return
+        if verbose:
+            totals: dict[str, int] = {}
+            for pair in self._endpoints:
+                for ep in pair:
+                    st = relay.stats(ep)
+                    for key in ("packets_received", "packets_sent", "packets_dropped"):
+                        totals[key] = totals.get(key, 0) + getattr(st.rtp, key)
+                    for key in ("packets_foreign", "send_errors"):
+                        totals[key] = totals.get(key, 0) + getattr(st.rtp, key)
+            loops = relay.statistics().loop_iterations
+            print(f"  ours: totals {totals}, loop iterations {loops}", file=sys.stderr)
+        relay.close()
+
+
+class RtpengineRelay(System):
+    """rtpengine in userspace mode, one long-running daemon; each call set up over ng."""
+
+    name = "rtpengine"
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._call_ids: list[str] = []
+        self._steps = 0
+
+    def connect(self, phones: list[list[int]]) -> list[list[int]] | None:
+        from rtpengine import bridge_call
+
+        self._steps += 1
+        pairs = []
+        self._call_ids = []
+        for i, (pa, pb) in enumerate(phones):
+            call_id = f"bench-{self._steps}-{i}"
+            self._call_ids.append(call_id)
+            pairs.append(list(bridge_call(self._engine.client, call_id, pa, pb)))
+        return pairs
+
+    def pid(self) -> int | None:
+        return int(self._engine.pid)
+
+    def cpu_tids(self) -> list[int]:
+        return _tasks(self._engine.pid)
+
+    def teardown(self, verbose: bool) -> None:
+        from rtpengine import delete_call
+
+        for call_id in self._call_ids:
+            delete_call(self._engine.client, call_id)
+        self._call_ids = []
+
+
+# ----------------------------------------------------------------------------- one step
 
 
 def _python_load(fraction: float, stop: threading.Event) -> None:
@@ -244,122 +411,121 @@ def _python_load(fraction: float, stop: threading.Event) -> None:
         stop.wait((1 - fraction) * period)
 
 
-def run_step(calls: int, direct: bool, args: argparse.Namespace) -> Step:
-    from engine.media import Relay
-    from engine.media.process import RelayProcess
+def _sleep_until(deadline_ns: int) -> None:
+    while (left := deadline_ns - time.monotonic_ns()) > 0:
+        time.sleep(left / 1e9)
 
-    relay: Relay | RelayProcess | None = None
-    if not direct:
-        kind = RelayProcess if args.process else Relay
-        relay = kind(HOST, (args.ports[0], args.ports[1]))
-    endpoints = []
-    if relay is not None:
-        relay.start()
-    where: int | str = (relay.pid if isinstance(relay, RelayProcess) else None) or "self"
-    rss0 = _rss_kib(where)
-    pairs: list[list[int]] = []
-    if relay is not None:
-        for _ in range(calls):
-            a, b = relay.allocate(), relay.allocate()
-            relay.bridge(a, b)
-            endpoints.append((a, b))
-            pairs.append([a.rtp_port, b.rtp_port])
-    else:
-        pairs = [[0, 0]] * calls
-    rss1 = _rss_kib(where)
+
+def run_step(system: System, calls: int, args: argparse.Namespace) -> Step:
     stop_load = threading.Event()
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--generator"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    children: list[subprocess.Popen[str]] = []
+    shares = [
+        calls // args.generators + (k < calls % args.generators) for k in range(args.generators)
+    ]
+    shares = [share for share in shares if share]
     try:
-        assert child.stdin is not None and child.stdout is not None
-        config = {"pairs": pairs, "direct": direct, "warmup": args.warmup, "measure": args.seconds}
-        child.stdin.write(json.dumps(config) + "\n")
-        child.stdin.flush()
-        phones = json.loads(child.stdout.readline())["phones"]
-        if relay is not None:
-            for (a, b), (pa, pb) in zip(endpoints, phones, strict=True):
-                relay.set_remote(a, HOST, pa)
-                relay.set_remote(b, HOST, pb)
-        if args.nice:
-            os.setpriority(os.PRIO_PROCESS, child.pid, args.nice)
-            if tid := (relay.native_thread_id if relay is not None else None):
+        system.start()
+        pid = system.pid()
+        rss0 = _rss_kib(pid) if pid is not None else 0
+        system.setup(calls)
+        phones: list[list[int]] = []
+        for k, share in enumerate(shares):
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--generator"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            children.append(child)
+            assert child.stdin is not None and child.stdout is not None
+            config = {
+                "calls": share,
+                "ssrc_base": 100_000 * k,
+                "warmup": args.warmup,
+                "measure": args.seconds,
+            }
+            child.stdin.write(json.dumps(config) + "\n")
+            child.stdin.flush()
+            phones.extend(json.loads(child.stdout.readline())["phones"])
+        pairs = system.connect(phones)
+        rss1 = _rss_kib(pid) if pid is not None else 0
+        for child in children:
+            if args.nice:
+                os.setpriority(os.PRIO_PROCESS, child.pid, args.nice)
+        for tid in system.hot_tids():
+            if args.nice:
                 os.setpriority(os.PRIO_PROCESS, tid, args.nice)
-        if args.realtime and relay is not None and relay.native_thread_id:
-            # SCHED_FIFO for the relay thread only: it then runs as soon as a packet wakes it,
-            # as a media server's forwarding thread usually does (the kernel still keeps 5 %
-            # of each second for ordinary tasks)
-            os.sched_setscheduler(relay.native_thread_id, os.SCHED_FIFO, os.sched_param(1))
-        if args.gil_load and relay is not None:
+            if args.realtime:
+                # SCHED_FIFO for the forwarding threads only: they then run as soon as a packet
+                # wakes them, as a media server's usually do (the kernel still keeps 5 % of each
+                # second for ordinary tasks)
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(1))
+        if args.gil_load and isinstance(system, Ours):
             threading.Thread(target=_python_load, args=(args.gil_load, stop_load)).start()
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        cpu0 = cpu1 = (0.0, 0.0)
-        cpu_wait = 0.0
-        wall0 = wall1 = 0.0
-        result: dict[str, Any] = {}
-        tid = relay.native_thread_id if relay is not None else None
-        for line in child.stdout:
-            message = json.loads(line)
-            if message.get("event") == "measure_start":
-                wall0 = time.monotonic()
-                cpu0 = _thread_cpu(tid, where) if tid else (0.0, 0.0)
-                sched0 = _thread_schedstat(tid, where) if tid else (0.0, 0.0)
-            elif message.get("event") == "measure_end":
-                wall1 = time.monotonic()
-                cpu1 = _thread_cpu(tid, where) if tid else (0.0, 0.0)
-                sched1 = _thread_schedstat(tid, where) if tid else (0.0, 0.0)
-                cpu_wait = (sched1[1] - sched0[1]) / (wall1 - wall0) if wall1 > wall0 else 0.0
-            else:
-                result = message
-                break
-        child.wait(timeout=30)
+        start = time.monotonic_ns() + 200_000_000
+        offset = 0
+        for child, share in zip(children, shares, strict=True):
+            assert child.stdin is not None
+            mine = None if pairs is None else pairs[offset : offset + share]
+            offset += share
+            child.stdin.write(json.dumps({"pairs": mine, "start": start}) + "\n")
+            child.stdin.flush()
+        tids = system.cpu_tids()
+        window_start = start + int(args.warmup * 1e9)
+        window_end = window_start + int(args.seconds * 1e9)
+        _sleep_until(window_start)
+        cpu0 = _cpu(pid, tids) if pid is not None else CpuSample()
+        wall0 = time.monotonic()
+        _sleep_until(window_end)
+        cpu1 = _cpu(pid, tids) if pid is not None else CpuSample()
+        wall1 = time.monotonic()
+        load = os.getloadavg()[0]
+        results = []
+        for child in children:
+            assert child.stdout is not None
+            results.append(json.loads(child.stdout.readline()))
+            child.wait(timeout=30)
     finally:
         stop_load.set()
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if relay is not None:
-            if args.verbose:
-                totals: dict[str, int] = {}
-                for pair in endpoints:
-                    for ep in pair:
-                        st = relay.stats(ep)
-                        for key in (
-                            "packets_received",
-                            "packets_sent",
-                            "packets_dropped",
-                            "packets_foreign",
-                            "send_errors",
-                        ):
-                            totals[key] = totals.get(key, 0) + getattr(st.rtp, key)
-                loops = relay.statistics().loop_iterations
-                print(f"  relay totals {totals} iterations {loops}", file=sys.stderr)
-            relay.close()
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        system.teardown(args.verbose)
+    hist: dict[int, int] = {}
+    for result in results:
+        for index, count in result["hist"].items():
+            hist[int(index)] = hist.get(int(index), 0) + count
+    sent = sum(r["sent"] for r in results)
+    received = sum(r["received"] for r in results)
+    window = results[0]["window"]
+    wall = wall1 - wall0
+    used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     if args.verbose:
-        print(f"  generator {result}", file=sys.stderr)
-        used = sum(cpu1) - sum(cpu0)
-        if used > 0:
-            kernel = (cpu1[1] - cpu0[1]) / used
-            print(f"  relay thread CPU in the kernel: {kernel:.0%}", file=sys.stderr)
-    window = result["window"]
-    sent, received = result["sent"], result["received"]
+        print(
+            f"  {system.name} {calls}: sent {sent} received {received} send errors "
+            f"{sum(r['send_errors'] for r in results)} "
+            f"max latency {_percentile(hist, received, 1.0)} ms",
+            file=sys.stderr,
+        )
     return Step(
         calls=calls,
-        mode="direct" if direct else "relay",
+        system=system.name,
         offered=sent / window,
         forwarded=received / window,
         loss=(sent - received) / sent if sent else 0.0,
-        p50=result["p50"],
-        p99=result["p99"],
-        relay_cpu=(sum(cpu1) - sum(cpu0)) / (wall1 - wall0) if wall1 > wall0 else 0.0,
-        relay_cpu_wait=cpu_wait,
-        gen_cpu=result["cpu"],
-        rss_per_call_kib=(rss1 - rss0) / calls if relay is not None else 0.0,
+        p50=_percentile(hist, received, 0.50),
+        p99=_percentile(hist, received, 0.99),
+        relay_cpu=used / wall if wall > 0 else 0.0,
+        relay_cpu_wait=(cpu1.waited - cpu0.waited) / wall if wall > 0 else 0.0,
+        relay_kernel=(cpu1.system - cpu0.system) / used if used > 0 else 0.0,
+        gen_cpu=sum(r["cpu"] / r["wall"] for r in results),
+        rss_per_call_kib=(rss1 - rss0) / calls if pid is not None and calls else 0.0,
+        load=load,
     )
+
+
+# ----------------------------------------------------------------------------- report
 
 
 def _best(runs: Iterable[Step]) -> Step:
@@ -368,44 +534,208 @@ def _best(runs: Iterable[Step]) -> Step:
     return min(runs, key=lambda step: (round(step.loss, 4), step.p99))
 
 
+COLUMNS = (
+    f"{'calls':>5} {'system':<9} {'offered/s':>9} {'fwd pkt/s':>9} {'loss %':>7} {'p50 ms':>7} "
+    f"{'p99 ms':>7} {'added p50/p99':>14} {'relay CPU':>9} {'(waited)':>8} {'µs/pkt':>6} "
+    f"{'gen CPU':>7} {'RSS/call':>8}"
+)
+
+
+def _row(step: Step, direct: Step | None) -> str:
+    d50 = direct.p50 if direct else 0.0
+    d99 = direct.p99 if direct else 0.0
+    added = (
+        f"{step.p50 - d50:>6.2f}/{step.p99 - d99:<7.2f}"
+        if direct and step.system != "direct"
+        else f"{'-':>6} {'':<7}"
+    )
+    cpu = (
+        f"{100 * step.relay_cpu:>8.0f}% {100 * step.relay_cpu_wait:>7.0f}% "
+        if step.system != "direct"
+        else f"{'-':>9} {'-':>8} "
+    )
+    per_packet = 1e6 * step.relay_cpu / max(step.forwarded, 1)
+    rss = f"{step.rss_per_call_kib:>5.1f}KiB" if step.system != "direct" else f"{'-':>8}"
+    return (
+        f"{step.calls:>5} {step.system:<9} {step.offered:>9.0f} {step.forwarded:>9.0f} "
+        f"{100 * step.loss:>7.3f} {step.p50:>7.2f} {step.p99:>7.2f} {added} {cpu}"
+        f"{per_packet if step.system != 'direct' else float('nan'):>6.1f} "
+        f"{100 * step.gen_cpu:>6.0f}% {rss}"
+    )
+
+
+def _csv_row(step: Step, direct: Step | None) -> dict[str, Any]:
+    return {
+        "calls": step.calls,
+        "system": step.system,
+        "offered_pps": round(step.offered),
+        "forwarded_pps": round(step.forwarded),
+        "loss_pct": round(100 * step.loss, 4),
+        "p50_ms": step.p50,
+        "p99_ms": step.p99,
+        "added_p50_ms": round(step.p50 - direct.p50, 3) if direct else "",
+        "added_p99_ms": round(step.p99 - direct.p99, 3) if direct else "",
+        "relay_cpu_pct": round(100 * step.relay_cpu, 1),
+        "relay_cpu_waited_pct": round(100 * step.relay_cpu_wait, 1),
+        "relay_kernel_pct": round(100 * step.relay_kernel, 1),
+        "us_per_packet": round(1e6 * step.relay_cpu / max(step.forwarded, 1), 2),
+        "gen_cpu_pct": round(100 * step.gen_cpu, 1),
+        "rss_per_call_kib": round(step.rss_per_call_kib, 2),
+        "full_load": step.full_load,
+        "clean": step.clean,
+        "load1": step.load,
+    }
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no PNG: pip install matplotlib)")
+        return
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    for name in systems:
+        mine = [r for r in rows if r["system"] == name]
+        calls = [r["calls"] for r in mine]
+        axes[0].plot(calls, [r["forwarded_pps"] for r in mine], "o-", label=name)
+        axes[1].plot(calls, [max(r["loss_pct"], 1e-4) for r in mine], "o-", label=name)
+        if name != "direct":
+            if mine and mine[0]["added_p99_ms"] != "":
+                axes[2].plot(calls, [r["added_p50_ms"] for r in mine], "o--", label=f"{name} p50")
+                axes[2].plot(calls, [r["added_p99_ms"] for r in mine], "o-", label=f"{name} p99")
+            axes[3].plot(calls, [r["relay_cpu_pct"] for r in mine], "o-", label=name)
+    axes[0].set_title("packets/s forwarded")
+    axes[1].set_title("loss % (log)")
+    axes[1].set_yscale("log")
+    axes[1].axhline(100 * LOSS_LIMIT, color="grey", linestyle=":")
+    axes[2].set_title("added latency ms")
+    axes[3].set_title("relay CPU % of one core")
+    for ax in axes:
+        ax.set_xlabel("concurrent G.711 calls")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _summary(best: dict[str, list[Step]], directs: dict[int, Step]) -> None:
+    top: dict[str, Step | None] = {}
+    print()
+    print(
+        f"{'system':<9} {'max calls':>9} {'fwd pkt/s':>9} {'added p99':>9} {'µs/pkt':>6} "
+        f"{'pkt/s per core':>14}   (max calls: highest step with loss < {100 * LOSS_LIMIT:.1f} % "
+        "at full offered load)"
+    )
+    for name, steps in best.items():
+        if name == "direct":
+            continue
+        clean = [s for s in steps if s.clean]
+        step = max(clean, key=lambda s: s.calls) if clean else None
+        top[name] = step
+        if step is None:
+            print(f"{name:<9} {0:>9}")
+            continue
+        direct = directs.get(step.calls)
+        added = f"{step.p99 - direct.p99:>7.2f}ms" if direct else f"{'-':>9}"
+        per_packet = 1e6 * step.relay_cpu / max(step.forwarded, 1)
+        print(
+            f"{name:<9} {step.calls:>9} {step.forwarded:>9.0f} {added} {per_packet:>6.1f} "
+            f"{1e6 / per_packet if per_packet else 0:>14,.0f}"
+        )
+        if step.calls == max(s.calls for s in steps):
+            print(f"{'':<9} (clean at the highest step: its limit is higher)")
+    ours, peer = top.get("ours"), top.get("rtpengine")
+    if "ours" in top and "rtpengine" in top:
+        if ours is None or peer is None:
+            print("ours / rtpengine: n/a (a system had no clean step)")
+            return
+        ratio = ours.forwarded / peer.forwarded
+        ceiling = max(s.calls for s in best["rtpengine"])
+        bound = " (rtpengine not saturated: an upper bound)" if peer.calls == ceiling else ""
+        print(f"ours / rtpengine, packets/s at < {100 * LOSS_LIMIT:.1f} % loss: {ratio:.2f}{bound}")
+        pp_ours = ours.relay_cpu / max(ours.forwarded, 1)
+        pp_peer = peer.relay_cpu / max(peer.forwarded, 1)
+        if pp_ours > 0:
+            print(f"ours / rtpengine, packets per CPU-second: {pp_peer / pp_ours:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="two short steps (100, 300 calls)")
-    parser.add_argument("--calls", default="100,200,400,600,800", help="comma-separated N steps")
+    parser.add_argument(
+        "--calls",
+        default=None,
+        help="comma-separated N steps (default 100,200,400,600,800; with --peer "
+        "200,400,600,800,1000,1200)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement window per step")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
-    parser.add_argument("--ports", default="12000-19999", help="relay port range LOW-HIGH")
+    parser.add_argument("--ports", default="12000-19999", help="our relay's port range LOW-HIGH")
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the best is shown")
     parser.add_argument("--verbose", action="store_true", help="relay totals per step")
     parser.add_argument("--no-direct", action="store_true", help="skip the direct baseline")
     parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="load generator processes sharing the calls (one Python process tops out at "
+        "about 60-80k packets/s each way)",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("rtpengine",),
+        default=None,
+        help="also run this relay at every step, interleaved with ours (ours then runs as "
+        "RelayProcess, as the server does)",
+    )
+    parser.add_argument("--compare", action="store_true", help="same as --peer rtpengine")
+    parser.add_argument(
+        "--peer-ports", default="2000-11999", help="rtpengine's port range LOW-HIGH"
+    )
+    parser.add_argument(
+        "--rtpengine-threads",
+        type=int,
+        default=None,
+        help="rtpengine --num-threads (default: its own, one per core)",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=0,
-        help="niceness for the relay thread and the generator (negative needs root): keeps a "
-        "shared machine's other load from being measured as relay latency",
+        help="niceness for the forwarding threads and the generator (negative needs root): "
+        "keeps a shared machine's other load from being measured as relay latency",
     )
     parser.add_argument(
         "--process",
         action="store_true",
-        help="run the relay in a child process (engine.media.process.RelayProcess)",
+        help="run our relay in a child process (engine.media.process.RelayProcess)",
     )
     parser.add_argument(
         "--realtime",
         action="store_true",
-        help="run the relay thread SCHED_FIFO (needs root) so a busy shared machine's other "
-        "load does not show up as relay latency",
+        help="run the forwarding threads SCHED_FIFO (needs root) so a busy shared machine's "
+        "other load does not show up as relay latency",
     )
     parser.add_argument(
         "--gil-load",
         type=float,
         default=0.0,
-        help="fraction of time another thread of the relay's process runs Python (0-1), "
+        help="fraction of time another thread of our relay's process runs Python (0-1), "
         "like the engine's trio thread does",
     )
     parser.add_argument(
         "--switch-interval", type=float, default=None, help="sys.setswitchinterval() seconds"
+    )
+    parser.add_argument(
+        "--out", default=None, help="CSV/PNG name under benchmarks/out/ (default relay[-compare])"
     )
     args = parser.parse_args()
     if args.switch_interval:
@@ -413,47 +743,72 @@ def main() -> None:
     if args.generator:
         generator()
         return
-    args.ports = tuple(int(p) for p in args.ports.split("-"))
-    steps = [int(n) for n in args.calls.split(",")]
+    if args.compare:
+        args.peer = "rtpengine"
+    if args.peer:
+        args.process = True
+    ports = tuple(int(p) for p in args.ports.split("-"))
+    default_steps = "200,400,600,800,1000,1200" if args.peer else "100,200,400,600,800"
+    steps = [int(n) for n in (args.calls or default_steps).split(",")]
     if args.quick:
         steps, args.seconds, args.warmup = [100, 300], 2.0, 0.5
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    header = (
-        f"{'calls':>5} {'offered/s':>9} {'fwd pkt/s':>9} {'loss %':>7} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'direct p50/p99':>14} {'added p50/p99':>14} {'relay CPU':>9} "
-        f"{'(waited)':>8} {'µs/pkt':>6} {'gen CPU':>7} {'RSS/call':>8}"
-    )
-    print(f"relay benchmark on {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-    print(header)
-    best = 0
-    for calls in steps:
-        relayed = _best(run_step(calls, False, args) for _ in range(args.repeat))
-        base = None
+    name = args.out or ("relay-compare" if args.peer else "relay")
+
+    with contextlib.ExitStack() as stack:
+        systems: list[System] = [Ours((ports[0], ports[1]), args.process)]
+        if args.peer == "rtpengine":
+            from rtpengine import NgError, Rtpengine
+
+            peer_ports = tuple(int(p) for p in args.peer_ports.split("-"))
+            engine = Rtpengine(
+                (peer_ports[0], peer_ports[1]),
+                threads=args.rtpengine_threads,
+                log_path=OUT / f"{name}-rtpengine.log",
+            )
+            try:
+                stack.enter_context(engine)
+            except NgError as exc:
+                sys.exit(f"cannot run rtpengine: {exc}\n  command: {' '.join(engine.command())}")
+            threads = len(_tasks(engine.pid))
+            print(f"rtpengine pid {engine.pid}, {threads} threads: {' '.join(engine.command())}")
+            systems.append(RtpengineRelay(engine))
         if not args.no_direct:
-            base = _best(run_step(calls, True, args) for _ in range(args.repeat))
-        d50 = base.p50 if base else 0.0
-        d99 = base.p99 if base else 0.0
-        added99 = relayed.p99 - d99
+            systems.append(Direct())
         print(
-            f"{calls:>5} {relayed.offered:>9.0f} {relayed.forwarded:>9.0f} "
-            f"{100 * relayed.loss:>7.3f} {relayed.p50:>7.2f} {relayed.p99:>7.2f} "
-            f"{d50:>6.2f}/{d99:<7.2f} {relayed.p50 - d50:>6.2f}/{added99:<7.2f} "
-            f"{100 * relayed.relay_cpu:>8.0f}% {100 * relayed.relay_cpu_wait:>7.0f}% "
-            f"{1e6 * relayed.relay_cpu / max(relayed.forwarded, 1):>6.1f} "
-            f"{100 * relayed.gen_cpu:>6.0f}% "
-            f"{relayed.rss_per_call_kib:>5.1f}KiB",
-            flush=True,
+            f"relay benchmark on {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+            f"{args.generators} generator(s), {args.seconds:g} s windows, repeat {args.repeat}, "
+            f"ours as {'RelayProcess' if args.process else 'Relay (thread)'}"
         )
-        full_load = relayed.offered >= 0.99 * calls * 100  # else the generator fell short
-        if relayed.loss < LOSS_LIMIT and added99 < P99_LIMIT_MS and full_load:
-            best = max(best, calls)
-        elif not full_load:
-            print(f"      (generator sent only {relayed.offered:.0f} of {calls * 100} packets/s)")
-    print(
-        f"max calls with loss < {100 * LOSS_LIMIT:.1f} % and added p99 < {P99_LIMIT_MS:.0f} ms: "
-        f"{best} ({best * 100} packets/s through the relay)"
-    )
+        print(COLUMNS, flush=True)
+        best: dict[str, list[Step]] = {s.name: [] for s in systems}
+        directs: dict[int, Step] = {}
+        rows: list[dict[str, Any]] = []
+        for calls in steps:
+            runs: dict[str, list[Step]] = {s.name: [] for s in systems}
+            for _ in range(args.repeat):
+                for system in systems:  # interleaved: the same background load for each
+                    runs[system.name].append(run_step(system, calls, args))
+            chosen = {name: _best(r) for name, r in runs.items()}
+            direct = chosen.get("direct")
+            if direct is not None:
+                directs[calls] = direct
+            for system_name, step in chosen.items():
+                best[system_name].append(step)
+                print(_row(step, direct), flush=True)
+                rows.append(_csv_row(step, direct))
+                if not step.full_load:
+                    print(
+                        f"      (generator sent only {step.offered:.0f} of {calls * 100} packets/s)"
+                    )
+        _summary(best, directs)
+    from common import machine_line, write_csv
+
+    csv_path = OUT / f"{name}.csv"
+    write_csv(csv_path, rows)
+    _plot(rows, OUT / f"{name}.png", f"bench_relay.py {' '.join(sys.argv[1:])} - {machine_line()}")
+    print(f"wrote {csv_path} and {csv_path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
