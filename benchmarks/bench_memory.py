@@ -4,7 +4,8 @@ A SIPp UAC (built-in ``uac``, from the trusted-peer port) places N long calls (`
 steady rate through the B2BUA to a SIPp UAS (built-in ``uas``) and holds them; no RTP flows, but
 ours anchors every call in its relay anyway (2 RTP/RTCP port pairs = 4 sockets per call).
 
-Figures, from ``/proc/PID/status`` VmRSS of the B2BUA process:
+Figures, from ``/proc/PID/status`` VmRSS of the B2BUA process (and, as ``tree_*``, the PSS of
+the process and its children: the relay may run in a child process):
 
     base     RSS after start-up and 20 warm-up calls have ended
     setup    RSS right after the last call was answered: the N calls are live and the INVITE
@@ -40,6 +41,7 @@ from common import (
     machine_line,
     print_table,
     rss_kib,
+    tree_rss_kib,
     write_csv,
 )
 
@@ -54,6 +56,9 @@ COLUMNS = [
     "steady_mib",
     "kib_per_call_setup",
     "kib_per_call_steady",
+    "tree_base_mib",
+    "tree_kib_per_call_setup",
+    "tree_kib_per_call",
 ]
 
 
@@ -109,6 +114,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
             warm.cleanup()
             time.sleep(args.settle)  # the warm-up's transactions end
             base = rss_kib(system.pid)
+            base_tree = tree_rss_kib(system.pid)
             ramp = calls / args.rate
             hold_ms = int((ramp + args.settle + 15) * 1000)
             uac = Sipp(uac_args(system.target, calls, args.rate, hold_ms), "uac", port=uac_port)
@@ -124,10 +130,12 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
                 time.sleep(2)
                 held = current_calls(uac)
                 setup = rss_kib(system.pid)
+                setup_tree = tree_rss_kib(system.pid)
                 print(f"   {system_name}: {held} calls held, RSS {setup / 1024:.1f} MiB; settling")
                 time.sleep(args.settle)
                 held = min(held, current_calls(uac))
                 steady = rss_kib(system.pid)
+                steady_tree = tree_rss_kib(system.pid)
                 rows = uac.rows()
                 failed = int(float(rows[-1].get("FailedCall(C)", "0") or 0)) if rows else 0
                 errors = uac.result(0).errors.strip().splitlines()
@@ -146,6 +154,9 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "steady_mib": round(steady / 1024, 1),
         "kib_per_call_setup": round((setup - base) / max(1, held), 1),
         "kib_per_call_steady": round((steady - base) / max(1, held), 1),
+        "tree_base_mib": round(base_tree / 1024, 1),
+        "tree_kib_per_call": round((steady_tree - base_tree) / max(1, held), 1),
+        "tree_kib_per_call_setup": round((setup_tree - base_tree) / max(1, held), 1),
         "first_error": errors[1][:160] if len(errors) > 1 else "",
     }
 

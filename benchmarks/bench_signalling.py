@@ -54,12 +54,13 @@ from common import (
     SippResult,
     SippyServer,
     System,
-    cpu_seconds,
     free_port,
+    live_objects,
     machine_line,
     print_table,
-    rss_kib,
     thread_cpu,
+    tree_cpu_seconds,
+    tree_rss_kib,
     udp_port_drops,
     udp_rcvbuf_errors,
     write_csv,
@@ -237,12 +238,12 @@ def run_step(
         args += ["-default_behaviors", "all,-abortunexp"]
     uac = Sipp(args, "uac")  # a fresh port: the SUT trusts all of 127.0.0.1
     uas_before = uas.rows()
-    cpu_before = cpu_seconds(system.pid) if system.pid else 0.0
+    cpu_before = tree_cpu_seconds(system.pid) if system.pid else 0.0
     threads_before = thread_cpu(system.pid) if system.pid else {}
     drops_before = udp_rcvbuf_errors()
     sut_port = int(system.target.rsplit(":", 1)[1])
     sut_drops_before = udp_port_drops(sut_port)
-    rss_before = rss_kib(system.pid) if system.pid else 0
+    rss_before = tree_rss_kib(system.pid) if system.pid else 0
     profiler = None
     started = time.monotonic()
     uac.start()
@@ -272,7 +273,7 @@ def run_step(
         while uac.proc is not None and uac.proc.poll() is None:
             time.sleep(0.5)
             if system.pid:
-                peak_rss = max(peak_rss, rss_kib(system.pid))
+                peak_rss = max(peak_rss, tree_rss_kib(system.pid))
             if time.monotonic() - started > window + duration_ms / 1000 + 90:
                 break
         result = uac.wait(5)
@@ -283,7 +284,7 @@ def run_step(
     elapsed = time.monotonic() - started
     time.sleep(0.5)  # the UAS's stat row for the last second
     uas_after = uas.rows()
-    cpu = (cpu_seconds(system.pid) - cpu_before) if system.pid else 0.0
+    cpu = (tree_cpu_seconds(system.pid) - cpu_before) if system.pid else 0.0
     drops = udp_rcvbuf_errors() - drops_before
     sut_drops = udp_port_drops(sut_port) - sut_drops_before
     # the busiest thread is the trio (main) thread; the rest is the relay's and the store's
@@ -359,6 +360,8 @@ COLUMNS = [
     "peak_rss_mib",
     "load",
     "clean",
+    "live_objs",
+    "objs_per_call",
 ]
 
 
@@ -387,6 +390,7 @@ def run_mode(
             env: dict[str, str] = {}
             if args.gc_log:
                 env["BENCH_GC_LOG"] = str(OUT / f"gc-{name}-{mode}.txt")
+                Path(env["BENCH_GC_LOG"] + ".snap").unlink(missing_ok=True)
             if args.gc_freeze:
                 env["BENCH_GC_FREEZE"] = "1"
             if args.gc_threshold:
@@ -395,7 +399,10 @@ def run_mode(
             if name == "ours":
                 sut = OursServer(uac_port, uas.port, env=env, src=args.src)
             elif name == "candidate":  # ours from another checkout, side by side
-                sut = OursServer(uac_port, uas.port, env=env, src=args.candidate, name=name)
+                extra = dict(kv.split("=", 1) for kv in args.candidate_env.split(";") if kv)
+                sut = OursServer(
+                    uac_port, uas.port, env={**env, **extra}, src=args.candidate, name=name
+                )
             elif name == "sippy":
                 sut = SippyServer(uas.port)
             else:
@@ -403,6 +410,13 @@ def run_mode(
             running_systems.append((stack.enter_context(sut), uas, uac_port))
         time.sleep(0.5)
         failures = dict.fromkeys(systems, 0)
+        base_objects: dict[str, int] = {}
+        if args.gc_log:
+            for system, _, _ in running_systems:
+                if system.pid is not None and system.name in ("ours", "candidate"):
+                    base_objects[system.name] = live_objects(
+                        system.pid, OUT / f"gc-{system.name}-{mode}.txt"
+                    )
         for rate in args.rates:
             for system, uas, uac_port in running_systems:
                 if failures[system.name] >= args.stop_after:
@@ -424,6 +438,13 @@ def run_mode(
                     )
                     if not (row["exit"] == 254 and row["successful"] == 0):
                         break
+                if system.name in base_objects and system.pid is not None:
+                    # the step's calls all ended less than 32 s ago: their transactions linger
+                    live = live_objects(system.pid, OUT / f"gc-{system.name}-{mode}.txt")
+                    row["live_objs"] = live
+                    row["objs_per_call"] = round(
+                        (live - base_objects[system.name]) / max(1, row["successful"]), 1
+                    )
                 rows.append(row)
                 print_table([row], COLUMNS, header=False)
                 if row["first_error"]:
@@ -535,13 +556,18 @@ def main() -> int:
         default=None,
         help="add system 'candidate': ours run from this checkout",
     )
+    parser.add_argument(
+        "--candidate-env",
+        default="",
+        help="extra environment of the candidate: K=V;K=V (e.g. BENCH_GC_FREEZE=1)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()
     if args.quick:
         args.window = 8.0
     args.rates = [int(x) for x in args.rates.split(",")]
     systems = args.systems.split(",")
-    if args.candidate is not None and "candidate" not in systems:
+    if (args.candidate is not None or args.candidate_env) and "candidate" not in systems:
         systems.insert(1, "candidate")
     modes = args.modes.split(",")
     OUT.mkdir(parents=True, exist_ok=True)

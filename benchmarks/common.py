@@ -44,7 +44,8 @@ NOFILE = 65536
 
 # ``b2bua serve`` started through this launcher, so the harness can look inside without touching
 # the engine: BENCH_GC_LOG=FILE records every collection (generation, pause, objects collected)
-# and writes them at exit; BENCH_GC_FREEZE=1 moves everything alive after the imports into the
+# and writes them at exit, and on SIGUSR1 appends the live tracked objects after a full
+# collection to FILE.snap; BENCH_GC_FREEZE=1 moves everything alive after the imports into the
 # permanent generation (gc.freeze); BENCH_GC_THRESHOLD=a,b,c sets gc thresholds; BENCH_CPROFILE=FILE
 # runs the server under cProfile and dumps the stats at exit.
 LAUNCHER = r"""
@@ -74,9 +75,18 @@ if log_path:
                     getattr(target, "__qualname__", ""))
             counts[name] = counts.get(name, 0) + 1
         with open(log_path + ".types", "w") as f:
+            f.write(f"{sum(counts.values())} TOTAL tracked objects at exit\n")
             for name, count in sorted(counts.items(), key=lambda kv: -kv[1])[:40]:
                 f.write(f"{count} {name}\n")
     atexit.register(_dump)
+    import signal
+    def _snapshot(signum, frame):
+        # SIGUSR1: full collection, then the number of live tracked objects (what every full
+        # collection walks) appended to LOG.snap
+        gc.collect()
+        with open(log_path + ".snap", "a") as f:
+            f.write(f"{len(gc.get_objects())}\n")
+    signal.signal(signal.SIGUSR1, _snapshot)
 from engine.cli import main
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
 if threshold:
@@ -147,6 +157,43 @@ def raise_nofile() -> None:
 # ----------------------------------------------------------------------------- processes
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the relay runs in a child process of the server)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of a process in KiB (shared pages split among their users)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Memory of a process and all its descendants (the relay process), in KiB: the sum of
+    their PSS, so pages a forked child still shares with its parent count once."""
+    return sum(pss_kib(p) for p in descendants(pid))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and all its live descendants."""
+    return sum(cpu_seconds(p) for p in descendants(pid))
+
+
 def rss_kib(pid: int) -> int:
     """VmRSS of a process in KiB (0 when it is gone)."""
     try:
@@ -186,6 +233,21 @@ def udp_rcvbuf_errors() -> int:
         header, values = [row for row in lines if row[0] == "Udp:"][:2]
         return int(values[header.index("RcvbufErrors")])
     return 0
+
+
+def live_objects(pid: int, gc_log: Path, timeout: float = 5.0) -> int:
+    """Tracked objects alive in a server started with BENCH_GC_LOG=gc_log (after a full
+    collection it runs on SIGUSR1); -1 if it did not answer."""
+    snap = Path(str(gc_log) + ".snap")
+    before = len(snap.read_text().splitlines()) if snap.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = snap.read_text().splitlines() if snap.exists() else []
+        if len(lines) > before:
+            return int(lines[-1])
+        time.sleep(0.05)
+    return -1
 
 
 def udp_port_drops(port: int) -> int:
