@@ -47,7 +47,8 @@ NOFILE = 65536
 # and writes them at exit, and on SIGUSR1 appends the live tracked objects after a full
 # collection to FILE.snap; BENCH_GC_FREEZE=1 moves everything alive after the imports into the
 # permanent generation (gc.freeze); BENCH_GC_THRESHOLD=a,b,c sets gc thresholds; BENCH_CPROFILE=FILE
-# runs the server under cProfile and dumps the stats at exit.
+# runs the server under cProfile and dumps the stats at exit; BENCH_COUNT=FILE:mod:Cls.meth,...
+# counts calls of the named functions and writes the counts at exit.
 LAUNCHER = r"""
 import atexit, gc, os, sys, time
 log_path = os.environ.get("BENCH_GC_LOG")
@@ -87,6 +88,31 @@ if log_path:
         with open(log_path + ".snap", "a") as f:
             f.write(f"{len(gc.get_objects())}\n")
     signal.signal(signal.SIGUSR1, _snapshot)
+count_spec = os.environ.get("BENCH_COUNT")
+if count_spec:
+    # BENCH_COUNT=FILE:module.Class.method,...: how often each was called, written at exit
+    import functools, importlib
+    count_path, _, names = count_spec.partition(":")
+    counters = {}
+    def _counted(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            counters[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+    for name in names.split(","):
+        module_name, _, attr_path = name.partition(":")
+        owner = importlib.import_module(module_name)
+        *parents, last = attr_path.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        counters[name] = 0
+        setattr(owner, last, _counted(name, getattr(owner, last)))
+    def _dump_counts():
+        with open(count_path, "w") as f:
+            for name, count in counters.items():
+                f.write(f"{count} {name}\n")
+    atexit.register(_dump_counts)
 from engine.cli import main
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
 if threshold:
