@@ -8,6 +8,7 @@ listeners close and ``serve`` returns.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -49,9 +50,15 @@ async def serve(
     *,
     announce: Callable[[str], None] = print,
     handle_signals: bool = True,
+    freeze_gc: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the server until a signal or ``Running.shutdown``; announce lines via ``announce``."""
+    """Run the server until a signal or ``Running.shutdown``; announce lines via ``announce``.
+
+    Once everything is up, ``freeze_gc`` moves the start-up heap (modules, the app, the
+    directory: tens of thousands of objects that live as long as the process) out of the cyclic
+    collector's reach (``gc.freeze``), so a full collection under load scans only what calls
+    created; an embedder that manages its own heap can pass ``False``."""
     from hypercorn.config import Config as HypercornConfig
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -106,6 +113,9 @@ async def serve(
                 await nursery.start(callbacks.run)
                 app_holder["app"] = create_app(engine, public_url=public_url, callbacks=callbacks)
                 running.api_url = f"http://{_hostport(config.api.host, api_port)}"
+                if freeze_gc:
+                    gc.collect()
+                    gc.freeze()
                 announce(f"listening api {running.api_url}")
                 if config.directory.file is None:
                     for entry in directory.apps:
