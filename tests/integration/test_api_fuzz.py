@@ -1,10 +1,21 @@
 """Schemathesis against the real ``b2bua serve``: every operation of /uapi/openapi.json is fuzzed
-over HTTP and no answer may be a 5xx, stray from the documented statuses, content types and
-schemas, or carry an error body outside the UAPI shape.
+over HTTP, and no answer may be a 5xx (bar 501 ``request_not_implemented``, UAPI's answer for the
+actions this server does not implement), stray from the documented statuses, content types,
+headers and schemas, accept a request the document says is invalid, or carry an error body
+outside the UAPI shape (``uapi_error_shape``).
+
+- ``test_api_fuzz``: one test per operation (examples, coverage and fuzzing phases; positive and
+  negative data), ``MAX_EXAMPLES`` generated cases each.
+- ``test_api_stateful_calls``: follows the document's links, so calls the fuzzer created (sandbox
+  numbers, answered by the server itself) are read, acted on and hung up with generated input.
 
 One server is started for the module (the default test directory); requests carry a Bearer token
-the server itself issued to the User App ``test-user-app``. Generation is bounded and
-derandomized (fixed seed, fixed ``max_examples``), so a CI run is repeatable and short.
+the server itself issued to the User App ``test-user-app``. Generation is bounded, derandomized
+and blind to earlier answers, so a CI run repeats the same requests in well under a minute.
+
+The schema is built from ``api.openapi.openapi_document`` at import (schemathesis' lazy
+``from_fixture`` loader does not run on pytest 9.2) and sent to the live server's URL;
+``test_served_document_is_the_one_fuzzed`` checks the server serves that very document.
 """
 
 from __future__ import annotations
