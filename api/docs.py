@@ -32,18 +32,28 @@ def _code_text(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
+MAX_PATTERN_SHOWN = 80  # longer ones (statusCallback's) stay in the JSON document
+
+
 def _schema_text(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
-    if "oneOf" in schema:
-        return " or ".join(_schema_text(s) for s in schema["oneOf"])
+    for combined in ("oneOf", "anyOf"):
+        if combined in schema:
+            return " or ".join(_schema_text(s) for s in schema[combined])
     kind = schema.get("type", "object")
+    kind_text = kind if isinstance(kind, str) else " | ".join(kind)
     if kind == "array":
         return f"array of {_schema_text(schema.get('items', {}))}"
     if "enum" in schema:
-        return f"{_e(kind)}: " + ", ".join(f"<code>{_e(v)}</code>" for v in schema["enum"])
-    return _e(kind if isinstance(kind, str) else " | ".join(kind))
+        values = ", ".join(
+            f"<code>{_e(v if isinstance(v, str) else json.dumps(v))}</code>" for v in schema["enum"]
+        )
+        return f"{_e(kind_text)}: {values}"
+    if 0 < len(schema.get("pattern", "")) <= MAX_PATTERN_SHOWN:
+        return f"{_e(kind_text)} matching <code>{_e(schema['pattern'])}</code>"
+    return _e(kind_text)
 
 
 def _parameters(params: list[dict[str, Any]]) -> str:

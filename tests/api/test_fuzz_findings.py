@@ -137,3 +137,11 @@ async def test_dates_beyond_the_calendar_in_utc_are_invalid_not_a_crash(
     assert_error(cdr, 400, "cdr_startdate_invalid")
     cdr = await client.get("/uapi/cdr/@me", params={"endDate": edge}, headers=headers)
     assert_error(cdr, 400, "cdr_enddate_invalid")
+
+
+async def test_docs_page_spells_out_the_precise_path_values(mock_clock, client) -> None:
+    # The anyOf/nullable schemas the fuzz needed must not read as `object` on /uapi/docs.
+    page = (await client.get("/uapi/docs")).text
+    assert "<code>@me</code>, <code>@viewer</code>, <code>@owner</code> or string matching" in page
+    assert "<code>@self</code> or string matching" in page
+    assert "string | null: <code>wav</code>, <code>wav49</code>, <code>null</code>" in page
