@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -110,6 +110,9 @@ class ErrorGuard:
 
         try:
             await self.app(scope, receive, guarded_send)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody is left to answer, and it is no fault.
+            logger.info("client left during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:

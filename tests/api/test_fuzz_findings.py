@@ -145,3 +145,41 @@ async def test_docs_page_spells_out_the_precise_path_values(mock_clock, client) 
     assert "<code>@me</code>, <code>@viewer</code>, <code>@owner</code> or string matching" in page
     assert "<code>@self</code> or string matching" in page
     assert "string | null: <code>wav</code>, <code>wav49</code>, <code>null</code>" in page
+
+
+async def test_a_client_leaving_mid_body_is_not_an_internal_error(
+    mock_clock, app, client, caplog
+) -> None:
+    # Was: ClientDisconnect while reading the body was logged as an unhandled error and a 500
+    # was sent to nobody.
+    sent: list[dict] = []
+    token = (await auth(client))["Authorization"].encode()
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": CREATE,
+        "raw_path": CREATE.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", token),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    assert sent == []
+    assert "unhandled error" not in caplog.text
