@@ -416,6 +416,29 @@ def _sleep_until(deadline_ns: int) -> None:
         time.sleep(left / 1e9)
 
 
+def _start_profiler(pid: int, seconds: float, path: Path) -> subprocess.Popen[bytes] | None:
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        print("(no profile: pip install py-spy)", file=sys.stderr)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(py_spy), "record", "--pid", str(pid), "--rate", "250", "--idle"]
+    command += ["--duration", str(max(int(seconds), 1)), "--format", "raw", "-o", str(path)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _finish_profiler(profiler: subprocess.Popen[bytes], path: Path) -> None:
+    try:
+        profiler.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+    from common import summarize_profile
+
+    if path.exists():
+        print(f"profile of our relay ({path}):\n{summarize_profile(path, top=15)}", file=sys.stderr)
+
+
 def run_step(system: System, calls: int, args: argparse.Namespace) -> Step:
     stop_load = threading.Event()
     children: list[subprocess.Popen[str]] = []
@@ -474,12 +497,17 @@ def run_step(system: System, calls: int, args: argparse.Namespace) -> Step:
         window_start = start + int(args.warmup * 1e9)
         window_end = window_start + int(args.seconds * 1e9)
         _sleep_until(window_start)
+        profiler = None
+        if args.profile == calls and isinstance(system, Ours) and pid is not None:
+            profiler = _start_profiler(pid, args.seconds, OUT / f"relay-profile-{calls}.txt")
         cpu0 = _cpu(pid, tids) if pid is not None else CpuSample()
         wall0 = time.monotonic()
         _sleep_until(window_end)
         cpu1 = _cpu(pid, tids) if pid is not None else CpuSample()
         wall1 = time.monotonic()
         load = os.getloadavg()[0]
+        if profiler is not None:
+            _finish_profiler(profiler, OUT / f"relay-profile-{calls}.txt")
         results = []
         for child in children:
             assert child.stdout is not None
@@ -617,7 +645,8 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     for ax in axes:
         ax.set_xlabel("concurrent G.711 calls")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -775,6 +804,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--switch-interval", type=float, default=None, help="sys.setswitchinterval() seconds"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=None,
+        metavar="CALLS",
+        help="py-spy our relay process during the window of this step (raw stacks to "
+        "benchmarks/out/relay-profile-CALLS.txt, summary on stderr)",
     )
     parser.add_argument(
         "--out", default=None, help="CSV/PNG name under benchmarks/out/ (default relay[-compare])"
