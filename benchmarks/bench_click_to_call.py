@@ -22,8 +22,14 @@ SIPp message counts (``-trace_counts``), and prints per step:
   (non-202, timeout) or a call still live 30 s after its step;
 - API create latency p50/p99 in ms, measured from the request's scheduled time (so a client or
   server that falls behind shows up as latency, not as a lower rate);
+- ``srv_cpu%`` (server CPU: all threads and the relay's child process, during the window) and
+  ``srv_ms/call`` (server CPU from the step's start until its last call ended, per call
+  created): the figure that stays comparable when other processes share the machine;
 - ``B CANCEL`` (must equal the calls created), ``A BYE`` and ``D BYE`` (must equal the answered
-  calls), SIPp retransmissions seen by the phones, and the server's CPU share during the window.
+  calls), and ``retrans``: messages the phones received again or sent again (the server was late
+  or lost one). A phone counts an unexpected message (an INVITE retransmitted after its 200,
+  when the server did not see the 180 within 500 ms) instead of aborting the call, as
+  ``bench_signalling.py`` does; ``--strict`` restores SIPp's abort.
 
 Writes ``benchmarks/out/click_to_call[-TAG].csv`` and ``.png``.
 
@@ -90,6 +96,7 @@ COLUMNS = (
     "D_BYE",
     "retrans",
     "srv_cpu%",
+    "srv_ms/call",
     "client_cpu%",
     "sipp_cpu%",
     "ok",
@@ -336,6 +343,16 @@ async def cross_check(
     return wrong
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its child processes (the relay runs in a child)."""
+    total = cpu_seconds(pid)
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in children.read_text().split():
+                total += cpu_seconds(int(child))
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -367,17 +384,18 @@ async def bench(
         await wait_ended(server.store_path, warm.ids, args.duration + 30)
         for rate in args.rates:
             before = await fresh_counts(sipps)
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            cpu0, t0 = tree_cpu(pid), time.monotonic()
             me0 = cpu_seconds(os.getpid())
             sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
             spy: subprocess.Popen[bytes] | None = None
             if args.py_spy and rate == args.rates[-1]:
                 spy = start_py_spy(pid, args)
             step = await run_step(client, token, rate, args.window, args.duration)
-            cpu1, t1 = cpu_seconds(pid), time.monotonic()
+            cpu1, t1 = tree_cpu(pid), time.monotonic()
             me1 = cpu_seconds(os.getpid())
             sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
             got = await wait_ended(server.store_path, step.ids, args.duration + 30)
+            cpu2 = tree_cpu(pid)
             if spy is not None:
                 finish_py_spy(spy, args)
             after = await fresh_counts(sipps)
@@ -407,6 +425,7 @@ async def bench(
                 "D_BYE": d.bye_recv,
                 "retrans": a.retrans + b.retrans + d.retrans,
                 "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
+                "srv_ms/call": 1000 * (cpu2 - cpu0) / max(1, created),
                 "ok": "yes" if ok else "NO",
                 "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
                 "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
@@ -424,6 +443,13 @@ async def bench(
             }
             rows.append(row)
             print_table([row], COLUMNS, header=len(rows) == 1)
+            stuck = [i for i in step.ids if got.get(i, ("", None))[0] != "ended"]
+            if stuck and args.show_stuck:
+                reply = await client.get(
+                    f"/uapi/phoneCalls/@me/210/{stuck[0]}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                print(f"   a call still live: {reply.text[: args.show_stuck]}", flush=True)
             if not ok:
                 print(
                     f"   step {rate}/s: dispositions {row['dispositions']} api errors "
@@ -522,6 +548,15 @@ def main() -> None:
     parser.add_argument("--media", choices=("tone", "echo"), default="tone", help="phone A media")
     parser.add_argument("--quick", action="store_true", help="rates 50,150 for 4 s each")
     parser.add_argument("--py-spy", type=float, default=0, help="py-spy the last step N seconds")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="SIPp's default: an unexpected message (e.g. an INVITE retransmitted after the 200) "
+        "aborts the phone's call",
+    )
+    parser.add_argument(
+        "--show-stuck", type=int, default=0, help="print N chars of a call that never ended"
+    )
     parser.add_argument("--show-errors", type=int, default=0, help="print N chars of SIPp errors")
     parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--src", type=Path, help="run the server from another checkout")
@@ -538,6 +573,8 @@ def main() -> None:
     if args.media == "echo":
         a_args = ["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo"]
     common = ["-timeout", timeout, "-trace_counts"]
+    if not args.strict:  # count a late retransmission as unexpected instead of killing the call
+        common += ["-default_behaviors", "all,-abortunexp"]
     phone_a = Sipp([*a_args, *common], "c2c-a")
     phone_b = Sipp(["-sf", str(SCENARIOS / "gateway_noanswer.xml"), *common], "c2c-b")
     dest = Sipp(["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo", *common], "c2c-d")
