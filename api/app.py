@@ -8,11 +8,14 @@ served by hypercorn's trio worker inside the engine's trio run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.cdr import list_cdr
@@ -46,15 +49,64 @@ class StripTrailingSlash:
         await self.app(scope, receive, send)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
+    """One endpoint for a path served by several methods (HEAD is GET without a body).
+
+    One route per path makes a 405 list every method of the path in ``Allow``, not just the
+    methods of whichever route Starlette tried first."""
+    table = dict(handlers)
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await table[method](request)
+
+    return endpoint
+
+
+class PathRoute(Route):
+    """A Route that leaves to other routes the paths whose parameters take a reserved value:
+    ``/uapi/phoneCalls/{userId}/simple`` is the create resource, never extension "simple", so a
+    GET there is 405 (Allow: POST) rather than a list of an unknown extension."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Endpoint,
+        *,
+        methods: list[str],
+        reserved: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.reserved = dict(reserved or {})
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            params = child.get("path_params", {})
+            if any(params.get(name) == value for name, value in self.reserved.items()):
+                return Match.NONE, {}
+        return match, child
+
+
 def routes() -> list[Route]:
+    not_simple = {"extension": "simple"}
     return [
         Route("/oauth/token.php", token_endpoint, methods=["POST"]),
         Route("/uapi/phoneCalls/{userId}/simple", create_simple, methods=["POST"]),
-        Route(CALL_PATH, get_calls, methods=["GET"]),
-        Route(CALL_PATH, delete_calls, methods=["DELETE"]),
-        Route(CALL_PATH + "/{phoneCallId}", get_calls, methods=["GET"]),
-        Route(CALL_PATH + "/{phoneCallId}", put_call, methods=["PUT"]),
-        Route(CALL_PATH + "/{phoneCallId}", delete_calls, methods=["DELETE"]),
+        PathRoute(
+            CALL_PATH,
+            by_method({"GET": get_calls, "DELETE": delete_calls}),
+            methods=["GET", "DELETE"],
+            reserved=not_simple,
+        ),
+        PathRoute(
+            CALL_PATH + "/{phoneCallId}",
+            by_method({"GET": get_calls, "PUT": put_call, "DELETE": delete_calls}),
+            methods=["GET", "PUT", "DELETE"],
+        ),
         Route(CALL_PATH + "/{phoneCallId}/events", call_events, methods=["GET"]),
         Route("/uapi/cdr/{ownerId}", list_cdr, methods=["GET"]),
         Route("/uapi/openapi.json", openapi_endpoint, methods=["GET"]),

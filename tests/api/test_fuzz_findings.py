@@ -183,3 +183,52 @@ async def test_a_client_leaving_mid_body_is_not_an_internal_error(
     await app(scope, receive, send)
     assert sent == []
     assert "unhandled error" not in caplog.text
+
+
+def _allowed(response) -> set[str]:
+    return {method.strip() for method in response.headers["allow"].split(",")} - {"HEAD"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/uapi/phoneCalls/@me/210", {"GET", "DELETE"}),
+        ("/uapi/phoneCalls/@me/210/00000000000000000000", {"GET", "PUT", "DELETE"}),
+        ("/uapi/phoneCalls/@me/simple", {"POST"}),
+    ],
+)
+async def test_405_allow_lists_every_method_of_the_path(
+    mock_clock, client, path: str, allowed: set[str]
+) -> None:
+    # Was: `Allow: HEAD, GET` where DELETE (and PUT) were served too (one route per method).
+    headers = await auth(client)
+    response = await client.request("PATCH", path, headers=headers)
+    assert_error(response, 405, "method_not_allowed")
+    assert _allowed(response) == allowed
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_simple_is_the_create_resource_not_an_extension(
+    mock_clock, client, method: str
+) -> None:
+    # Was: GET /uapi/phoneCalls/@me/simple listed extension "simple" (400 extension_invalid).
+    response = await client.request(method, CREATE, headers=await auth(client))
+    assert_error(response, 405, "method_not_allowed")
+    assert _allowed(response) == {"POST"}
+
+
+async def test_every_method_of_a_shared_path_still_reaches_its_handler(mock_clock, client) -> None:
+    headers = await auth(client)
+    body = _create_operation()["requestBody"]["content"]["application/json"]["example"]
+    call_id = (await client.post(CREATE, json=body, headers=headers)).json()[0]["id"]
+    one = f"/uapi/phoneCalls/@me/210/{call_id}"
+    assert (await client.get(one, headers=headers)).status_code == 200
+    assert (await client.head(one, headers=headers)).status_code == 200
+    put = await client.put(one, json={"action": "Park"}, headers=headers)
+    assert_error(put, 501, "request_not_implemented")
+    assert (await client.get("/uapi/phoneCalls/@me/210", headers=headers)).status_code == 200
+    assert (await client.delete(one, headers=headers)).status_code == 200
+    hang_up_all = await client.delete("/uapi/phoneCalls/@me/210", headers=headers)
+    assert hang_up_all.status_code in (200, 204)  # the hang-up handler, not the list
+    if hang_up_all.status_code == 200:
+        assert all(set(entry) == {"id"} for entry in hang_up_all.json()["entry"])
