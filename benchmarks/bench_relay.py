@@ -641,21 +641,31 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         return
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    for name in systems:
+    for index, name in enumerate(systems):
+        color = f"C{index}"
         mine = [r for r in rows if r["system"] == name]
         calls = [r["calls"] for r in mine]
-        axes[0].plot(calls, [r["forwarded_pps"] for r in mine], "o-", label=name)
-        axes[1].plot(calls, [max(r["loss_pct"], 1e-4) for r in mine], "o-", label=name)
+        axes[0].plot(calls, [r["forwarded_pps"] for r in mine], "o-", color=color, label=name)
+        axes[1].plot(calls, [max(r["loss_pct"], 1e-4) for r in mine], "o-", color=color, label=name)
         if name != "direct":
             if mine and mine[0]["added_p99_ms"] != "":
-                axes[2].plot(calls, [r["added_p50_ms"] for r in mine], "o--", label=f"{name} p50")
-                axes[2].plot(calls, [r["added_p99_ms"] for r in mine], "o-", label=f"{name} p99")
-            axes[3].plot(calls, [r["relay_cpu_pct"] for r in mine], "o-", label=name)
+                axes[2].plot(
+                    calls,
+                    [r["added_p50_ms"] for r in mine],
+                    "o--",
+                    color=color,
+                    label=f"{name} p50",
+                )
+                axes[2].plot(
+                    calls, [r["added_p99_ms"] for r in mine], "o-", color=color, label=f"{name} p99"
+                )
+            axes[3].plot(calls, [r["relay_cpu_pct"] for r in mine], "o-", color=color, label=name)
     axes[0].set_title("packets/s forwarded")
     axes[1].set_title("loss % (log)")
     axes[1].set_yscale("log")
     axes[1].axhline(100 * LOSS_LIMIT, color="grey", linestyle=":")
-    axes[2].set_title("added latency ms")
+    axes[2].set_title("added latency ms (symlog)")
+    axes[2].set_yscale("symlog", linthresh=1)
     axes[3].set_title("relay CPU % of one core")
     for ax in axes:
         ax.set_xlabel("concurrent G.711 calls")
