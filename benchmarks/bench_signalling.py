@@ -209,6 +209,7 @@ def run_step(
     scenario: Path | None,
     profile_to: Path | None,
     strict: bool = False,
+    profile_idle: bool = False,
 ) -> dict[str, Any]:
     calls = max(1, int(rate * window))
     duration_ms = 0 if mode == "short" else LONG_MS
@@ -261,6 +262,7 @@ def run_step(
                     str(int(window)),
                     "--rate",
                     "200",
+                    *(["--idle"] if profile_idle else []),
                     "--format",
                     "raw",
                     "-o",
@@ -435,6 +437,7 @@ def run_mode(
                         scenario,
                         profile_to,
                         args.strict,
+                        args.profile_idle,
                     )
                     if not (row["exit"] == 254 and row["successful"] == 0):
                         break
@@ -535,6 +538,11 @@ def main() -> int:
         type=int,
         default=None,
         help="py-spy record ours (raw stacks) during the step at this rate",
+    )
+    parser.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="py-spy --idle: also sample threads waiting off-CPU (blocking calls)",
     )
     parser.add_argument("--gc-log", action="store_true", help="log ours' GC pauses")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() ours after imports")
