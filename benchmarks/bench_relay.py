@@ -210,6 +210,44 @@ def generator() -> None:
         s.close()
 
 
+def bare_relay() -> None:
+    """Child process for ``--bare``: the least a Python relay can do per packet (epoll,
+    ``recvfrom_into``, ``sendto`` to a fixed address; no latching, counters or sequence
+    tracking), as a floor for ours. In: N; out: its 2N ports; in: the 2N phone ports; out:
+    the forwarding thread's id; runs until stdin closes."""
+    calls = int(sys.stdin.readline())
+    socks = []
+    for _ in range(2 * calls):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((HOST, 0))
+        s.setblocking(False)
+        socks.append(s)
+    print(json.dumps([s.getsockname()[1] for s in socks]), flush=True)
+    phones: list[int] = json.loads(sys.stdin.readline())
+    poller = select.epoll()
+    route: dict[int, tuple[Any, Any, tuple[str, int]]] = {}
+    for i, s in enumerate(socks):
+        poller.register(s.fileno(), select.EPOLLIN)
+        route[s.fileno()] = (s.recvfrom_into, socks[i ^ 1].sendto, (HOST, phones[i ^ 1]))
+
+    def forward() -> None:
+        buf = bytearray(65536)
+        view = memoryview(buf)
+        while True:
+            for fd, _mask in poller.poll(-1, 4096):
+                recv, send, dest = route[fd]
+                try:
+                    size, _addr = recv(buf)
+                    send(view[:size], dest)
+                except OSError:
+                    continue
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    print(json.dumps(thread.native_id), flush=True)
+    sys.stdin.read()
+
+
 # ----------------------------------------------------------------------------- measuring
 
 
@@ -408,6 +446,59 @@ class RtpengineRelay(System):
         for call_id in self._call_ids:
             delete_call(self._engine.client, call_id)
         self._call_ids = []
+
+
+class Bare(System):
+    """``--bare``: the minimal Python forwarding loop of ``bare_relay`` in a child process."""
+
+    name = "bare"
+
+    def __init__(self) -> None:
+        self._child: subprocess.Popen[str] | None = None
+        self._ports: list[int] = []
+        self._tid = 0
+
+    def start(self) -> None:
+        self._child = subprocess.Popen(
+            [sys.executable, __file__, "--bare-child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _io(self, line: str) -> Any:
+        assert self._child is not None and self._child.stdin and self._child.stdout
+        self._child.stdin.write(line + "\n")
+        self._child.stdin.flush()
+        return json.loads(self._child.stdout.readline())
+
+    def setup(self, calls: int) -> None:
+        self._ports = self._io(str(calls))
+
+    def connect(self, phones: list[list[int]]) -> list[list[int]] | None:
+        self._tid = self._io(json.dumps([port for pair in phones for port in pair]))
+        return [[self._ports[2 * i], self._ports[2 * i + 1]] for i in range(len(phones))]
+
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    def cpu_tids(self) -> list[int]:
+        return [] if self._child is None else _tasks(self._child.pid)
+
+    def hot_tids(self) -> list[int]:
+        return [self._tid] if self._tid else []
+
+    def teardown(self, verbose: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 # ----------------------------------------------------------------------------- one step
@@ -757,6 +848,13 @@ def _own_autogroup(nice: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also run a minimal Python forwarding loop (no latching, counters, sequence "
+        "tracking) in a child process: the floor for any relay written in Python",
+    )
     parser.add_argument("--quick", action="store_true", help="two short steps (100, 300 calls)")
     parser.add_argument(
         "--calls",
@@ -847,6 +945,9 @@ def main() -> None:
     if args.generator:
         generator()
         return
+    if args.bare_child:
+        bare_relay()
+        return
     if args.compare:
         args.peer = "rtpengine"
     if args.group_nice is not None:
@@ -880,6 +981,8 @@ def main() -> None:
             threads = len(_tasks(engine.pid))
             print(f"rtpengine pid {engine.pid}, {threads} threads: {' '.join(engine.command())}")
             systems.append(RtpengineRelay(engine))
+        if args.bare:
+            systems.append(Bare())
         if not args.no_direct:
             systems.append(Direct())
         print(
