@@ -108,7 +108,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         with sut as system:
             assert system.pid is not None
             # warm-up: import-on-first-use code paths, caches, store tables
-            warm = Sipp(uac_args(system.target, 20, 20, 0), "warm", port=uac_port)
+            warm = Sipp(uac_args(system.target, 20, 20, 0), "warm")
             warm.start()
             warm.wait(60)
             warm.cleanup()
@@ -117,7 +117,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
             base_tree = tree_rss_kib(system.pid)
             ramp = calls / args.rate
             hold_ms = int((ramp + args.settle + 15) * 1000)
-            uac = Sipp(uac_args(system.target, calls, args.rate, hold_ms), "uac", port=uac_port)
+            uac = Sipp(uac_args(system.target, calls, args.rate, hold_ms), "uac")
             uac.start()
             try:
                 deadline = time.monotonic() + ramp + 30
