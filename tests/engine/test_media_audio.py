@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from media_ports import free_range
 
 from engine.media import MediaError, Relay, g711, rtp, tone
 
@@ -35,11 +36,6 @@ def dominant(samples: list[int], candidates: tuple[float, ...]) -> float:
 
 
 CANDIDATES = (300.0, 440.0, 697.0, 1000.0, 1600.0)
-
-
-def free_range(size: int) -> tuple[int, int]:
-    base = random.randrange(10000, 30000 - size, 2)
-    return base, base + size - 1
 
 
 @pytest.fixture

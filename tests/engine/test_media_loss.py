@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from media_ports import free_range
 
 from engine.media import Relay
 
@@ -19,8 +20,7 @@ HOST = "127.0.0.1"
 
 @pytest.fixture(scope="module")
 def relay() -> Iterator[Relay]:
-    base = random.randrange(10000, 29000, 2)
-    r = Relay(HOST, (base, base + 99))
+    r = Relay(HOST, free_range(100))
     r.start()
     yield r
     r.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import struct
@@ -14,16 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from media_ports import free_range
 
 from engine.media import MediaError, PortRangeExhausted
 from engine.media.process import RelayProcess
 
 HOST = "127.0.0.1"
-
-
-def free_range(size: int) -> tuple[int, int]:
-    base = random.randrange(10000, 30000 - size, 2)
-    return base, base + size - 1
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from media_ports import free_range
 
 from engine.media import MediaEndpoint, MediaError, PortRangeExhausted, Relay
 
@@ -70,11 +71,6 @@ def eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
             return False
         time.sleep(0.001)
     return True
-
-
-def free_range(size: int) -> tuple[int, int]:
-    base = random.randrange(10000, 30000 - size, 2)
-    return base, base + size - 1
 
 
 @pytest.fixture
