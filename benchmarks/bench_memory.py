@@ -50,6 +50,7 @@ COLUMNS = [
     "system",
     "calls",
     "held",
+    "held_steady",
     "failed",
     "base_mib",
     "setup_mib",
@@ -116,7 +117,8 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
             base = rss_kib(system.pid)
             base_tree = tree_rss_kib(system.pid)
             ramp = calls / args.rate
-            hold_ms = int((ramp + args.settle + 15) * 1000)
+            # every call is still up at the steady reading even if the ramp runs late
+            hold_ms = int((2 * ramp + args.settle + 60) * 1000)
             uac = Sipp(uac_args(system.target, calls, args.rate, hold_ms), "uac")
             uac.start()
             try:
@@ -133,7 +135,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
                 setup_tree = tree_rss_kib(system.pid)
                 print(f"   {system_name}: {held} calls held, RSS {setup / 1024:.1f} MiB; settling")
                 time.sleep(args.settle)
-                held = min(held, current_calls(uac))
+                held_steady = current_calls(uac)
                 steady = rss_kib(system.pid)
                 steady_tree = tree_rss_kib(system.pid)
                 rows = uac.rows()
@@ -148,14 +150,15 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "system": system_name,
         "calls": calls,
         "held": held,
+        "held_steady": held_steady,
         "failed": failed,
         "base_mib": round(base / 1024, 1),
         "setup_mib": round(setup / 1024, 1),
         "steady_mib": round(steady / 1024, 1),
         "kib_per_call_setup": round((setup - base) / max(1, held), 1),
-        "kib_per_call_steady": round((steady - base) / max(1, held), 1),
+        "kib_per_call_steady": round((steady - base) / max(1, held_steady), 1),
         "tree_base_mib": round(base_tree / 1024, 1),
-        "tree_kib_per_call": round((steady_tree - base_tree) / max(1, held), 1),
+        "tree_kib_per_call": round((steady_tree - base_tree) / max(1, held_steady), 1),
         "tree_kib_per_call_setup": round((setup_tree - base_tree) / max(1, held), 1),
         "first_error": errors[1][:160] if len(errors) > 1 else "",
     }
