@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
 CLEANUP_SECONDS = 5.0  # deadline for shielded CANCEL/BYE on the way out
+HOLD_ANSWER_SECONDS = 8.0  # how long a hold/resume re-INVITE may take before we give up
 
 
 # --- what the controller needs from its collaborators -------------------------------------
@@ -202,6 +203,14 @@ class InboundSource(Protocol):
     async def accept(self, sdp: bytes | None) -> None: ...
 
 
+def _bind_media(leg: object, side: MediaSide) -> None:
+    """Let a leg answer the party's own re-offers (re-INVITE/UPDATE: hold from the phone, a new
+    address) from its relay side, so the relay follows and the answer mirrors the offer."""
+    bind = getattr(leg, "bind_media", None)
+    if bind is not None:
+        bind(side)
+
+
 def _combine(dispositions: Sequence[Disposition]) -> Disposition:
     """The call's disposition when every fork failed: the most telling one wins."""
     for wanted in (
@@ -252,10 +261,11 @@ class SimpleCall:
         self._send, self._inbox = trio.open_memory_channel[_LegMessage | Control](256)
         self._media: CallMedia | None = None
         self._connected: dict[int, _Connected] = {}  # party index -> connected leg
-        self._cancelled_legs: set[int] = set()  # id(leg) of losers: a late 2xx gets BYE
+        self._cancelled_legs: dict[int, Leg] = {}  # losers by id (kept alive: ids not reused)
         self._nursery: trio.Nursery | None = None
         self._inbound = inbound
         self._inbound_answer: bytes | None = None
+        self._inbound_done = False  # the caller hung up or cancelled: nothing more to send it
         self._recording = False
         self._transfer_staying: int | None = None  # party index, while a transfer rings
         self.finished = trio.Event()
@@ -375,8 +385,17 @@ class SimpleCall:
         ringback (early media) until the destination answers; 200 OK comes then."""
         assert self._media is not None
         party = self.call.parties[inbound.party_index]
-        side_a = self._media.new_side("a", self.call.video)
-        self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
+        try:
+            side_a = self._media.new_side("a", self.call.video)
+        except Exception as exc:  # no relay ports left: the caller hears why
+            inbound.final_status = 503
+            raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
+        try:
+            self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
+        except Exception as exc:  # an offer we cannot answer
+            inbound.final_status = 488
+            raise CallEnded(Disposition.FAILED, f"unusable SDP offer: {exc}") from None
+        _bind_media(inbound, side_a)
         connected = _Connected(inbound, party, side_a)
         self._connected[inbound.party_index] = connected
         assert self._nursery is not None
@@ -410,6 +429,7 @@ class SimpleCall:
             party.status = PartyStatus.TRYING
             party.caller_id = caller_id
             for leg in self.ctx.legs(self.call, party, caller_id):
+                _bind_media(leg, side)
                 active[id(leg)] = (leg, _Active(party, side))
                 self._nursery.start_soon(self._pump, leg, offer)
         self._changed("trying", {"parties": [p.number for p in parties]})
@@ -518,6 +538,8 @@ class SimpleCall:
                     party.ended = self._now()
                     self._keep_stats(connected)
                     del self._connected[index]
+                    if leg is self._inbound:
+                        self._inbound_done = True
                     if self._transfer_staying not in (None, index):
                         # The party being transferred away left early: the transfer goes on.
                         self._changed("hangup", {"party": party.number})
@@ -562,8 +584,12 @@ class SimpleCall:
                 return
             party = connected.party
             try:
-                await connected.leg.reinvite(self._hold_sdp(connected, request.held))
-            except Exception as exc:  # 488/491/408 to our re-INVITE: the call goes on as it was
+                # Bounded: a phone that never answers must not hold up hang-ups behind it.
+                with trio.fail_after(HOLD_ANSWER_SECONDS):
+                    answer = await connected.leg.reinvite(self._hold_sdp(connected, request.held))
+                if answer:
+                    connected.side.apply_remote(answer)
+            except Exception as exc:  # 488/491/408 or no answer in time: the call goes on
                 logger.warning(
                     "call %s: re-INVITE of %s failed: %s", self.call.id, party.number, exc
                 )
@@ -658,7 +684,7 @@ class SimpleCall:
 
     def _cancel_leg(self, leg: Leg) -> None:
         assert self._nursery is not None
-        self._cancelled_legs.add(id(leg))
+        self._cancelled_legs[id(leg)] = leg
         self._nursery.start_soon(self._shielded, leg.cancel)
 
     def _bye_soon(self, leg: Leg) -> None:
@@ -679,6 +705,16 @@ class SimpleCall:
         """BYE every connected leg at once (the other side gets BYE when one hangs up)."""
         connected = list(self._connected.values())
         self._connected.clear()
+        inbound = self._inbound
+        if (
+            inbound is not None
+            and not self._inbound_done
+            and all(c.leg is not inbound for c in connected)
+        ):
+            # The caller was never connected (e.g. no media ports): it still gets its final
+            # response, the status in ``final_status``.
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._shielded, inbound.bye)
         async with trio.open_nursery() as nursery:
             for c in connected:
                 if c.party.ended is None:
@@ -705,9 +741,13 @@ class SimpleCall:
         call = self.call
         now = self._now()
         if self._media is not None:
-            if self._recording:
-                self._media.stop_recording()
-            self._media.close()
+            try:
+                if self._recording:
+                    self._recording = False
+                    self._media.stop_recording()
+                self._media.close()
+            except Exception:  # the relay is gone: the record must still end
+                logger.exception("call %s: media cleanup failed", call.id)
         call.ended = now
         call.state = CallState.ENDED
         call.disposition = disposition

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from engine.legs import LegEvent, LegHungUp
+from engine.legs import LegEvent, LegHungUp, OfferAnswerer, answer_with
 from sip.session import InviteServer, RemoteBye, RemoteCancel
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ class InboundLeg:
         self.final_status = 480
         self._answered = False
         self._finished = False
+
+    def bind_media(self, side: OfferAnswerer) -> None:
+        """Answer the caller's re-offers from its relay side."""
+        self._server.on_offer = answer_with(side)
 
     @property
     def party_index(self) -> int:

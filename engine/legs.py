@@ -13,6 +13,7 @@ then exactly one of ``LegAnswered`` / ``LegFailed``; after ``LegAnswered`` possi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +64,32 @@ class Leg(Protocol):
     async def bye(self) -> None: ...
 
     async def reinvite(self, sdp: bytes) -> bytes | None: ...
+
+
+class OfferAnswerer(Protocol):
+    """The part of a relay side that answers a party's offers (see ``engine.calls.MediaSide``)."""
+
+    def answer(self, offer: bytes) -> bytes: ...
+
+    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes: ...
+
+    @property
+    def accepted(self) -> bytes | None: ...
+
+
+def answer_with(side: OfferAnswerer) -> Callable[[bytes | None], bytes | None]:
+    """An ``on_offer`` handler for a SIP session: answer the party's re-offer from its relay
+    side (which also points the relay at any new address); an offerless re-INVITE gets our
+    offer. A re-offer we cannot answer returns None (the session then keeps the last SDP)."""
+
+    def on_offer(offer: bytes | None) -> bytes | None:
+        try:
+            return side.answer(offer) if offer else side.offer(side.accepted)
+        except Exception:
+            logger.warning("cannot answer a re-offer", exc_info=True)
+            return None
+
+    return on_offer
 
 
 class FailedLeg:

@@ -6,9 +6,18 @@ Adapts ``sip.session.InviteClient`` to the protocol-neutral leg events of ``engi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.legs import LegAnswered, LegEvent, LegFailed, LegHungUp, LegRinging
+from engine.legs import (
+    LegAnswered,
+    LegEvent,
+    LegFailed,
+    LegHungUp,
+    LegRinging,
+    OfferAnswerer,
+    answer_with,
+)
 from sip.session import Answered, InviteClient, Progress, Rejected, RemoteBye, RemoteCancel
 
 if TYPE_CHECKING:
@@ -41,6 +50,11 @@ class SipLeg:
         self._to = to_addr
         self._credentials = credentials
         self._client: InviteClient | None = None
+        self._on_offer: Callable[[bytes | None], bytes | None] | None = None
+
+    def bind_media(self, side: OfferAnswerer) -> None:
+        """Answer this party's re-offers from its relay side (see ``engine.legs.answer_with``)."""
+        self._on_offer = answer_with(side)
 
     @property
     def label(self) -> str:
@@ -55,6 +69,7 @@ class SipLeg:
             to_addr=self._to,
             body=offer,
             credentials=self._credentials,
+            on_offer=self._on_offer,
         )
         await self._client.start()
 

@@ -102,9 +102,7 @@ class SipService(LegProvider):
             params: tuple[tuple[str, str | None], ...] = ()
             if route.gateway_transport != "udp":
                 params = (("transport", route.gateway_transport),)
-            uri = SipUri(
-                "sip", _user(target.number), None, route.gateway_host, route.gateway_port, params
-            )
+            uri = SipUri("sip", target.number, None, route.gateway_host, route.gateway_port, params)
             peer = Peer(route.gateway_transport, route.gateway_host, route.gateway_port)
             return [
                 SipLeg(
@@ -153,7 +151,7 @@ class SipService(LegProvider):
                 name, number = parse_caller_id(caller_id)
             except ValueError:
                 logger.warning("call %s: bad caller id %r, using the extension", call.id, caller_id)
-        return NameAddr(SipUri("sip", _user(number), None, self.domain, None), display_name=name)
+        return NameAddr(SipUri("sip", number, None, self.domain, None), display_name=name)
 
     # --- incoming requests --------------------------------------------------------------------
 
@@ -231,35 +229,40 @@ class SipService(LegProvider):
                 request.response(488, "Not Acceptable Here (send an SDP offer in the INVITE)")
             )
             return
-        video = _offers_video(request.body)
+        try:
+            offer = sdp.SessionDescription.parse(request.body)
+        except RemoteProtocolError as exc:
+            await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
+            return
+        # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
+        trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+        if not trial.has_active_media:
+            warning = f'304 {self.domain} "Media type not available"'
+            await incoming.respond(
+                request.response(
+                    488, "Not Acceptable Here (no common codec)", headers=[("Warning", warning)]
+                )
+            )
+            return
+        video = any(m.media == "video" and m.port for m in offer.media)
         from_uri = request.from_.uri
         caller_number = (
             from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"
         )
         server = InviteServer(self.endpoint, incoming)
-        engine.start_inbound(
-            caller_number=caller_ext.extended if caller_ext else caller_number,
-            caller_name=request.from_.display_name,
-            caller_extension=caller_ext,
-            organization_id=organization_id,
-            destination=dialled,
-            video=video,
-            make_leg=lambda index, label: InboundLeg(server, index, label),
-        )
-
-
-def _offers_video(body: bytes) -> bool:
-    if not body:
-        return False
-    try:
-        parsed = sdp.SessionDescription.parse(body)
-    except RemoteProtocolError:
-        return False
-    return any(m.media == "video" and m.port for m in parsed.media)
-
-
-def _user(number: str) -> str:
-    return number
+        try:
+            engine.start_inbound(
+                caller_number=caller_ext.extended if caller_ext else caller_number,
+                caller_name=request.from_.display_name,
+                caller_extension=caller_ext,
+                organization_id=organization_id,
+                destination=dialled,
+                video=video,
+                make_leg=lambda index, label: InboundLeg(server, index, label),
+            )
+        except Exception as exc:  # draining meanwhile, or the store refused the record
+            logger.warning("inbound call from %s refused: %s", caller_number, exc)
+            await server.reject(503, "Service Unavailable")
 
 
 def _peer_from_received(received: str) -> Peer:

@@ -242,6 +242,8 @@ class FakeSide:
         return _SDP.format(port=port, direction=direction).encode()
 
     def answer(self, offer: bytes) -> bytes:
+        if not offer.startswith(b"v=0"):
+            raise ValueError("not SDP")  # as the real side raises on an offer it cannot answer
         self._accepted = offer
         return self.offer(None)
 
@@ -271,6 +273,8 @@ class FakeMedia:
         self.closed = False
         self.recording_error: Exception | None = None  # raised by start_recording()
         self.hold_error: Exception | None = None  # raised by set_hold() (a relay bug)
+        self.side_error: Exception | None = None  # raised by new_side() (no ports left)
+        self.stop_error: Exception | None = None  # raised by stop_recording() (relay gone)
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append(MediaCall(trio.current_time(), name, args))
@@ -279,6 +283,8 @@ class FakeMedia:
         return [c for c in self.calls if c.name == name]
 
     def new_side(self, label: str, video: bool) -> MediaSide:
+        if self.side_error is not None:
+            raise self.side_error
         side = FakeSide(label)
         self.sides.append(side)
         self._record("new_side", label)
@@ -306,6 +312,8 @@ class FakeMedia:
 
     def stop_recording(self) -> None:
         self._record("stop_recording")
+        if self.stop_error is not None:
+            raise self.stop_error
 
     def stats(self, side: MediaSide) -> dict[str, dict[str, int]]:
         return {"audio": {"packets_in": 50, "packets_out": 50}}
@@ -324,9 +332,11 @@ class FakeMediaFactory:
 
     def __init__(self) -> None:
         self.by_call: dict[str, FakeMedia] = {}
+        self.side_error: Exception | None = None  # every new call's relay is out of ports
 
     def __call__(self, call: PhoneCall) -> FakeMedia:
         media = FakeMedia()
+        media.side_error = self.side_error
         self.by_call[call.id] = media
         return media
 

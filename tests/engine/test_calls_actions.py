@@ -482,3 +482,17 @@ async def test_no_party_still_looks_ringing_once_the_call_ended(mock_clock) -> N
         stored = h.store.get_call(call_id)
         assert stored is not None
         assert [p.status for p in stored.parties] == [PartyStatus.UNKNOWN] * 3
+
+
+async def test_a_relay_gone_while_recording_still_ends_the_call(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1, hangup=10)]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await until(4)
+        await h.engine.act(call_id, CallAction("StartRecording"))
+        await until(5)
+        h.media(call_id).stop_error = RuntimeError("relay process is gone")
+        call = await h.wait_ended(call_id)
+        assert call.state is CallState.ENDED
+        assert call.disposition is Disposition.ANSWERED
+        assert h.names(call_id).count("ended") == 1
+        assert h.store.get_call(call_id).state is CallState.ENDED

@@ -166,3 +166,36 @@ async def test_a_carrier_caller_is_an_incoming_public_party(mock_clock) -> None:
         assert call.extension == EXT_B  # charged to the extension it reached
         assert call.parties[1].status is PartyStatus.UNKNOWN
         assert [t for t, _ in caller.accepted] == [1.0]
+
+
+async def test_no_media_ports_still_gives_the_caller_a_final_503(mock_clock) -> None:
+    async with open_harness({EXT_B: [answers(1)]}) as h:
+        h.media_factory.side_error = RuntimeError("no free RTP/RTCP port pair")
+        call_id, caller = start(h, EXT_B)
+        call = await h.wait_ended(call_id)
+        assert caller.byes == [(0.0, 503)]  # rejected at once, not left unanswered
+        assert call.disposition is Disposition.FAILED
+        assert "no media ports" in (call.hangup_cause or "")
+        assert not h.legs.legs.get(EXT_B)  # the destination was never rung
+
+
+async def test_an_offer_we_cannot_answer_gets_488(mock_clock) -> None:
+    async with open_harness({EXT_B: [answers(1)]}) as h:
+        legs: list[FakeInbound] = []
+
+        def make_leg(index: int, label: str) -> FakeInbound:
+            legs.append(FakeInbound(index, label, b"garbage"))
+            return legs[0]
+
+        call = h.engine.start_inbound(
+            caller_number=EXT_A,
+            caller_name=None,
+            caller_extension=charged_extension(),
+            organization_id=3,
+            destination=EXT_B,
+            video=False,
+            make_leg=make_leg,
+        )
+        ended = await h.wait_ended(call.id)
+        assert legs[0].byes == [(0.0, 488)]
+        assert "unusable SDP offer" in (ended.hangup_cause or "")

@@ -198,3 +198,33 @@ def test_invite_content_negotiation_415_and_406(b2bua_factory: Callable[..., B2b
     reply = udp.ask(late_offer)
     assert status_of(reply) == 488
     assert "SDP offer" in reply.split("\r\n", 1)[0]
+
+
+def test_inbound_bad_sdp_gets_400_and_no_common_codec_gets_488(
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    from .harness import DEFAULT_DIRECTORY
+
+    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
+    server = b2bua_factory(directory=trusted)
+    assert server.sip_udp is not None
+    udp = UdpClient(server.sip_udp)
+
+    def invite_with(body: bytes) -> bytes:
+        head = request("INVITE", "sip:0003*00@voip.example.com", port=udp.port)
+        head = head.replace(
+            b"Content-Length: 0\r\n",
+            b"Content-Type: application/sdp\r\nContent-Length: %d\r\n" % len(body),
+        )
+        return head + body
+
+    reply = udp.ask(invite_with(b"this is not SDP\r\n"))
+    assert status_of(reply) == 400
+    assert "Bad SDP" in reply.split(CRLF, 1)[0]
+    gsm_only = (
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 3\r\na=rtpmap:3 GSM/8000\r\n"
+    )
+    reply = udp.ask(invite_with(gsm_only))
+    assert status_of(reply) == 488
+    assert (header(reply, "Warning") or "").startswith("304 ")
