@@ -98,7 +98,7 @@ def parse_boolean(value: str | None, code: str, name: str) -> bool:
 
 
 def parse_positive_seconds(value: str | None, code: str, name: str, *, integer: bool) -> int | None:
-    """A positive number of seconds (an integer when ``integer``), at most a day."""
+    """A positive number of seconds (an integer when ``integer``), at most a week."""
     if value is None:
         return None
     text = value.strip()

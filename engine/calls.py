@@ -112,7 +112,6 @@ class CallObserver(Protocol):
 @dataclass(frozen=True, slots=True)
 class Hangup:
     cause: str
-    phone_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +277,6 @@ class SimpleCall:
             self._send.send_nowait(request)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             logger.warning("call %s: control %r dropped (call ending)", self.call.id, request)
-
-    @property
-    def live(self) -> bool:
-        return not self.finished.is_set()
 
     async def run(self) -> None:
         call = self.call

@@ -416,7 +416,7 @@ class Engine:
         call = entry.runner.call
         if phone_number is not None and not _has_party(call, phone_number):
             return False
-        entry.runner.control(Hangup("hung up via the API", phone_number))
+        entry.runner.control(Hangup("hung up via the API"))
         return True
 
     async def act(self, call_id: str, action: CallAction) -> PhoneCall:

@@ -19,6 +19,7 @@ from email.utils import formatdate
 from engine.directory import Directory, Extension
 from engine.store import Store
 from sip.auth import AuthStatus, DigestServer
+from sip.dialog import new_tag
 from sip.endpoint import IncomingRequest
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response
@@ -140,8 +141,6 @@ class Registrar:
             for record in self.store.contacts(extension.extended, now)
         ]
         headers.append(("Date", formatdate(now, usegmt=True)))
-        from sip.dialog import new_tag
-
         return request.response(200, to_tag=new_tag(), headers=headers)
 
 

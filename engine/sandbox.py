@@ -57,8 +57,6 @@ def plan_for(index: int, rng: random.Random) -> SandboxPlan:
 class SandboxLeg:
     """An in-process callee following a :class:`SandboxPlan`; time via trio (MockClock-friendly)."""
 
-    is_sandbox = True
-
     def __init__(self, number: str, plan: SandboxPlan) -> None:
         self.number = number
         self.plan = plan

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from engine.engine import Engine, open_engine, recordings_dir
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipService, make_endpoint
-from engine.store import open_store
+from engine.store import Store, open_store
 from sip.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def load_directory_for(config: Config) -> Directory:
 async def serve(
     config: Config,
     *,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = logger.info,
     handle_signals: bool = True,
     freeze_gc: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
@@ -128,6 +129,7 @@ async def serve(
                 task_status.started(running)
                 if handle_signals:
                     nursery.start_soon(_watch_signals, running.shutdown)
+                nursery.start_soon(_purge_expired, store)
                 await running.shutdown.wait()
                 logger.info("draining: %d live calls", engine.live_count)
                 await engine.drain(config.calls.drain)
@@ -193,6 +195,19 @@ class _LazyApp:
             )
             return
         await app(scope, receive, send)  # type: ignore[operator]
+
+
+async def _purge_expired(store: Store, every: float = 300.0) -> None:
+    """Drop expired OAuth tokens and registrations now and then, so they do not pile up."""
+    while True:
+        await trio.sleep(every)
+        try:
+            removed = store.purge_expired(time.time())
+        except Exception:
+            logger.exception("purging expired tokens and bindings failed")
+            continue
+        if removed:
+            logger.info("purged %d expired tokens and bindings", removed)
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:

@@ -22,7 +22,13 @@ from engine.engine import Engine, LegProvider
 from engine.inbound import InboundLeg
 from engine.legs import FailedLeg, Leg
 from engine.model import Party, PhoneCall
-from engine.numbers import NumberError, parse_caller_id, resolve
+from engine.numbers import (
+    ExtensionTarget,
+    NumberError,
+    PublicTarget,
+    parse_caller_id,
+    resolve,
+)
 from engine.registrar import Registrar
 from engine.sipleg import SipLeg
 from engine.store import Store
@@ -93,8 +99,6 @@ class SipService(LegProvider):
             target = resolve(party.number, self.directory, call.organization_id)
         except NumberError as exc:
             return [FailedLeg(party.number, 404, str(exc))]
-        from engine.numbers import ExtensionTarget, PublicTarget
-
         if isinstance(target, ExtensionTarget):
             return self._device_legs(target.extension, party, from_addr)
         if isinstance(target, PublicTarget):

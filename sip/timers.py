@@ -74,7 +74,7 @@ class TimerConfig:
 
     @property
     def timer_d(self) -> float:
-        """INVITE client Completed linger over unreliable transports (0 when reliable)."""
+        """INVITE client Completed linger (callers use 0 over reliable transports)."""
         return 64 * self.t1
 
     @property
@@ -99,17 +99,17 @@ class TimerConfig:
 
     @property
     def timer_i(self) -> float:
-        """INVITE server Confirmed linger over unreliable transports (0 when reliable)."""
+        """INVITE server Confirmed linger (callers use 0 over reliable transports)."""
         return self.t4
 
     @property
     def timer_j(self) -> float:
-        """Non-INVITE server Completed linger over unreliable transports (0 when reliable)."""
+        """Non-INVITE server Completed linger (callers use 0 over reliable transports)."""
         return 64 * self.t1
 
     @property
     def timer_k(self) -> float:
-        """Non-INVITE client Completed linger over unreliable transports (0 when reliable)."""
+        """Non-INVITE client Completed linger (callers use 0 over reliable transports)."""
         return self.t4
 
     @property
