@@ -108,6 +108,8 @@ class Registrar:
             return self._ok(request, extension, now)
         peer = incoming.peer
         received = f"{_host(peer.host)}:{peer.port} {peer.transport}"
+        # RFC 3261 §10.3 step 7: check every Contact first, so that all updates happen or none.
+        updates: list[tuple[str, int]] = []
         for value in contact_values:
             for contact in parse_name_addr_list(value):
                 expires = _int_or_none(contact.param("expires"))
@@ -115,24 +117,19 @@ class Registrar:
                     expires = header_expires if header_expires is not None else DEFAULT_EXPIRES
                 if expires < 0:
                     return request.response(400, "Negative expires")
-                uri = str(contact.uri)
-                if expires == 0:
-                    self.store.remove_contact(extension.extended, uri)
-                    continue
-                if expires < MIN_EXPIRES:
+                if 0 < expires < MIN_EXPIRES:
                     return request.response(423, headers=[("Min-Expires", str(MIN_EXPIRES))])
-                expires = min(expires, MAX_EXPIRES)
-                self.store.save_contact(
-                    extension.extended,
-                    uri,
-                    received,
-                    now + expires,
-                    request.call_id,
-                    request.cseq.seq,
-                )
-                logger.info(
-                    "%s registered %s via %s for %d s", extension.extended, uri, received, expires
-                )
+                updates.append((str(contact.uri), min(expires, MAX_EXPIRES)))
+        for uri, expires in updates:
+            if expires == 0:
+                self.store.remove_contact(extension.extended, uri)
+                continue
+            self.store.save_contact(
+                extension.extended, uri, received, now + expires, request.call_id, request.cseq.seq
+            )
+            logger.info(
+                "%s registered %s via %s for %d s", extension.extended, uri, received, expires
+            )
         return self._ok(request, extension, now)
 
     def _ok(self, request: Request, extension: Extension, now: float) -> Response:

@@ -1,0 +1,137 @@
+"""The registrar (RFC 3261 §10.3) with digest auth, on an in-memory store and a fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.directory import demo_directory
+from engine.registrar import MIN_EXPIRES, Registrar
+from engine.store import open_store
+from sip.auth import DigestServer, authorize, choose_challenge
+from sip.message import Request, Response, parse_message
+from sip.transaction_types import Peer
+
+PEER = Peer("udp", "192.0.2.10", 5062)
+
+
+@dataclass
+class Incoming:
+    request: Request
+    peer: Peer = PEER
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def register(
+    user: str, contacts: list[str], *, expires: int | None = None, auth: str = ""
+) -> Request:
+    lines = [
+        "REGISTER sip:voip.example.com SIP/2.0",
+        "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-reg-1",
+        f"From: <sip:{user}@voip.example.com>;tag=abc",
+        f"To: <sip:{user}@voip.example.com>",
+        "Call-ID: reg-1@192.0.2.10",
+        "CSeq: 2 REGISTER",
+        "Max-Forwards: 70",
+        *[f"Contact: {c}" for c in contacts],
+    ]
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    lines += ["Content-Length: 0", "", ""]
+    message = parse_message("\r\n".join(lines).encode())
+    assert isinstance(message, Request)
+    return message
+
+
+def make() -> tuple[Registrar, Clock]:
+    clock = Clock()
+    registrar = Registrar(
+        demo_directory(),
+        open_store("sqlite:///:memory:"),
+        DigestServer("voip.example.com", b"k" * 32, algorithms=("MD5", "SHA-256")),
+        wall_clock=clock,
+    )
+    return registrar, clock
+
+
+def authed(
+    registrar: Registrar, user: str, password: str, contacts: list[str], **kw: object
+) -> Response:
+    first = registrar.process(Incoming(register(user, contacts, **kw)))  # type: ignore[arg-type]
+    assert first.status == 401
+    challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
+    credentials = authorize("REGISTER", "sip:voip.example.com", challenge, user, password)
+    request = register(user, contacts, auth=credentials, **kw)  # type: ignore[arg-type]
+    return registrar.process(Incoming(request))  # type: ignore[arg-type]
+
+
+def test_challenge_then_register_then_the_binding_is_stored() -> None:
+    registrar, clock = make()
+    reply = authed(registrar, "0003*210", "secret210", ["<sip:alice@10.0.0.5:5062>"])
+    assert reply.status == 200
+    assert "expires=3600" in (reply.headers.get("Contact") or "")
+    bindings = registrar.store.contacts("0003*210", clock.now)
+    assert [b.contact_uri for b in bindings] == ["sip:alice@10.0.0.5:5062"]
+    assert bindings[0].received == "192.0.2.10:5062 udp"  # where INVITEs will go (NAT)
+
+
+def test_wrong_password_is_forbidden_and_nothing_is_stored() -> None:
+    registrar, clock = make()
+    reply = authed(registrar, "0003*210", "guess", ["<sip:alice@10.0.0.5>"])
+    assert reply.status == 403
+    assert registrar.store.contacts("0003*210", clock.now) == []
+
+
+def test_one_cannot_register_someone_else() -> None:
+    registrar, _ = make()
+    first = registrar.process(Incoming(register("0003*211", ["<sip:x@10.0.0.5>"])))  # type: ignore[arg-type]
+    challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    request = register("0003*211", ["<sip:x@10.0.0.5>"], auth=creds)
+    assert registrar.process(Incoming(request)).status == 403  # type: ignore[arg-type]
+
+
+def test_several_devices_expiry_and_unregister() -> None:
+    registrar, clock = make()
+    assert (
+        authed(registrar, "0003*210", "secret210", ["<sip:desk@10.0.0.5>;expires=120"]).status
+        == 200
+    )
+    assert (
+        authed(registrar, "0003*210", "secret210", ["<sip:mobile@10.0.0.6>"], expires=600).status
+        == 200
+    )
+    assert len(registrar.store.contacts("0003*210", clock.now)) == 2
+    clock.now += 121  # the desk phone's binding expires
+    assert [b.contact_uri for b in registrar.store.contacts("0003*210", clock.now)] == [
+        "sip:mobile@10.0.0.6"
+    ]
+    reply = authed(registrar, "0003*210", "secret210", ["*"], expires=0)
+    assert reply.status == 200
+    assert registrar.store.contacts("0003*210", clock.now) == []
+
+
+def test_too_brief_an_interval_gets_423_and_nothing_changes() -> None:
+    registrar, clock = make()
+    reply = authed(
+        registrar,
+        "0003*210",
+        "secret210",
+        ["<sip:ok@10.0.0.5>;expires=600", f"<sip:brief@10.0.0.5>;expires={MIN_EXPIRES - 1}"],
+    )
+    assert reply.status == 423
+    assert reply.headers.get("Min-Expires") == str(MIN_EXPIRES)
+    assert registrar.store.contacts("0003*210", clock.now) == []  # all or nothing
+
+
+def test_star_needs_expires_zero() -> None:
+    registrar, _ = make()
+    assert authed(registrar, "0003*210", "secret210", ["*"], expires=60).status == 400
