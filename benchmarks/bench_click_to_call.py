@@ -29,13 +29,15 @@ SIPp message counts (``-trace_counts``), and prints per step:
   calls), and ``retrans``: messages the phones received again or sent again (the server was late
   or lost one). A phone counts an unexpected message (an INVITE retransmitted after its 200,
   when the server did not see the 180 within 500 ms) instead of aborting the call, as
-  ``bench_signalling.py`` does; ``--strict`` restores SIPp's abort.
+  ``bench_signalling.py`` does; ``--strict`` restores SIPp's abort. ``sip_drops``: datagrams
+  the kernel dropped at the server's SIP socket (its receive buffer was full).
 
 Writes ``benchmarks/out/click_to_call[-TAG].csv`` and ``.png``.
 
     python benchmarks/bench_click_to_call.py                      # 25,50,100,150,200 /s x 10 s
     python benchmarks/bench_click_to_call.py --quick              # 50,150 /s x 4 s
     python benchmarks/bench_click_to_call.py --rates 150 --window 20 --py-spy 8 --tag prof
+    python benchmarks/bench_click_to_call.py --src /tmp/before --candidate . --tag ab  # A/B
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import json
 import math
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -83,6 +86,7 @@ DESTINATION = "3235742879"
 SCENARIOS = REPO / "sipp_scenarios"
 ANSWERED = 0  # UAPI disposition code
 COLUMNS = (
+    "system",
     "rate",
     "created/s",
     "answered/s",
@@ -95,6 +99,7 @@ COLUMNS = (
     "A_BYE",
     "D_BYE",
     "retrans",
+    "sip_drops",
     "srv_cpu%",
     "srv_ms/call",
     "client_cpu%",
@@ -343,6 +348,18 @@ async def cross_check(
     return wrong
 
 
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped on the UDP socket bound to 127.0.0.1:``port`` (its receive
+    buffer was full: the server did not read for a while)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].upper() == f"0100007F:{port:04X}":
+                total += int(fields[-1])
+    return total
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its child processes (the relay runs in a child)."""
     total = cpu_seconds(pid)
@@ -369,95 +386,122 @@ def tone_file() -> bytes:
     return encode_tone(440.0, 0, -12.0) * 3
 
 
-async def bench(
-    args: argparse.Namespace, server: ClickToCallServer, sipps: list[Sipp]
-) -> list[dict[str, Any]]:
-    pid = server.proc.pid if server.proc else 0
+@dataclass
+class Sut:
+    """One system under test: a server, its three SIPp phones, its HTTP client and token."""
+
+    name: str
+    server: ClickToCallServer
+    sipps: list[Sipp]
+    client: httpx.AsyncClient | None = None
+    token: str = ""
+    server_target: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.server.proc.pid if self.server.proc else 0
+
+
+async def bench(args: argparse.Namespace, suts: list[Sut]) -> list[dict[str, Any]]:
     limits = httpx.Limits(
         max_connections=args.connections, max_keepalive_connections=args.connections
     )
     rows: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=server.api_url, timeout=30, limits=limits) as client:
-        token = await token_for(client)
-        # warm up: a few calls so imports, caches and the first relay ports are done
-        warm = await run_step(client, token, 10, 1.0, args.duration)
-        await wait_ended(server.store_path, warm.ids, args.duration + 30)
-        for rate in args.rates:
-            before = await fresh_counts(sipps)
-            cpu0, t0 = tree_cpu(pid), time.monotonic()
-            me0 = cpu_seconds(os.getpid())
-            sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
-            spy: subprocess.Popen[bytes] | None = None
-            if args.py_spy and rate == args.rates[-1]:
-                spy = start_py_spy(pid, args)
-            step = await run_step(client, token, rate, args.window, args.duration)
-            cpu1, t1 = tree_cpu(pid), time.monotonic()
-            me1 = cpu_seconds(os.getpid())
-            sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
-            got = await wait_ended(server.store_path, step.ids, args.duration + 30)
-            cpu2 = tree_cpu(pid)
-            if spy is not None:
-                finish_py_spy(spy, args)
-            after = await fresh_counts(sipps)
-            a, b, d = (x.minus(y) for x, y in zip(after, before, strict=True))
-            answered = sum(1 for i in step.ids if got.get(i, ("", None)) == ("ended", ANSWERED))
-            failed = len(step.ids) - answered + len(step.api_errors)
-            wrong = await cross_check(client, token, step.ids, got)
-            created = len(step.ids)
-            ok = (
-                failed == 0
-                and wrong == 0
-                and b.cancel_recv == created
-                and a.bye_recv == answered
-                and d.bye_recv == answered
+    async with contextlib.AsyncExitStack() as stack:
+        for sut in suts:
+            sut.client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=sut.server.api_url, timeout=30, limits=limits)
             )
-            row = {
-                "rate": rate,
-                "created/s": created / args.window,
-                "answered/s": answered / args.window,
-                "fail": failed,
-                "api_err": len(step.api_errors),
-                "p50_ms": 1000 * percentile(step.latencies, 0.50),
-                "p99_ms": 1000 * percentile(step.latencies, 0.99),
-                "max_ms": 1000 * max(step.latencies, default=float("nan")),
-                "B_CANCEL": b.cancel_recv,
-                "A_BYE": a.bye_recv,
-                "D_BYE": d.bye_recv,
-                "retrans": a.retrans + b.retrans + d.retrans,
-                "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
-                "srv_ms/call": 1000 * (cpu2 - cpu0) / max(1, created),
-                "ok": "yes" if ok else "NO",
-                "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
-                "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
-                "loadavg": os.getloadavg()[0],
-                "created": created,
-                "answered": answered,
-                "A_INVITE": a.invite_recv,
-                "B_INVITE": b.invite_recv,
-                "D_INVITE": d.invite_recv,
-                "unexpected": a.unexpected + b.unexpected + d.unexpected,
-                "api_mismatch": wrong,
-                "sched_lag_max_ms": 1000 * step.lag_max,
-                "errors": " ".join(sorted(set(step.api_errors)))[:200],
-                "dispositions": json.dumps(_histogram(got, step.ids)),
-            }
-            rows.append(row)
-            print_table([row], COLUMNS, header=len(rows) == 1)
-            stuck = [i for i in step.ids if got.get(i, ("", None))[0] != "ended"]
-            if stuck and args.show_stuck:
-                reply = await client.get(
-                    f"/uapi/phoneCalls/@me/210/{stuck[0]}",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                print(f"   a call still live: {reply.text[: args.show_stuck]}", flush=True)
-            if not ok:
-                print(
-                    f"   step {rate}/s: dispositions {row['dispositions']} api errors "
-                    f"{row['errors'] or '-'} unexpected {row['unexpected']} "
-                    f"api/store mismatch {wrong}",
-                    flush=True,
-                )
+            sut.token = await token_for(sut.client)
+            # warm up: a few calls so imports, caches and the first relay ports are done
+            warm = await run_step(sut.client, sut.token, 10, 1.0, args.duration)
+            await wait_ended(sut.server.store_path, warm.ids, args.duration + 30)
+        for rate in args.rates:
+            for sut in suts:  # systems one after the other at each rate: same background load
+                row = await one_step(args, sut, rate)
+                rows.append(row)
+                print_table([row], COLUMNS, header=len(rows) == 1)
+                if row["ok"] != "yes":
+                    print(
+                        f"   {sut.name} {rate}/s: dispositions {row['dispositions']} api errors "
+                        f"{row['errors'] or '-'} unexpected {row['unexpected']} "
+                        f"api/store mismatch {row['api_mismatch']}",
+                        flush=True,
+                    )
     return rows
+
+
+async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, Any]:
+    assert sut.client is not None
+    client, token, sipps, pid = sut.client, sut.token, sut.sipps, sut.pid
+    before = await fresh_counts(sipps)
+    sip_port = int(sut.server_target.rsplit(":", 1)[1])
+    drops0 = udp_drops(sip_port)
+    cpu0, t0 = tree_cpu(pid), time.monotonic()
+    me0 = cpu_seconds(os.getpid())
+    sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
+    spy: subprocess.Popen[bytes] | None = None
+    if args.py_spy and rate == args.rates[-1]:
+        spy = start_py_spy(pid, args, sut.name)
+    step = await run_step(client, token, rate, args.window, args.duration)
+    cpu1, t1 = tree_cpu(pid), time.monotonic()
+    me1 = cpu_seconds(os.getpid())
+    sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
+    got = await wait_ended(sut.server.store_path, step.ids, args.duration + 30)
+    cpu2 = tree_cpu(pid)
+    if spy is not None:
+        finish_py_spy(spy, args, sut.name)
+    after = await fresh_counts(sipps)
+    a, b, d = (x.minus(y) for x, y in zip(after, before, strict=True))
+    answered = sum(1 for i in step.ids if got.get(i, ("", None)) == ("ended", ANSWERED))
+    failed = len(step.ids) - answered + len(step.api_errors)
+    wrong = await cross_check(client, token, step.ids, got)
+    created = len(step.ids)
+    ok = (
+        failed == 0
+        and wrong == 0
+        and b.cancel_recv == created
+        and a.bye_recv == answered
+        and d.bye_recv == answered
+    )
+    stuck = [i for i in step.ids if got.get(i, ("", None))[0] != "ended"]
+    if stuck and args.show_stuck:
+        reply = await client.get(
+            f"/uapi/phoneCalls/@me/210/{stuck[0]}", headers={"Authorization": f"Bearer {token}"}
+        )
+        print(f"   a call still live: {reply.text[: args.show_stuck]}", flush=True)
+    return {
+        "system": sut.name,
+        "rate": rate,
+        "created/s": created / args.window,
+        "answered/s": answered / args.window,
+        "fail": failed,
+        "api_err": len(step.api_errors),
+        "p50_ms": 1000 * percentile(step.latencies, 0.50),
+        "p99_ms": 1000 * percentile(step.latencies, 0.99),
+        "max_ms": 1000 * max(step.latencies, default=float("nan")),
+        "B_CANCEL": b.cancel_recv,
+        "A_BYE": a.bye_recv,
+        "D_BYE": d.bye_recv,
+        "retrans": a.retrans + b.retrans + d.retrans,
+        "sip_drops": udp_drops(sip_port) - drops0,
+        "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
+        "srv_ms/call": 1000 * (cpu2 - cpu0) / max(1, created),
+        "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
+        "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
+        "ok": "yes" if ok else "NO",
+        "loadavg": os.getloadavg()[0],
+        "created": created,
+        "answered": answered,
+        "A_INVITE": a.invite_recv,
+        "B_INVITE": b.invite_recv,
+        "D_INVITE": d.invite_recv,
+        "unexpected": a.unexpected + b.unexpected + d.unexpected,
+        "api_mismatch": wrong,
+        "sched_lag_max_ms": 1000 * step.lag_max,
+        "errors": " ".join(sorted(set(step.api_errors)))[:200],
+        "dispositions": json.dumps(_histogram(got, step.ids)),
+    }
 
 
 def _histogram(got: dict[str, tuple[str, int | None]], ids: list[str]) -> dict[str, int]:
@@ -469,9 +513,9 @@ def _histogram(got: dict[str, tuple[str, int | None]], ids: list[str]) -> dict[s
     return out
 
 
-def start_py_spy(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+def start_py_spy(pid: int, args: argparse.Namespace, name: str) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).with_name("py-spy")
-    path = OUT / f"click_to_call{args.suffix}-pyspy.txt"
+    path = OUT / f"click_to_call{args.suffix}-{name}-pyspy.txt"
     return subprocess.Popen(
         [
             str(spy),
@@ -493,16 +537,16 @@ def start_py_spy(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     )
 
 
-def finish_py_spy(spy: subprocess.Popen[bytes], args: argparse.Namespace) -> None:
+def finish_py_spy(spy: subprocess.Popen[bytes], args: argparse.Namespace, name: str) -> None:
     try:
         spy.wait(args.py_spy + 30)
     except subprocess.TimeoutExpired:
         spy.kill()
         spy.wait()
-    path = OUT / f"click_to_call{args.suffix}-pyspy.txt"
+    path = OUT / f"click_to_call{args.suffix}-{name}-pyspy.txt"
     if path.exists():
         summary = summarize_profile(path)
-        (OUT / f"click_to_call{args.suffix}-pyspy-summary.txt").write_text(summary + "\n")
+        (OUT / f"click_to_call{args.suffix}-{name}-pyspy-summary.txt").write_text(summary + "\n")
         print("\n".join(summary.splitlines()[:30]), flush=True)
 
 
@@ -515,28 +559,74 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     except ImportError:
         print("matplotlib missing: no plot (pip install matplotlib)")
         return
-    rates = [r["rate"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.plot(rates, rates, ":", color="grey", label="offered")
-    ax1.plot(rates, [r["created/s"] for r in rows], "o-", label="created/s")
-    ax1.plot(rates, [r["answered/s"] for r in rows], "s-", label="ANSWERED/s")
-    ax1.bar(rates, [r["fail"] for r in rows], width=6, color="red", alpha=0.5, label="failures")
+    all_rates = sorted({r["rate"] for r in rows})
+    ax1.plot(all_rates, all_rates, ":", color="grey", label="offered")
+    names = list(dict.fromkeys(r["system"] for r in rows))
+    for k, name in enumerate(names):
+        mine = [r for r in rows if r["system"] == name]
+        rates = [r["rate"] for r in mine]
+        tag = f"{name}: " if len(names) > 1 else ""
+        ax1.plot(rates, [r["answered/s"] for r in mine], "s-", label=f"{tag}ANSWERED/s")
+        ax1.bar(
+            [x + 7 * k for x in rates],
+            [r["fail"] for r in mine],
+            width=6,
+            alpha=0.5,
+            label=f"{tag}failures",
+        )
+        ax2.plot(rates, [r["p50_ms"] for r in mine], "o--", label=f"{tag}API p50")
+        ax2.plot(rates, [r["p99_ms"] for r in mine], "s-", label=f"{tag}API p99")
     ax1.set_xlabel("offered Simple PhoneCalls/s")
     ax1.set_ylabel("calls/s (failures: count)")
-    ax1.legend()
+    ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    ax2.plot(rates, [r["p50_ms"] for r in rows], "o-", label="API p50")
-    ax2.plot(rates, [r["p99_ms"] for r in rows], "s-", label="API p99")
     ax2.axhline(100, color="red", linestyle=":", label="100 ms target")
     ax2.set_yscale("log")
     ax2.set_xlabel("offered Simple PhoneCalls/s")
     ax2.set_ylabel("create latency (ms)")
-    ax2.legend()
+    ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def make_sut(
+    args: argparse.Namespace, name: str, src: Path | None, env: dict[str, str], timeout: str
+) -> Sut:
+    a_args = ["-sf", str(SCENARIOS / "gateway_answer_tone.xml"), "-set", "ring_ms", "0"]
+    if args.media == "echo":
+        a_args = ["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo"]
+    common = ["-timeout", timeout, "-trace_counts"]
+    if not args.strict:  # count a late retransmission as unexpected instead of killing the call
+        common += ["-default_behaviors", "all,-abortunexp"]
+    sipps: list[Sipp] = []
+    for scenario_args, role in (
+        (a_args, "a"),
+        (["-sf", str(SCENARIOS / "gateway_noanswer.xml")], "b"),
+        (["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo"], "d"),
+    ):
+        sipp = Sipp([*scenario_args, *common], f"c2c-{name}-{role}")
+        if role == "a":
+            (sipp.tmp / "tone.ulaw").write_bytes(tone_file())
+        sipps.append(sipp.start())
+        wait_bound(sipp.port)  # the next free_port() must not hand out the same port
+    phone_a, phone_b, dest = sipps
+    server = ClickToCallServer(phone_a.port, phone_b.port, dest.port, env=dict(env), src=src)
+    return Sut(name, server, sipps)
+
+
+def wait_bound(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                return
+        time.sleep(0.05)
 
 
 def main() -> None:
@@ -559,7 +649,12 @@ def main() -> None:
     )
     parser.add_argument("--show-errors", type=int, default=0, help="print N chars of SIPp errors")
     parser.add_argument("--tag", default="", help="suffix of the output files")
-    parser.add_argument("--src", type=Path, help="run the server from another checkout")
+    parser.add_argument("--src", type=Path, help="run 'ours' from another checkout")
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        help="also run a second server from this checkout, step by step after ours (same load)",
+    )
     parser.add_argument("--env", action="append", default=[], help="K=V for the server")
     args = parser.parse_args()
     if args.quick:
@@ -567,21 +662,14 @@ def main() -> None:
     args.rates = [int(r) for r in str(args.rates).split(",")]
     args.suffix = f"-{args.tag}" if args.tag else ""
     OUT.mkdir(parents=True, exist_ok=True)
-    timeout = f"{int(len(args.rates) * (args.window + args.duration + 40) + 120)}s"
+    per_step = args.window + args.duration + 40
+    timeout = f"{int(len(args.rates) * per_step * (2 if args.candidate else 1) + 120)}s"
 
-    a_args = ["-sf", str(SCENARIOS / "gateway_answer_tone.xml"), "-set", "ring_ms", "0"]
-    if args.media == "echo":
-        a_args = ["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo"]
-    common = ["-timeout", timeout, "-trace_counts"]
-    if not args.strict:  # count a late retransmission as unexpected instead of killing the call
-        common += ["-default_behaviors", "all,-abortunexp"]
-    phone_a = Sipp([*a_args, *common], "c2c-a")
-    phone_b = Sipp(["-sf", str(SCENARIOS / "gateway_noanswer.xml"), *common], "c2c-b")
-    dest = Sipp(["-sf", str(SCENARIOS / "gateway_answer.xml"), "-rtp_echo", *common], "c2c-d")
-    (phone_a.tmp / "tone.ulaw").write_bytes(tone_file())
-    sipps = [phone_a, phone_b, dest]
     env = dict(kv.split("=", 1) for kv in args.env)
-    server = ClickToCallServer(phone_a.port, phone_b.port, dest.port, env=env, src=args.src)
+    systems = [("ours", args.src)]
+    if args.candidate is not None:
+        systems.append(("candidate", args.candidate))
+    suts: list[Sut] = []
     print(f"machine: {machine_line()}")
     print(
         f"steps {args.rates} calls/s x {args.window:g} s, callDuration {args.duration} s, "
@@ -590,20 +678,27 @@ def main() -> None:
     )
     rows: list[dict[str, Any]] = []
     try:
-        for s in sipps:
-            s.start()
-        with server as system:
-            print(f"server pid {system.pid}, SIP {system.target}, API {server.api_url}")
-            rows = trio.run(bench, args, server, sipps)
+        with contextlib.ExitStack() as stack:
+            for name, src in systems:
+                suts.append(make_sut(args, name, src, env, timeout))
+            for sut in suts:
+                system = stack.enter_context(sut.server)
+                sut.server_target = system.target
+                print(
+                    f"{sut.name}: server pid {system.pid}, SIP {system.target}, "
+                    f"API {sut.server.api_url}, code {sut.server.env.get('PYTHONPATH', REPO)}"
+                )
+            rows = trio.run(bench, args, suts)
     finally:
-        for s in sipps:
-            with contextlib.suppress(Exception):
-                s.stop()
-                err = s.tmp / "errors.log"
-                if args.show_errors and err.exists() and err.stat().st_size:
-                    print(f"--- {s.tmp.name} errors (head):")
-                    print(err.read_text(errors="replace")[: args.show_errors])
-            s.cleanup()
+        for sut in suts:
+            for s in sut.sipps:
+                with contextlib.suppress(Exception):
+                    s.stop()
+                    err = s.tmp / "errors.log"
+                    if args.show_errors and err.exists() and err.stat().st_size:
+                        print(f"--- {sut.name} {s.tmp.name} errors (head):")
+                        print(err.read_text(errors="replace")[: args.show_errors])
+                s.cleanup()
     if rows:
         write_csv(OUT / f"click_to_call{args.suffix}.csv", rows)
         plot(rows, OUT / f"click_to_call{args.suffix}.png", f"click-to-call, {machine_line()}")
