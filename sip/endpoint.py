@@ -6,6 +6,10 @@ Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
   (a message from a socket, a request/response from the TU, a timer) is one synchronous call
   on the layer followed by ``_pump()``, which drains the layer's events under a lock, so the
   messages the layer asks to send go out in the order it produced them.
+* The drain never waits on the network: a send only queues (TCP) or hands a datagram to
+  the kernel (UDP), and a message that needs a new connection first is sent by a task of
+  its own.  So the drain is shielded from its caller's cancellation: the events it took from
+  the layer belong to every transaction, not only the caller's, and are never dropped.
 * One timer task sleeps until ``layer.get_timer()`` and calls ``handle_timer(now)``; whoever
   makes the layer schedule an earlier deadline wakes it.  Time is read only through
   ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timer in tests.
@@ -208,7 +212,9 @@ class SipEndpoint:
         self.allowed_methods = tuple(m.upper() for m in allowed_methods)
         self.supported_extensions = tuple(supported_extensions)
         self._layer = TransactionLayer(self.timer_config)
-        self._transport = SipTransport(self._on_message, idle_timeout=idle_timeout)
+        self._transport = SipTransport(
+            self._on_message, idle_timeout=idle_timeout, on_error=self._on_transport_error
+        )
         self._pump_lock = trio.Lock()
         self._clients: dict[TxKey, ClientRequest] = {}
         self._server_invites: dict[TxKey, IncomingRequest] = {}
@@ -361,17 +367,25 @@ class SipEndpoint:
             return
         await self._pump()
 
+    async def _on_transport_error(self, peer: Peer) -> None:
+        """A connection failed after a send was queued: fail its transactions."""
+        self._layer.transport_error(peer, trio.current_time())
+        await self._pump()
+
     async def _pump(self) -> None:
-        async with self._pump_lock:
-            while True:
-                events = self._layer.events()
-                if not events:
-                    break
-                for event in events:
-                    try:
-                        await self._handle_event(event)
-                    except Exception:  # one bad event must not stop the others or the loop
-                        log.exception("error handling %r", event)
+        # shielded: a cancelled caller must not drop events of other transactions; every
+        # await below is short (see the module docstring)
+        with trio.CancelScope(shield=True):
+            async with self._pump_lock:
+                while True:
+                    events = self._layer.events()
+                    if not events:
+                        break
+                    for event in events:
+                        try:
+                            await self._handle_event(event)
+                        except Exception:  # one bad event must not stop the others
+                            log.exception("error handling %r", event)
         deadline = self._layer.get_timer()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wakeup.set()
@@ -379,7 +393,7 @@ class SipEndpoint:
     async def _handle_event(self, event: object) -> None:
         if isinstance(event, SendMessage):
             message, peer = event.message, event.peer
-            if isinstance(message, Request) and not self._transport.has_connection(peer):
+            if not self._transport.has_connection(self._transport.destination(message, peer)):
                 # connecting may take long: never hold up every other message for it
                 self._spawn(self._send_detached, message, peer)
                 return

@@ -11,6 +11,11 @@ Theory of operation:
   peer's address (and, for connections a peer opened to us, by the sent-by of its Via so our
   requests back to it reuse them), and closed after ``idle_timeout`` seconds without traffic
   unless a dialog holds it with ``retain`` (a call may be silent for an hour, §18.3).
+* Every TCP connection has one writer task fed by a bounded queue, so ``send`` never waits
+  on a peer: a peer that stops reading fills its queue or keeps a write pending beyond
+  ``send_timeout``, and then its connection is closed and ``on_error`` reports it (the
+  endpoint fails the transactions bound to it).  Only connecting waits (``connect_timeout``);
+  ``has_connection``/``destination`` let the caller run such sends apart.
 * Responses go back per §18.2.2: over TCP on the connection the request came in when it is
   still open, else a new connection to the Via's ``received``/sent-by port; over UDP to the
   ``received`` address and the ``rport`` (or sent-by) port of the top Via.
@@ -21,6 +26,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -41,8 +47,10 @@ __all__ = ["MessageCallback", "SipTransport", "TransportError", "response_destin
 log = logging.getLogger(__name__)
 
 MessageCallback = Callable[[Message, Peer], Awaitable[None]]
+ErrorCallback = Callable[[Peer], Awaitable[None]]
 
 _MAX_DATAGRAM = 65535
+_MAX_QUEUED = 256  # messages waiting for one TCP peer before we give up on it
 _RECV_BUFFER = 1 << 20
 _REQUEST_LINE = re.compile(r"^([A-Za-z!%*._+`'~-]+) +\S+ +SIP/\d+\.\d+\s*$")
 
@@ -143,8 +151,11 @@ class _TcpConnection:
     stream: trio.SocketStream
     peer: Peer
     last_activity: float
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
+    outbox: trio.MemorySendChannel[bytes]
+    pending: trio.MemoryReceiveChannel[bytes]
     closed: bool = False
+    failure: str = ""
+    aliases: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -169,8 +180,14 @@ class SipTransport:
         *,
         idle_timeout: float = 32.0,
         connect_timeout: float = 10.0,
+        send_timeout: float = 10.0,
+        max_queued: int = _MAX_QUEUED,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         self._on_message = on_message
+        self._on_error = on_error
+        self._send_timeout = send_timeout
+        self._max_queued = max_queued
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._udp: list[_UdpListener] = []
@@ -308,10 +325,17 @@ class SipTransport:
             except trio.ClosedResourceError:
                 return
             remote = stream.socket.getpeername()
-            conn = _TcpConnection(stream, Peer("tcp", remote[0], remote[1]), trio.current_time())
-            self._connections[(conn.peer.host, conn.peer.port)] = conn
-            assert self._nursery is not None
-            self._nursery.start_soon(self._tcp_reader, conn)
+            self._add_connection(stream, Peer("tcp", remote[0], remote[1]))
+
+    def _add_connection(self, stream: trio.SocketStream, peer: Peer) -> _TcpConnection:
+        """Table a connection and start its reader and writer tasks."""
+        assert self._nursery is not None
+        outbox, pending = trio.open_memory_channel[bytes](self._max_queued)
+        conn = _TcpConnection(stream, peer, trio.current_time(), outbox, pending)
+        self._connections[(peer.host, peer.port)] = conn
+        self._nursery.start_soon(self._tcp_reader, conn)
+        self._nursery.start_soon(self._tcp_writer, conn)
+        return conn
 
     async def _tcp_reader(self, conn: _TcpConnection) -> None:
         parser = StreamParser()
@@ -329,8 +353,8 @@ class SipTransport:
                         log.info("closing tcp connection from %s: %s", conn.peer, exc.reason)
                         response = error_response_for(data, exc)  # best effort, then close
                         if response is not None:
-                            with trio.move_on_after(1):
-                                await conn.stream.send_all(serialize(response))
+                            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                                conn.outbox.send_nowait(serialize(response))
                         break
                     for message in messages:
                         if isinstance(message, Request):
@@ -346,10 +370,53 @@ class SipTransport:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("tcp connection %s ended: %s", conn.peer, exc)
         finally:
+            # the writer sends what is queued (within send_timeout), then closes the stream
             self._forget(conn)
             conn.closed = True
+            conn.outbox.close()
+
+    async def _tcp_writer(self, conn: _TcpConnection) -> None:
+        """Send the connection's queue in order; a write that takes longer than
+        ``send_timeout`` or fails closes the connection and reports ``on_error``."""
+        failed = ""
+        try:
+            async for data in conn.pending:
+                with trio.move_on_after(self._send_timeout) as scope:
+                    await conn.stream.send_all(data)
+                if scope.cancelled_caught:
+                    failed = f"no write progress for {self._send_timeout} s"
+                    break
+                conn.last_activity = trio.current_time()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            failed = str(exc) or type(exc).__name__
+        finally:
+            self._abort(conn)
             with trio.CancelScope(shield=True):
                 await conn.stream.aclose()
+        if failed and not self._closed:
+            log.info("tcp connection %s failed: %s", conn.peer, conn.failure or failed)
+            await self._report(conn)
+
+    def _abort(self, conn: _TcpConnection) -> None:
+        """Close ``conn`` at once: its reader and writer end (a writer blocked on a peer
+        that does not read gets ClosedResourceError and reports the failure)."""
+        self._forget(conn)
+        conn.closed = True
+        conn.outbox.close()
+        conn.pending.close()
+        conn.stream.socket.close()
+
+    async def _report(self, conn: _TcpConnection) -> None:
+        """Tell ``on_error`` about every address the failed connection served."""
+        if self._on_error is None:
+            return
+        keys = {(conn.peer.host, conn.peer.port), *conn.aliases}
+        for host, port in sorted(keys):
+            peer = Peer("tcp", host, port)
+            try:
+                await self._on_error(peer)
+            except Exception:
+                log.exception("transport error callback failed for %s", peer)
 
     def _alias(self, request: Request, conn: _TcpConnection) -> None:
         """Reuse a connection a peer opened for our requests to its Via sent-by (RFC 5923
@@ -361,6 +428,7 @@ class SipTransport:
         key = (conn.peer.host, via.port or default_port("tcp"))
         if key not in self._connections:
             self._connections[key] = conn
+            conn.aliases.add(key)
 
     def retain(self, peer: Peer) -> None:
         """Keep the connection to ``peer`` open while idle (a dialog uses it, §18.3)."""
@@ -407,6 +475,13 @@ class SipTransport:
             return peer
         return response_destination(response, peer)
 
+    def destination(self, message: Message, peer: Peer) -> Peer:
+        """Where ``send(message, peer)`` puts the message (a response may need another
+        connection than the one its request came on, §18.2.2)."""
+        if isinstance(message, Response):
+            return self._response_peer(message, peer)
+        return peer
+
     async def send_raw(self, data: bytes, peer: Peer) -> None:
         """Send bytes as they are (keep-alives, tests)."""
         if peer.transport.lower() == "udp":
@@ -419,11 +494,13 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for udp in self._udp:
             if udp.family == family:
-                try:
-                    await udp.sock.sendto(data, (host, peer.port))
-                except OSError as exc:
-                    raise TransportError(f"udp send to {peer}: {exc}") from exc
-                return
+                with trio.move_on_after(self._send_timeout):  # a full send buffer, briefly
+                    try:
+                        await udp.sock.sendto(data, (host, peer.port))
+                    except OSError as exc:
+                        raise TransportError(f"udp send to {peer}: {exc}") from exc
+                    return
+                raise TransportError(f"udp send to {peer}: timed out")
         raise TransportError(f"no udp listener to send to {peer}")
 
     def has_connection(self, peer: Peer) -> bool:
@@ -447,14 +524,14 @@ class SipTransport:
             finally:
                 if not lock.locked() and self._connect_locks.get(key) is lock:
                     del self._connect_locks[key]
-        async with conn.send_lock:
-            try:
-                await conn.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._forget(conn)
-                conn.closed = True
-                raise TransportError(f"tcp send to {peer}: {exc}") from exc
-        conn.last_activity = trio.current_time()
+        try:
+            conn.outbox.send_nowait(data)
+        except trio.ClosedResourceError as exc:
+            raise TransportError(f"tcp send to {peer}: connection closed") from exc
+        except trio.WouldBlock as exc:  # the peer does not read: give up on it
+            conn.failure = f"{self._max_queued} messages queued"
+            self._abort(conn)  # its writer reports the failure for every alias
+            raise TransportError(f"tcp send to {peer}: {conn.failure}") from exc
 
     async def _connect(self, peer: Peer) -> _TcpConnection:
         if self._nursery is None:
@@ -472,10 +549,7 @@ class SipTransport:
         if existing is not None and not existing.closed:  # lost a race with another sender
             await stream.aclose()
             return existing
-        conn = _TcpConnection(stream, Peer("tcp", host, peer.port), trio.current_time())
-        self._connections[(host, peer.port)] = conn
-        self._nursery.start_soon(self._tcp_reader, conn)
-        return conn
+        return self._add_connection(stream, Peer("tcp", host, peer.port))
 
     def statistics(self) -> dict[str, float]:
         return {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
-from sip.message import Request, Response, parse_message, serialize
+from sip.message import Message, Request, Response, parse_message, serialize
 from sip.transaction import Peer
 from sip.transport import SipTransport
 from sip.uas import options_response
@@ -372,3 +373,136 @@ async def test_a_handler_may_close_its_endpoint() -> None:
             await sock.sendto(options("SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKq;rport"), address)
             assert (await receive_response(sock)).status == 200
     # the nursery exited: run() ended by itself
+
+
+@asynccontextmanager
+async def udp_and_tcp(
+    handler: Callable[[IncomingRequest], Awaitable[None]],
+) -> AsyncIterator[tuple[SipEndpoint, tuple[str, int], tuple[str, int]]]:
+    ep = SipEndpoint()
+    udp = await ep.listen("udp", "127.0.0.1", 0)
+    tcp = await ep.listen("tcp", "127.0.0.1", 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ep.run, handler)
+        yield ep, udp, tcp
+        await ep.aclose()
+
+
+async def udp_options_answered(udp: tuple[str, int]) -> bool:
+    """Send an OPTIONS over UDP: answered within 1 s?"""
+    async with udp_socket() as sock:
+        port = sock.getsockname()[1]
+        await sock.sendto(options(f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKudp"), udp)
+        with trio.move_on_after(1):
+            data, _ = await sock.recvfrom(65535)
+            response = parse_message(data)
+            return isinstance(response, Response) and response.status == 200
+    return False
+
+
+async def test_a_tcp_peer_that_does_not_read_does_not_stall_udp(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.05
+    pad = "p" * 60_000  # 600 answers: far more than any socket buffer holds
+
+    async def handler(incoming: IncomingRequest) -> None:
+        await incoming.respond(incoming.request.response(200, headers=[("X-Pad", pad)]))
+
+    async with udp_and_tcp(handler) as (ep, udp, tcp):
+        stream = await trio.open_tcp_stream(*tcp)
+        port = stream.socket.getsockname()[1]
+        flood = b"".join(
+            options(f"SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKt{i}", call_id=f"t{i}")
+            for i in range(600)
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream.send_all, flood)  # and never read
+            await trio.sleep(1)
+            assert await udp_options_answered(udp)
+            await trio.sleep(11)  # past the send timeout at the latest
+            assert ep.transport.statistics()["tcp_connections"] == 0  # we gave up on it
+            nursery.cancel_scope.cancel()
+        await stream.aclose()
+
+
+async def test_a_response_that_needs_a_new_connection_does_not_stall_udp(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.05
+    import socket as stdsocket
+
+    blackhole = stdsocket.socket()  # accept queue full: connects to it hang
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = stdsocket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(blackhole.getsockname())
+        fillers.append(filler)
+    release = trio.Event()
+
+    async def handler(incoming: IncomingRequest) -> None:
+        if incoming.peer.transport == "tcp":
+            await release.wait()
+        await incoming.respond(options_response(incoming.request, ["OPTIONS"]))
+
+    try:
+        async with udp_and_tcp(handler) as (_, udp, tcp):
+            stream = await trio.open_tcp_stream(*tcp)
+            # the caller's Via sent-by is the black hole, and it hangs up before the answer
+            sent_by = blackhole.getsockname()[1]
+            await stream.send_all(options(f"SIP/2.0/TCP 127.0.0.1:{sent_by};branch=z9hG4bKgone"))
+            await trio.sleep(0.5)
+            await stream.aclose()
+            await trio.sleep(0.5)
+            release.set()  # the answer must connect to the black hole (§18.2.2)
+            await trio.sleep(0.1)
+            assert await udp_options_answered(udp)
+    finally:
+        for sock in (*fillers, blackhole):
+            sock.close()
+
+
+async def test_cancelling_a_task_inside_the_pump_loses_no_other_events(
+    mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the clock stands still: nothing is retransmitted, a lost send stays lost
+    async with endpoint(Recorder()) as (a, _), udp_socket() as far:
+        far_peer = Peer("udp", *far.getsockname()[:2])
+        clients = [a.request(request_to(a, far_peer), far_peer) for _ in range(3)]
+        first, second, third = (c.request.call_id for c in clients)
+        gates = {first: trio.Event(), second: trio.Event()}  # slow sends
+        sent: list[str] = []
+        real_send = a.transport.send
+
+        async def gated_send(message: Message, peer: Peer) -> None:
+            if isinstance(message, Request):
+                gate = gates.get(message.call_id)
+                if gate is not None:
+                    await gate.wait()
+                sent.append(message.call_id)
+            await real_send(message, peer)
+
+        monkeypatch.setattr(a.transport, "send", gated_send)
+        scope = trio.CancelScope()
+
+        async def start_first() -> None:
+            with scope:
+                await clients[0].start()  # this task runs the pump, stuck in the first send
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(start_first)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(clients[1].start)  # queued behind the pump
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(clients[2].start)
+            await trio.testing.wait_all_tasks_blocked()
+            gates[first].set()  # the pump takes both queued sends, stuck in the second
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()  # the task running the pump is cancelled
+            await trio.testing.wait_all_tasks_blocked()
+            gates[second].set()
+            await trio.testing.wait_all_tasks_blocked()
+        assert sent == [first, second, third]
