@@ -401,16 +401,20 @@ class InviteClient(_Session):
         """Send the INVITE; events follow on ``next_event()``."""
         if self._phase is not _Phase.IDLE:
             raise LocalProtocolError("the INVITE was already sent")
+        invite = self._build_invite(1)
+        client = self._endpoint.request(invite, self.peer)
+        # the driver sends the INVITE: a caller cancelled in here can never leave an INVITE
+        # on the wire without the task that CANCELs or ACKs it
+        self._endpoint.start_soon(self._drive, client)
+        self._invite = invite
         self._phase = _Phase.CALLING
-        self._invite = self._build_invite(1)
         self._endpoint.register_dialog(self._call_id, self._local_tag, self)
         self._retain(self.peer)
-        client = self._endpoint.request(self._invite, self.peer)
-        await client.start()
-        self._endpoint.start_soon(self._drive, client)
+        await trio.lowlevel.checkpoint()
 
     async def _drive(self, client: ClientRequest) -> None:
         try:
+            await client.start()
             await self._drive_responses(client)
         except Exception:
             log.exception("INVITE session %s failed", self._call_id)

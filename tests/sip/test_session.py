@@ -662,3 +662,27 @@ async def test_bye_in_the_early_dialog_ends_the_invite_with_487() -> None:
             while not callee.events:
                 await trio.sleep(0.01)
         assert callee.events == [RemoteCancel()]
+
+
+async def test_a_call_cancelled_during_start_can_still_be_cancelled(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        with trio.CancelScope() as scope:
+            scope.cancel()  # e.g. the API deletes the call as it is being placed
+            await call.start()
+        with trio.fail_after(5):
+            invite, source = await far.receive()
+        assert isinstance(invite, Request) and invite.method == "INVITE"
+        await call.cancel()
+        await far.send(invite.response(180, to_tag="far"), source)
+        with trio.fail_after(5):
+            message, _ = await far.receive()
+            while not (isinstance(message, Request) and message.method == "CANCEL"):
+                message, _ = await far.receive()
+        await far.send(message.response(200), source)
+        await far.send(invite.response(487, to_tag="far"), source)
+        with trio.fail_after(5):
+            assert await call.next_event() == Rejected(487, "Request Terminated")
