@@ -25,6 +25,7 @@ SIPp message counts (``-trace_counts``), and prints per step:
 - ``srv_cpu%`` (server CPU: all threads and the relay's child process, during the window) and
   ``srv_ms/call`` (server CPU from the step's start until its last call ended, per call
   created): the figure that stays comparable when other processes share the machine;
+  ``main_ms/call`` (CSV only): the same for the server process alone (without the relay child);
 - ``B CANCEL`` (must equal the calls created), ``A BYE`` and ``D BYE`` (must equal the answered
   calls), and ``retrans``: messages the phones received again or sent again (the server was late
   or lost one). A phone counts an unexpected message (an INVITE retransmitted after its 200,
@@ -438,6 +439,7 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
     sip_port = int(sut.server_target.rsplit(":", 1)[1])
     drops0 = udp_drops(sip_port)
     cpu0, t0 = tree_cpu(pid), time.monotonic()
+    main0 = cpu_seconds(pid)
     me0 = cpu_seconds(os.getpid())
     sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
     spy: subprocess.Popen[bytes] | None = None
@@ -448,7 +450,7 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
     me1 = cpu_seconds(os.getpid())
     sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
     got = await wait_ended(sut.server.store_path, step.ids, args.duration + 30)
-    cpu2 = tree_cpu(pid)
+    cpu2, main2 = tree_cpu(pid), cpu_seconds(pid)
     if spy is not None:
         finish_py_spy(spy, args, sut.name)
     after = await fresh_counts(sipps)
@@ -487,6 +489,7 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
         "sip_drops": udp_drops(sip_port) - drops0,
         "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
         "srv_ms/call": 1000 * (cpu2 - cpu0) / max(1, created),
+        "main_ms/call": 1000 * (main2 - main0) / max(1, created),
         "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
         "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
         "ok": "yes" if ok else "NO",
