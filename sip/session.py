@@ -16,6 +16,12 @@ Theory of operation (RFC 3261 §13, §14, §15, §9, §22; RFC 3264 offer/answer
   UAS core, retransmit the 2xx (§13.3.1.4: T1 doubling up to T2, UDP only) until the ACK
   arrives; with no ACK within 64*T1 we send BYE and report ``RemoteBye("no ACK")``.  A
   CANCEL before the final answer is answered 487 by the endpoint -> ``RemoteCancel``.
+* In-dialog requests (ACK for 2xx, BYE, re-INVITE) follow the flow the dialog was set up on
+  when there is no route set: the UAC sends them where it sent the INVITE (for a registered
+  phone behind NAT that is the REGISTER's source, not its private Contact), the UAS to where
+  the INVITE came from (over TCP: on that connection while it is open), as RFC 3581 and
+  RFC 5626 §5.3 do.  Only with a route set, or without a usable flow, the next hop comes
+  from the dialog (§12.2.1.1: first Route, else the remote target).
 * Both sides own a ``Dialog`` once established and are registered with the endpoint under
   (Call-ID, local tag), which routes in-dialog requests here: BYE is answered 200 and
   reported as ``RemoteBye``; a re-INVITE/UPDATE is answered 200 with ``on_offer(offer)`` (or
@@ -128,6 +134,8 @@ class _Session:
         self._call_id = ""
         self._local_tag = ""
         self._retained: Peer | None = None
+        self._flow: Peer | None = None  # where the initial INVITE went to / came from
+        self._flow_connects = False  # True: we may (re)connect to the flow (TCP)
         self._sent_acks: dict[int, tuple[Request, Peer]] = {}
 
     # -- events ---------------------------------------------------------------------------
@@ -165,6 +173,17 @@ class _Session:
     # -- sending in the dialog ---------------------------------------------------------
 
     def _dialog_peer(self, dialog: Dialog) -> Peer:
+        flow = self._flow
+        if (
+            flow is not None
+            and not dialog.route_set
+            and (
+                not flow.reliable
+                or self._flow_connects
+                or self._endpoint.transport.has_connection(flow)
+            )
+        ):
+            return flow
         return peer_for_uri(dialog.next_hop(), self._transport)
 
     def _with_via(self, request: Request, peer: Peer) -> Request:
@@ -356,6 +375,8 @@ class InviteClient(_Session):
     ) -> None:
         super().__init__(endpoint, peer.transport, on_offer)
         self.peer = peer
+        self._flow = peer
+        self._flow_connects = True
         self.request_uri = request_uri
         self._from = from_addr.with_tag(new_tag())
         self._to = to_addr
@@ -488,7 +509,7 @@ class InviteClient(_Session):
         assert self._invite is not None
         try:
             dialog = Dialog.from_uac(self._invite, response)
-            self._dialog_peer(dialog)  # the ACK must be routable (a SIP Contact or Route)
+            peer_for_uri(dialog.next_hop(), self._transport)  # routable: a SIP Contact/Route
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.info("unusable 2xx for %s: %s", self._call_id, exc)
             self._rejected(502, "Bad Gateway")
@@ -550,6 +571,7 @@ class InviteServer(_Session):
         super().__init__(endpoint, incoming.peer.transport, on_offer)
         self.request = incoming.request
         self.peer = incoming.peer
+        self._flow = incoming.peer  # over TCP, a connection the caller opened: only while open
         self._incoming = incoming
         self._call_id = self.request.call_id
         self._local_tag = new_tag()

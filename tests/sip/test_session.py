@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 import trio
@@ -257,7 +259,17 @@ async def raw_peer() -> AsyncIterator[RawPeer]:
         sock.close()
 
 
-def contact_header(peer: RawPeer) -> tuple[str, str]:
+class HasPeer(Protocol):
+    @property
+    def peer(self) -> Peer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCaller:
+    peer: Peer
+
+
+def contact_header(peer: HasPeer) -> tuple[str, str]:
     return ("Contact", f"<sip:raw@127.0.0.1:{peer.peer.port}>")
 
 
@@ -476,7 +488,7 @@ async def test_cancelled_invite_gets_487_with_the_ringing_tag() -> None:
             ),
         )
         await far.send(cancel, address)
-        answers = {}
+        answers: dict[str, Response] = {}
         while len(answers) < 2:
             response, _ = await far.receive()
             assert isinstance(response, Response)
@@ -491,7 +503,7 @@ async def test_cancelled_invite_gets_487_with_the_ringing_tag() -> None:
         assert callee.events == [RemoteCancel()]
 
 
-def make_invite(far: RawPeer, to: Peer) -> Request:
+def make_invite(far: HasPeer, to: Peer) -> Request:
     from sip.uri import parse_uri
 
     return Request(
@@ -513,7 +525,7 @@ def make_invite(far: RawPeer, to: Peer) -> Request:
     )
 
 
-def make_ack(far: RawPeer, ok: Response) -> Request:
+def make_ack(far: HasPeer, ok: Response) -> Request:
     from sip.uri import parse_uri
 
     return Request(
@@ -686,3 +698,102 @@ async def test_a_call_cancelled_during_start_can_still_be_cancelled(
         await far.send(invite.response(487, to_tag="far"), source)
         with trio.fail_after(5):
             assert await call.next_event() == Rejected(487, "Request Terminated")
+
+
+# -- in-dialog requests follow the flow (a phone behind NAT: its Contact is unreachable) ------
+
+NAT_CONTACT = ("Contact", "<sip:phone@127.0.0.1:9>")  # nobody listens there
+
+
+async def test_uac_acks_and_byes_where_it_sent_the_invite(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        await far.send(invite.response(200, to_tag="far", headers=[NAT_CONTACT]), source)
+        assert await call.next_event() == Answered(None)
+        with trio.fail_after(1):  # before any retransmission of the 2xx would be needed
+            ack, _ = await far.receive()
+        assert isinstance(ack, Request) and ack.method == "ACK"
+        assert str(ack.uri) == "sip:phone@127.0.0.1:9"  # the Contact stays the R-URI
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call.bye)
+            with trio.fail_after(1):
+                bye, _ = await far.receive()
+            assert isinstance(bye, Request) and bye.method == "BYE"
+            await far.send(bye.response(200), source)
+
+
+async def test_uas_byes_where_the_invite_came_from(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        invite = make_invite(far, b_peer)
+        invite = invite.with_headers(invite.headers.replace("Contact", NAT_CONTACT[1]))
+        address = (b_peer.host, b_peer.port)
+        await far.send(invite, address)
+        while True:
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            if response.status == 200:
+                break
+        await far.send(make_ack(far, response), address)
+        await callee.servers[0].acked.wait()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(callee.servers[0].bye)
+            with trio.fail_after(1):
+                bye, _ = await far.receive()
+            assert isinstance(bye, Request) and bye.method == "BYE"
+            assert str(bye.uri) == "sip:phone@127.0.0.1:9"
+            await far.send(bye.response(200), address)
+
+
+async def test_uas_over_tcp_byes_on_the_callers_connection(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    from sip.message import StreamParser, serialize
+
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee, "tcp") as (b, b_peer):
+        callee.endpoint = b
+        stream = await trio.open_tcp_stream(b_peer.host, b_peer.port)
+        parser = StreamParser()
+        pending: list[Message] = []
+
+        async def receive() -> Message:
+            while not pending:
+                with trio.fail_after(1):
+                    data = await stream.receive_some(65536)
+                assert data, "the connection closed"
+                pending.extend(parser.feed(data))
+            return pending.pop(0)
+
+        port = stream.socket.getsockname()[1]
+        far = TcpCaller(Peer("tcp", "127.0.0.1", port))
+        invite = make_invite(far, b_peer)
+        via = f"SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtcp1"
+        invite = invite.with_headers(
+            invite.headers.replace("Via", via).replace("Contact", NAT_CONTACT[1])
+        )
+        await stream.send_all(serialize(invite))
+        response = await receive()
+        while not (isinstance(response, Response) and response.status == 200):
+            response = await receive()
+        ack = make_ack(far, response)
+        ack = ack.with_headers(
+            ack.headers.replace("Via", f"SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtcp2")
+        )
+        await stream.send_all(serialize(ack))
+        await callee.servers[0].acked.wait()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(callee.servers[0].bye)
+            bye = await receive()
+            assert isinstance(bye, Request) and bye.method == "BYE"
+            await stream.send_all(serialize(bye.response(200)))
+        await stream.aclose()
