@@ -74,6 +74,13 @@ class Callee:
         self.events: list[object] = []
         self.endpoint: SipEndpoint | None = None
         self.got_server = trio.Event()
+        self._event_seen = trio.Event()
+
+    async def first_event(self) -> object:
+        """The first session event the callee saw (waits for it)."""
+        with trio.fail_after(5):
+            await self._event_seen.wait()
+        return self.events[0]
 
     async def __call__(self, incoming: IncomingRequest) -> None:
         request = incoming.request
@@ -92,10 +99,14 @@ class Callee:
         elif self.script == "busy":
             await server.reject(486)
         self.events.append(await server.next_event())
+        self._event_seen.set()
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_call_answer_and_bye_from_caller(transport: str) -> None:
+async def test_call_answer_and_bye_from_caller(
+    transport: str, mock_clock: trio.testing.MockClock
+) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("answer")
     async with (
         running(callee, transport) as (b, b_peer),
@@ -110,13 +121,11 @@ async def test_call_answer_and_bye_from_caller(transport: str) -> None:
         assert server.request.body == OFFER
         assert server.request.from_.display_name == "Alice"
         await call.bye()
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteBye(None)]
+        assert await callee.first_event() == RemoteBye(None)
 
 
-async def test_busy_is_rejected() -> None:
+async def test_busy_is_rejected(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("busy")
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
@@ -125,7 +134,8 @@ async def test_busy_is_rejected() -> None:
         assert await call.next_event() == Rejected(486, "Busy Here")
 
 
-async def test_callee_hangs_up() -> None:
+async def test_callee_hangs_up(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("ring")
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
@@ -139,7 +149,8 @@ async def test_callee_hangs_up() -> None:
         assert await call.next_event() == RemoteBye(None)
 
 
-async def test_cancel_after_ringing() -> None:
+async def test_cancel_after_ringing(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("ring")
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
@@ -148,13 +159,11 @@ async def test_cancel_after_ringing() -> None:
         assert isinstance(await call.next_event(), Progress)
         await call.cancel()
         assert await call.next_event() == Rejected(487, "Request Terminated")
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteCancel()]
+        assert await callee.first_event() == RemoteCancel()
 
 
-async def test_reinvite_both_ways() -> None:
+async def test_reinvite_both_ways(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("answer")
     held = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
@@ -177,7 +186,8 @@ async def test_reinvite_both_ways() -> None:
         await call.bye()
 
 
-async def test_digest_407_round_trip() -> None:
+async def test_digest_407_round_trip(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.01
     digest = DigestServer("example.com", b"secret", proxy=True)
     challenged: list[Request] = []
 
@@ -208,7 +218,10 @@ async def test_digest_407_round_trip() -> None:
         await call.bye()
 
 
-async def test_wrong_password_gives_the_second_challenge() -> None:
+async def test_wrong_password_gives_the_second_challenge(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
     digest = DigestServer("example.com", b"secret")
     attempts: list[Request] = []
 
@@ -335,10 +348,7 @@ async def test_uas_without_ack_sends_bye(mock_clock: trio.testing.MockClock) -> 
                 if isinstance(message, Request) and message.method == "BYE":
                     await far.send(message.response(200), source)
                     break
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteBye("no ACK")]
+        assert await callee.first_event() == RemoteBye("no ACK")
 
 
 async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.MockClock) -> None:
@@ -467,7 +477,10 @@ async def test_reinvite_rejected_raises(mock_clock: trio.testing.MockClock) -> N
         assert info.value.status == 488
 
 
-async def test_cancelled_invite_gets_487_with_the_ringing_tag() -> None:
+async def test_cancelled_invite_gets_487_with_the_ringing_tag(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("ring")
     async with raw_peer() as far, running(callee) as (b, b_peer):
         callee.endpoint = b
@@ -497,10 +510,7 @@ async def test_cancelled_invite_gets_487_with_the_ringing_tag() -> None:
         assert answers["INVITE"].status == 487
         assert answers["INVITE"].to.tag == ringing.to.tag
         await far.send(make_ack(far, answers["INVITE"]).replace(uri=invite.uri), address)
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteCancel()]
+        assert await callee.first_event() == RemoteCancel()
 
 
 def make_invite(far: HasPeer, to: Peer) -> Request:
@@ -607,10 +617,9 @@ async def test_tcp_connection_lives_as_long_as_the_call(
         await trio.sleep(600)  # a silent call, far beyond the 32 s idle timeout
         assert a.transport.statistics()["tcp_connections"] == 1
         await call.bye()
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteBye(None)]  # the BYE went over the kept connection
+        assert await callee.first_event() == RemoteBye(
+            None
+        )  # the BYE went over the kept connection
         await trio.sleep(40)  # the call is over: now the idle timeout closes it
         assert a.transport.statistics()["tcp_connections"] == 0
         assert b.transport.statistics()["tcp_connections"] == 0
@@ -640,7 +649,10 @@ async def test_late_offer_answer_arrives_in_the_ack(mock_clock: trio.testing.Moc
         assert server.ack_sdp == OFFER
 
 
-async def test_bye_in_the_early_dialog_ends_the_invite_with_487() -> None:
+async def test_bye_in_the_early_dialog_ends_the_invite_with_487(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
     callee = Callee("ring")
     async with raw_peer() as far, running(callee) as (b, b_peer):
         callee.endpoint = b
@@ -670,10 +682,7 @@ async def test_bye_in_the_early_dialog_ends_the_invite_with_487() -> None:
             assert isinstance(response, Response)
             answers[response.cseq.method] = response.status
         assert answers == {"BYE": 200, "INVITE": 487}
-        with trio.fail_after(5):
-            while not callee.events:
-                await trio.sleep(0.01)
-        assert callee.events == [RemoteCancel()]
+        assert await callee.first_event() == RemoteCancel()
 
 
 async def test_a_call_cancelled_during_start_can_still_be_cancelled(
@@ -797,3 +806,28 @@ async def test_uas_over_tcp_byes_on_the_callers_connection(
             assert isinstance(bye, Request) and bye.method == "BYE"
             await stream.send_all(serialize(bye.response(200)))
         await stream.aclose()
+
+
+async def test_callee_on_offer_set_after_construction_answers_a_reinvite(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    held = OFFER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=sendonly\r\n")
+    fresh = ANSWER.replace(b"RTP/AVP 0\r\n", b"RTP/AVP 0\r\na=recvonly\r\n")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start()
+        await call.next_event()
+        assert await call.next_event() == Answered(ANSWER)
+        seen: list[bytes | None] = []
+
+        def on_offer(offer: bytes | None) -> bytes | None:
+            seen.append(offer)
+            return fresh
+
+        callee.servers[0].on_offer = on_offer  # the engine knows its media side only now
+        assert await call.reinvite(held) == fresh
+        assert seen == [held]
+        await call.bye()
