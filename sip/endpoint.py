@@ -541,12 +541,20 @@ class SipEndpoint:
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.info("cannot ACK a stray 2xx: %s", exc)
             return
+        if peer == _NO_PEER:
+            peer = None
         default = peer.transport if peer else "udp"
         try:
             next_peer = peer_for_uri(dialog.next_hop(), default)
         except LocalProtocolError as exc:
             log.info("cannot ACK a stray 2xx: %s", exc)
             return
+        if (  # no route set: back along the flow the 2xx belongs to (a phone behind NAT)
+            peer is not None
+            and not dialog.route_set
+            and (not peer.reliable or self._transport.has_connection(peer))
+        ):
+            next_peer = peer
         ack = dialog.create_ack(response.cseq.seq)
         ack = ack.with_headers(ack.headers.prepend("Via", str(self.make_via(next_peer.transport))))
         await self.send_stateless(ack, next_peer)

@@ -831,3 +831,27 @@ async def test_callee_on_offer_set_after_construction_answers_a_reinvite(
         assert await call.reinvite(held) == fresh
         assert seen == [held]
         await call.bye()
+
+
+async def test_second_fork_behind_nat_is_acked_and_byed_along_the_flow(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, _):
+        call = client_for(a, far.peer)
+        await call.start()
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        await far.send(invite.response(200, to_tag="fork1", headers=[NAT_CONTACT]), source)
+        assert await call.next_event() == Answered(None)
+        await far.receive()  # the ACK for fork1
+        await far.send(invite.response(200, to_tag="fork2", headers=[NAT_CONTACT]), source)
+        seen: list[tuple[str, str | None]] = []
+        with trio.fail_after(1):
+            while len(seen) < 2:
+                message, _ = await far.receive()
+                assert isinstance(message, Request)
+                seen.append((message.method, message.to.tag))
+                if message.method == "BYE":
+                    await far.send(message.response(200), source)
+        assert seen == [("ACK", "fork2"), ("BYE", "fork2")]
