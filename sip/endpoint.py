@@ -217,6 +217,7 @@ class SipEndpoint:
         )
         self._pump_lock = trio.Lock()
         self._clients: dict[TxKey, ClientRequest] = {}
+        self._answered: dict[TxKey, Peer] = {}  # client transactions past their final response
         self._server_invites: dict[TxKey, IncomingRequest] = {}
         self._dialogs: dict[tuple[str, str], DialogOwner] = {}
         self._nursery: trio.Nursery | None = None
@@ -348,6 +349,10 @@ class SipEndpoint:
                 log.info("dropping second final response %d", response.status)
                 return
             incoming.final_status = response.status
+            # a CANCEL after the final response changes nothing (the layer answers it): drop
+            # the TU's request, its cancel callbacks and everything they reach now, not when
+            # the transaction ends (Timer L/H: 32 s later)
+            self._server_invites.pop(incoming.key, None)
         elif incoming.final_status is not None:
             return
         try:
@@ -404,8 +409,16 @@ class SipEndpoint:
                 self._layer.transport_error(peer, trio.current_time())
         elif isinstance(event, ResponseReceived):
             client = self._clients.get(event.key)
-            if client is None or not client._deliver(event.response):
-                self._stray(event.response, client.peer if client else None)
+            if client is None:
+                self._stray(event.response, self._answered.get(event.key))
+            elif not client._deliver(event.response):
+                self._stray(event.response, client.peer)
+            elif client._done:
+                # the final response is queued for the TU; what follows (2xx retransmissions)
+                # goes to the dialog layer: keep only the peer until the transaction ends
+                # (Timer M/K), not the request, its channel and the TU's task state
+                del self._clients[event.key]
+                self._answered[event.key] = client.peer
         elif isinstance(event, StrayResponse):
             self._stray(event.response, event.peer)
         elif isinstance(event, RequestReceived):
@@ -426,6 +439,7 @@ class SipEndpoint:
             client = self._clients.pop(event.key, None)
             if client is not None:
                 client._fail(408)  # only if no final response came
+            self._answered.pop(event.key, None)
             self._server_invites.pop(event.key, None)
 
     async def _send_detached(self, message: Message, peer: Peer) -> None:
