@@ -175,6 +175,9 @@ _MANDATORY = ("via", "from", "to", "call-id", "cseq")
 _SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 
+_PARSED_VIEWS = ("_vias", "_from", "_to", "_cseq", "_contacts", "_routes", "_record_routes")
+
+
 class _HeaderViews:
     """Typed, cached views of the headers shared by Request and Response.
 
@@ -193,6 +196,16 @@ class _HeaderViews:
     _contacts: list[NameAddr] | None
     _routes: list[NameAddr] | None
     _record_routes: list[NameAddr] | None
+
+    def shed_parsed(self) -> None:
+        """Forget the parsed header views; they parse again from ``headers`` on first access.
+
+        A message kept only to be re-sent or matched (a transaction lingering for Timer
+        J/L/M/D) then holds a handful of objects instead of dozens: the cyclic GC walks every
+        tracked object of every call of the last 32 s on each full collection.
+        """
+        for name in _PARSED_VIEWS:
+            object.__setattr__(self, name, None)
 
     def _required(self, key: str) -> str:
         value = self.headers.get(key)

@@ -148,6 +148,7 @@ class ClientInviteTx(ClientTx):
                 self.state = ACCEPTED
                 self.timeout_token = ctx.schedule(ctx.config.timer_m, now, self.key)
                 ctx.emit(ResponseReceived(response, self.key))
+                self.linger()
             else:
                 self.stop_timers(ctx)
                 self.state = COMPLETED
@@ -159,6 +160,7 @@ class ClientInviteTx(ClientTx):
                     ctx.terminate(self.key)
                 else:
                     self.timeout_token = ctx.schedule(ctx.config.timer_d, now, self.key)
+                    self.linger()
         elif state is COMPLETED:
             if status >= 300 and self.last is not None:
                 ctx.send(self.last, self.peer)  # the final response was retransmitted
@@ -209,6 +211,7 @@ class ClientNonInviteTx(ClientTx):
                     ctx.terminate(self.key)
                 else:
                     self.timeout_token = ctx.schedule(ctx.config.timer_k, now, self.key)
+                    self.linger()
         # Completed: response retransmissions are absorbed
 
     def on_timer(self, ctx: TxContext, token: int, now: float) -> None:

@@ -126,12 +126,14 @@ class ServerInviteTx(ServerTx):
             if status < 300:
                 self.state = ACCEPTED
                 self.timeout_token = ctx.schedule(config.timer_l, now, self.key)
+                self.linger()
             else:
                 self.state = COMPLETED
                 if not self.peer.reliable:
                     self.interval = config.timer_g
                     self.retx_token = ctx.schedule(self.interval, now, self.key)
                 self.timeout_token = ctx.schedule(config.timer_h, now, self.key)
+                self.linger()
         elif state is ACCEPTED and 200 <= status < 300:
             ctx.send(response, self.peer)  # the TU retransmits its 2xx (RFC 6026 §8.7)
         else:
@@ -177,6 +179,7 @@ class ServerNonInviteTx(ServerTx):
             ctx.terminate(self.key)
         else:
             self.timeout_token = ctx.schedule(ctx.config.timer_j, now, self.key)
+            self.linger()
 
     def on_timer(self, ctx: TxContext, token: int, now: float) -> None:
         if token == self.timeout_token:  # Timer J

@@ -220,6 +220,13 @@ class Transaction:
             ctx.cancel_timer(self.timeout_token)
             self.timeout_token = 0
 
+    def linger(self) -> None:
+        """The transaction waits out Timer D/I/J/K/L/M: keep only what re-sending and matching
+        need (the messages without their parsed header views)."""
+        self.request.shed_parsed()
+        if self.last is not None:
+            self.last.shed_parsed()
+
     def on_timer(self, ctx: TxContext, token: int, now: float) -> None:
         """One of this transaction's timers fired."""
         raise NotImplementedError
