@@ -183,6 +183,10 @@ class SqliteStore:
         except StoreError:
             self._db.close()
             raise
+        # save_call's bookkeeping: the state last committed per live call, and the updates
+        # not written yet (see save_call)
+        self._written_state: dict[str, CallState] = {}
+        self._pending: dict[str, PhoneCall] = {}
 
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
@@ -212,7 +216,42 @@ class SqliteStore:
     # ------------------------------------------------------------------ calls
 
     def save_call(self, call: PhoneCall) -> None:
-        """Insert or replace the record of ``call`` (committed when this returns)."""
+        """Insert or update the record of ``call``.
+
+        A new record and every change of ``call.state`` are committed when this returns, so a
+        crash keeps the call as far as its last state (a restart settles it from there). An
+        update within the same state (a party rings, answers, hangs up, is held: most of a
+        call's ~8 events) is kept in memory and written with the call's latest content at its
+        next state change, or before any read or ``close``: each write is a JSON dump of the
+        whole record and a committed upsert, the largest single cost per call under load.
+        """
+        state = call.state
+        if self._written_state.get(call.id) is state:
+            self._pending[call.id] = call
+            return
+        self._pending.pop(call.id, None)
+        self._write_call(call)
+        if state is CallState.ENDED:
+            self._written_state.pop(call.id, None)
+        else:
+            self._written_state[call.id] = state
+
+    def flush(self) -> None:
+        """Write the updates ``save_call`` kept in memory, in one transaction."""
+        if not self._pending:
+            return
+        pending = list(self._pending.values())
+        self._pending.clear()
+        self._db.execute("BEGIN")
+        try:
+            for call in pending:
+                self._write_call(call)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _write_call(self, call: PhoneCall) -> None:
         self._db.execute(
             "INSERT INTO calls (id, user_id, organization_id, extension, nonce, state, published,"
             " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -241,11 +280,13 @@ class SqliteStore:
             raise StoreError(f"stored call {call_id} is unreadable: {exc}") from None
 
     def get_call(self, call_id: str) -> PhoneCall | None:
+        self.flush()
         row = self._db.execute("SELECT id, data FROM calls WHERE id = ?", (call_id,)).fetchone()
         return self._load(row)
 
     def find_call_by_nonce(self, user_id: int, nonce: str) -> PhoneCall | None:
         """The latest call of ``user_id`` created with ``nonce``."""
+        self.flush()
         row = self._db.execute(
             "SELECT id, data FROM calls WHERE user_id = ? AND nonce = ?"
             " ORDER BY published DESC, rowid DESC LIMIT 1",
@@ -265,6 +306,7 @@ class SqliteStore:
         newest_first: bool = False,
     ) -> list[PhoneCall]:
         """Calls matching every given filter, by ``published`` (oldest first by default)."""
+        self.flush()
         where, params = _call_filter(user_id, extension, organization_id, ended)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT id, data FROM calls{where} ORDER BY published {order}, rowid {order}"
@@ -285,6 +327,7 @@ class SqliteStore:
         organization_id: int | None = None,
         ended: bool | None = None,
     ) -> int:
+        self.flush()
         where, params = _call_filter(user_id, extension, organization_id, ended)
         (count,) = self._db.execute(f"SELECT COUNT(*) FROM calls{where}", params).fetchone()
         return int(count)
@@ -365,7 +408,10 @@ class SqliteStore:
         return removed
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
 
 
 def open_store(url: str) -> SqliteStore:
