@@ -154,7 +154,7 @@ class SipService(LegProvider):
             try:
                 name, number = parse_caller_id(caller_id)
             except ValueError:
-                logger.warning("call %s: bad caller id %r, using the extension", call.id, caller_id)
+                logger.debug("call %s: caller id %r is not NAME <NUMBER>", call.id, caller_id)
         return NameAddr(SipUri("sip", number, None, self.domain, None), display_name=name)
 
     # --- incoming requests --------------------------------------------------------------------
