@@ -123,12 +123,7 @@ async def create_simple(request: Request) -> Response:
 
 def _calls_of(ctx: ApiContext, user: Any, extension: Any | None) -> list[Any]:
     extended = None if extension is None else extension.extended
-    calls = ctx.engine.list_calls(user_id=user.id, extension=extended)
-    return [
-        call
-        for call in calls
-        if call.user_id == user.id and (extended is None or call.extension == extended)
-    ]
+    return list(ctx.engine.list_calls(user_id=user.id, extension=extended))
 
 
 def _page_of_calls(

@@ -179,7 +179,7 @@ class RelayMedia:
         self._relay = relay
         self._recording_path = recording_path
         self._sides: list[RelaySide] = []
-        self._bridges: dict[int, int] = {}  # endpoint id -> partner endpoint id
+        self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
 
     def new_side(self, label: str, video: bool) -> RelaySide:
@@ -188,25 +188,16 @@ class RelayMedia:
         return side
 
     def _pair(self, a: MediaEndpoint, b: MediaEndpoint) -> None:
-        if self._bridges.get(a.id) == b.id:
+        if self._bridges.get(a.id) == b:
             return
         for ep in (a, b):
-            partner_id = self._bridges.pop(ep.id, None)
-            if partner_id is not None:
-                self._bridges.pop(partner_id, None)
-                partner = self._endpoint(partner_id)
-                if partner is not None:
-                    self._relay.unbridge(ep, partner)
+            partner = self._bridges.pop(ep.id, None)
+            if partner is not None:
+                self._bridges.pop(partner.id, None)
+                self._relay.unbridge(ep, partner)
         self._relay.bridge(a, b)
-        self._bridges[a.id] = b.id
-        self._bridges[b.id] = a.id
-
-    def _endpoint(self, endpoint_id: int) -> MediaEndpoint | None:
-        for side in self._sides:
-            for ep in side.endpoints():
-                if ep.id == endpoint_id:
-                    return ep
-        return None
+        self._bridges[a.id] = b
+        self._bridges[b.id] = a
 
     def bridge(self, a: MediaSide, b: MediaSide) -> None:
         a, b = _relay_side(a), _relay_side(b)

@@ -56,7 +56,7 @@ from sip.transaction import (
     TransportFailed,
     TxKey,
 )
-from sip.transport import SipTransport, TransportError, default_port
+from sip.transport import SipTransport, TransportError, bare_host, default_port
 from sip.uas import check_request
 from sip.uri import SipUri, Uri
 
@@ -81,9 +81,7 @@ def peer_for_uri(uri: Uri, default_transport: str = "udp") -> Peer:
         raise LocalProtocolError(f"cannot send to a non-SIP URI {uri}")
     transport = (uri.transport or default_transport).lower()
     maddr = uri.param("maddr")
-    host = maddr or uri.host
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    host = bare_host(maddr or uri.host)
     return Peer(transport, host, uri.port or default_port(transport))
 
 

@@ -59,7 +59,8 @@ class TransportError(Exception):
     """A message could not be sent (no listener, connection refused, broken stream)."""
 
 
-def _bare(host: str) -> str:
+def bare_host(host: str) -> str:
+    """An IPv6 reference without its brackets (``[::1]`` -> ``::1``); other hosts as they are."""
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
@@ -73,7 +74,7 @@ def response_destination(response: Response, peer: Peer) -> Peer:
         via = response.vias[0]
     except (RemoteProtocolError, IndexError):
         return peer
-    host = via.received or _bare(via.host)
+    host = via.received or bare_host(via.host)
     if peer.reliable:
         return Peer(peer.transport, host, via.port or default_port(peer.transport))
     rport = via.rport
@@ -89,7 +90,7 @@ def stamp_via(request: Request, peer: Peer) -> Request:
     if top.has_rport:
         changes["received"] = peer.host
         changes["rport"] = str(peer.port)
-    elif _bare(top.host) != peer.host:
+    elif bare_host(top.host) != peer.host:
         changes["received"] = peer.host
     if not changes:
         return request
@@ -203,7 +204,7 @@ class SipTransport:
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
         """Bind a listener; returns the bound (host, port) (port 0 = any free port)."""
         transport = transport.lower()
-        bare = _bare(host)
+        bare = bare_host(host)
         family = socket.AF_INET6 if ":" in bare else socket.AF_INET
         if transport == "udp":
             sock = trio.socket.socket(family, socket.SOCK_DGRAM)
@@ -433,13 +434,13 @@ class SipTransport:
     def retain(self, peer: Peer) -> None:
         """Keep the connection to ``peer`` open while idle (a dialog uses it, §18.3)."""
         if peer.reliable:
-            key = (_bare(peer.host), peer.port)
+            key = (bare_host(peer.host), peer.port)
             self._retained[key] = self._retained.get(key, 0) + 1
 
     def release(self, peer: Peer) -> None:
         """Undo one ``retain``; the idle timeout applies again when none is left."""
         if peer.reliable:
-            key = (_bare(peer.host), peer.port)
+            key = (bare_host(peer.host), peer.port)
             count = self._retained.get(key, 0) - 1
             if count > 0:
                 self._retained[key] = count
@@ -490,7 +491,7 @@ class SipTransport:
             await self._send_tcp(data, peer)
 
     async def _send_udp(self, data: bytes, peer: Peer) -> None:
-        host = _bare(peer.host)
+        host = bare_host(peer.host)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for udp in self._udp:
             if udp.family == family:
@@ -507,11 +508,11 @@ class SipTransport:
         """True when a message to ``peer`` goes out without connecting first."""
         if not peer.reliable:
             return True
-        conn = self._connections.get((_bare(peer.host), peer.port))
+        conn = self._connections.get((bare_host(peer.host), peer.port))
         return conn is not None and not conn.closed
 
     async def _send_tcp(self, data: bytes, peer: Peer) -> None:
-        key = (_bare(peer.host), peer.port)
+        key = (bare_host(peer.host), peer.port)
         conn = self._connections.get(key)
         if conn is None or conn.closed:
             # one connection attempt per peer at a time; waiting senders keep their order
@@ -536,7 +537,7 @@ class SipTransport:
     async def _connect(self, peer: Peer) -> _TcpConnection:
         if self._nursery is None:
             raise TransportError("transport is not running")
-        host = _bare(peer.host)
+        host = bare_host(peer.host)
         stream: trio.SocketStream | None = None
         with trio.move_on_after(self._connect_timeout):
             try:
