@@ -7,6 +7,7 @@ a socketpair, CONFIG the JSON list ``[address, [low, high], relatch_after]``.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing.connection
 import sys
 
@@ -14,6 +15,8 @@ from engine.media.process import serve
 
 
 def main(argv: list[str]) -> None:
+    # One-way commands that fail are reported here, on the stderr it shares with its parent.
+    logging.basicConfig(level=logging.WARNING, format="relay %(levelname)s %(name)s: %(message)s")
     fd = int(argv[0])
     address, port_range, relatch_after = json.loads(argv[1])
     conn = multiprocessing.connection.Connection(fd)

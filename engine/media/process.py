@@ -9,16 +9,28 @@ switch interval (5 ms by default) after each ``recvfrom``/``sendto`` (a convoy).
 Theory of operation: ``RelayProcess`` starts ``python -m engine.media.child`` (a fresh
 interpreter: no fork of a threaded parent, and unlike multiprocessing's spawn no re-import of
 the parent's main module) with one end of a socketpair; the child runs a ``Relay`` and serves
-the control calls it reads there, one at a time, answering each with the result or the
-exception. Calls from the parent are serialised by a lock and cost one round trip (about 40 µs
-here; more when the machine is busy), blocking the caller that long: from trio, calling the
-cheap ones directly is fine; use ``trio.to_thread.run_sync`` for ``stop_recording``. The child
-exits when told to or when the socketpair breaks (the parent died).
+the control messages it reads there, in order. The engine's trio thread must not wait for the
+child (a round trip is ~40 µs on an idle machine, milliseconds when both cores are busy, and
+the whole event loop stops meanwhile), so:
+
+- commands that return nothing (release, set_remote, bridge, unbridge, set_direction, play and
+  stop tone) are *one-way*: pickled and written to the socket, not answered. What the child
+  would reject for bad arguments (bridging an endpoint with itself, a host that is not an IP
+  address of the relay's family, a bad port or tone) is checked here first and raised at once;
+  what can only fail in the child (an endpoint released in the meantime) is logged there.
+- ``allocate`` takes endpoints from a small pool per kind, refilled with one round trip for
+  ``_POOL_BATCH`` endpoints; pooled endpoints count as free in ``statistics()``.
+- the rest (stats, statistics, set_echo, recording) is a round trip; since the child handles
+  messages in order, a reply always answers the last request and sees every earlier command's
+  effect. From trio use ``trio.to_thread.run_sync`` for ``stop_recording`` (it finalises a file).
+
+The child exits when told to or when the socketpair breaks (the parent died).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing.connection
@@ -28,18 +40,20 @@ import sys
 import threading
 from typing import Any
 
-from engine.media.errors import MediaError
+from engine.media import tone
+from engine.media.errors import MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay
+from engine.media.relay import Relay, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
+_POOL_BATCH = 8
 _ALLOWED = frozenset(
     {
-        "allocate",
+        "allocate_many",
         "release",
         "set_remote",
         "bridge",
@@ -53,6 +67,7 @@ _ALLOWED = frozenset(
         "start_recording",
         "stop_recording",
         "native_thread_id",
+        "sync",
     }
 )
 
@@ -74,23 +89,44 @@ def serve(
     try:
         while True:
             try:
-                method, args, kwargs = conn.recv()
+                method, args, kwargs, answer = conn.recv()
             except (EOFError, OSError):
                 return  # the parent is gone
             if method == "close":
                 return
             try:
-                if method == "native_thread_id":
-                    result: Any = relay.native_thread_id
+                if method == "sync":
+                    result: Any = None
+                elif method == "native_thread_id":
+                    result = relay.native_thread_id
+                elif method == "allocate_many":
+                    result = _allocate_many(relay, *args)
                 else:
                     result = getattr(relay, method)(*args, **kwargs)
             except Exception as exc:
-                _reply(conn, "error", exc)
+                if answer:
+                    _reply(conn, "error", exc)
+                else:
+                    logger.warning("relay command %s failed: %s", method, exc)
             else:
-                _reply(conn, "ok", result)
+                if answer:
+                    _reply(conn, "ok", result)
     finally:
         relay.close()
         conn.close()
+
+
+def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
+    """Up to ``count`` endpoints; PortRangeExhausted only if not even one is free."""
+    endpoints: list[MediaEndpoint] = []
+    while len(endpoints) < count:
+        try:
+            endpoints.append(relay.allocate(kind))
+        except PortRangeExhausted:
+            if not endpoints:
+                raise
+            break
+    return endpoints
 
 
 def _reply(conn: multiprocessing.connection.Connection, status: str, value: object) -> None:
@@ -113,7 +149,10 @@ class RelayProcess:
         self._address = address
         self._port_range = port_range
         self._relatch_after = relatch_after
-        self._lock = threading.Lock()
+        self._ipv6 = ":" in address
+        self._lock = threading.Lock()  # start/stop and whole round trips
+        self._send_lock = threading.Lock()  # one message at a time on the socket
+        self._pool: dict[str, list[MediaEndpoint]] = {}
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
@@ -189,7 +228,7 @@ class RelayProcess:
         self._conn = None
         if conn is not None:
             with contextlib.suppress(OSError):
-                conn.send(("close", (), {}))
+                conn.send(("close", (), {}, False))
         if process is not None:
             try:
                 process.wait(_STOP_TIMEOUT)
@@ -199,6 +238,7 @@ class RelayProcess:
                 process.wait()
         if conn is not None:
             conn.close()
+        self._pool.clear()
 
     def __enter__(self) -> RelayProcess:
         return self
@@ -207,13 +247,13 @@ class RelayProcess:
         self.close()
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A round trip: send the request, wait for the child's answer."""
         assert method in _ALLOWED
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise MediaError("relay is closed" if self._closed else "relay is not started")
+            conn = self._open_conn()
             try:
-                conn.send((method, args, kwargs))
+                with self._send_lock:
+                    conn.send((method, args, kwargs, True))
                 status, value = conn.recv()
             except (EOFError, OSError) as exc:
                 raise MediaError(f"relay process is gone: {exc!r}") from None
@@ -223,28 +263,58 @@ class RelayProcess:
             raise MediaError(str(value))
         return value
 
+    def _cast(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """A one-way command: written to the socket, not answered (failures are logged by the
+        child). Never waits for the child, except if it stopped reading for a socket buffer's
+        worth of commands."""
+        assert method in _ALLOWED
+        conn = self._open_conn()
+        try:
+            with self._send_lock:
+                conn.send((method, args, kwargs, False))
+        except OSError as exc:
+            raise MediaError(f"relay process is gone: {exc!r}") from None
+
+    def _open_conn(self) -> multiprocessing.connection.Connection:
+        conn = self._conn
+        if conn is None:
+            raise MediaError("relay is closed" if self._closed else "relay is not started")
+        return conn
+
+    def sync(self) -> None:
+        """Return once the child has taken every command sent before (one round trip)."""
+        self._call("sync")
+
     # The control calls of Relay (see there for their meaning).
 
     def allocate(self, kind: str = "audio") -> MediaEndpoint:
-        result: MediaEndpoint = self._call("allocate", kind)
-        return result
+        pool = self._pool.setdefault(kind, [])
+        if not pool:
+            fresh: list[MediaEndpoint] = self._call("allocate_many", kind, _POOL_BATCH)
+            fresh.reverse()
+            pool.extend(fresh)
+        return pool.pop()
 
     def release(self, ep: MediaEndpoint) -> None:
-        self._call("release", ep)
+        self._cast("release", ep)
 
     def set_remote(
         self, ep: MediaEndpoint, host: str, rtp_port: int, rtcp_port: int | None = None
     ) -> None:
-        self._call("set_remote", ep, host, rtp_port, rtcp_port)
+        remote_address(host, rtp_port, ipv6=self._ipv6)
+        remote_address(host, rtp_port + 1 if rtcp_port is None else rtcp_port, ipv6=self._ipv6)
+        self._cast("set_remote", ep, host, rtp_port, rtcp_port)
 
     def bridge(self, a: MediaEndpoint, b: MediaEndpoint) -> None:
-        self._call("bridge", a, b)
+        if a == b:
+            raise MediaError("cannot bridge an endpoint with itself")
+        self._cast("bridge", a, b)
 
     def unbridge(self, a: MediaEndpoint, b: MediaEndpoint) -> None:
-        self._call("unbridge", a, b)
+        self._cast("unbridge", a, b)
 
     def set_direction(self, ep: MediaEndpoint, send: bool, receive: bool = True) -> None:
-        self._call("set_direction", ep, send, receive)
+        self._cast("set_direction", ep, send, receive)
 
     def set_echo(self, ep: MediaEndpoint, on: bool = True) -> None:
         self._call("set_echo", ep, on)
@@ -255,7 +325,12 @@ class RelayProcess:
 
     def statistics(self) -> RelayStatistics:
         result: RelayStatistics = self._call("statistics")
-        return result
+        pooled = sum(len(pool) for pool in self._pool.values())
+        return dataclasses.replace(
+            result,
+            endpoints=result.endpoints - pooled,
+            free_port_pairs=result.free_port_pairs + pooled,
+        )
 
     def play_tone(
         self,
@@ -266,12 +341,18 @@ class RelayProcess:
         level_dbfs: float = -10.0,
         duration: float | None = None,
     ) -> None:
-        self._call(
+        if duration is not None and duration <= 0:
+            raise MediaError(f"tone duration must be positive, not {duration!r}")
+        try:
+            tone.check_tone(frequency, payload_type, level_dbfs)
+        except ValueError as exc:
+            raise MediaError(str(exc)) from None
+        self._cast(
             "play_tone", ep, frequency, payload_type, level_dbfs=level_dbfs, duration=duration
         )
 
     def stop_tone(self, ep: MediaEndpoint) -> None:
-        self._call("stop_tone", ep)
+        self._cast("stop_tone", ep)
 
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None:
         self._call("start_recording", a, b, path)

@@ -425,15 +425,7 @@ class Relay:
         return state
 
     def _remote(self, host: str, port: int) -> Address:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            raise MediaError(f"remote media host must be an IP address, not {host!r}") from None
-        if (ip.version == 6) != (self._family == socket.AF_INET6):
-            raise MediaError(f"remote {host} is not of the relay's address family")
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise MediaError(f"remote media port must be 1-65535, not {port!r}")
-        return (str(ip), port)
+        return remote_address(host, port, ipv6=self._family == socket.AF_INET6)
 
     def _submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` in the loop (now, if it is not running). Caller holds the lock."""
@@ -682,3 +674,16 @@ def _check_range(port_range: tuple[int, int]) -> tuple[int, int]:
     if hi - (lo + (lo & 1)) < 1:
         raise MediaError(f"port range {lo}-{hi} holds no even RTP port with RTP+1 free")
     return lo, hi
+
+
+def remote_address(host: str, port: int, *, ipv6: bool) -> Address:
+    """Check a phone's SDP media address for a relay of the given family; MediaError if unusable."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise MediaError(f"remote media host must be an IP address, not {host!r}") from None
+    if (ip.version == 6) != ipv6:
+        raise MediaError(f"remote {host} is not of the relay's address family")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise MediaError(f"remote media port must be 1-65535, not {port!r}")
+    return (str(ip), port)

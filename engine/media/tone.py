@@ -20,18 +20,20 @@ _PACKETS_PER_SECOND = 50
 _MAX_LAG = 0.2  # a loop this late restarts the schedule instead of sending a burst
 
 
-def encode_tone(frequency: float, payload_type: int, level_dbfs: float) -> bytes:
-    """One second of a sine at ``frequency`` (rounded to whole Hz) encoded as PCMU or PCMA."""
-    if payload_type == g711.PT_PCMU:
-        encode = g711.linear_to_ulaw
-    elif payload_type == g711.PT_PCMA:
-        encode = g711.linear_to_alaw
-    else:
+def check_tone(frequency: float, payload_type: int, level_dbfs: float) -> None:
+    """Raise ValueError naming the first parameter :func:`encode_tone` cannot use."""
+    if payload_type not in (g711.PT_PCMU, g711.PT_PCMA):
         raise ValueError(f"tone payload type must be 0 (PCMU) or 8 (PCMA), not {payload_type!r}")
     if not 0 < frequency < SAMPLE_RATE / 2:
         raise ValueError(f"tone frequency must be between 0 and 4000 Hz, not {frequency!r}")
     if not -60.0 <= level_dbfs <= 0.0:
         raise ValueError(f"tone level must be between -60 and 0 dBFS, not {level_dbfs!r}")
+
+
+def encode_tone(frequency: float, payload_type: int, level_dbfs: float) -> bytes:
+    """One second of a sine at ``frequency`` (rounded to whole Hz) encoded as PCMU or PCMA."""
+    check_tone(frequency, payload_type, level_dbfs)
+    encode = g711.linear_to_ulaw if payload_type == g711.PT_PCMU else g711.linear_to_alaw
     hertz = round(frequency)
     amplitude = 32767 * 10 ** (level_dbfs / 20)
     step = 2 * math.pi * hertz / SAMPLE_RATE

@@ -52,6 +52,7 @@ def test_forwarding_both_ways_and_counters(
     relay.set_remote(a, HOST, pa.getsockname()[1])
     relay.set_remote(b, HOST, pb.getsockname()[1])
     relay.bridge(a, b)
+    relay.sync()  # the commands above are one-way: wait until the child has them
     for seq in (1, 2, 4):
         pa.sendto(rtp(seq, 11), (HOST, a.rtp_port))
         data, source = pb.recvfrom(2048)
@@ -72,9 +73,47 @@ def test_errors_cross_the_process_boundary(relay: RelayProcess) -> None:
         relay.bridge(a, a)
     with pytest.raises(MediaError, match="IP address"):
         relay.set_remote(a, "example.com", 4000)
+    with pytest.raises(MediaError, match="1-65535"):
+        relay.set_remote(a, HOST, 65535)  # its RTCP would be 65536
+    with pytest.raises(MediaError, match="frequency"):
+        relay.play_tone(a, 5000.0)
+    with pytest.raises(MediaError, match="positive"):
+        relay.play_tone(a, 440.0, duration=0)
     relay.release(a)
     with pytest.raises(MediaError, match="unknown or released"):
         relay.stats(a)
+
+
+def test_a_one_way_command_that_fails_in_the_child_is_logged_and_the_channel_goes_on(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with RelayProcess(HOST, free_range(10)) as relay:  # started here: its stderr is captured
+        relay.start()
+        a, b = relay.allocate(), relay.allocate()
+        relay.release(a)
+        relay.release(a)  # already gone: only the child can tell
+        relay.bridge(a, b)
+        relay.sync()
+        assert relay.stats(b).rtp.packets_received == 0  # answers still match requests
+        relay.release(b)
+    err = capfd.readouterr().err
+    assert "relay command release failed" in err
+    assert "relay command bridge failed" in err
+
+
+def test_pooled_endpoints_count_as_free() -> None:
+    lo, hi = free_range(40)
+    r = RelayProcess(HOST, (lo, hi))
+    r.start()
+    try:
+        before = r.statistics()
+        a = r.allocate()  # fills the pool with several endpoints in one round trip
+        after = r.statistics()
+        assert (after.endpoints, after.free_port_pairs) == (1, before.free_port_pairs - 1)
+        r.release(a)
+        assert r.statistics().endpoints == 0
+    finally:
+        r.close()
 
 
 def test_tone_and_recording_in_the_child(
