@@ -230,7 +230,7 @@ class SqliteStore:
             self._pending[call.id] = call
             return
         self._pending.pop(call.id, None)
-        self._write_call(call)
+        self._write_call(call, update=call.id in self._written_state)
         if state is CallState.ENDED:
             self._written_state.pop(call.id, None)
         else:
@@ -245,13 +245,24 @@ class SqliteStore:
         self._db.execute("BEGIN")
         try:
             for call in pending:
-                self._write_call(call)
+                self._write_call(call, update=True)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
-    def _write_call(self, call: PhoneCall) -> None:
+    def _write_call(self, call: PhoneCall, *, update: bool = False) -> None:
+        """Upsert the record; ``update``: it is in the table already, and only its state and
+        data can have changed (the other columns are fixed at creation), so no other index
+        is rewritten: about half the cost of the upsert."""
+        data = json.dumps(call.to_dict(), separators=(",", ":"))
+        if update:
+            cursor = self._db.execute(
+                "UPDATE calls SET state = ?, data = ? WHERE id = ?",
+                (call.state.value, data, call.id),
+            )
+            if cursor.rowcount == 1:
+                return
         self._db.execute(
             "INSERT INTO calls (id, user_id, organization_id, extension, nonce, state, published,"
             " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -266,7 +277,7 @@ class SqliteStore:
                 call.nonce,
                 call.state.value,
                 call.published.timestamp(),
-                json.dumps(call.to_dict(), separators=(",", ":")),
+                data,
             ),
         )
 
