@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.calls import MediaSide
@@ -74,8 +75,8 @@ class NullMedia:
     def stop_recording(self) -> None:
         return None
 
-    def stats(self, side: object) -> dict[str, dict[str, int]]:
-        return {}
+    def stats(self, sides: Sequence[object]) -> list[dict[str, dict[str, int]]]:
+        return [{} for _side in sides]
 
     def close(self) -> None:
         return None
@@ -231,20 +232,25 @@ class RelayMedia:
             self._recording = None
             self._relay.stop_recording(a, b)
 
-    def stats(self, side: MediaSide) -> dict[str, dict[str, int]]:
-        side = _relay_side(side)
-        result: dict[str, dict[str, int]] = {}
-        for ep in side.endpoints():
-            s = self._relay.stats(ep)
-            result[ep.kind] = {
-                "rtp_packets_received": s.rtp.packets_received,
-                "rtp_bytes_received": s.rtp.bytes_received,
-                "rtp_packets_sent": s.rtp.packets_sent,
-                "rtp_bytes_sent": s.rtp.bytes_sent,
-                "rtcp_packets_received": s.rtcp.packets_received,
-                "rtcp_packets_sent": s.rtcp.packets_sent,
-                "rtp_lost": s.lost,
-            }
+    def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        relay_sides = [_relay_side(side) for side in sides]
+        endpoints = [ep for side in relay_sides for ep in side.endpoints()]
+        counters = iter(self._relay.stats_many(endpoints))
+        result: list[dict[str, dict[str, int]]] = []
+        for side in relay_sides:
+            kinds: dict[str, dict[str, int]] = {}
+            for ep in side.endpoints():
+                s = next(counters)
+                kinds[ep.kind] = {
+                    "rtp_packets_received": s.rtp.packets_received,
+                    "rtp_bytes_received": s.rtp.bytes_received,
+                    "rtp_packets_sent": s.rtp.packets_sent,
+                    "rtp_bytes_sent": s.rtp.bytes_sent,
+                    "rtcp_packets_received": s.rtcp.packets_received,
+                    "rtcp_packets_sent": s.rtcp.packets_sent,
+                    "rtp_lost": s.lost,
+                }
+            result.append(kinds)
         return result
 
     def close(self) -> None:

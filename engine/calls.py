@@ -89,7 +89,9 @@ class CallMedia(Protocol):
 
     def stop_recording(self) -> None: ...
 
-    def stats(self, side: MediaSide) -> dict[str, dict[str, int]]: ...
+    def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        """The counters of each side, in order (one relay round trip for all of them)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -267,6 +269,9 @@ class SimpleCall:
         self._inbound_done = False  # the caller hung up or cancelled: nothing more to send it
         self._recording = False
         self._transfer_staying: int | None = None  # party index, while a transfer rings
+        # parties that left, whose media counters go into the record in one relay round trip
+        # when the call ends (or a transfer completes)
+        self._stats_due: list[tuple[Party, MediaSide]] = []
         self.finished = trio.Event()
 
     # --- engine-facing ------------------------------------------------------------------
@@ -656,6 +661,7 @@ class SimpleCall:
                 self._keep_stats(connected)
                 del self._connected[index]
                 self._bye_soon(connected.leg)
+        self._collect_stats()  # the call goes on: show the transferred party's counters now
         self._media.bridge(staying.side, new.side)
         self._changed("transferred", {"to": request.target.number})
 
@@ -720,9 +726,18 @@ class SimpleCall:
             self._keep_stats(c)
 
     def _keep_stats(self, connected: _Connected) -> None:
-        """Copy a leaving party's media counters into the record (before its side goes)."""
-        if self._media is not None:
-            connected.party.media = self._media.stats(connected.side)
+        """Note a leaving party whose media counters go into the record (its side stays
+        allocated until the call's media closes, so they can still be read then)."""
+        self._stats_due.append((connected.party, connected.side))
+
+    def _collect_stats(self) -> None:
+        due, self._stats_due = self._stats_due, []
+        if self._media is None or not due:
+            return
+        for (party, _side), counters in zip(
+            due, self._media.stats([side for _party, side in due]), strict=True
+        ):
+            party.media = counters
 
     # --- record -----------------------------------------------------------------------------
 
@@ -737,6 +752,7 @@ class SimpleCall:
         now = self._now()
         if self._media is not None:
             try:
+                self._collect_stats()
                 if self._recording:
                     self._recording = False
                     self._media.stop_recording()

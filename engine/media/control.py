@@ -3,6 +3,7 @@ process), so the engine can be typed against either and switch with one line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from engine.media.recorder import RecordingInfo
@@ -36,6 +37,8 @@ class RelayControl(Protocol):
     def set_echo(self, ep: MediaEndpoint, on: bool = True) -> None: ...
 
     def stats(self, ep: MediaEndpoint) -> StreamStats: ...
+
+    def stats_many(self, eps: Sequence[MediaEndpoint]) -> list[StreamStats]: ...
 
     def statistics(self) -> RelayStatistics: ...
 

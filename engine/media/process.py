@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from engine.media import tone
@@ -61,6 +62,7 @@ _ALLOWED = frozenset(
         "set_direction",
         "set_echo",
         "stats",
+        "stats_many",
         "statistics",
         "play_tone",
         "stop_tone",
@@ -321,6 +323,10 @@ class RelayProcess:
 
     def stats(self, ep: MediaEndpoint) -> StreamStats:
         result: StreamStats = self._call("stats", ep)
+        return result
+
+    def stats_many(self, eps: Sequence[MediaEndpoint]) -> list[StreamStats]:
+        result: list[StreamStats] = self._call("stats_many", list(eps))
         return result
 
     def statistics(self) -> RelayStatistics:

@@ -40,7 +40,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from engine.media import g711, tone
 from engine.media.errors import MediaError, PortRangeExhausted
@@ -316,6 +316,10 @@ class Relay:
             expected=expected,
             lost=max(expected - rtp.received, 0) if expected else 0,
         )
+
+    def stats_many(self, eps: Sequence[MediaEndpoint]) -> list[StreamStats]:
+        """``stats`` of each endpoint, in order."""
+        return [self.stats(ep) for ep in eps]
 
     def statistics(self) -> RelayStatistics:
         """Counts of what the relay holds; cheap."""

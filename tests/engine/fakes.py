@@ -315,8 +315,9 @@ class FakeMedia:
         if self.stop_error is not None:
             raise self.stop_error
 
-    def stats(self, side: MediaSide) -> dict[str, dict[str, int]]:
-        return {"audio": {"packets_in": 50, "packets_out": 50}}
+    def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        self._record("stats", *(_label(side) for side in sides))
+        return [{"audio": {"packets_in": 50, "packets_out": 50}} for _side in sides]
 
     def close(self) -> None:
         self._record("close")

@@ -276,6 +276,11 @@ async def test_a_bye_from_either_side_ends_the_other(mock_clock, who: str) -> No
         assert call.parties[other].hangup_cause is not None
         assert all(p.ended == at(8) for p in call.parties)
         assert call.parties[0].media == {"audio": {"packets_in": 50, "packets_out": 50}}
+        assert call.parties[1].media == call.parties[0].media
+        # both parties' counters are read at the end, in one relay round trip
+        assert [m.args for m in h.media(call_id).named("stats")] == [
+            ("a", "b") if who == "source" else ("b", "a")
+        ]
         assert h.names(call_id).count("ended") == 1
         assert h.names(call_id)[-1] == "ended"
 

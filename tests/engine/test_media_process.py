@@ -62,6 +62,9 @@ def test_forwarding_both_ways_and_counters(
     assert pa.recvfrom(2048)[1] == (HOST, a.rtp_port)
     stats = relay.stats(a)
     assert (stats.ssrc, stats.expected, stats.lost) == (11, 4, 1)
+    many = relay.stats_many([b, a])
+    assert [s.rtp.packets_received for s in many] == [1, 3]
+    assert many[1] == stats
     assert relay.statistics().bridges >= 1
     relay.release(a)
     relay.release(b)
