@@ -18,8 +18,10 @@ the whole event loop stops meanwhile), so:
   would reject for bad arguments (bridging an endpoint with itself, a host that is not an IP
   address of the relay's family, a bad port or tone) is checked here first and raised at once;
   what can only fail in the child (an endpoint released in the meantime) is logged there.
-- ``allocate`` takes endpoints from a small pool per kind, refilled with one round trip for
-  ``_POOL_BATCH`` endpoints; pooled endpoints count as free in ``statistics()``.
+- ``allocate`` takes endpoints from a small pool per kind. When the pool runs low a refill of
+  ``_POOL_BATCH`` endpoints is asked for and its answer (tagged, so it cannot be mistaken for
+  a round trip's) is taken whenever it has arrived: allocate waits only when the pool is
+  empty. Pooled endpoints count as free in ``statistics()``.
 - the rest (stats, statistics, set_echo, recording) is a round trip; since the child handles
   messages in order, a reply always answers the last request and sees every earlier command's
   effect. From trio use ``trio.to_thread.run_sync`` for ``stop_recording`` (it finalises a file).
@@ -51,7 +53,10 @@ logger = logging.getLogger(__name__)
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
-_POOL_BATCH = 8
+_POOL_BATCH = 8  # endpoints per pool refill
+_POOL_LOW = 4  # refill when the pool holds this many or fewer
+_CALL = "call"  # the answer to a round trip
+_REFILL = "pool"  # the answer to a pool refill
 _ALLOWED = frozenset(
     {
         "allocate_many",
@@ -91,28 +96,33 @@ def serve(
     try:
         while True:
             try:
-                method, args, kwargs, answer = conn.recv()
+                method, args, kwargs, tag = conn.recv()
             except (EOFError, OSError):
                 return  # the parent is gone
             if method == "close":
                 return
+            if method == "allocate_many":  # a pool refill: the answer names the kind
+                kind = args[0]
+                try:
+                    _reply(conn, tag, "ok", (kind, _allocate_many(relay, *args)))
+                except Exception as exc:
+                    _reply(conn, tag, "error", (kind, exc))
+                continue
             try:
                 if method == "sync":
                     result: Any = None
                 elif method == "native_thread_id":
                     result = relay.native_thread_id
-                elif method == "allocate_many":
-                    result = _allocate_many(relay, *args)
                 else:
                     result = getattr(relay, method)(*args, **kwargs)
             except Exception as exc:
-                if answer:
-                    _reply(conn, "error", exc)
-                else:
+                if tag is None:
                     logger.warning("relay command %s failed: %s", method, exc)
+                else:
+                    _reply(conn, tag, "error", exc)
             else:
-                if answer:
-                    _reply(conn, "ok", result)
+                if tag is not None:
+                    _reply(conn, tag, "ok", result)
     finally:
         relay.close()
         conn.close()
@@ -131,11 +141,13 @@ def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
     return endpoints
 
 
-def _reply(conn: multiprocessing.connection.Connection, status: str, value: object) -> None:
+def _reply(
+    conn: multiprocessing.connection.Connection, tag: str, status: str, value: object
+) -> None:
     try:
-        conn.send((status, value))
+        conn.send((tag, status, value))
     except (TypeError, AttributeError, ValueError) as exc:  # unpicklable: say what it was
-        conn.send(("error", MediaError(f"relay process: {value!r} ({exc})")))
+        conn.send((tag, "error", MediaError(f"relay process: {value!r} ({exc})")))
 
 
 class RelayProcess:
@@ -154,7 +166,8 @@ class RelayProcess:
         self._ipv6 = ":" in address
         self._lock = threading.Lock()  # start/stop and whole round trips
         self._send_lock = threading.Lock()  # one message at a time on the socket
-        self._pool: dict[str, list[MediaEndpoint]] = {}
+        self._pool: dict[str, list[MediaEndpoint]] = {}  # allocated, not handed out
+        self._refilling: set[str] = set()  # kinds with a refill on its way
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
@@ -230,7 +243,7 @@ class RelayProcess:
         self._conn = None
         if conn is not None:
             with contextlib.suppress(OSError):
-                conn.send(("close", (), {}, False))
+                conn.send(("close", (), {}, None))
         if process is not None:
             try:
                 process.wait(_STOP_TIMEOUT)
@@ -241,6 +254,7 @@ class RelayProcess:
         if conn is not None:
             conn.close()
         self._pool.clear()
+        self._refilling.clear()
 
     def __enter__(self) -> RelayProcess:
         return self
@@ -254,9 +268,12 @@ class RelayProcess:
         with self._lock:
             conn = self._open_conn()
             try:
-                with self._send_lock:
-                    conn.send((method, args, kwargs, True))
-                status, value = conn.recv()
+                self._send(conn, (method, args, kwargs, _CALL))
+                while True:
+                    tag, status, value = conn.recv()
+                    if tag == _CALL:
+                        break
+                    self._refilled(status, value)
             except (EOFError, OSError) as exc:
                 raise MediaError(f"relay process is gone: {exc!r}") from None
         if status == "error":
@@ -270,12 +287,24 @@ class RelayProcess:
         child). Never waits for the child, except if it stopped reading for a socket buffer's
         worth of commands."""
         assert method in _ALLOWED
-        conn = self._open_conn()
         try:
-            with self._send_lock:
-                conn.send((method, args, kwargs, False))
+            self._send(self._open_conn(), (method, args, kwargs, None))
         except OSError as exc:
             raise MediaError(f"relay process is gone: {exc!r}") from None
+
+    def _send(self, conn: multiprocessing.connection.Connection, message: object) -> None:
+        with self._send_lock:
+            conn.send(message)
+
+    def _refilled(self, status: str, value: Any) -> BaseException | None:
+        """Take a pool refill answer (``_lock`` held); the error if it failed."""
+        kind, payload = value
+        self._refilling.discard(kind)
+        if status == "error":
+            return payload if isinstance(payload, BaseException) else MediaError(str(payload))
+        payload.reverse()  # pop() hands them out lowest port first
+        self._pool.setdefault(kind, []).extend(payload)
+        return None
 
     def _open_conn(self) -> multiprocessing.connection.Connection:
         conn = self._conn
@@ -290,12 +319,35 @@ class RelayProcess:
     # The control calls of Relay (see there for their meaning).
 
     def allocate(self, kind: str = "audio") -> MediaEndpoint:
+        """An endpoint from the pool. Refills are requested ahead (when the pool runs low) and
+        taken whenever they have arrived, so this waits for the child only when the pool is
+        empty: at start, or when calls come faster than one round trip per batch."""
         pool = self._pool.setdefault(kind, [])
-        if not pool:
-            fresh: list[MediaEndpoint] = self._call("allocate_many", kind, _POOL_BATCH)
-            fresh.reverse()
-            pool.extend(fresh)
+        if self._lock.acquire(blocking=not pool):  # busy (stop_recording?): use the pool
+            try:
+                conn = self._open_conn()
+                try:
+                    while conn.poll(0):
+                        _tag, status, value = conn.recv()
+                        self._refilled(status, value)  # only refills can be waiting here
+                    if len(pool) <= _POOL_LOW:
+                        self._refill(conn, kind)
+                    while not pool:
+                        self._refill(conn, kind)
+                        _tag, status, value = conn.recv()
+                        error = self._refilled(status, value)
+                        if error is not None and value[0] == kind and not pool:
+                            raise error
+                except (EOFError, OSError) as exc:
+                    raise MediaError(f"relay process is gone: {exc!r}") from None
+            finally:
+                self._lock.release()
         return pool.pop()
+
+    def _refill(self, conn: multiprocessing.connection.Connection, kind: str) -> None:
+        if kind not in self._refilling:
+            self._refilling.add(kind)
+            self._send(conn, ("allocate_many", (kind, _POOL_BATCH), {}, _REFILL))
 
     def release(self, ep: MediaEndpoint) -> None:
         self._cast("release", ep)

@@ -105,7 +105,7 @@ def test_a_one_way_command_that_fails_in_the_child_is_logged_and_the_channel_goe
 
 
 def test_pooled_endpoints_count_as_free() -> None:
-    lo, hi = free_range(40)
+    lo, hi = free_range(80)
     r = RelayProcess(HOST, (lo, hi))
     r.start()
     try:
@@ -115,6 +115,9 @@ def test_pooled_endpoints_count_as_free() -> None:
         assert (after.endpoints, after.free_port_pairs) == (1, before.free_port_pairs - 1)
         r.release(a)
         assert r.statistics().endpoints == 0
+        many = [r.allocate() for _ in range(20)]  # several refills, asked for ahead
+        assert len({ep.rtp_port for ep in many}) == 20
+        assert r.statistics().endpoints == 20
     finally:
         r.close()
 
