@@ -13,6 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import trio
+
 from engine.calls import MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
@@ -72,11 +74,14 @@ class NullMedia:
     def start_recording(self, a: object, b: object) -> str:
         return ""
 
-    def stop_recording(self) -> None:
+    async def stop_recording(self) -> None:
         return None
 
     def stats(self, sides: Sequence[object]) -> list[dict[str, dict[str, int]]]:
         return [{} for _side in sides]
+
+    async def finish(self, sides: Sequence[object]) -> list[dict[str, dict[str, int]]]:
+        return self.stats(sides)
 
     def close(self) -> None:
         return None
@@ -226,7 +231,12 @@ class RelayMedia:
         self._recording = (a.audio, b.audio)
         return str(self._recording_path)
 
-    def stop_recording(self) -> None:
+    async def stop_recording(self) -> None:
+        # The relay finalises the file (a round trip that can take a while): not in the
+        # event loop's thread.
+        await trio.to_thread.run_sync(self._stop_recording)
+
+    def _stop_recording(self) -> None:
         if self._recording is not None:
             a, b = self._recording
             self._recording = None
@@ -253,9 +263,27 @@ class RelayMedia:
             result.append(kinds)
         return result
 
+    async def finish(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        # Waits for the relay's answers (counters, a finished recording): in a worker thread,
+        # so other calls go on meanwhile.
+        return await trio.to_thread.run_sync(self._finish, list(sides))
+
+    def _finish(self, sides: list[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        try:
+            self._stop_recording()
+        except MediaError:
+            logger.exception("could not finish a recording")
+        try:
+            return self.stats(sides) if sides else []
+        except MediaError as exc:
+            logger.warning("media counters lost: %s", exc)
+            return [{} for _side in sides]
+        finally:
+            self.close()
+
     def close(self) -> None:
         try:
-            self.stop_recording()
+            self._stop_recording()
         except MediaError:
             logger.exception("could not finish a recording")
         for side in self._sides:

@@ -87,13 +87,20 @@ class CallMedia(Protocol):
 
     def start_recording(self, a: MediaSide, b: MediaSide) -> str: ...
 
-    def stop_recording(self) -> None: ...
+    async def stop_recording(self) -> None:
+        """Finish the recording (the file is complete when this returns)."""
 
     def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
         """The counters of each side, in order (one relay round trip for all of them)."""
         ...
 
-    def close(self) -> None: ...
+    async def finish(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        """The call is over: finish any recording, read the counters of ``sides`` (as
+        ``stats``) and release everything, without holding up other calls meanwhile."""
+        ...
+
+    def close(self) -> None:
+        """Release everything now (the engine stops): finishes a recording too."""
 
 
 class LegFactory(Protocol):
@@ -298,6 +305,7 @@ class SimpleCall:
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._hang_up_everything(cause)
+                        await self._release_media()
                 nursery.cancel_scope.cancel()
         except BaseException as exc:
             if call.state is not CallState.ENDED:
@@ -612,8 +620,8 @@ class SimpleCall:
                     c.party.recording = self._now()
                 self._changed("recording_started", {"path": path})
             elif not request.start and self._recording:
-                self._media.stop_recording()
                 self._recording = False
+                await self._media.stop_recording()
                 for c in self._connected.values():
                     c.party.recording = None
                 self._changed("recording_stopped", {})
@@ -730,6 +738,21 @@ class SimpleCall:
         allocated until the call's media closes, so they can still be read then)."""
         self._stats_due.append((connected.party, connected.side))
 
+    async def _release_media(self) -> None:
+        """Counters into the record, recording finished, relay endpoints released."""
+        media, self._media = self._media, None
+        due, self._stats_due = self._stats_due, []
+        self._recording = False
+        if media is None:
+            return
+        try:
+            counters = await media.finish([side for _party, side in due])
+        except Exception:  # the relay is gone: the record must still end
+            logger.exception("call %s: media cleanup failed", self.call.id)
+            return
+        for (party, _side), kinds in zip(due, counters, strict=True):
+            party.media = kinds
+
     def _collect_stats(self) -> None:
         due, self._stats_due = self._stats_due, []
         if self._media is None or not due:
@@ -750,12 +773,9 @@ class SimpleCall:
     def _finish(self, disposition: Disposition, cause: str) -> None:
         call = self.call
         now = self._now()
-        if self._media is not None:
+        if self._media is not None:  # not released in order (the engine stops)
             try:
                 self._collect_stats()
-                if self._recording:
-                    self._recording = False
-                    self._media.stop_recording()
                 self._media.close()
             except Exception:  # the relay is gone: the record must still end
                 logger.exception("call %s: media cleanup failed", call.id)

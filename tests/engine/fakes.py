@@ -271,6 +271,7 @@ class FakeMedia:
         self.calls: list[MediaCall] = []
         self.sides: list[FakeSide] = []
         self.closed = False
+        self.recording = False
         self.recording_error: Exception | None = None  # raised by start_recording()
         self.hold_error: Exception | None = None  # raised by set_hold() (a relay bug)
         self.side_error: Exception | None = None  # raised by new_side() (no ports left)
@@ -308,12 +309,25 @@ class FakeMedia:
         self._record("start_recording", _label(a), _label(b))
         if self.recording_error is not None:
             raise self.recording_error
+        self.recording = True
         return "recordings/test.wav"
 
-    def stop_recording(self) -> None:
+    async def stop_recording(self) -> None:
+        self._stop_recording()
+
+    def _stop_recording(self) -> None:
+        self.recording = False
         self._record("stop_recording")
         if self.stop_error is not None:
             raise self.stop_error
+
+    async def finish(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
+        try:
+            if self.recording:
+                self._stop_recording()
+            return self.stats(sides) if sides else []
+        finally:
+            self.close()
 
     def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
         self._record("stats", *(_label(side) for side in sides))
