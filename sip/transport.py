@@ -51,8 +51,24 @@ ErrorCallback = Callable[[Peer], Awaitable[None]]
 
 _MAX_DATAGRAM = 65535
 _MAX_QUEUED = 256  # messages waiting for one TCP peer before we give up on it
-_RECV_BUFFER = 1 << 20
+# A UDP listener's receive buffer absorbs the datagrams that arrive while the event loop is
+# busy elsewhere (a burst, a full garbage collection): what overflows is lost and comes back
+# only with the peer's retransmission 0.5-4 s later. The kernel caps SO_RCVBUF at
+# net.core.rmem_max (and doubles it for bookkeeping); as root SO_RCVBUFFORCE goes past the cap.
+_RECV_BUFFER = 16 << 20
 _REQUEST_LINE = re.compile(r"^([A-Za-z!%*._+`'~-]+) +\S+ +SIP/\d+\.\d+\s*$")
+
+
+def _set_receive_buffer(sock: trio.socket.SocketType, size: int) -> None:
+    """Ask for ``size`` bytes of receive buffer: forced if we may, else up to the system cap."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+            return
+        except OSError:  # not CAP_NET_ADMIN
+            pass
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class TransportError(Exception):
@@ -209,7 +225,7 @@ class SipTransport:
         if transport == "udp":
             sock = trio.socket.socket(family, socket.SOCK_DGRAM)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECV_BUFFER)
+                _set_receive_buffer(sock, _RECV_BUFFER)
                 await sock.bind((bare, port))
             except OSError:
                 sock.close()
@@ -558,4 +574,10 @@ class SipTransport:
             "tcp_listeners": len(self._tcp_listeners),
             "tcp_connections": len({id(c) for c in self._connections.values()}),
             "idle_timeout": self._idle_timeout if self._idle_timeout else math.inf,
+            # bytes the kernel gives the first UDP listener (twice what it may hold in data)
+            "udp_receive_buffer": (
+                self._udp[0].sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                if self._udp
+                else 0
+            ),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -89,6 +90,18 @@ async def test_udp_stamps_received_and_rport_and_answers_to_the_source_port() ->
         assert via.rport == port
         assert response.top_via.rport == port
         assert "INVITE" in (response.headers.get("Allow") or "")
+
+
+async def test_udp_listener_asks_for_a_large_receive_buffer() -> None:
+    # What arrives while the event loop is busy (a GC pause, a burst) waits in this buffer;
+    # the kernel caps the request at net.core.rmem_max unless we may force it (root).
+    try:
+        cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except OSError:
+        pytest.skip("no /proc/sys/net/core/rmem_max")
+    async with endpoint(Recorder()) as (ep, _address):
+        granted = ep.transport.statistics()["udp_receive_buffer"]
+    assert granted >= 2 * min(cap, 16 << 20)  # Linux reports twice the size asked for
 
 
 async def test_udp_without_rport_answers_the_via_port() -> None:
