@@ -64,6 +64,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+# The states whose change save_call commits at once: what recovery after a crash needs.
+_COMMITTED_STATES = frozenset({CallState.CREATED, CallState.BRIDGED, CallState.ENDED})
+
+
 class StoreError(Exception):
     """The store cannot be opened or used (bad URL, unreadable file, newer schema...)."""
 
@@ -218,19 +222,21 @@ class SqliteStore:
     def save_call(self, call: PhoneCall) -> None:
         """Insert or update the record of ``call``.
 
-        A new record and every change of ``call.state`` are committed when this returns, so a
-        crash keeps the call as far as its last state (a restart settles it from there). An
-        update within the same state (a party rings, answers, hangs up, is held: most of a
-        call's ~8 events) is kept in memory and written with the call's latest content at its
-        next state change, or before any read or ``close``: each write is a JSON dump of the
-        whole record and a committed upsert, the largest single cost per call under load.
+        A new record, and a call becoming bridged or ended, are committed when this returns,
+        so a crash keeps what a restart needs to settle the call (``Engine.recover``: live or
+        not, bridged or not). Any other update (calling the source or the destination, a
+        party ringing, answering, hanging up, held: most of a call's ~8 events) is kept in
+        memory and written with the call's latest content at its next committed change, or
+        before any read or ``close``: each write is a JSON dump of the whole record and a
+        committed statement, the largest single cost per call under load.
         """
         state = call.state
-        if self._written_state.get(call.id) is state:
+        written = self._written_state.get(call.id)
+        if written is not None and (written is state or state not in _COMMITTED_STATES):
             self._pending[call.id] = call
             return
         self._pending.pop(call.id, None)
-        self._write_call(call, update=call.id in self._written_state)
+        self._write_call(call, update=written is not None)
         if state is CallState.ENDED:
             self._written_state.pop(call.id, None)
         else:

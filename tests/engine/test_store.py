@@ -112,6 +112,36 @@ def test_write_is_visible_to_another_connection_before_close(tmp_path: Path) -> 
     store.close()
 
 
+def test_the_states_recovery_needs_are_committed_at_once_the_others_at_the_next(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite"
+    store = SqliteStore(path)
+    other = sqlite3.connect(path)
+
+    def stored_state(call_id: str) -> str:
+        (state,) = other.execute("SELECT state FROM calls WHERE id = ?", (call_id,)).fetchone()
+        return str(state)
+
+    call = make_call(random.Random(4))
+    store.save_call(call)
+    assert stored_state(call.id) == "created"
+    call.state = CallState.CALLING_SOURCE
+    store.save_call(call)  # not needed by recovery: written with the next commit
+    assert stored_state(call.id) == "created"
+    call.state = CallState.BRIDGED
+    store.save_call(call)
+    assert stored_state(call.id) == "bridged"
+    call.parties[0].hangup_cause = "source hung up"
+    store.save_call(call)
+    assert store.get_call(call.id).parties[0].hangup_cause == "source hung up"  # reads flush
+    call.state = CallState.ENDED
+    store.save_call(call)
+    assert stored_state(call.id) == "ended"
+    other.close()
+    store.close()
+
+
 def test_nonce_lookup_is_per_user_and_latest_wins(store: SqliteStore) -> None:
     rng = random.Random(4)
     old = make_call(rng, 0, nonce="same")
