@@ -56,6 +56,7 @@ _MAX_QUEUED = 256  # messages waiting for one TCP peer before we give up on it
 # only with the peer's retransmission 0.5-4 s later. The kernel caps SO_RCVBUF at
 # net.core.rmem_max (and doubles it for bookkeeping); as root SO_RCVBUFFORCE goes past the cap.
 _RECV_BUFFER = 16 << 20
+_RECV_BATCH = 64  # datagrams read per wake-up of a UDP listener's task
 _REQUEST_LINE = re.compile(r"^([A-Za-z!%*._+`'~-]+) +\S+ +SIP/\d+\.\d+\s*$")
 
 
@@ -178,6 +179,7 @@ class _TcpConnection:
 @dataclass(eq=False)
 class _UdpListener:
     sock: trio.socket.SocketType
+    raw: socket.socket  # the same socket (non-blocking), for the fast paths
     address: tuple[str, int]
     family: int
 
@@ -223,7 +225,8 @@ class SipTransport:
         bare = bare_host(host)
         family = socket.AF_INET6 if ":" in bare else socket.AF_INET
         if transport == "udp":
-            sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+            raw = socket.socket(family, socket.SOCK_DGRAM)
+            sock = trio.socket.from_stdlib_socket(raw)  # makes it non-blocking
             try:
                 _set_receive_buffer(sock, _RECV_BUFFER)
                 await sock.bind((bare, port))
@@ -231,7 +234,7 @@ class SipTransport:
                 sock.close()
                 raise
             address = sock.getsockname()[:2]
-            udp = _UdpListener(sock, (address[0], address[1]), family)
+            udp = _UdpListener(sock, raw, (address[0], address[1]), family)
             self._udp.append(udp)
             if self._nursery is not None:
                 self._nursery.start_soon(self._udp_loop, udp)
@@ -293,13 +296,21 @@ class SipTransport:
     # -- receiving ------------------------------------------------------------------------
 
     async def _udp_loop(self, udp: _UdpListener) -> None:
+        # Reads what has arrived straight from the non-blocking socket, up to a batch, and
+        # only then waits for more: trio's recvfrom would add a pass through the scheduler
+        # per datagram. Handling a datagram yields anyway (it sends, or passes on to tasks).
+        raw = udp.raw
         while True:
-            try:
-                data, address = await udp.sock.recvfrom(_MAX_DATAGRAM)
-            except OSError as exc:  # e.g. ICMP port unreachable surfacing on Linux
-                log.debug("udp recvfrom on %s: %s", udp.address, exc)
-                continue
-            await self._datagram(data, Peer("udp", address[0], address[1]))
+            await trio.lowlevel.wait_readable(raw)
+            for _ in range(_RECV_BATCH):
+                try:
+                    data, address = raw.recvfrom(_MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # e.g. ICMP port unreachable surfacing on Linux
+                    log.debug("udp recvfrom on %s: %s", udp.address, exc)
+                    continue
+                await self._datagram(data, Peer("udp", address[0], address[1]))
 
     async def _datagram(self, data: bytes, peer: Peer) -> None:
         if not data.strip():
@@ -511,6 +522,14 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for udp in self._udp:
             if udp.family == family:
+                try:  # the common case: the datagram fits in the send buffer at once (no
+                    # pass through the scheduler: the caller's next await yields anyway)
+                    udp.raw.sendto(data, (host, peer.port))
+                    return
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise TransportError(f"udp send to {peer}: {exc}") from exc
                 with trio.move_on_after(self._send_timeout):  # a full send buffer, briefly
                     try:
                         await udp.sock.sendto(data, (host, peer.port))
