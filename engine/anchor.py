@@ -146,7 +146,7 @@ class RelaySide:
         if self.video is not None:
             ports["video"] = self.video.rtp_port
         answer = sdp.make_answer(parsed, self.audio.address, ports)
-        self.apply_remote(offer)
+        self._use_remote(parsed)
         data = answer.serialize()
         self._accepted = data
         return data
@@ -159,6 +159,11 @@ class RelaySide:
         except RemoteProtocolError as exc:
             logger.warning("ignoring unparsable SDP from a party: %s", exc.reason)
             return
+        self._use_remote(parsed)
+        self._accepted = data
+
+    def _use_remote(self, parsed: sdp.SessionDescription) -> None:
+        """Point the relay at where the party's SDP says it receives."""
         for m in parsed.media:
             endpoint = self.audio if m.media == "audio" else self.video
             conn = parsed.connection_for(m)
@@ -168,7 +173,6 @@ class RelaySide:
                 self._relay.set_remote(endpoint, conn.address, m.port, m.rtcp_port)
             except MediaError as exc:
                 logger.warning("cannot use the party's media address: %s", exc)
-        self._accepted = data
 
     @property
     def accepted(self) -> bytes | None:
