@@ -159,8 +159,11 @@ class RelayProcess:
         port_range: tuple[int, int],
         *,
         relatch_after: float = 2.0,
+        answer_timeout: float = 10.0,
     ) -> None:
         self._address = address
+        self._answer_timeout = answer_timeout  # then the child is taken for hung and killed
+        self._failure: str | None = None
         self._port_range = port_range
         self._relatch_after = relatch_after
         self._ipv6 = ":" in address
@@ -270,7 +273,7 @@ class RelayProcess:
             try:
                 self._send(conn, (method, args, kwargs, _CALL))
                 while True:
-                    tag, status, value = conn.recv()
+                    tag, status, value = self._receive(conn)
                     if tag == _CALL:
                         break
                     self._refilled(status, value)
@@ -309,8 +312,26 @@ class RelayProcess:
     def _open_conn(self) -> multiprocessing.connection.Connection:
         conn = self._conn
         if conn is None:
+            if self._failure is not None:
+                raise MediaError(self._failure)
             raise MediaError("relay is closed" if self._closed else "relay is not started")
         return conn
+
+    def _receive(self, conn: multiprocessing.connection.Connection) -> tuple[str, str, Any]:
+        """The child's next answer (``_lock`` held). A child that does not answer in time is
+        hung (or stopped): it is killed, and this and every later call raise MediaError, so
+        no caller waits forever and no late answer can be taken for another's."""
+        if not conn.poll(self._answer_timeout):
+            self._failure = f"relay process did not answer within {self._answer_timeout:g} s"
+            logger.error("%s; killing it (pid %s)", self._failure, self.pid)
+            process, self._process, self._conn = self._process, None, None
+            conn.close()
+            if process is not None:
+                process.kill()
+                process.wait()
+            raise MediaError(self._failure)
+        answer: tuple[str, str, Any] = conn.recv()
+        return answer
 
     def sync(self) -> None:
         """Return once the child has taken every command sent before (one round trip)."""
@@ -334,7 +355,7 @@ class RelayProcess:
                         self._refill(conn, kind)
                     while not pool:
                         self._refill(conn, kind)
-                        _tag, status, value = conn.recv()
+                        _tag, status, value = self._receive(conn)
                         error = self._refilled(status, value)
                         if error is not None and value[0] == kind and not pool:
                             raise error

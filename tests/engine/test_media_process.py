@@ -203,3 +203,22 @@ def test_both_relays_satisfy_the_control_protocol() -> None:
         assert check(RelayProcess(HOST, free_range(4))) == HOST
     finally:
         thread.close()
+
+
+def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hanging() -> None:
+    r = RelayProcess(HOST, free_range(10), answer_timeout=0.5)
+    r.start()
+    pid = r.pid
+    assert pid is not None
+    try:
+        a = r.allocate()
+        os.kill(pid, signal.SIGSTOP)  # a hung relay: alive, reading nothing
+        with pytest.raises(MediaError, match=r"did not answer within 0\.5 s"):
+            r.stats(a)
+        assert not _alive(pid)
+        with pytest.raises(MediaError, match="did not answer"):
+            r.release(a)  # every later call says why, at once
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        r.close()
