@@ -6,7 +6,9 @@ store, so they survive a restart; each remembers where the REGISTER came from (`
 which is where INVITEs for the extension go (the device may be behind NAT: RFC 3581 spirit).
 Expiry: the Contact's ``expires`` parameter, else the Expires header, else 3600 s; at most
 ``MAX_EXPIRES``; below ``MIN_EXPIRES`` (and not 0) gets 423 with Min-Expires. ``*`` with
-Expires 0 removes every binding of the extension.
+Expires 0 removes every binding of the extension. A REGISTER whose Call-ID made a binding it
+touches with a CSeq at least its own arrived late (or was replayed): 500, nothing changes
+(§10.3 step 7); a device that restarted uses a new Call-ID and starts afresh.
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ class Registrar:
         if any(value.strip() == "*" for value in contact_values):
             if len(contact_values) != 1 or header_expires != 0:
                 return request.response(400, "Contact * needs Expires: 0 and no other Contact")
+            stale = self._out_of_order(request, extension, now, None)
+            if stale is not None:
+                return stale
             self.store.remove_contacts(extension.extended)
             logger.info("%s: all bindings removed", extension.extended)
             return self._ok(request, extension, now)
@@ -120,6 +125,9 @@ class Registrar:
                 if 0 < expires < MIN_EXPIRES:
                     return request.response(423, headers=[("Min-Expires", str(MIN_EXPIRES))])
                 updates.append((str(contact.uri), min(expires, MAX_EXPIRES)))
+        stale = self._out_of_order(request, extension, now, {uri for uri, _ in updates})
+        if stale is not None:
+            return stale
         for uri, expires in updates:
             if expires == 0:
                 self.store.remove_contact(extension.extended, uri)
@@ -131,6 +139,27 @@ class Registrar:
                 "%s registered %s via %s for %d s", extension.extended, uri, received, expires
             )
         return self._ok(request, extension, now)
+
+    def _out_of_order(
+        self, request: Request, extension: Extension, now: float, uris: set[str] | None
+    ) -> Response | None:
+        """RFC 3261 §10.3 step 7: a binding made by this Call-ID with a CSeq at least this
+        request's is newer than the request (which arrived late or was replayed): the whole
+        update is aborted. ``uris``: the Contacts it touches (None: all, for ``*``)."""
+        seq = request.cseq.seq
+        for record in self.store.contacts(extension.extended, now):
+            if uris is not None and record.contact_uri not in uris:
+                continue
+            if record.call_id == request.call_id and record.cseq >= seq:
+                logger.info(
+                    "%s: REGISTER CSeq %d after %d on the same Call-ID refused",
+                    extension.extended,
+                    seq,
+                    record.cseq,
+                )
+                # as for a lower CSeq within a dialog (§12.2.2)
+                return request.response(500, "Out of order REGISTER (CSeq not above the binding's)")
+        return None
 
     def _ok(self, request: Request, extension: Extension, now: float) -> Response:
         headers = [

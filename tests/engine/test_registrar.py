@@ -29,15 +29,21 @@ class Clock:
 
 
 def register(
-    user: str, contacts: list[str], *, expires: int | None = None, auth: str = ""
+    user: str,
+    contacts: list[str],
+    *,
+    expires: int | None = None,
+    auth: str = "",
+    cseq: int = 2,
+    call_id: str = "reg-1@192.0.2.10",
 ) -> Request:
     lines = [
         "REGISTER sip:voip.example.com SIP/2.0",
-        "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-reg-1",
+        f"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-reg-{cseq}",
         f"From: <sip:{user}@voip.example.com>;tag=abc",
         f"To: <sip:{user}@voip.example.com>",
-        "Call-ID: reg-1@192.0.2.10",
-        "CSeq: 2 REGISTER",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
         "Max-Forwards: 70",
         *[f"Contact: {c}" for c in contacts],
     ]
@@ -106,7 +112,9 @@ def test_several_devices_expiry_and_unregister() -> None:
         == 200
     )
     assert (
-        authed(registrar, "0003*210", "secret210", ["<sip:mobile@10.0.0.6>"], expires=600).status
+        authed(
+            registrar, "0003*210", "secret210", ["<sip:mobile@10.0.0.6>"], expires=600, cseq=3
+        ).status
         == 200
     )
     assert len(registrar.store.contacts("0003*210", clock.now)) == 2
@@ -114,8 +122,26 @@ def test_several_devices_expiry_and_unregister() -> None:
     assert [b.contact_uri for b in registrar.store.contacts("0003*210", clock.now)] == [
         "sip:mobile@10.0.0.6"
     ]
-    reply = authed(registrar, "0003*210", "secret210", ["*"], expires=0)
+    reply = authed(registrar, "0003*210", "secret210", ["*"], expires=0, cseq=4)
     assert reply.status == 200
+    assert registrar.store.contacts("0003*210", clock.now) == []
+
+
+def test_a_late_register_of_the_same_call_id_cannot_undo_a_newer_one() -> None:
+    # RFC 3261 §10.3 step 7: same Call-ID, CSeq not higher -> the update is aborted.
+    registrar, clock = make()
+    phone = ["<sip:desk@10.0.0.5>"]
+    assert authed(registrar, "0003*210", "secret210", phone, cseq=7).status == 200
+    late = authed(registrar, "0003*210", "secret210", phone, expires=0, cseq=6)
+    assert late.status == 500
+    assert late.reason == "Out of order REGISTER (CSeq not above the binding's)"
+    assert authed(registrar, "0003*210", "secret210", ["*"], expires=0, cseq=7).status == 500
+    assert [b.cseq for b in registrar.store.contacts("0003*210", clock.now)] == [7]
+    # a phone that restarted (a new Call-ID) starts its CSeq again: accepted
+    assert (
+        authed(registrar, "0003*210", "secret210", phone, expires=0, cseq=1, call_id="new@x").status
+        == 200
+    )
     assert registrar.store.contacts("0003*210", clock.now) == []
 
 
