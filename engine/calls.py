@@ -337,7 +337,7 @@ class SimpleCall:
         else:
             call.state = CallState.CALLING_SOURCE
             self._changed("calling_source")
-            side_a = self._media.new_side("a", call.video)
+            side_a = self._new_side("a")
             source = await self._fork(
                 sources, side_a, side_a.offer(None), call.caller_id, call.wait_for_pickup
             )
@@ -356,7 +356,7 @@ class SimpleCall:
             self._changed("calling_destination")
             if source.party.kind != "sandbox":
                 self._media.play_tone(source.side, RINGBACK_HZ)
-            side_b = self._media.new_side("b", call.video)
+            side_b = self._new_side("b")
             try:
                 dest = await self._fork(
                     destinations,
@@ -638,8 +638,13 @@ class SimpleCall:
         staying = self._connected.get(request.party_index)
         if staying is None:
             return
+        try:
+            side_c = self._media.new_side("c", self.call.video)
+        except Exception as exc:  # no relay ports left: the call goes on as it was
+            logger.warning("call %s: transfer without media ports: %s", self.call.id, exc)
+            self._changed("transfer_failed", {"cause": f"no media ports: {exc}"})
+            return
         self.call.parties.append(request.target)
-        side_c = self._media.new_side("c", self.call.video)
         self._media.play_tone(staying.side, RINGBACK_HZ)
         self._transfer_staying = request.party_index
         try:
@@ -737,6 +742,14 @@ class SimpleCall:
         """Note a leaving party whose media counters go into the record (its side stays
         allocated until the call's media closes, so they can still be read then)."""
         self._stats_due.append((connected.party, connected.side))
+
+    def _new_side(self, label: str) -> MediaSide:
+        """Relay ports for a party; none left (or no relay) ends the call, saying so."""
+        assert self._media is not None
+        try:
+            return self._media.new_side(label, self.call.video)
+        except Exception as exc:
+            raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
 
     async def _release_media(self) -> None:
         """Counters into the record, recording finished, relay endpoints released."""

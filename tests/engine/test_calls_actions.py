@@ -499,3 +499,17 @@ async def test_a_relay_gone_while_recording_still_ends_the_call(mock_clock) -> N
         assert call.disposition is Disposition.ANSWERED
         assert h.names(call_id).count("ended") == 1
         assert h.store.get_call(call_id).state is CallState.ENDED
+
+
+async def test_a_transfer_without_media_ports_fails_and_the_call_goes_on(mock_clock) -> None:
+    async with open_harness({**BRIDGED, EXT_C: [answers(1)]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await until(5)
+        h.media(call_id).side_error = RuntimeError("no free RTP/RTCP port pair")
+        await h.engine.act(call_id, CallAction("Transfer", send_call_to=EXT_C))
+        await until(6)
+        call = h.call(call_id)
+        assert call.state is CallState.BRIDGED
+        assert [p.number for p in call.parties] == [EXT_A, EXT_B]
+        assert not h.legs.legs.get(EXT_C)
+        assert "transfer_failed" in h.names(call_id)

@@ -540,3 +540,13 @@ async def test_an_internal_error_on_a_bridged_call_byes_both_and_keeps_it_answer
         assert call.charge == pytest.approx(2 * 0.02 * 2)  # 68 s bridged: two minutes each
         assert h.names(call_id).count("ended") == 1
         assert h.engine.live_count == 0
+
+
+async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1)]}) as h:
+        h.media_factory.side_error = RuntimeError("no free RTP/RTCP port pair")
+        call_id = await h.originate([EXT_A], [EXT_B])
+        call = await h.wait_ended(call_id)
+        assert call.disposition is Disposition.FAILED
+        assert call.hangup_cause == "no media ports: no free RTP/RTCP port pair"
+        assert not h.legs.legs  # nobody was rung
