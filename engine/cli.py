@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--config: SIP on 127.0.0.1:5060 UDP+TCP, API on http://127.0.0.1:8080, SQLite store "
             "b2bua.sqlite in the current folder, and the built-in demo directory. A listener "
             "with port 0 prints its real address ('listening sip udp 127.0.0.1:PORT'). "
-            "SIGINT/SIGTERM drain: new calls get 503, live calls are hung up, then exit 0."
+            "SIGINT/SIGTERM drain: new calls get 503, live calls are hung up, then exit 0. "
+            "If the relay process dies the server drains the same way and exits 1."
         ),
     )
     serve.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
@@ -89,14 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             config = _load(args.config)
-            from engine.server import load_directory_for, serve
+            from engine.server import ServerFailed, load_directory_for, serve
 
             load_directory_for(config)  # fail early, with exit 2, on a bad directory
 
             def announce(line: str) -> None:
                 print(line, flush=True)
 
-            trio.run(lambda: serve(config, announce=announce))
+            try:
+                trio.run(lambda: serve(config, announce=announce))
+            except ServerFailed as exc:  # e.g. the relay process died: drained, then exit 1
+                print(f"b2bua: {exc}", file=sys.stderr)
+                return 1
             return 0
         if args.command == "check-config":
             from engine.server import load_directory_for
@@ -106,8 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             from engine.demo import run_demo
+            from engine.server import ServerFailed
 
-            return trio.run(run_demo, args.source, args.destination, args.duration)
+            try:
+                return trio.run(run_demo, args.source, args.destination, args.duration)
+            except ServerFailed as exc:
+                print(f"b2bua: {exc}", file=sys.stderr)
+                return 1
     except (ConfigError, DirectoryError) as exc:
         print(f"b2bua: {exc}", file=sys.stderr)
         return 2

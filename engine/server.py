@@ -42,6 +42,11 @@ class Running:
     sip: list[tuple[str, str, int]] = field(default_factory=list)  # (transport, host, port)
     api_url: str = ""
     shutdown: trio.Event = field(default_factory=trio.Event)
+    failure: str | None = None  # why the server stopped by itself, if it did
+
+
+class ServerFailed(RuntimeError):
+    """The server stopped because a part of it failed (``serve`` raises it after draining)."""
 
 
 def load_directory_for(config: Config) -> Directory:
@@ -138,15 +143,28 @@ async def serve(
                 if handle_signals:
                     nursery.start_soon(_watch_signals, running.shutdown)
                 nursery.start_soon(_purge_expired, store)
+                nursery.start_soon(_watch_relay, relay, running)
                 await running.shutdown.wait()
                 logger.info("draining: %d live calls", engine.live_count)
                 await engine.drain(config.calls.drain)
                 await callbacks.drain(min(5.0, config.calls.drain))  # the final callbacks
                 stop_http.set()
             nursery.cancel_scope.cancel()
+        if running.failure is not None:
+            raise ServerFailed(running.failure)
     finally:
         relay.close()
         store.close()
+
+
+async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 1.0) -> None:
+    """A relay process that died (or was killed for hanging) leaves every new call without
+    media: stop the server cleanly, so that its supervisor restarts the whole."""
+    while relay.alive:
+        await trio.sleep(interval)
+    running.failure = "the relay process exited; stopping so the server can be restarted"
+    logger.error("%s", running.failure)
+    running.shutdown.set()
 
 
 async def _listen_all(endpoint: SipEndpoint, config: Config) -> list[tuple[str, str, int]]:

@@ -185,6 +185,12 @@ class RelayProcess:
         return None if self._process is None else self._process.pid
 
     @property
+    def alive(self) -> bool:
+        """Whether the child is running (False before start, after close, and if it died)."""
+        process = self._process
+        return process is not None and process.poll() is None
+
+    @property
     def native_thread_id(self) -> int | None:
         """The forwarding thread's OS id inside the child (for CPU accounting)."""
         if self._conn is None:

@@ -9,9 +9,11 @@ to a response, and the server survives any bytes and drains on SIGTERM.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +230,17 @@ def test_inbound_bad_sdp_gets_400_and_no_common_codec_gets_488(
     reply = udp.ask(invite_with(gsm_only))
     assert status_of(reply) == 488
     assert (header(reply, "Warning") or "").startswith("304 ")
+
+
+def test_a_dead_relay_process_stops_the_server_with_exit_1(
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    server = b2bua_factory()
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    assert len(children) == 1, children  # the relay process
+    os.kill(int(children[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while server.running and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for another process to exit, not for logic
+    assert server.stop() == 1, server.describe()
+    assert "the relay process exited" in server.output()
