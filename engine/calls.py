@@ -208,7 +208,11 @@ class InboundSource(Protocol):
 
     async def progress(self, status: int, sdp: bytes | None) -> None: ...
 
-    async def accept(self, sdp: bytes | None) -> None: ...
+    async def accept(self, sdp: bytes | None) -> bytes | None:
+        """200 OK with ``sdp``. When the INVITE had no offer (late offer, RFC 3261 §13.2.1)
+        ``sdp`` is our offer and this returns the answer the caller's ACK carried (None if
+        none came)."""
+        ...
 
 
 def _bind_media(leg: object, side: MediaSide) -> None:
@@ -372,7 +376,7 @@ class SimpleCall:
                 raise
             if self._inbound is not None:
                 # The caller gets its 200 OK only now: the destination answered.
-                await self._inbound.accept(self._inbound_answer)
+                await self._accept_inbound(self._inbound, source, dest)
             # Phase 3: bridged.
             self._media.stop_tone(source.side)
             self._media.bridge(source.side, dest.side)
@@ -408,9 +412,24 @@ class SimpleCall:
         self._connected[inbound.party_index] = connected
         assert self._nursery is not None
         self._nursery.start_soon(self._pump, inbound, None)
-        await inbound.progress(183, self._inbound_answer)
+        # 183 with our answer: the caller hears ringback (early media). A late offer gets 180:
+        # our offer may only go in a reliable response, the 200 OK.
+        await inbound.progress(183 if self._inbound_answer else 180, self._inbound_answer)
         party.status = PartyStatus.OFF_HOOK
         return connected
+
+    async def _accept_inbound(
+        self, inbound: InboundSource, source: _Connected, dest: _Connected
+    ) -> None:
+        if inbound.offer is not None:
+            await inbound.accept(self._inbound_answer)
+            return
+        # Late offer: the 200 carries our offer (with the codecs the destination chose), the
+        # caller's ACK the answer (RFC 3261 §13.2.1, RFC 3264).
+        answer = await inbound.accept(source.side.offer(dest.side.accepted))
+        if not answer:
+            raise CallEnded(Disposition.FAILED, "the caller's ACK carried no SDP answer")
+        source.side.apply_remote(answer)
 
     def _tone_for_sandbox(self, source: _Connected, dest: _Connected) -> None:
         """An answered sandbox number sends a tone to the other party, so media can be checked."""

@@ -1,17 +1,22 @@
 """The caller's side of an inbound SIP call (the softswitch case), as a call-controller source.
 
 Wraps ``sip.session.InviteServer``: the controller sends 183 with our SDP (ringback as early
-media), then 200 OK when the destination answers, or the destination's failure status.
+media), then 200 OK when the destination answers, or the destination's failure status. An
+INVITE without SDP (late offer) gets 180, then a 200 with our offer, and the ACK's answer.
 """
 
 from __future__ import annotations
 
 import logging
 
+import trio
+
 from engine.legs import LegEvent, LegHungUp, OfferAnswerer, answer_with
 from sip.session import InviteServer, RemoteBye, RemoteCancel
 
 logger = logging.getLogger(__name__)
+
+_ACK_WAIT = 34.0  # a little over 64*T1 (32 s), after which the session gives up on the ACK
 
 
 class InboundLeg:
@@ -55,9 +60,16 @@ class InboundLeg:
     async def progress(self, status: int, sdp: bytes | None) -> None:
         await self._server.progress(status, sdp)
 
-    async def accept(self, sdp: bytes | None) -> None:
+    async def accept(self, sdp: bytes | None) -> bytes | None:
         self._answered = True
         await self._server.answer(sdp)
+        if self.offer is not None:
+            return None
+        # Late offer: our 200 carried the offer, the ACK carries the answer. No ACK within
+        # 64*T1 and the session itself sends BYE (RemoteBye "no ACK").
+        with trio.move_on_after(_ACK_WAIT):
+            await self._server.acked.wait()
+        return self._server.ack_sdp
 
     async def cancel(self) -> None:
         await self.bye()

@@ -226,29 +226,26 @@ class SipService(LegProvider):
             # RFC 4475 §3.3.15: our answer would be SDP, which the caller says it cannot take.
             await incoming.respond(request.response(406, headers=[("Accept", "application/sdp")]))
             return
-        if not request.body:
-            # Late offer (RFC 3261 §13.2.1) would need the answer from the ACK; we ask for an
-            # offer in the INVITE instead, with a reason the caller can read.
-            await incoming.respond(
-                request.response(488, "Not Acceptable Here (send an SDP offer in the INVITE)")
-            )
-            return
-        try:
-            offer = sdp.SessionDescription.parse(request.body)
-        except RemoteProtocolError as exc:
-            await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
-            return
-        # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
-        trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
-        if not trial.has_active_media:
-            warning = f'304 {self.domain} "Media type not available"'
-            await incoming.respond(
-                request.response(
-                    488, "Not Acceptable Here (no common codec)", headers=[("Warning", warning)]
+        video = False
+        if request.body:
+            try:
+                offer = sdp.SessionDescription.parse(request.body)
+            except RemoteProtocolError as exc:
+                await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
+                return
+            # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
+            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+            if not trial.has_active_media:
+                warning = f'304 {self.domain} "Media type not available"'
+                await incoming.respond(
+                    request.response(
+                        488, "Not Acceptable Here (no common codec)", headers=[("Warning", warning)]
+                    )
                 )
-            )
-            return
-        video = any(m.media == "video" and m.port for m in offer.media)
+                return
+            video = any(m.media == "video" and m.port for m in offer.media)
+        # else: a late offer (RFC 3261 §13.2.1): our 200 OK will carry the offer, the ACK the
+        # answer (engine.inbound)
         from_uri = request.from_.uri
         caller_number = (
             from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"

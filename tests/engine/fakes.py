@@ -369,6 +369,7 @@ class FakeInbound:
         self.byes: list[tuple[float, int | None]] = []  # (when, reject status or None after 200)
         self.cancels: list[float] = []
         self.reinvites: list[tuple[float, bytes]] = []
+        self.ack_answer: bytes | None = None  # late offer: the answer the caller's ACK carries
         self._events: deque[LegEvent] = deque()
         self._wake = trio.Event()
 
@@ -406,8 +407,9 @@ class FakeInbound:
     async def progress(self, status: int, sdp: bytes | None) -> None:
         self.progressed.append((trio.current_time(), status, sdp))
 
-    async def accept(self, sdp: bytes | None) -> None:
+    async def accept(self, sdp: bytes | None) -> bytes | None:
         self.accepted.append((trio.current_time(), sdp))
+        return self.ack_answer if self.offer is None else None
 
 
 @dataclass

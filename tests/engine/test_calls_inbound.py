@@ -33,11 +33,19 @@ def mock_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-def start(h: Harness, destination: str, *, from_extension: bool = True) -> tuple[str, FakeInbound]:
+def start(
+    h: Harness,
+    destination: str,
+    *,
+    from_extension: bool = True,
+    offer: bytes | None = CALLER_OFFER,
+    ack_answer: bytes | None = None,
+) -> tuple[str, FakeInbound]:
     legs: list[FakeInbound] = []
 
     def make_leg(index: int, label: str) -> FakeInbound:
-        leg = FakeInbound(index, label, CALLER_OFFER)
+        leg = FakeInbound(index, label, offer)
+        leg.ack_answer = ack_answer
         legs.append(leg)
         return leg
 
@@ -80,6 +88,35 @@ async def test_caller_gets_183_then_200_only_when_the_destination_answers(mock_c
         assert call.disposition is Disposition.ANSWERED
         assert call.bridged == at(3) and call.ended == at(10)
         assert call.extension == EXT_A
+
+
+async def test_a_late_offer_gets_180_then_our_offer_in_the_200_and_the_ack_answer_is_used(
+    mock_clock,
+) -> None:
+    async with open_harness({EXT_B: [answers(3, hangup=10)]}) as h:
+        call_id, caller = start(h, EXT_B, offer=None, ack_answer=CALLER_OFFER)
+        await trio.sleep_until(2)
+        assert caller.progressed == [(0.0, 180, None)]  # no offer in an unreliable 18x
+        dest = h.legs.leg(EXT_B)
+        assert b"m=audio 20000 " in (dest.offer or b"")  # the destination is called anyway
+        call = await h.wait_ended(call_id)
+        when, offer = caller.accepted[0]
+        assert when == 3.0 and offer is not None and b"m=audio 10000 " in offer  # side A
+        side_a = h.media(call_id).sides[0]
+        assert side_a.label == "a" and side_a.remote == [CALLER_OFFER]  # the ACK's answer
+        assert call.disposition is Disposition.ANSWERED
+        assert call.bridged == at(3)
+
+
+async def test_a_late_offer_whose_ack_has_no_answer_ends_the_call(mock_clock) -> None:
+    async with open_harness({EXT_B: [answers(3)]}) as h:
+        call_id, caller = start(h, EXT_B, offer=None, ack_answer=None)
+        call = await h.wait_ended(call_id)
+        assert call.disposition is Disposition.FAILED
+        assert call.hangup_cause == "the caller's ACK carried no SDP answer"
+        assert call.bridged is None
+        assert h.legs.leg(EXT_B).byes == [3.0]  # the answered destination is released
+        assert [t for t, _ in caller.byes] == [3.0]
 
 
 async def test_destination_busy_rejects_the_caller_with_486(mock_clock) -> None:
