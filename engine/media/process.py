@@ -37,11 +37,12 @@ import json
 import logging
 import multiprocessing.connection
 import socket
+import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.media import tone
 from engine.media.errors import MediaError, PortRangeExhausted
@@ -106,7 +107,8 @@ def serve(
                 try:
                     _reply(conn, tag, "ok", (kind, _allocate_many(relay, *args)))
                 except Exception as exc:
-                    _reply(conn, tag, "error", (kind, exc))
+                    error = exc if isinstance(exc, MediaError) else MediaError(str(exc))
+                    _reply(conn, tag, "error", (kind, error))
                 continue
             try:
                 if method == "sync":
@@ -134,9 +136,11 @@ def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
     while len(endpoints) < count:
         try:
             endpoints.append(relay.allocate(kind))
-        except PortRangeExhausted:
+        except Exception as exc:  # range exhausted, out of file descriptors...
             if not endpoints:
                 raise
+            if not isinstance(exc, PortRangeExhausted):
+                logger.warning("relay: refill stopped after %d endpoints: %s", len(endpoints), exc)
             break
     return endpoints
 
@@ -168,7 +172,7 @@ class RelayProcess:
         self._relatch_after = relatch_after
         self._ipv6 = ":" in address
         self._lock = threading.Lock()  # start/stop and whole round trips
-        self._send_lock = threading.Lock()  # one message at a time on the socket
+        self._send_lock = threading.RLock()  # one message at a time on the socket
         self._pool: dict[str, list[MediaEndpoint]] = {}  # allocated, not handed out
         self._refilling: set[str] = set()  # kinds with a refill on its way
         self._conn: multiprocessing.connection.Connection | None = None
@@ -206,6 +210,14 @@ class RelayProcess:
             if self._process is not None:
                 raise MediaError("relay already started")
             ours, theirs = socket.socketpair()
+            # A child that stops reading must not block a sender forever: a write that cannot
+            # proceed for answer_timeout fails (EAGAIN), and the child is taken for hung.
+            seconds = max(self._answer_timeout, 0.001)
+            ours.setsockopt(
+                socket.SOL_SOCKET,
+                socket.SO_SNDTIMEO,
+                struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000)),
+            )
             try:
                 process = subprocess.Popen(
                     [
@@ -251,7 +263,7 @@ class RelayProcess:
         conn, process = self._conn, self._process
         self._conn = None
         if conn is not None:
-            with contextlib.suppress(OSError):
+            with self._send_lock, contextlib.suppress(OSError, TypeError, ValueError):
                 conn.send(("close", (), {}, None))
         if process is not None:
             try:
@@ -261,7 +273,8 @@ class RelayProcess:
                 process.kill()
                 process.wait()
         if conn is not None:
-            conn.close()
+            with self._send_lock:
+                conn.close()
         self._pool.clear()
         self._refilling.clear()
 
@@ -298,16 +311,25 @@ class RelayProcess:
         assert method in _ALLOWED
         try:
             self._send(self._open_conn(), (method, args, kwargs, None))
-        except OSError as exc:
-            raise MediaError(f"relay process is gone: {exc!r}") from None
+        except (OSError, TypeError, ValueError) as exc:  # closed under us by another thread
+            raise MediaError(self._failure or f"relay process is gone: {exc!r}") from None
 
     def _send(self, conn: multiprocessing.connection.Connection, message: object) -> None:
         with self._send_lock:
-            conn.send(message)
+            try:
+                conn.send(message)
+            except BlockingIOError:  # SO_SNDTIMEO: the child has not read for that long
+                self._give_up(
+                    f"relay process stopped reading its commands for {self._answer_timeout:g} s"
+                )
 
     def _refilled(self, status: str, value: Any) -> BaseException | None:
         """Take a pool refill answer (``_lock`` held); the error if it failed."""
-        kind, payload = value
+        try:
+            kind, payload = value
+        except (TypeError, ValueError):  # not a refill's shape: forget every refill asked for
+            self._refilling.clear()
+            return MediaError(f"relay process: unexpected refill answer {value!r}")
         self._refilling.discard(kind)
         if status == "error":
             return payload if isinstance(payload, BaseException) else MediaError(str(payload))
@@ -328,16 +350,26 @@ class RelayProcess:
         hung (or stopped): it is killed, and this and every later call raise MediaError, so
         no caller waits forever and no late answer can be taken for another's."""
         if not conn.poll(self._answer_timeout):
-            self._failure = f"relay process did not answer within {self._answer_timeout:g} s"
-            logger.error("%s; killing it (pid %s)", self._failure, self.pid)
-            process, self._process, self._conn = self._process, None, None
-            conn.close()
-            if process is not None:
-                process.kill()
-                process.wait()
-            raise MediaError(self._failure)
+            self._give_up(f"relay process did not answer within {self._answer_timeout:g} s")
         answer: tuple[str, str, Any] = conn.recv()
         return answer
+
+    def _give_up(self, reason: str) -> NoReturn:
+        """The child is hung: kill it (which also frees a sender blocked on it), then close our
+        end; this and every later call raise MediaError(reason)."""
+        self._failure = reason
+        logger.error("%s; killing it (pid %s)", reason, self.pid)
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+        with self._send_lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+        self._pool.clear()
+        self._refilling.clear()
+        raise MediaError(reason)
 
     def sync(self) -> None:
         """Return once the child has taken every command sent before (one round trip)."""
@@ -349,6 +381,7 @@ class RelayProcess:
         """An endpoint from the pool. Refills are requested ahead (when the pool runs low) and
         taken whenever they have arrived, so this waits for the child only when the pool is
         empty: at start, or when calls come faster than one round trip per batch."""
+        self._open_conn()  # a dead or closed relay's pooled endpoints are no use
         pool = self._pool.setdefault(kind, [])
         if self._lock.acquire(blocking=not pool):  # busy (stop_recording?): use the pool
             try:

@@ -222,3 +222,22 @@ def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hangin
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
         r.close()
+
+
+def test_a_child_that_stops_reading_fails_the_sender_instead_of_blocking_it() -> None:
+    r = RelayProcess(HOST, free_range(10), answer_timeout=0.5)
+    r.start()
+    pid = r.pid
+    assert pid is not None
+    try:
+        a = r.allocate()
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(MediaError, match="stopped reading its commands"):
+            for _ in range(1_000_000):  # one-way: they pile up until the socket buffer is full
+                r.stop_tone(a)
+        assert not _alive(pid)
+        assert not r.alive
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        r.close()
