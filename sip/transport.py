@@ -60,6 +60,15 @@ _RECV_BATCH = 64  # datagrams read per wake-up of a UDP listener's task
 _REQUEST_LINE = re.compile(r"^([A-Za-z!%*._+`'~-]+) +\S+ +SIP/\d+\.\d+\s*$")
 
 
+def _is_address(family: int, host: str) -> bool:
+    """Whether ``host`` is a literal address of ``family`` (no name to resolve)."""
+    try:
+        socket.inet_pton(family, host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _set_receive_buffer(sock: trio.socket.SocketType, size: int) -> None:
     """Ask for ``size`` bytes of receive buffer: forced if we may, else up to the system cap."""
     force = getattr(socket, "SO_RCVBUFFORCE", None)
@@ -522,14 +531,15 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for udp in self._udp:
             if udp.family == family:
-                try:  # the common case: the datagram fits in the send buffer at once (no
-                    # pass through the scheduler: the caller's next await yields anyway)
-                    udp.raw.sendto(data, (host, peer.port))
-                    return
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    raise TransportError(f"udp send to {peer}: {exc}") from exc
+                if _is_address(family, host):  # a name would be resolved right here, blocking
+                    try:  # the common case: the datagram fits in the send buffer at once (no
+                        # pass through the scheduler: the caller's next await yields anyway)
+                        udp.raw.sendto(data, (host, peer.port))
+                        return
+                    except BlockingIOError:
+                        pass
+                    except OSError as exc:
+                        raise TransportError(f"udp send to {peer}: {exc}") from exc
                 with trio.move_on_after(self._send_timeout):  # a full send buffer, briefly
                     try:
                         await udp.sock.sendto(data, (host, peer.port))

@@ -104,6 +104,16 @@ async def test_udp_listener_asks_for_a_large_receive_buffer() -> None:
     assert granted >= 2 * min(cap, 16 << 20)  # Linux reports twice the size asked for
 
 
+async def test_udp_sends_to_a_host_name_through_the_resolver_not_the_fast_path() -> None:
+    async with endpoint(Recorder()) as (ep, _address), udp_socket() as sock:
+        port = sock.getsockname()[1]
+        await ep.transport.send_raw(b"OPTIONS by name", Peer("udp", "localhost", port))
+        await ep.transport.send_raw(b"OPTIONS by address", Peer("udp", "127.0.0.1", port))
+        with trio.fail_after(5):
+            assert (await sock.recvfrom(100))[0] == b"OPTIONS by name"
+            assert (await sock.recvfrom(100))[0] == b"OPTIONS by address"
+
+
 async def test_udp_without_rport_answers_the_via_port() -> None:
     recorder = Recorder()
     async with (
