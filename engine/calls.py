@@ -40,6 +40,8 @@ import trio
 from engine.legs import Leg, LegAnswered, LegEvent, LegFailed, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall
 from engine.sandbox import SANDBOX_MAX_DURATION, SANDBOX_TONE_HZ
+from sip import sdp
+from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,9 @@ class CallMedia(Protocol):
 
     def set_hold(self, side: MediaSide, held: bool) -> None: ...
 
-    def start_recording(self, a: MediaSide, b: MediaSide) -> str: ...
+    async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
+        """Record a (left channel) and b (right); the file's path."""
+        ...
 
     async def stop_recording(self) -> None:
         """Finish the recording (the file is complete when this returns)."""
@@ -280,8 +284,8 @@ class SimpleCall:
         self._inbound_done = False  # the caller hung up or cancelled: nothing more to send it
         self._recording = False
         self._transfer_staying: int | None = None  # party index, while a transfer rings
-        # parties that left, whose media counters go into the record in one relay round trip
-        # when the call ends (or a transfer completes)
+        # parties that left (a transferred one included), whose media counters go into the
+        # record in one relay round trip when the call ends
         self._stats_due: list[tuple[Party, MediaSide]] = []
         self.finished = trio.Event()
 
@@ -429,6 +433,14 @@ class SimpleCall:
         answer = await inbound.accept(source.side.offer(dest.side.accepted))
         if not answer:
             raise CallEnded(Disposition.FAILED, "the caller's ACK carried no SDP answer")
+        try:
+            parsed = sdp.SessionDescription.parse(answer)
+        except RemoteProtocolError as exc:
+            raise CallEnded(
+                Disposition.FAILED, f"the caller's SDP answer is unusable: {exc.reason}"
+            ) from None
+        if not any(m.port for m in parsed.media):
+            raise CallEnded(Disposition.FAILED, "the caller's SDP answer rejected every stream")
         source.side.apply_remote(answer)
 
     def _tone_for_sandbox(self, source: _Connected, dest: _Connected) -> None:
@@ -629,7 +641,7 @@ class SimpleCall:
             if request.start and not self._recording and len(self._connected) == 2:
                 a, b = (self._connected[i] for i in sorted(self._connected))
                 try:
-                    path = self._media.start_recording(a.side, b.side)
+                    path = await self._media.start_recording(a.side, b.side)
                 except Exception as exc:  # no disk space, bad directory: the call goes on
                     logger.warning("call %s: recording not started: %s", self.call.id, exc)
                     self._changed("recording_failed", {"error": str(exc)})
@@ -693,7 +705,6 @@ class SimpleCall:
                 self._keep_stats(connected)
                 del self._connected[index]
                 self._bye_soon(connected.leg)
-        self._collect_stats()  # the call goes on: show the transferred party's counters now
         self._media.bridge(staying.side, new.side)
         self._changed("transferred", {"to": request.target.number})
 
@@ -786,6 +797,7 @@ class SimpleCall:
             party.media = kinds
 
     def _collect_stats(self) -> None:
+        """``_release_media``'s counters, read at once (the engine stops: no worker thread)."""
         due, self._stats_due = self._stats_due, []
         if self._media is None or not due:
             return

@@ -62,8 +62,8 @@ class InboundLeg:
 
     async def accept(self, sdp: bytes | None) -> bytes | None:
         self._answered = True
-        await self._server.answer(sdp)
-        if self.offer is not None:
+        sent = await self._server.answer(sdp)
+        if self.offer is not None or not sent:  # no 200 went out (e.g. cancelled): no ACK
             return None
         # Late offer: our 200 carried the offer, the ACK carries the answer. No ACK within
         # 64*T1 and the session itself sends BYE (RemoteBye "no ACK").

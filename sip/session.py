@@ -650,16 +650,17 @@ class InviteServer(_Session):
             self._local_sdp = sdp
         await self._incoming.respond(self._response(status, sdp))
 
-    async def answer(self, sdp: bytes | None) -> None:
-        """Send 200 OK; it is retransmitted until the ACK (no ACK -> BYE + RemoteBye)."""
+    async def answer(self, sdp: bytes | None) -> bool:
+        """Send 200 OK; it is retransmitted until the ACK (no ACK -> BYE + RemoteBye). False
+        when no 200 went out (the INVITE was already answered or cancelled, or was bad)."""
         if self._phase is not _Phase.CALLING or self._incoming.answered:
             log.info("answer() for %s ignored: already %s", self._call_id, self._phase.value)
-            return
+            return False
         try:
             dialog = self._ensure_dialog()
         except RemoteProtocolError as exc:
             await self.reject(400, exc.reason)
-            return
+            return False
         dialog.confirm()
         self._local_sdp = sdp
         response = self._response(200, sdp)
@@ -667,6 +668,7 @@ class InviteServer(_Session):
         self._acks[self.request.cseq.seq] = trio.Event()
         await self._incoming.respond(response)
         self._endpoint.start_soon(self._wait_for_ack, response)
+        return True
 
     async def _wait_for_ack(self, response: Response) -> None:
         if await self._await_ack(response, self.peer, self.request.cseq.seq):

@@ -119,6 +119,24 @@ async def test_a_late_offer_whose_ack_has_no_answer_ends_the_call(mock_clock) ->
         assert [t for t, _ in caller.byes] == [3.0]
 
 
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        (b"not sdp", "the caller's SDP answer is unusable"),
+        (CALLER_OFFER.replace(b"m=audio 6000 ", b"m=audio 0 "), "rejected every stream"),
+    ],
+)
+async def test_a_late_offer_answer_we_cannot_use_ends_the_call(
+    mock_clock, answer: bytes, cause: str
+) -> None:
+    async with open_harness({EXT_B: [answers(3)]}) as h:
+        call_id, _caller = start(h, EXT_B, offer=None, ack_answer=answer)
+        call = await h.wait_ended(call_id)
+        assert call.disposition is Disposition.FAILED
+        assert cause in (call.hangup_cause or "")
+        assert h.legs.leg(EXT_B).byes == [3.0]
+
+
 async def test_destination_busy_rejects_the_caller_with_486(mock_clock) -> None:
     async with open_harness({EXT_B: [fails(2, 486, "Busy Here")]}) as h:
         call_id, caller = start(h, EXT_B)
