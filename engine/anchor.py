@@ -71,7 +71,7 @@ class NullMedia:
     def set_hold(self, side: object, held: bool) -> None:
         return None
 
-    def start_recording(self, a: object, b: object) -> str:
+    async def start_recording(self, a: object, b: object) -> str:
         return ""
 
     async def stop_recording(self) -> None:
@@ -228,7 +228,11 @@ class RelayMedia:
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
 
-    def start_recording(self, a: MediaSide, b: MediaSide) -> str:
+    async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
+        # Opens the file in the relay (a round trip): not in the event loop's thread.
+        return await trio.to_thread.run_sync(self._start_recording, a, b)
+
+    def _start_recording(self, a: MediaSide, b: MediaSide) -> str:
         a, b = _relay_side(a), _relay_side(b)
         self._recording_path.parent.mkdir(parents=True, exist_ok=True)
         self._relay.start_recording(a.audio, b.audio, str(self._recording_path))

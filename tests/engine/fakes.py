@@ -305,7 +305,7 @@ class FakeMedia:
         if self.hold_error is not None:
             raise self.hold_error
 
-    def start_recording(self, a: MediaSide, b: MediaSide) -> str:
+    async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         self._record("start_recording", _label(a), _label(b))
         if self.recording_error is not None:
             raise self.recording_error

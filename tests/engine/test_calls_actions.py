@@ -205,8 +205,8 @@ async def test_transfer_rings_the_target_and_releases_the_transferred_party(mock
         assert (8.0, ("a", "c")) in [(m.at, m.args) for m in media.named("bridge")]
         assert call.parties[1].hangup_cause == "transferred"
         assert call.parties[1].ended == at(8)
-        # the transferred party's counters are read when it goes, the others' at the end
-        assert [(m.at, m.args) for m in media.named("stats")] == [(8.0, ("b",)), (15.0, ("c", "a"))]
+        # every party's counters, the transferred one's too, in one read at the end
+        assert [(m.at, m.args) for m in media.named("stats")] == [(15.0, ("b", "c", "a"))]
         assert call.parties[1].media is not None
         assert [p.number for p in call.parties] == [EXT_A, EXT_B, EXT_C]
         assert call.parties[2].answered == at(8)
