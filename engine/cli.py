@@ -115,8 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             try:
                 return trio.run(run_demo, args.source, args.destination, args.duration)
-            except ServerFailed as exc:
-                print(f"b2bua: {exc}", file=sys.stderr)
+            except (ServerFailed, BaseExceptionGroup) as exc:
+                # the demo runs serve() in a nursery: its failure arrives in a group
+                failed = exc if isinstance(exc, ServerFailed) else exc.subgroup(ServerFailed)
+                if failed is None:
+                    raise
+                print(f"b2bua: {_first(failed)}", file=sys.stderr)
                 return 1
     except (ConfigError, DirectoryError) as exc:
         print(f"b2bua: {exc}", file=sys.stderr)
@@ -128,3 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def _first(error: BaseException) -> BaseException:
+    """The first leaf of an exception group (the error itself if it is not a group)."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
