@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from media_ports import free_range
 
-from engine.media import MediaError, PortRangeExhausted
+from engine.media import MediaEndpoint, MediaError, PortRangeExhausted
 from engine.media.process import RelayProcess
 
 HOST = "127.0.0.1"
@@ -205,26 +206,9 @@ def test_both_relays_satisfy_the_control_protocol() -> None:
         thread.close()
 
 
-def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hanging() -> None:
-    r = RelayProcess(HOST, free_range(10), answer_timeout=0.5)
-    r.start()
-    pid = r.pid
-    assert pid is not None
-    try:
-        a = r.allocate()
-        os.kill(pid, signal.SIGSTOP)  # a hung relay: alive, reading nothing
-        with pytest.raises(MediaError, match=r"did not answer within 0\.5 s"):
-            r.stats(a)
-        assert not _alive(pid)
-        with pytest.raises(MediaError, match="did not answer"):
-            r.release(a)  # every later call says why, at once
-    finally:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        r.close()
-
-
-def test_a_child_that_stops_reading_fails_the_sender_instead_of_blocking_it() -> None:
+@contextlib.contextmanager
+def hung_relay() -> Iterator[tuple[RelayProcess, MediaEndpoint, int]]:
+    """A relay (0.5 s answer timeout) whose child is then stopped: alive, reading nothing."""
     r = RelayProcess(HOST, free_range(10), answer_timeout=0.5)
     r.start()
     pid = r.pid
@@ -232,12 +216,26 @@ def test_a_child_that_stops_reading_fails_the_sender_instead_of_blocking_it() ->
     try:
         a = r.allocate()
         os.kill(pid, signal.SIGSTOP)
+        yield r, a, pid
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        r.close()
+
+
+def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hanging() -> None:
+    with hung_relay() as (r, a, pid):
+        with pytest.raises(MediaError, match=r"did not answer within 0\.5 s"):
+            r.stats(a)
+        assert not _alive(pid)
+        with pytest.raises(MediaError, match="did not answer"):
+            r.release(a)  # every later call says why, at once
+
+
+def test_a_child_that_stops_reading_fails_the_sender_instead_of_blocking_it() -> None:
+    with hung_relay() as (r, a, pid):
         with pytest.raises(MediaError, match="stopped reading its commands"):
             for _ in range(1_000_000):  # one-way: they pile up until the socket buffer is full
                 r.stop_tone(a)
         assert not _alive(pid)
         assert not r.alive
-    finally:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        r.close()

@@ -74,6 +74,16 @@ class UdpClient:
         return False
 
 
+def trusted_udp(b2bua_factory: Callable[..., B2buaServer]) -> UdpClient:
+    """A UDP client of a server that trusts 127.0.0.1 as a peer (no digest for INVITEs)."""
+    from .harness import DEFAULT_DIRECTORY
+
+    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
+    server = b2bua_factory(directory=trusted)
+    assert server.sip_udp is not None
+    return UdpClient(server.sip_udp)
+
+
 @pytest.fixture
 def udp(b2bua: B2buaServer) -> UdpClient:
     assert b2bua.sip_udp is not None
@@ -178,12 +188,7 @@ def test_sigterm_drains_and_exits_0(b2bua_factory: Callable[..., B2buaServer]) -
 
 
 def test_invite_content_negotiation_415_and_406(b2bua_factory: Callable[..., B2buaServer]) -> None:
-    from .harness import DEFAULT_DIRECTORY
-
-    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
-    server = b2bua_factory(directory=trusted)
-    assert server.sip_udp is not None
-    udp = UdpClient(server.sip_udp)
+    udp = trusted_udp(b2bua_factory)
     invite = request("INVITE", "sip:0003*00@voip.example.com", port=udp.port)
     unknown_body = invite.replace(
         b"Content-Length: 0\r\n",
@@ -201,12 +206,7 @@ def test_invite_content_negotiation_415_and_406(b2bua_factory: Callable[..., B2b
 def test_inbound_bad_sdp_gets_400_and_no_common_codec_gets_488(
     b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
-    from .harness import DEFAULT_DIRECTORY
-
-    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
-    server = b2bua_factory(directory=trusted)
-    assert server.sip_udp is not None
-    udp = UdpClient(server.sip_udp)
+    udp = trusted_udp(b2bua_factory)
 
     def invite_with(body: bytes) -> bytes:
         head = request("INVITE", "sip:0003*00@voip.example.com", port=udp.port)
@@ -246,12 +246,7 @@ def test_a_late_offer_caller_gets_our_offer_in_the_200_and_hears_the_sandbox(
     b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
     """RFC 3261 §13.2.1: an INVITE without SDP; the offer goes in our 200, the answer in the ACK."""
-    from .harness import DEFAULT_DIRECTORY
-
-    trusted = DEFAULT_DIRECTORY + '\n[[peers]]\naddress = "127.0.0.1"\norganization = 3\n'
-    server = b2bua_factory(directory=trusted)
-    assert server.sip_udp is not None
-    udp = UdpClient(server.sip_udp)
+    udp = trusted_udp(b2bua_factory)
     udp.sock.settimeout(5.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
         rtp.bind(("127.0.0.1", 0))
@@ -262,7 +257,7 @@ def test_a_late_offer_caller_gets_our_offer_in_the_200_and_hears_the_sandbox(
             port=udp.port,
             extra=(f"Contact: <sip:tester@127.0.0.1:{udp.port}>",),
         )
-        udp.sock.sendto(invite, server.sip_udp)
+        udp.sock.sendto(invite, udp.server)
         statuses = []
         while True:
             reply = udp.sock.recv(65535).decode()
@@ -296,7 +291,7 @@ def test_a_late_offer_caller_gets_our_offer_in_the_200_and_hears_the_sandbox(
                 answer,
             ]
         ).encode()
-        udp.sock.sendto(ack, server.sip_udp)
+        udp.sock.sendto(ack, udp.server)
         packet, source = rtp.recvfrom(2048)  # the sandbox's tone, relayed to where the ACK said
         assert len(packet) == 172 and packet[1] & 0x7F == 0  # 20 ms of PCMU
         assert source[1] == int(offer.split("m=audio ", 1)[1].split(" ", 1)[0])
