@@ -48,7 +48,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import socket
 import sqlite3
 import subprocess
@@ -65,18 +64,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     HOST,
-    LAUNCHER,
     OUT,
-    PYTHON,
     REPO,
     OursServer,
     Sipp,
-    System,
-    _Drain,
     cpu_seconds,
     machine_line,
     print_table,
-    raise_nofile,
     summarize_profile,
     write_csv,
 )
@@ -115,7 +109,6 @@ class ClickToCallServer(OursServer):
     def __init__(self, a_port: int, b_port: int, d_port: int, **kw: Any) -> None:
         super().__init__(uac_port=0, uas_port=0, **kw)
         self.routes = {SOURCE_A: a_port, SOURCE_B: b_port, DESTINATION: d_port}
-        self.api_url = ""
 
     def write_files(self) -> Path:
         config = super().write_files()
@@ -133,39 +126,6 @@ class ClickToCallServer(OursServer):
     @property
     def store_path(self) -> Path:
         return self.tmp / "b2bua.sqlite"
-
-    def __enter__(self) -> System:
-        """As ``OursServer.__enter__``, also keeping the API URL the server announced."""
-        config = self.write_files()
-        cmd = [*self.wrapper, PYTHON, "-c", LAUNCHER, "serve", "--config", str(config)]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.tmp,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **self.env},
-            preexec_fn=raise_nofile,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        target = None
-        seen: list[str] = []
-        while time.monotonic() < deadline and not self.api_url:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line.rstrip())
-            if match := re.match(r"listening sip udp (\S+)", line):
-                target = match.group(1)
-            if match := re.match(r"listening api (\S+)", line):
-                self.api_url = match.group(1)
-        if target is None or not self.api_url:
-            self.__exit__()
-            raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
-        self.drain = _Drain(self.proc.stdout)
-        self.drain.start()
-        return System("ours", target, self.proc.pid)
 
 
 # ----------------------------------------------------------------------------- SIPp counts

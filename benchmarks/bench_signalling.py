@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import time
@@ -65,6 +64,9 @@ from common import (
     udp_rcvbuf_errors,
     write_csv,
 )
+
+from engine.media.g711 import PT_PCMU
+from engine.media.tone import encode_tone
 
 SERVICE = "5551234"
 # A clean step: no failed call, every call completed, and the UAC retransmitted for at most 1 %
@@ -152,28 +154,10 @@ def media_files(folder: Path) -> Path:
     """Write a 1 s µ-law 1 kHz tone and the media UAC scenario; return the scenario path."""
     folder.mkdir(parents=True, exist_ok=True)
     tone = folder / "tone.ulaw"
-    samples = bytearray()
-    for n in range(8000):
-        value = int(8000 * math.sin(2 * math.pi * 1000 * n / 8000))
-        samples.append(_ulaw(value))
-    tone.write_bytes(bytes(samples))
+    tone.write_bytes(encode_tone(1000.0, PT_PCMU, -12.0))  # 1 s: SIPp's rtp_stream loops it
     scenario = folder / "uac_rtp_stream.xml"
     scenario.write_text(MEDIA_UAC.replace("STREAM_FILE", str(tone)))
     return scenario
-
-
-def _ulaw(sample: int) -> int:
-    """G.711 µ-law encoding of a 16-bit linear sample."""
-    bias, clip = 0x84, 32635
-    sign = 0x80 if sample < 0 else 0
-    sample = min(abs(sample), clip) + bias
-    exponent = 7
-    mask = 0x4000
-    while exponent > 0 and not sample & mask:
-        exponent -= 1
-        mask >>= 1
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def _delta(before: list[dict[str, str]], after: list[dict[str, str]], name: str) -> int:

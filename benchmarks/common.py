@@ -351,6 +351,7 @@ class OursServer:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-b2bua-"))
         self.proc: subprocess.Popen[str] | None = None
         self.drain: _Drain | None = None
+        self.api_url = ""  # what the server announced, once started
 
     def write_files(self) -> Path:
         directory = self.tmp / "directory.toml"
@@ -440,12 +441,12 @@ file = "directory.toml"
             if not line:
                 break
             seen.append(line.rstrip())
-            match = re.match(r"listening sip udp (\S+)", line)
-            if match:
+            if match := re.match(r"listening sip udp (\S+)", line):
                 target = match.group(1)
-            if line.startswith("listening api"):
+            if match := re.match(r"listening api (\S+)", line):
+                self.api_url = match.group(1)
                 break
-        if target is None:
+        if target is None or not self.api_url:
             _stop(self.proc)
             raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
         self.drain = _Drain(self.proc.stdout)

@@ -104,7 +104,7 @@ async def test_udp_listener_asks_for_a_large_receive_buffer() -> None:
     assert granted >= 2 * min(cap, 16 << 20)  # Linux reports twice the size asked for
 
 
-async def test_udp_sends_to_a_host_name_through_the_resolver_not_the_fast_path() -> None:
+async def test_udp_sends_to_a_host_name_as_well_as_to_an_address() -> None:
     async with endpoint(Recorder()) as (ep, _address), udp_socket() as sock:
         port = sock.getsockname()[1]
         await ep.transport.send_raw(b"OPTIONS by name", Peer("udp", "localhost", port))
