@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,29 @@ async def udp_socket() -> AsyncIterator[trio.socket.SocketType]:
         yield sock
     finally:
         sock.close()
+
+
+@contextmanager
+def tcp_blackhole() -> Iterator[tuple[str, int]]:
+    """The address of a TCP listener whose accept queue is full: connects to it hang (the
+    kernel drops the SYNs)."""
+    import socket as stdsocket
+
+    blackhole = stdsocket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = stdsocket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(blackhole.getsockname())
+            fillers.append(filler)
+        host, port = blackhole.getsockname()[:2]
+        yield host, port
+    finally:
+        for sock in (*fillers, blackhole):
+            sock.close()
 
 
 def options(via: str, method: str = "OPTIONS", *, to_tag: str = "", call_id: str = "o1") -> bytes:
@@ -335,22 +358,10 @@ async def test_a_hanging_tcp_connect_does_not_hold_up_other_traffic(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     mock_clock.autojump_threshold = 0.05
-    import socket as stdsocket
-
-    # a listener whose accept queue is full: further connects hang (SYNs are dropped)
-    blackhole = stdsocket.socket()
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    fillers = []
-    for _ in range(3):
-        filler = stdsocket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(blackhole.getsockname())
-        fillers.append(filler)
-    try:
+    with tcp_blackhole() as hole:
         async with endpoint(Recorder()) as (a, _), endpoint(Recorder()) as (_, b_address):
             await a.listen("tcp", "127.0.0.1", 0)
-            stuck = Peer("tcp", *blackhole.getsockname()[:2])
+            stuck = Peer("tcp", *hole)
             outcome: list[int] = []
 
             async def call_stuck() -> None:
@@ -366,9 +377,6 @@ async def test_a_hanging_tcp_connect_does_not_hold_up_other_traffic(
                 # answered at once, not after the 10 s connect timeout
                 assert trio.current_time() - start < 1
             assert outcome == [503]  # connect timeout -> transport failure
-    finally:
-        for sock in (*fillers, blackhole):
-            sock.close()
 
 
 async def test_aclose_returns_with_the_sockets_closed() -> None:
@@ -453,17 +461,6 @@ async def test_a_response_that_needs_a_new_connection_does_not_stall_udp(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     mock_clock.autojump_threshold = 0.05
-    import socket as stdsocket
-
-    blackhole = stdsocket.socket()  # accept queue full: connects to it hang
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    fillers = []
-    for _ in range(3):
-        filler = stdsocket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(blackhole.getsockname())
-        fillers.append(filler)
     release = trio.Event()
 
     async def handler(incoming: IncomingRequest) -> None:
@@ -471,11 +468,11 @@ async def test_a_response_that_needs_a_new_connection_does_not_stall_udp(
             await release.wait()
         await incoming.respond(options_response(incoming.request, ["OPTIONS"]))
 
-    try:
+    with tcp_blackhole() as hole:
         async with udp_and_tcp(handler) as (_, udp, tcp):
             stream = await trio.open_tcp_stream(*tcp)
             # the caller's Via sent-by is the black hole, and it hangs up before the answer
-            sent_by = blackhole.getsockname()[1]
+            sent_by = hole[1]
             await stream.send_all(options(f"SIP/2.0/TCP 127.0.0.1:{sent_by};branch=z9hG4bKgone"))
             await trio.sleep(0.5)
             await stream.aclose()
@@ -483,9 +480,6 @@ async def test_a_response_that_needs_a_new_connection_does_not_stall_udp(
             release.set()  # the answer must connect to the black hole (§18.2.2)
             await trio.sleep(0.1)
             assert await udp_options_answered(udp)
-    finally:
-        for sock in (*fillers, blackhole):
-            sock.close()
 
 
 async def test_cancelling_a_task_inside_the_pump_loses_no_other_events(
