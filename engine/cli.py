@@ -16,6 +16,7 @@ import trio
 
 from engine.config import Config, ConfigError, default_config, load_config
 from engine.directory import DirectoryError
+from engine.media.fdlimit import raise_fd_limit
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.server import ServerFailed, load_directory_for, serve
 
             load_directory_for(config)  # fail early, with exit 2, on a bad directory
+            # SIP over TCP and HTTP connections take descriptors too (the relay raises its own)
+            raise_fd_limit()
 
             def announce(line: str) -> None:
                 print(line, flush=True)

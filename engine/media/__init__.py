@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.media.control import RelayControl
-from engine.media.errors import MediaError, PortRangeExhausted
+from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.process import RelayProcess
 from engine.media.recorder import RecordingInfo
 from engine.media.relay import Relay
@@ -13,6 +13,7 @@ Endpoint = MediaEndpoint  # the name docs/INTERNAL-API.md uses
 
 __all__ = [
     "ChannelStats",
+    "DescriptorsExhausted",
     "Endpoint",
     "MediaEndpoint",
     "MediaError",

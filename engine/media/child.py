@@ -11,12 +11,14 @@ import logging
 import multiprocessing.connection
 import sys
 
+from engine.media.fdlimit import raise_fd_limit
 from engine.media.process import serve
 
 
 def main(argv: list[str]) -> None:
     # One-way commands that fail are reported here, on the stderr it shares with its parent.
     logging.basicConfig(level=logging.WARNING, format="relay %(levelname)s %(name)s: %(message)s")
+    raise_fd_limit()  # 4 sockets per bridged call: the usual soft limit (1,024) is ~250 calls
     fd = int(argv[0])
     address, port_range, relatch_after = json.loads(argv[1])
     conn = multiprocessing.connection.Connection(fd)

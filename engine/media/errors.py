@@ -9,3 +9,7 @@ class MediaError(Exception):
 
 class PortRangeExhausted(MediaError):
     """No even RTP port with a free RTP+1 was left in the configured range."""
+
+
+class DescriptorsExhausted(MediaError):
+    """The process may open no more sockets (RLIMIT_NOFILE, or the system's file table)."""

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from engine.media import tone
-from engine.media.errors import MediaError, PortRangeExhausted
+from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
 from engine.media.relay import Relay, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
@@ -131,7 +131,7 @@ def serve(
 
 
 def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
-    """Up to ``count`` endpoints; PortRangeExhausted only if not even one is free."""
+    """Up to ``count`` endpoints; an error only if not even one could be had."""
     endpoints: list[MediaEndpoint] = []
     while len(endpoints) < count:
         try:
@@ -139,7 +139,8 @@ def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
         except Exception as exc:  # range exhausted, out of file descriptors...
             if not endpoints:
                 raise
-            if not isinstance(exc, PortRangeExhausted):
+            # running out is said where it happens (and at start-up): no warning per refill
+            if not isinstance(exc, (PortRangeExhausted, DescriptorsExhausted)):
                 logger.warning("relay: refill stopped after %d endpoints: %s", len(endpoints), exc)
             break
     return endpoints

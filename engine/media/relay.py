@@ -42,8 +42,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from engine.media import g711, tone
-from engine.media.errors import MediaError, PortRangeExhausted
+from engine.media import fdlimit, g711, tone
+from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.leg import Address, Leg
 from engine.media.recorder import RecordingInfo, WavRecorder
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
@@ -110,6 +110,8 @@ class Relay:
         self._first_port = lo + (lo & 1)
         self._last_port = hi
         self._cursor = self._first_port
+        # the descriptor limit, not the port range, may be what bounds the calls (said once)
+        fdlimit.check_capacity((hi - self._first_port + 1) // 2)
         self._relatch_after = relatch_after
         self._clock = clock
         self._lock = threading.Lock()
@@ -199,9 +201,9 @@ class Relay:
         """Bind a free even RTP port and RTP+1 for RTCP from the range."""
         try:
             return self._allocate(kind)
-        except PortRangeExhausted:
-            # ports of endpoints released a moment ago are freed by the loop: let it catch up
-            # (it may have done so since) and look once more
+        except (PortRangeExhausted, DescriptorsExhausted):
+            # ports and sockets of endpoints released a moment ago are freed by the loop: let
+            # it catch up (it may have done so since) and look once more
             self._flush_commands()
         return self._allocate(kind)
 
@@ -465,7 +467,11 @@ class Relay:
             rtp = self._bind(port)
             if rtp is None:
                 continue
-            rtcp = self._bind(port + 1)
+            try:
+                rtcp = self._bind(port + 1)
+            except MediaError:
+                rtp.close()
+                raise
             if rtcp is None:
                 rtp.close()
                 continue
@@ -477,7 +483,12 @@ class Relay:
         )
 
     def _bind(self, port: int) -> socket.socket | None:
-        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise DescriptorsExhausted(fdlimit.exhausted_message()) from None
+            raise MediaError(f"cannot make a socket: {exc}") from None
         try:
             sock.bind((self._address, port))
         except OSError as exc:
