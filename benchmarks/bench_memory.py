@@ -13,9 +13,11 @@ the process and its children: the relay may run in a child process):
     steady   RSS 35 s later: only the N live dialogs/calls (the transactions have ended)
     per call (steady - base) / N and (setup - base) / N, in KiB
 
-What limits N: 4 sockets per call (RLIMIT_NOFILE: the harness raises it to 65536 for the B2BUA
-and SIPp; the machine's default is 20,000, i.e. ~4,900 calls), the media port range (2 even/odd
-pairs per call: the harness gives 10000-31999, 11,000 pairs = 5,500 calls), and the ramp rate.
+What limits N: 4 sockets per call in the relay process (RLIMIT_NOFILE: the harness asks for
+65,536; where even root may not raise the hard limit, as in a container without
+CAP_SYS_RESOURCE, the relay gets the hard limit: the ``fd_limit`` column, and a note when N calls
+need more), the media port range (2 even/odd pairs per call: the harness gives 34000-59999,
+13,000 pairs = 6,500 calls), and the ramp rate.
 
 Usage: python benchmarks/bench_memory.py [--calls 1000,5000] [--rate 200] [--systems ours,sippy]
        [--settle 35] [--gc-freeze]
@@ -37,8 +39,10 @@ from common import (
     OursServer,
     Sipp,
     SippyServer,
+    descendants,
     free_port,
     machine_line,
+    nofile_limit,
     print_table,
     rss_kib,
     tree_rss_kib,
@@ -52,6 +56,7 @@ COLUMNS = [
     "held",
     "held_steady",
     "failed",
+    "fd_limit",
     "base_mib",
     "setup_mib",
     "steady_mib",
@@ -116,6 +121,9 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
             time.sleep(args.settle)  # the warm-up's transactions end
             base = rss_kib(system.pid)
             base_tree = tree_rss_kib(system.pid)
+            # the tightest descriptor limit among the server and its relay process
+            limits = [x for x in map(nofile_limit, descendants(system.pid)) if x is not None]
+            fd_limit = min(limits) if limits else None
             ramp = calls / args.rate
             # every call is still up at the steady reading even if the ramp runs late
             hold_ms = int((2 * ramp + args.settle + 60) * 1000)
@@ -141,6 +149,13 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
                 rows = uac.rows()
                 failed = int(float(rows[-1].get("FailedCall(C)", "0") or 0)) if rows else 0
                 errors = uac.result(0).errors.strip().splitlines()
+                # why the server failed calls, in its own words (ours keeps its last lines)
+                drain = getattr(sut, "drain", None)
+                server_warnings = [
+                    line
+                    for line in (drain.lines if drain is not None else [])
+                    if " WARNING " in line or " ERROR " in line
+                ]
             finally:
                 uac.cleanup()
     finally:
@@ -152,6 +167,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "held": held,
         "held_steady": held_steady,
         "failed": failed,
+        "fd_limit": fd_limit,
         "base_mib": round(base / 1024, 1),
         "setup_mib": round(setup / 1024, 1),
         "steady_mib": round(steady / 1024, 1),
@@ -161,6 +177,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "tree_kib_per_call": round((steady_tree - base_tree) / max(1, held_steady), 1),
         "tree_kib_per_call_setup": round((setup_tree - base_tree) / max(1, held), 1),
         "first_error": errors[1][:160] if len(errors) > 1 else "",
+        "server_warnings": server_warnings[-5:],
     }
 
 
@@ -183,6 +200,14 @@ def main() -> int:
             print_table([row], COLUMNS)
             if row["first_error"]:
                 print("   first error:", row["first_error"])
+            for line in row.pop("server_warnings"):
+                print("   server:", line[:200])
+            if row["fd_limit"] is not None and 4 * calls > row["fd_limit"]:
+                print(
+                    f"   note: {calls} calls need {4 * calls} relay sockets; the relay may open "
+                    f"{row['fd_limit']} descriptors (RLIMIT_NOFILE), so up to ~"
+                    f"{row['fd_limit'] // 4} calls fit"
+                )
     suffix = f"-{args.tag}" if args.tag else ""
     write_csv(OUT / f"memory{suffix}.csv", rows)
     print()

@@ -175,9 +175,24 @@ def free_block(size: int = 4) -> int:
 
 
 def raise_nofile() -> None:
-    """preexec_fn: as root, lift the file descriptor limit (a bridged call holds 4 sockets)."""
-    with contextlib.suppress(ValueError, OSError):
+    """preexec_fn: lift the file descriptor limit to NOFILE (a bridged call holds 4 sockets in
+    the relay); where even root may not raise the hard limit (a container without
+    CAP_SYS_RESOURCE) the server's soft limit goes to the hard one, as ``b2bua serve`` does."""
+    try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    except (ValueError, OSError):
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def nofile_limit(pid: int) -> int | None:
+    """The soft ``Max open files`` of a running process (what its relay can hold)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    return None
 
 
 # ----------------------------------------------------------------------------- processes
