@@ -36,6 +36,7 @@ Writes benchmarks/out/signalling.csv and benchmarks/out/signalling.png.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import sys
@@ -57,6 +58,7 @@ from common import (
     live_objects,
     machine_line,
     print_table,
+    said_since,
     thread_cpu,
     tree_cpu_seconds,
     tree_rss_kib,
@@ -363,6 +365,7 @@ def run_mode(
     A system drops out after ``--stop-after`` unclean steps."""
     with contextlib.ExitStack() as stack:
         running_systems: list[tuple[System, Sipp, int]] = []
+        servers: dict[str, Any] = {}
         for name in systems:
             uac_port = free_port()
             uas_args = ["-sn", "uas", "-timeout", "7200s"]
@@ -394,6 +397,7 @@ def run_mode(
             else:
                 sut = Direct(uas.port)
             running_systems.append((stack.enter_context(sut), uas, uac_port))
+            servers[name] = sut
         time.sleep(0.5)
         failures = dict.fromkeys(systems, 0)
         base_objects: dict[str, int] = {}
@@ -410,6 +414,8 @@ def run_mode(
                 profile_to = None
                 if args.profile == rate and system.name in ("ours", "candidate"):
                     profile_to = OUT / f"profile-{system.name}-{mode}-{rate}.txt"
+                drain = getattr(servers.get(system.name), "drain", None)
+                said_before = collections.Counter(drain.said) if drain is not None else None
                 for _attempt in range(3):  # exit 254: a port was taken meanwhile
                     row = run_step(
                         system,
@@ -436,6 +442,9 @@ def run_mode(
                 print_table([row], COLUMNS, header=False)
                 if row["first_error"]:
                     print("   first error:", row["first_error"])
+                if said_before is not None:  # what ours logged during the step, if anything
+                    for line in said_since(drain, said_before):
+                        print(f"   {system.name} said: {line}")
                 if not row["clean"]:
                     failures[system.name] += 1
                 time.sleep(args.pause)

@@ -13,6 +13,7 @@ Benchmarks are programs, not library code: they print their tables.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import os
@@ -312,18 +313,36 @@ def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
             proc.wait()
 
 
+_NUMBERS = re.compile(r"\d+")
+
+
 class _Drain(threading.Thread):
-    """Reads a child's output so its pipe never fills; keeps the last lines."""
+    """Reads a child's output so its pipe never fills; keeps the last lines, and counts every
+    warning and error by its text with the numbers masked (``said``)."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(daemon=True)
         self.stream = stream
         self.lines: list[str] = []
+        self.said: collections.Counter[str] = collections.Counter()
 
     def run(self) -> None:
         for line in self.stream:
-            self.lines.append(line.rstrip("\n"))
+            line = line.rstrip("\n")
+            self.lines.append(line)
             del self.lines[:-200]
+            for level in (" WARNING ", " ERROR "):
+                if level in line:  # "DATE TIME LEVEL logger: message"; relay: "relay LEVEL ..."
+                    text = line.split(level, 1)[1]
+                    self.said[level.strip() + " " + _NUMBERS.sub("N", text)[:140]] += 1
+
+
+def said_since(drain: _Drain | None, before: collections.Counter[str]) -> list[str]:
+    """The server's warnings since ``before`` (a copy of ``drain.said``), most frequent first."""
+    if drain is None:
+        return []
+    new = drain.said - before
+    return [f"{count} x {text}" for text, count in new.most_common(3)]
 
 
 @dataclass
