@@ -115,3 +115,33 @@ def test_the_relay_process_raises_its_own_limit() -> None:
         return  # a hard limit this low cannot hold 250 parties; nothing to check
     assert out["held"] == 250
     assert int(str(out["endpoints"])) >= 250
+
+
+def test_the_relay_process_reports_exhausted_descriptors_to_the_engine() -> None:
+    """Through the child and its endpoint pool, the engine gets the same named error."""
+    first, last = free_range(400)
+    out = _run(
+        """
+        import json, resource, sys
+        from engine.media import DescriptorsExhausted, MediaError
+        from engine.media.process import RelayProcess
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))  # the child inherits the hard one
+        first, last = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+        relay = RelayProcess("127.0.0.1", (first, last))
+        relay.start()
+        held, error, kind = [], "", ""
+        while len(held) < 200:
+            try:
+                held.append(relay.allocate())
+            except MediaError as exc:
+                error, kind = str(exc), type(exc).__name__
+                break
+        relay.close()
+        print(json.dumps({"held": len(held), "error": error, "kind": kind}))
+        """,
+        first,
+        last,
+    )
+    assert 10 < int(str(out["held"])) < 50
+    assert out["kind"] == "DescriptorsExhausted"
+    assert "out of file descriptors (RLIMIT_NOFILE 100" in str(out["error"])
