@@ -422,6 +422,14 @@ class Relay:
         if self._closed:
             raise MediaError("relay is closed")
 
+    def endpoint(self, endpoint_id: int) -> MediaEndpoint:
+        """The live endpoint with this id (ids are never reused)."""
+        with self._lock:
+            state = self._endpoints.get(endpoint_id)
+        if state is None:
+            raise MediaError(f"unknown or released endpoint {endpoint_id}")
+        return state.endpoint
+
     def _state(self, ep: MediaEndpoint) -> _EndpointState:
         if not isinstance(ep, MediaEndpoint):
             raise MediaError(f"not a media endpoint: {ep!r}")
