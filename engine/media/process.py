@@ -6,9 +6,10 @@ switch interval (5 ms by default) after each ``recvfrom``/``sendto`` (a convoy).
 ``benchmarks/bench_relay.py --gil-load 0.5``: p50 30 ms and p99 270 ms at 600 calls, against
 0.1 ms / 1 ms without the competing thread. A child process has its own GIL.
 
-Theory of operation: ``RelayProcess`` starts ``python -m engine.media.child`` (a fresh
+Theory of operation: ``RelayProcess`` starts ``python -P -m engine.media.child`` (a fresh
 interpreter: no fork of a threaded parent, and unlike multiprocessing's spawn no re-import of
-the parent's main module) with one end of a socketpair; the child runs a ``Relay`` and serves
+the parent's main module; the parent's own ``engine`` first on its path, never the current
+folder's) with one end of a socketpair; the child runs a ``Relay`` and serves
 the control messages it reads there, in order. The engine's trio thread must not wait for the
 child (a round trip is ~40 µs on an idle machine, milliseconds when both cores are busy, and
 the whole event loop stops meanwhile), so:
@@ -36,6 +37,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing.connection
+import os
 import pickle
 import socket
 import struct
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from engine.media import tone
@@ -191,6 +194,15 @@ def _reply(
         conn.send((tag, "error", MediaError(f"relay process: {value!r} ({exc})")))
 
 
+def _child_environment() -> dict[str, str]:
+    """The child must import the very ``engine`` package this process runs, whatever the
+    current folder holds (another checkout's ``engine/`` would speak another protocol): its
+    root goes first on PYTHONPATH, and ``-P`` keeps the current folder off sys.path."""
+    root = str(Path(__file__).resolve().parents[2])
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not inherited else root + os.pathsep + inherited}
+
+
 class RelayProcess:
     """A :class:`Relay` running in a child process; the same control calls."""
 
@@ -259,6 +271,7 @@ class RelayProcess:
                 process = subprocess.Popen(
                     [
                         sys.executable,
+                        "-P",  # no current folder on sys.path: the child runs our code (env)
                         "-m",
                         "engine.media.child",
                         str(theirs.fileno()),
@@ -266,6 +279,7 @@ class RelayProcess:
                     ],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
+                    env=_child_environment(),
                 )
             except OSError as exc:
                 ours.close()

@@ -239,3 +239,21 @@ def test_a_child_that_stops_reading_fails_the_sender_instead_of_blocking_it() ->
                 r.stop_tone(a)
         assert not _alive(pid)
         assert not r.alive
+
+
+def test_the_child_runs_our_code_whatever_the_current_folder_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server started from a folder with another ``engine/`` (an old checkout, say) must not
+    start a relay child from that code."""
+    fake = tmp_path / "engine"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the wrong engine package')\n")
+    monkeypatch.chdir(tmp_path)
+    relay = RelayProcess(HOST, free_range(4))
+    relay.start()
+    try:
+        ep = relay.allocate()
+        assert relay.stats(ep).rtp.packets_received == 0
+    finally:
+        relay.close()
