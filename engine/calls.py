@@ -405,6 +405,7 @@ class SimpleCall:
             side_a = self._media.new_side("a", self.call.video)
         except Exception as exc:  # no relay ports left: the caller hears why
             inbound.final_status = 503
+            logger.warning("call %s: no media ports: %s", self.call.id, exc)  # the server's fault
             raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
         try:
             self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
@@ -779,6 +780,7 @@ class SimpleCall:
         try:
             return self._media.new_side(label, self.call.video)
         except Exception as exc:
+            logger.warning("call %s: no media ports: %s", self.call.id, exc)  # the server's fault
             raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
 
     async def _release_media(self) -> None:

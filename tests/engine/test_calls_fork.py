@@ -542,7 +542,9 @@ async def test_an_internal_error_on_a_bridged_call_byes_both_and_keeps_it_answer
         assert h.engine.live_count == 0
 
 
-async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(mock_clock) -> None:
+async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(
+    mock_clock, caplog: pytest.LogCaptureFixture
+) -> None:
     async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1)]}) as h:
         h.media_factory.side_error = RuntimeError("no free RTP/RTCP port pair")
         call_id = await h.originate([EXT_A], [EXT_B])
@@ -550,3 +552,5 @@ async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(mo
         assert call.disposition is Disposition.FAILED
         assert call.hangup_cause == "no media ports: no free RTP/RTCP port pair"
         assert not h.legs.legs  # nobody was rung
+        # the server's own shortage, so the operator's log says it too
+        assert f"call {call_id}: no media ports: no free RTP/RTCP port pair" in caplog.text

@@ -223,7 +223,9 @@ async def test_a_carrier_caller_is_an_incoming_public_party(mock_clock) -> None:
         assert [t for t, _ in caller.accepted] == [1.0]
 
 
-async def test_no_media_ports_still_gives_the_caller_a_final_503(mock_clock) -> None:
+async def test_no_media_ports_still_gives_the_caller_a_final_503(
+    mock_clock, caplog: pytest.LogCaptureFixture
+) -> None:
     async with open_harness({EXT_B: [answers(1)]}) as h:
         h.media_factory.side_error = RuntimeError("no free RTP/RTCP port pair")
         call_id, caller = start(h, EXT_B)
@@ -232,6 +234,7 @@ async def test_no_media_ports_still_gives_the_caller_a_final_503(mock_clock) -> 
         assert call.disposition is Disposition.FAILED
         assert "no media ports" in (call.hangup_cause or "")
         assert not h.legs.legs.get(EXT_B)  # the destination was never rung
+        assert f"call {call_id}: no media ports" in caplog.text
 
 
 async def test_an_offer_we_cannot_answer_gets_488(mock_clock) -> None:
