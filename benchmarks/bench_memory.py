@@ -49,6 +49,8 @@ from common import (
     write_csv,
 )
 
+from engine.media.fdlimit import endpoints_within
+
 SERVICE = "5551234"
 COLUMNS = [
     "system",
@@ -202,11 +204,11 @@ def main() -> int:
                 print("   first error:", row["first_error"])
             for line in row.pop("server_warnings"):
                 print("   server:", line[:200])
-            if row["fd_limit"] is not None and 4 * calls > row["fd_limit"]:
+            fits = endpoints_within(row["fd_limit"]) // 2 if row["fd_limit"] else None
+            if fits is not None and fits < calls:
                 print(
                     f"   note: {calls} calls need {4 * calls} relay sockets; the relay may open "
-                    f"{row['fd_limit']} descriptors (RLIMIT_NOFILE), so up to ~"
-                    f"{row['fd_limit'] // 4} calls fit"
+                    f"{row['fd_limit']} descriptors (RLIMIT_NOFILE), so about {fits} calls fit"
                 )
     suffix = f"-{args.tag}" if args.tag else ""
     write_csv(OUT / f"memory{suffix}.csv", rows)

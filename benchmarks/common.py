@@ -320,21 +320,26 @@ class _Drain(threading.Thread):
     """Reads a child's output so its pipe never fills; keeps the last lines, and counts every
     warning and error by its text with the numbers masked (``said``)."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, already: Sequence[str] = ()) -> None:
+        """``already``: lines read before (the start-up), counted like the rest."""
         super().__init__(daemon=True)
         self.stream = stream
         self.lines: list[str] = []
         self.said: collections.Counter[str] = collections.Counter()
+        for line in already:
+            self._take(line)
 
     def run(self) -> None:
         for line in self.stream:
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            del self.lines[:-200]
-            for level in (" WARNING ", " ERROR "):
-                if level in line:  # "DATE TIME LEVEL logger: message"; relay: "relay LEVEL ..."
-                    text = line.split(level, 1)[1]
-                    self.said[level.strip() + " " + _NUMBERS.sub("N", text)[:140]] += 1
+            self._take(line.rstrip("\n"))
+
+    def _take(self, line: str) -> None:
+        self.lines.append(line)
+        del self.lines[:-200]
+        for level in (" WARNING ", " ERROR "):
+            if level in line:  # "DATE TIME LEVEL logger: message"; relay: "relay LEVEL ..."
+                text = line.split(level, 1)[1]
+                self.said[level.strip() + " " + _NUMBERS.sub("N", text)[:140]] += 1
 
 
 def said_since(drain: _Drain | None, before: collections.Counter[str]) -> list[str]:
@@ -483,7 +488,7 @@ file = "directory.toml"
         if target is None or not self.api_url:
             _stop(self.proc)
             raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
-        self.drain = _Drain(self.proc.stdout)
+        self.drain = _Drain(self.proc.stdout, seen)
         self.drain.start()
         return System(self.name, target, self.proc.pid)
 
