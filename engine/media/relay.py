@@ -494,8 +494,13 @@ class Relay:
         try:
             sock = socket.socket(self._family, socket.SOCK_DGRAM)
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):
+            if exc.errno == errno.EMFILE:
                 raise DescriptorsExhausted(fdlimit.exhausted_message()) from None
+            if exc.errno == errno.ENFILE:
+                raise DescriptorsExhausted(
+                    "the system's file table is full (ENFILE): raise fs.file-max or stop what "
+                    "holds the files"
+                ) from None
             raise MediaError(f"cannot make a socket: {exc}") from None
         try:
             sock.bind((self._address, port))
