@@ -1,7 +1,8 @@
-"""Entry point of the relay's child process: ``python -m engine.media.child FD CONFIG``.
+"""Entry point of the relay's child process: ``main([FD, CONFIG])``.
 
-Started by :class:`engine.media.process.RelayProcess`, never by hand: FD is the child's end of
-a socketpair, CONFIG the JSON list ``[address, [low, high], relatch_after]``.
+Started by :class:`engine.media.process.RelayProcess` (through a bootstrap that puts the
+parent's package root on the path), never by hand: FD is the child's end of a socketpair,
+CONFIG the JSON list ``[address, [low, high], relatch_after]``.
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ switch interval (5 ms by default) after each ``recvfrom``/``sendto`` (a convoy).
 ``benchmarks/bench_relay.py --gil-load 0.5``: p50 30 ms and p99 270 ms at 600 calls, against
 0.1 ms / 1 ms without the competing thread. A child process has its own GIL.
 
-Theory of operation: ``RelayProcess`` starts ``python -P -m engine.media.child`` (a fresh
-interpreter: no fork of a threaded parent, and unlike multiprocessing's spawn no re-import of
-the parent's main module; the parent's own ``engine`` first on its path, never the current
-folder's) with one end of a socketpair; the child runs a ``Relay`` and serves
-the control messages it reads there, in order. The engine's trio thread must not wait for the
-child (a round trip is ~40 µs on an idle machine, milliseconds when both cores are busy, and
-the whole event loop stops meanwhile), so:
+Theory of operation: ``RelayProcess`` starts ``engine.media.child`` in a fresh interpreter
+(no fork of a threaded parent, and unlike multiprocessing's spawn no re-import of the parent's
+main module; ``-P`` and a bootstrap that puts the parent's own package root on the path, so the
+child never runs another ``engine/`` from the current folder) with one end of a socketpair;
+the child runs a ``Relay`` and serves the control messages it reads there, in order. The
+engine's trio thread must not wait for the child (a round trip is ~40 µs on an idle machine,
+milliseconds when both cores are busy, and the whole event loop stops meanwhile), so:
 
 - commands that return nothing (release, set_remote, bridge, unbridge, set_direction, play and
   stop tone) are *one-way*: pickled and written to the socket, not answered. What the child
@@ -37,7 +37,6 @@ import dataclasses
 import json
 import logging
 import multiprocessing.connection
-import os
 import pickle
 import socket
 import struct
@@ -194,13 +193,21 @@ def _reply(
         conn.send((tag, "error", MediaError(f"relay process: {value!r} ({exc})")))
 
 
-def _child_environment() -> dict[str, str]:
-    """The child must import the very ``engine`` package this process runs, whatever the
-    current folder holds (another checkout's ``engine/`` would speak another protocol): its
-    root goes first on PYTHONPATH, and ``-P`` keeps the current folder off sys.path."""
-    root = str(Path(__file__).resolve().parents[2])
-    inherited = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root if not inherited else root + os.pathsep + inherited}
+# The child's entry: our package root (argv[1]) goes first on sys.path unless it is there
+# already (an installed package: its site directory), then engine.media.child runs.
+_BOOTSTRAP = (
+    "import os, sys\n"
+    "root = sys.argv[1]\n"
+    "if all(os.path.realpath(p or '.') != root for p in sys.path):\n"
+    "    sys.path.insert(0, root)\n"
+    "from engine.media.child import main\n"
+    "main(sys.argv[2:])\n"
+)
+
+
+def _package_root() -> str:
+    """The folder holding the ``engine`` package this process runs."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 class RelayProcess:
@@ -271,15 +278,15 @@ class RelayProcess:
                 process = subprocess.Popen(
                     [
                         sys.executable,
-                        "-P",  # no current folder on sys.path: the child runs our code (env)
-                        "-m",
-                        "engine.media.child",
+                        "-P",  # not the current folder's engine/: ours (_BOOTSTRAP)
+                        "-c",
+                        _BOOTSTRAP,
+                        _package_root(),
                         str(theirs.fileno()),
                         json.dumps([self._address, list(self._port_range), self._relatch_after]),
                     ],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
-                    env=_child_environment(),
                 )
             except OSError as exc:
                 ours.close()

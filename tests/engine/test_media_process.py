@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -257,3 +258,30 @@ def test_the_child_runs_our_code_whatever_the_current_folder_holds(
         assert relay.stats(ep).rtp.packets_received == 0
     finally:
         relay.close()
+
+
+def test_the_child_runs_the_package_copy_its_parent_runs(tmp_path: Path) -> None:
+    """The child imports ``engine`` from where the parent did, not from an installed copy:
+    a parent running a copy of the package (marked) starts a child that runs that copy."""
+    root = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "engine", copy / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    marker = tmp_path / "child-ran-the-copy"
+    child = copy / "engine" / "media" / "child.py"
+    child.write_text(
+        child.read_text().replace(
+            "def main(argv: list[str]) -> None:\n",
+            f"def main(argv: list[str]) -> None:\n    open({str(marker)!r}, 'w').close()\n",
+        )
+    )
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(copy)!r})\n"
+        "from engine.media.process import RelayProcess\n"
+        f"relay = RelayProcess('127.0.0.1', {free_range(4)!r})\n"
+        "relay.start()\n"
+        "relay.close()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert marker.exists()
