@@ -16,7 +16,6 @@ import trio
 
 from engine.config import Config, ConfigError, default_config, load_config
 from engine.directory import DirectoryError
-from engine.media.fdlimit import raise_fd_limit
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             config = _load(args.config)
+            from engine.media.fdlimit import raise_fd_limit
             from engine.server import ServerFailed, load_directory_for, serve
 
             load_directory_for(config)  # fail early, with exit 2, on a bad directory
