@@ -346,7 +346,7 @@ def said_since(drain: _Drain | None, before: collections.Counter[str]) -> list[s
     """The server's warnings since ``before`` (a copy of ``drain.said``), most frequent first."""
     if drain is None:
         return []
-    new = drain.said - before
+    new = collections.Counter(drain.said) - before  # a copy: the drain thread adds to it
     return [f"{count} x {text}" for text, count in new.most_common(3)]
 
 
