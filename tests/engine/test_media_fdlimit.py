@@ -37,6 +37,12 @@ def _run(code: str, *args: object) -> dict[str, object]:
     return result
 
 
+def _need_hard_limit(descriptors: int) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < descriptors:
+        pytest.skip(f"the hard RLIMIT_NOFILE {hard} is below the {descriptors} this test needs")
+
+
 def test_raise_fd_limit_lifts_the_soft_limit_to_the_hard_one() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     out = _run(
@@ -118,9 +124,7 @@ def test_exhausted_descriptors_fail_allocation_with_the_limit_named_and_leak_not
 
 def test_the_relay_process_raises_its_own_limit() -> None:
     """A server started with the usual soft limit still relays more parties than it allows."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 700:
-        pytest.skip(f"a hard limit of {hard} descriptors cannot hold 250 parties")
+    _need_hard_limit(700)  # 250 parties
     first, last = free_range(600)
     out = _run(
         """
@@ -145,9 +149,7 @@ def test_the_relay_process_raises_its_own_limit() -> None:
 
 def test_the_relay_process_reports_exhausted_descriptors_to_the_engine() -> None:
     """Through the child and its endpoint pool, the engine gets the same named error."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 100:
-        pytest.skip(f"a hard limit of {hard} is below the 100 this test sets")
+    _need_hard_limit(100)  # the limit the test sets
     first, last = free_range(400)
     out = _run(
         """
