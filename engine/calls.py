@@ -118,6 +118,9 @@ class CallObserver(Protocol):
 
     def changed(self, call: PhoneCall, event: str, data: dict[str, object]) -> None: ...
 
+    def shortage(self, call: PhoneCall, what: str) -> None:
+        """The server ran short of something a call needed (media ports): for the log."""
+
 
 # --- control requests (engine -> controller) ----------------------------------------------
 
@@ -405,7 +408,7 @@ class SimpleCall:
             side_a = self._media.new_side("a", self.call.video)
         except Exception as exc:  # no relay ports left: the caller hears why
             inbound.final_status = 503
-            logger.warning("call %s: no media ports: %s", self.call.id, exc)  # the server's fault
+            self.ctx.observer.shortage(self.call, f"no media ports: {exc}")
             raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
         try:
             self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
@@ -673,7 +676,7 @@ class SimpleCall:
         try:
             side_c = self._media.new_side("c", self.call.video)
         except Exception as exc:  # no relay ports left: the call goes on as it was
-            logger.warning("call %s: transfer without media ports: %s", self.call.id, exc)
+            self.ctx.observer.shortage(self.call, f"transfer without media ports: {exc}")
             self._changed("transfer_failed", {"cause": f"no media ports: {exc}"})
             return
         self.call.parties.append(request.target)
@@ -780,7 +783,7 @@ class SimpleCall:
         try:
             return self._media.new_side(label, self.call.video)
         except Exception as exc:
-            logger.warning("call %s: no media ports: %s", self.call.id, exc)  # the server's fault
+            self.ctx.observer.shortage(self.call, f"no media ports: {exc}")
             raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
 
     async def _release_media(self) -> None:

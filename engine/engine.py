@@ -45,6 +45,7 @@ from engine.model import (
 )
 from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTarget, resolve
 from engine.sandbox import SandboxLeg, plan_for
+from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
     from engine.store import Store
@@ -155,6 +156,7 @@ class Engine:
         self._nursery: trio.Nursery | None = None
         self.draining = False
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
+        self._shortage_warning = ThrottledWarning(logger)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -333,6 +335,11 @@ class Engine:
         return route.rate if route is not None else 0.0
 
     # --- observer (called by SimpleCall) ------------------------------------------------------
+
+    def shortage(self, call: PhoneCall, what: str) -> None:
+        # the server's own shortage, so the operator hears of it, but not once per call: when
+        # it happens, every new call hits it (engine.throttle)
+        self._shortage_warning.warn(f"call {call.id}: {what}")
 
     def changed(self, call: PhoneCall, event: str, data: dict[str, object]) -> None:
         try:

@@ -542,6 +542,24 @@ async def test_an_internal_error_on_a_bridged_call_byes_both_and_keeps_it_answer
         assert h.engine.live_count == 0
 
 
+async def test_a_run_of_calls_without_media_ports_is_one_warning_per_interval(
+    mock_clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1)]}) as h:
+        h.media_factory.side_error = RuntimeError("no free RTP/RTCP port pair")
+        for _ in range(5):
+            await h.wait_ended(await h.originate([EXT_A], [EXT_B]))
+        await trio.sleep(10)
+        last = await h.originate([EXT_A], [EXT_B])
+        await h.wait_ended(last)
+    lines = [r.getMessage() for r in caplog.records if "no media ports" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[1] == (
+        f"call {last}: no media ports: no free RTP/RTCP port pair"
+        " (and 4 more like it in the last 10 s)"
+    )
+
+
 async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(
     mock_clock, caplog: pytest.LogCaptureFixture
 ) -> None:
