@@ -16,6 +16,8 @@ made from the call record, so every follower sees exactly one final event.
   can drop duplicates. The dispatcher owns its nursery: run it with ``nursery.start(d.run)`` or
   ``async with open_callback_dispatcher(engine) as d``; on shutdown, after ``engine.drain``,
   ``await d.drain(seconds)`` lets the final events go out before the dispatcher is cancelled.
+  After a crash, ``b2bua serve`` watches each call ``Engine.recover`` ended with ``after_seq``
+  one below that call's final event, so its receiver gets that one event and nothing twice.
 """
 
 from __future__ import annotations
@@ -262,14 +264,15 @@ class CallbackDispatcher:
                 with trio.CancelScope(shield=True):
                     await client.aclose()
 
-    def watch(self, call_id: str, url: str) -> None:
-        """Start delivering the events of ``call_id`` to ``url``."""
+    def watch(self, call_id: str, url: str, *, after_seq: int | None = None) -> None:
+        """Start delivering the events of ``call_id`` to ``url`` (those after ``after_seq``:
+        after a restart, only the final event a recovered call was given)."""
         if self._nursery is None or self._active_client is None:
             raise RuntimeError("CallbackDispatcher is not running")
         if self.active == 0:
             self._idle = trio.Event()
         self.active += 1
-        self._nursery.start_soon(self._deliver_call, self._active_client, call_id, url)
+        self._nursery.start_soon(self._deliver_call, self._active_client, call_id, url, after_seq)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for every watched call's deliveries to finish (call it after
@@ -278,12 +281,14 @@ class CallbackDispatcher:
             await self._idle.wait()
         return self.active == 0
 
-    async def _deliver_call(self, client: httpx.AsyncClient, call_id: str, url: str) -> None:
+    async def _deliver_call(
+        self, client: httpx.AsyncClient, call_id: str, url: str, after_seq: int | None
+    ) -> None:
         async def emit(payload: dict[str, Any]) -> None:
             await self.post(client, url, payload)
 
         try:
-            await follow_call(self.engine, call_id, emit, idle=60.0)
+            await follow_call(self.engine, call_id, emit, after_seq=after_seq, idle=60.0)
         except Exception:
             logger.exception("call %s: status callbacks to %s stopped", call_id, url)
         finally:

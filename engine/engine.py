@@ -157,11 +157,16 @@ class Engine:
         self.draining = False
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
         self._shortage_warning = ThrottledWarning(logger)
+        self.recovered: list[PhoneCall] = []  # ended by recover(), for their final callbacks
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Mark calls that were live when the process stopped as ended; return how many."""
+        """Mark calls that were live when the process stopped as ended; return how many.
+
+        Each gets its final ``ended`` event (seq one past the last it had: see ``changed``),
+        which ``subscribe`` replays; ``recovered`` lists them, so the server can deliver that
+        event to their ``statusCallback``."""
         count = 0
         for call in self.store.live_calls():
             call.state = CallState.ENDED
@@ -172,7 +177,9 @@ class Engine:
                 if party.ended is None:
                     party.ended = call.ended
                 party.status = PartyStatus.UNKNOWN
+            call.events += 1  # the final event, made now
             self.store.save_call(call)
+            self.recovered.append(call)
             count += 1
         if count:
             logger.warning("marked %d calls live at the last stop as ended", count)
@@ -223,6 +230,7 @@ class Engine:
             call.parties.append(self.make_party(number, "source", req.organization_id))
         for number in req.destinations:
             call.parties.append(self.make_party(number, "destination", req.organization_id))
+        call.events = 1  # "created", published by _start
         self.store.save_call(call)
         self._start(call)
         return call, True
@@ -268,6 +276,7 @@ class Engine:
         source.status = PartyStatus.OFF_HOOK
         call.parties.append(source)
         call.parties.append(self.make_party(destination, "destination", organization_id))
+        call.events = 1  # "created", published by _start
         self.store.save_call(call)
         self._start(call, inbound=make_leg(0, f"caller {caller_number}"))
         return call
@@ -299,7 +308,7 @@ class Engine:
             raise RuntimeError("the engine is not running (use open_engine)")
         runner = SimpleCall(call, self._context(), **kwargs)
         self._live[call.id] = _Live(runner)
-        self._publish(call, "created", {})
+        self._publish(call, "created", {}, call.events)
         self._nursery.start_soon(self._run_call, runner, name=f"call {call.id}")
         return runner
 
@@ -342,16 +351,20 @@ class Engine:
         self._shortage_warning.warn(f"call {call.id}: {what}")
 
     def changed(self, call: PhoneCall, event: str, data: dict[str, object]) -> None:
+        # The event's seq is counted in the record before it is saved, and a call with a
+        # statusCallback is committed at every event: after a crash its stored count is at
+        # least every seq a receiver may have seen, so the final event recover() makes for it
+        # cannot reuse one (receivers drop duplicates by X-Event-Id CALLID:SEQ).
+        call.events += 1
         try:
-            self.store.save_call(call)
+            self.store.save_call(call, durable=call.status_callback is not None)
         except Exception:
             logger.exception("call %s: could not save the record", call.id)
-        self._publish(call, event, dict(data))
+        self._publish(call, event, dict(data), call.events)
 
-    def _publish(self, call: PhoneCall, event: str, data: dict[str, Any]) -> None:
+    def _publish(self, call: PhoneCall, event: str, data: dict[str, Any], seq: int) -> None:
         entry = self._live.get(call.id)
         final = event == "ended"
-        seq = len(entry.history) + 1 if entry is not None else 1
         item = CallEvent(call.id, seq, event, str(call.state), self._wall_clock(), data, final)
         logger.info("call %s: %s %s", call.id, event, data or "")
         if entry is not None:
@@ -397,7 +410,7 @@ class Engine:
                 send.send_nowait(
                     CallEvent(
                         call.id,
-                        1,
+                        max(call.events, 1),  # the final event's own seq
                         "ended",
                         str(call.state),
                         call.ended or self._wall_clock(),

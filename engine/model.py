@@ -209,6 +209,8 @@ class PhoneCall:
     charge: float = 0.0
     parties: list[Party] = field(default_factory=list)
     origin: str = "api"  # "api" | "sip"
+    # events published for this call so far: the last one's seq (statusCallback X-Event-Id)
+    events: int = 0
 
     @property
     def billable_seconds(self) -> int:
@@ -244,6 +246,7 @@ class PhoneCall:
             "charge": self.charge,
             "parties": [party.to_dict() for party in self.parties],
             "origin": self.origin,
+            "events": self.events,
         }
 
     @classmethod
@@ -278,6 +281,7 @@ class PhoneCall:
                 charge=float(data.get("charge", 0.0)),
                 parties=[Party.from_dict(p) for p in data.get("parties", [])],
                 origin=str(data.get("origin", "api")),
+                events=int(data.get("events", 0)),
             )
         except KeyError as exc:
             raise ValueError(f"call record lacks {exc.args[0]!r}") from None

@@ -94,7 +94,7 @@ class TokenRecord:
 
 
 class Store(Protocol):
-    def save_call(self, call: PhoneCall) -> None: ...
+    def save_call(self, call: PhoneCall, *, durable: bool = False) -> None: ...
     def get_call(self, call_id: str) -> PhoneCall | None: ...
     def find_call_by_nonce(self, user_id: int, nonce: str) -> PhoneCall | None: ...
     def list_calls(
@@ -219,8 +219,9 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ calls
 
-    def save_call(self, call: PhoneCall) -> None:
-        """Insert or update the record of ``call``.
+    def save_call(self, call: PhoneCall, *, durable: bool = False) -> None:
+        """Insert or update the record of ``call``; ``durable``: committed now, whatever the
+        change (the engine asks it for calls with a statusCallback).
 
         A new record, and a call becoming bridged or ended, are committed when this returns,
         so a crash keeps what a restart needs to settle the call (``Engine.recover``: live or
@@ -232,7 +233,11 @@ class SqliteStore:
         """
         state = call.state
         written = self._written_state.get(call.id)
-        if written is not None and (written is state or state not in _COMMITTED_STATES):
+        if (
+            written is not None
+            and not durable
+            and (written is state or state not in _COMMITTED_STATES)
+        ):
             self._pending[call.id] = call
             return
         self._pending.pop(call.id, None)

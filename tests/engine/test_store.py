@@ -142,6 +142,25 @@ def test_the_states_recovery_needs_are_committed_at_once_the_others_at_the_next(
     store.close()
 
 
+def test_a_durable_save_is_committed_whatever_the_change(tmp_path: Path) -> None:
+    """What the engine asks for calls with a statusCallback: every event counted on disk."""
+    path = tmp_path / "s.sqlite"
+    store = SqliteStore(path)
+    other = sqlite3.connect(path)
+    call = make_call(random.Random(5))
+    store.save_call(call, durable=True)
+    call.state = CallState.CALLING_SOURCE
+    call.events = 2
+    store.save_call(call, durable=True)
+    (state, data) = other.execute(
+        "SELECT state, data FROM calls WHERE id = ?", (call.id,)
+    ).fetchone()
+    assert state == "calling_source"
+    assert json.loads(data)["events"] == 2
+    other.close()
+    store.close()
+
+
 def test_nonce_lookup_is_per_user_and_latest_wins(store: SqliteStore) -> None:
     rng = random.Random(4)
     old = make_call(rng, 0, nonce="same")
