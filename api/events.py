@@ -126,9 +126,18 @@ async def follow_call(
                     await on_idle()
                 continue
             if after_seq is not None and event.seq <= after_seq:
-                if event.final:
+                if not event.final:
+                    continue
+                if event.seq == after_seq:
                     return  # the client already has the final event
-                continue
+                # A final event numbered below what the client has seen: one made after a
+                # crash for a call whose later events were not yet on disk (only calls with a
+                # statusCallback are committed at every event). It is still the call's end:
+                # send it, numbered past the client's.
+                payload = event_payload(event)
+                payload["seq"] = after_seq + 1
+                await emit(payload)
+                return
             last_seq = max(last_seq, int(event.seq))
             await emit(event_payload(event))
             if event.final:
@@ -137,7 +146,7 @@ async def follow_call(
     if not final_seen:
         call = engine.get_call(call_id)
         if call is not None and call.ended is not None:
-            await emit(final_payload(call, last_seq + 1))
+            await emit(final_payload(call, max(last_seq + 1, getattr(call, "events", 0))))
 
 
 def sse_frame(payload: dict[str, Any]) -> bytes:

@@ -281,7 +281,7 @@ class PhoneCall:
                 charge=float(data.get("charge", 0.0)),
                 parties=[Party.from_dict(p) for p in data.get("parties", [])],
                 origin=str(data.get("origin", "api")),
-                events=int(data.get("events", 0)),
+                events=int(data.get("events") or 0),  # absent in records of older versions
             )
         except KeyError as exc:
             raise ValueError(f"call record lacks {exc.args[0]!r}") from None

@@ -127,6 +127,7 @@ async def serve(
                 for call in engine.recovered:  # ended by the restart: their final event
                     if call.status_callback:
                         callbacks.watch(call.id, call.status_callback, after_seq=call.events - 1)
+                engine.recovered.clear()
                 app_holder["app"] = create_app(engine, public_url=public_url, callbacks=callbacks)
                 running.api_url = f"http://{_hostport(config.api.host, api_port)}"
                 if freeze_gc:

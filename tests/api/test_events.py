@@ -82,6 +82,43 @@ async def test_sse_of_a_finished_call_gives_its_final_event(mock_clock, client, 
     assert payloads[0]["event"] == "ended"
 
 
+async def test_sse_replay_gives_the_final_event_its_own_seq(mock_clock, client, engine):
+    """A finished call's final event keeps the seq it was sent with (the record counts its
+    events), so a client that has it (Last-Event-ID) gets nothing more."""
+    headers = await auth(client)
+    call_id = await create_call(client, headers, simple_body(source="0003*09"))
+    await wait_until(lambda: engine.get_call(call_id).ended is not None)
+    await trio.sleep(1)
+    final_seq = engine.get_call(call_id).events
+    response = await client.get(f"{BASE}/{call_id}/events", headers=headers)
+    [frame] = parse_sse(response.text)
+    assert json.loads(frame["data"])["seq"] == final_seq > 1
+    response = await client.get(
+        f"{BASE}/{call_id}/events", headers={**headers, "Last-Event-ID": str(final_seq)}
+    )
+    assert parse_sse(response.text) == []
+
+
+async def test_a_final_event_made_after_a_crash_still_reaches_a_client_that_saw_more(
+    mock_clock, client, engine
+):
+    """After a crash the final event of a call without a statusCallback may be numbered below
+    events a client saw (those were not on disk yet): it is sent, numbered past the client's."""
+    headers = await auth(client)
+    call_id = await create_call(client, headers, simple_body(source="0003*09"))
+    await wait_until(lambda: engine.get_call(call_id).ended is not None)
+    await trio.sleep(1)
+    call = engine.get_call(call_id)
+    call.events = 6  # what recover() gave it; the client had seen up to 7
+    engine.store.save_call(call)
+    response = await client.get(
+        f"{BASE}/{call_id}/events", headers={**headers, "Last-Event-ID": "7"}
+    )
+    [frame] = parse_sse(response.text)
+    payload = json.loads(frame["data"])
+    assert payload["final"] and payload["event"] == "ended" and payload["seq"] == 8
+
+
 async def test_sse_scope_and_not_found(mock_clock, client):
     headers = await auth(client)
     missing = await client.get(f"{BASE}/0123456789abcdef0123/events", headers=headers)
