@@ -39,12 +39,14 @@ Writes ``benchmarks/out/click_to_call[-TAG].csv`` and ``.png``.
     python benchmarks/bench_click_to_call.py --quick              # 50,150 /s x 4 s
     python benchmarks/bench_click_to_call.py --rates 150 --window 20 --py-spy 8 --tag prof
     python benchmarks/bench_click_to_call.py --src /tmp/before --candidate . --tag ab  # A/B
+    python benchmarks/bench_click_to_call.py --status-callback   # every call with a callback
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -101,6 +103,7 @@ COLUMNS = (
     "sipp_cpu%",
     "ok",
 )
+CALLBACK_COLUMNS = ("cb_posts", "cb_finals")  # printed with --status-callback
 
 
 class ClickToCallServer(OursServer):
@@ -219,24 +222,76 @@ async def token_for(client: httpx.AsyncClient) -> str:
     return str(reply.json()["access_token"])
 
 
+class CallbackReceiver:
+    """The App's statusCallback endpoint (``--status-callback``): a minimal HTTP/1.1 server on
+    127.0.0.1 that answers every POST 200 at once and counts them, and the final events."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+        self.finals = 0
+        self.port = 0
+
+    async def serve(self, nursery: trio.Nursery) -> None:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, self._handle, 0, host="127.0.0.1")
+        )
+        self.port = listeners[0].socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/status"
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        buffer = b""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                self.posts += 1
+                if b'"final":true' in body.replace(b" ", b""):
+                    self.finals += 1
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
 async def run_step(
-    client: httpx.AsyncClient, token: str, rate: int, window: float, duration: int
+    client: httpx.AsyncClient,
+    token: str,
+    rate: int,
+    window: float,
+    duration: int,
+    callback_url: str | None = None,
 ) -> StepResult:
     """Open loop: request i is sent at start + i/rate, each from its own task."""
     result = StepResult(rate, window)
     headers = {"Authorization": f"Bearer {token}"}
-    body = json.dumps(
-        {
-            "extension": "210",
-            "phoneCallView": [
-                {
-                    "source": [SOURCE_A, SOURCE_B],
-                    "destination": [DESTINATION],
-                    "callerId": "Bench <4242425>",
-                }
-            ],
-        }
-    ).encode()
+    request: dict[str, Any] = {
+        "extension": "210",
+        "phoneCallView": [
+            {
+                "source": [SOURCE_A, SOURCE_B],
+                "destination": [DESTINATION],
+                "callerId": "Bench <4242425>",
+            }
+        ],
+    }
+    if callback_url is not None:
+        request["statusCallback"] = callback_url
+    body = json.dumps(request).encode()
     headers["Content-Type"] = "application/json"
     url = f"/uapi/phoneCalls/@me/simple?callDuration={duration}"
     total = int(rate * window)
@@ -369,19 +424,27 @@ async def bench(args: argparse.Namespace, suts: list[Sut]) -> list[dict[str, Any
     )
     rows: list[dict[str, Any]] = []
     async with contextlib.AsyncExitStack() as stack:
+        if args.status_callback:
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            args.receiver = CallbackReceiver()
+            await args.receiver.serve(nursery)
+            stack.callback(nursery.cancel_scope.cancel)
         for sut in suts:
             sut.client = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=sut.server.api_url, timeout=30, limits=limits)
             )
             sut.token = await token_for(sut.client)
             # warm up: a few calls so imports, caches and the first relay ports are done
-            warm = await run_step(sut.client, sut.token, 10, 1.0, args.duration)
+            warm = await run_step(
+                sut.client, sut.token, 10, 1.0, args.duration, _callback_url(args)
+            )
             await wait_ended(sut.server.store_path, warm.ids, args.duration + 30)
         for rate in args.rates:
             for sut in suts:  # systems one after the other at each rate: same background load
                 row = await one_step(args, sut, rate)
                 rows.append(row)
-                print_table([row], COLUMNS, header=len(rows) == 1)
+                columns = COLUMNS + (CALLBACK_COLUMNS if args.status_callback else ())
+                print_table([row], columns, header=len(rows) == 1)
                 if row["ok"] != "yes":
                     print(
                         f"   {sut.name} {rate}/s: dispositions {row['dispositions']} api errors "
@@ -405,11 +468,18 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
     spy: subprocess.Popen[bytes] | None = None
     if args.py_spy and rate == args.rates[-1]:
         spy = start_py_spy(pid, args, sut.name)
-    step = await run_step(client, token, rate, args.window, args.duration)
+    receiver: CallbackReceiver | None = args.receiver
+    finals0 = receiver.finals if receiver else 0
+    posts0 = receiver.posts if receiver else 0
+    step = await run_step(client, token, rate, args.window, args.duration, _callback_url(args))
     cpu1, t1 = tree_cpu(pid), time.monotonic()
     me1 = cpu_seconds(os.getpid())
     sipp1 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
     got = await wait_ended(sut.server.store_path, step.ids, args.duration + 30)
+    if receiver is not None:  # the final callbacks follow the calls' ends
+        with trio.move_on_after(30):
+            while receiver.finals - finals0 < len(step.ids):
+                await trio.sleep(0.1)
     cpu2, main2 = tree_cpu(pid), cpu_seconds(pid)
     if spy is not None:
         finish_py_spy(spy, args, sut.name)
@@ -419,8 +489,10 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
     failed = len(step.ids) - answered + len(step.api_errors)
     wrong = await cross_check(client, token, step.ids, got)
     created = len(step.ids)
+    cb_finals = receiver.finals - finals0 if receiver else None
     ok = (
         failed == 0
+        and (cb_finals is None or cb_finals == created)
         and wrong == 0
         and b.cancel_recv == created
         and a.bye_recv == answered
@@ -464,7 +536,14 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
         "sched_lag_max_ms": 1000 * step.lag_max,
         "errors": " ".join(sorted(set(step.api_errors)))[:200],
         "dispositions": json.dumps(_histogram(got, step.ids)),
+        "cb_posts": receiver.posts - posts0 if receiver else "",
+        "cb_finals": "" if cb_finals is None else cb_finals,
     }
+
+
+def _callback_url(args: argparse.Namespace) -> str | None:
+    receiver: CallbackReceiver | None = args.receiver
+    return receiver.url if receiver is not None else None
 
 
 def _histogram(got: dict[str, tuple[str, int | None]], ids: list[str]) -> dict[str, int]:
@@ -612,6 +691,12 @@ def main() -> None:
     )
     parser.add_argument("--show-errors", type=int, default=0, help="print N chars of SIPp errors")
     parser.add_argument("--tag", default="", help="suffix of the output files")
+    parser.add_argument(
+        "--status-callback",
+        action="store_true",
+        help="every call names a statusCallback served by the benchmark (counts its POSTs; "
+        "a step is ok only when every call's final event arrived)",
+    )
     parser.add_argument("--src", type=Path, help="run 'ours' from another checkout")
     parser.add_argument(
         "--candidate",
@@ -624,6 +709,7 @@ def main() -> None:
         args.rates, args.window = "50,150", 4.0
     args.rates = [int(r) for r in str(args.rates).split(",")]
     args.suffix = f"-{args.tag}" if args.tag else ""
+    args.receiver = None  # the CallbackReceiver, once bench() starts it
     OUT.mkdir(parents=True, exist_ok=True)
     per_step = args.window + args.duration + 40
     timeout = f"{int(len(args.rates) * per_step * (2 if args.candidate else 1) + 120)}s"
