@@ -27,6 +27,7 @@ Writes benchmarks/out/memory.csv.
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ from common import (
     nofile_limit,
     print_table,
     rss_kib,
+    said_since,
     tree_rss_kib,
     write_csv,
 )
@@ -151,13 +153,8 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
                 rows = uac.rows()
                 failed = int(float(rows[-1].get("FailedCall(C)", "0") or 0)) if rows else 0
                 errors = uac.result(0).errors.strip().splitlines()
-                # why the server failed calls, in its own words (ours keeps its last lines)
-                drain = getattr(sut, "drain", None)
-                server_warnings = [
-                    line
-                    for line in (drain.lines if drain is not None else [])
-                    if " WARNING " in line or " ERROR " in line
-                ]
+                # why the server failed calls, in its own words (ours counts its warnings)
+                server_warnings = said_since(getattr(sut, "drain", None), collections.Counter())
             finally:
                 uac.cleanup()
     finally:
@@ -179,7 +176,7 @@ def measure(system_name: str, calls: int, args: argparse.Namespace) -> dict[str,
         "tree_kib_per_call": round((steady_tree - base_tree) / max(1, held_steady), 1),
         "tree_kib_per_call_setup": round((setup_tree - base_tree) / max(1, held), 1),
         "first_error": errors[1][:160] if len(errors) > 1 else "",
-        "server_warnings": server_warnings[-5:],
+        "server_warnings": server_warnings,
     }
 
 

@@ -222,6 +222,14 @@ class InboundSource(Protocol):
         ...
 
 
+def _record_counters(
+    due: list[tuple[Party, MediaSide]], counters: list[dict[str, dict[str, int]]]
+) -> None:
+    """Each leaving party's media counters into its record, in order."""
+    for (party, _side), kinds in zip(due, counters, strict=True):
+        party.media = kinds
+
+
 def _bind_media(leg: object, side: MediaSide) -> None:
     """Let a leg answer the party's own re-offers (re-INVITE/UPDATE: hold from the phone, a new
     address) from its relay side, so the relay follows and the answer mirrors the offer."""
@@ -405,11 +413,10 @@ class SimpleCall:
         assert self._media is not None
         party = self.call.parties[inbound.party_index]
         try:
-            side_a = self._media.new_side("a", self.call.video)
-        except Exception as exc:  # no relay ports left: the caller hears why
+            side_a = self._new_side("a")
+        except CallEnded:  # no relay ports left: the caller hears why
             inbound.final_status = 503
-            self.ctx.observer.shortage(self.call, f"no media ports: {exc}")
-            raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
+            raise
         try:
             self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
         except Exception as exc:  # an offer we cannot answer
@@ -798,18 +805,14 @@ class SimpleCall:
         except Exception:  # the relay is gone: the record must still end
             logger.exception("call %s: media cleanup failed", self.call.id)
             return
-        for (party, _side), kinds in zip(due, counters, strict=True):
-            party.media = kinds
+        _record_counters(due, counters)
 
     def _collect_stats(self) -> None:
         """``_release_media``'s counters, read at once (the engine stops: no worker thread)."""
         due, self._stats_due = self._stats_due, []
         if self._media is None or not due:
             return
-        for (party, _side), counters in zip(
-            due, self._media.stats([side for _party, side in due]), strict=True
-        ):
-            party.media = counters
+        _record_counters(due, self._media.stats([side for _party, side in due]))
 
     # --- record -----------------------------------------------------------------------------
 

@@ -50,9 +50,8 @@ def endpoints_within(limit: int) -> int:
     return max(0, (limit - RESERVED) // SOCKETS_PER_ENDPOINT)
 
 
-def check_capacity(port_pairs: int, limit: int | None = None) -> int:
-    """Log when the descriptor limit, not the port range, bounds the relay; return how many
-    endpoints fit in both."""
+def check_capacity(port_pairs: int, limit: int | None = None) -> None:
+    """Log when the descriptor limit, not the port range, bounds the relay."""
     limit = fd_limit() if limit is None else limit
     by_fd = endpoints_within(limit)
     if by_fd < port_pairs:
@@ -66,7 +65,6 @@ def check_capacity(port_pairs: int, limit: int | None = None) -> int:
             2 * SOCKETS_PER_ENDPOINT,
             port_pairs,
         )
-    return min(by_fd, port_pairs)
 
 
 def exhausted_message(limit: int | None = None) -> str:

@@ -47,10 +47,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.media import tone
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay, remote_address
+from engine.media.relay import Relay, check_tone_request, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
@@ -520,12 +519,7 @@ class RelayProcess:
         level_dbfs: float = -10.0,
         duration: float | None = None,
     ) -> None:
-        if duration is not None and duration <= 0:
-            raise MediaError(f"tone duration must be positive, not {duration!r}")
-        try:
-            tone.check_tone(frequency, payload_type, level_dbfs)
-        except ValueError as exc:
-            raise MediaError(str(exc)) from None
+        check_tone_request(frequency, payload_type, level_dbfs, duration)
         self._cast(
             "play_tone", _ref(ep), frequency, payload_type, level_dbfs=level_dbfs, duration=duration
         )

@@ -352,18 +352,14 @@ class Relay:
         """Send a sine tone (20 ms G.711 packets, random SSRC) to ``ep``'s phone from its own
         RTP socket, until ``stop_tone`` or ``duration`` seconds. Replaces a tone already playing.
         """
-        if duration is not None and duration <= 0:
-            raise MediaError(f"tone duration must be positive, not {duration!r}")
+        check_tone_request(frequency, payload_type, level_dbfs, duration)
         key = (round(frequency), payload_type, level_dbfs)
         with self._lock:
             self._check_open()
             state = self._state(ep)
             audio = self._tone_audio.get(key)
         if audio is None:
-            try:
-                audio = tone.encode_tone(frequency, payload_type, level_dbfs)
-            except ValueError as exc:
-                raise MediaError(str(exc)) from None
+            audio = tone.encode_tone(frequency, payload_type, level_dbfs)
         with self._lock:
             self._check_open()
             if len(self._tone_audio) >= _TONE_CACHE_SIZE:
@@ -702,6 +698,18 @@ def _check_range(port_range: tuple[int, int]) -> tuple[int, int]:
     if hi - (lo + (lo & 1)) < 1:
         raise MediaError(f"port range {lo}-{hi} holds no even RTP port with RTP+1 free")
     return lo, hi
+
+
+def check_tone_request(
+    frequency: float, payload_type: int, level_dbfs: float, duration: float | None
+) -> None:
+    """MediaError naming the first ``play_tone`` argument that cannot be used."""
+    if duration is not None and duration <= 0:
+        raise MediaError(f"tone duration must be positive, not {duration!r}")
+    try:
+        tone.check_tone(frequency, payload_type, level_dbfs)
+    except ValueError as exc:
+        raise MediaError(str(exc)) from None
 
 
 def remote_address(host: str, port: int, *, ipv6: bool) -> Address:
