@@ -1,4 +1,5 @@
-"""Persistence: PhoneCall records, registrar contacts and OAuth tokens, in SQLite.
+"""Persistence: PhoneCall records, registrar contacts, OAuth tokens, settings and node
+heartbeats, in SQLite.
 
 One connection in WAL mode with ``synchronous=NORMAL``: every write is its own committed
 transaction, so it survives the process dying (an OS crash may lose the last few, which is
@@ -23,7 +24,7 @@ from engine.model import CallState, PhoneCall
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -60,6 +61,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             owner_id INTEGER,
             expires_at REAL NOT NULL
         )""",
+    ),
+    1: (
+        # named values the process keeps across restarts (e.g. its generated signing secret)
+        "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # the last sign of life of each node: what recovery after a crash counts up to
+        "CREATE TABLE heartbeats (node TEXT PRIMARY KEY, at REAL NOT NULL)",
     ),
 }
 
@@ -139,6 +146,10 @@ class Store(Protocol):
     ) -> None: ...
     def get_token(self, token_hash: str) -> TokenRecord | None: ...
     def purge_expired(self, now: float) -> int: ...
+    def setting(self, name: str) -> str | None: ...
+    def setting_default(self, name: str, value: str) -> str: ...
+    def beat(self, node: str, at: float) -> None: ...
+    def last_beat(self, node: str) -> float | None: ...
     def close(self) -> None: ...
 
 
@@ -428,6 +439,34 @@ class SqliteStore:
             cursor = self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))
             removed += max(0, cursor.rowcount)
         return removed
+
+    # ------------------------------------------------------------------ settings, heartbeats
+
+    def setting(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def setting_default(self, name: str, value: str) -> str:
+        """The stored value of ``name``; ``value`` is stored first when there is none (the
+        first writer wins, so processes sharing a store agree)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (name, value)
+        )
+        stored = self.setting(name)
+        assert stored is not None
+        return stored
+
+    def beat(self, node: str, at: float) -> None:
+        """Record that ``node`` was alive at ``at`` (wall-clock epoch seconds)."""
+        self._db.execute(
+            "INSERT INTO heartbeats (node, at) VALUES (?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+            (node, at),
+        )
+
+    def last_beat(self, node: str) -> float | None:
+        row = self._db.execute("SELECT at FROM heartbeats WHERE node = ?", (node,)).fetchone()
+        return None if row is None else float(row[0])
 
     def close(self) -> None:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import (
+    ClusterConfig,
     ConfigError,
     ListenAddress,
     default_config,
@@ -19,6 +20,10 @@ FULL = """
 [sip]
 listen = ["udp:127.0.0.1:0", "tcp:[::1]:5070"]
 domain = "pbx.test"
+digest_algorithms = ["md5"]
+max_connections = 100
+max_connections_per_source = 10
+tcp_idle_timeout = 60
 
 [media]
 address = "10.1.2.3"
@@ -27,6 +32,7 @@ ports = [30000, 30099]
 [api]
 listen = "0.0.0.0:0"
 public_url = "https://uapi.test/"
+callback_allow = ["10.0.0.0/8", "hooks.example.com", "*.crm.example.com", "::1"]
 
 [store]
 url = "sqlite:///:memory:"
@@ -38,6 +44,12 @@ drain = 2.5
 
 [directory]
 file = "dir/directory.toml"
+
+[cluster]
+node = "node-a"
+secret = "0123456789abcdef0123"
+heartbeat = 1
+failover = 5
 """
 
 
@@ -126,7 +138,7 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ),
         ('[sip]\ndomain = "bad domain"', "sip.domain: bad host 'bad domain'"),
         ("[sip]\nport = 5060", "sip.port: unknown key"),
-        ("[sip]\nport = 5060", "known: domain, listen"),
+        ("[sip]\nport = 5060", "sip.port: unknown key (known: digest_algorithms, domain, listen"),
         ("[media]\nports = [20001, 29999]", "media.ports[0]: must be even"),
         (
             "[media]\nports = [30000, 20000]",
@@ -197,3 +209,76 @@ def test_render_config_round_trips(tmp_path: Path) -> None:
 def test_odd_paths_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"directory\.file: bad path"):
         load_config(write(tmp_path, '[directory]\nfile = "a\\u0000b"\n'))
+
+
+def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "directory.toml").write_text("")
+    config = load_config(write(tmp_path, FULL))
+    assert config.sip.digest_algorithms == ("MD5",)
+    assert (config.sip.max_connections, config.sip.max_connections_per_source) == (100, 10)
+    assert config.sip.tcp_idle_timeout == 60
+    assert config.api.callback_allow == (
+        "10.0.0.0/8",
+        "hooks.example.com",
+        "*.crm.example.com",
+        "::1",
+    )
+    assert config.cluster == ClusterConfig("node-a", "0123456789abcdef0123", 1, 5)
+    default = default_config()
+    assert default.sip.digest_algorithms == ("MD5", "SHA-256")
+    assert default.api.callback_allow is None
+    assert default.cluster.secret is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[sip]\ndigest_algorithms = ["SHA-1"]', "sip.digest_algorithms[0]: unknown algorithm"),
+        ('[sip]\ndigest_algorithms = ["MD5", "md5"]', "sip.digest_algorithms[1]: 'md5' is listed"),
+        ("[sip]\ndigest_algorithms = []", "sip.digest_algorithms: expected at least one"),
+        ("[sip]\nmax_connections = 0", "sip.max_connections: 0 out of range"),
+        (
+            "[sip]\nmax_connections = 5\nmax_connections_per_source = 6",
+            "sip.max_connections_per_source: 6 is more than sip.max_connections (5)",
+        ),
+        ("[sip]\ntcp_idle_timeout = 0", "sip.tcp_idle_timeout: expected a finite number"),
+        ('[api]\ncallback_allow = ["10.0.0.0/33"]', "api.callback_allow[0]: expected a CIDR"),
+        ('[api]\ncallback_allow = "10.0.0.0/8"', "api.callback_allow: expected an array"),
+        ('[cluster]\nsecret = "short"', "cluster.secret: too short"),
+        ('[cluster]\nnode = "a b"', "cluster.node: expected 1-64"),
+        ("[cluster]\nheartbeat = 5\nfailover = 5", "cluster.failover: 5 s must be longer"),
+    ],
+)
+def test_bad_new_keys_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert message in str(info.value)
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = """
+[sip]
+listen = ["foo", "udp:127.0.0.1:5060", "bar"]
+colour = "blue"
+
+[media]
+ports = [20001, 20000]
+
+[calls]
+drain = -1
+
+[nonsense]
+"""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    keys = [key for key, _ in info.value.problems]
+    assert keys == [
+        "sip.colour",
+        "nonsense",
+        "sip.listen[0]",
+        "sip.listen[2]",
+        "media.ports[0]",
+        "calls.drain",
+    ]
+    assert str(info.value).count("\n") == len(keys) - 1

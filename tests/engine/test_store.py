@@ -315,3 +315,47 @@ def test_survives_a_killed_process(tmp_path: Path) -> None:
     assert call is not None and call.id == new_call_id(random.Random(8))
     assert store.get_token("t") is not None
     store.close()
+
+
+def test_settings_keep_the_first_value_across_processes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    first, second = open_store(url), open_store(url)
+    assert first.setting("secret") is None
+    assert first.setting_default("secret", "from-first") == "from-first"
+    # a second process sharing the file gets the first one's value, not its own
+    assert second.setting_default("secret", "from-second") == "from-first"
+    first.close()
+    second.close()
+    reopened = open_store(url)
+    assert reopened.setting("secret") == "from-first"
+    reopened.close()
+
+
+def test_heartbeats_are_per_node_and_survive_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'beats.sqlite'}"
+    store = open_store(url)
+    assert store.last_beat("node-a") is None
+    store.beat("node-a", 1000.0)
+    store.beat("node-a", 1002.0)
+    store.beat("node-b", 999.0)
+    store.close()
+    reopened = open_store(url)
+    assert (reopened.last_beat("node-a"), reopened.last_beat("node-b")) == (1002.0, 999.0)
+    reopened.close()
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE settings")
+    db.execute("DROP TABLE heartbeats")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    migrated = open_store(f"sqlite:///{path}")
+    assert migrated.schema_version == SCHEMA_VERSION
+    migrated.beat("n", 1.0)
+    assert migrated.last_beat("n") == 1.0
+    migrated.close()
