@@ -5,10 +5,14 @@ authentication (username = extended number, password from the directory). Bindin
 store, so they survive a restart; each remembers where the REGISTER came from (``received``),
 which is where INVITEs for the extension go (the device may be behind NAT: RFC 3581 spirit).
 Expiry: the Contact's ``expires`` parameter, else the Expires header, else 3600 s; at most
-``MAX_EXPIRES``; below ``MIN_EXPIRES`` (and not 0) gets 423 with Min-Expires. ``*`` with
-Expires 0 removes every binding of the extension. A REGISTER whose Call-ID made a binding it
-touches with a CSeq at least its own arrived late (or was replayed): 500, nothing changes
-(§10.3 step 7); a device that restarted uses a new Call-ID and starts afresh.
+``MAX_EXPIRES``; below ``MIN_EXPIRES`` (and not 0) gets 423 with Min-Expires. A binding made
+over TCP gets at most ``max_tcp_expires`` (the server passes ``[sip] tcp_idle_timeout``):
+INVITEs reach such a device only over the connection it registered on, which the transport
+closes when no SIP message passed for that long, so the device's re-REGISTER before expiry is
+what keeps it open. ``*`` with Expires 0 removes every binding of the extension. A REGISTER
+whose Call-ID made a binding it touches with a CSeq at least its own arrived late (or was
+replayed): 500, nothing changes (§10.3 step 7); a device that restarted uses a new Call-ID and
+starts afresh.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ class Registrar:
         digest: DigestServer,
         *,
         wall_clock: Callable[[], float] = time.time,
+        max_tcp_expires: int | None = None,
     ) -> None:
         self.directory = directory
         self.store = store
         self.digest = digest
         self._now = wall_clock
+        self._max_tcp_expires = max_tcp_expires
 
     def authenticate(
         self, request: Request, header: str
@@ -114,6 +120,9 @@ class Registrar:
         peer = incoming.peer
         received = f"{_host(peer.host)}:{peer.port} {peer.transport}"
         # RFC 3261 §10.3 step 7: check every Contact first, so that all updates happen or none.
+        longest = MAX_EXPIRES
+        if peer.reliable and self._max_tcp_expires is not None:
+            longest = min(longest, self._max_tcp_expires)
         updates: list[tuple[str, int]] = []
         for value in contact_values:
             for contact in parse_name_addr_list(value):
@@ -124,7 +133,7 @@ class Registrar:
                     return request.response(400, "Negative expires")
                 if 0 < expires < MIN_EXPIRES:
                     return request.response(423, headers=[("Min-Expires", str(MIN_EXPIRES))])
-                updates.append((str(contact.uri), min(expires, MAX_EXPIRES)))
+                updates.append((str(contact.uri), min(expires, longest)))
         stale = self._out_of_order(request, extension, now, {uri for uri, _ in updates})
         if stale is not None:
             return stale

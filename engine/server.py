@@ -90,7 +90,7 @@ async def serve(
         return RelayMedia(relay, records / f"{call.id}.wav")
 
     try:
-        endpoint = make_endpoint()
+        endpoint = make_endpoint(config)
         sip_service = SipService(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
             bound = await _listen_all(endpoint, config)

@@ -46,8 +46,15 @@ logger = logging.getLogger(__name__)
 ALLOWED_METHODS = (*DEFAULT_ALLOWED_METHODS, "REGISTER")
 
 
-def make_endpoint() -> SipEndpoint:
-    return SipEndpoint(allowed_methods=ALLOWED_METHODS)
+def make_endpoint(config: Config) -> SipEndpoint:
+    """The server's endpoint, with the TCP limits of ``config``."""
+    sip = config.sip
+    return SipEndpoint(
+        allowed_methods=ALLOWED_METHODS,
+        idle_timeout=sip.tcp_idle_timeout,
+        max_connections=sip.max_connections,
+        max_connections_per_source=sip.max_connections_per_source,
+    )
 
 
 class SipService(LegProvider):
@@ -77,6 +84,8 @@ class SipService(LegProvider):
             store,
             DigestServer(self.domain, secret, algorithms=algorithms),
             wall_clock=wall_clock,
+            # a TCP device re-registers before its connection could go idle (README, TCP)
+            max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
         )
         self.call_auth = Registrar(
             directory,

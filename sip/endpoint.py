@@ -204,14 +204,21 @@ class SipEndpoint:
         allowed_methods: Iterable[str] = DEFAULT_ALLOWED_METHODS,
         supported_extensions: Iterable[str] = (),
         idle_timeout: float = 32.0,
+        max_connections: int = 1024,
+        max_connections_per_source: int = 32,
     ) -> None:
+        """``idle_timeout`` and the limits apply to TCP connections (``SipTransport``)."""
         self.timer_config = timer_config or TimerConfig()
         self.user_agent = user_agent
         self.allowed_methods = tuple(m.upper() for m in allowed_methods)
         self.supported_extensions = tuple(supported_extensions)
         self._layer = TransactionLayer(self.timer_config)
         self._transport = SipTransport(
-            self._on_message, idle_timeout=idle_timeout, on_error=self._on_transport_error
+            self._on_message,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            max_connections_per_source=max_connections_per_source,
+            on_error=self._on_transport_error,
         )
         self._pump_lock = trio.Lock()
         self._clients: dict[TxKey, ClientRequest] = {}

@@ -721,10 +721,18 @@ class StreamParser:
         self._max_head = max_head
         self._max_body = max_body
         self._error: RemoteProtocolError | None = None
+        self._crlfs = 0  # CRLFs seen since the last message (two make a keep-alive ping)
+        self._pings = 0
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    def take_pings(self) -> int:
+        """Double-CRLF keep-alive pings (RFC 5626 §4.4.1) seen between messages since the
+        last call; each asks for a single CRLF pong."""
+        pings, self._pings = self._pings, 0
+        return pings
 
     def feed(self, data: bytes) -> list[Message]:
         if self._error is not None:
@@ -745,11 +753,16 @@ class StreamParser:
                 skip = 0
                 while buf.startswith(b"\r\n", skip):
                     skip += 2
+                    self._crlfs += 1
+                    if self._crlfs == 2:
+                        self._pings += 1
+                        self._crlfs = 0
                 if skip:
                     del buf[:skip]
                     self._scan_from = 0
-                if buf == b"\r":
+                if not buf or buf == b"\r":
                     return out
+                self._crlfs = 0  # a message starts
                 end = buf.find(b"\r\n\r\n", self._scan_from)
                 if end < 0:
                     if len(buf) > self._max_head:

@@ -9,8 +9,18 @@ Theory of operation:
 * TCP: a listener per address plus outgoing connections, each with a reader task framing the
   stream by Content-Length (``StreamParser``).  Connections are kept in a table keyed by the
   peer's address (and, for connections a peer opened to us, by the sent-by of its Via so our
-  requests back to it reuse them), and closed after ``idle_timeout`` seconds without traffic
-  unless a dialog holds it with ``retain`` (a call may be silent for an hour, §18.3).
+  requests back to it reuse them).
+* TCP limits: at most ``max_connections`` connections in all and ``max_connections_per_source``
+  with one remote address, counting the ones we open as well (``ConnectionLimits``); a
+  connection over a limit is closed at once on accept (with a reset, so it leaves no
+  TIME_WAIT behind), and one we would open fails with TransportError.  Each refusal is
+  logged as a warning, at most one line per source and 10 s.
+* TCP idle timeout: only a complete SIP message, in either direction, counts as activity; a
+  double-CRLF keep-alive ping (answered with a CRLF pong, RFC 5626 §4.4.1) or a message
+  trickled in byte by byte does not.  A connection is closed ``idle_timeout`` seconds after
+  its last message, or ``first_message_timeout`` seconds after it opened when no message
+  has passed yet (slowloris), unless a dialog holds it with ``retain`` (a call may be silent
+  for an hour, §18.3).
 * Every TCP connection has one writer task fed by a bounded queue, so ``send`` never waits
   on a peer: a peer that stops reading fills its queue or keeps a write pending beyond
   ``send_timeout``, and then its connection is closed and ``on_error`` reports it (the
@@ -32,6 +42,7 @@ import math
 import re
 import secrets
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -39,6 +50,7 @@ import trio
 
 from sip.errors import RemoteProtocolError
 from sip.headers import Headers, canonical_name
+from sip.limits import ConnectionLimits
 from sip.message import Message, Request, Response, StreamParser, parse_message, serialize
 from sip.transaction_types import Peer
 
@@ -51,6 +63,8 @@ ErrorCallback = Callable[[Peer], Awaitable[None]]
 
 _MAX_DATAGRAM = 65535
 _MAX_QUEUED = 256  # messages waiting for one TCP peer before we give up on it
+_FIRST_MESSAGE_TIMEOUT = 30.0  # at most this long for a new connection's first message
+_PONG = b"\r\n"
 # A UDP listener's receive buffer absorbs the datagrams that arrive while the event loop is
 # busy elsewhere (a burst, a full garbage collection): what overflows is lost and comes back
 # only with the peer's retransmission 0.5-4 s later. The kernel caps SO_RCVBUF at
@@ -79,6 +93,14 @@ def _set_receive_buffer(sock: trio.socket.SocketType, size: int) -> None:
         except OSError:  # not CAP_NET_ADMIN
             pass
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def _reset(stream: trio.SocketStream) -> None:
+    """Close a connection we will not serve at once, with a reset (no FIN handshake, no
+    TIME_WAIT left on our side)."""
+    with contextlib.suppress(OSError):
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    stream.socket.close()
 
 
 class TransportError(Exception):
@@ -177,9 +199,10 @@ def error_response_for(data: bytes, error: RemoteProtocolError) -> Response | No
 class _TcpConnection:
     stream: trio.SocketStream
     peer: Peer
-    last_activity: float
+    opened_at: float
     outbox: trio.MemorySendChannel[bytes]
     pending: trio.MemoryReceiveChannel[bytes]
+    last_message: float | None = None  # when the last complete message went either way
     closed: bool = False
     failure: str = ""
     aliases: set[tuple[str, int]] = field(default_factory=set)
@@ -207,16 +230,26 @@ class SipTransport:
         on_message: MessageCallback,
         *,
         idle_timeout: float = 32.0,
+        first_message_timeout: float | None = None,
+        max_connections: int = 1024,
+        max_connections_per_source: int = 32,
         connect_timeout: float = 10.0,
         send_timeout: float = 10.0,
         max_queued: int = _MAX_QUEUED,
         on_error: ErrorCallback | None = None,
     ) -> None:
+        """``first_message_timeout`` defaults to ``min(30, idle_timeout)``."""
         self._on_message = on_message
         self._on_error = on_error
         self._send_timeout = send_timeout
         self._max_queued = max_queued
         self._idle_timeout = idle_timeout
+        self._first_message_timeout = (
+            min(_FIRST_MESSAGE_TIMEOUT, idle_timeout)
+            if first_message_timeout is None
+            else first_message_timeout
+        )
+        self._limits = ConnectionLimits(max_connections, max_connections_per_source)
         self._connect_timeout = connect_timeout
         self._udp: list[_UdpListener] = []
         self._tcp_listeners: list[_TcpListener] = []
@@ -361,11 +394,22 @@ class SipTransport:
                 continue
             except trio.ClosedResourceError:
                 return
-            remote = stream.socket.getpeername()
+            try:
+                remote = stream.socket.getpeername()
+            except OSError:  # reset by the peer already
+                _reset(stream)
+                continue
+            refusal = self._limits.admit(remote[0], trio.current_time())
+            if refusal is not None:
+                if refusal.warning is not None:
+                    log.warning("%s", refusal.warning)
+                _reset(stream)
+                continue
             self._add_connection(stream, Peer("tcp", remote[0], remote[1]))
 
     def _add_connection(self, stream: trio.SocketStream, peer: Peer) -> _TcpConnection:
-        """Table a connection and start its reader and writer tasks."""
+        """Table a connection (its slot in the limits taken) and start its reader and writer
+        tasks; the writer gives the slot back when it closes the stream."""
         assert self._nursery is not None
         outbox, pending = trio.open_memory_channel[bytes](self._max_queued)
         conn = _TcpConnection(stream, peer, trio.current_time(), outbox, pending)
@@ -374,16 +418,21 @@ class SipTransport:
         self._nursery.start_soon(self._tcp_writer, conn)
         return conn
 
+    def _deadline(self, conn: _TcpConnection) -> float:
+        """When ``conn`` is closed unless a complete message passes on it (or a dialog
+        holds it)."""
+        if conn.last_message is None:
+            return conn.opened_at + self._first_message_timeout
+        return conn.last_message + self._idle_timeout
+
     async def _tcp_reader(self, conn: _TcpConnection) -> None:
         parser = StreamParser()
         try:
             while not conn.closed:
-                deadline = conn.last_activity + self._idle_timeout
-                with trio.move_on_at(deadline):
+                with trio.move_on_at(self._deadline(conn)):
                     data = await conn.stream.receive_some(65536)
                     if not data:
                         break
-                    conn.last_activity = trio.current_time()
                     try:
                         messages = parser.feed(data)
                     except RemoteProtocolError as exc:
@@ -393,17 +442,28 @@ class SipTransport:
                             with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
                                 conn.outbox.send_nowait(serialize(response))
                         break
+                    if parser.take_pings():  # one pong for what arrived at once is enough
+                        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                            conn.outbox.send_nowait(_PONG)
+                    if messages:
+                        conn.last_message = trio.current_time()
                     for message in messages:
                         if isinstance(message, Request):
                             self._alias(message, conn)
                         await self._deliver(message, conn.peer)
                     continue
+                now = trio.current_time()
+                if now < self._deadline(conn):
+                    continue  # a message went out meanwhile
                 if self._in_use(conn):
-                    conn.last_activity = trio.current_time()  # a dialog still needs it
+                    conn.last_message = now  # a dialog still needs it
                     continue
-                if trio.current_time() >= conn.last_activity + self._idle_timeout:
-                    log.debug("closing idle tcp connection %s", conn.peer)
-                    break
+                log.debug(
+                    "closing tcp connection %s: no SIP message for %g s",
+                    conn.peer,
+                    now - (conn.opened_at if conn.last_message is None else conn.last_message),
+                )
+                break
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("tcp connection %s ended: %s", conn.peer, exc)
         finally:
@@ -423,13 +483,17 @@ class SipTransport:
                 if scope.cancelled_caught:
                     failed = f"no write progress for {self._send_timeout} s"
                     break
-                conn.last_activity = trio.current_time()
+                if data != _PONG:
+                    conn.last_message = trio.current_time()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             failed = str(exc) or type(exc).__name__
         finally:
             self._abort(conn)
-            with trio.CancelScope(shield=True):
-                await conn.stream.aclose()
+            try:
+                with trio.CancelScope(shield=True):
+                    await conn.stream.aclose()
+            finally:
+                self._limits.release(conn.peer.host)
         if failed and not self._closed:
             log.info("tcp connection %s failed: %s", conn.peer, conn.failure or failed)
             await self._report(conn)
@@ -583,26 +647,41 @@ class SipTransport:
         if self._nursery is None:
             raise TransportError("transport is not running")
         host = bare_host(peer.host)
+        refusal = self._limits.admit(host, trio.current_time(), incoming=False)
+        if refusal is not None:
+            if refusal.warning is not None:
+                log.warning("%s", refusal.warning)
+            raise TransportError(refusal.reason)
         stream: trio.SocketStream | None = None
-        with trio.move_on_after(self._connect_timeout):
-            try:
-                stream = await trio.open_tcp_stream(host, peer.port)
-            except OSError as exc:
-                raise TransportError(f"tcp connect to {peer}: {exc}") from exc
-        if stream is None:
-            raise TransportError(f"tcp connect to {peer}: timed out")
-        existing = self._connections.get((host, peer.port))
-        if existing is not None and not existing.closed:  # lost a race with another sender
-            await stream.aclose()
-            return existing
+        try:
+            with trio.move_on_after(self._connect_timeout):
+                try:
+                    stream = await trio.open_tcp_stream(host, peer.port)
+                except OSError as exc:
+                    raise TransportError(f"tcp connect to {peer}: {exc}") from exc
+            if stream is None:
+                raise TransportError(f"tcp connect to {peer}: timed out")
+            existing = self._connections.get((host, peer.port))
+            if existing is not None and not existing.closed:  # lost a race with another sender
+                lost, stream = stream, None
+                await lost.aclose()
+                return existing
+        finally:
+            if stream is None:
+                self._limits.release(host)
         return self._add_connection(stream, Peer("tcp", host, peer.port))
 
     def statistics(self) -> dict[str, float]:
         return {
             "udp_listeners": len(self._udp),
             "tcp_listeners": len(self._tcp_listeners),
-            "tcp_connections": len({id(c) for c in self._connections.values()}),
+            # open TCP connections (accepted and ours; the limits count them)
+            "tcp_connections": self._limits.open,
+            "tcp_connections_refused": self._limits.refused,
+            "max_connections": self._limits.max_total,
+            "max_connections_per_source": self._limits.max_per_source,
             "idle_timeout": self._idle_timeout if self._idle_timeout else math.inf,
+            "first_message_timeout": self._first_message_timeout,
             # bytes the kernel gives the first UDP listener (twice what it may hold in data)
             "udp_receive_buffer": (
                 self._udp[0].sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)

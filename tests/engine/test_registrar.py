@@ -57,26 +57,32 @@ def register(
     return message
 
 
-def make() -> tuple[Registrar, Clock]:
+def make(max_tcp_expires: int | None = None) -> tuple[Registrar, Clock]:
     clock = Clock()
     registrar = Registrar(
         demo_directory(),
         open_store("sqlite:///:memory:"),
         DigestServer("voip.example.com", b"k" * 32, algorithms=("MD5", "SHA-256")),
         wall_clock=clock,
+        max_tcp_expires=max_tcp_expires,
     )
     return registrar, clock
 
 
 def authed(
-    registrar: Registrar, user: str, password: str, contacts: list[str], **kw: object
+    registrar: Registrar,
+    user: str,
+    password: str,
+    contacts: list[str],
+    peer: Peer = PEER,
+    **kw: object,
 ) -> Response:
-    first = registrar.process(Incoming(register(user, contacts, **kw)))  # type: ignore[arg-type]
+    first = registrar.process(Incoming(register(user, contacts, **kw), peer))  # type: ignore[arg-type]
     assert first.status == 401
     challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
     credentials = authorize("REGISTER", "sip:voip.example.com", challenge, user, password)
     request = register(user, contacts, auth=credentials, **kw)  # type: ignore[arg-type]
-    return registrar.process(Incoming(request))  # type: ignore[arg-type]
+    return registrar.process(Incoming(request, peer))  # type: ignore[arg-type]
 
 
 def test_challenge_then_register_then_the_binding_is_stored() -> None:
@@ -161,3 +167,23 @@ def test_too_brief_an_interval_gets_423_and_nothing_changes() -> None:
 def test_star_needs_expires_zero() -> None:
     registrar, _ = make()
     assert authed(registrar, "0003*210", "secret210", ["*"], expires=60).status == 400
+
+
+def test_a_tcp_binding_expires_before_its_connection_could_go_idle() -> None:
+    # INVITEs reach a TCP device only over the connection it registered on, which is closed
+    # after tcp_idle_timeout without a SIP message: its refresh must come sooner than that.
+    registrar, clock = make(max_tcp_expires=300)
+    tcp = Peer("tcp", "192.0.2.10", 40312)
+    reply = authed(registrar, "0003*210", "secret210", ["<sip:a@10.0.0.5;transport=tcp>"], tcp)
+    assert reply.status == 200
+    assert "expires=300" in (reply.headers.get("Contact") or "")  # asked for the default 3600
+    [binding] = registrar.store.contacts("0003*210", clock.now)
+    assert binding.expires_at == clock.now + 300
+    assert binding.received == "192.0.2.10:40312 tcp"
+    shorter = authed(
+        registrar, "0003*211", "secret211", ["<sip:b@10.0.0.6;transport=tcp>"], tcp, expires=120
+    )
+    assert "expires=120" in (shorter.headers.get("Contact") or "")  # shorter ones as asked
+    # over UDP there is no connection to keep
+    udp = authed(registrar, "0003*212", "secret212", ["<sip:c@10.0.0.7>"], expires=3600)
+    assert "expires=3600" in (udp.headers.get("Contact") or "")

@@ -56,6 +56,24 @@ def test_keepalive_crlf_between_messages() -> None:
     assert parser.feed(REQUEST) == [parse_message(REQUEST)]
 
 
+def test_double_crlf_pings_between_messages_are_counted_for_their_pongs() -> None:
+    # RFC 5626 §4.4.1: a server answers each "\r\n\r\n" ping with a "\r\n" pong; a lone
+    # CRLF (a pong, or a stray line end after a message) asks for nothing.
+    parser = StreamParser()
+    assert parser.feed(b"\r\n") == [] and parser.take_pings() == 0
+    assert parser.feed(b"\r") == [] and parser.take_pings() == 0
+    assert parser.feed(b"\n") == [] and parser.take_pings() == 1  # split across three reads
+    assert parser.take_pings() == 0  # taken
+    assert parser.feed(b"\r\n\r\n\r\n\r\n") == [] and parser.take_pings() == 2
+    assert parser.feed(b"\r\n" + REQUEST) == [parse_message(REQUEST)]
+    assert parser.take_pings() == 0  # the CRLF before the message started no ping
+    assert parser.feed(REQUEST + b"\r\n") == [parse_message(REQUEST)]
+    assert parser.feed(b"\r\n") == [] and parser.take_pings() == 1  # a ping after a message
+    head_end = REQUEST.index(b"\r\n\r\n") + 4
+    # CRLFs inside a message (its blank line, its body) are no ping
+    assert parser.feed(REQUEST[:head_end] + b"\r\n\r\n") == [] and parser.take_pings() == 0
+
+
 def test_incomplete_message_waits() -> None:
     parser = StreamParser()
     assert parser.feed(REQUEST[:-5]) == []
