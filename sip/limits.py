@@ -1,8 +1,10 @@
-"""How many TCP connections the transport keeps, in all and per remote address (sans-IO).
+"""How many TCP connections the transport accepts, in all and per remote address (sans-IO).
 
-``ConnectionLimits`` counts open connections (accepted and opened by us alike: both hold a
-file descriptor, and a peer can make us open some, §18.2.2) by the remote host.  ``admit``
-takes a slot or says why not; ``release`` gives it back.  A refusal carries a warning to log,
+``ConnectionLimits`` counts the connections peers open to us by their remote host; ``admit``
+takes a slot or says why not, ``release`` gives it back.  Connections we open ourselves (to
+gateways and phones the engine chose, or back to a request's Via, §18.2.2) are counted
+(``open``) but never refused: a flood of incoming connections must not cut the server off from
+its own gateways, and their number follows our own calls.  A refusal carries a warning to log,
 at most one per remote address per ``warn_interval`` seconds (refusals for the total limit
 share one), each later line counting the ones left out, so a flood of connections costs one
 log line per source and interval, not one per connection.  Time is an argument: the caller
@@ -38,14 +40,20 @@ class ConnectionLimits:
         self.max_total = max_total
         self.max_per_source = max_per_source
         self.warn_interval = warn_interval
-        self._open: dict[str, int] = {}
-        self._total = 0
+        self._open: dict[str, int] = {}  # incoming connections by remote host
+        self._total = 0  # incoming connections
+        self._outgoing = 0  # connections we opened
         self._refused = 0
         self._throttles: dict[str, _Throttle] = {}
 
     @property
     def open(self) -> int:
-        """Connections holding a slot now."""
+        """Connections open now, incoming and ours."""
+        return self._total + self._outgoing
+
+    @property
+    def incoming(self) -> int:
+        """Connections peers opened to us, open now (what ``max_total`` bounds)."""
         return self._total
 
     @property
@@ -57,9 +65,14 @@ class ConnectionLimits:
         return self._open.get(host, 0)
 
     def admit(self, host: str, now: float, *, incoming: bool = True) -> Refusal | None:
-        """Take a slot for a connection with ``host``; a ``Refusal`` when over a limit."""
+        """Take a slot for a connection with ``host``; a ``Refusal`` when over a limit.
+
+        A connection we open (``incoming=False``) is counted, never refused."""
+        if not incoming:
+            self._outgoing += 1
+            return None
         count = self._open.get(host, 0)
-        what = f"tcp connection {'from' if incoming else 'to'} {host} refused"
+        what = f"tcp connection from {host} refused"
         if count >= self.max_per_source:
             reason = (
                 f"{what}: {count} open with that address already"
@@ -73,8 +86,13 @@ class ConnectionLimits:
         self._total += 1
         return None
 
-    def release(self, host: str) -> None:
+    def release(self, host: str, *, incoming: bool = True) -> None:
         """Give back the slot ``admit`` took for ``host``."""
+        if not incoming:
+            if self._outgoing <= 0:
+                raise ValueError(f"no tcp connection to {host} to release")
+            self._outgoing -= 1
+            return
         count = self._open.get(host, 0)
         if count <= 0:
             raise ValueError(f"no tcp connection with {host} to release")

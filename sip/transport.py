@@ -206,6 +206,7 @@ class _TcpConnection:
     closed: bool = False
     failure: str = ""
     aliases: set[tuple[str, int]] = field(default_factory=set)
+    incoming: bool = True  # accepted from a peer (False: we opened it)
 
 
 @dataclass(eq=False)
@@ -407,12 +408,14 @@ class SipTransport:
                 continue
             self._add_connection(stream, Peer("tcp", remote[0], remote[1]))
 
-    def _add_connection(self, stream: trio.SocketStream, peer: Peer) -> _TcpConnection:
+    def _add_connection(
+        self, stream: trio.SocketStream, peer: Peer, *, incoming: bool = True
+    ) -> _TcpConnection:
         """Table a connection (its slot in the limits taken) and start its reader and writer
         tasks; the writer gives the slot back when it closes the stream."""
         assert self._nursery is not None
         outbox, pending = trio.open_memory_channel[bytes](self._max_queued)
-        conn = _TcpConnection(stream, peer, trio.current_time(), outbox, pending)
+        conn = _TcpConnection(stream, peer, trio.current_time(), outbox, pending, incoming=incoming)
         self._connections[(peer.host, peer.port)] = conn
         self._nursery.start_soon(self._tcp_reader, conn)
         self._nursery.start_soon(self._tcp_writer, conn)
@@ -493,7 +496,7 @@ class SipTransport:
                 with trio.CancelScope(shield=True):
                     await conn.stream.aclose()
             finally:
-                self._limits.release(conn.peer.host)
+                self._limits.release(conn.peer.host, incoming=conn.incoming)
         if failed and not self._closed:
             log.info("tcp connection %s failed: %s", conn.peer, conn.failure or failed)
             await self._report(conn)
@@ -647,11 +650,7 @@ class SipTransport:
         if self._nursery is None:
             raise TransportError("transport is not running")
         host = bare_host(peer.host)
-        refusal = self._limits.admit(host, trio.current_time(), incoming=False)
-        if refusal is not None:
-            if refusal.warning is not None:
-                log.warning("%s", refusal.warning)
-            raise TransportError(refusal.reason)
+        self._limits.admit(host, trio.current_time(), incoming=False)  # counted, not refused
         stream: trio.SocketStream | None = None
         try:
             with trio.move_on_after(self._connect_timeout):
@@ -668,8 +667,8 @@ class SipTransport:
                 return existing
         finally:
             if stream is None:
-                self._limits.release(host)
-        return self._add_connection(stream, Peer("tcp", host, peer.port))
+                self._limits.release(host, incoming=False)
+        return self._add_connection(stream, Peer("tcp", host, peer.port), incoming=False)
 
     def statistics(self) -> dict[str, float]:
         return {
@@ -677,6 +676,7 @@ class SipTransport:
             "tcp_listeners": len(self._tcp_listeners),
             # open TCP connections (accepted and ours; the limits count them)
             "tcp_connections": self._limits.open,
+            "tcp_connections_incoming": self._limits.incoming,
             "tcp_connections_refused": self._limits.refused,
             "max_connections": self._limits.max_total,
             "max_connections_per_source": self._limits.max_per_source,

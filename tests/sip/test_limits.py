@@ -23,21 +23,26 @@ def test_a_source_over_its_limit_is_refused_and_others_are_not() -> None:
     assert limits.admit("192.0.2.1", 0.0) is None
 
 
-def test_the_total_limit_counts_every_source_and_our_own_connections() -> None:
-    limits = ConnectionLimits(max_total=3, max_per_source=2)
+def test_the_total_limit_counts_every_source_but_never_refuses_our_own_connections() -> None:
+    limits = ConnectionLimits(max_total=2, max_per_source=1)
     assert limits.admit("192.0.2.1", 0.0) is None
     assert limits.admit("192.0.2.2", 0.0) is None
-    assert limits.admit("198.51.100.7", 0.0, incoming=False) is None  # one we opened
     refusal = limits.admit("192.0.2.3", 0.0)
     assert refusal is not None
     assert refusal.reason == (
-        "tcp connection from 192.0.2.3 refused: 3 open already (max_connections 3)"
+        "tcp connection from 192.0.2.3 refused: 2 open already (max_connections 2)"
     )
-    ours = limits.admit("198.51.100.8", 0.0, incoming=False)
-    assert ours is not None and ours.reason.startswith("tcp connection to 198.51.100.8 refused")
-    limits.release("198.51.100.7")
+    # a flood of incoming connections does not cut us off from our gateways and phones,
+    # not even from one on an address that has the most connections in already
+    assert limits.admit("192.0.2.1", 0.0, incoming=False) is None
+    assert limits.admit("198.51.100.8", 0.0, incoming=False) is None
+    assert (limits.open, limits.incoming) == (4, 2)
+    limits.release("198.51.100.8", incoming=False)
+    limits.release("192.0.2.1")
     assert limits.admit("192.0.2.3", 0.0) is None
-    assert limits.open == 3
+    assert (limits.open, limits.incoming) == (3, 2)
+    with pytest.raises(ValueError):
+        limits.release("192.0.2.9")
 
 
 def test_one_warning_per_source_and_interval_with_the_count_left_out() -> None:
