@@ -157,8 +157,8 @@ class SipConfig:
     # first: SIPp and many deployed phones answer only the first challenge and know only MD5;
     # some (baresip) give up on seeing any other, so ["MD5"] must be possible.
     digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
-    max_connections: int = 1024  # SIP over TCP: connections in all (accepted and ours)
-    max_connections_per_source: int = 32  # ... with one remote address
+    max_connections: int = 1024  # SIP over TCP: connections peers open to us, in all
+    max_connections_per_source: int = 32  # ... from one remote address
     # a TCP connection with no complete SIP message this long is closed (CRLF keep-alives do
     # not count); TCP registrations get at most this expiry, so their refresh keeps it open
     tcp_idle_timeout: float = 300
