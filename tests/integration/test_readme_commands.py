@@ -372,3 +372,25 @@ def test_sipp_scenarios_by_hand(
     assert invite.from_display_name == "Jane Roe"  # 0003*211's caller id
     assert phone.process.poll() is None
     stop_like_a_user(phone)
+
+
+# -------------------------------------------------------------------------------- embedding
+
+
+def test_embedding_example_runs(repo_root: Path, tmp_path: Path) -> None:
+    blocks = blocks_under(README, "Embedding", "python")
+    assert len(blocks) == 1
+    script = tmp_path / "embed.py"
+    script.write_text(blocks[0].text)
+    result = subprocess.run(
+        [str(repo_root / ".venv" / "bin" / "python"), str(script)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "bridged bridged" in lines, result.stdout
+    assert lines[-1] == "ended ended", result.stdout
