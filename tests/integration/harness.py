@@ -11,7 +11,7 @@ Everything here runs real processes on 127.0.0.1 and cleans them up:
   into a folder; parsers for the final statistics row (``SippStats``) and the message log
   (``SipLogEntry``).
 - ``B2buaServer``: the real ``b2bua serve --config FILE`` on port-0 listeners, addresses read from
-  its ``listening ...`` lines (CONTRACT section 2); SIGTERM then kill on teardown.
+  its ``listening ...`` lines (README, "Configuration"); SIGTERM then kill on teardown.
 - ``RtpEndpoint``: a tiny RTP sender/receiver (or echoer) to check media through the relay.
 
 The pytest fixtures that wrap these live in ``tests/integration/conftest.py``.
@@ -349,7 +349,7 @@ def _parse_sip_text(text: str, stamp: float, transport: str, direction: str) -> 
 
 
 class SippExit(enum.IntEnum):
-    """SIPp's exit codes (see TOOLS-NOTES.md)."""
+    """SIPp's exit codes (as sipp_scenarios/README.md lists them)."""
 
     ALL_OK = 0
     SOME_FAILED = 1
