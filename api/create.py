@@ -216,7 +216,8 @@ def check_simple_call(
     body: dict[str, Any],
     default_wait_for_pickup: int,
 ) -> CheckedCall:
-    """Apply every rule of the Create Simple PhoneCalls page; ``ApiError`` names the first one broken."""
+    """Apply every rule of the Create Simple PhoneCalls page; ``ApiError`` names the first
+    one broken."""
     owner_alias = is_owner_alias(user_text)
     user = None if owner_alias else resolve_user(principal, directory, user_text)
 
