@@ -1,4 +1,5 @@
-"""Validation of ``POST /uapi/phoneCalls/{userId}/simple`` (the seed document, rule by rule).
+"""Validation of ``POST /uapi/phoneCalls/{userId}/simple`` (VoipNow's Create Simple
+PhoneCalls page, rule by rule).
 
 Checks run in this order and the first failure is answered (all 400 unless noted):
 
@@ -42,7 +43,7 @@ from engine.numbers import ExtensionTarget, NumberError, parse_caller_id, resolv
 
 logger = logging.getLogger(__name__)
 
-MAX_SECONDS = 604800  # one week: a bound the seed does not state, against overflow downstream
+MAX_SECONDS = 604800  # one week: a bound VoipNow does not state, against overflow downstream
 MAX_PARTIES = 20
 MAX_NUMBER_LENGTH = 64
 MAX_URL_LENGTH = 2048
@@ -215,7 +216,8 @@ def check_simple_call(
     body: dict[str, Any],
     default_wait_for_pickup: int,
 ) -> CheckedCall:
-    """Apply every rule of the seed document; ``ApiError`` names the first one broken."""
+    """Apply every rule of the Create Simple PhoneCalls page; ``ApiError`` names the first
+    one broken."""
     owner_alias = is_owner_alias(user_text)
     user = None if owner_alias else resolve_user(principal, directory, user_text)
 

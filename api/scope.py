@@ -1,6 +1,7 @@
 """Who may act for whom: resolve ``userId`` and ``extension`` path values for an App.
 
-VoipNow's rules (create-simple-phonecalls, UAPI reference 2.10) as this facade applies them:
+VoipNow's rules (its Create Simple PhoneCalls page, UnifiedAPI reference 2.10) as this facade
+applies them:
 
 - a **User App** acts only as its own user: ``@me``, ``@viewer``, its own id, or ``@owner`` when
   the extension is its own; any other user id is 403 ``access_denied``;

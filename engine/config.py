@@ -1,4 +1,4 @@
-"""The process configuration: one TOML file (CONTRACT.md section 2) or the embedded default.
+"""The process configuration: one TOML file (README, "Configuration") or the embedded default.
 
 ``load_config(path)`` reads and checks the whole file before anything starts, and a mistake
 raises ``ConfigError(key, problem)`` whose text names the key, e.g.

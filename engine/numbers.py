@@ -1,4 +1,4 @@
-"""Number resolution (CONTRACT.md section 4) and caller-id text.
+"""Number resolution (README, "Numbers") and caller-id text.
 
 ``resolve`` turns a dialled number into where it rings, checked in this order:
 

@@ -1,6 +1,6 @@
 """Sandbox numbers ``CODE*00`` .. ``CODE*09``, answered by the engine itself.
 
-Behaviour, exactly as VoipNow documents its sandbox (UAPI-REFERENCE §2.11):
+Behaviour, exactly as VoipNow documents its sandbox (UnifiedAPI reference, 2.11):
 
 ====  ==============================================
 *00   answers after 1 s          *05  answers after 3 s, or busy (50 %)

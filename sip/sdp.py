@@ -54,7 +54,6 @@ __all__ = [
     "Rtcp",
     "SessionDescription",
     "Timing",
-    "answer",
     "bump_version",
     "hold",
     "make_answer",
@@ -857,9 +856,6 @@ def make_answer(
         times=(Timing(0, 0),),
         media=tuple(answered),
     )
-
-
-answer = make_answer  # the name docs/INTERNAL-API.md uses
 
 
 def bump_version(sd: SessionDescription) -> SessionDescription:

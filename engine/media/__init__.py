@@ -9,12 +9,9 @@ from engine.media.recorder import RecordingInfo
 from engine.media.relay import Relay
 from engine.media.stats import ChannelStats, MediaEndpoint, RelayStatistics, StreamStats
 
-Endpoint = MediaEndpoint  # the name docs/INTERNAL-API.md uses
-
 __all__ = [
     "ChannelStats",
     "DescriptorsExhausted",
-    "Endpoint",
     "MediaEndpoint",
     "MediaError",
     "PortRangeExhausted",

@@ -1,4 +1,4 @@
-"""POST /uapi/phoneCalls/{userId}/simple: every rule and error code of the seed document."""
+"""POST /uapi/phoneCalls/{userId}/simple: every rule and error code of VoipNow's page."""
 
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ async def test_repeated_nonce_returns_the_same_call(mock_clock, client, engine) 
     assert second.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     assert len(engine.list_calls(user_id=12)) == 1
-    # the nonce may also sit in the view, as the contract words it
+    # the nonce may also sit in the view, as VoipNow words it
     third = await post(client, simple_body(view={"nonce": "order-42"}))
     assert third.json()[0]["id"] == first.json()[0]["id"]
     # a replay through another extension of the user points at the call's own extension

@@ -1,4 +1,4 @@
-"""Number resolution (CONTRACT.md section 4) and caller-id parsing."""
+"""Number resolution (README, "Numbers") and caller-id parsing."""
 
 from __future__ import annotations
 

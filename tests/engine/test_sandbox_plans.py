@@ -1,4 +1,5 @@
-"""Each sandbox number's documented behaviour (UAPI-REFERENCE §2.11), over many draws."""
+"""Each sandbox number's behaviour as VoipNow documents it (UnifiedAPI reference, 2.11), over
+many draws."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Everything here runs real processes on 127.0.0.1 and cleans them up:
   into a folder; parsers for the final statistics row (``SippStats``) and the message log
   (``SipLogEntry``).
 - ``B2buaServer``: the real ``b2bua serve --config FILE`` on port-0 listeners, addresses read from
-  its ``listening ...`` lines (CONTRACT section 2); SIGTERM then kill on teardown.
+  its ``listening ...`` lines (README, "Configuration"); SIGTERM then kill on teardown.
 - ``RtpEndpoint``: a tiny RTP sender/receiver (or echoer) to check media through the relay.
 
 The pytest fixtures that wrap these live in ``tests/integration/conftest.py``.
@@ -349,7 +349,7 @@ def _parse_sip_text(text: str, stamp: float, transport: str, direction: str) -> 
 
 
 class SippExit(enum.IntEnum):
-    """SIPp's exit codes (see TOOLS-NOTES.md)."""
+    """SIPp's exit codes (as sipp_scenarios/README.md lists them)."""
 
     ALL_OK = 0
     SOME_FAILED = 1
@@ -753,7 +753,8 @@ def b2bua_command() -> list[str]:
 class B2buaServer:
     """The real ``b2bua serve`` on free ports, with a config and directory written into ``workdir``.
 
-    ``directory`` is the directory TOML text (section 3 of the contract); ``config`` overrides
+    ``directory`` is the directory TOML text, or None for the built-in demo directory (no
+    ``[directory]`` table: what ``b2bua serve`` runs without a config); ``config`` overrides
     or adds keys per table, e.g. ``{"calls": {"wait_for_pickup": 5}}``.
     """
 
@@ -761,7 +762,7 @@ class B2buaServer:
         self,
         workdir: Path,
         *,
-        directory: str = DEFAULT_DIRECTORY,
+        directory: str | None = DEFAULT_DIRECTORY,
         config: Mapping[str, Mapping[str, object]] | None = None,
         domain: str = "voip.example.com",
         media_ports: int = 200,
@@ -774,15 +775,17 @@ class B2buaServer:
         self.env = dict(env or {})
         self.media_range = free_port_range(media_ports)
         self.directory_file = self.workdir / "directory.toml"
-        self.directory_file.write_text(directory)
+        if directory is not None:
+            self.directory_file.write_text(directory)
         sections: dict[str, dict[str, object]] = {
             "sip": {"listen": ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], "domain": domain},
             "media": {"address": LOCALHOST, "ports": list(self.media_range)},
             "api": {"listen": "127.0.0.1:0"},
             "store": {"url": f"sqlite:///{self.workdir / 'b2bua.sqlite'}"},
             "calls": {"wait_for_pickup": 25, "max_duration": 3600, "drain": 2},
-            "directory": {"file": str(self.directory_file)},
         }
+        if directory is not None:
+            sections["directory"] = {"file": str(self.directory_file)}
         for table, items in (config or {}).items():
             sections.setdefault(table, {}).update(items)
         self.drain = float(sections["calls"].get("drain", 10))  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ pjlib does not know, so pytest must never host it. The child (``main`` below, ru
 ``python softphone.py CONFIG_JSON``) owns the Endpoint in its main thread (``threadCnt = 0``,
 ``mainThreadOnly``), pumps ``libHandleEvents(10)``, and takes commands from a plain reader
 thread through a queue. It keeps every Call/Account/player/recorder referenced until ``quit``
-and deletes them all before ``libDestroy()`` (TOOLS-NOTES.md).
+and deletes them all before ``libDestroy()`` (pjsua2 objects still alive then crash it).
 
 Protocol, one JSON object per line:
 
