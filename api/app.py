@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.cdr import list_cdr
 from api.context import ApiContext
 from api.docs import docs_page
+from api.egress import CallbackPolicy
 from api.errors import EXCEPTION_HANDLERS, ErrorGuard
 from api.events import call_events
 from api.oauth import TOKEN_KEY_PURPOSE, Clock, TokenService, token_endpoint, utc_now
@@ -147,6 +148,7 @@ def create_app(
         public_url=public_url.rstrip("/"),
         clock=clock,
         callbacks=callbacks,
+        callback_policy=CallbackPolicy.of_engine(engine),
     )
     app.state.openapi = openapi_document(public_url.rstrip("/"))
     return app
