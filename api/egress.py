@@ -20,9 +20,10 @@ slow resolver must not hold up the create, a name may resolve only later, and wh
 resolves to at create time says nothing about delivery time anyway. Delivery time
 (``CallbackPolicy.resolve``) checks the host again (the policy may have changed across a
 restart), resolves a name (``trio.socket.getaddrinfo``, in a worker thread), refuses it when
-any of its addresses is denied, and returns the addresses so the request is made to one of
-those very addresses (``pinned_requests``): a name that answers a harmless address to a first
-lookup and a denied one to a second (DNS rebinding) cannot slip between check and connect.
+any of its addresses is denied, and returns the addresses; ``EgressTransport`` (the statusCallback
+HTTP client's transport) calls it for every connection it opens and connects to one of those
+very addresses, so a name that answers a harmless address to a first lookup and a denied one
+to a second (DNS rebinding) cannot slip between check and connect.
 
 Host forms that resolvers read as IPv4 addresses (``127.1``, ``0x7f.0.0.1``, ``2130706433``)
 are checked as the address they name, and an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as
@@ -34,9 +35,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from dataclasses import dataclass
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpcore
 import httpx
 import trio
 
@@ -92,16 +96,6 @@ def literal_address(host: str) -> Address | None:
 
 def _name(host: str) -> str:
     return host.lower().rstrip(".")
-
-
-@dataclass(frozen=True, slots=True)
-class PinnedRequest:
-    """One way to send a request: to ``url`` (the host replaced by a vetted address), with
-    the original ``Host`` header and TLS server name in ``headers`` and ``extensions``."""
-
-    url: httpx.URL
-    headers: dict[str, str]
-    extensions: dict[str, Any]
 
 
 class CallbackPolicy:
@@ -196,17 +190,127 @@ class CallbackPolicy:
             return [str(resolved) for resolved in addresses]
         raise TimeoutError(f"host {name} did not resolve in {self.resolve_timeout:g}s")
 
-    async def pinned_requests(self, url: str) -> list[PinnedRequest]:
-        """The requests to try in turn for ``url``, one per vetted address (see module doc);
-        raises as ``resolve`` does."""
-        target = httpx.URL(url)
-        port = target.port or (443 if target.scheme == "https" else 80)
-        addresses = await self.resolve(target.host, port)
-        headers = {"Host": target.netloc.decode("ascii")}
-        extensions: dict[str, Any] = {}
-        if target.scheme == "https" and literal_address(target.host) is None:
-            extensions["sni_hostname"] = target.host  # TLS checks the name, not the address
-        return [
-            PinnedRequest(target.copy_with(host=address), headers, extensions)
-            for address in addresses
-        ]
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's trio backend behind the policy: a connection is made only to an address
+    ``CallbackPolicy.resolve`` vetted for the host."""
+
+    def __init__(self, policy: CallbackPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.TrioBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self._policy.resolve(host, port)
+        except OSError as exc:  # no such name, resolver down or slow: a failed attempt
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        for index, address in enumerate(addresses):
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+        raise AssertionError("resolve returns at least one address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+# httpcore's exceptions as httpx's (the most specific first), so callers catch httpx.HTTPError
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core_error, httpx_error in _HTTPX_ERRORS:
+            if isinstance(exc, core_error):
+                raise httpx_error(str(exc)) from exc
+        raise
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class EgressTransport(httpx.AsyncBaseTransport):
+    """An httpx transport (HTTP/1.1, keep-alive, TLS checked against the URL's host name)
+    whose every connection passes ``policy``: ``httpx.AsyncClient(transport=...)``.
+
+    Connections are pooled by the URL's host name, so a kept-alive connection stays on the
+    address that was checked when it was opened. ``EgressRefused`` propagates out of the
+    request as is; other failures are httpx's exceptions. Proxy variables of the environment
+    are not used (a proxy would resolve names where the policy cannot see)."""
+
+    def __init__(self, policy: CallbackPolicy, *, ssl_context: ssl.SSLContext | None = None):
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_GuardedBackend(policy),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx_errors():
+            response = await self._pool.handle_async_request(core_request)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

@@ -13,12 +13,14 @@ made from the call record, so every follower sees exactly one final event.
   at a time per call. A delivery is retried on connection errors, timeouts, 408, 429 and 5xx with
   exponential backoff (1 s doubling, at most 30 s apart, 6 attempts), then given up and logged;
   other 4xx answers are not retried. Every POST carries ``X-Event-Id: CALLID:SEQ`` so a receiver
-  can drop duplicates. Each POST first passes the egress policy (``api.egress``): the host is
-  checked and resolved, and the request goes to one of the vetted addresses; a refused
+  can drop duplicates. Every connection passes the egress policy (``api.egress``): the host is
+  checked and resolved, and the connection goes to one of the vetted addresses; a refused
   destination (say, a name that now resolves to a metadata address) is logged at WARNING and
-  not retried. The dispatcher owns its nursery: run it with ``nursery.start(d.run)`` or
-  ``async with open_callback_dispatcher(engine) as d``; on shutdown, after ``engine.drain``,
-  ``await d.drain(seconds)`` lets the final events go out before the dispatcher is cancelled.
+  not retried. A ``client`` passed to the dispatcher is used as is: give it
+  ``transport=EgressTransport(policy)`` to keep the policy. The dispatcher owns its nursery:
+  run it with ``nursery.start(d.run)`` or ``async with open_callback_dispatcher(engine) as
+  d``; on shutdown, after ``engine.drain``, ``await d.drain(seconds)`` lets the final events
+  go out before the dispatcher is cancelled.
   After a crash, ``b2bua serve`` watches each call ``Engine.recover`` ended with ``after_seq``
   one below that call's final event, so its receiver gets that one event and nothing twice.
 """
@@ -41,7 +43,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.context import context
-from api.egress import CallbackPolicy, EgressRefused
+from api.egress import CallbackPolicy, EgressRefused, EgressTransport
 from api.oauth import authenticate
 from api.render import iso
 from api.scope import path_extension
@@ -266,7 +268,9 @@ class CallbackDispatcher:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``task_status.started()`` once ``watch`` may be called."""
         client = self._client or httpx.AsyncClient(
-            timeout=self.timeout, headers={"User-Agent": "trio-b2bua status callback"}
+            transport=EgressTransport(self.policy),
+            timeout=self.timeout,
+            headers={"User-Agent": "trio-b2bua status callback"},
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -320,7 +324,9 @@ class CallbackDispatcher:
         for attempt in range(1, self.max_attempts + 1):
             headers = {"X-Event-Id": event_id, "X-Attempt": str(attempt)}
             try:
-                response = await self._send(client, url, payload, headers)
+                response = await client.post(
+                    url, json=payload, headers=headers, timeout=self.timeout
+                )
             except EgressRefused as exc:
                 logger.warning("callback %s to %s refused: %s", event_id, url, exc)
                 self.refused += 1
@@ -342,30 +348,6 @@ class CallbackDispatcher:
         logger.warning("callback %s to %s given up: %s", event_id, url, problem)
         self.failed += 1
         return False
-
-    async def _send(
-        self,
-        client: httpx.AsyncClient,
-        url: str,
-        payload: dict[str, Any],
-        headers: dict[str, str],
-    ) -> httpx.Response:
-        """One attempt: to each address the policy vetted for the URL's host, in turn, until
-        one accepts the connection."""
-        pinned = await self.policy.pinned_requests(url)
-        for index, request in enumerate(pinned):
-            try:
-                return await client.post(
-                    request.url,
-                    json=payload,
-                    headers={**headers, **request.headers},
-                    extensions=request.extensions,
-                    timeout=self.timeout,
-                )
-            except httpx.ConnectError:
-                if index == len(pinned) - 1:
-                    raise
-        raise AssertionError("resolve returns at least one address")
 
 
 @asynccontextmanager

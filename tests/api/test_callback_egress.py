@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,8 @@ from test_egress import FakeResolver
 from test_events import Receiver, callback_setup
 from uapi_helpers import assert_error, auth, create_call, simple_body, wait_until
 
+from api.egress import CallbackPolicy, EgressRefused, EgressTransport
+from api.events import CallbackDispatcher
 from engine.config import ApiConfig, default_config
 from engine.directory import demo_directory
 from engine.engine import Engine, open_engine
@@ -148,7 +151,9 @@ async def test_delivery_to_a_name_that_rebinds_to_a_denied_address_is_refused(
 ) -> None:
     resolver = Rebinding({})
     trio.socket.set_custom_hostname_resolver(resolver)
-    receiver = Receiver()
+    # a new connection per POST, so each one looks the name up again (a kept-alive
+    # connection stays on the address checked when it was opened)
+    receiver = Receiver(close=True)
     caplog.set_level(logging.WARNING, logger="api.events")
     async with callback_setup(engine, receiver, backoff=0.5) as (client, dispatcher):
         headers = await auth(client)
@@ -179,16 +184,42 @@ async def test_delivery_rechecks_a_literal_address_against_the_current_policy(
 ) -> None:
     """A call created under one policy and delivered under another (a restart with a new
     ``callback_allow``): the delivery follows the policy in force."""
-    from api.egress import CallbackPolicy
-    from api.events import CallbackDispatcher
-
     receiver = Receiver()
+    policy = CallbackPolicy(("hooks.example.com",))
     async with trio.open_nursery() as nursery:
         await receiver.serve(nursery)
-        dispatcher = CallbackDispatcher(engine, policy=CallbackPolicy(("hooks.example.com",)))
-        async with httpx.AsyncClient() as http:
+        dispatcher = CallbackDispatcher(engine, policy=policy)
+        async with httpx.AsyncClient(transport=EgressTransport(policy)) as http:
             payload = {"phoneCallId": "0" * 20, "seq": 1}
             assert not await dispatcher.post(http, receiver.url, payload)
         nursery.cancel_scope.cancel()
     assert receiver.attempts == 0 and dispatcher.refused == 1
     assert "address 127.0.0.1 is not in this server's statusCallback allow list" in caplog.text
+
+
+async def test_the_transport_connects_only_to_vetted_addresses(mock_clock) -> None:
+    trio.socket.set_custom_hostname_resolver(
+        FakeResolver({"hooks.example.com": ["127.0.0.1"], "meta.example.com": ["169.254.169.254"]})
+    )
+    receiver = Receiver()
+    async with trio.open_nursery() as nursery:
+        await receiver.serve(nursery)
+        port = receiver.port
+        async with httpx.AsyncClient(transport=EgressTransport(CallbackPolicy())) as http:
+            reply = await http.post(f"http://hooks.example.com:{port}/cb", json={"n": 1})
+            assert reply.status_code == 200
+            with pytest.raises(EgressRefused, match=re.escape("169.254.169.254, a cloud metadata")):
+                await http.post(f"http://meta.example.com:{port}/cb", json={"n": 2})
+            with pytest.raises(
+                EgressRefused, match=re.escape("169.254.169.254 is a cloud metadata")
+            ):
+                await http.post(f"http://[::ffff:169.254.169.254]:{port}/cb", json={"n": 3})
+            with pytest.raises(
+                httpx.ConnectError, match=re.escape("cannot resolve nowhere.example.com")
+            ):
+                await http.post(f"http://nowhere.example.com:{port}/cb", json={"n": 4})
+            with pytest.raises(httpx.ConnectError):
+                await http.post("http://127.0.0.1:9/cb", json={"n": 5})  # nobody listens
+        nursery.cancel_scope.cancel()
+    assert receiver.attempts == 1
+    assert receiver.requests[0][0]["host"] == f"hooks.example.com:{port}"

@@ -3,6 +3,7 @@ what a host name resolves to at delivery time (names answered by a resolver of t
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Mapping, Sequence
 
@@ -137,7 +138,7 @@ async def test_delivery_refuses_a_name_that_resolves_to_a_denied_address() -> No
         ("mixed.example.com", "resolves to fe80::1, a link-local address"),
         ("mapped.example.com", "resolves to 169.254.169.254, a cloud metadata address"),
     ]:
-        with pytest.raises(EgressRefused, match=f"host {name} {why}"):
+        with pytest.raises(EgressRefused, match=re.escape(f"host {name} {why}")):
             await policy.resolve(name, 80)
     with pytest.raises(OSError):
         await policy.resolve("nowhere.example.com", 80)
@@ -156,14 +157,6 @@ async def test_an_explicit_cidr_admits_what_an_allowed_name_resolves_to() -> Non
     assert await policy.resolve("hooks.example.com", 443) == ["169.254.10.20"]
     with pytest.raises(EgressRefused, match="fe80::2, a link-local address"):
         await policy.resolve("a.apps.example.org", 443)
-
-
-async def test_requests_are_pinned_to_the_vetted_address() -> None:
-    trio.socket.set_custom_hostname_resolver(FakeResolver({"hooks.example.com": ["192.0.2.7"]}))
-    [pinned] = await CallbackPolicy().pinned_requests("https://hooks.example.com:8443/cb?x=1")
-    assert str(pinned.url) == "https://192.0.2.7:8443/cb?x=1"
-    assert pinned.headers == {"Host": "hooks.example.com:8443"}
-    assert pinned.extensions == {"sni_hostname": "hooks.example.com"}  # TLS checks the name
 
 
 async def test_a_slow_resolver_is_a_failed_attempt_not_a_stall(mock_clock) -> None:
