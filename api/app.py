@@ -21,11 +21,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.cdr import list_cdr
 from api.context import ApiContext
 from api.docs import docs_page
+from api.egress import CallbackPolicy
 from api.errors import EXCEPTION_HANDLERS, ErrorGuard
 from api.events import call_events
-from api.oauth import Clock, TokenService, token_endpoint, utc_now
+from api.oauth import TOKEN_KEY_PURPOSE, Clock, TokenService, token_endpoint, utc_now
 from api.openapi import openapi_document, openapi_endpoint
 from api.phonecalls import create_simple, delete_calls, get_calls, put_call
+from engine.keys import cluster_secret, derive_key
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +122,20 @@ def create_app(
     public_url: str,
     clock: Clock = utc_now,
     callbacks: Any | None = None,
+    token_key: bytes | None = None,
 ) -> Starlette:
     """The UAPI facade for ``engine``.
 
     ``public_url`` is the base of ``link.self`` URLs; ``clock`` is the wall clock used for token
     expiry; ``callbacks`` is a running ``api.events.CallbackDispatcher`` (without one, a request
-    with ``statusCallback`` is answered 501).
+    with ``statusCallback`` is answered 501); ``token_key`` signs and checks the OAuth tokens
+    (default: derived from ``[cluster] secret``, or from the secret kept in the engine's store,
+    so every app on the same secret or store accepts the tokens of the others).
     """
+    if token_key is None:
+        token_key = derive_key(
+            cluster_secret(engine.config.cluster, engine.store), TOKEN_KEY_PURPOSE
+        )
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(ErrorGuard), Middleware(StripTrailingSlash)],
@@ -135,10 +144,11 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.ctx = ApiContext(
         engine=engine,
-        tokens=TokenService(engine.directory, engine.store, clock),
+        tokens=TokenService(engine.directory, token_key, clock),
         public_url=public_url.rstrip("/"),
         clock=clock,
         callbacks=callbacks,
+        callback_policy=CallbackPolicy.of_engine(engine),
     )
     app.state.openapi = openapi_document(public_url.rstrip("/"))
     return app

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from api.egress import CallbackPolicy
 from api.errors import ApiError
 from api.oauth import Clock, TokenService
 
@@ -18,6 +19,7 @@ class ApiContext:
     public_url: str
     clock: Clock
     callbacks: Any | None  # api.events.CallbackDispatcher, or None: statusCallback refused
+    callback_policy: CallbackPolicy  # where a statusCallback may point
 
     @property
     def directory(self) -> Any:

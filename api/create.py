@@ -17,7 +17,10 @@ Checks run in this order and the first failure is answered (all 400 unless noted
 5. ``callerId`` and ``callerIdDestination``/``callerDestination`` (``pc_callerid_invalid``):
    the ``Name <number>`` form; setting either when the extension does not allow it is refused;
 6. ``nonce`` (``pc_nonce_invalid``): 1-128 characters of ``A-Z a-z 0-9 . _ ~ : @ + = / -``;
-7. ``statusCallback`` (``pc_callback_invalid``, this facade's own code): an absolute http(s) URL.
+7. ``statusCallback`` (``pc_callback_invalid``, this facade's own code): an absolute http(s) URL
+   whose host the server's egress policy allows (``api.egress``: by default no link-local,
+   cloud metadata, multicast, unspecified or broadcast address; with ``[api] callback_allow``
+   only the hosts listed). Host names are not resolved here, only at delivery.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from api.egress import CallbackPolicy
 from api.errors import ApiError
 from api.oauth import Principal
 from api.scope import (
@@ -179,7 +183,7 @@ def _caller_id(value: Any, name: str) -> str | None:
     return value
 
 
-def _status_callback(value: Any) -> str | None:
+def _status_callback(value: Any, policy: CallbackPolicy) -> str | None:
     if value is None:
         return None
     message = "statusCallback must be an absolute http:// or https:// URL"
@@ -196,6 +200,9 @@ def _status_callback(value: Any) -> str | None:
             raise _bad(
                 "pc_callback_invalid", f"{message} (bad IPv6 address {host[:48]!r})"
             ) from None
+    refusal = policy.refusal(host)
+    if refusal is not None:
+        raise _bad("pc_callback_invalid", f"statusCallback is refused: {refusal}")
     return value
 
 
@@ -215,9 +222,11 @@ def check_simple_call(
     query: dict[str, str],
     body: dict[str, Any],
     default_wait_for_pickup: int,
+    callback_policy: CallbackPolicy | None = None,
 ) -> CheckedCall:
     """Apply every rule of the Create Simple PhoneCalls page; ``ApiError`` names the first
-    one broken."""
+    one broken. ``callback_policy``: where a statusCallback may point (default:
+    ``CallbackPolicy()``)."""
     owner_alias = is_owner_alias(user_text)
     user = None if owner_alias else resolve_user(principal, directory, user_text)
 
@@ -282,7 +291,9 @@ def check_simple_call(
             "nonce must be 1-128 characters of letters, digits and . _ ~ : @ + = / -",
         )
 
-    status_callback = _status_callback(body.get("statusCallback"))
+    status_callback = _status_callback(
+        body.get("statusCallback"), callback_policy or CallbackPolicy()
+    )
     return CheckedCall(
         user=user,
         extension=extension,

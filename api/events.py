@@ -13,9 +13,14 @@ made from the call record, so every follower sees exactly one final event.
   at a time per call. A delivery is retried on connection errors, timeouts, 408, 429 and 5xx with
   exponential backoff (1 s doubling, at most 30 s apart, 6 attempts), then given up and logged;
   other 4xx answers are not retried. Every POST carries ``X-Event-Id: CALLID:SEQ`` so a receiver
-  can drop duplicates. The dispatcher owns its nursery: run it with ``nursery.start(d.run)`` or
-  ``async with open_callback_dispatcher(engine) as d``; on shutdown, after ``engine.drain``,
-  ``await d.drain(seconds)`` lets the final events go out before the dispatcher is cancelled.
+  can drop duplicates. Every connection passes the egress policy (``api.egress``): the host is
+  checked and resolved, and the connection goes to one of the vetted addresses; a refused
+  destination (say, a name that now resolves to a metadata address) is logged at WARNING and
+  not retried. A ``client`` passed to the dispatcher is used as is: give it
+  ``transport=EgressTransport(policy)`` to keep the policy. The dispatcher owns its nursery:
+  run it with ``nursery.start(d.run)`` or ``async with open_callback_dispatcher(engine) as
+  d``; on shutdown, after ``engine.drain``, ``await d.drain(seconds)`` lets the final events
+  go out before the dispatcher is cancelled.
   After a crash, ``b2bua serve`` watches each call ``Engine.recover`` ended with ``after_seq``
   one below that call's final event, so its receiver gets that one event and nothing twice.
 """
@@ -38,6 +43,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.context import context
+from api.egress import CallbackPolicy, EgressRefused, EgressTransport
 from api.oauth import authenticate
 from api.render import iso
 from api.scope import path_extension
@@ -240,8 +246,11 @@ class CallbackDispatcher:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         timeout: float = 10.0,
+        policy: CallbackPolicy | None = None,
     ) -> None:
         self.engine = engine
+        # where POSTs may go: by default the engine's [api] callback_allow
+        self.policy = policy or CallbackPolicy.of_engine(engine)
         self._client = client
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -251,6 +260,7 @@ class CallbackDispatcher:
         self._active_client: httpx.AsyncClient | None = None
         self.delivered = 0
         self.failed = 0
+        self.refused = 0  # POSTs the egress policy stopped (counted in ``failed`` too)
         self.active = 0  # calls whose deliveries are still running
         self._idle = trio.Event()
         self._idle.set()
@@ -258,7 +268,9 @@ class CallbackDispatcher:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``task_status.started()`` once ``watch`` may be called."""
         client = self._client or httpx.AsyncClient(
-            timeout=self.timeout, headers={"User-Agent": "trio-b2bua status callback"}
+            transport=EgressTransport(self.policy),
+            timeout=self.timeout,
+            headers={"User-Agent": "trio-b2bua status callback"},
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -310,14 +322,17 @@ class CallbackDispatcher:
         event_id = f"{payload['phoneCallId']}:{payload['seq']}"
         problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
+            headers = {"X-Event-Id": event_id, "X-Attempt": str(attempt)}
             try:
                 response = await client.post(
-                    url,
-                    json=payload,
-                    headers={"X-Event-Id": event_id, "X-Attempt": str(attempt)},
-                    timeout=self.timeout,
+                    url, json=payload, headers=headers, timeout=self.timeout
                 )
-            except httpx.HTTPError as exc:
+            except EgressRefused as exc:
+                logger.warning("callback %s to %s refused: %s", event_id, url, exc)
+                self.refused += 1
+                self.failed += 1
+                return False
+            except (httpx.HTTPError, OSError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if 200 <= response.status_code < 300:

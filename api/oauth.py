@@ -3,14 +3,22 @@
 ``POST /oauth/token.php`` takes the form fields ``grant_type=client_credentials``, ``client_id``
 and ``client_secret`` (or HTTP Basic client authentication, RFC 6749 section 2.3.1, or the same
 fields as a JSON object when the Content-Type says JSON); any other
-field (VoipNow's ``type=unifiedapi``, ``redirect_uri``...) is ignored. A token is 256 random bits
-(``secrets.token_urlsafe``) that lives one hour; only its SHA-256 is stored (``store.save_token``),
-so a copy of the database holds no usable token. The wall clock is injected, so expiry is tested
-without waiting.
+field (VoipNow's ``type=unifiedapi``, ``redirect_uri``...) is ignored.
+
+A token is self-contained and signed; nothing is stored per token. It reads
+``CLAIMS.SIGNATURE``: ``CLAIMS`` is the base64url (RFC 4648 section 5, no padding) of the JSON
+array ``[1, client_id, owner_kind, owner_id, expires, random_id]`` (format version 1, the wall
+clock's epoch second the token dies at, 128 random bits), ``SIGNATURE`` the base64url of
+HMAC-SHA256 over ``CLAIMS`` with the key ``derive_key(cluster_secret, "api-token")``
+(``engine.keys``). Any process holding the secret checks a token without a lookup: the
+signature (constant-time compare), the expiry, and then that the App still exists in the
+directory with the same owner, so an App removed from the directory loses its tokens when the
+process loads the new directory. A token lives one hour; the wall clock is injected, so expiry
+is tested without waiting.
 
 Every ``/uapi/`` request names its token in ``Authorization: Bearer T`` or in the query parameter
-``accessRequestToken=Bearer T`` (the bare token is tolerated there too); missing, unknown and
-expired tokens all get 401 ``access_denied``.
+``accessRequestToken=Bearer T`` (the bare token is tolerated there too); missing, forged,
+tampered and expired tokens all get 401 ``access_denied``.
 """
 
 from __future__ import annotations
@@ -19,13 +27,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -37,7 +44,11 @@ from api.errors import ApiError
 logger = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 3600  # seconds, as VoipNow's current documentation says
+TOKEN_KEY_PURPOSE = "api-token"  # engine.keys.derive_key purpose of the signing key
+TOKEN_VERSION = 1
+MAX_TOKEN_LENGTH = 4096  # longer ones are refused before any decoding
 MAX_FORM_BYTES = 16 * 1024
+OWNER_KINDS = ("user", "organization", "admin")
 
 Clock = Callable[[], datetime]
 
@@ -55,49 +66,73 @@ class Principal:
     owner_id: int | None  # None for admin
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _field(record: Any, name: str, index: int) -> Any:
-    """Read a field of whatever the store returns (object, mapping or tuple)."""
-    if isinstance(record, dict):
-        return record.get(name)
-    if isinstance(record, tuple | list):
-        return record[index] if index < len(record) else None
-    return getattr(record, name, None)
+def _b64decode(text: str) -> bytes | None:
+    """Strict unpadded base64url; None for anything else."""
+    if not text.isascii() or "=" in text or len(text) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
+def _claims(payload: bytes) -> tuple[str, str, int | None, int] | None:
+    """``(client_id, owner_kind, owner_id, expires)`` of a version 1 claims array."""
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(claims, list) or len(claims) != 6 or claims[0] != TOKEN_VERSION:
+        return None
+    _, client_id, kind, owner_id, expires, _random_id = claims
+    if (
+        not isinstance(client_id, str)
+        or kind not in OWNER_KINDS
+        or not (owner_id is None or (isinstance(owner_id, int) and not isinstance(owner_id, bool)))
+        or not isinstance(expires, int)
+        or isinstance(expires, bool)
+    ):
+        return None
+    return client_id, kind, owner_id, expires
 
 
 class TokenService:
-    """Issues and checks bearer tokens for the directory's Apps."""
+    """Issues and checks the signed bearer tokens of the directory's Apps (see module doc).
+
+    ``key`` is the signing key, ``derive_key(cluster_secret(...), TOKEN_KEY_PURPOSE)``: every
+    ``TokenService`` built with the same key accepts the tokens of the others."""
 
     def __init__(
-        self, directory: Any, store: Any, clock: Clock = utc_now, lifetime: int = TOKEN_LIFETIME
+        self, directory: Any, key: bytes, clock: Clock = utc_now, lifetime: int = TOKEN_LIFETIME
     ) -> None:
+        if len(key) < 16:
+            raise ValueError("the token signing key must be at least 16 bytes")
         self._directory = directory
-        self._store = store
+        self._key = key
         self._clock = clock
         self.lifetime = lifetime
+
+    def _sign(self, claims: str) -> str:
+        return _b64encode(hmac.new(self._key, claims.encode("ascii"), hashlib.sha256).digest())
+
+    def make(self, app: Any) -> str:
+        """A new token for the directory App ``app``."""
+        # whole seconds, rounded down: a token never outlives the lifetime it is announced with
+        expires = int(self._clock().timestamp()) + self.lifetime
+        claims = [
+            TOKEN_VERSION,
+            app.client_id,
+            app.owner_kind,
+            app.owner_id,
+            expires,
+            _b64encode(secrets.token_bytes(16)),
+        ]
+        encoded = _b64encode(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+        return f"{encoded}.{self._sign(encoded)}"
 
     async def issue(self, client_id: str, client_secret: str) -> str | None:
         """A new token for valid credentials, None otherwise."""
@@ -107,36 +142,32 @@ class TokenService:
             client_secret.encode("utf-8", "surrogatepass"),
         ):
             return None
-        token = secrets.token_urlsafe(32)
-        # the store keeps wall-clock epoch seconds
-        expires_at = (self._clock() + timedelta(seconds=self.lifetime)).timestamp()
-        await _maybe_await(
-            self._store.save_token(
-                hash_token(token), app.client_id, app.owner_kind, app.owner_id, expires_at
-            )
-        )
+        token = self.make(app)
         logger.info("issued a token to app %s (%s)", app.client_id, app.owner_kind)
         return token
 
     async def check(self, token: str) -> Principal | None:
-        """The App behind a live token, None for unknown or expired ones."""
-        if not token or len(token) > 512:
+        """The App behind a valid, unexpired token of a still existing App; None otherwise."""
+        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
             return None
-        record = await _maybe_await(self._store.get_token(hash_token(token)))
-        if record is None:
+        encoded, signature = token.split(".")
+        if not encoded.isascii() or not hmac.compare_digest(
+            signature.encode("ascii", "replace"), self._sign(encoded).encode("ascii")
+        ):
             return None
-        expires_at = _as_datetime(_field(record, "expires_at", 4))
-        if expires_at is None or expires_at <= self._clock():
+        payload = _b64decode(encoded)
+        claims = None if payload is None else _claims(payload)
+        if claims is None:  # signed by us, so only an older or newer format can land here
+            logger.warning("a token with a valid signature has unreadable claims")
             return None
-        client_id = _field(record, "client_id", 1)
-        if not isinstance(client_id, str) or self._directory.app(client_id) is None:
-            return None  # the App was removed from the directory since
-        owner_id = _field(record, "owner_id", 3)
-        return Principal(
-            client_id=client_id,
-            owner_kind=str(_field(record, "owner_kind", 2)),
-            owner_id=None if owner_id is None else int(owner_id),
-        )
+        client_id, kind, owner_id, expires = claims
+        if expires <= self._clock().timestamp():
+            return None
+        app = self._directory.app(client_id)
+        if app is None or (app.owner_kind, app.owner_id) != (kind, owner_id):
+            logger.info("token of app %s refused: the app is gone or changed owner", client_id)
+            return None
+        return Principal(client_id=client_id, owner_kind=kind, owner_id=owner_id)
 
 
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:

@@ -286,7 +286,7 @@ def _schemas() -> dict[str, Any]:
                     "format": "uri",
                     "maxLength": 2048,
                     "pattern": STATUS_CALLBACK_PATTERN,
-                    "description": "Extension: every state change is POSTed here as a CallEvent (retried with backoff), ending with exactly one final event. Error `pc_callback_invalid`.",
+                    "description": "Extension: every state change is POSTed here as a CallEvent (retried with backoff), ending with exactly one final event. The server's egress policy applies: by default a host that is, or at delivery resolves to, a link-local (169.254.0.0/16, fe80::/10), cloud metadata (169.254.169.254, fd00:ec2::254, 100.100.100.200), multicast, unspecified or broadcast address is refused, loopback and private addresses are allowed; a server with `[api] callback_allow` takes only the host names and networks listed. Host names are resolved at delivery, not at create time, and each connection goes to the address that was checked; a POST refused at delivery is logged and not retried. Error `pc_callback_invalid` (with the reason) for a malformed or refused URL.",
                 },
             },
         },

@@ -73,6 +73,7 @@ async def create_simple(request: Request) -> Response:
         dict(request.query_params),
         body,
         ctx.default_wait_for_pickup(),
+        ctx.callback_policy,
     )
     if checked.status_callback is not None and ctx.callbacks is None:
         raise ApiError(

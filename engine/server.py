@@ -228,16 +228,16 @@ class _LazyApp:
 
 
 async def _purge_expired(store: Store, every: float = 300.0) -> None:
-    """Drop expired OAuth tokens and registrations now and then, so they do not pile up."""
+    """Drop expired registrations now and then, so they do not pile up."""
     while True:
         await trio.sleep(every)
         try:
             removed = store.purge_expired(time.time())
         except Exception:
-            logger.exception("purging expired tokens and bindings failed")
+            logger.exception("purging expired registrations failed")
             continue
         if removed:
-            logger.info("purged %d expired tokens and bindings", removed)
+            logger.info("purged %d expired registrations", removed)
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:

@@ -1,5 +1,5 @@
-"""Persistence: PhoneCall records, registrar contacts, OAuth tokens, settings and node
-heartbeats, in SQLite.
+"""Persistence: PhoneCall records, registrar contacts, settings and node heartbeats, in SQLite.
+(OAuth tokens are signed and self-contained, see ``api.oauth``: nothing is stored per token.)
 
 One connection in WAL mode with ``synchronous=NORMAL``: every write is its own committed
 transaction, so it survives the process dying (an OS crash may lose the last few, which is
@@ -24,7 +24,7 @@ from engine.model import CallState, PhoneCall
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -68,6 +68,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # the last sign of life of each node: what recovery after a crash counts up to
         "CREATE TABLE heartbeats (node TEXT PRIMARY KEY, at REAL NOT NULL)",
     ),
+    2: (
+        # tokens are signed and carry their own claims now: the table of issued ones goes
+        "DROP TABLE IF EXISTS tokens",
+    ),
 }
 
 
@@ -89,15 +93,6 @@ class ContactRecord:
     expires_at: float  # wall-clock epoch seconds
     call_id: str
     cseq: int
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    token_hash: str
-    client_id: str
-    owner_kind: str  # "user" | "organization" | "admin"
-    owner_id: int | None
-    expires_at: float  # wall-clock epoch seconds
 
 
 class Store(Protocol):
@@ -136,15 +131,6 @@ class Store(Protocol):
     def remove_contact(self, extended: str, contact_uri: str) -> None: ...
     def remove_contacts(self, extended: str) -> None: ...
     def contacts(self, extended: str, now: float) -> list[ContactRecord]: ...
-    def save_token(
-        self,
-        token_hash: str,
-        client_id: str,
-        owner_kind: str,
-        owner_id: int | None,
-        expires_at: float,
-    ) -> None: ...
-    def get_token(self, token_hash: str) -> TokenRecord | None: ...
     def purge_expired(self, now: float) -> int: ...
     def setting(self, name: str) -> str | None: ...
     def setting_default(self, name: str, value: str) -> str: ...
@@ -407,38 +393,10 @@ class SqliteStore:
         ).fetchall()
         return [ContactRecord(*row) for row in rows]
 
-    # ------------------------------------------------------------------ tokens
-
-    def save_token(
-        self,
-        token_hash: str,
-        client_id: str,
-        owner_kind: str,
-        owner_id: int | None,
-        expires_at: float,
-    ) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO tokens (token_hash, client_id, owner_kind, owner_id,"
-            " expires_at) VALUES (?, ?, ?, ?, ?)",
-            (token_hash, client_id, owner_kind, owner_id, expires_at),
-        )
-
-    def get_token(self, token_hash: str) -> TokenRecord | None:
-        """The token record, expired or not (the caller compares ``expires_at``)."""
-        row = self._db.execute(
-            "SELECT token_hash, client_id, owner_kind, owner_id, expires_at FROM tokens"
-            " WHERE token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        return None if row is None else TokenRecord(*row)
-
     def purge_expired(self, now: float) -> int:
-        """Delete expired contacts and tokens; returns how many rows went."""
-        removed = 0
-        for table in ("contacts", "tokens"):
-            cursor = self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))
-            removed += max(0, cursor.rowcount)
-        return removed
+        """Delete the contacts expired at ``now``; returns how many went."""
+        cursor = self._db.execute("DELETE FROM contacts WHERE expires_at <= ?", (now,))
+        return max(0, cursor.rowcount)
 
     # ------------------------------------------------------------------ settings, heartbeats
 

@@ -131,10 +131,11 @@ async def test_sse_scope_and_not_found(mock_clock, client):
 
 class Receiver:
     """A tiny HTTP/1.1 server on 127.0.0.1 (h11) that records POSTed JSON; answers the given
-    statuses in turn, then 200."""
+    statuses in turn, then 200; ``close``: closes the connection after each answer."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, *, close: bool = False) -> None:
         self.statuses = list(statuses or [])
+        self.close = close
         self.requests: list[tuple[dict[str, str], Any]] = []
         self.attempts = 0
         self.port = 0
@@ -168,8 +169,11 @@ class Receiver:
                 status = self.statuses.pop(0) if self.statuses else 200
                 if status == 200:
                     self.requests.append((headers, json.loads(body)))
+                headers_out = [("content-length", "0")]
+                if self.close:
+                    headers_out.append(("connection", "close"))
                 await stream.send_all(
-                    conn.send(h11.Response(status_code=status, headers=[("content-length", "0")]))
+                    conn.send(h11.Response(status_code=status, headers=headers_out))
                 )
                 await stream.send_all(conn.send(h11.EndOfMessage()))
                 if conn.our_state is h11.MUST_CLOSE:

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import base64
-import hashlib
+import dataclasses
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from uapi_helpers import APPS, assert_error, get_token
+import httpx
+from uapi_helpers import APPS, PUBLIC_URL, assert_error, get_token
+
+from api.app import create_app
+from engine.config import ClusterConfig, Config, default_config
+from engine.directory import Directory, demo_directory
+from engine.engine import open_engine
+from engine.store import open_store
+
+# 204 (no calls yet) for a valid token of the user, organization or administrator App
+LIST = "/uapi/phoneCalls/12/0003*210"
 
 
 async def test_token_is_issued_for_good_credentials_and_extra_fields_are_ignored(
@@ -30,13 +46,156 @@ async def test_token_is_issued_for_good_credentials_and_extra_fields_are_ignored
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_tokens_are_random_and_stored_only_hashed(mock_clock, client, engine) -> None:
-    first = await get_token(client, "user")
-    second = await get_token(client, "user")
-    assert first != second
-    record = engine.store.get_token(hashlib.sha256(first.encode()).hexdigest())
-    assert record is not None and record.client_id == "demo-user-app"
-    assert engine.store.get_token(first) is None
+async def test_tokens_are_random_and_nothing_is_stored_per_token(
+    mock_clock, client, engine
+) -> None:
+    writes_before = engine.store._db.total_changes
+    tokens = {await get_token(client, "user") for _ in range(50)}
+    assert len(tokens) == 50
+    assert engine.store._db.total_changes == writes_before
+    for token in tokens:
+        response = await client.get(LIST, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 204
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def test_a_tampered_token_is_access_denied(mock_clock, client) -> None:
+    token = await get_token(client, "user")
+    claims, signature = token.split(".")
+    decoded = json.loads(_unb64(claims))
+    assert decoded[1:4] == ["demo-user-app", "user", 12]
+    # the same signature over claims that make the App an administrator, or live longer
+    admin = _b64(json.dumps([1, "demo-admin-app", "admin", None, *decoded[4:]]).encode())
+    longer = _b64(json.dumps([*decoded[:4], decoded[4] + 86400, decoded[5]]).encode())
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for bad in [
+        f"{admin}.{signature}",
+        f"{longer}.{signature}",
+        f"{claims}.{flipped}",
+        f"{claims}.",
+        claims,
+        f"{claims}.{signature}.{signature}",
+        f"{claims}x.{signature}",
+        token[:-1],
+    ]:
+        body = assert_error(
+            await client.get(LIST, headers={"Authorization": f"Bearer {bad}"}),
+            401,
+            "access_denied",
+        )
+        assert "invalid" in body["error"]["message"]
+    assert_error(
+        await client.get(LIST, params={"accessRequestToken": f"Bearer ÿ{token}"}),
+        401,
+        "access_denied",
+    )
+    assert (await client.get(LIST, headers={"Authorization": f"Bearer {token}"})).status_code == 204
+
+
+@asynccontextmanager
+async def api_client(
+    store_url: str, config: Config | None = None, directory: Directory | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Another app instance: its own engine on ``store_url`` (a new store connection)."""
+    store = open_store(store_url)
+    try:
+        async with open_engine(
+            config or default_config(),
+            directory or demo_directory(),
+            store,
+            rng=random.Random(3),
+        ) as engine:
+            app = create_app(engine, public_url=PUBLIC_URL)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                yield http
+    finally:
+        store.close()
+
+
+async def _status(http: httpx.AsyncClient, token: str) -> int:
+    return (await http.get(LIST, headers={"Authorization": f"Bearer {token}"})).status_code
+
+
+async def test_a_token_is_accepted_by_every_app_on_the_same_store(tmp_path: Path) -> None:
+    """No [cluster] secret: the one generated in the shared store signs for everybody."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    async with api_client(url) as first, api_client(url) as second:
+        token = await get_token(first, "user")
+        assert await _status(second, token) == 204
+        assert await _status(first, await get_token(second, "org")) == 204
+    async with api_client(url) as after_restart:
+        assert await _status(after_restart, token) == 204
+    async with api_client(f"sqlite:///{tmp_path / 'other.sqlite'}") as elsewhere:
+        assert_error(
+            await elsewhere.get(LIST, headers={"Authorization": f"Bearer {token}"}),
+            401,
+            "access_denied",
+        )
+
+
+def _with_secret(secret: str) -> Config:
+    return dataclasses.replace(default_config(), cluster=ClusterConfig(node="n", secret=secret))
+
+
+async def test_a_token_is_accepted_on_the_same_secret_and_refused_on_another(
+    tmp_path: Path,
+) -> None:
+    shared = _with_secret("one secret shared by every node of the cluster")
+    async with (
+        api_client(f"sqlite:///{tmp_path / 'a.sqlite'}", shared) as node_a,
+        api_client(f"sqlite:///{tmp_path / 'b.sqlite'}", shared) as node_b,
+        api_client(
+            f"sqlite:///{tmp_path / 'c.sqlite'}",
+            _with_secret("the secret of some other cluster entirely"),
+        ) as stranger,
+    ):
+        token = await get_token(node_a, "admin")
+        assert await _status(node_b, token) == 204
+        assert_error(
+            await stranger.get(LIST, headers={"Authorization": f"Bearer {token}"}),
+            401,
+            "access_denied",
+        )
+    # the same store without the configured secret signs with the one generated in the store
+    async with api_client(f"sqlite:///{tmp_path / 'a.sqlite'}") as unconfigured:
+        assert await _status(unconfigured, token) == 401
+
+
+def _directory_without(client_id: str, *, owner: tuple[str, Any] | None = None) -> Directory:
+    base = demo_directory()
+    apps = [app for app in base.apps if app.client_id != client_id]
+    if owner is not None:
+        old = base.app(client_id)
+        assert old is not None
+        apps.append(dataclasses.replace(old, owner_kind=owner[0], owner_id=owner[1]))
+    return Directory(base.organizations, base.users, base.extensions, apps, base.routes, base.peers)
+
+
+async def test_an_app_removed_or_moved_in_the_directory_loses_its_tokens(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    async with api_client(url) as before:
+        user_token = await get_token(before, "user")
+        org_token = await get_token(before, "org")
+    removed = _directory_without("demo-user-app")
+    moved = _directory_without("demo-org-app", owner=("organization", 4))
+    async with api_client(url, directory=removed) as after:
+        assert_error(
+            await after.get(LIST, headers={"Authorization": f"Bearer {user_token}"}),
+            401,
+            "access_denied",
+        )
+        assert await _status(after, org_token) == 204
+    async with api_client(url, directory=moved) as after:
+        assert await _status(after, org_token) == 401
+        assert await _status(after, user_token) == 204
 
 
 async def test_bad_credentials_are_invalid_client(mock_clock, client) -> None:

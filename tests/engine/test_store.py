@@ -1,4 +1,4 @@
-"""The SQLite store: round trips, restart durability, lookups, contacts, tokens, versioning."""
+"""The SQLite store: round trips, restart durability, lookups, contacts, versioning."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall, new_call_id
-from engine.store import SCHEMA_VERSION, SqliteStore, StoreError, open_store
+from engine.store import _MIGRATIONS, SCHEMA_VERSION, SqliteStore, StoreError, open_store
 
 T0 = datetime(2026, 11, 26, 22, 0, 0, tzinfo=UTC)
 logger = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ def test_survives_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for call in calls:
         first.save_call(call)
     first.save_contact("0003*210", "sip:210@127.0.0.1:5062", "127.0.0.1:5062 udp", 2e9, "c1", 1)
-    first.save_token("h1", "demo-user-app", "user", 12, 2e9)
     first.close()
     assert (tmp_path / "calls.sqlite").is_file()
 
@@ -91,8 +90,6 @@ def test_survives_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert second.list_calls() == calls
     assert second.find_call_by_nonce(12, "n1") == calls[1]
     assert [c.contact_uri for c in second.contacts("0003*210", 1e9)] == ["sip:210@127.0.0.1:5062"]
-    token = second.get_token("h1")
-    assert token is not None and token.owner_id == 12
     assert second.schema_version == SCHEMA_VERSION
     second.close()
 
@@ -219,17 +216,42 @@ def test_contacts_expire_refresh_and_remove(store: SqliteStore) -> None:
     assert len(store.contacts("0003*211", 0.0)) == 1
 
 
-def test_tokens_and_purge(store: SqliteStore) -> None:
-    store.save_token("live", "demo-org-app", "organization", 3, 500.0)
-    store.save_token("old", "demo-admin-app", "admin", None, 100.0)
-    store.save_contact("0003*210", "sip:a@h", "1.2.3.4:5060 udp", 100.0, "x", 1)
-    admin = store.get_token("old")
-    assert admin is not None and (admin.owner_kind, admin.owner_id) == ("admin", None)
-    assert store.get_token("nope") is None
-    assert store.purge_expired(200.0) == 2
-    assert store.get_token("old") is None
-    live = store.get_token("live")
-    assert live is not None and live.client_id == "demo-org-app" and live.expires_at == 500.0
+def test_purge_drops_expired_contacts(store: SqliteStore) -> None:
+    store.save_contact("0003*210", "sip:old@h", "1.2.3.4:5060 udp", 100.0, "x", 1)
+    store.save_contact("0003*210", "sip:live@h", "1.2.3.4:5060 udp", 500.0, "y", 1)
+    assert store.purge_expired(200.0) == 1
+    assert [c.contact_uri for c in store.contacts("0003*210", 0.0)] == ["sip:live@h"]
+
+
+def test_a_version_2_database_opens_and_loses_its_tokens_table(tmp_path: Path) -> None:
+    """Tokens are signed, not stored: the upgrade to version 3 drops the table of issued
+    tokens and keeps everything else."""
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    for version in (0, 1):  # the schema as version 2 of the program left it
+        for statement in _MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO tokens VALUES ('h', 'demo-user-app', 'user', 12, 2e9)")
+    db.execute("INSERT INTO settings VALUES ('cluster.secret', 'kept')")
+    call = make_call(random.Random(9), nonce="old")
+    db.execute(
+        "INSERT INTO calls VALUES (?, 12, 3, '0003*210', 'old', 'created', ?, ?)",
+        (call.id, call.published.timestamp(), json.dumps(call.to_dict())),
+    )
+    db.commit()
+    db.close()
+
+    store = SqliteStore(path)
+    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.find_call_by_nonce(12, "old") == call
+    assert store.setting("cluster.secret") == "kept"
+    store.close()
+    db = sqlite3.connect(path)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert "tokens" not in tables
+    assert {"calls", "contacts", "settings", "heartbeats"} <= tables
 
 
 @pytest.mark.parametrize(
@@ -303,7 +325,6 @@ def test_survives_a_killed_process(tmp_path: Path) -> None:
         "call = PhoneCall(new_call_id(random.Random(8)), 12, 3, '0003*210', ['0003*00'],"
         " ['0003*01'], nonce='before-crash')\n"
         "store.save_call(call)\n"
-        "store.save_token('t', 'demo-user-app', 'user', 12, 2e9)\n"
         "os._exit(0)\n"
     )
     done = subprocess.run(
@@ -313,7 +334,6 @@ def test_survives_a_killed_process(tmp_path: Path) -> None:
     store = SqliteStore(path)
     call = store.find_call_by_nonce(12, "before-crash")
     assert call is not None and call.id == new_call_id(random.Random(8))
-    assert store.get_token("t") is not None
     store.close()
 
 
