@@ -17,8 +17,8 @@ Checks run in this order and the first failure is answered (all 400 unless noted
 5. ``callerId`` and ``callerIdDestination``/``callerDestination`` (``pc_callerid_invalid``):
    the ``Name <number>`` form; setting either when the extension does not allow it is refused;
 6. ``nonce`` (``pc_nonce_invalid``): 1-128 characters of ``A-Z a-z 0-9 . _ ~ : @ + = / -``;
-7. ``statusCallback`` (``pc_callback_invalid``, this facade's own code): an absolute http(s) URL
-   whose host the server's egress policy allows (``api.egress``: by default no link-local,
+7. ``statusCallback`` (``pc_status_callback_invalid``, this facade's own code): an absolute
+   http(s) URL whose host the server's egress policy allows (``api.egress``: by default no link-local,
    cloud metadata, multicast, unspecified or broadcast address; with ``[api] callback_allow``
    only the hosts listed). Host names are not resolved here, only at delivery.
 """
@@ -188,21 +188,21 @@ def _status_callback(value: Any, policy: CallbackPolicy) -> str | None:
         return None
     message = "statusCallback must be an absolute http:// or https:// URL"
     if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
-        raise _bad("pc_callback_invalid", message)
+        raise _bad("pc_status_callback_invalid", message)
     match = STATUS_CALLBACK_RE.fullmatch(value)
     if match is None:
-        raise _bad("pc_callback_invalid", message)
+        raise _bad("pc_status_callback_invalid", message)
     host = match.group(1)
     if host.startswith("["):
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise _bad(
-                "pc_callback_invalid", f"{message} (bad IPv6 address {host[:48]!r})"
+                "pc_status_callback_invalid", f"{message} (bad IPv6 address {host[:48]!r})"
             ) from None
     refusal = policy.refusal(host)
     if refusal is not None:
-        raise _bad("pc_callback_invalid", f"statusCallback is refused: {refusal}")
+        raise _bad("pc_status_callback_invalid", f"statusCallback is refused: {refusal}")
     return value
 
 

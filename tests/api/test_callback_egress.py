@@ -66,7 +66,7 @@ async def test_create_refuses_a_denied_callback_address(mock_clock, engine, url,
         response = await client.post(
             CREATE, json=simple_body(statusCallback=url), headers=await auth(client)
         )
-        body = assert_error(response, 400, "pc_callback_invalid")
+        body = assert_error(response, 400, "pc_status_callback_invalid")
         assert body["error"]["message"] == f"statusCallback is refused: {why}"
         assert dispatcher.active == 0 and engine.store.count_calls() == 0
 
@@ -117,7 +117,7 @@ async def test_an_allow_list_admits_its_names_and_networks_only(mock_clock, capl
             response = await client.post(
                 CREATE, json=simple_body(statusCallback=url), headers=headers
             )
-            message = assert_error(response, 400, "pc_callback_invalid")["error"]["message"]
+            message = assert_error(response, 400, "pc_status_callback_invalid")["error"]["message"]
             assert message.startswith(f"statusCallback is refused: {why}"), message
         assert engine.store.count_calls() == 0
         for url in [

@@ -199,8 +199,10 @@ async def test_repeated_nonce_returns_the_same_call(mock_clock, client, engine) 
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "not a url", "http://", 5, "https://h:99999/"])
-async def test_pc_callback_invalid(mock_clock, client, url) -> None:
-    assert_error(await post(client, simple_body(statusCallback=url)), 400, "pc_callback_invalid")
+async def test_pc_status_callback_invalid(mock_clock, client, url) -> None:
+    assert_error(
+        await post(client, simple_body(statusCallback=url)), 400, "pc_status_callback_invalid"
+    )
 
 
 async def test_status_callback_without_dispatcher_is_not_implemented(mock_clock, client) -> None:

@@ -110,7 +110,7 @@ async def test_status_callback_must_be_a_uri(mock_clock, client, url: str) -> No
     response = await client.post(
         CREATE, json={**body, "statusCallback": url}, headers=await auth(client)
     )
-    assert_error(response, 400, "pc_callback_invalid")
+    assert_error(response, 400, "pc_status_callback_invalid")
 
 
 @pytest.mark.parametrize(

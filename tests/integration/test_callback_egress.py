@@ -50,7 +50,7 @@ def test_callback_allow_admits_listed_names_only(
         reply = _create(api, url)
         assert reply.status_code == 400, reply.text
         error = reply.json()["error"]
-        assert error["code"] == "pc_callback_invalid"
+        assert error["code"] == "pc_status_callback_invalid"
         assert error["message"].startswith(f"statusCallback is refused: {why}")
 
     # localhost resolves (at delivery, in the server) to the receiver's 127.0.0.1
