@@ -20,7 +20,8 @@ Checks run in this order and the first failure is answered (all 400 unless noted
 7. ``statusCallback`` (``pc_status_callback_invalid``, this facade's own code): an absolute
    http(s) URL whose host the server's egress policy allows (``api.egress``: by default no
    link-local, cloud metadata, multicast, unspecified or broadcast address; with
-   ``[api] callback_allow`` only the hosts listed). Host names are not resolved here, only at delivery.
+   ``[api] callback_allow`` only the hosts listed). Host names are not resolved here, only
+   at delivery.
 """
 
 from __future__ import annotations
