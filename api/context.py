@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
 from api.errors import ApiError
 from api.oauth import Clock, TokenService
+from engine.limiter import FailureLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,8 @@ class ApiContext:
     public_url: str
     clock: Clock
     callbacks: Any | None  # api.events.CallbackDispatcher, or None: statusCallback refused
+    # failed client authentications at the token endpoint, per client id and source address
+    token_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter("api token"))
 
     @property
     def directory(self) -> Any:
