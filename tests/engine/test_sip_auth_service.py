@@ -22,6 +22,7 @@ from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
 from sip.uas import check_request
+from tests.sip.strategies import requests
 
 NOW = 1_800_000_000.0
 PEER = Peer("udp", "192.0.2.10", 5062)
@@ -201,3 +202,31 @@ def test_hostile_auth_headers_get_a_clean_4xx(
         return
     assert 400 <= reply.status < 500, (reply.status, reply.reason)
     serialize(reply)  # it can be sent
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    request=st.one_of(requests("REGISTER"), requests("INVITE"), requests()),
+    user=st.sampled_from(["0003*210", "0003*211", "nobody"]),
+    headers=st.lists(st.sampled_from(["Authorization", "Proxy-Authorization"]), max_size=2),
+    data=st.data(),
+)
+def test_any_valid_request_with_hostile_credentials_gets_a_clean_answer(
+    request: Request, user: str, headers: list[str], data: st.DataObject
+) -> None:
+    """Requests from the shared SIP strategies (random URIs, tags, Vias, extension headers),
+    addressed to a known or unknown user, with hostile credentials: never a 5xx."""
+    sip = service()
+    nonce = sip.registrar.digest.make_nonce(NOW)
+    raw = serialize(request)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    to = f"To: <sip:{user}@voip.example.com>".encode()
+    lines = [to if line.lower().startswith(b"to:") else line for line in head.split(b"\r\n")]
+    for name in headers:
+        value = data.draw(st.one_of(digest_shaped(nonce), _text_or_bytes))
+        lines.append(name.encode() + b": " + value)
+    reply = answer(sip, b"\r\n".join(lines) + b"\r\n\r\n" + body)
+    if reply is None:
+        return
+    assert reply.status < 500 or reply.status == 501, (reply.status, reply.reason)
+    serialize(reply)
