@@ -279,3 +279,34 @@ def test_register_with_bytes_that_are_not_utf8_gets_4xx_and_no_traceback(
         assert "Traceback" not in b2bua.output()
     finally:
         phone.close()
+
+
+def test_digest_algorithms_set_the_challenges_and_their_order(
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    for algorithms in (["MD5"], ["SHA-256", "MD5"]):
+        server = b2bua_factory(config={"sip": {"digest_algorithms": algorithms}})
+        assert server.sip_udp is not None
+        phone = Phone(server.sip_udp)
+        try:
+            reply = phone.register()
+            assert status_of(reply) == 401
+            offered = [
+                re.search(r"algorithm=([\w-]+)", v).group(1)  # type: ignore[union-attr]
+                for v in headers_of(reply, "WWW-Authenticate")
+            ]
+            assert offered == algorithms
+            invite = phone.request("INVITE", f"sip:0003*211@{DOMAIN}", to_user="0003*211")
+            reply = phone.ask(invite)
+            assert status_of(reply) == 407
+            offered = [
+                re.search(r"algorithm=([\w-]+)", v).group(1)  # type: ignore[union-attr]
+                for v in headers_of(reply, "Proxy-Authenticate")
+            ]
+            assert offered == algorithms
+            # and the preferred one works end to end
+            good = credentials(phone.register(), "REGISTER", f"sip:{DOMAIN}", "secret210")
+            assert f"algorithm={algorithms[0]}" in good
+            assert status_of(phone.register((f"Authorization: {good}",))) == 200
+        finally:
+            phone.close()
