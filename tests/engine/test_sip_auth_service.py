@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from engine.config import default_config
 from engine.directory import demo_directory
-from engine.sipservice import ALLOWED_METHODS, SipService, make_endpoint
+from engine.sipservice import ALLOWED_METHODS, SipService
 from engine.store import open_store
 from sip.auth import authorize, choose_challenge, parse_challenge
+from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
@@ -53,7 +54,7 @@ def service(algorithms: tuple[str, ...] = ("MD5", "SHA-256")) -> SipService:
         config, sip=dataclasses.replace(config.sip, digest_algorithms=algorithms)
     )
     sip = SipService(
-        make_endpoint(),
+        SipEndpoint(allowed_methods=ALLOWED_METHODS),
         demo_directory(),
         open_store("sqlite:///:memory:"),
         config,
@@ -123,7 +124,13 @@ def test_challenges_follow_the_configured_order_for_register_and_invite() -> Non
 def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -> None:
     store = open_store("sqlite:///:memory:")
     config = default_config()
-    before = SipService(make_endpoint(), demo_directory(), store, config, wall_clock=lambda: NOW)
+    before = SipService(
+        SipEndpoint(allowed_methods=ALLOWED_METHODS),
+        demo_directory(),
+        store,
+        config,
+        wall_clock=lambda: NOW,
+    )
     reply = answer(before, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
@@ -132,7 +139,13 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
     assert (ok := answer(before, good)) is not None and ok.status == 200
     # A restart: the same store (same secret) recognises the nonce as ours, but the new
     # process never saw its counts, so it asks again with stale=true instead of trusting it.
-    after = SipService(make_endpoint(), demo_directory(), store, config, wall_clock=lambda: NOW + 5)
+    after = SipService(
+        SipEndpoint(allowed_methods=ALLOWED_METHODS),
+        demo_directory(),
+        store,
+        config,
+        wall_clock=lambda: NOW + 5,
+    )
     reply = answer(after, good)
     assert reply is not None and reply.status == 401
     assert "stale=true" in (reply.headers.get("WWW-Authenticate") or "")
