@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from api.oauth import Clock, TokenService
+from engine.limiter import FailureLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,8 @@ class ApiContext:
     clock: Clock
     callbacks: Any | None  # api.events.CallbackDispatcher, or None: statusCallback refused
     callback_policy: CallbackPolicy  # where a statusCallback may point
+    # failed client authentications at the token endpoint, per client id and source address
+    token_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter("api token"))
 
     @property
     def directory(self) -> Any:

@@ -16,6 +16,12 @@ directory with the same owner, so an App removed from the directory loses its to
 process loads the new directory. A token lives one hour; the wall clock is injected, so expiry
 is tested without waiting.
 
+Failed client authentications are counted per client id and source address
+(``engine.limiter``): once a client id or an address has failed too often, the endpoint answers
+429 ``slow_down`` with ``Retry-After`` without checking the secret, for a time that grows with
+each further failure; an address where the client succeeded before is not slowed down by
+failures elsewhere.
+
 Every ``/uapi/`` request names its token in ``Authorization: Bearer T`` or in the query parameter
 ``accessRequestToken=Bearer T`` (the bare token is tolerated there too); missing, forged,
 tampered and expired tokens all get 401 ``access_denied``.
@@ -29,6 +35,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,9 +237,22 @@ async def token_endpoint(request: Request) -> Response:
     client_id, client_secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
     if not client_id or not client_secret:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
+    limiter = request.app.state.ctx.token_limiter  # engine.limiter.FailureLimiter
+    source = request.client.host if request.client else "unknown"
+    now = request.app.state.ctx.clock().timestamp()
+    wait = limiter.retry_after(client_id, source, now)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        response = _oauth_error(
+            429, "slow_down", f"Too many failed attempts: try again in {seconds} s"
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
     token = await tokens.issue(client_id, client_secret)
     if token is None:
+        limiter.failure(client_id, source, now)
         return _oauth_error(401, "invalid_client", "Unknown client or wrong client secret")
+    limiter.success(client_id, source, now)
     return JSONResponse(
         {"access_token": token, "token_type": "Bearer", "expires_in": tokens.lifetime},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},

@@ -214,7 +214,12 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "error": {
                     "type": "string",
-                    "enum": ["invalid_client", "invalid_request", "unsupported_grant_type"],
+                    "enum": [
+                        "invalid_client",
+                        "invalid_request",
+                        "unsupported_grant_type",
+                        "slow_down",
+                    ],
                 },
                 "error_description": {"type": "string"},
             },

@@ -13,18 +13,25 @@ what keeps it open. ``*`` with Expires 0 removes every binding of the extension.
 whose Call-ID made a binding it touches with a CSeq at least its own arrived late (or was
 replayed): 500, nothing changes (§10.3 step 7); a device that restarted uses a new Call-ID and
 starts afresh.
+
+Digest checks (``authenticate``, also used for inbound INVITEs): malformed credentials get 400;
+a replayed or expired nonce gets a fresh challenge with ``stale=true``; a wrong password gets
+403 and is counted by the ``FailureLimiter``, which, once a user or source has failed too
+often, refuses its credentials with 403 and ``Retry-After`` before checking them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 
 from engine.directory import Directory, Extension
+from engine.limiter import FailureLimiter
 from engine.store import Store
-from sip.auth import AuthStatus, DigestServer
+from sip.auth import AuthStatus, DigestServer, parse_credentials
 from sip.dialog import new_tag
 from sip.endpoint import IncomingRequest
 from sip.errors import RemoteProtocolError
@@ -47,31 +54,49 @@ class Registrar:
         *,
         wall_clock: Callable[[], float] = time.time,
         max_tcp_expires: int | None = None,
+        limiter: FailureLimiter | None = None,
     ) -> None:
         self.directory = directory
         self.store = store
         self.digest = digest
+        self.limiter = limiter or FailureLimiter("sip digest")
         self._now = wall_clock
         self._max_tcp_expires = max_tcp_expires
 
     def authenticate(
-        self, request: Request, header: str
+        self, request: Request, header: str, source: str
     ) -> tuple[Extension | None, Response | None]:
-        """Digest-check ``request``; return the extension, or the response to send instead."""
+        """Digest-check ``request`` from host ``source``; the extension, or the response to
+        send instead."""
         now = self._now()
-        credentials = request.headers.get(header)
-        if credentials is None:
+        value = request.headers.get(header)
+        if value is None:
             return None, self.challenge(request, stale=False)
+        try:
+            credentials = parse_credentials(value)
+        except RemoteProtocolError as exc:
+            return None, request.response(400, f"Bad credentials: {exc.reason}")
+        user = credentials.username
+        wait = self.limiter.retry_after(user, source, now)
+        if wait is not None:
+            return None, request.response(
+                403,
+                "Forbidden (too many failed attempts)",
+                headers=[("Retry-After", str(max(1, math.ceil(wait))))],
+            )
         result = self.digest.verify(request.method, credentials, self._password, now)
-        if result.status is AuthStatus.OK and result.username is not None:
-            extension = self.directory.extension(result.username)
+        if result.status is AuthStatus.OK:
+            extension = self.directory.extension(user)
             if extension is not None:
+                self.limiter.success(user, source, now)
                 return extension, None
         if result.status is AuthStatus.STALE:
+            logger.debug("digest stale for %r from %s: %s", user, source, result.reason)
             return None, self.challenge(request, stale=True)
         if result.status is AuthStatus.MALFORMED:
             return None, request.response(400, f"Bad credentials: {result.reason}")
-        logger.info("digest rejected for %s: %s", result.username, result.reason)
+        logger.info("digest rejected for %r from %s: %s", user, source, result.reason)
+        self.limiter.failure(user, source, now)
         return None, request.response(403, "Forbidden (bad credentials)")
 
     def challenge(self, request: Request, *, stale: bool) -> Response:
@@ -90,7 +115,7 @@ class Registrar:
 
     def process(self, incoming: IncomingRequest) -> Response:
         request = incoming.request
-        extension, refusal = self.authenticate(request, "Authorization")
+        extension, refusal = self.authenticate(request, "Authorization", incoming.peer.host)
         if refusal is not None:
             return refusal
         assert extension is not None

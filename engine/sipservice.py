@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,7 +19,9 @@ from engine.config import Config
 from engine.directory import Directory, Extension
 from engine.engine import Engine, LegProvider
 from engine.inbound import InboundLeg
+from engine.keys import cluster_secret, derive_key
 from engine.legs import FailedLeg, Leg
+from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
 from engine.numbers import (
     ExtensionTarget,
@@ -33,7 +34,7 @@ from engine.registrar import Registrar
 from engine.sipleg import SipLeg
 from engine.store import Store
 from sip import sdp
-from sip.auth import DigestServer
+from sip.auth import DigestServer, MemoryNonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
 from sip.errors import RemoteProtocolError
 from sip.session import InviteServer
@@ -74,24 +75,31 @@ class SipService(LegProvider):
         self.store = store
         self.config = config
         self.domain = config.sip.domain
-        secret = secrets.token_bytes(32)
-        # Both RFC 8760 algorithms are offered; MD5 first because SIPp and many deployed phones
-        # answer only the first challenge and know only MD5 (a SHA-256 client still finds its
-        # challenge in the second header).
-        algorithms = ("MD5", "SHA-256")
+        # Nonces are signed with a key of the cluster secret, so they stay valid across a
+        # restart (and on every node); the nonce counts they were used with are remembered here
+        # (replays refused), from now on: nonces issued before get a stale=true challenge.
+        secret = derive_key(cluster_secret(config.cluster, store), "sip-nonce")
+        counts = MemoryNonceCounts(since=wall_clock() - 0.001)
+        limiter = FailureLimiter("sip digest")
+        # [sip] digest_algorithms, in challenge order: MD5 first by default, because SIPp and
+        # many deployed phones answer only the first challenge and know only MD5 (a SHA-256
+        # client still finds its challenge in the second header).
+        algorithms = config.sip.digest_algorithms
         self.registrar = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms),
+            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
             wall_clock=wall_clock,
             # a TCP device re-registers before its connection could go idle (README, TCP)
             max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
+            limiter=limiter,
         )
         self.call_auth = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True),
+            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
             wall_clock=wall_clock,
+            limiter=limiter,
         )
         self._wall_clock = wall_clock
         self.engine: Engine | None = None
@@ -208,7 +216,9 @@ class SipService(LegProvider):
         if trusted is not None:
             organization_id = trusted.organization
         else:
-            caller_ext, refusal = self.call_auth.authenticate(request, "Proxy-Authorization")
+            caller_ext, refusal = self.call_auth.authenticate(
+                request, "Proxy-Authorization", peer.host
+            )
             if refusal is not None:
                 await incoming.respond(refusal)
                 return

@@ -13,11 +13,13 @@ an :class:`AuthResult`: OK, STALE (right password, nonce expired or not ours: ch
 with ``stale=true`` so the client retries without asking its user, RFC 7616 §3.3), REJECTED
 (wrong password, realm, user, algorithm...) or MALFORMED (answer 400).
 
-Replay: a stateless nonce can be reused until it expires, so a captured request can be
-replayed within ``nonce_ttl`` seconds.  ``qop=auth`` with a nonce count (``nc``) allows a
-server with memory to refuse counts it has seen; this class keeps no such memory (short TTLs
-keep the window small).  A caller that needs it can remember ``(nonce, cnonce, nc)`` of each
-OK result until the nonce expires and refuse repeats.
+Replay: a stateless nonce alone could be reused until it expires, so ``verify`` also asks a
+:class:`NonceCounts` memory to *advance* the nonce count (``nc``) of the nonce: a count that is
+not above the last one accepted for that nonce (a replayed or re-ordered request) is answered
+STALE, so the client is challenged afresh.  Credentials without ``qop`` carry no count: when
+``require_qop`` is off they are accepted once per nonce (as if their count were the largest).
+The memory is behind a small protocol so that several processes can share it (a database);
+:class:`MemoryNonceCounts` is the bounded in-process one.
 
 Client side: :func:`parse_challenge` reads a ``WWW-Authenticate``/``Proxy-Authenticate`` value,
 :func:`choose_challenge` picks the strongest supported one, and :func:`authorize` builds the
@@ -37,10 +39,13 @@ import enum
 import hashlib
 import hmac
 import logging
+import math
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
 
@@ -53,6 +58,8 @@ __all__ = [
     "DigestChallenge",
     "DigestCredentials",
     "DigestServer",
+    "MemoryNonceCounts",
+    "NonceCounts",
     "authorize",
     "build_credentials",
     "choose_challenge",
@@ -218,6 +225,25 @@ def format_auth_params(params: Iterable[tuple[str, str, bool]]) -> str:
     return ", ".join(parts)
 
 
+def _checked_params(text: str) -> dict[str, str]:
+    """The auth-params of ``text`` as a dict; RemoteProtocolError if a value is not text.
+
+    Messages are decoded with ``surrogateescape``, so bytes that are not UTF-8 arrive here as
+    lone surrogates: they (and control characters) cannot be hashed or logged, so the whole
+    header is refused as malformed.
+    """
+    params = dict(parse_auth_params(text))
+    for name, value in params.items():
+        if any(_bad_char(ch) for ch in value):
+            raise RemoteProtocolError(f"auth: {name} holds bytes that are not UTF-8 text")
+    return params
+
+
+def _bad_char(ch: str) -> bool:
+    code = ord(ch)
+    return (code < 0x20 and ch != "\t") or code == 0x7F or 0xD800 <= code <= 0xDFFF
+
+
 def _split_scheme(value: str) -> tuple[str, str]:
     text = value.strip(_WS)
     end = 0
@@ -277,7 +303,7 @@ class DigestChallenge:
 def parse_challenge(value: str) -> DigestChallenge:
     """Parse a Digest challenge; RemoteProtocolError if it is not one or lacks realm/nonce."""
     _, rest = _split_scheme(value)
-    params = dict(parse_auth_params(rest))
+    params = _checked_params(rest)
     for required in ("realm", "nonce"):
         if required not in params:
             raise RemoteProtocolError(f"auth: challenge without {required}")
@@ -365,7 +391,7 @@ class DigestCredentials:
 def parse_credentials(value: str) -> DigestCredentials:
     """Parse Digest credentials; RemoteProtocolError if malformed or incomplete."""
     _, rest = _split_scheme(value)
-    params = dict(parse_auth_params(rest))
+    params = _checked_params(rest)
     for required in ("username", "realm", "nonce", "uri", "response"):
         if required not in params:
             raise RemoteProtocolError(f"auth: credentials without {required}")
@@ -511,6 +537,70 @@ class AuthResult:
         return self.status is AuthStatus.OK
 
 
+NO_QOP_COUNT = 1 << 32  # the count given to credentials without qop: above any real nc
+
+
+class NonceCounts(Protocol):
+    """Memory of the nonce counts accepted per nonce (shared by the processes of a realm)."""
+
+    def advance(self, nonce: str, nc: int, *, issued: float, expires: float, now: float) -> bool:
+        """Record ``nc`` for ``nonce`` if it is above every count accepted for it so far.
+
+        True: accepted (and remembered until ``expires``).  False: a count already used or
+        lower (a replay), or a nonce this memory cannot vouch for.  ``issued`` is when the
+        nonce was made; ``now`` the current time, on the clock of ``issued``/``expires``.
+        """
+        ...
+
+
+class MemoryNonceCounts:
+    """A bounded in-process :class:`NonceCounts`: O(1) per request, at most ``max_entries``.
+
+    Entries are kept in first-use order and dropped once their nonce expired.  When the memory
+    is full, the oldest entry is evicted and the *floor* rises to its nonce's issue time: a
+    nonce issued at or before the floor that the memory does not hold is refused (its client
+    is challenged again), so an evicted nonce can never be replayed.  The floor starts at
+    ``since``: a process that starts with an empty memory passes its start time, so nonces
+    issued before it (whose counts it never saw) are refused too.
+    """
+
+    def __init__(self, max_entries: int = 100_000, *, since: float = -math.inf) -> None:
+        if max_entries < 1:
+            raise LocalProtocolError("MemoryNonceCounts needs room for one entry at least")
+        self.max_entries = max_entries
+        self.floor = since
+        # nonce -> (last accepted count, issued, expires)
+        self._entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def advance(self, nonce: str, nc: int, *, issued: float, expires: float, now: float) -> bool:
+        entries = self._entries
+        for _ in range(2):  # amortised: every entry is dropped once
+            if not entries:
+                break
+            oldest = next(iter(entries))
+            if entries[oldest][2] >= now:
+                break
+            del entries[oldest]
+        entry = entries.get(nonce)
+        if entry is not None:
+            if nc <= entry[0]:
+                return False
+            entries[nonce] = (nc, entry[1], entry[2])
+            return True
+        if issued <= self.floor or expires < now:
+            return False
+        while len(entries) >= self.max_entries:
+            _, (_, evicted_issued, _) = entries.popitem(last=False)
+            self.floor = max(self.floor, evicted_issued)
+            if issued <= self.floor:
+                return False
+        entries[nonce] = (nc, issued, expires)
+        return True
+
+
 _SALT_LEN = 8
 _MAC_LEN = 16
 _NONCE_LEN = 8 + _SALT_LEN + _MAC_LEN
@@ -523,6 +613,8 @@ class DigestServer:
     ``algorithms`` are offered in the given order (strongest first, RFC 8760 §2.4) and are the
     only ones accepted.  ``proxy`` selects 407/Proxy-Authenticate instead of 401.
     ``require_qop`` refuses RFC 2069 style credentials (no qop), which carry no client nonce.
+    ``counts`` remembers the nonce counts accepted (replay protection); servers that share
+    nonces (the same secret and realm) should share it.  Default: a memory of their own.
     """
 
     def __init__(
@@ -534,6 +626,7 @@ class DigestServer:
         algorithms: Sequence[str] = ("SHA-256", "MD5"),
         proxy: bool = False,
         require_qop: bool = True,
+        counts: NonceCounts | None = None,
     ) -> None:
         if not secret:
             raise LocalProtocolError("DigestServer needs a non-empty secret")
@@ -552,6 +645,7 @@ class DigestServer:
         self.algorithms = tuple(canonical)
         self.proxy = proxy
         self.require_qop = require_qop
+        self.counts: NonceCounts = MemoryNonceCounts() if counts is None else counts
 
     @property
     def status(self) -> int:
@@ -580,8 +674,8 @@ class DigestServer:
         raw = stamp + salt + self._mac(stamp, salt)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def nonce_age(self, nonce: str, now: float) -> float | None:
-        """Seconds since we issued ``nonce``; None if we did not issue it (or it is garbled)."""
+    def nonce_issued(self, nonce: str) -> float | None:
+        """When we issued ``nonce``; None if we did not issue it (or it is garbled)."""
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         except (binascii.Error, ValueError):
@@ -591,8 +685,12 @@ class DigestServer:
         stamp, salt, mac = raw[:8], raw[8 : 8 + _SALT_LEN], raw[8 + _SALT_LEN :]
         if not hmac.compare_digest(mac, self._mac(stamp, salt)):
             return None
-        millis = int.from_bytes(stamp, "big", signed=True)
-        return now - millis / 1000
+        return int.from_bytes(stamp, "big", signed=True) / 1000
+
+    def nonce_age(self, nonce: str, now: float) -> float | None:
+        """Seconds since we issued ``nonce``; None if we did not issue it (or it is garbled)."""
+        issued = self.nonce_issued(nonce)
+        return None if issued is None else now - issued
 
     def _nonce_problem(self, nonce: str, now: float) -> str | None:
         age = self.nonce_age(nonce, now)
@@ -680,4 +778,13 @@ class DigestServer:
         problem = self._nonce_problem(creds.nonce, now)
         if problem is not None:
             return AuthResult(AuthStatus.STALE, user, problem)
+        issued = self.nonce_issued(creds.nonce)
+        assert issued is not None  # _nonce_problem checked it
+        # without qop the response does not cover nc: such credentials get one use per nonce
+        count = NO_QOP_COUNT if creds.qop is None or creds.nc is None else int(creds.nc, 16)
+        if not self.counts.advance(
+            creds.nonce, count, issued=issued, expires=issued + self.nonce_ttl, now=now
+        ):
+            used = f"with nc {creds.nc}" if creds.qop is not None else "once (no qop)"
+            return AuthResult(AuthStatus.STALE, user, f"nonce already used {used} (replay?)")
         return AuthResult(AuthStatus.OK, user, "")

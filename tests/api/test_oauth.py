@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 from uapi_helpers import APPS, PUBLIC_URL, assert_error, get_token
 
 from api.app import create_app
@@ -292,3 +294,41 @@ async def test_json_token_requests_are_accepted_too(mock_clock, client) -> None:
         "/oauth/token.php", content=b"[1", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+async def test_guessing_a_secret_gets_429_slow_down_and_the_real_client_elsewhere_gets_in(
+    mock_clock, app, caplog
+) -> None:
+    def client_from(host: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(host, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    def form(secret: str, client_id: str = "demo-user-app") -> dict[str, str]:
+        return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+
+    async with client_from("192.0.2.10") as real, client_from("198.51.100.7") as attacker:
+        assert (await real.post("/oauth/token.php", data=form("demo-user-secret"))).is_success
+        with caplog.at_level(logging.WARNING, logger="engine.limiter"):
+            statuses = []
+            for i in range(100):
+                response = await attacker.post("/oauth/token.php", data=form(f"guess{i}"))
+                statuses.append(response.status_code)
+        assert statuses == [401] * 5 + [429] * 95
+        assert response.json()["error"] == "slow_down"
+        assert response.json()["error_description"]
+        assert response.headers["retry-after"] == "1"
+        assert [r.getMessage() for r in caplog.records] == [
+            "api token: blocking source 198.51.100.7 (user 'demo-user-app') for 1 s after 5 "
+            "failed attempts (user at source)"
+        ]
+        # while the attacker waits: the real client, and other clients, get their tokens
+        assert (await real.post("/oauth/token.php", data=form("demo-user-secret"))).is_success
+        other = form("demo-org-secret", "demo-org-app")
+        assert (await attacker.post("/oauth/token.php", data=other)).is_success
+        # even the right secret waits out the block from the guessing address
+        blocked = await attacker.post("/oauth/token.php", data=form("demo-user-secret"))
+        assert blocked.status_code == 429
+        await trio.sleep(1)  # the block is over: one more guess, then a block twice as long
+        assert (await attacker.post("/oauth/token.php", data=form("x"))).status_code == 401
+        again = await attacker.post("/oauth/token.php", data=form("y"))
+        assert again.status_code == 429 and again.headers["retry-after"] == "2"

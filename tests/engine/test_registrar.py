@@ -8,7 +8,7 @@ from engine.directory import demo_directory
 from engine.registrar import MIN_EXPIRES, Registrar
 from engine.store import open_store
 from sip.auth import DigestServer, authorize, choose_challenge
-from sip.message import Request, Response, parse_message
+from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
 
 PEER = Peer("udp", "192.0.2.10", 5062)
@@ -187,3 +187,67 @@ def test_a_tcp_binding_expires_before_its_connection_could_go_idle() -> None:
     # over UDP there is no connection to keep
     udp = authed(registrar, "0003*212", "secret212", ["<sip:c@10.0.0.7>"], expires=3600)
     assert "expires=3600" in (udp.headers.get("Contact") or "")
+
+
+# --- replays, guessing, bad bytes ---------------------------------------------------------------
+
+
+def test_a_replayed_register_from_elsewhere_is_challenged_and_binds_nothing() -> None:
+    registrar, clock = make()
+    first = registrar.process(Incoming(register("0003*210", ["<sip:desk@10.0.0.5>"])))  # type: ignore[arg-type]
+    challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    genuine = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=creds)
+    assert registrar.process(Incoming(genuine)).status == 200  # type: ignore[arg-type]
+    # the attacker replays the captured Authorization with its own Contact, from elsewhere
+    forged = register(
+        "0003*210", ["<sip:evil@203.0.113.9>"], auth=creds, cseq=9, call_id="evil@203.0.113.9"
+    )
+    reply = registrar.process(Incoming(forged, Peer("udp", "203.0.113.9", 5060)))  # type: ignore[arg-type]
+    assert reply.status == 401
+    assert all("stale=true" in v for v in reply.headers.get_all("WWW-Authenticate"))
+    bindings = registrar.store.contacts("0003*210", clock.now)
+    assert [b.contact_uri for b in bindings] == ["sip:desk@10.0.0.5"]
+    # the phone itself goes on with the next count of the same nonce
+    again = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", nc=2)
+    request = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=again, cseq=3)
+    assert registrar.process(Incoming(request)).status == 200  # type: ignore[arg-type]
+
+
+def test_guessing_is_refused_with_retry_after_but_the_phone_elsewhere_registers() -> None:
+    registrar, clock = make()
+    assert authed(registrar, "0003*210", "secret210", ["<sip:desk@10.0.0.5>"]).status == 200
+    attacker = Peer("udp", "203.0.113.9", 5060)
+    statuses = []
+    for i in range(300):
+        first = registrar.process(Incoming(register("0003*210", ["<sip:x@y>"]), attacker))  # type: ignore[arg-type]
+        challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
+        guess = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", f"pw{i}")
+        reply = registrar.process(
+            Incoming(register("0003*210", ["<sip:x@y>"], auth=guess), attacker)  # type: ignore[arg-type]
+        )
+        statuses.append((reply.status, reply.reason))
+        if reply.reason == "Forbidden (too many failed attempts)":
+            assert reply.headers.get("Retry-After") == "1"
+    # the clock did not move: after the first 5 wrong passwords every attempt was refused unseen
+    assert statuses[:5] == [(403, "Forbidden (bad credentials)")] * 5
+    assert statuses[5:] == [(403, "Forbidden (too many failed attempts)")] * 295
+    assert authed(registrar, "0003*210", "secret210", ["<sip:desk@10.0.0.5>"], cseq=5).status == 200
+    clock.now += 1  # the attacker's block (1 s) is over: one more guess, then 2 s
+    assert authed(registrar, "0003*210", "secret211", ["<sip:x@y>"]).status == 403
+
+
+def test_not_utf8_credentials_get_400_and_count_as_no_guess() -> None:
+    registrar, _ = make()
+    first = registrar.process(Incoming(register("0003*210", ["<sip:desk@10.0.0.5>"])))  # type: ignore[arg-type]
+    challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    good = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=creds)
+    raw = serialize(good).replace(b'cnonce="', b'cnonce="\xff\xfe')
+    bad = parse_message(raw)
+    assert isinstance(bad, Request)
+    for _ in range(50):
+        reply = registrar.process(Incoming(bad))  # type: ignore[arg-type]
+        assert reply.status == 400
+        assert "cnonce holds bytes that are not UTF-8" in reply.reason
+    assert registrar.process(Incoming(good)).status == 200  # type: ignore[arg-type]

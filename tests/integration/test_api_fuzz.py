@@ -100,7 +100,7 @@ def uapi_error_shape(
     except ValueError as exc:
         raise AssertionError(f"error body is not JSON: {response.text[:200]!r}") from exc
     assert isinstance(body, dict), f"error body is not an object: {body!r}"
-    if case.operation.path == TOKEN_PATH and response.status_code in (400, 401):
+    if case.operation.path == TOKEN_PATH and response.status_code in (400, 401, 429):
         assert set(body) == {"error", "error_description"}, f"not an OAuth error: {body!r}"
         assert isinstance(body["error"], str) and isinstance(body["error_description"], str)
         return None

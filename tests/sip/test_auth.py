@@ -142,10 +142,8 @@ def test_challenge_and_credentials_errors() -> None:
         )
 
 
-_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"),
-    max_size=20,
-)
+# quoted-string text (RFC 7230 §3.2.6): no control characters; any UTF-8 text otherwise
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc",)), max_size=20)
 _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)
 
 
@@ -355,3 +353,101 @@ def test_server_misuse() -> None:
         DigestServer("r", b"k", algorithms=("SHA-1",))
     with pytest.raises(LocalProtocolError):
         DigestServer("r", b"k", algorithms=())
+
+
+# --- replay: nonce counts ---------------------------------------------------------------------
+
+
+def test_a_replayed_credential_is_stale_and_counts_must_increase() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(100.0))
+
+    def creds(nc: int) -> str:
+        return auth.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=nc)
+
+    first = creds(1)
+    assert server.verify("REGISTER", first, USERS.get, 101.0).ok
+    replay = server.verify("REGISTER", first, USERS.get, 102.0)
+    assert replay.status is AuthStatus.STALE and "nc 00000001" in replay.reason
+    assert server.verify("REGISTER", creds(3), USERS.get, 103.0).ok  # counts may skip
+    assert server.verify("REGISTER", creds(2), USERS.get, 104.0).status is AuthStatus.STALE
+    assert server.verify("REGISTER", creds(3), USERS.get, 104.0).status is AuthStatus.STALE
+    assert server.verify("REGISTER", creds(4), USERS.get, 105.0).ok
+    # a fresh nonce starts its own count
+    fresh = auth.choose_challenge(server.challenge_values(106.0))
+    value = auth.authorize("REGISTER", "sip:b2bua", fresh, "0003*210", "secret210", nc=1)
+    assert server.verify("REGISTER", value, USERS.get, 107.0).ok
+
+
+def test_a_wrong_password_does_not_use_up_a_count() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(0.0))
+    bad = auth.authorize("INVITE", "sip:x", challenge, "0003*210", "guess", nc=1)
+    assert server.verify("INVITE", bad, USERS.get, 1.0).status is AuthStatus.REJECTED
+    good = auth.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1)
+    assert server.verify("INVITE", good, USERS.get, 1.0).ok
+
+
+def test_credentials_without_qop_are_accepted_once_per_nonce() -> None:
+    server = _server(require_qop=False)
+    nonce = server.make_nonce(0.0)
+    legacy = DigestChallenge(REALM, nonce)  # no qop: RFC 2069 style answer, no nc
+    value = auth.authorize("INVITE", "sip:x", legacy, "0003*210", "secret210")
+    assert server.verify("INVITE", value, USERS.get, 1.0).ok
+    again = server.verify("INVITE", value, USERS.get, 2.0)
+    assert again.status is AuthStatus.STALE and "once" in again.reason
+    # nor can an nc added to such credentials (it is not covered by the response) reopen it
+    forged = value.replace("Digest ", "Digest nc=00000009, ", 1)
+    assert server.verify("INVITE", forged, USERS.get, 3.0).status is AuthStatus.STALE
+
+
+def test_servers_sharing_a_memory_refuse_each_others_replays() -> None:
+    counts = auth.MemoryNonceCounts()
+    registrar = _server(counts=counts)
+    proxy = _server(counts=counts, proxy=True)
+    challenge = auth.choose_challenge(registrar.challenge_values(0.0))
+    value = auth.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1)
+    assert proxy.verify("INVITE", value, USERS.get, 1.0).ok
+    assert registrar.verify("INVITE", value, USERS.get, 1.0).status is AuthStatus.STALE
+
+
+def test_memory_forgets_expired_nonces_and_stays_bounded() -> None:
+    counts = auth.MemoryNonceCounts(max_entries=3)
+    for i in range(3):
+        assert counts.advance(f"n{i}", 1, issued=float(i), expires=i + 60.0, now=float(i))
+    assert len(counts) == 3
+    # full: the oldest entry goes, and the floor rises to its issue time, so that nonce
+    # (which the memory no longer holds) can never be replayed
+    assert counts.advance("n3", 1, issued=3.0, expires=63.0, now=3.0)
+    assert len(counts) == 3 and counts.floor == 0.0
+    assert not counts.advance("n0", 2, issued=0.0, expires=60.0, now=4.0)
+    assert counts.advance("n1", 2, issued=1.0, expires=61.0, now=4.0)  # still held
+    # entries leave with their nonce
+    assert counts.advance("n4", 1, issued=62.5, expires=122.5, now=62.5)
+    assert counts.advance("n5", 1, issued=62.6, expires=122.6, now=62.6)
+    assert len(counts) <= 3 and counts.floor == 0.0  # dropped by expiry, not evicted
+    assert not counts.advance("late", 1, issued=0.5, expires=60.5, now=62.7)  # expired
+
+
+def test_memory_refuses_nonces_issued_before_it_began() -> None:
+    # A restarted process (empty memory) cannot know which counts were used before.
+    server = _server(counts=auth.MemoryNonceCounts(since=50.0))
+    old = auth.choose_challenge(server.challenge_values(49.0))
+    value = auth.authorize("INVITE", "sip:x", old, "0003*210", "secret210")
+    assert server.verify("INVITE", value, USERS.get, 51.0).status is AuthStatus.STALE
+    new = auth.choose_challenge(server.challenge_values(51.0))
+    value = auth.authorize("INVITE", "sip:x", new, "0003*210", "secret210")
+    assert server.verify("INVITE", value, USERS.get, 52.0).ok
+
+
+def test_bytes_that_are_not_utf8_make_credentials_malformed() -> None:
+    server = _server()
+    challenge = auth.choose_challenge(server.challenge_values(0.0))
+    value = auth.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210")
+    for name in ("cnonce", "response", "username", "uri"):
+        start = value.index(f'{name}="') + len(name) + 2
+        raw = value.encode()[:start] + b"\xff\xfe" + value.encode()[start:]
+        text = raw.decode("utf-8", "surrogateescape")  # what the message parser hands over
+        result = server.verify("REGISTER", text, USERS.get, 1.0)
+        assert result.status is AuthStatus.MALFORMED
+        assert f"{name} holds bytes that are not UTF-8" in result.reason
