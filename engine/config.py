@@ -43,6 +43,9 @@ class ConfigError(Exception):
         self.key = key
         self.problem = problem
         self.problems: tuple[tuple[str, str], ...] = ((key, problem),)
+        # from config_from_dict: the file's config with defaults in place of the bad values,
+        # so that a checker can go on to the parts that are good (e.g. the directory file)
+        self.config: Config | None = None
 
     @classmethod
     def of(cls, problems: Sequence[tuple[str, str]]) -> ConfigError:
@@ -599,7 +602,11 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
         directory=_parse_directory(sections.get("directory", {}), base, problems),
         cluster=_parse_cluster(sections.get("cluster", {}), problems),
     )
-    problems.raise_any()
+    try:
+        problems.raise_any()
+    except ConfigError as exc:
+        exc.config = config
+        raise
     return config
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from .harness import LOCALHOST, free_port, free_port_range
 
 B2BUA = [sys.executable, "-m", "engine"]
 
@@ -24,6 +28,89 @@ def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args)
     assert result.returncode == 0
     assert "usage: b2bua" in result.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"b2bua {metadata.version('trio-b2bua')}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-vv", "check-config", "{config}"],
+        ["check-config", "-vv", "{config}"],
+        ["check-config", "{config}", "--verbose", "--verbose"],
+    ],
+)
+def test_verbose_before_or_after_the_command(tmp_path: Path, args: list[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[calls]\ndrain = 3\n")
+    result = run(*(arg.format(config=config) for arg in args))
+    assert result.returncode == 0, result.stderr
+    assert f"DEBUG engine.config: loaded config from {config}" in result.stderr
+
+
+def _listen_config(tmp_path: Path, *, sip: str, api: str) -> Path:
+    low, high = free_port_range(20)
+    config = tmp_path / "listen.toml"
+    config.write_text(
+        f'[sip]\nlisten = ["{sip}"]\n[api]\nlisten = "{api}"\n'
+        f"[media]\nports = [{low}, {high}]\n"
+        f'[store]\nurl = "sqlite:///{tmp_path / "b2bua.sqlite"}"\n'
+    )
+    return config
+
+
+@pytest.mark.parametrize("taken", ["sip udp", "sip tcp", "api"])
+def test_a_taken_port_is_one_line_naming_it_and_exit_2(tmp_path: Path, taken: str) -> None:
+    port = free_port()
+    kind = socket.SOCK_DGRAM if taken == "sip udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as holder:
+        holder.bind((LOCALHOST, port))
+        if kind == socket.SOCK_STREAM:
+            holder.listen()
+        if taken == "api":
+            config = _listen_config(tmp_path, sip="udp:127.0.0.1:0", api=f"127.0.0.1:{port}")
+            what = f"api http://127.0.0.1:{port}"
+        else:
+            transport = taken.split()[1]
+            config = _listen_config(
+                tmp_path, sip=f"{transport}:127.0.0.1:{port}", api="127.0.0.1:0"
+            )
+            what = f"sip {transport} 127.0.0.1:{port}"
+        result = run("serve", "--config", str(config))
+    assert result.returncode == 2, result
+    assert result.stderr == f"b2bua: cannot listen on {what}: address already in use\n"
+    assert "listening api" not in result.stdout  # nothing started
+
+
+def test_check_config_reports_every_problem_of_both_files(tmp_path: Path) -> None:
+    (tmp_path / "dir.toml").write_text(
+        '[[organizations]]\nid = 3\ncode = "0003"\n'
+        "[[users]]\nid = 12\norganization = 99\n"
+        '[[extensions]]\nnumber = "210"\norganization = 3\nuser = 12\ntype = "fax"\n'
+    )
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[sip]\nlisten = ["udp:127.0.0.1:5060", "foo"]\ndomain = 3\n'
+        '[calls]\ndrain = -1\n[directory]\nfile = "dir.toml"\n'
+    )
+    for command in (["check-config", str(config)], ["serve", "--config", str(config)]):
+        result = run(*command)
+        assert result.returncode == 2, result
+        lines = result.stderr.splitlines()
+        assert lines == [
+            f"b2bua: {config}: sip.listen[1]: expected 'udp:HOST:PORT' or 'tcp:HOST:PORT', "
+            "got 'foo'",
+            f"b2bua: {config}: sip.domain: expected a string, got integer 3",
+            f"b2bua: {config}: calls.drain: expected a finite number of seconds >= 0, got -1",
+            f"b2bua: {tmp_path / 'dir.toml'}: users[0].organization: unknown organization 99",
+            f"b2bua: {tmp_path / 'dir.toml'}: extensions[0].type: unknown type 'fax' (one of: "
+            "phone_terminal, queue, ivr, voicemail_center, conference, callback)",
+            "b2bua: 5 problems",
+        ], result.stderr
 
 
 def test_no_command_is_a_usage_error() -> None:
