@@ -162,7 +162,7 @@ async def serve(
                         )
                 task_status.started(running)
                 if handle_signals:
-                    nursery.start_soon(_watch_signals, running.shutdown)
+                    nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
                 nursery.start_soon(_watch_relay, relay, running)
                 await running.shutdown.wait()
@@ -279,12 +279,17 @@ async def _purge_expired(store: Store, every: float = 300.0) -> None:
             logger.info("purged %d expired tokens and bindings", removed)
 
 
-async def _watch_signals(shutdown: trio.Event) -> None:
+async def _watch_signals(shutdown: trio.Event, everything: trio.CancelScope) -> None:
+    """The first SIGINT/SIGTERM drains; a second one (an impatient Ctrl-C) stops at once."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            logger.info("signal %s: shutting down", signal.Signals(signum).name)
-            shutdown.set()
-            return
+            name = signal.Signals(signum).name
+            if not shutdown.is_set():
+                logger.info("signal %s: shutting down", name)
+                shutdown.set()
+            else:
+                logger.warning("signal %s again: stopping without waiting for live calls", name)
+                everything.cancel()
 
 
 def _hostport(host: str, port: int) -> str:
