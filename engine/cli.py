@@ -92,14 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
             "The main job in one command: start the server on the embedded default (free ports, "
             "a temporary store), get an OAuth token, place a Simple PhoneCall between two sandbox "
             "numbers, show each party's progress live and print the final record. Exit 0 when "
-            "the call behaved as the sandbox numbers promise."
+            "the call behaved as the sandbox numbers promise, 1 when not; Ctrl-C hangs up, "
+            "drains and exits 0. Takes sandbox numbers only: 0003*00-0003*09."
         ),
     )
-    demo.add_argument("--source", default="0003*00", help="source number (default 0003*00)")
     demo.add_argument(
-        "--destination", default="0003*01", help="destination number (default 0003*01)"
+        "--source", default="0003*00", help="a sandbox number, 0003*00-0003*09 (default 0003*00)"
     )
-    demo.add_argument("--duration", type=int, default=5, help="callDuration in seconds (default 5)")
+    demo.add_argument(
+        "--destination",
+        default="0003*01",
+        help="a sandbox number, 0003*00-0003*09 (default 0003*01)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=_demo_duration,
+        default=5,
+        help="callDuration in seconds, 1-180 (default 5; sandbox calls end after 3 minutes)",
+    )
 
     check = commands.add_parser(
         "check-config",
@@ -110,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("config", metavar="FILE", type=Path)
     return parser
+
+
+def _demo_duration(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
+    if not 1 <= seconds <= 180:
+        raise argparse.ArgumentTypeError(f"{seconds} is not between 1 and 180 seconds")
+    return seconds
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -173,9 +193,15 @@ def _serve(path: Path | None) -> int:
 
 
 def _demo(source: str, destination: str, duration: int) -> int:
-    from engine.demo import run_demo
+    from engine.demo import run_demo, sandbox_index
     from engine.server import ListenError, ServerFailed
 
+    for option, number in (("--source", source), ("--destination", destination)):
+        try:
+            sandbox_index(number)
+        except ValueError as exc:
+            print(f"b2bua: demo {option}: {exc}", file=sys.stderr)
+            return 2
     try:
         return trio.run(run_demo, source, destination, duration)
     except (ServerFailed, ListenError) as exc:

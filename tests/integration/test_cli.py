@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from .harness import LOCALHOST, free_port, free_port_range
+from .harness import LOCALHOST, B2buaServer, b2bua_command, free_port, free_port_range
+from .uapi import Uapi
 
 B2BUA = [sys.executable, "-m", "engine"]
 
@@ -170,4 +174,78 @@ def test_demo_places_a_sandbox_call_and_exits_0() -> None:
 def test_demo_with_a_busy_destination_reports_busy() -> None:
     result = run("demo", "--destination", "0003*09", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "promised: 0003*00 answers after 1 s; when it answers, 0003*09 is busy" in result.stdout
     assert "disposition: BUSY" in result.stdout
+    assert "OK: the call behaved as the sandbox numbers promise" in result.stdout
+
+
+class _VerboseServer(B2buaServer):
+    """``b2bua serve -v``: the flag after the sub-command, and the drain's log line shown."""
+
+    def command(self) -> list[str]:
+        return [*b2bua_command(), "serve", "-v", "--config", str(self.config_file)]
+
+
+def test_ctrl_c_on_serve_mid_call_drains_and_exits_0(tmp_path: Path) -> None:
+    server = _VerboseServer(tmp_path).start()
+    try:
+        api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+        call_id = api.call_id(api.create(["0003*00"], ["0003*01"], query={"callDuration": 60}))
+        api.wait(call_id, lambda call: call["state"] == "bridged", timeout=20)
+        os.killpg(server.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        deadline = time.monotonic() + 20
+        while server.running and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for another process to exit, not for logic
+        assert not server.running, "still running 20 s after Ctrl-C"
+        assert server.stop() == 0, server.describe()  # it has exited: this reads the code
+    finally:
+        if server.running:
+            server.stop(signal.SIGKILL)
+    output = server.output()
+    assert "signal SIGINT: shutting down" in output
+    assert "draining: 1 live calls" in output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+
+
+def test_ctrl_c_on_demo_mid_call_hangs_up_and_exits_0() -> None:
+    demo = subprocess.Popen(
+        [*B2BUA, "demo", "--duration", "60"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a job
+    )
+    try:
+        assert demo.stdout is not None
+        seen: list[str] = []
+        for line in demo.stdout:  # pytest-timeout bounds this
+            seen.append(line)
+            if "0003*01: on call" in line:
+                break
+        else:
+            pytest.fail("the demo ended before the call was up:\n" + "".join(seen))
+        os.killpg(demo.pid, signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    out = "".join(seen) + out
+    assert demo.returncode == 0, out + err
+    assert "interrupted: hanging up" in out and out.rstrip().endswith("stopped")
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, out + err
+
+
+@pytest.mark.parametrize(
+    ("option", "number"),
+    [("--destination", "0003*210"), ("--destination", "5551234"), ("--source", "0004*00")],
+)
+def test_demo_refuses_numbers_that_are_not_its_sandboxes(option: str, number: str) -> None:
+    result = run("demo", option, number)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"b2bua: demo {option}: {number!r} is not a sandbox number: the demo calls the "
+        "sandbox numbers 0003*00 to 0003*09\n"
+    )
+    assert result.stdout == ""  # refused up front: no server started
