@@ -260,6 +260,8 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "cluster": frozenset({"node", "secret", "heartbeat", "failover"}),
 }
 
+KNOWN_KEYS = _SECTIONS  # every section and key a config file may have (examples/config.toml)
+
 DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 MIN_SECRET_LENGTH = 16
 

@@ -117,6 +117,25 @@ def test_check_config_reports_every_problem_of_both_files(tmp_path: Path) -> Non
         ], result.stderr
 
 
+def test_the_sample_files_pass_check_config(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    result = subprocess.run(
+        [*B2BUA, "check-config", "examples/config.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=examples.parent,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "examples/config.toml: ok\n",
+        "",
+    )
+    # from another folder: the directory file is found relative to the config file
+    result = run("check-config", str(examples / "config.toml"))
+    assert result.returncode == 0, result.stderr
+
+
 def test_no_command_is_a_usage_error() -> None:
     result = run()
     assert result.returncode == 2
