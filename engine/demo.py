@@ -72,8 +72,10 @@ async def run_demo(source: str, destination: str, duration: int, out: TextIO | N
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    sandbox_index(source), sandbox_index(destination)  # refuse before starting anything
+    for number in (source, destination):
+        sandbox_index(number)  # a ValueError before anything starts
     work = trio.CancelScope()  # starting the server and the call, not the server's drain
+    outcome: int | None = None  # None: interrupted
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as watcher:
 
@@ -88,17 +90,19 @@ async def run_demo(source: str, destination: str, duration: int, out: TextIO | N
                         watcher.cancel_scope.cancel()
 
             await watcher.start(on_signals)
-            result = await _run(source, destination, duration, work, say)
-            watcher.cancel_scope.cancel()
-    if work.cancel_called:
+            outcome = await _run(source, destination, duration, work, say)
+            watcher.cancel_scope.cancel()  # the call is over: stop listening for signals
+    if outcome is None:
         say("stopped")
         return 0
-    return result
+    return outcome
 
 
 async def _run(
     source: str, destination: str, duration: int, work: trio.CancelScope, say: Any
-) -> int:
+) -> int | None:
+    """The server and the call; the demo's exit code, None when ``work`` was cancelled (the
+    server is drained either way)."""
     with tempfile.TemporaryDirectory(prefix="b2bua-demo-") as tmp:
         base = default_config()
         config = dataclasses.replace(
@@ -128,7 +132,7 @@ async def _run(
             finally:
                 if running is not None:
                     running.shutdown.set()  # the server drains: a live call is hung up
-        return result
+        return None if work.cancelled_caught else result
 
 
 def _promised(source: str, destination: str, wait_for_pickup: int) -> str:
