@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--config: SIP on 127.0.0.1:5060 UDP+TCP, API on http://127.0.0.1:8080, SQLite store "
             "b2bua.sqlite in the current folder, and the built-in demo directory. A listener "
             "with port 0 prints its real address ('listening sip udp 127.0.0.1:PORT'). "
-            "SIGINT/SIGTERM drain: new calls get 503, live calls are hung up, then exit 0. "
-            "If the relay process dies the server drains the same way and exits 1."
+            "SIGINT/SIGTERM (Ctrl-C) drain: new calls get 503, live calls are hung up, then "
+            "exit 0; a second one stops at once. If the relay process dies the server drains "
+            "the same way and exits 1. A port that cannot be opened: one line naming it, exit 2."
         ),
     )
     serve.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
@@ -115,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         parents=[sub_verbose],
         help="validate a configuration file (and its directory) and exit",
-        description="Load FILE and its directory file; print problems naming the key; exit 2 "
-        "on any problem, 0 when the files are valid.",
+        description="Load FILE and its directory file; print every problem of both, one "
+        "line each naming the file and the key; exit 2 on any problem, 0 when both are valid.",
     )
     check.add_argument("config", metavar="FILE", type=Path)
     return parser
