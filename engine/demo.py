@@ -127,7 +127,7 @@ async def _run(
                             task_status=task_status,
                         )
                     )
-                    say(_promised(source, destination, config.calls.wait_for_pickup))
+                    say(promised(source, destination, config.calls.wait_for_pickup, duration))
                     result = await _place_call(running, source, destination, duration, say)
             finally:
                 if running is not None:
@@ -135,13 +135,25 @@ async def _run(
         return None if work.cancelled_caught else result
 
 
-def _promised(source: str, destination: str, wait_for_pickup: int) -> str:
-    def text(number: str) -> str:
-        promise = promise_for(sandbox_index(number))
-        never = "" if promise.answers or promise.busy else f" (NO ANSWER after {wait_for_pickup} s)"
-        return f"{number} {promise.text}{never}"
+def promised(source: str, destination: str, wait_for_pickup: int, duration: int) -> str:
+    """What the two numbers promise, in words, with the ends the demo's timers put to it."""
 
-    return f"promised: {text(source)}; when it answers, {text(destination)}"
+    def text(number: str, cut_off: int | None) -> str:
+        promise = promise_for(sandbox_index(number))
+        if not promise.answers and not promise.busy:
+            limit = wait_for_pickup if cut_off is None else min(wait_for_pickup, cut_off)
+            return f"{number} {promise.text} (NO ANSWER after {limit} s)"
+        if cut_off is None or not promise.answers or promise.latest < cut_off:
+            return f"{number} {promise.text}"
+        ends = f"callDuration ({cut_off} s from the source's answer) runs out"
+        if promise.earliest > cut_off:
+            outcome = "BUSY or NO ANSWER" if promise.busy else "NO ANSWER"
+            return f"{number} {promise.text}, but {ends} before that: {outcome}"
+        return f"{number} {promise.text}, unless {ends} first"
+
+    if not promise_for(sandbox_index(source)).answers:
+        return f"promised: {text(source, None)}, so {destination} is never called"
+    return f"promised: {text(source, None)}; when it answers, {text(destination, duration)}"
 
 
 async def _place_call(
@@ -248,7 +260,9 @@ def check_promise(
         return problems
     _check_answer(destination, dest_answered, source_answered, problems)
     if dest_answered is None:
-        _check_failure(destination, disposition, problems)
+        # callDuration counts from the source's answer: it may run out while this one rings
+        cut_off = record.get("hangupCause") == "call duration reached"
+        _check_failure(destination, disposition, problems, duration if cut_off else None)
         return problems
     if disposition != ANSWERED:
         problems.append(f"both answered, but the call ended {DISPOSITIONS.get(disposition)}")
@@ -274,14 +288,19 @@ def _check_answer(
             problems.append(f"{number} answered after {delay:.1f} s, but it {promise.text}")
 
 
-def _check_failure(number: str, disposition: int, problems: list[str]) -> None:
-    """``number`` did not answer and ended the call with ``disposition``."""
+def _check_failure(
+    number: str, disposition: int, problems: list[str], cut_off_after: float | None = None
+) -> None:
+    """``number`` did not answer and the call ended with ``disposition``; ``cut_off_after``:
+    callDuration ran out that many seconds after ``number`` was called."""
     promise: SandboxPromise = promise_for(sandbox_index(number))
     allowed = set()
     if promise.busy:
         allowed.add(BUSY)
     if not promise.answers and not promise.busy:
         allowed.add(NO_ANSWER)
+    if promise.answers and cut_off_after is not None and cut_off_after <= promise.latest + LATE:
+        allowed.add(NO_ANSWER)  # it could still have been ringing
     if disposition not in allowed:
         outcome = "did not answer" if disposition == NO_ANSWER else "ended the call"
         problems.append(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.demo import ANSWERED, BUSY, NO_ANSWER, check_promise, sandbox_index
+from engine.demo import ANSWERED, BUSY, NO_ANSWER, check_promise, promised, sandbox_index
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 FAILED = 2
@@ -105,3 +105,74 @@ def test_the_demo_takes_its_sandbox_numbers_only(number: str) -> None:
     with pytest.raises(ValueError, match="the demo calls the sandbox numbers 0003\\*00 to"):
         sandbox_index(number)
     assert [sandbox_index(f"0003*0{i}") for i in range(10)] == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "duration", "final"),
+    [
+        # callDuration counts from the source's answer: it can end the call while the
+        # destination still rings, and that is what the numbers promise then
+        ("0003*07", "0003*04", 1, record(12.7, None, NO_ANSWER, "call duration reached")),
+        ("0003*00", "0003*04", 5, record(1.0, None, NO_ANSWER, "call duration reached")),
+        ("0003*00", "0003*04", 5, record(1.0, 5.0, ANSWERED)),
+        ("0003*00", "0003*07", 3, record(1.0, None, NO_ANSWER, "call duration reached")),
+        ("0003*00", "0003*08", 3, record(1.0, None, NO_ANSWER, "call duration reached")),
+    ],
+)
+def test_a_call_duration_that_runs_out_while_the_destination_rings(
+    source: str, destination: str, duration: int, final: dict[str, Any]
+) -> None:
+    assert check_promise(final, source, destination, duration) == []
+
+
+def test_a_destination_that_should_have_answered_before_the_call_duration_ran_out() -> None:
+    final = record(1.0, None, NO_ANSWER, "call duration reached")
+    assert check_promise(final, "0003*00", "0003*01", 5) == [
+        "0003*01 did not answer (NO ANSWER), but it answers after 2 s"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "duration", "line"),
+    [
+        (
+            "0003*00",
+            "0003*01",
+            5,
+            "0003*00 answers after 1 s; when it answers, 0003*01 answers after 2 s",
+        ),
+        ("0003*00", "0003*09", 5, "0003*00 answers after 1 s; when it answers, 0003*09 is busy"),
+        (
+            "0003*00",
+            "0003*08",
+            60,
+            "0003*00 answers after 1 s; when it answers, 0003*08 rings "
+            "and never answers (NO ANSWER after 25 s)",
+        ),
+        (
+            "0003*08",
+            "0003*00",
+            5,
+            "0003*08 rings and never answers (NO ANSWER after 25 s), so 0003*00 is never called",
+        ),
+        (
+            "0003*00",
+            "0003*04",
+            2,
+            "0003*00 answers after 1 s; when it answers, 0003*04 answers "
+            "after 5 s, but callDuration (2 s from the source's answer) runs out before that: "
+            "NO ANSWER",
+        ),
+        (
+            "0003*00",
+            "0003*07",
+            5,
+            "0003*00 answers after 1 s; when it answers, 0003*07 answers "
+            "after at most 20 s, unless callDuration (5 s from the source's answer) runs out first",
+        ),
+    ],
+)
+def test_the_demo_says_what_it_expects_before_calling(
+    source: str, destination: str, duration: int, line: str
+) -> None:
+    assert promised(source, destination, 25, duration) == f"promised: {line}"
