@@ -251,6 +251,8 @@ def _checked(path: Path | None) -> Config | None:
         try:
             load_directory_for(config)
         except DirectoryError as exc:
+            if exc.file is not None:
+                exc.file = _shown(exc.file)
             lines += str(exc).splitlines()
     if not lines:
         return config
@@ -259,6 +261,14 @@ def _checked(path: Path | None) -> Config | None:
     count = len(lines)
     print(f"b2bua: {count} problem{'s' * (count != 1)}", file=sys.stderr)
     return None
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the current folder when it is below it (as a user would type it)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _where(file: str, key: str, problem: str) -> str:

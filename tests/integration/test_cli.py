@@ -13,15 +13,30 @@ from pathlib import Path
 
 import pytest
 
-from .harness import LOCALHOST, B2buaServer, b2bua_command, free_port, free_port_range
+from .harness import (
+    LOCALHOST,
+    REPO_ROOT,
+    B2buaServer,
+    b2bua_command,
+    free_port,
+    free_port_range,
+)
 from .uapi import Uapi
 
 B2BUA = [sys.executable, "-m", "engine"]
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*B2BUA, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [*B2BUA, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},  # `-m engine` from any folder
     )
 
 
@@ -101,38 +116,36 @@ def test_check_config_reports_every_problem_of_both_files(tmp_path: Path) -> Non
         '[sip]\nlisten = ["udp:127.0.0.1:5060", "foo"]\ndomain = 3\n'
         '[calls]\ndrain = -1\n[directory]\nfile = "dir.toml"\n'
     )
-    for command in (["check-config", str(config)], ["serve", "--config", str(config)]):
-        result = run(*command)
+    directory = tmp_path / "dir.toml"
+    for command, cwd, config_shown, directory_shown in (
+        (["check-config", str(config)], None, str(config), str(directory)),
+        (["serve", "--config", str(config)], None, str(config), str(directory)),
+        # as typed in the folder of the files: the directory file is shown the same way
+        (["check-config", "bad.toml"], tmp_path, "bad.toml", "dir.toml"),
+    ):
+        result = run(*command, cwd=cwd)
         assert result.returncode == 2, result
-        lines = result.stderr.splitlines()
-        assert lines == [
-            f"b2bua: {config}: sip.listen[1]: expected 'udp:HOST:PORT' or 'tcp:HOST:PORT', "
-            "got 'foo'",
-            f"b2bua: {config}: sip.domain: expected a string, got integer 3",
-            f"b2bua: {config}: calls.drain: expected a finite number of seconds >= 0, got -1",
-            f"b2bua: {tmp_path / 'dir.toml'}: users[0].organization: unknown organization 99",
-            f"b2bua: {tmp_path / 'dir.toml'}: extensions[0].type: unknown type 'fax' (one of: "
+        assert result.stderr.splitlines() == [
+            f"b2bua: {config_shown}: sip.listen[1]: expected 'udp:HOST:PORT' or "
+            "'tcp:HOST:PORT', got 'foo'",
+            f"b2bua: {config_shown}: sip.domain: expected a string, got integer 3",
+            f"b2bua: {config_shown}: calls.drain: expected a finite number of seconds >= 0, got -1",
+            f"b2bua: {directory_shown}: users[0].organization: unknown organization 99",
+            f"b2bua: {directory_shown}: extensions[0].type: unknown type 'fax' (one of: "
             "phone_terminal, queue, ivr, voicemail_center, conference, callback)",
             "b2bua: 5 problems",
         ], result.stderr
 
 
-def test_the_sample_files_pass_check_config(tmp_path: Path) -> None:
-    examples = Path(__file__).resolve().parents[2] / "examples"
-    result = subprocess.run(
-        [*B2BUA, "check-config", "examples/config.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=examples.parent,
-    )
+def test_the_sample_files_pass_check_config() -> None:
+    result = run("check-config", "examples/config.toml", cwd=REPO_ROOT)
     assert (result.returncode, result.stdout, result.stderr) == (
         0,
         "examples/config.toml: ok\n",
         "",
     )
     # from another folder: the directory file is found relative to the config file
-    result = run("check-config", str(examples / "config.toml"))
+    result = run("check-config", str(REPO_ROOT / "examples" / "config.toml"), cwd=Path("/"))
     assert result.returncode == 0, result.stderr
 
 
