@@ -1,6 +1,7 @@
 """The directory: organizations, users, extensions, Apps, routes and trusted peers.
 
-Loaded once from a TOML file (CONTRACT.md section 3) or built from the embedded demo text, and
+Loaded once from a TOML file (in the format of ``DEMO_DIRECTORY_TOML``, the embedded demo
+directory; ``examples/directory.toml`` explains every key) or built from that text, and
 read-only afterwards. ``load_directory`` checks every entry before anything starts and raises
 ``DirectoryError`` listing every problem of the file, each naming the entry and key, e.g.
 ``extensions[2].user: unknown user 99``.
