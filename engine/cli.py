@@ -1,9 +1,10 @@
 """The ``b2bua`` command: ``serve``, ``demo`` and ``check-config``.
 
 Exit codes: 0 success (also after Ctrl-C/SIGTERM: the server drains, then exits); 1 the demo
-call did not behave as the sandbox numbers promise, or the relay process died; 2 bad usage, a
-bad config/directory file (one line per problem, naming the key) or a listener that cannot be
-opened (``b2bua: cannot listen on sip udp 127.0.0.1:5060: address already in use``).
+call did not behave as the sandbox numbers promise, the store cannot be opened or the relay
+process died; 2 bad usage, a bad config/directory file (one line per problem, naming the key)
+or a listener that cannot be opened (``b2bua: cannot listen on sip udp 127.0.0.1:5060: address
+already in use``). Each failure is one ``b2bua: ...`` line per problem, never a traceback.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def _serve(path: Path | None) -> int:
         return 2
     from engine.media.fdlimit import raise_fd_limit
     from engine.server import ListenError, ServerFailed, serve
+    from engine.store import StoreError
 
     # SIP over TCP and HTTP connections take descriptors too (the relay raises its own)
     raise_fd_limit()
@@ -185,11 +187,11 @@ def _serve(path: Path | None) -> int:
 
     try:
         trio.run(lambda: serve(config, announce=announce))
-    except ServerFailed as exc:  # e.g. the relay process died: drained, then exit 1
+    except (ServerFailed, StoreError) as exc:  # the relay process died (drained), no store
         _say_error(exc)
         return 1
     except BaseExceptionGroup as group:
-        return _from_group(group, {ListenError: 2, ServerFailed: 1})
+        return _from_group(group, {ListenError: 2, ServerFailed: 1, StoreError: 1})
     return 0
 
 

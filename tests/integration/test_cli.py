@@ -105,6 +105,17 @@ def test_a_taken_port_is_one_line_naming_it_and_exit_2(tmp_path: Path, taken: st
     assert "listening api" not in result.stdout  # nothing started
 
 
+def test_a_store_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'b2bua.sqlite'}"
+    config = _listen_config(tmp_path, sip="udp:127.0.0.1:0", api="127.0.0.1:0")
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path / 'b2bua.sqlite'}", url))
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 1, result
+    assert result.stderr == (
+        f"b2bua: cannot open store {url!r}: folder {str(tmp_path / 'missing')!r} does not exist\n"
+    )
+
+
 def test_check_config_reports_every_problem_of_both_files(tmp_path: Path) -> None:
     (tmp_path / "dir.toml").write_text(
         '[[organizations]]\nid = 3\ncode = "0003"\n'
