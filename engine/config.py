@@ -43,6 +43,9 @@ class ConfigError(Exception):
         self.key = key
         self.problem = problem
         self.problems: tuple[tuple[str, str], ...] = ((key, problem),)
+        # from config_from_dict: the file's config with defaults in place of the bad values,
+        # so that a checker can go on to the parts that are good (e.g. the directory file)
+        self.config: Config | None = None
 
     @classmethod
     def of(cls, problems: Sequence[tuple[str, str]]) -> ConfigError:
@@ -258,6 +261,8 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "directory": frozenset({"file"}),
     "cluster": frozenset({"node", "secret", "heartbeat", "failover"}),
 }
+
+KNOWN_KEYS = _SECTIONS  # every section and key a config file may have (examples/config.toml)
 
 DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 MIN_SECRET_LENGTH = 16
@@ -601,7 +606,11 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
         directory=_parse_directory(sections.get("directory", {}), base, problems),
         cluster=_parse_cluster(sections.get("cluster", {}), problems),
     )
-    problems.raise_any()
+    try:
+        problems.raise_any()
+    except ConfigError as exc:
+        exc.config = config
+        raise
     return config
 
 

@@ -38,6 +38,36 @@ class SandboxPlan:
     status: int = 486
 
 
+@dataclass(frozen=True, slots=True)
+class SandboxPromise:
+    """What the documentation promises a sandbox number does when called: answer after
+    ``earliest`` to ``latest`` seconds (``answers``), be busy (``busy``), or, neither of them,
+    ring without ever answering. ``text`` says it in words."""
+
+    answers: bool
+    earliest: float
+    latest: float
+    busy: bool
+    text: str
+
+
+def promise_for(index: int) -> SandboxPromise:
+    """The documented behaviour of ``CODE*0<index>`` (what ``plan_for`` draws from)."""
+    if 0 <= index <= 4:
+        delay = float(index + 1)
+        return SandboxPromise(True, delay, delay, False, f"answers after {delay:.0f} s")
+    if index in (5, 6):
+        delay = 3.0 if index == 5 else 5.0
+        return SandboxPromise(True, delay, delay, True, f"answers after {delay:.0f} s or is busy")
+    if index == 7:
+        return SandboxPromise(True, 0.0, 20.0, False, "answers after at most 20 s")
+    if index == 8:
+        return SandboxPromise(False, 0.0, 0.0, False, "rings and never answers")
+    if index == 9:
+        return SandboxPromise(False, 0.0, 0.0, True, "is busy")
+    raise ValueError(f"sandbox numbers are *00 to *09, not *{index:02d}")
+
+
 def plan_for(index: int, rng: random.Random) -> SandboxPlan:
     if 0 <= index <= 4:
         return SandboxPlan(delay=float(index + 1), answers=True)

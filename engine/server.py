@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,20 @@ class ServerFailed(RuntimeError):
     """The server stopped because a part of it failed (``serve`` raises it after draining)."""
 
 
+class ListenError(OSError):
+    """A listener could not be opened; the text names it and the reason, e.g. ``cannot listen
+    on sip udp 127.0.0.1:5060: address already in use``. ``serve`` raises it before starting
+    anything else."""
+
+    def __init__(self, what: str, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        reason = cause.strerror or str(cause)  # "Address already in use"
+        self.message = f"cannot listen on {what}: {reason[:1].lower()}{reason[1:]}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def load_directory_for(config: Config) -> Directory:
     if config.directory.file is None:
         return demo_directory()
@@ -79,6 +94,10 @@ async def serve(
     from api.events import CallbackDispatcher
 
     directory = load_directory_for(config)
+    # Listeners first: a taken port is reported before anything else starts.
+    endpoint = make_endpoint(config)
+    bound = await _listen_all(endpoint, config)
+    api_socket = _bind_api(config)
     store = open_store(config.store.url)
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
@@ -90,10 +109,8 @@ async def serve(
         return RelayMedia(relay, records / f"{call.id}.wav")
 
     try:
-        endpoint = make_endpoint(config)
         sip_service = SipService(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
-            bound = await _listen_all(endpoint, config)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {_hostport(host, port)}")
             sip_service.set_local_addresses(bound)
@@ -105,7 +122,7 @@ async def serve(
                 running = Running(engine, bound)
                 app_holder: dict[str, object] = {}
                 hconfig = HypercornConfig()
-                hconfig.bind = [f"{_hostport(config.api.host, config.api.port)}"]
+                hconfig.bind = [f"fd://{api_socket.detach()}"]  # hypercorn owns it now
                 hconfig.accesslog = None
                 hconfig.errorlog = logging.getLogger("hypercorn.error")
                 hconfig.graceful_timeout = 1.0
@@ -145,7 +162,7 @@ async def serve(
                         )
                 task_status.started(running)
                 if handle_signals:
-                    nursery.start_soon(_watch_signals, running.shutdown)
+                    nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
                 nursery.start_soon(_watch_relay, relay, running)
                 await running.shutdown.wait()
@@ -157,6 +174,7 @@ async def serve(
         if running.failure is not None:
             raise ServerFailed(running.failure)
     finally:
+        api_socket.close()  # a no-op once hypercorn has it
         relay.close()
         store.close()
 
@@ -174,24 +192,45 @@ async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 
 async def _listen_all(endpoint: SipEndpoint, config: Config) -> list[tuple[str, str, int]]:
     """Bind every ``[sip] listen`` address. Port 0 listeners on one host share the port the
     first one got (UDP and TCP on the same number, as SIP peers expect); should that number
-    be taken for the other transport, that listener falls back to a port of its own."""
+    be taken for the other transport, that listener falls back to a port of its own.
+    ``ListenError`` names the listener that could not be bound."""
     bound: list[tuple[str, str, int]] = []
     shared: dict[str, int] = {}
     for listen in config.sip.listen:
-        if listen.port == 0 and listen.host in shared:
-            try:
-                host, port = await endpoint.listen(
-                    listen.transport, listen.host, shared[listen.host]
-                )
-            except OSError:
-                logger.warning("port %d taken for %s", shared[listen.host], listen.transport)
-                host, port = await endpoint.listen(listen.transport, listen.host, 0)
-        else:
-            host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
-            if listen.port == 0:
-                shared[listen.host] = port
+        what = f"sip {listen.transport} {_hostport(listen.host, listen.port)}"
+        try:
+            if listen.port == 0 and listen.host in shared:
+                try:
+                    host, port = await endpoint.listen(
+                        listen.transport, listen.host, shared[listen.host]
+                    )
+                except OSError:
+                    logger.warning("port %d taken for %s", shared[listen.host], listen.transport)
+                    host, port = await endpoint.listen(listen.transport, listen.host, 0)
+            else:
+                host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
+                if listen.port == 0:
+                    shared[listen.host] = port
+        except OSError as exc:
+            raise ListenError(what, exc) from None
         bound.append((listen.transport, host, port))
     return bound
+
+
+def _bind_api(config: Config) -> socket.socket:
+    """The API's listening socket, bound here (not by hypercorn) so that a taken port is a
+    ``ListenError`` naming it, like the SIP listeners'."""
+    host, port = config.api.host, config.api.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(100)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"api http://{_hostport(host, port)}", exc) from None
+    return sock
 
 
 class _LazyApp:
@@ -240,12 +279,17 @@ async def _purge_expired(store: Store, every: float = 300.0) -> None:
             logger.info("purged %d expired registrations", removed)
 
 
-async def _watch_signals(shutdown: trio.Event) -> None:
+async def _watch_signals(shutdown: trio.Event, everything: trio.CancelScope) -> None:
+    """The first SIGINT/SIGTERM drains; a second one (an impatient Ctrl-C) stops at once."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            logger.info("signal %s: shutting down", signal.Signals(signum).name)
-            shutdown.set()
-            return
+            name = signal.Signals(signum).name
+            if not shutdown.is_set():
+                logger.info("signal %s: shutting down", name)
+                shutdown.set()
+            else:
+                logger.warning("signal %s again: stopping without waiting for live calls", name)
+                everything.cancel()
 
 
 def _hostport(host: str, port: int) -> str:

@@ -27,7 +27,8 @@ milliseconds when both cores are busy, and the whole event loop stops meanwhile)
   messages in order, a reply always answers the last request and sees every earlier command's
   effect. From trio use ``trio.to_thread.run_sync`` for ``stop_recording`` (it finalises a file).
 
-The child exits when told to or when the socketpair breaks (the parent died).
+The child exits when told to or when the socketpair breaks (the parent died). It runs in a
+process group of its own and ignores SIGINT and SIGTERM: stopping it is the parent's job.
 """
 
 from __future__ import annotations
@@ -193,9 +194,14 @@ def _reply(
 
 
 # The child's entry: our package root (argv[1]) goes first on sys.path unless it is there
-# already (an installed package: its site directory), then engine.media.child runs.
+# already (an installed package: its site directory), then engine.media.child runs. Its
+# life is its parent's: a Ctrl-C or a SIGTERM for the whole group (a terminal, systemd's
+# KillMode=control-group) must not take the media away from a draining server, nor print a
+# traceback; the parent stops it, and it stops by itself when the parent is gone.
 _BOOTSTRAP = (
-    "import os, sys\n"
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "root = sys.argv[1]\n"
     "if all(os.path.realpath(p or '.') != root for p in sys.path):\n"
     "    sys.path.insert(0, root)\n"
@@ -286,6 +292,7 @@ class RelayProcess:
                     ],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
+                    process_group=0,  # a terminal's Ctrl-C goes to the server alone
                 )
             except OSError as exc:
                 ours.close()

@@ -221,3 +221,35 @@ def test_load_directory_file_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"\xff\xfe")
     with pytest.raises(DirectoryError, match=r"broken\.toml: not UTF-8"):
         load_directory(broken)
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "directory.toml"
+    path.write_text(
+        '[[organizations]]\nid = 3\ncode = "00x3"\n'  # bad code: org 3 still counts as declared
+        "[[users]]\nid = 12\norganization = 99\n"
+        '[[users]]\nid = 13\norganization = 3\nname = "Jane"\n'
+        '[[extensions]]\nnumber = 210\norganization = 3\nuser = 13\ntype = "fax"\n'
+        '[[apps]]\nclient_id = "a"\nclient_secret = ""\nowner = "boss"\n'
+        '[[routes]]\nprefix = "4x"\ngateway = "udp:1.2.3.4:5060"\n'
+        '[[peers]]\naddress = "1.2.3.4"\norganization = 3\ncolour = "red"\n'
+        "[[phones]]\n"
+    )
+    with pytest.raises(DirectoryError) as info:
+        load_directory(path)
+    assert [key for key, _ in info.value.problems] == [
+        "phones",
+        "organizations[0].code",
+        "users[0].organization",
+        "extensions[0].number",
+        "extensions[0].type",
+        "apps[0].client_secret",
+        "apps[0].owner",
+        "routes[0].prefix",
+        "peers[0].colour",
+    ]
+    lines = str(info.value).splitlines()
+    assert len(lines) == 9
+    assert lines[2] == f"{path}: users[0].organization: unknown organization 99"
+    # a reference to a declared but broken entry is not a second problem
+    assert not any("unknown organization 3" in line for line in lines)

@@ -193,6 +193,24 @@ def test_the_child_exits_when_its_parent_dies() -> None:
         pytest.fail("relay child outlived its parent")
 
 
+def test_signals_for_the_group_leave_the_child_to_its_parent() -> None:
+    """A terminal's Ctrl-C (SIGINT to the foreground group) or systemd's SIGTERM to every
+    process must not kill the relay under a draining server: only the parent stops it."""
+    r = RelayProcess(HOST, free_range(4))
+    r.start()
+    pid = r.pid
+    assert pid is not None
+    try:
+        assert os.getpgid(pid) != os.getpgid(0)  # not in the terminal's foreground group
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        a = r.allocate()  # a round trip after both signals arrived
+        assert r.stats(a).expected == 0 and r.alive
+    finally:
+        r.close()
+    assert not _alive(pid)
+
+
 def test_both_relays_satisfy_the_control_protocol() -> None:
     from engine.media import Relay, RelayControl
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from engine.sandbox import SandboxPlan, plan_for
+from engine.sandbox import SandboxPlan, plan_for, promise_for
 
 
 @pytest.mark.parametrize("index", range(5))
@@ -48,3 +48,18 @@ def test_09_is_always_busy() -> None:
 def test_there_is_no_sandbox_10() -> None:
     with pytest.raises(ValueError, match="00 to \\*09"):
         plan_for(10, random.Random())
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_every_plan_drawn_keeps_the_documented_promise(index: int) -> None:
+    """``promise_for`` (what ``b2bua demo`` checks a call against) says what ``plan_for`` does."""
+    promise = promise_for(index)
+    rng = random.Random(index)
+    for _ in range(200):
+        plan = plan_for(index, rng)
+        if plan.answers:
+            assert promise.answers and promise.earliest <= plan.delay <= promise.latest
+        elif plan.status == 486:
+            assert promise.busy
+        else:  # rings on, never answers
+            assert not promise.answers and not promise.busy
