@@ -123,6 +123,7 @@ class ErrorGuard:
         except ClientDisconnect:
             # The client went away mid-request: nobody is left to answer, and it is no fault.
             logger.info("client left during %s %s", scope.get("method"), scope.get("path"))
+            return
         except Exception:
             logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
