@@ -414,7 +414,8 @@ def _schemas() -> dict[str, Any]:
                 "hangupCause": {"type": "string", "description": "Extension."},
                 "duration": {
                     "type": "integer",
-                    "description": "Extension: billable seconds (bridge to end), once ended.",
+                    "minimum": 0,
+                    "description": "Extension, once ended: the bridged time, from `bridged` (the destination's answer) to `ended`, in whole seconds rounded up (0.2 s counts as 1); 0 when the call was never bridged. The sources' time before the bridge (ringing, ringback) is not counted.",
                 },
                 "charge": {"type": "number", "description": "Extension: the charge, once ended."},
                 "callerId": {"type": "string"},
@@ -533,7 +534,11 @@ def _schemas() -> dict[str, Any]:
                 "ended": DATE,
                 "disposition": {"type": "integer", "minimum": 0, "maximum": 5},
                 "flow": {"type": "integer", "enum": [2, 4, 8]},
-                "duration": {"type": "integer", "description": "Billable seconds."},
+                "duration": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The bridged time, from `bridged` to `ended`, in whole seconds rounded up; 0 when never bridged.",
+                },
                 "charge": {"type": "number"},
                 "hangupCause": {"type": "string"},
             },
@@ -651,7 +656,7 @@ def _paths() -> dict[str, Any]:
                     ),
                     _query(
                         "callDuration",
-                        "Maximum call duration in seconds, a positive integer, at most 604800. Default: the server's max_duration. Error `pc_duration_invalid`.",
+                        "Maximum call duration in seconds, a positive integer, at most 604800, counted from the moment a source answers (so the destination's ringing counts); when it runs out every party gets BYE. Sandbox calls stop after 180 s at most. Default: the server's max_duration. Error `pc_duration_invalid`.",
                         {"type": "integer", "minimum": 1, "maximum": 604800},
                     ),
                     _query(
