@@ -86,7 +86,6 @@ class CheckedCall:
 
     user: Any
     extension: Any
-    extension_text: str  # as given (or the first source when missing)
     sources: list[str]
     destinations: list[str]
     caller_id: str | None
@@ -301,7 +300,6 @@ def check_simple_call(
     return CheckedCall(
         user=user,
         extension=extension,
-        extension_text=raw_extension,
         sources=sources,
         destinations=destinations,
         caller_id=caller_id,

@@ -314,7 +314,11 @@ def _schemas() -> dict[str, Any]:
             "required": ["id", "extension", "link"],
             "properties": {
                 "id": {"type": "string", "pattern": "^[0-9a-f]{20}$"},
-                "extension": {"type": "string", "description": "As given in the request."},
+                "extension": {
+                    "type": "string",
+                    "pattern": "^[0-9]{1,16}[*][0-9]{1,16}$",
+                    "description": "The extension charged, in its extended form (`0003*210`) whatever form the request used: the `extension` GET returns for the call, and the one in `link.self`.",
+                },
                 "link": {
                     "type": "object",
                     "required": ["self"],
