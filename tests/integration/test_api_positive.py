@@ -3,9 +3,11 @@ real ``b2bua serve``.
 
 Every request schemathesis generates here is valid by ``/uapi/openapi.json``; the server may
 still refuse one only for a reason no schema can see: a state the request does not control
-(``LEGITIMATE``: a user, extension, call or party that does not exist, a call in the wrong
-state, an App outside its scope). Any other 4xx means the document calls valid a value the
-server rejects: the test fails and names the operation, the status and the error code.
+(``LEGITIMATE``: a user, extension, call, route or App that does not exist, an App outside its
+scope), or one of the few rules between parameters that OpenAPI cannot state (each is in the
+descriptions). Each entry matches status, code and message, so a syntax error that happens to
+share a code with one of them still fails. Any other 4xx means the document calls valid a value
+the server rejects: the test fails and names the operation, the status, code and message.
 """
 
 from __future__ import annotations
@@ -193,3 +195,20 @@ def test_valid_requests_are_accepted(
         checks=[valid_data_accepted],
         timeout=10,
     )
+
+
+def test_the_legitimate_answers_are_narrow() -> None:
+    assert legitimate(
+        400,
+        "pc_source_invalid",
+        "source '0*0' cannot be called: unknown organization code 0 in 0*0",
+    )
+    assert legitimate(400, "user_invalid", "Unknown user 99")
+    # same codes, but the request's own syntax: never legitimate for a schema-valid request
+    assert not legitimate(
+        400,
+        "pc_source_invalid",
+        "source '+1' cannot be called: number +1 is too short for a public number",
+    )
+    assert not legitimate(400, "user_invalid", "userId must be a user id or one of @me, @viewer")
+    assert not legitimate(400, "pc_duration_invalid", "callDuration must be a positive integer")
