@@ -22,7 +22,7 @@ from api.cdr import list_cdr
 from api.context import ApiContext
 from api.docs import docs_page
 from api.egress import CallbackPolicy
-from api.errors import EXCEPTION_HANDLERS, ErrorGuard
+from api.errors import EXCEPTION_HANDLERS, ErrorGuard, HeadLimit
 from api.events import call_events
 from api.oauth import TOKEN_KEY_PURPOSE, Clock, TokenService, token_endpoint, utc_now
 from api.openapi import openapi_document, openapi_endpoint
@@ -138,7 +138,7 @@ def create_app(
         )
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ErrorGuard), Middleware(StripTrailingSlash)],
+        middleware=[Middleware(ErrorGuard), Middleware(HeadLimit), Middleware(StripTrailingSlash)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )
     app.router.redirect_slashes = False

@@ -70,10 +70,9 @@ def _number(query: Any, name: str, code: str) -> str | None:
     text: str | None = query.get(name)
     if text is None:
         return None
-    text = text.strip()
-    if not text or len(text) > MAX_NUMBER_LENGTH:
+    if not text.strip() or len(text) > MAX_NUMBER_LENGTH:
         raise ApiError(400, code, f"{name} must be a phone or extension number")
-    return text
+    return text.strip()
 
 
 def _aware(value: datetime) -> datetime:

@@ -62,8 +62,25 @@ PHONE_TERMINAL = "phone_terminal"
 # port 0-65535; no user info. The OpenAPI document publishes this very pattern.
 _PCHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
 _PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# RFC 3986 IPv6address, so the published pattern admits no literal the server then refuses
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"({_H16}:{_H16}|{_OCTET}(\.{_OCTET}){{3}})"
+_IPV6 = "|".join(
+    [
+        rf"({_H16}:){{6}}{_LS32}",
+        rf"::({_H16}:){{5}}{_LS32}",
+        rf"({_H16})?::({_H16}:){{4}}{_LS32}",
+        rf"(({_H16}:){{0,1}}{_H16})?::({_H16}:){{3}}{_LS32}",
+        rf"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+        rf"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(({_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(({_H16}:){{0,6}}{_H16})?::",
+    ]
+)
 STATUS_CALLBACK_PATTERN = (
-    r"^https?://(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})"
+    rf"^https?://(\[({_IPV6})\]|[A-Za-z0-9.-]{{1,253}})"
     rf"(:{_PORT})?(/({_PCHAR}|/)*)?([?]({_PCHAR}|[/?])*)?(#({_PCHAR}|[/?])*)?$"
 )
 STATUS_CALLBACK_RE = re.compile(STATUS_CALLBACK_PATTERN)
@@ -75,7 +92,6 @@ class CheckedCall:
 
     user: Any
     extension: Any
-    extension_text: str  # as given (or the first source when missing)
     sources: list[str]
     destinations: list[str]
     caller_id: str | None
@@ -298,7 +314,6 @@ def check_simple_call(
     return CheckedCall(
         user=user,
         extension=extension,
-        extension_text=raw_extension,
         sources=sources,
         destinations=destinations,
         caller_id=caller_id,

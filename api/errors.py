@@ -3,13 +3,16 @@
 Every error the facade sends is ``{"error": {"code": "...", "message": "..."}}`` with the HTTP
 status UAPI documents (400 parameter errors, 401 ``access_denied``, 403 for an App acting outside
 its scope, 404/405 for unknown routes and methods, 501 ``request_not_implemented``, 503 while
-draining, 500 ``internal_server_error``). Handlers raise ``ApiError``; ``install_error_handlers``
-turns it, Starlette's ``HTTPException`` and any other exception into that shape, so a client never
-sees a framework's default body or a bare 500 page.
+draining, 500 ``internal_server_error``). Handlers raise ``ApiError``; ``EXCEPTION_HANDLERS``
+and ``ErrorGuard`` turn it, Starlette's ``HTTPException`` and any other exception into that shape,
+so a client never sees a framework's default body or a bare 500 page. ``HeadLimit`` answers 431
+``headers_too_large`` for a request head over ``MAX_HEAD_BYTES``; the answers the HTTP server
+writes without the app get the same shape from ``api.serving``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
@@ -20,7 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-_HTTP_CODES = {
+# The request line and headers together, at most (hypercorn is set to the same: api.serving).
+MAX_HEAD_BYTES = 16 * 1024
+
+HTTP_CODES = {
     400: "request_invalid",
     401: "access_denied",
     403: "access_denied",
@@ -29,6 +35,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     500: "internal_server_error",
     501: "request_not_implemented",
     503: "service_unavailable",
@@ -73,7 +80,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    code = _HTTP_CODES.get(status, "request_invalid" if status < 500 else "internal_server_error")
+    code = HTTP_CODES.get(status, "request_invalid" if status < 500 else "internal_server_error")
     if status == 404:
         message = f"No resource at {request.url.path}"
     elif status == 405:
@@ -97,6 +104,9 @@ class ErrorGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await _refuse_websocket(scope, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -113,6 +123,7 @@ class ErrorGuard:
         except ClientDisconnect:
             # The client went away mid-request: nobody is left to answer, and it is no fault.
             logger.info("client left during %s %s", scope.get("method"), scope.get("path"))
+            return
         except Exception:
             logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
@@ -121,3 +132,69 @@ class ErrorGuard:
                 500, "internal_server_error", "The server failed to handle the request"
             )
             await response(scope, receive, send)
+            return
+        if not started:
+            logger.error("no answer to %s %s", scope.get("method"), scope.get("path"))
+            response = error_response(
+                500, "internal_server_error", "The server failed to handle the request"
+            )
+            await response(scope, receive, send)
+
+
+async def _refuse_websocket(scope: Scope, send: Send) -> None:
+    """No route serves WebSockets: refuse the handshake with a UAPI error (ASGI's WebSocket
+    Denial Response), or a plain close when the server cannot send one."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = json.dumps(
+        error_body("request_invalid", "This server does not accept WebSocket connections"),
+        separators=(",", ":"),
+    ).encode()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
+def head_size(scope: Scope) -> int:
+    """The size of the request line and headers as the client sent them (near enough: the
+    optional spaces around header values are not counted)."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    if scope.get("query_string"):
+        target += 1
+    line = len(scope.get("method", "")) + target + len(scope.get("http_version", "")) + 9
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+
+
+class HeadLimit:
+    """ASGI middleware: 431 ``headers_too_large`` for a request head over ``MAX_HEAD_BYTES``.
+
+    hypercorn refuses such a head only when it arrives in pieces (h11 measures what it has
+    buffered); this makes the limit the same however the bytes arrive."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_HEAD_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and head_size(scope) > self.limit:
+            logger.info(
+                "refused %s %s: head over %d bytes", scope["method"], scope["path"], self.limit
+            )
+            response = error_response(
+                431,
+                "headers_too_large",
+                f"The request line and headers exceed {self.limit} bytes",
+                {"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

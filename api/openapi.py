@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.create import STATUS_CALLBACK_PATTERN
+from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ EXTENSION_NUMBER = {
 USER_ID = _path_param(
     "userId",
     "The user acting: `@me`/`@viewer` (the User App's own user), `@owner` (the owner of the "
-    "extension) or a numeric user id. Organization and Administrator Apps must give an id.",
+    "extension, so not with extension `@self`: error `user_invalid`) or a numeric user id. "
+    "Organization and Administrator Apps must give an id.",
     USER_REF,
 )
 EXTENSION = _path_param(
@@ -130,7 +132,8 @@ PAGING = [
     ),
     _query(
         "filterValue",
-        "The value compared (comma-separated for inArray; ISO 8601 for dates). Error `filtervalue_invalid`.",
+        "The value compared (comma-separated for inArray; ISO 8601 for dates). Required with "
+        "filterBy unless filterOp is `present`. Error `filtervalue_invalid`.",
         {"type": "string"},
     ),
     _query(
@@ -166,6 +169,20 @@ NONCE_PATTERN = "^[A-Za-z0-9._~:@+=/-]{1,128}$"
 # serialise unset fields as null).
 
 DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, `Z` suffix."}
+# A party's number as a query value: the server strips it, so it must hold a non-space.
+QUERY_NUMBER = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"}
+
+
+def _fields_query(description: str, names: tuple[str, ...]) -> dict[str, Any]:
+    # what api.paging reads: comma-separated names, white space around them and empty items
+    # ignored, at least one name, every name known
+    one = "(" + "|".join(names) + ")\\s*"
+    pattern = f"^(\\s*,)*\\s*{one}(,\\s*({one})?)*$"
+    return _query(
+        "fields",
+        f"{description} Error `fields_invalid`.",
+        {"type": "string", "pattern": pattern, "examples": ["id,published"]},
+    )
 
 
 def _schemas() -> dict[str, Any]:
@@ -173,7 +190,7 @@ def _schemas() -> dict[str, Any]:
     # public number (digits, optional leading +): engine/numbers.py resolves them.
     number = {
         "type": "string",
-        "pattern": "^([0-9]{1,16}[*][0-9]{1,16}|[+]?[0-9]{1,20})$",
+        "pattern": "^([0-9]{1,16}[*][0-9]{1,16}|[+][0-9]{3,20}|[0-9]{1,20})$",
         "examples": ["0003*00", "211", "+4930123456"],
     }
     numbers = {"oneOf": [number, {"type": "array", "minItems": 1, "maxItems": 20, "items": number}]}
@@ -226,17 +243,19 @@ def _schemas() -> dict[str, Any]:
         },
         "TokenRequest": {
             "type": "object",
-            "required": ["grant_type"],
+            "description": "client_id and client_secret may come in an HTTP Basic Authorization header instead.",
+            "required": ["grant_type", "client_id", "client_secret"],
             "properties": {
                 "grant_type": {"type": "string", "const": "client_credentials"},
-                "client_id": {"type": "string"},
-                "client_secret": {"type": "string"},
+                "client_id": {"type": "string", "minLength": 1},
+                "client_secret": {"type": "string", "minLength": 1},
                 "type": {"type": "string", "description": "Accepted and ignored (`unifiedapi`)."},
                 "redirect_uri": {"type": "string", "description": "Accepted and ignored."},
             },
         },
         "PhoneCallViewCreate": {
             "type": "object",
+            "required": ["source", "destination"],
             "properties": {
                 "source": {
                     **numbers,
@@ -300,7 +319,11 @@ def _schemas() -> dict[str, Any]:
             "required": ["id", "extension", "link"],
             "properties": {
                 "id": {"type": "string", "pattern": "^[0-9a-f]{20}$"},
-                "extension": {"type": "string", "description": "As given in the request."},
+                "extension": {
+                    "type": "string",
+                    "pattern": "^[0-9]{1,16}[*][0-9]{1,16}$",
+                    "description": "The extension charged, in its extended form (`0003*210`) whatever form the request used: the `extension` GET returns for the call, and the one in `link.self`.",
+                },
                 "link": {
                     "type": "object",
                     "required": ["self"],
@@ -400,7 +423,8 @@ def _schemas() -> dict[str, Any]:
                 "hangupCause": {"type": "string", "description": "Extension."},
                 "duration": {
                     "type": "integer",
-                    "description": "Extension: billable seconds (bridge to end), once ended.",
+                    "minimum": 0,
+                    "description": "Extension, once ended: the bridged time, from `bridged` (the destination's answer) to `ended`, in whole seconds rounded up (0.2 s counts as 1); 0 when the call was never bridged. The sources' time before the bridge (ringing, ringback) is not counted.",
                 },
                 "charge": {"type": "number", "description": "Extension: the charge, once ended."},
                 "callerId": {"type": "string"},
@@ -450,6 +474,12 @@ def _schemas() -> dict[str, Any]:
         "PhoneCallAction": {
             "type": "object",
             "required": ["action"],
+            # Transfer and TransferToVoicemail need somewhere to send the call.
+            "if": {
+                "required": ["action"],
+                "properties": {"action": {"enum": ["Transfer", "TransferToVoicemail"]}},
+            },
+            "then": {"required": ["sendCallTo"], "properties": {"sendCallTo": {"type": "string"}}},
             "properties": {
                 "action": {
                     "type": "string",
@@ -469,7 +499,10 @@ def _schemas() -> dict[str, Any]:
                     ],
                     "description": "PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501.",
                 },
-                "sendCallTo": action_text,
+                "sendCallTo": {
+                    **action_text,
+                    "description": "Where the call goes: required for Transfer and TransferToVoicemail. Error `pc_sendcallto_invalid`.",
+                },
                 "phoneCallViewId": {
                     "type": ["string", "null"],
                     "pattern": "^[0-9]{1,3}$",
@@ -510,7 +543,11 @@ def _schemas() -> dict[str, Any]:
                 "ended": DATE,
                 "disposition": {"type": "integer", "minimum": 0, "maximum": 5},
                 "flow": {"type": "integer", "enum": [2, 4, 8]},
-                "duration": {"type": "integer", "description": "Billable seconds."},
+                "duration": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The bridged time, from `bridged` to `ended`, in whole seconds rounded up; 0 when never bridged.",
+                },
                 "charge": {"type": "number"},
                 "hangupCause": {"type": "string"},
             },
@@ -524,6 +561,24 @@ def _schemas() -> dict[str, Any]:
                 "startIndex": {"type": "integer"},
                 "itemsPerPage": {"type": "integer"},
                 "links": _ref("PageLinks"),
+            },
+        },
+        "CallEventMessage": {
+            "type": "object",
+            "description": "One Server-Sent Events message of `/events`: `id: SEQ`, `event: NAME`, `data: CallEvent JSON`, then a blank line.",
+            "required": ["id", "event", "data"],
+            "properties": {
+                "id": {
+                    "type": "string",
+                    "pattern": "^[0-9]+$",
+                    "description": "The CallEvent's seq (give it back as Last-Event-ID to resume).",
+                },
+                "event": {"type": "string", "description": "The CallEvent's event name."},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref("CallEvent"),
+                },
             },
         },
         "CallEvent": {
@@ -610,7 +665,7 @@ def _paths() -> dict[str, Any]:
                     ),
                     _query(
                         "callDuration",
-                        "Maximum call duration in seconds, a positive integer, at most 604800. Default: the server's max_duration. Error `pc_duration_invalid`.",
+                        "Maximum call duration in seconds, a positive integer, at most 604800, counted from the moment a source answers (so the destination's ringing counts); when it runs out every party gets BYE. Sandbox calls stop after 180 s at most. Default: the server's max_duration. Error `pc_duration_invalid`.",
                         {"type": "integer", "minimum": 1, "maximum": 604800},
                     ),
                     _query(
@@ -704,11 +759,7 @@ def _paths() -> dict[str, Any]:
                         "Field to filter on. Error `filterby_invalid`.",
                         {"type": "string", "enum": ["id", "published"]},
                     ),
-                    _query(
-                        "fields",
-                        "Comma-separated PhoneCall fields to return. Error `fields_invalid`.",
-                        {"type": "string"},
-                    ),
+                    _fields_query("Comma-separated PhoneCall fields to return.", PHONE_CALL_FIELDS),
                 ],
                 "responses": {
                     "200": {
@@ -730,7 +781,7 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "phoneNumber",
                         "Hang up only this party. Error `pc_number_invalid`.",
-                        {"type": "string"},
+                        QUERY_NUMBER,
                     )
                 ],
                 "responses": {
@@ -753,11 +804,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "Get one PhoneCall (finished calls included)",
                 "operationId": "getPhoneCall",
                 "parameters": [
-                    _query(
-                        "fields",
-                        "Comma-separated PhoneCall fields to return. Error `fields_invalid`.",
-                        {"type": "string"},
-                    )
+                    _fields_query("Comma-separated PhoneCall fields to return.", PHONE_CALL_FIELDS)
                 ],
                 "responses": {
                     "200": {
@@ -822,7 +869,7 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "phoneNumber",
                         "Hang up only this party; if it is not in the call nothing is hung up. Error `pc_number_invalid`.",
-                        {"type": "string"},
+                        QUERY_NUMBER,
                     )
                 ],
                 "responses": {
@@ -860,8 +907,8 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "The event stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "description": "The event stream: one SSE message per CallEvent (the schema describes one message, as OpenAPI 3.2's `itemSchema` does for `text/event-stream`).",
+                        "content": {"text/event-stream": {"schema": _ref("CallEventMessage")}},
                     },
                     "400": _error("Invalid request.", SCOPE_CODES),
                     "401": ERR_401,
@@ -881,12 +928,12 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "source",
                         "Only calls with this source number. Error `cdr_source_invalid`.",
-                        {"type": "string"},
+                        QUERY_NUMBER,
                     ),
                     _query(
                         "destination",
                         "Only calls with this destination number. Error `cdr_destination_invalid`.",
-                        {"type": "string"},
+                        QUERY_NUMBER,
                     ),
                     _query(
                         "startDate",
@@ -895,7 +942,7 @@ def _paths() -> dict[str, Any]:
                     ),
                     _query(
                         "endDate",
-                        "Published before (ISO 8601). Error `cdr_enddate_invalid`.",
+                        "Published before (ISO 8601); not before startDate. Error `cdr_enddate_invalid`.",
                         {"type": "string", "format": "date-time"},
                     ),
                     _query(
@@ -917,11 +964,7 @@ def _paths() -> dict[str, Any]:
                             "enum": ["source", "destination", "published", "answered"],
                         },
                     ),
-                    _query(
-                        "fields",
-                        "Comma-separated PhoneCallStat fields. Error `fields_invalid`.",
-                        {"type": "string"},
-                    ),
+                    _fields_query("Comma-separated PhoneCallStat fields.", STAT_FIELDS),
                 ],
                 "responses": {
                     "200": {
@@ -992,7 +1035,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 "extensions (status callbacks, Server-Sent Events, extra record fields). Errors are "
                 'always `{"error": {"code", "message"}}`; unknown paths answer 404 '
                 "`not_found`, wrong methods 405 `method_not_allowed`, other malformed requests "
-                "400 `request_invalid`, too large bodies 413 `payload_too_large`, unexpected "
+                "400 `request_invalid`, too large bodies 413 `payload_too_large`, a request line and "
+                "headers over 16 KiB 431 `headers_too_large`, unexpected "
                 "failures 500 `internal_server_error`; while the server drains for shutdown, "
                 "new calls and actions get 503 `service_unavailable` (reads and hang-ups work)."
             ),

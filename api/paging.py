@@ -12,6 +12,7 @@ comma-separated list; dates are ISO 8601; ``filtervalue_invalid``), ``sortOrder`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ FILTER_OPS = ("contains", "equals", "greaterThan", "inArray", "lessThan", "prese
 SORT_ORDERS = ("ascending", "descending")
 
 Getter = Callable[[Any], Any]
+# the seconds of a time of day, when they are a leap second ("23:59:60")
+_LEAP_SECOND = re.compile(r"[0-9]{2}:[0-9]{2}:(60)(?=[.zZ+-]|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +46,31 @@ class Paging:
 
 
 def parse_date(text: str) -> datetime | None:
-    """ISO 8601 date or date-time (``Z`` or offset; naive = UTC) -> aware UTC, else None."""
+    """ISO 8601 date or date-time (``Z`` or offset; naive = UTC) -> aware UTC, else None.
+
+    Every RFC 3339 date-time is accepted (the OpenAPI ``date-time`` format): a leap second
+    (``23:59:60``) is read as the last microsecond before the next minute, and a time whose UTC
+    form falls outside years 1-9999 (``0001-01-01T00:00:00+01:00``) as the first or last
+    moment Python can hold; for a filter bound that is the same thing."""
     text = text.strip()
     if not text or len(text) > 40:
         return None
+    leap = _LEAP_SECOND.search(text)
+    if leap is not None:
+        text = text[: leap.start(1)] + "59" + text[leap.end(1) :]
     try:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
     except ValueError:
         return None
+    if leap is not None:
+        value = value.replace(microsecond=999999)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC: no such date
-        return None
+    except OverflowError:  # beyond year 1 or 9999 once in UTC
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str) -> int:

@@ -3,8 +3,10 @@
 Paths (UAPI reference 2.1):
 
 - ``POST /uapi/phoneCalls/{userId}/simple`` -> 202 ``[{"id", "extension", "link": {"self"}}]``
-  (validation in ``api.create``). A repeated ``nonce`` of the same user returns the first call's
-  id again, rings nobody, and says so with ``Idempotent-Replayed: true``.
+  (validation in ``api.create``); ``extension`` is the extended number (``0003*210``) even when
+  the request gave the short one, as GET shows it, and ``link.self`` holds the same. A
+  repeated ``nonce`` of the same user returns the first call's id again, rings nobody, and says
+  so with ``Idempotent-Replayed: true``.
 - ``GET .../{userId}/{extension}`` -> 200 ``{"entry": [...], "totalResults", "startIndex",
   "itemsPerPage", "links": {"self", "next"?, "prev"?}}`` or 204;
   ``GET .../{phoneCallId}`` -> 200 ``{"entry": [call]}`` (finished calls included) or 404
@@ -101,9 +103,9 @@ async def create_simple(request: Request) -> Response:
         raise ApiError(503, "service_unavailable", "The server accepts no new calls") from None
     if created and checked.status_callback is not None and ctx.callbacks is not None:
         ctx.callbacks.watch(call.id, checked.status_callback)
-    extension_text = checked.extension_text
-    if not created and call.extension != checked.extension.extended:
-        extension_text = str(call.extension)  # the nonce names a call of another extension
+    # The extension charged, in the extended form GET shows, whatever form the request used
+    # (a replayed nonce may even name a call of another extension).
+    extension_text = str(call.extension)
     link = call_path(ctx.public_url, user_text, extension_text, call.id)
     logger.info(
         "call %s %s for user %s by app %s",

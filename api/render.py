@@ -6,7 +6,8 @@ UTC with a ``Z``, codes are numbers (``status`` 0-5, ``flow`` 2/4/8, ``dispositi
 
 Extensions beyond VoipNow (documented in the OpenAPI document), all left out while null:
 PhoneCall ``userId``, ``state``, ``ended``, ``bridged``, ``disposition``, ``hangupCause``,
-``duration`` (billable seconds, from bridge to end), ``charge``, ``callerIdDestination``;
+``duration`` (``ended - bridged`` in whole seconds, rounded up; 0 if never bridged), ``charge``,
+``callerIdDestination``;
 PhoneCallView ``number``, ``role``, ``ended``, ``sipStatus``, ``hangupCause``, ``media``
 (the relay's per-stream packet counters).
 """

@@ -92,6 +92,7 @@ async def serve(
 
     from api.app import create_app
     from api.events import CallbackDispatcher
+    from api.serving import configure, use_uapi_error_bodies
 
     directory = load_directory_for(config)
     # Listeners first: a taken port is reported before anything else starts.
@@ -126,6 +127,8 @@ async def serve(
                 hconfig.accesslog = None
                 hconfig.errorlog = logging.getLogger("hypercorn.error")
                 hconfig.graceful_timeout = 1.0
+                configure(hconfig)
+                use_uapi_error_bodies()
                 stop_http = trio.Event()
                 # The app needs the public URL, which needs the bound port: build it lazily.
                 app = _LazyApp(app_holder)

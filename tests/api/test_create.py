@@ -27,14 +27,29 @@ async def test_seed_example_sandbox_call_is_accepted(mock_clock, client, engine)
     assert call.wait_for_pickup == 25  # the configured default
 
 
-async def test_link_uses_user_and_extension_as_given(mock_clock, client) -> None:
-    body = simple_body()
-    body["extension"] = "210"
-    response = await post(client, body, user="12")
-    assert response.status_code == 202
+@pytest.mark.parametrize(
+    ("given", "user"),
+    [("210", "12"), ("0003*210", "@me"), (None, "@me")],  # None: the first source, "210"
+)
+async def test_created_extension_is_the_one_get_returns_and_link_self_holds(
+    mock_clock, client, given: str | None, user: str
+) -> None:
+    body = simple_body(source="210", destination="0003*00")
+    if given is None:
+        del body["extension"]
+    else:
+        body["extension"] = given
+    response = await post(client, body, user=user)
+    assert response.status_code == 202, response.text
     [created] = response.json()
-    assert created["extension"] == "210"
-    assert created["link"]["self"].endswith(f"/uapi/phoneCalls/12/210/{created['id']}")
+    assert created["extension"] == "0003*210"
+    link = created["link"]["self"]
+    assert link == f"{PUBLIC_URL}/uapi/phoneCalls/{user}/0003*210/{created['id']}"
+    got = await client.get(link.removeprefix(PUBLIC_URL), headers=await auth(client))
+    assert got.status_code == 200, got.text
+    [call] = got.json()["entry"]
+    assert call["extension"] == created["extension"]
+    assert call["links"]["self"] == link
 
 
 async def test_source_and_destination_as_arrays_and_query_options(

@@ -52,6 +52,30 @@ async def test_sse_streams_every_change_and_ends_after_the_final_one(mock_clock,
     assert engine.get_call(call_id).ended is not None
 
 
+async def test_sse_messages_are_what_the_openapi_document_says(mock_clock, client, engine):
+    """/events is typed as text/event-stream messages (id, event, data holding a CallEvent),
+    not a plain string: every message of a real stream fits that description."""
+    from schema_check import problems
+
+    spec = (await client.get("/uapi/openapi.json")).json()
+    operation = spec["paths"]["/uapi/phoneCalls/{userId}/{extension}/{phoneCallId}/events"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert list(content) == ["text/event-stream"]
+    message = spec["components"]["schemas"][content["text/event-stream"]["schema"]["$ref"][21:]]
+    assert message["type"] == "object" and set(message["required"]) == {"id", "event", "data"}
+    data = message["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+
+    headers = await auth(client)
+    call_id = await create_call(client, headers, params={"callDuration": "3"})
+    response = await client.get(f"{BASE}/{call_id}/events", headers=headers)
+    frames = parse_sse(response.text)
+    assert len(frames) >= 4
+    for frame in frames:
+        assert not problems(frame, message, spec), frame
+        assert not problems(json.loads(frame["data"]), data["contentSchema"], spec), frame
+
+
 async def test_sse_resumes_after_last_event_id(mock_clock, client, engine):
     headers = await auth(client)
     call_id = await create_call(client, headers, simple_body(source="0003*08"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime
 
 import pytest
 import trio
@@ -52,6 +54,25 @@ async def test_get_one_call_follows_it_to_its_final_disposition(mock_clock, clie
     assert done["hangupCause"]
     assert all(v["disposition"] == 0 for v in done["phoneCallView"])
     assert done["links"]["self"].endswith(f"/@me/0003*210/{call_id}")
+
+
+async def test_call_duration_counts_from_the_source_answer_and_duration_from_the_bridge(
+    mock_clock, client, engine
+) -> None:
+    """What the docs say: callDuration runs from the source's answer (the destination's ringing
+    included); duration is the bridged time, ended - bridged, rounded up to whole seconds."""
+    headers = await auth(client)
+    body = simple_body(source="0003*00", destination="0003*02")  # answer after 1 s, after 3 s
+    call_id = await create_call(client, headers, body, params={"callDuration": "10"})
+    await wait_until(ended(engine, call_id))
+    [done] = (await client.get(f"{BASE}/@me/0003*210/{call_id}", headers=headers)).json()["entry"]
+    answered, bridged_at, ended_at = (
+        datetime.fromisoformat(done[name]) for name in ("answered", "bridged", "ended")
+    )
+    assert (ended_at - answered).total_seconds() == pytest.approx(10, abs=0.01)
+    bridged_seconds = (ended_at - bridged_at).total_seconds()
+    assert 5 < bridged_seconds < 10  # the destination rang about 3 s of the 10
+    assert done["duration"] == math.ceil(bridged_seconds)
 
 
 async def test_busy_destination_ends_with_busy_disposition(mock_clock, client, engine) -> None:

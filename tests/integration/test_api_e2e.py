@@ -84,3 +84,20 @@ def test_unsupported_action_and_bad_requests(b2bua_factory: Callable[..., B2buaS
     assert park.status_code == 501
     assert park.json()["error"]["code"] == "request_not_implemented"
     api.hangup(call_id)
+
+
+def test_the_create_answer_names_the_extension_as_get_does(
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    server = b2bua_factory()
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    for given in ("210", "0003*210"):
+        reply = api.create(["0003*00"], ["0003*01"], extension=given, query={"callDuration": 1})
+        [created] = reply.json()
+        record = api.get(api.call_id(reply))
+        assert created["extension"] == record["extension"] == "0003*210", given
+        link = created["link"]["self"]
+        assert link == f"{server.api_url}/uapi/phoneCalls/@me/0003*210/{created['id']}"
+        followed = api.client.get(link, headers=api.headers)
+        assert followed.status_code == 200, followed.text
+        assert followed.json()["entry"][0]["extension"] == created["extension"]

@@ -52,7 +52,9 @@ def test_seed_example_two_public_sources_one_public_destination(
         callerIdDestination="Jane Roe <5550100>",
     )
     call_id = api.call_id(reply)
-    assert reply.json()[0]["link"]["self"].endswith(f"/uapi/phoneCalls/@me/210/{call_id}")
+    # the request named extension "210": the answer gives its extended form, as GET does
+    assert reply.json()[0]["extension"] == "0003*210"
+    assert reply.json()[0]["link"]["self"].endswith(f"/uapi/phoneCalls/@me/0003*210/{call_id}")
     record = api.wait_ended(call_id, timeout=30)
     for sipp in (winner, loser, dest):
         sipp.wait(timeout=15)
