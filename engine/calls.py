@@ -845,17 +845,20 @@ class SimpleCall:
         self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
 
     def _charge(self) -> float:
-        """Per started minute of bridged time, at the rate of each answered public party, for
-        the time that party was in the bridged call (a party transferred away stops paying)."""
-        call = self.call
-        if call.bridged is None or call.ended is None:
-            return 0.0
-        total = 0.0
-        for party in call.parties:
-            if party.answered is None or party.kind != "public":
-                continue
-            joined = max(party.answered, call.bridged)
-            left = min(party.ended or call.ended, call.ended)
-            seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
-            total += self.ctx.rate_for(party) * math.ceil(seconds / 60)
-        return round(total, 6)
+        return call_charge(self.call, self.ctx.rate_for)
+
+
+def call_charge(call: PhoneCall, rate_for: Callable[[Party], float]) -> float:
+    """Per started minute of bridged time, at the rate of each answered public party, for the
+    time that party was in the bridged call (a party transferred away stops paying)."""
+    if call.bridged is None or call.ended is None:
+        return 0.0
+    total = 0.0
+    for party in call.parties:
+        if party.answered is None or party.kind != "public":
+            continue
+        joined = max(party.answered, call.bridged)
+        left = min(party.ended or call.ended, call.ended)
+        seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
+        total += rate_for(party) * math.ceil(seconds / 60)
+    return round(total, 6)
