@@ -38,6 +38,7 @@ import os
 import random
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 _BUFFER_SIZE = 65536  # any UDP datagram fits
 _MAX_EVENTS = 4096
 _TONE_CACHE_SIZE = 16
+_SSRC = struct.Struct("!I")  # at offset 8 of an RTP header
 
 
 class _EndpointState:
@@ -624,6 +626,7 @@ class Relay:
         wake_fd = self._wake_fd
         tones = self._tones
         monotonic = self._clock
+        unpack_ssrc = _SSRC.unpack_from
         iterations = self.loop_iterations
         while not self._stopping:
             timeout = max(tones[0][0] - monotonic(), 0.0) if tones else -1.0
@@ -654,17 +657,21 @@ class Relay:
                 leg.last_rx = now
                 if leg.is_rtp and size >= 12 and buf[0] & 0xC0 == 0x80:
                     seq = (buf[2] << 8) | buf[3]
-                    max_seq = leg.max_seq
-                    udelta = (seq - max_seq) & 0xFFFF
-                    if udelta < 3000:  # rtp.MAX_DROPOUT
-                        if seq < max_seq:
-                            leg.cycles += 65536
-                        leg.max_seq = seq
-                        leg.received += 1
-                    elif udelta > 65436:  # SEQ_MOD - MAX_MISORDER: late or duplicate
-                        leg.received += 1
+                    ssrc = unpack_ssrc(buf, 8)[0]
+                    if ssrc != leg.ssrc:  # a new stream from the same address: count anew
+                        leg.new_stream(ssrc, seq)
                     else:
-                        leg.seq_jump(seq, buf)
+                        max_seq = leg.max_seq
+                        udelta = (seq - max_seq) & 0xFFFF
+                        if udelta < 3000:  # rtp.MAX_DROPOUT
+                            if seq < max_seq:
+                                leg.cycles += 65536
+                            leg.max_seq = seq
+                            leg.received += 1
+                        elif udelta > 65436:  # SEQ_MOD - MAX_MISORDER: late or duplicate
+                            leg.received += 1
+                        else:
+                            leg.seq_jump(seq)
                     recorder = leg.recorder
                     if recorder is not None:
                         recorder((leg.rec_channel, now, bytes(view[:size])))
