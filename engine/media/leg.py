@@ -67,6 +67,7 @@ class Leg:
         "sdp_dest",
         "send_errors",
         "sendto",
+        "sink",
         "sock",
         "src",
         "ssrc",
@@ -101,6 +102,8 @@ class Leg:
         self.received = 0
         self.recorder: Callable[[tuple[int, float, bytes]], None] | None = None
         self.rec_channel = 0
+        # the phone is inside the relay (a sandbox): what is forwarded to it arrives there
+        self.sink = False
 
     def accept_source(self, addr: Address, buf: bytearray, size: int, now: float) -> bool:
         """Slow path for a packet whose source is not the latched one: latch, or reject it."""
@@ -147,6 +150,22 @@ class Leg:
             self.received = 1
         else:
             self.bad_seq = (seq + 1) & 0xFFFF
+
+    def note_rtp(self, ssrc: int, seq: int) -> None:
+        """Count one RTP packet of the stream (A.3); the forwarding loop inlines the same."""
+        if ssrc != self.ssrc:
+            self.new_stream(ssrc, seq)
+            return
+        udelta = (seq - self.max_seq) & 0xFFFF
+        if udelta < rtp.MAX_DROPOUT:
+            if seq < self.max_seq:
+                self.cycles += rtp.SEQ_MOD
+            self.max_seq = seq
+            self.received += 1
+        elif udelta > rtp.SEQ_MOD - rtp.MAX_MISORDER:  # late or duplicate
+            self.received += 1
+        else:
+            self.seq_jump(seq)
 
     def new_stream(self, ssrc: int, seq: int) -> None:
         """An RTP packet with another SSRC than the stream's: a new source (A.3), whose
