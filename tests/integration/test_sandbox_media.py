@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .harness import B2buaServer, Sipp
+from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp
+from .test_calls_sipp import routes
 from .uapi import Uapi
 
 
@@ -35,9 +36,6 @@ def test_a_sandbox_to_sandbox_call_counts_both_tones_both_ways(b2bua: B2buaServe
 def test_a_phone_calling_a_sandbox_hears_it_and_the_sandbox_counts_the_echo(
     gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
 ) -> None:
-    from .harness import DEFAULT_DIRECTORY
-    from .test_calls_sipp import routes
-
     phone = gateway("gateway_answer.xml", rtp_echo=True, timeout=20)
     server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=phone))
     api = Uapi(server.api_url, "test-user-app", "test-user-secret")
@@ -49,9 +47,9 @@ def test_a_phone_calling_a_sandbox_hears_it_and_the_sandbox_counts_the_echo(
     # the phone got the ringback (while the sandbox rang) and then the sandbox's tone
     assert caller["rtp_packets_sent"] >= sandbox["rtp_packets_received"] + 50
     # it echoed both: the ringback's echo went nowhere (not bridged yet), the tone's echo
-    # reached the sandbox (a few may still be on their way at the end)
+    # reached the sandbox (the last may still be on their way at the end: up to 0.5 s)
     echoed = sandbox["rtp_packets_sent"]
-    assert sandbox["rtp_packets_received"] - 10 <= echoed <= caller["rtp_packets_received"]
+    assert sandbox["rtp_packets_received"] - 25 <= echoed <= caller["rtp_packets_received"]
     # the echo's SSRC changed from the ringback's to the tone's: loss counted anew, not the
     # gap between their sequence numbers
     assert caller["rtp_lost"] <= 5 and sandbox["rtp_lost"] == 0, (caller, sandbox)
