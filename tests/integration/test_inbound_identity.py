@@ -163,11 +163,12 @@ def test_a_trusted_peers_caller_that_is_not_a_number_reaches_the_gateway_as_itse
     assert gw.received("ACK") and gw.received("BYE")  # the call completed end to end
 
 
+@pytest.mark.parametrize("domain", ["::1", "[::1]"])
 def test_a_server_on_ipv6_with_domain_1_completes_a_call(
-    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer], domain: str
 ) -> None:
-    """``[sip] domain = "::1"`` on IPv6 listeners: the gateway's answers echo our From (once
-    ``sip:x@::1``, which our parser refused, so the 200 OK was dropped)."""
+    """``[sip] domain = "::1"`` (or ``"[::1]"``) on IPv6 listeners: the gateway's answers
+    echo our From (once ``sip:x@::1``, which our parser refused, so the 200 was dropped)."""
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
             probe.bind(("::1", 0))
@@ -177,7 +178,7 @@ def test_a_server_on_ipv6_with_domain_1_completes_a_call(
     server = b2bua_factory(
         directory=directory(gw, "[::1]", 3),
         config={
-            "sip": {"listen": ["udp:[::1]:0", "tcp:[::1]:0"], "domain": "::1"},
+            "sip": {"listen": ["udp:[::1]:0", "tcp:[::1]:0"], "domain": domain},
             "media": {"address": "[::1]"},
         },
     )
