@@ -68,6 +68,12 @@ class NullMedia:
     def stop_tone(self, side: object) -> None:
         return None
 
+    def start_sandbox(self, side: object, frequency: float) -> None:
+        return None
+
+    def stop_sandbox(self, side: object) -> None:
+        return None
+
     def set_hold(self, side: object, held: bool) -> None:
         return None
 
@@ -222,6 +228,14 @@ class RelayMedia:
     def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
+
+    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+        side = _relay_side(side)
+        self._relay.generate(side.audio, frequency)
+
+    def stop_sandbox(self, side: MediaSide) -> None:
+        side = _relay_side(side)
+        self._relay.stop_generating(side.audio)
 
     def set_hold(self, side: MediaSide, held: bool) -> None:
         side = _relay_side(side)

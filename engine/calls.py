@@ -85,6 +85,13 @@ class CallMedia(Protocol):
 
     def stop_tone(self, side: MediaSide) -> None: ...
 
+    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+        """The party of ``side`` is a sandbox number, played by the relay: it sends a tone
+        to whoever it is bridged with, and its counters show what it sent and received."""
+        ...
+
+    def stop_sandbox(self, side: MediaSide) -> None: ...
+
     def set_hold(self, side: MediaSide, held: bool) -> None: ...
 
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
@@ -454,13 +461,13 @@ class SimpleCall:
             raise CallEnded(Disposition.FAILED, "the caller's SDP answer rejected every stream")
         source.side.apply_remote(answer)
 
-    def _tone_for_sandbox(self, source: _Connected, dest: _Connected) -> None:
-        """An answered sandbox number sends a tone to the other party, so media can be checked."""
+    def _tone_for_sandbox(self, *connected: _Connected) -> None:
+        """An answered sandbox number sends a tone to the other party, so media can be checked:
+        the relay plays it as a phone of its own, so its counters show what it sent and got."""
         assert self._media is not None
-        if dest.party.kind == "sandbox" and source.party.kind != "sandbox":
-            self._media.play_tone(source.side, SANDBOX_TONE_HZ)
-        if source.party.kind == "sandbox" and dest.party.kind != "sandbox":
-            self._media.play_tone(dest.side, SANDBOX_TONE_HZ)
+        for c in connected:
+            if c.party.kind == "sandbox":
+                self._media.start_sandbox(c.side, SANDBOX_TONE_HZ)
 
     async def _fork(
         self,
@@ -717,6 +724,7 @@ class SimpleCall:
                 del self._connected[index]
                 self._bye_soon(connected.leg)
         self._media.bridge(staying.side, new.side)
+        self._tone_for_sandbox(new)
         self._changed("transferred", {"to": request.target.number})
 
     # --- legs -------------------------------------------------------------------------------
@@ -782,6 +790,8 @@ class SimpleCall:
     def _keep_stats(self, connected: _Connected) -> None:
         """Note a leaving party whose media counters go into the record (its side stays
         allocated until the call's media closes, so they can still be read then)."""
+        if connected.party.kind == "sandbox" and self._media is not None:
+            self._media.stop_sandbox(connected.side)  # it left: it sends no more
         self._stats_due.append((connected.party, connected.side))
 
     def _new_side(self, label: str) -> MediaSide:
@@ -845,17 +855,20 @@ class SimpleCall:
         self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
 
     def _charge(self) -> float:
-        """Per started minute of bridged time, at the rate of each answered public party, for
-        the time that party was in the bridged call (a party transferred away stops paying)."""
-        call = self.call
-        if call.bridged is None or call.ended is None:
-            return 0.0
-        total = 0.0
-        for party in call.parties:
-            if party.answered is None or party.kind != "public":
-                continue
-            joined = max(party.answered, call.bridged)
-            left = min(party.ended or call.ended, call.ended)
-            seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
-            total += self.ctx.rate_for(party) * math.ceil(seconds / 60)
-        return round(total, 6)
+        return call_charge(self.call, self.ctx.rate_for)
+
+
+def call_charge(call: PhoneCall, rate_for: Callable[[Party], float]) -> float:
+    """Per started minute of bridged time, at the rate of each answered public party, for the
+    time that party was in the bridged call (a party transferred away stops paying)."""
+    if call.bridged is None or call.ended is None:
+        return 0.0
+    total = 0.0
+    for party in call.parties:
+        if party.answered is None or party.kind != "public":
+            continue
+        joined = max(party.answered, call.bridged)
+        left = min(party.ended or call.ended, call.ended)
+        seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
+        total += rate_for(party) * math.ceil(seconds / 60)
+    return round(total, 6)

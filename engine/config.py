@@ -19,6 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from sip.errors import RemoteProtocolError
+from sip.uri import SipUri, parse_uri, uri_host
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -318,6 +321,29 @@ def _host(key: str, value: Any) -> str:
     return host
 
 
+def _domain(value: Any) -> str:
+    """``sip.domain``: a host name or IP address, an IPv6 one with or without brackets (a
+    domain has no port, so ``::1`` is unambiguous); kept without brackets, lower-cased."""
+    text = _string("sip.domain", value).strip().lower()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            raise ConfigError(
+                "sip.domain", f"expected a host name or IP address, got {text!r}"
+            ) from None
+        return bare
+    host = _host("sip.domain", text)
+    try:
+        uri = parse_uri(f"sip:{uri_host(host)}")
+    except RemoteProtocolError:
+        uri = None
+    if not isinstance(uri, SipUri) or uri.host != host:
+        raise ConfigError("sip.domain", f"{host!r} is not a host name a SIP URI can carry")
+    return host
+
+
 def _listen(data: dict[str, Any]) -> tuple[ListenAddress, ...]:
     raw = data["listen"]
     if not isinstance(raw, list):
@@ -382,7 +408,7 @@ def _parse_sip(data: dict[str, Any], problems: _Problems) -> SipConfig:
         )
     return SipConfig(
         listen=listen,
-        domain=get("domain", d.domain, lambda v: _host("sip.domain", v)),
+        domain=get("domain", d.domain, _domain),
         digest_algorithms=get("digest_algorithms", d.digest_algorithms, _digest_algorithms),
         max_connections=max_connections,
         max_connections_per_source=per_source,

@@ -30,6 +30,7 @@ from engine.calls import (
     Recording,
     SimpleCall,
     Transfer,
+    call_charge,
 )
 from engine.config import Config
 from engine.directory import Directory, Extension, ExtensionType
@@ -164,19 +165,29 @@ class Engine:
     def recover(self) -> int:
         """Mark calls that were live when the process stopped as ended; return how many.
 
-        Each gets its final ``ended`` event (seq one past the last it had: see ``changed``),
-        which ``subscribe`` replays; ``recovered`` lists them, so the server can deliver that
-        event to their ``statusCallback``."""
+        They end at this node's last heartbeat before the stop (``engine.heartbeat``), when
+        the store has one: their duration and charge count up to it (a call bridged after it
+        lasted 0 s). Without a beat they end now, uncharged. Each gets its final ``ended``
+        event (seq one past the last it had: see ``changed``), which ``subscribe`` replays;
+        ``recovered`` lists them, so the server can deliver that event to their
+        ``statusCallback``."""
+        beat = self.store.last_beat(self.config.cluster.node)
+        last_alive = None if beat is None else datetime.fromtimestamp(beat, UTC)
         count = 0
         for call in self.store.live_calls():
             call.state = CallState.ENDED
-            call.ended = self._wall_clock()
+            if last_alive is None:
+                call.ended = self._wall_clock()
+            else:  # not before anything the record says happened
+                call.ended = max(last_alive, _latest_time(call))
             call.disposition = Disposition.ANSWERED if call.bridged else Disposition.FAILED
             call.hangup_cause = "engine restarted while the call was live"
             for party in call.parties:
                 if party.ended is None:
                     party.ended = call.ended
                 party.status = PartyStatus.UNKNOWN
+            if last_alive is not None:
+                call.charge = call_charge(call, self._rate_for)
             call.events += 1  # the final event, made now
             self.store.save_call(call)
             self.recovered.append(call)
@@ -527,6 +538,14 @@ class Engine:
             if party.answered is not None and party.ended is None and party.role == "destination":
                 return i
         raise ActionError("pc_view_invalid", "phoneCallViewId is required")
+
+
+def _latest_time(call: PhoneCall) -> datetime:
+    """The last moment the record of ``call`` knows of."""
+    times = [call.published, call.answered, call.bridged]
+    for party in call.parties:
+        times += [party.ringing, party.answered, party.ended]
+    return max(t for t in times if t is not None)
 
 
 def _has_party(call: PhoneCall, number: str) -> bool:

@@ -22,6 +22,7 @@ from engine.anchor import RelayMedia
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
+from engine.heartbeat import heartbeat
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipService, make_endpoint
@@ -120,6 +121,8 @@ async def serve(
                 config, directory, store, media=media_for, legs=sip_service
             ) as engine:
                 sip_service.engine = engine
+                # after recover() read the last beat of the previous run
+                nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
                 running = Running(engine, bound)
                 app_holder: dict[str, object] = {}
                 hconfig = HypercornConfig()

@@ -23,14 +23,9 @@ from engine.keys import cluster_secret, derive_key
 from engine.legs import FailedLeg, Leg
 from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
-from engine.numbers import (
-    ExtensionTarget,
-    NumberError,
-    PublicTarget,
-    parse_caller_id,
-    resolve,
-)
+from engine.numbers import ExtensionTarget, NumberError, PublicTarget, resolve
 from engine.registrar import Registrar
+from engine.sipaddr import caller_address, caller_number, gateway_uri, local_address
 from engine.sipleg import SipLeg
 from engine.store import Store
 from sip import sdp
@@ -40,7 +35,7 @@ from sip.errors import RemoteProtocolError
 from sip.session import InviteServer
 from sip.transaction_types import Peer
 from sip.uas import options_response
-from sip.uri import NameAddr, SipUri, TelUri, parse_uri
+from sip.uri import NameAddr, SipUri, TelUri, parse_uri, uri_host
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +115,9 @@ class SipService(LegProvider):
             return self._device_legs(target.extension, party, from_addr)
         if isinstance(target, PublicTarget):
             route = target.route
-            params: tuple[tuple[str, str | None], ...] = ()
-            if route.gateway_transport != "udp":
-                params = (("transport", route.gateway_transport),)
-            uri = SipUri("sip", target.number, None, route.gateway_host, route.gateway_port, params)
+            uri = gateway_uri(
+                target.number, route.gateway_transport, route.gateway_host, route.gateway_port
+            )
             peer = Peer(route.gateway_transport, route.gateway_host, route.gateway_port)
             return [
                 SipLeg(
@@ -141,7 +135,7 @@ class SipService(LegProvider):
         contacts = self.store.contacts(extension.extended, self._wall_clock())
         if not contacts:
             return [FailedLeg(party.number, 480, f"no device registered for {extension.extended}")]
-        to_addr = NameAddr(SipUri("sip", extension.extended, None, self.domain, None))
+        to_addr = local_address(extension.extended, self.domain)
         legs: list[Leg] = []
         for record in contacts:
             try:
@@ -165,14 +159,9 @@ class SipService(LegProvider):
         return legs or [FailedLeg(party.number, 480, "no usable device binding")]
 
     def _from(self, caller_id: str | None, call: PhoneCall) -> NameAddr:
-        name: str | None = None
-        number = call.extension
-        if caller_id:
-            try:
-                name, number = parse_caller_id(caller_id)
-            except ValueError:
-                logger.debug("call %s: caller id %r is not NAME <NUMBER>", call.id, caller_id)
-        return NameAddr(SipUri("sip", number, None, self.domain, None), display_name=name)
+        # the caller's own identity (an inbound caller's too: alice, anonymous), else the
+        # charged extension of an API call
+        return caller_address(caller_id, call.extension, self.domain)
 
     # --- incoming requests --------------------------------------------------------------------
 
@@ -255,7 +244,7 @@ class SipService(LegProvider):
             # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
             trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
             if not trial.has_active_media:
-                warning = f'304 {self.domain} "Media type not available"'
+                warning = f'304 {uri_host(self.domain)} "Media type not available"'
                 await incoming.respond(
                     request.response(
                         488, "Not Acceptable Here (no common codec)", headers=[("Warning", warning)]
@@ -265,14 +254,11 @@ class SipService(LegProvider):
             video = any(m.media == "video" and m.port for m in offer.media)
         # else: a late offer (RFC 3261 §13.2.1): our 200 OK will carry the offer, the ACK the
         # answer (engine.inbound)
-        from_uri = request.from_.uri
-        caller_number = (
-            from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"
-        )
+        caller = caller_number(request.from_.uri)
         server = InviteServer(self.endpoint, incoming)
         try:
             engine.start_inbound(
-                caller_number=caller_ext.extended if caller_ext else caller_number,
+                caller_number=caller_ext.extended if caller_ext else caller,
                 caller_name=request.from_.display_name,
                 caller_extension=caller_ext,
                 organization_id=organization_id,
@@ -281,7 +267,7 @@ class SipService(LegProvider):
                 make_leg=lambda index, label: InboundLeg(server, index, label),
             )
         except Exception as exc:  # draining meanwhile, or the store refused the record
-            logger.warning("inbound call from %s refused: %s", caller_number, exc)
+            logger.warning("inbound call from %s refused: %s", caller, exc)
             await server.reject(503, "Service Unavailable")
 
 

@@ -58,7 +58,7 @@ from sip.transaction import (
 )
 from sip.transport import SipTransport, TransportError, bare_host, default_port
 from sip.uas import check_request
-from sip.uri import SipUri, Uri
+from sip.uri import SipUri, Uri, uri_host
 
 __all__ = [
     "DEFAULT_ALLOWED_METHODS",
@@ -67,6 +67,7 @@ __all__ = [
     "IncomingRequest",
     "RequestHandler",
     "SipEndpoint",
+    "contact_uri",
     "peer_for_uri",
 ]
 
@@ -83,6 +84,14 @@ def peer_for_uri(uri: Uri, default_transport: str = "udp") -> Peer:
     maddr = uri.param("maddr")
     host = bare_host(maddr or uri.host)
     return Peer(transport, host, uri.port or default_port(transport))
+
+
+def contact_uri(host: str, port: int, transport: str) -> SipUri:
+    """Our Contact for a listener at ``host``:``port`` (an IPv6 literal gets its brackets)."""
+    params: tuple[tuple[str, str | None], ...] = ()
+    if transport.lower() != "udp":
+        params = (("transport", transport.lower()),)
+    return SipUri("sip", None, None, uri_host(host), port, params)
 
 
 class DialogOwner(Protocol):
@@ -296,10 +305,7 @@ class SipEndpoint:
         )
         if address is None:
             raise LocalProtocolError("the endpoint has no listener")
-        host = address[0]
-        if ":" in host:
-            host = f"[{host}]"
-        return host, address[1]
+        return uri_host(address[0]), address[1]
 
     def make_via(self, transport: str) -> Via:
         host, port = self._local_address(transport)
@@ -307,10 +313,7 @@ class SipEndpoint:
 
     def contact(self, transport: str) -> SipUri:
         host, port = self._local_address(transport)
-        params: tuple[tuple[str, str | None], ...] = ()
-        if transport.lower() != "udp":
-            params = (("transport", transport.lower()),)
-        return SipUri("sip", None, None, host, port, params)
+        return contact_uri(host, port, transport)
 
     # -- dialogs --------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ __all__ = [
     "parse_name_addr",
     "parse_name_addr_list",
     "parse_uri",
+    "uri_host",
+    "valid_user",
 ]
 
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
@@ -58,6 +60,7 @@ _SIP_URI_RE = re.compile(
     rf"(?:\?({_HNV}={_HNV}(?:&{_HNV}={_HNV})*))?"
 )
 _sip_uri_match = _SIP_URI_RE.fullmatch
+_user_match = re.compile(_USER).fullmatch
 _TEL_RE = re.compile(
     rf"([Tt][Ee][Ll]):([0-9A-Fa-f*#+\-.()pPwW]+)((?:;{_PARAMCHAR}(?:={_PARAMCHAR})?)*)"
 )
@@ -152,6 +155,21 @@ class AbsoluteUri:
 
 
 Uri = SipUri | TelUri | AbsoluteUri
+
+
+def uri_host(host: str) -> str:
+    """``host`` as a SIP URI writes it: an IPv6 literal in brackets (``::1`` -> ``[::1]``, also
+    when given bracketed already), lower-cased like ``parse_uri`` gives it back."""
+    host = host.lower()
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def valid_user(user: str) -> bool:
+    """Whether ``user`` may stand as the user part of a SIP URI as written (RFC 3261 §25.1:
+    unreserved and user-unreserved characters, ``%HH`` escapes)."""
+    return _user_match(user) is not None and _BAD_ESCAPE_RE.search(user) is None
 
 
 def _parse_sip_uri(text: str) -> SipUri | None:

@@ -54,6 +54,17 @@ class RelayControl(Protocol):
 
     def stop_tone(self, ep: MediaEndpoint) -> None: ...
 
+    def generate(
+        self,
+        ep: MediaEndpoint,
+        frequency: float = 440.0,
+        payload_type: int = 0,
+        *,
+        level_dbfs: float = -10.0,
+    ) -> None: ...
+
+    def stop_generating(self, ep: MediaEndpoint) -> None: ...
+
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None: ...
 
     def stop_recording(self, a: MediaEndpoint, b: MediaEndpoint | None = None) -> RecordingInfo: ...

@@ -17,8 +17,10 @@ RTP/RTCP are forwarded only from the latched address (keep-alives).
 
 Loss (RFC 3550 appendix A.3): the hot loop keeps ``max_seq`` and ``cycles`` (wraps times 65536)
 and ``received``; a jump of ``MAX_DROPOUT`` or more is not counted until a second packet follows
-it in sequence (or it carries a new SSRC), which restarts the count. ``expected`` is
-``cycles + max_seq - base_seq + 1`` and ``lost`` is ``expected - received``.
+it in sequence, which restarts the count. A packet with another SSRC (a new source on the same
+address: the phone after a transfer, a tone then a real stream) restarts it at once, whatever
+its sequence number. ``expected`` is ``cycles + max_seq - base_seq + 1`` and ``lost`` is
+``expected - received``.
 
 The counters are plain ints updated only by the forwarding thread; readers take snapshots
 without locking (each int read is atomic, the set of them is not, which is fine for statistics).
@@ -65,6 +67,7 @@ class Leg:
         "sdp_dest",
         "send_errors",
         "sendto",
+        "sink",
         "sock",
         "src",
         "ssrc",
@@ -99,6 +102,8 @@ class Leg:
         self.received = 0
         self.recorder: Callable[[tuple[int, float, bytes]], None] | None = None
         self.rec_channel = 0
+        # the phone is inside the relay (a sandbox): what is forwarded to it arrives there
+        self.sink = False
 
     def accept_source(self, addr: Address, buf: bytearray, size: int, now: float) -> bool:
         """Slow path for a packet whose source is not the latched one: latch, or reject it."""
@@ -138,15 +143,36 @@ class Leg:
         self.cycles = 0
         self.received = 0
 
-    def seq_jump(self, seq: int, buf: bytearray) -> None:
-        """A.3's large-jump case: count from here if the jump repeats or the SSRC is new."""
-        ssrc = int.from_bytes(buf[8:12], "big")
-        if seq == self.bad_seq or ssrc != self.ssrc:
-            self.ssrc = ssrc
+    def seq_jump(self, seq: int) -> None:
+        """A.3's large-jump case (same SSRC): count from here if the next packet follows it."""
+        if seq == self.bad_seq:
             self.init_seq(seq)
             self.received = 1
         else:
             self.bad_seq = (seq + 1) & 0xFFFF
+
+    def note_rtp(self, ssrc: int, seq: int) -> None:
+        """Count one RTP packet of the stream (A.3); the forwarding loop inlines the same."""
+        if ssrc != self.ssrc:
+            self.new_stream(ssrc, seq)
+            return
+        udelta = (seq - self.max_seq) & 0xFFFF
+        if udelta < rtp.MAX_DROPOUT:
+            if seq < self.max_seq:
+                self.cycles += rtp.SEQ_MOD
+            self.max_seq = seq
+            self.received += 1
+        elif udelta > rtp.SEQ_MOD - rtp.MAX_MISORDER:  # late or duplicate
+            self.received += 1
+        else:
+            self.seq_jump(seq)
+
+    def new_stream(self, ssrc: int, seq: int) -> None:
+        """An RTP packet with another SSRC than the stream's: a new source (A.3), whose
+        sequence numbers have nothing to do with the old one's, so loss is counted anew."""
+        self.ssrc = ssrc
+        self.init_seq(seq)
+        self.received = 1
 
     def reset_latch(self) -> None:
         self.src = None

@@ -75,6 +75,8 @@ _ALLOWED = frozenset(
         "statistics",
         "play_tone",
         "stop_tone",
+        "generate",
+        "stop_generating",
         "start_recording",
         "stop_recording",
         "native_thread_id",
@@ -147,6 +149,8 @@ _ENDPOINT_ARGS = {
     "stats": 1,
     "play_tone": 1,
     "stop_tone": 1,
+    "generate": 1,
+    "stop_generating": 1,
     "start_recording": 2,
     "stop_recording": 2,
 }
@@ -533,6 +537,20 @@ class RelayProcess:
 
     def stop_tone(self, ep: MediaEndpoint) -> None:
         self._cast("stop_tone", _ref(ep))
+
+    def generate(
+        self,
+        ep: MediaEndpoint,
+        frequency: float = 440.0,
+        payload_type: int = 0,
+        *,
+        level_dbfs: float = -10.0,
+    ) -> None:
+        check_tone_request(frequency, payload_type, level_dbfs, None)
+        self._cast("generate", _ref(ep), frequency, payload_type, level_dbfs=level_dbfs)
+
+    def stop_generating(self, ep: MediaEndpoint) -> None:
+        self._cast("stop_generating", _ref(ep))
 
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None:
         self._call("start_recording", _ref(a), _ref(b), path)

@@ -18,7 +18,10 @@ once. Counters are read without the loop's help (see ``Leg``).
 The per-packet path is one ``recvfrom_into`` into a preallocated buffer, a few int updates, and
 one ``sendto`` of a memoryview slice; level-triggered epoll with one datagram per ready socket
 per poll keeps many quiet sockets (50 packets/s each) cheap. Tones are timers on the same loop
-(the poll timeout is the next tone's due time). Recording hands packet copies to a writer thread.
+(the poll timeout is the next tone's due time): a tone played *to* an endpoint's phone, or a
+generator that *is* the endpoint's phone (a sandbox number: its packets count as received
+from it and go through the bridge, and what is forwarded to it counts as sent to it).
+Recording hands packet copies to a writer thread.
 
 The thread shares the GIL with the rest of its process: when another thread runs Python (the
 engine's trio thread under load), each socket call of the loop can wait up to the switch interval
@@ -38,6 +41,7 @@ import os
 import random
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +57,7 @@ logger = logging.getLogger(__name__)
 _BUFFER_SIZE = 65536  # any UDP datagram fits
 _MAX_EVENTS = 4096
 _TONE_CACHE_SIZE = 16
+_SSRC = struct.Struct("!I")  # at offset 8 of an RTP header
 
 
 class _EndpointState:
@@ -61,6 +66,7 @@ class _EndpointState:
     __slots__ = (
         "echo",
         "endpoint",
+        "generator",
         "partner",
         "receive",
         "recorder",
@@ -81,6 +87,8 @@ class _EndpointState:
         self.receive = True  # the relay forwards media coming from this endpoint's phone
         self.echo = False
         self.tone: tone.ToneSource | None = None  # owned by the loop thread
+        # a phone inside the relay (a sandbox number): what it sends (see ``generate``)
+        self.generator: tone.ToneSource | None = None
         # a tone played to this phone stands for the other party: recorded on its channel
         self.tone_recorder: Callable[[tuple[int, float, bytes]], None] | None = None
         self.tone_channel = 0
@@ -353,18 +361,13 @@ class Relay:
         RTP socket, until ``stop_tone`` or ``duration`` seconds. Replaces a tone already playing.
         """
         check_tone_request(frequency, payload_type, level_dbfs, duration)
-        key = (round(frequency), payload_type, level_dbfs)
+        with self._lock:
+            self._check_open()
+            self._state(ep)
+        audio = self._tone(frequency, payload_type, level_dbfs)
         with self._lock:
             self._check_open()
             state = self._state(ep)
-            audio = self._tone_audio.get(key)
-        if audio is None:
-            audio = tone.encode_tone(frequency, payload_type, level_dbfs)
-        with self._lock:
-            self._check_open()
-            if len(self._tone_audio) >= _TONE_CACHE_SIZE:
-                self._tone_audio.clear()
-            self._tone_audio[key] = audio
             source = tone.ToneSource(audio, payload_type, self._clock(), duration, self._rng)
             self._submit(lambda: self._start_tone(state, source))
 
@@ -373,6 +376,49 @@ class Relay:
             self._check_open()
             state = self._state(ep)
             self._submit(lambda: self._stop_tone(state))
+
+    def generate(
+        self,
+        ep: MediaEndpoint,
+        frequency: float = 440.0,
+        payload_type: int = g711.PT_PCMU,
+        *,
+        level_dbfs: float = -10.0,
+    ) -> None:
+        """``ep``'s phone is inside the relay (a sandbox number) and sends a sine tone, until
+        ``stop_generating``: its packets are counted as received from ``ep``'s phone and
+        forwarded to ``ep``'s bridged partner like a real phone's (hold and recording apply),
+        and what the relay forwards to ``ep`` is counted as sent to that phone, not dropped.
+        """
+        check_tone_request(frequency, payload_type, level_dbfs, None)
+        audio = self._tone(frequency, payload_type, level_dbfs)
+        with self._lock:
+            self._check_open()
+            state = self._state(ep)
+            # its first packet holds its first 20 ms: due then, like a phone's (and a partner
+            # made a generator in the same breath is one by then, so nothing is dropped)
+            start = self._clock() + tone.PACKET_TIME
+            source = tone.ToneSource(audio, payload_type, start, None, self._rng)
+            self._submit(lambda: self._start_generator(state, source))
+
+    def stop_generating(self, ep: MediaEndpoint) -> None:
+        with self._lock:
+            self._check_open()
+            state = self._state(ep)
+            self._submit(lambda: self._stop_generator(state))
+
+    def _tone(self, frequency: float, payload_type: int, level_dbfs: float) -> bytes:
+        """One second of the tone, encoded once and cached."""
+        key = (round(frequency), payload_type, level_dbfs)
+        with self._lock:
+            audio = self._tone_audio.get(key)
+        if audio is None:
+            audio = tone.encode_tone(frequency, payload_type, level_dbfs)
+            with self._lock:
+                if len(self._tone_audio) >= _TONE_CACHE_SIZE:
+                    self._tone_audio.clear()
+                self._tone_audio[key] = audio
+        return audio
 
     # ----------------------------------------------------------------- recording
 
@@ -517,6 +563,7 @@ class Relay:
 
     def _unregister(self, state: _EndpointState) -> None:
         state.tone = None
+        state.generator = None
         for leg in (state.rtp, state.rtcp):
             if self._legs.pop(leg.fd, None) is not None:
                 self._epoll.unregister(leg.fd)
@@ -560,6 +607,16 @@ class Relay:
     def _stop_tone(self, state: _EndpointState) -> None:
         state.tone = None
 
+    def _start_generator(self, state: _EndpointState, source: tone.ToneSource) -> None:
+        if state.rtp.fd not in self._legs:
+            return  # released meanwhile
+        state.generator = source
+        state.rtp.sink = state.rtcp.sink = True
+        heapq.heappush(self._tones, (source.due, next(self._tone_order), state, source))
+
+    def _stop_generator(self, state: _EndpointState) -> None:
+        state.generator = None
+
     def _attach_recorder(self, a: _EndpointState, b: _EndpointState, rec: WavRecorder) -> None:
         for channel, state in enumerate((a, b)):
             state.rtp.rec_channel = channel
@@ -586,6 +643,10 @@ class Relay:
         heap = self._tones
         while heap and heap[0][0] <= now:
             _due, _order, state, source = heapq.heappop(heap)
+            if source is state.generator:
+                self._generate(state, source, now)
+                heapq.heappush(heap, (source.due, next(self._tone_order), state, source))
+                continue
             if state.tone is not source:
                 continue
             if source.finished(now):
@@ -609,6 +670,38 @@ class Relay:
                     state.tone_recorder((state.tone_channel, now, bytes(packet)))
             heapq.heappush(heap, (source.due, next(self._tone_order), state, source))
 
+    def _generate(self, state: _EndpointState, source: tone.ToneSource, now: float) -> None:
+        """The due packets of a phone inside the relay, as if they had come from it."""
+        source.catch_up(now)
+        leg = state.rtp
+        while source.due <= now:
+            packet = source.next_packet()
+            size = len(packet)
+            leg.packets_received += 1
+            leg.bytes_received += size
+            leg.note_rtp(source.ssrc, (packet[2] << 8) | packet[3])
+            if leg.recorder is not None:
+                leg.recorder((leg.rec_channel, now, bytes(packet)))
+            out = leg.target
+            if out is None:
+                leg.dropped += 1
+                continue
+            dest = out.dest
+            if dest is None:
+                if out.sink:  # from one phone inside the relay to another
+                    out.packets_sent += 1
+                    out.bytes_sent += size
+                else:
+                    leg.dropped += 1
+                continue
+            try:
+                out.sendto(packet, dest)
+            except OSError:
+                out.send_errors += 1
+                continue
+            out.packets_sent += 1
+            out.bytes_sent += size
+
     def _run(self) -> None:
         while not self._stopping:
             try:
@@ -624,6 +717,7 @@ class Relay:
         wake_fd = self._wake_fd
         tones = self._tones
         monotonic = self._clock
+        unpack_ssrc = _SSRC.unpack_from
         iterations = self.loop_iterations
         while not self._stopping:
             timeout = max(tones[0][0] - monotonic(), 0.0) if tones else -1.0
@@ -654,17 +748,21 @@ class Relay:
                 leg.last_rx = now
                 if leg.is_rtp and size >= 12 and buf[0] & 0xC0 == 0x80:
                     seq = (buf[2] << 8) | buf[3]
-                    max_seq = leg.max_seq
-                    udelta = (seq - max_seq) & 0xFFFF
-                    if udelta < 3000:  # rtp.MAX_DROPOUT
-                        if seq < max_seq:
-                            leg.cycles += 65536
-                        leg.max_seq = seq
-                        leg.received += 1
-                    elif udelta > 65436:  # SEQ_MOD - MAX_MISORDER: late or duplicate
-                        leg.received += 1
+                    ssrc = unpack_ssrc(buf, 8)[0]
+                    if ssrc != leg.ssrc:  # a new stream from the same address: count anew
+                        leg.new_stream(ssrc, seq)
                     else:
-                        leg.seq_jump(seq, buf)
+                        max_seq = leg.max_seq
+                        udelta = (seq - max_seq) & 0xFFFF
+                        if udelta < 3000:  # rtp.MAX_DROPOUT
+                            if seq < max_seq:
+                                leg.cycles += 65536
+                            leg.max_seq = seq
+                            leg.received += 1
+                        elif udelta > 65436:  # SEQ_MOD - MAX_MISORDER: late or duplicate
+                            leg.received += 1
+                        else:
+                            leg.seq_jump(seq)
                     recorder = leg.recorder
                     if recorder is not None:
                         recorder((leg.rec_channel, now, bytes(view[:size])))
@@ -674,7 +772,11 @@ class Relay:
                     continue
                 dest = out.dest
                 if dest is None:
-                    leg.dropped += 1
+                    if out.sink:  # a phone inside the relay (a sandbox): it gets the packet
+                        out.packets_sent += 1
+                        out.bytes_sent += size
+                    else:
+                        leg.dropped += 1
                     continue
                 try:
                     out.sendto(view[:size], dest)

@@ -300,6 +300,12 @@ class FakeMedia:
     def stop_tone(self, side: MediaSide) -> None:
         self._record("stop_tone", _label(side))
 
+    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+        self._record("start_sandbox", _label(side), frequency)
+
+    def stop_sandbox(self, side: MediaSide) -> None:
+        self._record("stop_sandbox", _label(side))
+
     def set_hold(self, side: MediaSide, held: bool) -> None:
         self._record("set_hold", _label(side), held)
         if self.hold_error is not None:

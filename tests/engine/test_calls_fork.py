@@ -368,8 +368,11 @@ async def test_sandbox_parties_are_free(mock_clock) -> None:
         call = await h.wait_ended(call_id)
         assert call.bridged == at(2) and call.ended == at(126)
         assert call.charge == 0.0
-        # An answered sandbox sends its tone to the other party.
-        assert ("a", 440.0) in [c.args for c in h.media(call_id).named("play_tone")]
+        # An answered sandbox sends its tone to the other party: the relay plays the sandbox
+        # (side b) as a phone of its own, from the bridge on, until it leaves.
+        media = h.media(call_id)
+        assert [(c.at, c.args) for c in media.named("start_sandbox")] == [(2.0, ("b", 440.0))]
+        assert [(c.at, c.args) for c in media.named("stop_sandbox")] == [(126.0, ("b",))]
 
 
 # --- robustness ----------------------------------------------------------------------------

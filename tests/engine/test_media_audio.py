@@ -316,3 +316,62 @@ def test_a_tone_played_to_a_party_is_recorded_as_the_other_party(
     _params, left, right = read_wav(path)
     assert dominant(left, CANDIDATES) == 440.0
     assert dominant(right, CANDIDATES) == 1000.0
+
+
+def test_a_generated_party_sends_its_tone_through_the_bridge_and_counts_both_ways(
+    relay: Relay, phone: socket.socket
+) -> None:
+    """A sandbox side: its tone is what its phone sends (received on its side, forwarded to
+    the partner's phone from the partner's port), and what the partner sends reaches it."""
+    a, sandbox = relay.allocate(), relay.allocate()
+    relay.set_remote(a, HOST, phone.getsockname()[1])
+    relay.bridge(a, sandbox)
+    relay.generate(sandbox, 1000.0)
+    got = receive_packets(phone, 10)
+    assert all(len(packet) == 172 for _at, packet in got)
+    samples = [g711.ULAW_DECODE[byte] for _at, packet in got for byte in packet[12:]]
+    assert dominant(samples, CANDIDATES) == 1000.0
+    stream(phone, a.rtp_port, 440.0, 0, range(12))  # the caller speaks to the sandbox
+    assert _eventually(lambda: relay.stats(sandbox).rtp.packets_sent == 12)
+    relay.stop_generating(sandbox)
+    time.sleep(0.1)
+    gen, caller = relay.stats(sandbox), relay.stats(a)
+    assert gen.rtp.packets_received >= 10  # what the sandbox sent
+    assert gen.rtp.packets_received == caller.rtp.packets_sent  # all of it reached the phone
+    assert (gen.expected, gen.lost) == (gen.rtp.packets_received, 0)
+    assert gen.rtp.packets_dropped == 0 and caller.rtp.packets_dropped == 0
+    assert caller.rtp.packets_received == 12 and (caller.expected, caller.lost) == (12, 0)
+
+
+def test_two_generated_parties_bridged_hear_each_other(relay: Relay) -> None:
+    """Sandbox to sandbox: nothing leaves the relay, yet each side counts what it sent and
+    what it received, and stops counting when it stops sending."""
+    x, y = relay.allocate(), relay.allocate()
+    relay.bridge(x, y)
+    relay.generate(x, 440.0)
+    relay.generate(y, 1000.0)
+    assert _eventually(lambda: relay.stats(y).rtp.packets_sent >= 10, timeout=3.0)
+    relay.stop_generating(x)
+    relay.stop_generating(y)
+    time.sleep(0.1)
+    sx, sy = relay.stats(x), relay.stats(y)
+    assert sx.rtp.packets_received > 0 and sy.rtp.packets_received > 0
+    assert sx.rtp.packets_received == sy.rtp.packets_sent
+    assert sy.rtp.packets_received == sx.rtp.packets_sent
+    assert sx.lost == 0 and sy.lost == 0
+    time.sleep(0.1)
+    assert relay.stats(x).rtp.packets_received == sx.rtp.packets_received  # stopped
+
+
+def test_a_generated_party_is_recorded_on_its_own_channel(relay: Relay, tmp_path: Path) -> None:
+    caller, sandbox = relay.allocate(), relay.allocate()
+    relay.bridge(caller, sandbox)
+    path = tmp_path / "sandbox.wav"
+    relay.start_recording(caller, sandbox, str(path))
+    relay.generate(sandbox, 1000.0)
+    assert _eventually(lambda: relay.stats(sandbox).rtp.packets_received >= 15, timeout=3.0)
+    relay.stop_generating(sandbox)
+    info = relay.stop_recording(caller, sandbox)
+    assert info.packets[1] >= 15
+    _params, _left, right = read_wav(path)
+    assert dominant(right, CANDIDATES) == 1000.0

@@ -145,6 +145,27 @@ def test_tone_and_recording_in_the_child(
     relay.release(b)
 
 
+def test_a_generated_party_in_the_child(relay: RelayProcess, phones: list[socket.socket]) -> None:
+    pa, _pb = phones
+    a, sandbox = relay.allocate(), relay.allocate()
+    relay.set_remote(a, HOST, pa.getsockname()[1])
+    relay.bridge(a, sandbox)
+    relay.generate(sandbox, 440.0)
+    assert len(pa.recv(2048)) == 172  # the sandbox's tone, through the bridge
+    for seq in range(5):
+        pa.sendto(rtp(seq, 34), (HOST, a.rtp_port))
+    deadline = time.monotonic() + 2
+    while relay.stats(sandbox).rtp.packets_sent < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    relay.stop_generating(sandbox)
+    stats = relay.stats(sandbox)
+    assert stats.rtp.packets_received >= 1 and stats.rtp.packets_sent == 5
+    with pytest.raises(MediaError, match="frequency"):
+        relay.generate(sandbox, 5000.0)
+    relay.release(a)
+    relay.release(sandbox)
+
+
 def test_bad_configuration_fails_start_and_close_stops_the_child() -> None:
     with pytest.raises(MediaError, match="IP address"):
         RelayProcess("nowhere", (20000, 20010)).start()

@@ -255,6 +255,46 @@ def test_a_restarted_stream_is_counted_anew(relay: Relay, phones: Callable[[], P
     assert stats.lost == 0
 
 
+def test_a_new_ssrc_from_the_same_address_restarts_the_loss_count(
+    relay: Relay, phones: Callable[[], Phone]
+) -> None:
+    """A tone echoed back, then the phone's own stream on the same port: its sequence numbers
+    continue nowhere near the tone's (once counted as 1577 lost for 250 packets)."""
+    a, _b, pa, pb = bridged_pair(relay, phones)
+    first = [1000 + i for i in range(100) if i not in (10, 11)]  # 2 lost in the first stream
+    for seq in first:
+        pa.send_rtp(a.rtp_port, seq)
+    pa.ssrc = (pa.ssrc + 1) & 0xFFFFFFFF  # same socket, a new source
+    # 1477 ahead of the old stream's last (under MAX_DROPOUT: once taken for 1477 losses)
+    second = [2577 + i for i in range(150) if i != 50]  # 1 lost in the second stream
+    for seq in second:
+        pa.send_rtp(a.rtp_port, seq)
+    for _ in range(len(first) + len(second)):
+        pb.recv()
+    assert eventually(lambda: relay.stats(a).rtp.packets_received == len(first) + len(second))
+    stats = relay.stats(a)
+    assert stats.ssrc == pa.ssrc
+    assert stats.rtp.packets_received == 98 + 149  # every packet counted as received
+    assert (stats.expected, stats.lost) == (150, 1)  # the new stream's alone
+
+
+def test_a_new_ssrc_behind_the_old_sequence_is_not_taken_for_late_packets(
+    relay: Relay, phones: Callable[[], Phone]
+) -> None:
+    a, _b, pa, pb = bridged_pair(relay, phones)
+    for seq in range(5000, 5050):
+        pa.send_rtp(a.rtp_port, seq)
+    pa.ssrc = (pa.ssrc + 7) & 0xFFFFFFFF
+    sent = [seq for seq in range(4990, 5030) if seq != 5000]  # behind the old max: 1 lost
+    for seq in sent:
+        pa.send_rtp(a.rtp_port, seq)
+    for _ in range(50 + len(sent)):
+        pb.recv()
+    assert eventually(lambda: relay.stats(a).rtp.packets_received == 50 + len(sent))
+    stats = relay.stats(a)
+    assert (stats.expected, stats.lost) == (40, 1)
+
+
 def test_packets_before_bridging_are_counted_and_dropped(
     relay: Relay, phones: Callable[[], Phone]
 ) -> None:

@@ -405,8 +405,10 @@ class Sipp:
         extra_args: Sequence[str] = (),
         ports: SippPorts | None = None,
         files: Mapping[str, bytes] | None = None,
+        host: str = LOCALHOST,
     ) -> None:
         self.scenario = scenario
+        self.host = host  # where SIPp binds SIP and media ("::1" for IPv6)
         self.remote = remote
         self.transport = transport
         self.calls = calls
@@ -439,8 +441,9 @@ class Sipp:
 
     @property
     def address(self) -> str:
-        """ "127.0.0.1:PORT" where this SIPp receives SIP."""
-        return f"{LOCALHOST}:{self.ports.sip}"
+        """ "HOST:PORT" where this SIPp receives SIP ("127.0.0.1:PORT", "[::1]:PORT")."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.ports.sip}"
 
     @property
     def uri(self) -> str:
@@ -462,9 +465,9 @@ class Sipp:
         else:
             cmd += ["-sn", scenario]
         cmd += [
-            "-i", LOCALHOST, "-p", str(self.ports.sip),
-            "-ci", LOCALHOST, "-cp", str(self.ports.control),
-            "-mi", LOCALHOST, "-mp", str(self.ports.media),
+            "-i", self.host, "-p", str(self.ports.sip),
+            "-ci", LOCALHOST, "-cp", str(self.ports.control),  # SIPp's control: IPv4 only
+            "-mi", self.host, "-mp", str(self.ports.media),
             "-nostdin",
             "-t", self.transport,
             "-timeout", f"{math.ceil(self.timeout)}s",
