@@ -51,6 +51,12 @@ LEGITIMATE = [
         r"^Unknown client or wrong client secret$",
         "client credentials that are not an App's",
     ),
+    Legitimate(
+        429,
+        "slow_down",
+        r"^Too many failed attempts: try again in \d+ s$",
+        "a source that kept sending credentials that are not an App's (password guessing)",
+    ),
     Legitimate(400, "user_invalid", r"^Unknown user \d+$", "a user id that names no user"),
     Legitimate(
         403,
