@@ -646,6 +646,16 @@ def _paths() -> dict[str, Any]:
                         "description": "`invalid_client`: unknown client or wrong secret.",
                         "content": {JSON: {"schema": _ref("OAuthError")}},
                     },
+                    "429": {
+                        "description": "`slow_down`: this client id or source address failed too often; try again after `Retry-After` seconds (the wait grows with further failures). A client that gets its secret right from another address is not held up.",
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds to wait before the next attempt.",
+                                "schema": {"type": "integer", "minimum": 1},
+                            }
+                        },
+                        "content": {JSON: {"schema": _ref("OAuthError")}},
+                    },
                     "500": ERR_500,
                 },
             }
