@@ -50,6 +50,11 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 RESOLVE_TIMEOUT = 10.0  # seconds a delivery waits for DNS before counting it as a failed attempt
+# DNS lookups of statusCallback hosts under way at once. A lookup runs in a worker thread that
+# cannot be stopped; one that outlives RESOLVE_TIMEOUT keeps its slot (and its thread) until
+# it ends, so a slow name server cannot take more than these threads from the engine's own
+# work in threads (media counters and recordings at a call's end).
+MAX_LOOKUPS = 4
 
 # Refused by default; the first match names the reason (so metadata comes before link-local).
 DENIED_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
@@ -62,6 +67,7 @@ DENIED_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
         ("fe80::/10", "a link-local address"),
         ("224.0.0.0/4", "a multicast address"),
         ("ff00::/8", "a multicast address"),
+        ("168.63.129.16/32", "a cloud metadata address"),  # Azure's WireServer
         ("0.0.0.0/8", "an unspecified address"),
         ("::/128", "the unspecified address"),
         ("255.255.255.255/32", "the broadcast address"),
@@ -73,9 +79,27 @@ class EgressRefused(Exception):
     """A statusCallback destination the policy refuses; the text says why."""
 
 
+# IPv6 forms that carry an IPv4 address in their low 32 bits (and reach it through a translator
+# where one runs): NAT64's well-known prefix 64:ff9b::/96 (RFC 6052) and SIIT's ::ffff:0:0:0/96
+# (RFC 7915); IPv4-compatible ::a.b.c.d (deprecated, ::/96 but for :: and ::1); 6to4 below.
+_TRANSLATED = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("::ffff:0:0:0/96"))
+_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
 def _plain(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, SIIT, compatible, 6to4), else
+    the address itself: a policy on IPv4 addresses must hold whatever their spelling."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        return address.sixtofour
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in network for network in _TRANSLATED):
+        return low32
+    if address in _COMPATIBLE and int(address) > 1:
+        return low32
     return address
 
 
@@ -106,6 +130,7 @@ class CallbackPolicy:
     ) -> None:
         self.restricted = allow is not None
         self.resolve_timeout = resolve_timeout
+        self._lookups = trio.Semaphore(MAX_LOOKUPS)  # see MAX_LOOKUPS
         networks: list[Network] = []
         names: set[str] = set()
         suffixes: list[str] = []
@@ -175,7 +200,7 @@ class CallbackPolicy:
             return [str(address)]
         name = _name(host)
         with trio.move_on_after(self.resolve_timeout):
-            infos = await trio.socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            infos = await self._getaddrinfo(name, port)
             addresses: list[Address] = []
             for info in infos:
                 resolved = _plain(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
@@ -189,6 +214,44 @@ class CallbackPolicy:
                     raise EgressRefused(f"host {name} resolves to {resolved}, {why}")
             return [str(resolved) for resolved in addresses]
         raise TimeoutError(f"host {name} did not resolve in {self.resolve_timeout:g}s")
+
+    async def _getaddrinfo(self, name: str, port: int) -> list[Any]:
+        """``trio.socket.getaddrinfo`` in a task that holds a slot of ``_lookups`` until the
+        lookup ends, however long after our caller stopped waiting; no slot: ``OSError``."""
+        try:
+            self._lookups.acquire_nowait()
+        except trio.WouldBlock:
+            raise OSError(
+                f"host {name} not looked up: {MAX_LOOKUPS} DNS lookups are still under way"
+            ) from None
+        lookup = _Lookup()
+        trio.lowlevel.spawn_system_task(self._lookup, name, port, lookup)
+        await lookup.done.wait()
+        if lookup.error is not None:
+            raise lookup.error
+        return lookup.infos
+
+    async def _lookup(self, name: str, port: int, lookup: _Lookup) -> None:
+        try:
+            lookup.infos = await trio.socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            lookup.error = exc
+        except Exception as exc:  # e.g. UnicodeError for a name IDNA refuses: never the run's
+            lookup.error = OSError(f"host {name} cannot be looked up: {exc}")
+        finally:
+            self._lookups.release()
+            lookup.done.set()
+
+
+class _Lookup:
+    """One DNS lookup's outcome, handed from the task that makes it to the one that waits."""
+
+    __slots__ = ("done", "error", "infos")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.infos: list[Any] = []
+        self.error: OSError | None = None
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):

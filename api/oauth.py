@@ -107,6 +107,9 @@ def _claims(payload: bytes) -> tuple[str, str, int | None, int] | None:
     return client_id, kind, owner_id, expires
 
 
+_UNKNOWN_CLIENT_SECRET = "\0" * 32  # what the secret of an unknown client id is compared with
+
+
 class TokenService:
     """Issues and checks the signed bearer tokens of the directory's Apps (see module doc).
 
@@ -144,10 +147,13 @@ class TokenService:
     async def issue(self, client_id: str, client_secret: str) -> str | None:
         """A new token for valid credentials, None otherwise."""
         app = self._directory.app(client_id)
-        if app is None or not hmac.compare_digest(
-            app.client_secret.encode("utf-8", "surrogatepass"),
+        # compared even for an unknown client id, so the time taken does not tell which exist
+        expected = app.client_secret if app is not None else _UNKNOWN_CLIENT_SECRET
+        matches = hmac.compare_digest(
+            expected.encode("utf-8", "surrogatepass"),
             client_secret.encode("utf-8", "surrogatepass"),
-        ):
+        )
+        if app is None or not matches:
             return None
         token = self.make(app)
         logger.info("issued a token to app %s (%s)", app.client_id, app.owner_kind)
@@ -250,7 +256,8 @@ async def token_endpoint(request: Request) -> Response:
         return response
     token = await tokens.issue(client_id, client_secret)
     if token is None:
-        limiter.failure(client_id, source, now)
+        known = request.app.state.ctx.engine.directory.app(client_id) is not None
+        limiter.failure(client_id, source, now, known_user=known)
         return _oauth_error(401, "invalid_client", "Unknown client or wrong client secret")
     limiter.success(client_id, source, now)
     return JSONResponse(

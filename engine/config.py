@@ -220,11 +220,11 @@ def _default_node() -> str:
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
     node: str = field(default_factory=_default_node)  # unique per node; default: host name
-    # Signs API tokens and SIP digest nonces; the same on every node. None: a random secret
-    # is generated once and kept in the store, so tokens and nonces survive a restart.
+    # Signs API tokens; the same on every node. None: a random secret is generated once and
+    # kept in the store, so tokens survive a restart. (SIP nonces use a key per process.)
     secret: str | None = None
     heartbeat: float = 2  # seconds between this node's heartbeats in the store
-    failover: float = 10  # a node silent this long is dead
+    failover: float = 10  # reserved for nodes sharing a store: checked, not yet acted upon
 
 
 @dataclass(frozen=True, slots=True)

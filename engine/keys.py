@@ -1,7 +1,8 @@
 """The process's signing secret, and the keys derived from it for each use.
 
-Tokens of the API and nonces of SIP digest challenges are signed (HMAC), so any process that
-holds the secret can check them without a lookup. The secret is ``[cluster] secret`` when the
+Tokens of the API are signed (HMAC), so any process that holds the secret can check them
+without a lookup. (SIP digest nonces are signed with a key of each process's own, because the
+nonce counts that stop replays are kept per process.) The secret is ``[cluster] secret`` when the
 configuration sets one (the same on every node of a cluster); otherwise a random one is
 generated the first time and kept in the store, so tokens and challenges stay valid across a
 restart of the process. Each use gets its own key (``derive_key``), so a value signed for one
@@ -32,5 +33,5 @@ def cluster_secret(config: ClusterConfig, store: Store) -> bytes:
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
-    """A 32-byte key for one ``purpose`` ("api-token", "sip-nonce"...) from the secret."""
+    """A 32-byte key for one ``purpose`` ("api-token"...) from the secret."""
     return hmac.new(secret, b"trio-b2bua key: " + purpose.encode("utf-8"), hashlib.sha256).digest()

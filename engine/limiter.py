@@ -20,8 +20,12 @@ tools): ``sip digest: blocking source 192.0.2.7 (user '0003*210') for 4 s after 
 attempts``.
 
 Memory is bounded: at most ``max_entries`` counters and as many good (user, source) pairs, the
-least recently used dropped first; users are cut to 128 characters and IPv6 sources are
-counted per /64 (one host holds a whole /64).
+least recently used dropped first (but not a counter that is blocking, while a few of the
+least recently used can be dropped instead); users are cut to 128 characters and IPv6 sources
+are counted per /64 (one host holds a whole /64). Failures for a user that does not exist
+(``known_user=False``) count for their source only: there is no password to guess, and an
+attacker inventing users must not be able to crowd a real user's counters out of memory (the
+per-user counters are kept apart, one per real user at most).
 """
 
 from __future__ import annotations
@@ -89,11 +93,12 @@ class FailureLimiter:
     def __init__(self, service: str, policy: LimiterPolicy | None = None) -> None:
         self.service = service
         self.policy = policy or LimiterPolicy()
-        self._counters: OrderedDict[_Key, _Counter] = OrderedDict()
+        self._counters: OrderedDict[_Key, _Counter] = OrderedDict()  # pair and source
+        self._users: dict[str, _Counter] = {}  # per real user, across sources
         self._good: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._counters) + len(self._good)
+        return len(self._counters) + len(self._users) + len(self._good)
 
     # --- the three questions ------------------------------------------------------------------
 
@@ -101,26 +106,36 @@ class FailureLimiter:
         """Seconds until ``user`` may try again from ``source``; None: check the password."""
         user, source = user[:MAX_USER_CHARS], source_key(source)
         self._expire(now)
-        keys: list[_Key] = [("pair", user, source), ("source", "", source)]
+        counters = [
+            self._counters.get(("pair", user, source)),
+            self._counters.get(("source", "", source)),
+        ]
         if not self._is_good(user, source, now):
-            keys.append(("user", user, ""))
-        waits = [c.until - now for k in keys if (c := self._counters.get(k)) and c.until > now]
+            counters.append(self._users.get(user))
+        waits = [c.until - now for c in counters if c is not None and c.until > now]
         return max(waits) if waits else None
 
-    def failure(self, user: str, source: str, now: float) -> Block | None:
-        """Count a failed attempt; the Block it starts, if it starts one (logged once)."""
+    def failure(
+        self, user: str, source: str, now: float, *, known_user: bool = True
+    ) -> Block | None:
+        """Count a failed attempt; the Block it starts, if it starts one (logged once).
+
+        ``known_user=False``: no such user (nothing to guess), only the source counts."""
         user, source = user[:MAX_USER_CHARS], source_key(source)
         self._expire(now)
         p = self.policy
-        keys: list[tuple[_Key, int, str]] = [
-            (("pair", user, source), p.per_pair, "user at source"),
-            (("source", "", source), p.per_source, "source"),
+        counted: list[tuple[_Counter, int, str]] = [
+            (self._counter(("source", "", source), now), p.per_source, "source")
         ]
-        if not self._is_good(user, source, now):
-            keys.append((("user", user, ""), p.per_user, "user"))
+        if known_user:
+            counted.append(
+                (self._counter(("pair", user, source), now), p.per_pair, "user at source")
+            )
+            if not self._is_good(user, source, now):
+                counted.append((self._user_counter(user, now), p.per_user, "user"))
         longest: Block | None = None
-        for key, threshold, scope in keys:
-            seconds, failures = self._count(key, threshold, now)
+        for counter, threshold, scope in counted:
+            seconds, failures = self._count(counter, threshold, now)
             if seconds and (longest is None or seconds > longest.seconds):
                 longest = Block(source, user, seconds, failures, scope)
         if longest is not None:
@@ -139,6 +154,12 @@ class FailureLimiter:
         """A right password: forget the pair's failures and trust the source for the user."""
         user, source = user[:MAX_USER_CHARS], source_key(source)
         self._counters.pop(("pair", user, source), None)
+        self.trust(user, source, now)
+
+    def trust(self, user: str, source: str, now: float) -> None:
+        """Take ``source`` as one where ``user`` succeeded (e.g. where its phone registered
+        from, read back from the store after a restart)."""
+        user, source = user[:MAX_USER_CHARS], source_key(source)
         good = (user, source)
         self._good[good] = now
         self._good.move_to_end(good)
@@ -147,16 +168,45 @@ class FailureLimiter:
 
     # --- inside ---------------------------------------------------------------------------------
 
-    def _count(self, key: _Key, threshold: int, now: float) -> tuple[float, int]:
+    def _fresh(self, counter: _Counter | None, now: float) -> bool:
+        """Whether ``counter`` still counts (not forgotten, or still blocking)."""
+        return counter is not None and (
+            now - counter.last <= self.policy.forget or now < counter.until
+        )
+
+    def _counter(self, key: _Key, now: float) -> _Counter:
         counter = self._counters.get(key)
-        if counter is None or (now - counter.last > self.policy.forget and now >= counter.until):
-            counter = _Counter(0, now, now)
-            self._counters[key] = counter
-            while len(self._counters) > self.policy.max_entries:
-                self._counters.popitem(last=False)
+        if not self._fresh(counter, now):
+            counter = self._counters[key] = _Counter(0, now, now)
+            self._make_room(now)
+        else:
+            self._counters.move_to_end(key)
+        assert counter is not None
+        return counter
+
+    def _user_counter(self, user: str, now: float) -> _Counter:
+        counter = self._users.get(user)
+        if not self._fresh(counter, now):
+            counter = self._users[user] = _Counter(0, now, now)
+        assert counter is not None
+        return counter
+
+    def _make_room(self, now: float) -> None:
+        """Over ``max_entries``: drop least recently used counters, but not one that blocks
+        (a flood of new sources must not lift a block); a blocking one goes to the other end
+        and the next is tried, a few times at most, so each failure costs O(1)."""
+        tries = 8
+        while len(self._counters) > self.policy.max_entries:
+            key, counter = next(iter(self._counters.items()))
+            if counter.until > now and tries > 0:
+                self._counters.move_to_end(key)
+                tries -= 1
+                continue
+            del self._counters[key]
+
+    def _count(self, counter: _Counter, threshold: int, now: float) -> tuple[float, int]:
         counter.failures += 1
         counter.last = now
-        self._counters.move_to_end(key)
         if counter.failures < threshold:
             return 0.0, counter.failures
         steps = min(counter.failures - threshold, 32)

@@ -93,10 +93,14 @@ class Registrar:
         if result.status is AuthStatus.STALE:
             logger.debug("digest stale for %r from %s: %s", user, source, result.reason)
             return None, self.challenge(request, stale=True)
+        if result.status is AuthStatus.UNKNOWN_NONCE:
+            logger.debug("digest for %r from %s: %s", user, source, result.reason)
+            return None, self.challenge(request, stale=False)
         if result.status is AuthStatus.MALFORMED:
             return None, request.response(400, f"Bad credentials: {result.reason}")
         logger.info("digest rejected for %r from %s: %s", user, source, result.reason)
-        self.limiter.failure(user, source, now)
+        known = self.directory.extension(user) is not None
+        self.limiter.failure(user, source, now, known_user=known)
         return None, request.response(403, "Forbidden (bad credentials)")
 
     def challenge(self, request: Request, *, stale: bool) -> Response:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 
@@ -19,7 +20,6 @@ from engine.config import Config
 from engine.directory import Directory, Extension
 from engine.engine import Engine, LegProvider
 from engine.inbound import InboundLeg
-from engine.keys import cluster_secret, derive_key
 from engine.legs import FailedLeg, Leg
 from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
@@ -70,12 +70,24 @@ class SipService(LegProvider):
         self.store = store
         self.config = config
         self.domain = config.sip.domain
-        # Nonces are signed with a key of the cluster secret, so they stay valid across a
-        # restart (and on every node); the nonce counts they were used with are remembered here
-        # (replays refused), from now on: nonces issued before get a stale=true challenge.
-        secret = derive_key(cluster_secret(config.cluster, store), "sip-nonce")
-        counts = MemoryNonceCounts(since=wall_clock() - 0.001)
+        # The nonce counts used so far (replays refused) are remembered in this process only,
+        # so its nonces are signed with a key of its own: a nonce of another process (another
+        # node on the same [cluster] secret, or this one before a restart) is not ours, and a
+        # credential computed for it gets a fresh challenge (stale=true) instead of being
+        # trusted without its counts. No clock reading is involved, so a clock stepped back
+        # after the start changes nothing.
+        secret = secrets.token_bytes(32)
+        counts = MemoryNonceCounts()
         limiter = FailureLimiter("sip digest")
+        # the addresses phones registered from are ones where they got their password right:
+        # after a restart a guessing attack on a user must not hold back its own phones
+        now = wall_clock()
+        for extension in directory.extensions:
+            if extension.password is None:
+                continue
+            for binding in store.contacts(extension.extended, now):
+                host = binding.received.split(" ", 1)[0].rsplit(":", 1)[0]
+                limiter.trust(extension.extended, host, now)
         # [sip] digest_algorithms, in challenge order: MD5 first by default, because SIPp and
         # many deployed phones answer only the first challenge and know only MD5 (a SHA-256
         # client still finds its challenge in the second header).

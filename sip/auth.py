@@ -522,6 +522,8 @@ def make_challenge(
 class AuthStatus(enum.Enum):
     OK = "ok"  # credentials valid: the request is authenticated as .username
     STALE = "stale"  # right password, old/foreign nonce: challenge again with stale=true
+    UNKNOWN_NONCE = "unknown_nonce"  # wrong response to a nonce not ours (or expired): not a
+    # guess at the password (a guess needs a nonce we issued), challenge again, stale=false
     REJECTED = "rejected"  # wrong password/user/realm/...: challenge again (or 403)
     MALFORMED = "malformed"  # unparseable credentials: answer 400
 
@@ -773,11 +775,15 @@ class DigestServer:
             nc=creds.nc,
             cnonce=creds.cnonce,
         )
-        if not hmac.compare_digest(expected.encode(), creds.response.lower().encode()):
-            return rejected("wrong response (password mismatch)")
+        matches = hmac.compare_digest(expected.encode(), creds.response.lower().encode())
         problem = self._nonce_problem(creds.nonce, now)
         if problem is not None:
-            return AuthResult(AuthStatus.STALE, user, problem)
+            # a guess counts only against a nonce we issued: anyone can make up nonces, and
+            # from a forged source address at no cost
+            status = AuthStatus.STALE if matches else AuthStatus.UNKNOWN_NONCE
+            return AuthResult(status, user, problem)
+        if not matches:
+            return rejected("wrong response (password mismatch)")
         issued = self.nonce_issued(creds.nonce)
         assert issued is not None  # _nonce_problem checked it
         # without qop the response does not cover nc: such credentials get one use per nonce

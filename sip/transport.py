@@ -10,11 +10,11 @@ Theory of operation:
   stream by Content-Length (``StreamParser``).  Connections are kept in a table keyed by the
   peer's address (and, for connections a peer opened to us, by the sent-by of its Via so our
   requests back to it reuse them).
-* TCP limits: at most ``max_connections`` connections in all and ``max_connections_per_source``
-  with one remote address, counting the ones we open as well (``ConnectionLimits``); a
-  connection over a limit is closed at once on accept (with a reset, so it leaves no
-  TIME_WAIT behind), and one we would open fails with TransportError.  Each refusal is
-  logged as a warning, at most one line per source and 10 s.
+* TCP limits: at most ``max_connections`` connections from peers in all and
+  ``max_connections_per_source`` from one remote address (``ConnectionLimits``); a connection
+  over a limit is closed at once on accept (with a reset, so it leaves no TIME_WAIT behind).
+  The ones we open are counted but never refused (a flood must not cut us off from our
+  gateways).  Each refusal is logged as a warning, at most one line per source and 10 s.
 * TCP idle timeout: only a complete SIP message, in either direction, counts as activity; a
   double-CRLF keep-alive ping (answered with a CRLF pong, RFC 5626 §4.4.1) or a message
   trickled in byte by byte does not.  A connection is closed ``idle_timeout`` seconds after

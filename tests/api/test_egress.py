@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 import trio
 
-from api.egress import CallbackPolicy, EgressRefused, literal_address
+from api.egress import MAX_LOOKUPS, CallbackPolicy, EgressRefused, literal_address
 
 
 class FakeResolver(trio.abc.HostnameResolver):
@@ -171,3 +171,47 @@ async def test_a_slow_resolver_is_a_failed_attempt_not_a_stall(mock_clock) -> No
     with pytest.raises(TimeoutError, match="did not resolve in 5s"):
         await policy.resolve("slow.example.com", 80)
     assert trio.current_time() - started == pytest.approx(5)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::169.254.169.254]",  # IPv4-compatible
+        "[64:ff9b::169.254.169.254]",  # NAT64 well-known prefix
+        "[::ffff:0:169.254.169.254]",  # SIIT
+        "[2002:a9fe:a9fe::1]",  # 6to4 of 169.254.169.254
+        "168.63.129.16",  # Azure's WireServer
+    ],
+)
+def test_ipv4_hidden_in_ipv6_and_other_metadata_addresses_are_refused(host: str) -> None:
+    refusal = CallbackPolicy().refusal(host)
+    assert refusal is not None and "a cloud metadata address" in refusal
+
+
+@pytest.mark.parametrize("host", ["[::1]", "[64:ff9b::7f00:1]", "[2001:db8::1]"])
+def test_loopback_and_ordinary_ipv6_stay_allowed(host: str) -> None:
+    assert CallbackPolicy().refusal(host) is None
+
+
+async def test_hung_lookups_cannot_take_more_than_their_own_threads(mock_clock) -> None:
+    class Hung(FakeResolver):
+        async def getaddrinfo(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+            await trio.sleep_forever()
+            raise AssertionError
+
+    trio.socket.set_custom_hostname_resolver(Hung({}))
+    policy = CallbackPolicy(resolve_timeout=5)
+    async with trio.open_nursery() as nursery:
+        for n in range(MAX_LOOKUPS):
+            nursery.start_soon(lambda n=n: _timed_out(policy, f"slow{n}.example.com"))
+    # the hung lookups go on in their threads (their callers gave up): no slot is left, so a
+    # further lookup fails at once instead of taking one more thread
+    started = trio.current_time()
+    with pytest.raises(OSError, match="DNS lookups are still under way"):
+        await policy.resolve("next.example.com", 80)
+    assert trio.current_time() == started
+
+
+async def _timed_out(policy: CallbackPolicy, name: str) -> None:
+    with pytest.raises(TimeoutError):
+        await policy.resolve(name, 80)

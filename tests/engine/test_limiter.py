@@ -89,10 +89,28 @@ def test_one_warning_per_block_naming_source_and_user(caplog: pytest.LogCaptureF
 def test_memory_is_bounded_and_ipv6_is_counted_per_64() -> None:
     limiter = FailureLimiter("test", LimiterPolicy(max_entries=100))
     for i in range(10_000):
-        limiter.failure(f"user{i}" * 100, f"10.0.{i // 256}.{i % 256}", float(i))
+        # users that do not exist count for their source only: no per-user memory for them
+        limiter.failure(f"user{i}" * 100, f"10.0.{i // 256}.{i % 256}", float(i), known_user=False)
         limiter.success(f"user{i}", "10.9.9.9", float(i))
     assert len(limiter) <= 200
     assert source_key("2001:db8::1") == source_key("2001:db8::ffff") == "2001:db8::/64"
     assert source_key("[2001:db8:0:1::1]") == "2001:db8:0:1::/64"
     assert source_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert source_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_a_flood_of_new_sources_and_invented_users_does_not_lift_a_block() -> None:
+    limiter = FailureLimiter("test", LimiterPolicy(max_entries=100, per_user=20))
+    for n in range(4):  # a distributed guess: 4 addresses x 5 wrong passwords for one user
+        for _ in range(5):
+            limiter.failure("victim", f"198.51.100.{n}", 0.0)
+    assert limiter.retry_after("victim", "203.0.113.50", 0.0) == 1.0
+    # then thousands of failures from new /64s, for invented users and for the victim
+    for i in range(5_000):
+        source = f"2001:db8:{i // 65536:x}:{i % 65536:x}::1"
+        limiter.failure(f"junk{i}", source, 0.5, known_user=False)
+        if i % 10 == 0:
+            limiter.failure("victim", source, 0.5)
+    assert len(limiter) <= 100 + 1 + 1  # the table, the victim's own counter, nothing else
+    wait = limiter.retry_after("victim", "203.0.113.50", 0.5)
+    assert wait is not None and wait > 0  # still blocked for newcomers, and for longer

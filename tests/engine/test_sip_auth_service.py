@@ -151,6 +151,103 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
     assert "stale=true" in (reply.headers.get("WWW-Authenticate") or "")
 
 
+def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_secret() -> None:
+    # Each process remembers the nonce counts it saw; a node that did not see them must not
+    # trust a credential another node accepted (a captured REGISTER replayed to it).
+    config = dataclasses.replace(
+        default_config(),
+        cluster=dataclasses.replace(
+            default_config().cluster, secret="a long shared cluster secret"
+        ),
+    )
+    node_a, node_b = (
+        SipService(
+            SipEndpoint(allowed_methods=ALLOWED_METHODS),
+            demo_directory(),
+            open_store("sqlite:///:memory:"),
+            config,
+            wall_clock=lambda: NOW,
+        )
+        for _ in range(2)
+    )
+    reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
+    assert reply is not None
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    assert (ok := answer(node_a, good)) is not None and ok.status == 200
+    replayed = answer(node_b, good, Peer("udp", "203.0.113.9", 5060))
+    assert replayed is not None and replayed.status == 401
+    assert "stale=true" in (replayed.headers.get("WWW-Authenticate") or "")
+
+
+def test_made_up_nonces_are_not_counted_as_guesses() -> None:
+    # Wrong responses to nonces we never issued cost an attacker nothing to send (from forged
+    # source addresses too): they must not block the user or the source.
+    sip = service(("MD5",))
+    forged = authorize(
+        "REGISTER",
+        "sip:voip.example.com",
+        parse_challenge('Digest realm="voip.example.com", nonce="made-up", qop="auth"'),
+        "0003*210",
+        "guess",
+    )
+    for _ in range(100):
+        reply = answer(
+            sip, raw_request("REGISTER", "0003*210", [f"Authorization: {forged}".encode()])
+        )
+        assert reply is not None and reply.status == 401  # a fresh challenge, no 403
+        assert "stale=true" not in (reply.headers.get("WWW-Authenticate") or "")
+    reply = answer(sip, raw_request("REGISTER", "0003*210", []))
+    assert reply is not None
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    assert (ok := answer(sip, good)) is not None and ok.status == 200
+
+
+def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_user() -> None:
+    store = open_store("sqlite:///:memory:")
+    store.save_contact(
+        "0003*210", "sip:desk@192.0.2.10:5062", "192.0.2.10:5062 udp", NOW + 600, "c", 1
+    )
+    sip = SipService(
+        SipEndpoint(allowed_methods=ALLOWED_METHODS),
+        demo_directory(),
+        store,
+        default_config(),
+        wall_clock=lambda: NOW,
+    )
+    # 4 addresses x 5 wrong passwords: the user is blocked for addresses it never used...
+    for n in range(4):
+        attacker = Peer("udp", f"203.0.113.{n}", 5060)
+        for i in range(5):
+            reply = answer(sip, raw_request("REGISTER", "0003*210", []), attacker)
+            assert reply is not None
+            challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+            guess = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", f"g{i}")
+            answer(
+                sip,
+                raw_request("REGISTER", "0003*210", [f"Authorization: {guess}".encode()]),
+                attacker,
+            )
+    newcomer = Peer("udp", "198.51.100.7", 5060)
+    reply = answer(sip, raw_request("REGISTER", "0003*210", []), newcomer)
+    assert reply is not None
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    refused = answer(sip, good, newcomer)
+    assert refused is not None and refused.status == 403
+    # ...but the phone's own address, known from its registration in the store, goes on
+    reply = answer(sip, raw_request("REGISTER", "0003*210", []))  # PEER is 192.0.2.10
+    assert reply is not None
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    assert (ok := answer(sip, good)) is not None and ok.status == 200
+
+
 # --- fuzz: arbitrary credentials and headers through the handlers -------------------------------
 
 _bytes = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))

@@ -247,9 +247,14 @@ def test_stale_nonce() -> None:
     result = server.verify("REGISTER", value, USERS.get, 160.5)
     assert result.status is AuthStatus.STALE and "expired" in result.reason
     assert result.username == "0003*210"
-    # An expired nonce with a *wrong* password is not stale: the client must not retry blindly.
+    # An expired nonce with a *wrong* password is not stale (the client must not retry
+    # blindly), nor is it a guess at the password: a guess needs a live nonce of ours.
     bad = auth.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "nope")
-    assert server.verify("REGISTER", bad, USERS.get, 500.0).status is AuthStatus.REJECTED
+    assert server.verify("REGISTER", bad, USERS.get, 500.0).status is AuthStatus.UNKNOWN_NONCE
+    made_up = bad.replace(f'nonce="{challenge.nonce}"', 'nonce="made-up"')
+    assert server.verify("REGISTER", made_up, USERS.get, 100.0).status is AuthStatus.UNKNOWN_NONCE
+    # the same wrong password against a live nonce of ours is a guess
+    assert server.verify("REGISTER", bad, USERS.get, 110.0).status is AuthStatus.REJECTED
 
 
 def test_nonce_from_another_server_or_restart_is_stale_not_ok() -> None:
