@@ -1,199 +1,34 @@
-"""The directory: organizations, users, extensions, Apps, routes and trusted peers.
+"""Loading the directory: a TOML file (or text, or a parsed dict) checked key by key.
 
-Loaded once from a TOML file (in the format of ``DEMO_DIRECTORY_TOML``, the embedded demo
-directory; ``examples/directory.toml`` explains every key) or built from that text, and
-read-only afterwards. ``load_directory`` checks every entry before anything starts and raises
-``DirectoryError`` listing every problem of the file, each naming the entry and key, e.g.
-``extensions[2].user: unknown user 99``.
+The format is that of the built-in demo directory (:mod:`engine.directory.demo`);
+``examples/directory.toml`` explains every key.  ``load_directory`` checks every entry before
+anything starts and raises ``DirectoryError`` listing every problem of the file, each naming the
+entry and key, e.g. ``extensions[2].user: unknown user 99``.
 """
 
 from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from engine.config import parse_host_port, parse_transport_address
+from engine.directory.model import (
+    App,
+    Directory,
+    DirectoryError,
+    Extension,
+    ExtensionType,
+    Organization,
+    Route,
+    TrustedPeer,
+    User,
+)
 from engine.numbers import parse_caller_id
 
 logger = logging.getLogger(__name__)
-
-
-class DirectoryError(Exception):
-    """A bad directory: ``key`` is e.g. ``extensions[2].type``, ``problem`` says why.
-
-    One error stands for every problem of a file: ``problems`` lists each as ``(key,
-    problem)``, ``key``/``problem`` are the first, and the text has one line each, prefixed
-    with the file's name when it came from one (``file``)."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(key, problem)
-        self.key = key
-        self.problem = problem
-        self.problems: tuple[tuple[str, str], ...] = ((key, problem),)
-        self.file: str | None = None
-
-    @classmethod
-    def of(cls, problems: Sequence[tuple[str, str]]) -> DirectoryError:
-        """One error for every problem found (at least one)."""
-        error = cls(*problems[0])
-        error.problems = tuple(problems)
-        return error
-
-    def __str__(self) -> str:
-        def where(key: str) -> str:
-            return f"{self.file}: {key}" if self.file is not None and key != self.file else key
-
-        return "\n".join(f"{where(key)}: {problem}" for key, problem in self.problems)
-
-
-class ExtensionType(StrEnum):
-    PHONE_TERMINAL = "phone_terminal"
-    QUEUE = "queue"
-    IVR = "ivr"
-    VOICEMAIL_CENTER = "voicemail_center"
-    CONFERENCE = "conference"
-    CALLBACK = "callback"
-
-
-@dataclass(frozen=True, slots=True)
-class Organization:
-    id: int
-    code: str  # digits; extended numbers are CODE*LOCAL
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    organization: int
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Extension:
-    number: str  # local part, e.g. "210"
-    organization: int
-    user: int  # the owner
-    type: ExtensionType
-    caller_id: str | None  # "John Doe <4242425>"
-    password: str | None  # SIP digest password; the username is ``extended``
-    allow_caller_id: bool  # may a request override the caller id?
-    extended: str  # "0003*210"
-
-
-@dataclass(frozen=True, slots=True)
-class App:
-    client_id: str
-    client_secret: str
-    owner_kind: str  # "user" | "organization" | "admin"
-    owner_id: int | None  # None for admin
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    prefix: str  # digits without "+"; "" matches every public number
-    gateway_transport: str  # "udp" | "tcp"
-    gateway_host: str
-    gateway_port: int
-    rate: float  # charge per started minute
-
-
-@dataclass(frozen=True, slots=True)
-class TrustedPeer:
-    host: str
-    port: int | None  # None: any port of host
-    organization: int
-
-
-class Directory:
-    """Read-only lookups over a checked directory. Missing entries give None (or [])."""
-
-    def __init__(
-        self,
-        organizations: Iterable[Organization] = (),
-        users: Iterable[User] = (),
-        extensions: Iterable[Extension] = (),
-        apps: Iterable[App] = (),
-        routes: Iterable[Route] = (),
-        peers: Iterable[TrustedPeer] = (),
-    ) -> None:
-        self.organizations: tuple[Organization, ...] = tuple(organizations)
-        self.users: tuple[User, ...] = tuple(users)
-        self.extensions: tuple[Extension, ...] = tuple(extensions)
-        self.apps: tuple[App, ...] = tuple(apps)
-        self.routes: tuple[Route, ...] = tuple(routes)
-        self.peers: tuple[TrustedPeer, ...] = tuple(peers)
-        self._orgs = {org.id: org for org in self.organizations}
-        self._org_codes = {org.code: org for org in self.organizations}
-        self._users = {user.id: user for user in self.users}
-        self._extensions = {ext.extended: ext for ext in self.extensions}
-        self._apps = {app.client_id: app for app in self.apps}
-        # longest prefix first, so the first match wins
-        self._routes = sorted(self.routes, key=lambda route: len(route.prefix), reverse=True)
-
-    def organization(self, organization_id: int) -> Organization | None:
-        return self._orgs.get(organization_id)
-
-    def organization_by_code(self, code: str) -> Organization | None:
-        return self._org_codes.get(code)
-
-    def user(self, user_id: int) -> User | None:
-        return self._users.get(user_id)
-
-    def users_of(self, organization_id: int) -> list[User]:
-        return [user for user in self.users if user.organization == organization_id]
-
-    def extension(self, extended_number: str) -> Extension | None:
-        """By extended number (``0003*210``)."""
-        return self._extensions.get(extended_number)
-
-    def find_extension(self, number: str, organization_id: int | None = None) -> Extension | None:
-        """By extended number, or by short number within ``organization_id``."""
-        if "*" in number:
-            return self._extensions.get(number)
-        if organization_id is None:
-            return None
-        org = self._orgs.get(organization_id)
-        if org is None:
-            return None
-        return self._extensions.get(f"{org.code}*{number}")
-
-    def extensions_of(self, organization_id: int) -> list[Extension]:
-        return [ext for ext in self.extensions if ext.organization == organization_id]
-
-    def extensions_of_user(self, user_id: int) -> list[Extension]:
-        return [ext for ext in self.extensions if ext.user == user_id]
-
-    def app(self, client_id: str) -> App | None:
-        return self._apps.get(client_id)
-
-    def route_for(self, public_number: str) -> Route | None:
-        """The route with the longest prefix matching the number (a leading ``+`` is ignored)."""
-        digits = public_number.removeprefix("+")
-        for route in self._routes:
-            if digits.startswith(route.prefix):
-                return route
-        return None
-
-    def trusted_peer(self, host: str, port: int | None = None) -> TrustedPeer | None:
-        """The peer entry for a sender; an entry with a port beats a host-only entry."""
-        host_only = None
-        for peer in self.peers:
-            if peer.host != host:
-                continue
-            if peer.port is not None and peer.port == port:
-                return peer
-            if peer.port is None and host_only is None:
-                host_only = peer
-        return host_only
-
-
-# --------------------------------------------------------------------------- loading
 
 
 def _type_name(value: Any) -> str:
@@ -570,109 +405,3 @@ def load_directory(path: str | Path) -> Directory:
         len(directory.extensions),
     )
     return directory
-
-
-DEMO_DIRECTORY_TOML = """\
-# The built-in demo directory (what `b2bua serve` uses without [directory] file).
-
-[[organizations]]
-id = 3
-code = "0003"
-name = "Demo Org"
-
-[[organizations]]
-id = 4
-code = "0004"
-name = "Other Org"
-
-[[users]]
-id = 12
-organization = 3
-name = "John Doe"
-
-[[users]]
-id = 13
-organization = 3
-name = "Jane Roe"
-
-[[users]]
-id = 20
-organization = 4
-name = "Max Mustermann"
-
-[[extensions]]
-number = "210"
-organization = 3
-user = 12
-type = "phone_terminal"
-caller_id = "John Doe <4242425>"
-password = "secret210"
-allow_caller_id = true
-
-[[extensions]]
-number = "211"
-organization = 3
-user = 13
-type = "phone_terminal"
-caller_id = "Jane Roe <4242426>"
-password = "secret211"
-allow_caller_id = true
-
-[[extensions]]
-number = "212"
-organization = 3
-user = 12
-type = "phone_terminal"
-caller_id = "John Doe <4242427>"
-password = "secret212"
-allow_caller_id = false
-
-[[extensions]]
-number = "300"
-organization = 3
-user = 12
-type = "queue"
-
-[[extensions]]
-number = "210"
-organization = 4
-user = 20
-type = "phone_terminal"
-caller_id = "Max Mustermann <5550210>"
-password = "secret4210"
-allow_caller_id = true
-
-[[apps]]
-client_id = "demo-user-app"
-client_secret = "demo-user-secret"
-owner = "user:12"
-
-[[apps]]
-client_id = "demo-org-app"
-client_secret = "demo-org-secret"
-owner = "organization:3"
-
-[[apps]]
-client_id = "demo-admin-app"
-client_secret = "demo-admin-secret"
-owner = "admin"
-
-[[apps]]
-client_id = "other-org-app"
-client_secret = "other-org-secret"
-owner = "organization:4"
-
-[[routes]]
-prefix = ""
-gateway = "udp:127.0.0.1:5080"
-rate = 0.02
-
-[[peers]]
-address = "127.0.0.1:5090"
-organization = 3
-"""
-
-
-def demo_directory() -> Directory:
-    """The built-in demo directory (``DEMO_DIRECTORY_TOML``)."""
-    return parse_directory(DEMO_DIRECTORY_TOML, "<demo directory>")
