@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from api.errors import ApiError
@@ -29,7 +29,7 @@ MAX_START_INDEX = 5000
 FILTER_OPS = ("contains", "equals", "greaterThan", "inArray", "lessThan", "present", "startsWith")
 SORT_ORDERS = ("ascending", "descending")
 
-Getter = Callable[[Any], Any]
+T = TypeVar("T")
 # the seconds of a time of day, when they are a leap second ("23:59:60")
 _LEAP_SECOND = re.compile(r"[0-9]{2}:[0-9]{2}:(60)(?=[.zZ+-]|$)")
 
@@ -86,7 +86,7 @@ def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int,
 def parse_paging(
     query: Mapping[str, str],
     *,
-    filterable: Mapping[str, Getter],
+    filterable: Collection[str],  # the names filterBy may take
     date_fields: Iterable[str],
     field_names: Iterable[str],
 ) -> Paging:
@@ -138,7 +138,7 @@ def parse_paging(
     )
 
 
-def _matches_one(value: Any, op: str, wanted: Any) -> bool:
+def _matches_one(value: object, op: str, wanted: object) -> bool:
     if value is None:
         return False
     if op == "present":
@@ -168,14 +168,14 @@ def _matches_one(value: Any, op: str, wanted: Any) -> bool:
     return False
 
 
-def matches(value: Any, op: str, wanted: Any) -> bool:
+def matches(value: object, op: str, wanted: Any) -> bool:
     """Does a field value (or any element of a list value) pass the filter?"""
     values = value if isinstance(value, list) else [value]
     choices = wanted if op == "inArray" else [wanted]
     return any(_matches_one(v, op, w) for v in values for w in choices)
 
 
-def sort_key(value: Any) -> float:
+def sort_key(value: object) -> float:
     """A datetime (naive = UTC) as a number that sorts."""
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
@@ -183,8 +183,11 @@ def sort_key(value: Any) -> float:
 
 
 def apply_paging(
-    items: Iterable[Any], paging: Paging, filterable: Mapping[str, Getter], published: Getter
-) -> tuple[int, list[Any]]:
+    items: Iterable[T],
+    paging: Paging,
+    filterable: Mapping[str, Callable[[T], object]],
+    published: Callable[[T], datetime | None],
+) -> tuple[int, list[T]]:
     """Filter, order by publish time, and cut one page: (how many matched, the page)."""
     selected = list(items)
     if paging.filter_by is not None:
