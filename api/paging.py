@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 from api.errors import ApiError
@@ -30,6 +30,8 @@ FILTER_OPS = ("contains", "equals", "greaterThan", "inArray", "lessThan", "prese
 SORT_ORDERS = ("ascending", "descending")
 
 T = TypeVar("T")
+# a filterValue: text or a date, or a list of those for inArray
+FilterValue = str | datetime | list[str] | list[datetime] | None
 # the seconds of a time of day, when they are a leap second ("23:59:60")
 _LEAP_SECOND = re.compile(r"[0-9]{2}:[0-9]{2}:(60)(?=[.zZ+-]|$)")
 
@@ -40,7 +42,7 @@ class Paging:
     start_index: int
     filter_by: str | None
     filter_op: str
-    filter_value: Any  # str, datetime, or a list of those for inArray
+    filter_value: FilterValue
     descending: bool
     fields: frozenset[str] | None
 
@@ -94,7 +96,7 @@ def parse_paging(
     start_index = _int(query, "startIndex", 0, 0, MAX_START_INDEX, "startindex_invalid")
     filter_by = query.get("filterBy")
     filter_op = query.get("filterOp", "equals")
-    filter_value: Any = None
+    filter_value: FilterValue = None
     if filter_op not in FILTER_OPS:
         raise ApiError(400, "filterop_invalid", f"filterOp must be one of: {', '.join(FILTER_OPS)}")
     if filter_by is not None:
@@ -108,16 +110,17 @@ def parse_paging(
         if filter_op != "present":
             if raw is None or raw == "":
                 raise ApiError(400, "filtervalue_invalid", "filterValue is missing")
-            values = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
+            texts = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
+            values: list[str] | list[datetime] = texts
             if filter_by in set(date_fields):
-                dates = [parse_date(v) for v in values]
-                if any(d is None for d in dates):
+                dates = [d for d in map(parse_date, texts) if d is not None]
+                if len(dates) != len(texts):
                     raise ApiError(
                         400,
                         "filtervalue_invalid",
                         f"filterValue must be an ISO 8601 date for {filter_by}",
                     )
-                values = dates  # type: ignore[assignment]
+                values = dates
             filter_value = values if filter_op == "inArray" else values[0]
     sort_order = query.get("sortOrder", "ascending")
     if sort_order not in SORT_ORDERS:
@@ -168,10 +171,12 @@ def _matches_one(value: object, op: str, wanted: object) -> bool:
     return False
 
 
-def matches(value: object, op: str, wanted: Any) -> bool:
+def matches(value: object, op: str, wanted: FilterValue) -> bool:
     """Does a field value (or any element of a list value) pass the filter?"""
-    values = value if isinstance(value, list) else [value]
-    choices = wanted if op == "inArray" else [wanted]
+    values: list[object] = list(value) if isinstance(value, list) else [value]
+    choices: list[object] = (
+        list(wanted) if op == "inArray" and isinstance(wanted, list) else [wanted]
+    )
     return any(_matches_one(v, op, w) for v in values for w in choices)
 
 
