@@ -8,10 +8,10 @@ from typing import Protocol
 from starlette.requests import Request
 
 from api.egress import CallbackPolicy
-from api.errors import ApiError
-from api.mapping import DRAINING_HEADERS, DRAINING_MESSAGE
+from api.mapping import api_error
 from api.oauth import Clock, TokenService
 from engine.directory import Directory
+from engine.errors import EngineDraining
 from engine.limiter import FailureLimiter
 from engine.ports import EngineApi
 
@@ -41,8 +41,9 @@ class ApiContext:
         return self.engine.config.calls.wait_for_pickup
 
     def refuse_when_draining(self) -> None:
+        """Answer as the engine's own refusal would, before a request does any work."""
         if self.engine.draining:
-            raise ApiError(503, "service_unavailable", DRAINING_MESSAGE, DRAINING_HEADERS)
+            raise api_error(EngineDraining("the server is shutting down"))
 
 
 def context(request: Request) -> ApiContext:

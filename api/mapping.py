@@ -30,9 +30,6 @@ from engine.errors import (
     ViewNotFound,
 )
 
-DRAINING_MESSAGE = "The server is shutting down and accepts no new calls or actions"
-DRAINING_HEADERS = {"Retry-After": "30"}
-
 
 @dataclass(frozen=True, slots=True)
 class UapiError:
@@ -46,7 +43,12 @@ class UapiError:
 
 ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     EngineError: UapiError(400, "request_invalid"),
-    EngineDraining: UapiError(503, "service_unavailable", DRAINING_MESSAGE, DRAINING_HEADERS),
+    EngineDraining: UapiError(
+        503,
+        "service_unavailable",
+        "The server is shutting down and accepts no new calls or actions",
+        {"Retry-After": "30"},
+    ),
     CallNotFound: UapiError(404, "pc_not_found"),
     CallNotLive: UapiError(409, "pc_not_live"),
     CallNotBridged: UapiError(409, "pc_not_bridged"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
+from collections.abc import AsyncIterator
 
 import pytest
-from uapi_helpers import assert_error, auth, create_call, wait_until
+from uapi_helpers import assert_error, auth, create_call, simple_body, wait_until
 
 import engine.errors
 from api.mapping import ENGINE_ERRORS, api_error
@@ -73,6 +75,31 @@ async def test_each_refusal_of_a_live_call_answers_its_code_and_the_engine_messa
     response = await put(client, headers, call_id, {"action": "OnHold", "phoneCallViewId": "01"})
     body = assert_error(response, 409, "pc_not_live")
     assert body["error"]["message"] == f"PhoneCall {call_id} has ended"
+
+
+async def test_a_create_the_engine_refuses_while_draining_is_503_with_retry_after(
+    mock_clock, client, engine
+) -> None:
+    """The server starts draining while the create's body is still arriving: the facade's own
+    check has passed, so it is the engine's EngineDraining that answers."""
+    headers = await auth(client)
+    calls_before = engine.count_calls()
+
+    async def body() -> AsyncIterator[bytes]:
+        text = json.dumps(simple_body()).encode()
+        yield text[:10]
+        engine.draining = True
+        yield text[10:]
+
+    response = await client.post(
+        f"{BASE}/@me/simple",
+        content=body(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    error = assert_error(response, 503, "service_unavailable")["error"]
+    assert error["message"] == "The server is shutting down and accepts no new calls or actions"
+    assert response.headers["retry-after"] == "30"
+    assert engine.count_calls() == calls_before  # nothing was stored or rung
 
 
 def test_every_engine_error_has_its_own_line_and_none_is_a_server_error() -> None:
