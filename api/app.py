@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,15 +18,17 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.cdr import list_cdr
-from api.context import ApiContext
+from api.context import ApiContext, CallbackSink
 from api.docs import docs_page
 from api.egress import CallbackPolicy
 from api.errors import EXCEPTION_HANDLERS, ErrorGuard, HeadLimit
 from api.events import call_events
+from api.mapping import ENGINE_ERROR_HANDLERS
 from api.oauth import TOKEN_KEY_PURPOSE, Clock, TokenService, token_endpoint, utc_now
 from api.openapi import openapi_document, openapi_endpoint
 from api.phonecalls import create_simple, delete_calls, get_calls, put_call
-from engine.keys import cluster_secret, derive_key
+from engine.keys import derive_key
+from engine.ports import EngineApi
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +118,11 @@ def routes() -> list[Route]:
 
 
 def create_app(
-    engine: Any,
+    engine: EngineApi,
     *,
     public_url: str,
     clock: Clock = utc_now,
-    callbacks: Any | None = None,
+    callbacks: CallbackSink | None = None,
     token_key: bytes | None = None,
 ) -> Starlette:
     """The UAPI facade for ``engine``.
@@ -133,13 +134,11 @@ def create_app(
     so every app on the same secret or store accepts the tokens of the others).
     """
     if token_key is None:
-        token_key = derive_key(
-            cluster_secret(engine.config.cluster, engine.store), TOKEN_KEY_PURPOSE
-        )
+        token_key = derive_key(engine.signing_secret(), TOKEN_KEY_PURPOSE)
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(ErrorGuard), Middleware(HeadLimit), Middleware(StripTrailingSlash)],
-        exception_handlers=dict(EXCEPTION_HANDLERS),
+        exception_handlers={**EXCEPTION_HANDLERS, **ENGINE_ERROR_HANDLERS},
     )
     app.router.redirect_slashes = False
     app.state.ctx = ApiContext(
@@ -148,7 +147,7 @@ def create_app(
         public_url=public_url.rstrip("/"),
         clock=clock,
         callbacks=callbacks,
-        callback_policy=CallbackPolicy.of_engine(engine),
+        callback_policy=CallbackPolicy.of_config(engine.config.api),
     )
     app.state.openapi = openapi_document(public_url.rstrip("/"))
     return app

@@ -13,9 +13,10 @@ malformed), ``startDate``/``endDate`` (ISO 8601; published at or after / before;
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,20 +26,21 @@ from api.oauth import authenticate
 from api.paging import apply_paging, page_links, parse_date, parse_paging
 from api.render import STAT_FIELDS, call_flow, stat_json
 from api.scope import resolve_user
+from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
 
 MAX_NUMBER_LENGTH = 64
 
 
-def _numbers(call: Any, role: str) -> list[str]:
+def _numbers(call: PhoneCall, role: str) -> list[str]:
     given = call.sources if role == "source" else call.destinations
     numbers = [str(n) for n in given]
     numbers += [str(p.number) for p in call.parties if str(p.role) == role]
     return numbers
 
 
-STAT_FILTERS = {
+STAT_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
     "source": lambda call: _numbers(call, "source"),
     "destination": lambda call: _numbers(call, "destination"),
     "published": lambda call: call.published,
@@ -46,7 +48,7 @@ STAT_FILTERS = {
 }
 
 
-def _date(query: Any, name: str, code: str) -> datetime | None:
+def _date(query: QueryParams, name: str, code: str) -> datetime | None:
     text = query.get(name)
     if text is None:
         return None
@@ -56,7 +58,7 @@ def _date(query: Any, name: str, code: str) -> datetime | None:
     return value
 
 
-def _code(query: Any, name: str, allowed: tuple[int, ...], code: str) -> int | None:
+def _code(query: QueryParams, name: str, allowed: tuple[int, ...], code: str) -> int | None:
     text = query.get(name)
     if text is None:
         return None
@@ -66,7 +68,7 @@ def _code(query: Any, name: str, allowed: tuple[int, ...], code: str) -> int | N
     return int(text)
 
 
-def _number(query: Any, name: str, code: str) -> str | None:
+def _number(query: QueryParams, name: str, code: str) -> str | None:
     text: str | None = query.get(name)
     if text is None:
         return None

@@ -3,44 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from starlette.requests import Request
 
 from api.egress import CallbackPolicy
-from api.errors import ApiError
+from api.mapping import api_error
 from api.oauth import Clock, TokenService
+from engine.directory import Directory
+from engine.errors import EngineDraining
 from engine.limiter import FailureLimiter
+from engine.ports import EngineApi
+
+
+class CallbackSink(Protocol):
+    """Where a created call's ``statusCallback`` is handed (``api.events.CallbackDispatcher``)."""
+
+    def watch(self, call_id: str, url: str, *, after_seq: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    engine: Any  # engine.engine.Engine
+    engine: EngineApi
     tokens: TokenService
     public_url: str
     clock: Clock
-    callbacks: Any | None  # api.events.CallbackDispatcher, or None: statusCallback refused
+    callbacks: CallbackSink | None  # None: a statusCallback is refused
     callback_policy: CallbackPolicy  # where a statusCallback may point
     # failed client authentications at the token endpoint, per client id and source address
     token_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter("api token"))
 
     @property
-    def directory(self) -> Any:
+    def directory(self) -> Directory:
         return self.engine.directory
 
     def default_wait_for_pickup(self) -> int:
-        config = getattr(self.engine, "config", None)
-        calls = getattr(config, "calls", None)
-        return int(getattr(calls, "wait_for_pickup", 25))
+        return self.engine.config.calls.wait_for_pickup
 
     def refuse_when_draining(self) -> None:
-        if getattr(self.engine, "draining", False):
-            raise ApiError(
-                503,
-                "service_unavailable",
-                "The server is shutting down and accepts no new calls or actions",
-                {"Retry-After": "30"},
-            )
+        """Answer as the engine's own refusal would, before a request does any work."""
+        if self.engine.draining:
+            raise api_error(EngineDraining("the server is shutting down"))
 
 
 def context(request: Request) -> ApiContext:

@@ -44,6 +44,7 @@ from api.scope import (
     resolve_owner,
     resolve_user,
 )
+from engine.directory import Directory, Extension, User
 from engine.numbers import ExtensionTarget, NumberError, parse_caller_id, resolve
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ STATUS_CALLBACK_RE = re.compile(STATUS_CALLBACK_PATTERN)
 class CheckedCall:
     """A checked create request, ready for ``OriginateRequest``."""
 
-    user: Any
-    extension: Any
+    user: User
+    extension: Extension
     sources: list[str]
     destinations: list[str]
     caller_id: str | None
@@ -166,7 +167,12 @@ def _number_list(value: Any, code: str, name: str) -> list[str]:
 
 
 def _check_numbers(
-    numbers: list[str], code: str, name: str, directory: Any, organization_id: int, short: bool
+    numbers: list[str],
+    code: str,
+    name: str,
+    directory: Directory,
+    organization_id: int,
+    short: bool,
 ) -> None:
     for number in numbers:
         try:
@@ -181,7 +187,7 @@ def _check_numbers(
                         f"use the extended form {target.extension.extended}"
                     )
         except NumberError as exc:
-            reason = getattr(exc, "reason", None) or str(exc)
+            reason = exc.reason or str(exc)
             raise _bad(code, f"{name} {number!r} cannot be called: {reason}") from None
 
 
@@ -223,7 +229,9 @@ def _status_callback(value: Any, policy: CallbackPolicy) -> str | None:
     return value
 
 
-def _extension_for(principal: Principal, directory: Any, text: str, user: Any | None) -> Any:
+def _extension_for(
+    principal: Principal, directory: Directory, text: str, user: User | None
+) -> Extension:
     org = user.organization if user is not None else principal_organization(principal, directory)
     extension = find_extension(principal, directory, text, org)
     if extension is None:
@@ -234,7 +242,7 @@ def _extension_for(principal: Principal, directory: Any, text: str, user: Any | 
 
 def check_simple_call(
     principal: Principal,
-    directory: Any,
+    directory: Directory,
     user_text: str,
     query: dict[str, str],
     body: dict[str, Any],

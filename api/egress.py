@@ -44,6 +44,8 @@ import httpcore
 import httpx
 import trio
 
+from engine.config import ApiConfig
+
 logger = logging.getLogger(__name__)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -154,10 +156,9 @@ class CallbackPolicy:
         self._suffixes = tuple(suffixes)
 
     @classmethod
-    def of_engine(cls, engine: Any) -> CallbackPolicy:
-        """The policy of an engine's ``config.api.callback_allow``."""
-        api = getattr(getattr(engine, "config", None), "api", None)
-        return cls(getattr(api, "callback_allow", None))
+    def of_config(cls, config: ApiConfig) -> CallbackPolicy:
+        """The policy of ``[api] callback_allow``."""
+        return cls(config.callback_allow)
 
     def _listed(self, address: Address) -> bool:
         return any(address in network for network in self._networks)

@@ -47,6 +47,9 @@ from api.egress import CallbackPolicy, EgressRefused, EgressTransport
 from api.oauth import authenticate
 from api.render import iso
 from api.scope import path_extension
+from engine.engine import CallEvent
+from engine.model import PhoneCall
+from engine.ports import EngineApi
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def event_payload(event: Any) -> dict[str, Any]:
+def event_payload(event: CallEvent) -> dict[str, Any]:
     """The JSON form of an engine CallEvent (SSE ``data`` and statusCallback body)."""
     return {
         "phoneCallId": str(event.call_id),
@@ -83,7 +86,7 @@ def event_payload(event: Any) -> dict[str, Any]:
     }
 
 
-def final_payload(call: Any, seq: int) -> dict[str, Any]:
+def final_payload(call: PhoneCall, seq: int) -> dict[str, Any]:
     """A final ``ended`` event made from an ended call's record."""
     data = {
         "disposition": None if call.disposition is None else int(call.disposition),
@@ -94,7 +97,7 @@ def final_payload(call: Any, seq: int) -> dict[str, Any]:
         "phoneCallId": str(call.id),
         "seq": seq,
         "event": "ended",
-        "state": _jsonable(getattr(call, "state", "ended")),
+        "state": _jsonable(call.state),
         "at": iso(call.ended),
         "final": True,
         "data": {k: v for k, v in data.items() if v is not None},
@@ -102,7 +105,7 @@ def final_payload(call: Any, seq: int) -> dict[str, Any]:
 
 
 async def follow_call(
-    engine: Any,
+    engine: EngineApi,
     call_id: str,
     emit: Emit,
     *,
@@ -115,7 +118,7 @@ async def follow_call(
     final_seen = False
     async with engine.subscribe(call_id) as channel:
         while True:
-            event: Any = None
+            event: CallEvent | None = None
             closed = False
             with trio.move_on_after(idle):
                 try:
@@ -152,7 +155,7 @@ async def follow_call(
     if not final_seen:
         call = engine.get_call(call_id)
         if call is not None and call.ended is not None:
-            await emit(final_payload(call, max(last_seq + 1, getattr(call, "events", 0))))
+            await emit(final_payload(call, max(last_seq + 1, call.events)))
 
 
 def sse_frame(payload: dict[str, Any]) -> bytes:
@@ -165,7 +168,7 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, engine: Any, call_id: str, after_seq: int | None) -> None:
+    def __init__(self, engine: EngineApi, call_id: str, after_seq: int | None) -> None:
         super().__init__(
             status_code=200,
             media_type=self.media_type,
@@ -239,7 +242,7 @@ class CallbackDispatcher:
 
     def __init__(
         self,
-        engine: Any,
+        engine: EngineApi,
         *,
         client: httpx.AsyncClient | None = None,
         max_attempts: int = 6,
@@ -250,7 +253,7 @@ class CallbackDispatcher:
     ) -> None:
         self.engine = engine
         # where POSTs may go: by default the engine's [api] callback_allow
-        self.policy = policy or CallbackPolicy.of_engine(engine)
+        self.policy = policy or CallbackPolicy.of_config(engine.config.api)
         self._client = client
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -265,7 +268,7 @@ class CallbackDispatcher:
         self._idle = trio.Event()
         self._idle.set()
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; ``task_status.started()`` once ``watch`` may be called."""
         client = self._client or httpx.AsyncClient(
             transport=EgressTransport(self.policy),
@@ -352,7 +355,7 @@ class CallbackDispatcher:
 
 @asynccontextmanager
 async def open_callback_dispatcher(
-    engine: Any, **options: Any
+    engine: EngineApi, **options: Any
 ) -> AsyncIterator[CallbackDispatcher]:
     """A running CallbackDispatcher for the body of the ``async with``."""
     dispatcher = CallbackDispatcher(engine, **options)

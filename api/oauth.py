@@ -40,13 +40,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import ApiError
+from engine.directory import App, Directory
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,11 @@ class TokenService:
     ``TokenService`` built with the same key accepts the tokens of the others."""
 
     def __init__(
-        self, directory: Any, key: bytes, clock: Clock = utc_now, lifetime: int = TOKEN_LIFETIME
+        self,
+        directory: Directory,
+        key: bytes,
+        clock: Clock = utc_now,
+        lifetime: int = TOKEN_LIFETIME,
     ) -> None:
         if len(key) < 16:
             raise ValueError("the token signing key must be at least 16 bytes")
@@ -129,7 +133,7 @@ class TokenService:
     def _sign(self, claims: str) -> str:
         return _b64encode(hmac.new(self._key, claims.encode("ascii"), hashlib.sha256).digest())
 
-    def make(self, app: Any) -> str:
+    def make(self, app: App) -> str:
         """A new token for the directory App ``app``."""
         # whole seconds, rounded down: a token never outlives the lifetime it is announced with
         expires = int(self._clock().timestamp()) + self.lifetime

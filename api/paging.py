@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 from api.errors import ApiError
@@ -29,7 +29,9 @@ MAX_START_INDEX = 5000
 FILTER_OPS = ("contains", "equals", "greaterThan", "inArray", "lessThan", "present", "startsWith")
 SORT_ORDERS = ("ascending", "descending")
 
-Getter = Callable[[Any], Any]
+T = TypeVar("T")
+# a filterValue: text or a date, or a list of those for inArray
+FilterValue = str | datetime | list[str] | list[datetime] | None
 # the seconds of a time of day, when they are a leap second ("23:59:60")
 _LEAP_SECOND = re.compile(r"[0-9]{2}:[0-9]{2}:(60)(?=[.zZ+-]|$)")
 
@@ -40,7 +42,7 @@ class Paging:
     start_index: int
     filter_by: str | None
     filter_op: str
-    filter_value: Any  # str, datetime, or a list of those for inArray
+    filter_value: FilterValue
     descending: bool
     fields: frozenset[str] | None
 
@@ -86,7 +88,7 @@ def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int,
 def parse_paging(
     query: Mapping[str, str],
     *,
-    filterable: Mapping[str, Getter],
+    filterable: Collection[str],  # the names filterBy may take
     date_fields: Iterable[str],
     field_names: Iterable[str],
 ) -> Paging:
@@ -94,7 +96,7 @@ def parse_paging(
     start_index = _int(query, "startIndex", 0, 0, MAX_START_INDEX, "startindex_invalid")
     filter_by = query.get("filterBy")
     filter_op = query.get("filterOp", "equals")
-    filter_value: Any = None
+    filter_value: FilterValue = None
     if filter_op not in FILTER_OPS:
         raise ApiError(400, "filterop_invalid", f"filterOp must be one of: {', '.join(FILTER_OPS)}")
     if filter_by is not None:
@@ -108,16 +110,17 @@ def parse_paging(
         if filter_op != "present":
             if raw is None or raw == "":
                 raise ApiError(400, "filtervalue_invalid", "filterValue is missing")
-            values = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
+            texts = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
+            values: list[str] | list[datetime] = texts
             if filter_by in set(date_fields):
-                dates = [parse_date(v) for v in values]
-                if any(d is None for d in dates):
+                dates = [d for d in map(parse_date, texts) if d is not None]
+                if len(dates) != len(texts):
                     raise ApiError(
                         400,
                         "filtervalue_invalid",
                         f"filterValue must be an ISO 8601 date for {filter_by}",
                     )
-                values = dates  # type: ignore[assignment]
+                values = dates
             filter_value = values if filter_op == "inArray" else values[0]
     sort_order = query.get("sortOrder", "ascending")
     if sort_order not in SORT_ORDERS:
@@ -138,7 +141,7 @@ def parse_paging(
     )
 
 
-def _matches_one(value: Any, op: str, wanted: Any) -> bool:
+def _matches_one(value: object, op: str, wanted: object) -> bool:
     if value is None:
         return False
     if op == "present":
@@ -168,14 +171,16 @@ def _matches_one(value: Any, op: str, wanted: Any) -> bool:
     return False
 
 
-def matches(value: Any, op: str, wanted: Any) -> bool:
+def matches(value: object, op: str, wanted: FilterValue) -> bool:
     """Does a field value (or any element of a list value) pass the filter?"""
-    values = value if isinstance(value, list) else [value]
-    choices = wanted if op == "inArray" else [wanted]
+    values: list[object] = list(value) if isinstance(value, list) else [value]
+    choices: list[object] = (
+        list(wanted) if op == "inArray" and isinstance(wanted, list) else [wanted]
+    )
     return any(_matches_one(v, op, w) for v in values for w in choices)
 
 
-def sort_key(value: Any) -> float:
+def sort_key(value: object) -> float:
     """A datetime (naive = UTC) as a number that sorts."""
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
@@ -183,8 +188,11 @@ def sort_key(value: Any) -> float:
 
 
 def apply_paging(
-    items: Iterable[Any], paging: Paging, filterable: Mapping[str, Getter], published: Getter
-) -> tuple[int, list[Any]]:
+    items: Iterable[T],
+    paging: Paging,
+    filterable: Mapping[str, Callable[[T], object]],
+    published: Callable[[T], datetime | None],
+) -> tuple[int, list[T]]:
     """Filter, order by publish time, and cut one page: (how many matched, the page)."""
     selected = list(items)
     if paging.filter_by is not None:

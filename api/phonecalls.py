@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -34,7 +36,9 @@ from api.oauth import authenticate
 from api.paging import Paging, apply_paging, page_links, parse_paging
 from api.render import PHONE_CALL_FIELDS, call_json, call_path
 from api.scope import path_extension
-from engine.engine import ActionError, CallAction, EngineDraining, OriginateRequest
+from engine.directory import Extension, User
+from engine.engine import CallAction, OriginateRequest
+from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +56,13 @@ CALL_ID_RE = re.compile(r"[0-9a-fA-F]{1,64}")
 VIEW_ID_RE = re.compile(r"[0-9]{1,3}")
 MAX_NUMBER_LENGTH = 64
 
-CALL_FILTERS = {
+CALL_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
     "id": lambda call: str(call.id),
     "published": lambda call: call.published,
 }
 
 
-def _published(call: Any) -> Any:
+def _published(call: PhoneCall) -> datetime:
     return call.published
 
 
@@ -96,11 +100,8 @@ async def create_simple(request: Request) -> Response:
         video=checked.video,
         status_callback=checked.status_callback,
     )
-    try:
-        call, created = await ctx.engine.originate(originate_request)
-    except EngineDraining:
-        ctx.refuse_when_draining()
-        raise ApiError(503, "service_unavailable", "The server accepts no new calls") from None
+    # a refusal of the engine (EngineDraining...) answers as api.mapping says
+    call, created = await ctx.engine.originate(originate_request)
     if created and checked.status_callback is not None and ctx.callbacks is not None:
         ctx.callbacks.watch(call.id, checked.status_callback)
     # The extension charged, in the extended form GET shows, whatever form the request used
@@ -124,33 +125,31 @@ async def create_simple(request: Request) -> Response:
     )
 
 
-def _calls_of(ctx: ApiContext, user: Any, extension: Any | None) -> list[Any]:
+def _calls_of(ctx: ApiContext, user: User, extension: Extension | None) -> list[PhoneCall]:
     extended = None if extension is None else extension.extended
     return list(ctx.engine.list_calls(user_id=user.id, extension=extended))
 
 
 def _page_of_calls(
-    ctx: ApiContext, user: Any, extension: Any | None, paging: Paging
-) -> tuple[int, list[Any]]:
+    ctx: ApiContext, user: User, extension: Extension | None, paging: Paging
+) -> tuple[int, list[PhoneCall]]:
     """(how many match, one page). Without a filter the store pages (it keeps the same order:
     publish time, then creation), so a long history is not loaded to show 20 calls."""
     if paging.filter_by is not None:
         return apply_paging(_calls_of(ctx, user, extension), paging, CALL_FILTERS, _published)
     extended = None if extension is None else extension.extended
-    store = ctx.engine.store
-    total = store.count_calls(user_id=user.id, extension=extended)
-    page = store.list_calls(
+    total = ctx.engine.count_calls(user_id=user.id, extension=extended)
+    page = ctx.engine.list_calls(
         user_id=user.id,
         extension=extended,
         limit=paging.count,
         offset=paging.start_index,
         newest_first=paging.descending,
     )
-    # live calls: the engine's copy is the current one
-    return int(total), [ctx.engine.get_call(call.id) or call for call in page]
+    return total, page
 
 
-def owned_call(ctx: ApiContext, user: Any, extension: Any | None, call_id: str) -> Any:
+def owned_call(ctx: ApiContext, user: User, extension: Extension | None, call_id: str) -> PhoneCall:
     """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
     call = ctx.engine.get_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
     if (
@@ -162,7 +161,7 @@ def owned_call(ctx: ApiContext, user: Any, extension: Any | None, call_id: str) 
     return call
 
 
-def _self_url(ctx: ApiContext, request: Request, call: Any) -> str:
+def _self_url(ctx: ApiContext, request: Request, call: PhoneCall) -> str:
     user_text = request.path_params["userId"]
     extension_text = request.path_params["extension"]
     if extension_text == "@self":
@@ -296,15 +295,8 @@ async def put_call(request: Request) -> Response:
     action = check_action(body)
     call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
     ctx.refuse_when_draining()
-    try:
-        updated = await ctx.engine.act(call.id, action)
-    except ActionError as exc:
-        status = int(getattr(exc, "status", 400))
-        raise ApiError(
-            status if 400 <= status <= 599 else 400,
-            str(getattr(exc, "code", "pc_action_invalid")),
-            str(getattr(exc, "message", exc)),
-        ) from None
+    # a refusal of the engine (CallNotBridged, PartyNotFound...) answers as api.mapping says
+    updated = await ctx.engine.act(call.id, action)
     logger.info("call %s: %s by app %s", call.id, action.action, principal.client_id)
     return JSONResponse(
         {"entry": [call_json(updated, ctx.directory, _self_url(ctx, request, updated))]}

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from engine.directory import Directory
+from engine.model import Party, PhoneCall
+
 logger = logging.getLogger(__name__)
 
 PHONE_CALL_FIELDS = (
@@ -44,7 +47,7 @@ PHONE_CALL_FIELDS = (
 )
 
 
-def iso(value: Any) -> str | None:
+def iso(value: datetime | float | None) -> str | None:
     """ISO 8601 UTC with ``Z`` (seconds, or microseconds when present); None stays None."""
     if value is None:
         return None
@@ -58,11 +61,11 @@ def iso(value: Any) -> str | None:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
 
 
-def _code(value: Any) -> int | None:
+def _code(value: int | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _text(value: Any) -> str | None:
+def _text(value: str | None) -> str | None:
     return None if value is None else str(value)
 
 
@@ -78,14 +81,14 @@ def call_path(public_url: str, user_text: str, extension_text: str, call_id: str
     )
 
 
-def _answered_source(call: Any) -> str | None:
+def _answered_source(call: PhoneCall) -> str | None:
     for party in call.parties:
         if str(party.role) == "source" and party.answered is not None:
             return str(party.number)
     return None
 
 
-def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
+def view_json(call: PhoneCall, index: int, party: Party) -> dict[str, Any]:
     """One PhoneCallView: the call from one party's point of view."""
     role = str(party.role)
     if role == "source":
@@ -95,7 +98,7 @@ def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
         answered = _answered_source(call)
         source = [answered] if answered else [str(n) for n in call.sources]
         destination = [str(party.number)]
-    on_hold = getattr(party, "on_hold", None)
+    on_hold = party.on_hold
     return _compact(
         {
             "id": f"{index:02d}",
@@ -108,23 +111,23 @@ def view_json(call: Any, index: int, party: Any) -> dict[str, Any]:
             "status": _code(party.status),
             "ringing": iso(party.ringing) if party.answered is None else None,
             "callerId": _text(party.caller_id),
-            "recording": iso(getattr(party, "recording", None)),
+            "recording": iso(party.recording),
             "answered": iso(party.answered),
             "onHold": iso(on_hold),
             # the hold was placed through the API, not by this peer: holder 0
             "holder": 0 if on_hold is not None else None,
             "disposition": _code(call.disposition),
             "ended": iso(party.ended),
-            "sipStatus": getattr(party, "sip_status", None),
-            "hangupCause": _text(getattr(party, "hangup_cause", None)),
-            "media": dict(party.media) if getattr(party, "media", None) else None,
+            "sipStatus": party.sip_status,
+            "hangupCause": _text(party.hangup_cause),
+            "media": dict(party.media) if party.media else None,
         }
     )
 
 
 def call_json(
-    call: Any,
-    directory: Any,
+    call: PhoneCall,
+    directory: Directory,
     self_url: str,
     fields: frozenset[str] | None = None,
 ) -> dict[str, Any]:
@@ -140,9 +143,9 @@ def call_json(
             "userId": int(call.user_id),
             "published": iso(call.published),
             "answered": iso(call.answered),
-            "bridged": iso(getattr(call, "bridged", None)),
+            "bridged": iso(call.bridged),
             "ended": iso(call.ended),
-            "state": _text(getattr(call, "state", None)),
+            "state": _text(call.state),
             "disposition": _code(call.disposition),
             "hangupCause": _text(call.hangup_cause),
             "duration": int(call.billable_seconds) if call.ended is not None else None,
@@ -160,7 +163,7 @@ def call_json(
     return data
 
 
-def call_flow(call: Any) -> int:
+def call_flow(call: PhoneCall) -> int:
     """The call's flow: the destination party's (2 local, 4 outgoing public)."""
     for party in call.parties:
         if str(party.role) == "destination":
@@ -168,7 +171,7 @@ def call_flow(call: Any) -> int:
     return 2
 
 
-def stat_json(call: Any, fields: frozenset[str] | None = None) -> dict[str, Any]:
+def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str, Any]:
     """A finished call as a CDR PhoneCallStat."""
     answered = _answered_source(call)
     destination_party = next((p for p in call.parties if str(p.role) == "destination"), None)
@@ -186,7 +189,7 @@ def stat_json(call: Any, fields: frozenset[str] | None = None) -> dict[str, Any]
             "callerId": _text(call.caller_id),
             "published": iso(call.published),
             "answered": iso(call.answered),
-            "bridged": iso(getattr(call, "bridged", None)),
+            "bridged": iso(call.bridged),
             "ended": iso(call.ended),
             "disposition": _code(call.disposition),
             "flow": call_flow(call),

@@ -15,10 +15,10 @@ applies them:
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from api.errors import ApiError
 from api.oauth import Principal
+from engine.directory import Directory, Extension, User
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def allows_short_numbers(principal: Principal) -> bool:
     return principal.owner_kind in ("user", "organization")
 
 
-def principal_organization(principal: Principal, directory: Any) -> int | None:
+def principal_organization(principal: Principal, directory: Directory) -> int | None:
     """The organization short numbers are resolved in (None for the Administrator App)."""
     if principal.owner_kind == "organization":
         return principal.owner_id
@@ -43,7 +43,7 @@ def principal_organization(principal: Principal, directory: Any) -> int | None:
     return None
 
 
-def check_may_act_for(principal: Principal, user: Any) -> None:
+def check_may_act_for(principal: Principal, user: User) -> None:
     """403 access_denied unless the App may act for ``user``."""
     if principal.owner_kind == "admin":
         return
@@ -58,7 +58,7 @@ def is_owner_alias(user_text: str) -> bool:
     return user_text == OWNER_ALIAS
 
 
-def resolve_user(principal: Principal, directory: Any, user_text: str) -> Any:
+def resolve_user(principal: Principal, directory: Directory, user_text: str) -> User:
     """The User named by a path ``userId`` other than ``@owner`` (see ``resolve_owner``)."""
     if user_text in SELF_ALIASES:
         if principal.owner_kind != "user":
@@ -71,7 +71,8 @@ def resolve_user(principal: Principal, directory: Any, user_text: str) -> Any:
                 f"userId cannot be set to {user_text} for an App registered to {kind}; "
                 "it must be specified as the user's id",
             )
-        user = directory.user(principal.owner_id)
+        owner = principal.owner_id
+        user = None if owner is None else directory.user(owner)
         if user is None:
             raise ApiError(400, "user_invalid", "The App's user no longer exists")
         return user
@@ -88,7 +89,7 @@ def resolve_user(principal: Principal, directory: Any, user_text: str) -> Any:
     return user
 
 
-def resolve_owner(principal: Principal, directory: Any, extension: Any) -> Any:
+def resolve_owner(principal: Principal, directory: Directory, extension: Extension) -> User:
     """The User behind ``@owner``: the owner of ``extension``, if the App may act for them."""
     user = directory.user(extension.user)
     if user is None:
@@ -98,8 +99,8 @@ def resolve_owner(principal: Principal, directory: Any, extension: Any) -> Any:
 
 
 def find_extension(
-    principal: Principal, directory: Any, number: str, organization_id: int | None
-) -> Any | None:
+    principal: Principal, directory: Directory, number: str, organization_id: int | None
+) -> Extension | None:
     """An extension by extended number, or by short number in ``organization_id`` when the App
     may use short numbers; None when there is no such extension."""
     if not number or len(number) > MAX_NUMBER_LENGTH:
@@ -116,8 +117,8 @@ def find_extension(
 
 
 def path_extension(
-    principal: Principal, directory: Any, user_text: str, extension_text: str
-) -> tuple[Any, Any | None]:
+    principal: Principal, directory: Directory, user_text: str, extension_text: str
+) -> tuple[User, Extension | None]:
     """(user, extension) for the ``{userId}/{extension}`` of GET/PUT/DELETE paths.
 
     ``extension`` is None for ``@self`` (every extension of the user). A named extension must

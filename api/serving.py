@@ -28,6 +28,8 @@ import logging
 from time import time
 from typing import Any
 
+from hypercorn.config import Config as HypercornConfig
+
 from api.errors import HTTP_CODES, MAX_HEAD_BYTES, error_body
 
 logger = logging.getLogger(__name__)
@@ -59,8 +61,8 @@ def _error_headers(status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return body, headers
 
 
-def configure(config: Any) -> None:
-    """Set ``config`` (a ``hypercorn.config.Config``) to the head limit the app enforces."""
+def configure(config: HypercornConfig) -> None:
+    """Set hypercorn's ``config`` to the head limit the app enforces."""
     config.h11_max_incomplete_size = MAX_HEAD_BYTES
 
 

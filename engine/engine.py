@@ -34,6 +34,19 @@ from engine.calls import (
 )
 from engine.config import Config
 from engine.directory import Directory, Extension, ExtensionType
+from engine.errors import (
+    ActionNotSupported,
+    CallNotBridged,
+    CallNotFound,
+    CallNotLive,
+    EngineDraining,
+    NumberNotAParty,
+    PublicTransferNotAllowed,
+    RecordingFormatUnsupported,
+    TransferTargetInvalid,
+    ViewNotFound,
+)
+from engine.keys import cluster_secret
 from engine.legs import FailedLeg, Leg
 from engine.model import (
     CallState,
@@ -88,20 +101,6 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
-
-
-class ActionError(Exception):
-    """An action that cannot be done: UAPI error ``code``, ``message`` and HTTP ``status``."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-class EngineDraining(Exception):
-    """The engine is shutting down and takes no new calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,10 +400,33 @@ class Engine:
         return self.store.get_call(call_id)
 
     def list_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
     ) -> list[PhoneCall]:
-        calls = self.store.list_calls(user_id=user_id, extension=extension)
+        """Calls by publish time (oldest first unless ``newest_first``), paged by the store;
+        a live call is the engine's own current copy."""
+        calls = self.store.list_calls(
+            user_id=user_id,
+            extension=extension,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
+
+    def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
+        """How many calls ``list_calls`` gives without a limit."""
+        return self.store.count_calls(user_id=user_id, extension=extension)
+
+    def signing_secret(self) -> bytes:
+        """The secret that signing keys derive from (``engine.keys``): ``[cluster] secret``,
+        or the one generated once and kept in the store."""
+        return cluster_secret(self.config.cluster, self.store)
 
     @asynccontextmanager
     async def subscribe(self, call_id: str) -> AsyncIterator[trio.MemoryReceiveChannel[CallEvent]]:
@@ -454,8 +476,8 @@ class Engine:
         entry = self._live.get(call_id)
         if entry is None:
             if self.store.get_call(call_id) is None:
-                raise ActionError("pc_not_found", f"no PhoneCall {call_id}", 404)
-            raise ActionError("pc_not_live", f"PhoneCall {call_id} has ended", 409)
+                raise CallNotFound(call_id)
+            raise CallNotLive(call_id)
         call = entry.runner.call
         request = self._control_for(call, action)
         entry.runner.control(request)
@@ -465,42 +487,38 @@ class Engine:
         name = action.action
         if name in ("OnHold", "OffHold", "StartRecording", "StopRecording"):
             if call.state is not CallState.BRIDGED:
-                raise ActionError("pc_not_bridged", f"{name} needs a connected call", 409)
+                raise CallNotBridged(f"{name} needs a connected call")
             if name in ("StartRecording", "StopRecording"):
                 if action.format not in (None, "wav"):
-                    raise ActionError(
-                        "pc_format_invalid", f"recording format {action.format!r} unsupported"
+                    raise RecordingFormatUnsupported(
+                        f"recording format {action.format!r} unsupported"
                     )
                 return Recording(start=name == "StartRecording")
             index = self._party_index(call, action.phone_call_view_id, action.transfer_number)
             return Hold(index, held=name == "OnHold")
         if name in ("Transfer", "TransferToVoicemail"):
             return self._transfer_for(call, action)
-        raise ActionError("request_not_implemented", f"action {name!r} is not implemented", 501)
+        raise ActionNotSupported(f"action {name!r} is not implemented")
 
     def _transfer_for(self, call: PhoneCall, action: CallAction) -> Control:
         if call.state is not CallState.BRIDGED:
-            raise ActionError("pc_not_bridged", "Transfer needs a connected call", 409)
+            raise CallNotBridged("Transfer needs a connected call")
         target_number = action.send_call_to
         if not target_number:
-            raise ActionError("pc_sendcallto_invalid", "sendCallTo is required for a transfer")
+            raise TransferTargetInvalid("sendCallTo is required for a transfer")
         if action.action == "TransferToVoicemail":
             ext = self.directory.find_extension(target_number, call.organization_id)
             if ext is None or ext.type is not ExtensionType.VOICEMAIL_CENTER:
-                raise ActionError(
-                    "request_not_implemented",
-                    "TransferToVoicemail needs a voicemail_center extension; none matches",
-                    501,
+                raise ActionNotSupported(
+                    "TransferToVoicemail needs a voicemail_center extension; none matches"
                 )
         try:
             target = resolve(target_number, self.directory, call.organization_id)
         except NumberError as exc:
-            raise ActionError("pc_sendcallto_invalid", str(exc)) from None
+            raise TransferTargetInvalid(str(exc)) from None
         if isinstance(target, PublicTarget) and not call.allow_public_transfer:
-            raise ActionError(
-                "pc_transfer_invalid",
-                "transfer to a public number needs allowPublicTransfer=true on the call",
-                403,
+            raise PublicTransferNotAllowed(
+                "transfer to a public number needs allowPublicTransfer=true on the call"
             )
         if action.transfer_number is None and action.phone_call_view_id is None:
             # Default: the source stays, the destination is replaced.
@@ -527,17 +545,17 @@ class Engine:
             except ValueError:
                 index = -1
             if not 0 <= index < len(call.parties):
-                raise ActionError("pc_view_invalid", f"no phoneCallView {view_id!r} in this call")
+                raise ViewNotFound(f"no phoneCallView {view_id!r} in this call")
             return index
         if number is not None:
             for i, party in enumerate(call.parties):
                 if party.number == number or party.extension == number:
                     return i
-            raise ActionError("pc_number_invalid", f"{number} is not a party of this call")
+            raise NumberNotAParty(f"{number} is not a party of this call")
         for i, party in enumerate(call.parties):
             if party.answered is not None and party.ended is None and party.role == "destination":
                 return i
-        raise ActionError("pc_view_invalid", "phoneCallViewId is required")
+        raise ViewNotFound("phoneCallViewId is required")
 
 
 def _latest_time(call: PhoneCall) -> datetime:
