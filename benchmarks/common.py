@@ -114,7 +114,7 @@ if count_spec:
             for name, count in counters.items():
                 f.write(f"{count} {name}\n")
     atexit.register(_dump_counts)
-from engine.cli import main
+from b2bua.cli import main
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
 if threshold:
     gc.set_threshold(*(int(x) for x in threshold.split(",")))
