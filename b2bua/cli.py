@@ -175,7 +175,8 @@ def _serve(path: Path | None) -> int:
     config = _checked(path)
     if config is None:
         return 2
-    from b2bua.server import ListenError, ServerFailed, serve
+    from b2bua.listen import ListenError
+    from b2bua.server import ServerFailed, serve
     from engine.media.fdlimit import raise_fd_limit
     from engine.store import StoreError
 
@@ -197,7 +198,8 @@ def _serve(path: Path | None) -> int:
 
 def _demo(source: str, destination: str, duration: int) -> int:
     from b2bua.demo import run_demo, sandbox_index
-    from b2bua.server import ListenError, ServerFailed
+    from b2bua.listen import ListenError
+    from b2bua.server import ServerFailed
 
     for option, number in (("--source", source), ("--destination", destination)):
         try:
