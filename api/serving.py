@@ -12,7 +12,7 @@ It offers no hook for those bodies (each protocol class writes them in one priva
 ``_send_error_response``, with ``content-length: 0``), so ``use_uapi_error_bodies`` replaces
 that method of hypercorn's HTTP/1.1 protocol, HTTP stream and WebSocket stream with one that
 writes ``{"error": {"code", "message"}}`` as ``application/json``. It changes hypercorn's
-classes for the whole process, which is why only the composition root (``engine.server``)
+classes for the whole process, which is why only the composition root (``b2bua.server``)
 calls it, once, before serving; calling it again changes nothing. If a hypercorn release
 renames those methods it raises at start-up rather than serving empty errors again.
 

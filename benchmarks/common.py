@@ -114,7 +114,10 @@ if count_spec:
             for name, count in counters.items():
                 f.write(f"{count} {name}\n")
     atexit.register(_dump_counts)
-from engine.cli import main
+try:  # a checkout from before the b2bua package (--src of an older commit)
+    from engine.cli import main
+except ModuleNotFoundError:
+    from b2bua.cli import main
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
 if threshold:
     gc.set_threshold(*(int(x) for x in threshold.split(",")))

@@ -1,8 +1,12 @@
-"""The engine's SIP face: registrar, inbound calls and the legs it sends out.
+"""The engine's SIP face: the legs it sends out, and registrar and inbound calls.
 
-* ``legs_for`` turns a party into SIP legs: one per registered device of an extension (all
-  ring at once), or one towards the gateway of the longest matching route for a public number.
-* ``handle`` gets every new server transaction from the endpoint: REGISTER goes to the
+Two pieces, built in dependency order: ``SipLegs`` first (the engine is given it), then
+``SipService`` (given the engine).
+
+* ``SipLegs.legs_for`` turns a party into SIP legs: one per registered device of an extension
+  (all ring at once), or one towards the gateway of the longest matching route for a public
+  number.
+* ``SipService.handle`` gets every new server transaction from the endpoint: REGISTER goes to the
   registrar; OPTIONS is answered 200 (Allow, Accept, Supported) for our domain and known users;
   INVITE is an inbound call, accepted from a registered device (Digest, 407 challenge) or a
   trusted peer of the directory only, so nobody else can reach a gateway through us (no open
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from engine.config import Config
 from engine.directory import Directory, Extension
@@ -53,8 +57,8 @@ def make_endpoint(config: Config) -> SipEndpoint:
     )
 
 
-class SipService(LegProvider):
-    """``LegProvider`` for the engine and request handler for the endpoint."""
+class SipLegs(LegProvider):
+    """The engine's ``LegProvider``: the SIP legs that ring a party."""
 
     def __init__(
         self,
@@ -68,54 +72,8 @@ class SipService(LegProvider):
         self.endpoint = endpoint
         self.directory = directory
         self.store = store
-        self.config = config
         self.domain = config.sip.domain
-        # The nonce counts used so far (replays refused) are remembered in this process only,
-        # so its nonces are signed with a key of its own: a nonce of another process (another
-        # node on the same [cluster] secret, or this one before a restart) is not ours, and a
-        # credential computed for it gets a fresh challenge (stale=true) instead of being
-        # trusted without its counts. No clock reading is involved, so a clock stepped back
-        # after the start changes nothing.
-        secret = secrets.token_bytes(32)
-        counts = MemoryNonceCounts()
-        limiter = FailureLimiter("sip digest")
-        # the addresses phones registered from are ones where they got their password right:
-        # after a restart a guessing attack on a user must not hold back its own phones
-        now = wall_clock()
-        for extension in directory.extensions:
-            if extension.password is None:
-                continue
-            for binding in store.contacts(extension.extended, now):
-                host = binding.received.split(" ", 1)[0].rsplit(":", 1)[0]
-                limiter.trust(extension.extended, host, now)
-        # [sip] digest_algorithms, in challenge order: MD5 first by default, because SIPp and
-        # many deployed phones answer only the first challenge and know only MD5 (a SHA-256
-        # client still finds its challenge in the second header).
-        algorithms = config.sip.digest_algorithms
-        self.registrar = Registrar(
-            directory,
-            store,
-            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
-            wall_clock=wall_clock,
-            # a TCP device re-registers before its connection could go idle (README, TCP)
-            max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
-            limiter=limiter,
-        )
-        self.call_auth = Registrar(
-            directory,
-            store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
-            wall_clock=wall_clock,
-            limiter=limiter,
-        )
         self._wall_clock = wall_clock
-        self.engine: Engine | None = None
-        self._local: list[tuple[str, str, int]] = []
-
-    def set_local_addresses(self, bound: Sequence[tuple[str, str, int]]) -> None:
-        self._local = list(bound)
-
-    # --- outgoing legs ----------------------------------------------------------------------
 
     def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         from_addr = self._from(caller_id, call)
@@ -175,6 +133,63 @@ class SipService(LegProvider):
         # charged extension of an API call
         return caller_address(caller_id, call.extension, self.domain)
 
+
+class SipService:
+    """The endpoint's request handler: registrar, OPTIONS, and inbound calls for ``engine``."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        directory: Directory,
+        store: Store,
+        config: Config,
+        *,
+        engine: Engine,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint
+        self.engine = engine
+        self.directory = directory
+        self.domain = config.sip.domain
+        # The nonce counts used so far (replays refused) are remembered in this process only,
+        # so its nonces are signed with a key of its own: a nonce of another process (another
+        # node on the same [cluster] secret, or this one before a restart) is not ours, and a
+        # credential computed for it gets a fresh challenge (stale=true) instead of being
+        # trusted without its counts. No clock reading is involved, so a clock stepped back
+        # after the start changes nothing.
+        secret = secrets.token_bytes(32)
+        counts = MemoryNonceCounts()
+        limiter = FailureLimiter("sip digest")
+        # the addresses phones registered from are ones where they got their password right:
+        # after a restart a guessing attack on a user must not hold back its own phones
+        now = wall_clock()
+        for extension in directory.extensions:
+            if extension.password is None:
+                continue
+            for binding in store.contacts(extension.extended, now):
+                host = binding.received.split(" ", 1)[0].rsplit(":", 1)[0]
+                limiter.trust(extension.extended, host, now)
+        # [sip] digest_algorithms, in challenge order: MD5 first by default, because SIPp and
+        # many deployed phones answer only the first challenge and know only MD5 (a SHA-256
+        # client still finds its challenge in the second header).
+        algorithms = config.sip.digest_algorithms
+        self.registrar = Registrar(
+            directory,
+            store,
+            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
+            wall_clock=wall_clock,
+            # a TCP device re-registers before its connection could go idle (README, TCP)
+            max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
+            limiter=limiter,
+        )
+        self.call_auth = Registrar(
+            directory,
+            store,
+            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
+            wall_clock=wall_clock,
+            limiter=limiter,
+        )
+
     # --- incoming requests --------------------------------------------------------------------
 
     async def handle(self, incoming: IncomingRequest) -> None:
@@ -208,7 +223,7 @@ class SipService(LegProvider):
     async def _inbound(self, incoming: IncomingRequest) -> None:
         request = incoming.request
         engine = self.engine
-        if engine is None or engine.draining:
+        if engine.draining:
             await incoming.respond(request.response(503, "Shutting down"))
             return
         peer = incoming.peer

@@ -53,15 +53,14 @@ def service(algorithms: tuple[str, ...] = ("MD5", "SHA-256")) -> SipService:
     config = dataclasses.replace(
         config, sip=dataclasses.replace(config.sip, digest_algorithms=algorithms)
     )
-    sip = SipService(
+    return SipService(
         SipEndpoint(allowed_methods=ALLOWED_METHODS),
         demo_directory(),
         open_store("sqlite:///:memory:"),
         config,
+        engine=NoEngine(),  # type: ignore[arg-type]
         wall_clock=lambda: NOW,
     )
-    sip.engine = NoEngine()  # type: ignore[assignment]
-    return sip
 
 
 def raw_request(method: str, user: str, extra: list[bytes]) -> bytes:
@@ -129,6 +128,7 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
         demo_directory(),
         store,
         config,
+        engine=NoEngine(),  # type: ignore[arg-type]
         wall_clock=lambda: NOW,
     )
     reply = answer(before, raw_request("REGISTER", "0003*210", []))
@@ -144,6 +144,7 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
         demo_directory(),
         store,
         config,
+        engine=NoEngine(),  # type: ignore[arg-type]
         wall_clock=lambda: NOW + 5,
     )
     reply = answer(after, good)
@@ -166,6 +167,7 @@ def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_s
             demo_directory(),
             open_store("sqlite:///:memory:"),
             config,
+            engine=NoEngine(),  # type: ignore[arg-type]
             wall_clock=lambda: NOW,
         )
         for _ in range(2)
@@ -216,6 +218,7 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
         demo_directory(),
         store,
         default_config(),
+        engine=NoEngine(),  # type: ignore[arg-type]
         wall_clock=lambda: NOW,
     )
     # 4 addresses x 5 wrong passwords: the user is blocked for addresses it never used...

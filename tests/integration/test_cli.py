@@ -27,10 +27,10 @@ B2BUA = [sys.executable, "-m", "engine"]
 
 
 def run(
-    *args: str, timeout: float = 60, cwd: Path | None = None
+    *args: str, timeout: float = 60, cwd: Path | None = None, command: list[str] = B2BUA
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*B2BUA, *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -53,6 +53,25 @@ def test_version_prints_the_package_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout == f"b2bua {metadata.version('trio-b2bua')}\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(B2BUA, id="python -m engine"),
+        pytest.param([sys.executable, "-m", "b2bua"], id="python -m b2bua"),
+        pytest.param([str(Path(sys.executable).with_name("b2bua"))], id="console script"),
+    ],
+)
+def test_every_way_to_start_it_is_the_same_command(tmp_path: Path, command: list[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[calls]\ndrain = -1\n")
+    version = run("--version", command=command, cwd=tmp_path)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == f"b2bua {metadata.version('trio-b2bua')}\n"
+    checked = run("check-config", str(bad), command=command, cwd=tmp_path)
+    assert checked.returncode == 2
+    assert checked.stderr.splitlines()[0].startswith(f"b2bua: {bad}: calls.drain: ")
 
 
 @pytest.mark.parametrize(

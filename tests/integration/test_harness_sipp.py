@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from .harness import (
-    REPO_ROOT,
     SCENARIO_DIR,
     B2buaServer,
     Direction,
@@ -315,9 +314,6 @@ def test_phone_answer_video_answers_video_only_when_offered(
 # ----------------------------------------------------------------------------- the server
 
 
-@pytest.mark.skipif(
-    not (REPO_ROOT / "engine" / "cli.py").exists(), reason="engine/cli.py not written yet"
-)
 def test_b2bua_server_fixture_reads_addresses_and_drains(
     b2bua_factory: Callable[..., B2buaServer],
 ) -> None:

@@ -25,9 +25,9 @@ from typing import Any, TextIO
 import httpx
 import trio
 
+from b2bua.server import Running, serve
 from engine.config import ApiConfig, ListenAddress, StoreConfig, default_config
 from engine.sandbox import SandboxPromise, promise_for
-from engine.server import Running, serve
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.demo import ANSWERED, BUSY, NO_ANSWER, check_promise, promised, sandbox_index
+from b2bua.demo import ANSWERED, BUSY, NO_ANSWER, check_promise, promised, sandbox_index
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 FAILED = 2

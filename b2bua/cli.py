@@ -175,8 +175,9 @@ def _serve(path: Path | None) -> int:
     config = _checked(path)
     if config is None:
         return 2
+    from b2bua.listen import ListenError
+    from b2bua.server import ServerFailed, serve
     from engine.media.fdlimit import raise_fd_limit
-    from engine.server import ListenError, ServerFailed, serve
     from engine.store import StoreError
 
     # SIP over TCP and HTTP connections take descriptors too (the relay raises its own)
@@ -196,8 +197,9 @@ def _serve(path: Path | None) -> int:
 
 
 def _demo(source: str, destination: str, duration: int) -> int:
-    from engine.demo import run_demo, sandbox_index
-    from engine.server import ListenError, ServerFailed
+    from b2bua.demo import run_demo, sandbox_index
+    from b2bua.listen import ListenError
+    from b2bua.server import ServerFailed
 
     for option, number in (("--source", source), ("--destination", destination)):
         try:
@@ -240,7 +242,7 @@ def _checked(path: Path | None) -> Config | None:
     """The config of ``path`` (the embedded default for None) once it and its directory file
     are found good; else None, after one ``b2bua: FILE: KEY: PROBLEM`` line per problem of
     either file and a count."""
-    from engine.server import load_directory_for
+    from b2bua.server import load_directory_for
 
     lines: list[str] = []
     config: Config | None = None

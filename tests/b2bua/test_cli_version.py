@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
+from b2bua import cli
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
 
+from b2bua.listen import bind_api, hostport, listen_sip
 from engine.anchor import RelayMedia
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
@@ -25,9 +25,8 @@ from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
-from engine.sipservice import SipService, make_endpoint
+from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import Store, open_store
-from sip.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +48,6 @@ class Running:
 
 class ServerFailed(RuntimeError):
     """The server stopped because a part of it failed (``serve`` raises it after draining)."""
-
-
-class ListenError(OSError):
-    """A listener could not be opened; the text names it and the reason, e.g. ``cannot listen
-    on sip udp 127.0.0.1:5060: address already in use``. ``serve`` raises it before starting
-    anything else."""
-
-    def __init__(self, what: str, cause: OSError) -> None:
-        super().__init__(cause.errno, cause.strerror)
-        reason = cause.strerror or str(cause)  # "Address already in use"
-        self.message = f"cannot listen on {what}: {reason[:1].lower()}{reason[1:]}"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def load_directory_for(config: Config) -> Directory:
@@ -88,18 +73,18 @@ async def serve(
     of 20,000 objects most of a call's short-lived objects die before they are promoted, so
     full collections (each a stall of up to a few hundred ms at 100+ calls/s) come far less
     often. An embedder that manages its own heap can pass ``False``."""
-    from hypercorn.config import Config as HypercornConfig
-    from hypercorn.trio import serve as hypercorn_serve
-
+    # Imported here, not at the top: ``b2bua check-config`` imports this module for
+    # ``load_directory_for`` and has no use for the HTTP stack.
     from api.app import create_app
     from api.events import CallbackDispatcher
-    from api.serving import configure, use_uapi_error_bodies
+    from b2bua.http import serve_http
 
     directory = load_directory_for(config)
     # Listeners first: a taken port is reported before anything else starts.
     endpoint = make_endpoint(config)
-    bound = await _listen_all(endpoint, config)
-    api_socket = _bind_api(config)
+    bound = await listen_sip(endpoint, config)
+    api_socket = bind_api(config)
+    api_port = api_socket.getsockname()[1]
     store = open_store(config.store.url)
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
@@ -111,48 +96,30 @@ async def serve(
         return RelayMedia(relay, records / f"{call.id}.wav")
 
     try:
-        sip_service = SipService(endpoint, directory, store, config)
+        # Built in dependency order, each piece given what it needs: the legs the engine sends
+        # out, the engine, the SIP request handler given the engine, the HTTP app given both
+        # the engine and the callbacks.
+        legs = SipLegs(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
             for transport, host, port in bound:
-                announce(f"listening sip {transport} {_hostport(host, port)}")
-            sip_service.set_local_addresses(bound)
-            await nursery.start(endpoint.run, sip_service.handle)
-            async with open_engine(
-                config, directory, store, media=media_for, legs=sip_service
-            ) as engine:
-                sip_service.engine = engine
+                announce(f"listening sip {transport} {hostport(host, port)}")
+            async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
+                sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
                 nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
-                running = Running(engine, bound)
-                app_holder: dict[str, object] = {}
-                hconfig = HypercornConfig()
-                hconfig.bind = [f"fd://{api_socket.detach()}"]  # hypercorn owns it now
-                hconfig.accesslog = None
-                hconfig.errorlog = logging.getLogger("hypercorn.error")
-                hconfig.graceful_timeout = 1.0
-                configure(hconfig)
-                use_uapi_error_bodies()
-                stop_http = trio.Event()
-                # The app needs the public URL, which needs the bound port: build it lazily.
-                app = _LazyApp(app_holder)
-                binds = await nursery.start(
-                    lambda task_status: hypercorn_serve(
-                        app,  # type: ignore[arg-type]
-                        hconfig,
-                        shutdown_trigger=stop_http.wait,
-                        task_status=task_status,
-                    )
-                )
-                api_port = int(binds[0].rsplit(":", 1)[1]) if binds else config.api.port
-                public_url = config.api.base_url(api_port)
                 callbacks = CallbackDispatcher(engine)
                 await nursery.start(callbacks.run)
                 for call in engine.recovered:  # ended by the restart: their final event
                     if call.status_callback:
                         callbacks.watch(call.id, call.status_callback, after_seq=call.events - 1)
                 engine.recovered.clear()
-                app_holder["app"] = create_app(engine, public_url=public_url, callbacks=callbacks)
-                running.api_url = f"http://{_hostport(config.api.host, api_port)}"
+                app = create_app(
+                    engine, public_url=config.api.base_url(api_port), callbacks=callbacks
+                )
+                stop_http = trio.Event()
+                await nursery.start(serve_http, app, api_socket, stop_http.wait)
+                running = Running(engine, bound, f"http://{hostport(config.api.host, api_port)}")
                 if freeze_gc:
                     gc.collect()
                     gc.freeze()
@@ -195,83 +162,6 @@ async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 
     running.shutdown.set()
 
 
-async def _listen_all(endpoint: SipEndpoint, config: Config) -> list[tuple[str, str, int]]:
-    """Bind every ``[sip] listen`` address. Port 0 listeners on one host share the port the
-    first one got (UDP and TCP on the same number, as SIP peers expect); should that number
-    be taken for the other transport, that listener falls back to a port of its own.
-    ``ListenError`` names the listener that could not be bound."""
-    bound: list[tuple[str, str, int]] = []
-    shared: dict[str, int] = {}
-    for listen in config.sip.listen:
-        what = f"sip {listen.transport} {_hostport(listen.host, listen.port)}"
-        try:
-            if listen.port == 0 and listen.host in shared:
-                try:
-                    host, port = await endpoint.listen(
-                        listen.transport, listen.host, shared[listen.host]
-                    )
-                except OSError:
-                    logger.warning("port %d taken for %s", shared[listen.host], listen.transport)
-                    host, port = await endpoint.listen(listen.transport, listen.host, 0)
-            else:
-                host, port = await endpoint.listen(listen.transport, listen.host, listen.port)
-                if listen.port == 0:
-                    shared[listen.host] = port
-        except OSError as exc:
-            raise ListenError(what, exc) from None
-        bound.append((listen.transport, host, port))
-    return bound
-
-
-def _bind_api(config: Config) -> socket.socket:
-    """The API's listening socket, bound here (not by hypercorn) so that a taken port is a
-    ``ListenError`` naming it, like the SIP listeners'."""
-    host, port = config.api.host, config.api.port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(100)
-    except OSError as exc:
-        sock.close()
-        raise ListenError(f"api http://{_hostport(host, port)}", exc) from None
-    return sock
-
-
-class _LazyApp:
-    """An ASGI app that forwards to the real one once it exists (503 before that)."""
-
-    def __init__(self, holder: dict[str, object]) -> None:
-        self._holder = holder
-
-    async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
-        if scope.get("type") == "lifespan":
-            while True:
-                message = await receive()  # type: ignore[operator]
-                kind = message["type"].rsplit(".", 1)[-1]
-                await send({"type": f"lifespan.{kind}.complete"})  # type: ignore[operator]
-                if kind == "shutdown":
-                    return
-        app = self._holder.get("app")
-        if app is None:
-            await send(  # type: ignore[operator]
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send(  # type: ignore[operator]
-                {
-                    "type": "http.response.body",
-                    "body": b'{"error":{"code":"service_unavailable","message":"starting"}}',
-                }
-            )
-            return
-        await app(scope, receive, send)  # type: ignore[operator]
-
-
 async def _purge_expired(store: Store, every: float = 300.0) -> None:
     """Drop expired registrations now and then, so they do not pile up."""
     while True:
@@ -296,7 +186,3 @@ async def _watch_signals(shutdown: trio.Event, everything: trio.CancelScope) -> 
             else:
                 logger.warning("signal %s again: stopping without waiting for live calls", name)
                 everything.cancel()
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -8,7 +8,7 @@ import signal
 import trio
 import trio.testing
 
-from engine.server import _watch_signals
+from b2bua.server import _watch_signals
 
 
 async def test_first_signal_drains_and_a_second_stops_at_once() -> None:
