@@ -1,11 +1,15 @@
-"""Signalling benchmark: calls/s through trio-b2bua, Sippy B2BUA and SIPp-to-SIPp, in one run.
+"""Signalling benchmark: calls/s through trio-b2bua, Sippy's B2BUAs and SIPp-to-SIPp, in one run.
 
 Each system under test (SUT) sits between a SIPp UAC (built-in ``uac`` scenario, calling service
 5551234 from the port the B2BUA trusts as a peer, so no digest) and a SIPp UAS (built-in ``uas``)
 that is the route's gateway:
 
     ours   SIPp UAC -> b2bua serve (route "" -> UAS, media anchored in its relay) -> SIPp UAS
+    candidate  the same as ours, run from another checkout (``--candidate DIR``; ``--src DIR``
+           picks the checkout of ours): an old tree and a new one side by side
     sippy  SIPp UAC -> Sippy B2BUA (python -m sippy.b2bua, static route, no RADIUS) -> SIPp UAS
+    sippy_simple  SIPp UAC -> Sippy's b2bua_simple (python -m sippy.b2bua_simple -n UAS: one
+           next hop, no accounting, no command socket; Sippy's lighter, faster B2BUA) -> SIPp UAS
     sipp   SIPp UAC -> SIPp UAS (the ceiling: what the load generator itself can do)
 
 The UAC steps the call rate up (``--rates``), each step a fresh UAC placing rate x window calls
@@ -20,17 +24,19 @@ at that rate. Modes (``--modes``):
 
 Per step: calls/s offered and achieved, successful and failed calls, retransmissions seen by the
 UAC and the UAS (SIPp counts the messages it had to send again), INVITE->200 latency p50/p99
-(SIPp -trace_rtt, 1 ms resolution), peak concurrent calls, and the SUT's CPU (% of one core, and
-ms of CPU per call). A step is clean when no call failed, every call completed, the UAC's
-retransmissions stay within 1 % of the calls and do not grow (second half of the window <= 2 x
-first half + 10). A system's figure
-is the highest clean rate; the headline is ours / sippy for the short mode.
+(SIPp -trace_rtt, 1 ms resolution), peak concurrent calls, the SUT's CPU (% of one core, and
+ms of CPU per call: the whole process tree, and its main thread alone) and, with ``--gc-log``,
+ours' GC pauses during the step. A step is clean when no call failed, every call completed, the
+UAC's retransmissions stay within 1 % of the calls and do not grow (second half of the window
+<= 2 x first half + 10). A system's figure is its highest clean rate; the headline gives ours
+(and the candidate) against the faster of the two Sippy B2BUAs, and the candidate against ours.
 
 Usage:
-    python benchmarks/bench_signalling.py [--quick] [--systems ours,sippy,sipp]
+    python benchmarks/bench_signalling.py [--quick] [--systems ours,sippy,sippy_simple,sipp]
         [--modes short,long,media] [--rates 25,50,100,...] [--window 30]
-        [--profile RATE] [--gc-log] [--gc-freeze]
-Writes benchmarks/out/signalling.csv and benchmarks/out/signalling.png.
+        [--src OLD_TREE] [--candidate NEW_TREE] [--gc-log]
+        [--profile RATE [--profiler py-spy|cprofile]] [--gc-freeze]
+Writes benchmarks/out/signalling.csv (and .png with matplotlib), profiles beside them.
 """
 
 from __future__ import annotations
