@@ -1,10 +1,12 @@
 """Shared helpers for the whole-system benchmarks (bench_signalling.py, bench_memory.py).
 
 - free ports on 127.0.0.1 (SIPp needs a SIP port, a control port and a media port block);
-- the systems under test as context managers: ``OursServer`` (``b2bua serve`` with a generated
-  config and directory: one trusted peer = the load generator, one default route = the SIPp UAS),
-  ``SippyServer`` (Sippy B2BUA, static route to the SIPp UAS, no RADIUS, no media relay) and
-  ``Direct`` (no B2BUA: the UAC calls the UAS);
+- the systems under test as context managers: ``OursServer`` (``b2bua serve`` of any checkout
+  with a generated config and directory: one trusted peer = the load generator, one default
+  route = the SIPp UAS; ``Control`` reads its GC pauses and profiles it over a span),
+  ``SippyServer`` (Sippy B2BUA, static route to the SIPp UAS, no RADIUS, no media relay),
+  ``SippySimpleServer`` (Sippy's b2bua_simple, next hop = the SIPp UAS) and ``Direct`` (no
+  B2BUA: the UAC calls the UAS);
 - ``Sipp``: one SIPp process with every port on 127.0.0.1 and its stat CSV / rtt CSV parsed;
 - ``write_csv`` and ``plot_steps`` (matplotlib, a benchmark-only extra).
 
