@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import importlib.util
 import os
 import sys
 import time
@@ -699,10 +700,13 @@ def main() -> int:
             import sippy  # noqa: F401
         except ImportError:
             parser.error("sippy and sippy_simple need Sippy: pip install -e '.[bench]'")
-    script = Path(sys.executable).with_name("b2bua")
-    if script.is_file() and "sippy" in script.read_text(errors="replace"):
+    if importlib.util.find_spec("sippy") and importlib.util.find_spec("pytest"):
         # harmless here (the servers are started with python -m), not for the tests
-        print(f"note: {script} is Sippy's; make it ours again: pip install --no-deps -e .")
+        print(
+            f"note: Sippy is installed beside the tests in {sys.prefix}: its wheel puts a"
+            " top-level 'tests' package (which hides ours) and a 'b2bua' command there; keep it"
+            " in a venv of its own (.venv-bench, benchmarks/README.md)"
+        )
     for tree in (args.src, args.candidate):
         if tree is not None and not tree.is_dir():
             parser.error(f"{tree}: no such folder")

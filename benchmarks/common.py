@@ -646,15 +646,17 @@ class SippyServer:
 
     name = "sippy"
 
-    def __init__(self, uas_port: int) -> None:
+    def __init__(self, uas_port: int, python: str = PYTHON) -> None:
+        """``python``: an interpreter with Sippy installed (this one by default)."""
         self.uas_port = uas_port
+        self.python = python
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-sippy-"))
         self.proc: subprocess.Popen[str] | None = None
 
     def command(self) -> list[str]:
         return [
-            PYTHON,
+            self.python,
             "-c",
             "import sys; from sippy.b2bua import main_func; sys.argv[0] = 'b2bua'; main_func()",
             "-f",
@@ -710,7 +712,7 @@ class SippySimpleServer(SippyServer):
 
     def command(self) -> list[str]:
         return [
-            PYTHON,
+            self.python,
             "-m",
             "sippy.b2bua_simple",
             "-f",
