@@ -1,11 +1,15 @@
-"""Signalling benchmark: calls/s through trio-b2bua, Sippy B2BUA and SIPp-to-SIPp, in one run.
+"""Signalling benchmark: calls/s through trio-b2bua, Sippy's B2BUAs and SIPp-to-SIPp, in one run.
 
 Each system under test (SUT) sits between a SIPp UAC (built-in ``uac`` scenario, calling service
 5551234 from the port the B2BUA trusts as a peer, so no digest) and a SIPp UAS (built-in ``uas``)
 that is the route's gateway:
 
     ours   SIPp UAC -> b2bua serve (route "" -> UAS, media anchored in its relay) -> SIPp UAS
+    candidate  the same as ours, run from another checkout (``--candidate DIR``; ``--src DIR``
+           picks the checkout of ours): an old tree and a new one side by side
     sippy  SIPp UAC -> Sippy B2BUA (python -m sippy.b2bua, static route, no RADIUS) -> SIPp UAS
+    sippy_simple  SIPp UAC -> Sippy's b2bua_simple (python -m sippy.b2bua_simple -n UAS: one
+           next hop, no accounting, no command socket; Sippy's lighter, faster B2BUA) -> SIPp UAS
     sipp   SIPp UAC -> SIPp UAS (the ceiling: what the load generator itself can do)
 
 The UAC steps the call rate up (``--rates``), each step a fresh UAC placing rate x window calls
@@ -20,17 +24,19 @@ at that rate. Modes (``--modes``):
 
 Per step: calls/s offered and achieved, successful and failed calls, retransmissions seen by the
 UAC and the UAS (SIPp counts the messages it had to send again), INVITE->200 latency p50/p99
-(SIPp -trace_rtt, 1 ms resolution), peak concurrent calls, and the SUT's CPU (% of one core, and
-ms of CPU per call). A step is clean when no call failed, every call completed, the UAC's
-retransmissions stay within 1 % of the calls and do not grow (second half of the window <= 2 x
-first half + 10). A system's figure
-is the highest clean rate; the headline is ours / sippy for the short mode.
+(SIPp -trace_rtt, 1 ms resolution), peak concurrent calls, the SUT's CPU (% of one core, and
+ms of CPU per call: the whole process tree, and its main thread alone) and, with ``--gc-log``,
+ours' GC pauses during the step. A step is clean when no call failed, every call completed, the
+UAC's retransmissions stay within 1 % of the calls and do not grow (second half of the window
+<= 2 x first half + 10). A system's figure is its highest clean rate; the headline gives ours
+(and the candidate) against the faster of the two Sippy B2BUAs, and the candidate against ours.
 
 Usage:
-    python benchmarks/bench_signalling.py [--quick] [--systems ours,sippy,sipp]
+    python benchmarks/bench_signalling.py [--quick] [--systems ours,sippy,sippy_simple,sipp]
         [--modes short,long,media] [--rates 25,50,100,...] [--window 30]
-        [--profile RATE] [--gc-log] [--gc-freeze]
-Writes benchmarks/out/signalling.csv and benchmarks/out/signalling.png.
+        [--src OLD_TREE] [--candidate NEW_TREE] [--gc-log]
+        [--profile RATE [--profiler py-spy|cprofile]] [--gc-freeze]
+Writes benchmarks/out/signalling.csv (and .png with matplotlib), profiles beside them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import importlib.util
 import os
 import sys
 import time
@@ -48,17 +55,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     OUT,
+    REPO,
+    Control,
     Direct,
     OursServer,
     Sipp,
     SippResult,
     SippyServer,
+    SippySimpleServer,
     System,
+    describe_tree,
     free_port,
+    gc_figures,
     live_objects,
     machine_line,
     print_table,
     said_since,
+    server_entry,
     thread_cpu,
     tree_cpu_seconds,
     tree_rss_kib,
@@ -196,6 +209,9 @@ def run_step(
     profile_to: Path | None,
     strict: bool = False,
     profile_idle: bool = False,
+    control: Control | None = None,
+    gc_log: bool = False,
+    profiler_kind: str = "py-spy",
 ) -> dict[str, Any]:
     calls = max(1, int(rate * window))
     duration_ms = 0 if mode == "short" else LONG_MS
@@ -231,11 +247,16 @@ def run_step(
     sut_port = int(system.target.rsplit(":", 1)[1])
     sut_drops_before = udp_port_drops(sut_port)
     rss_before = tree_rss_kib(system.pid) if system.pid else 0
+    if control is not None and gc_log:
+        control.gc_pauses()  # from here on: this step's collections
+    cprofile = profile_to is not None and profiler_kind == "cprofile" and control is not None
+    if cprofile and control is not None:
+        control.send("profile-start")
     profiler = None
     started = time.monotonic()
     uac.start()
     try:
-        if profile_to is not None and system.pid:
+        if profile_to is not None and system.pid and not cprofile:
             import subprocess
 
             profiler = subprocess.Popen(
@@ -270,18 +291,23 @@ def run_step(
         if profiler is not None:
             profiler.wait()
     elapsed = time.monotonic() - started
+    if cprofile and control is not None and profile_to is not None:
+        control.send(f"profile-stop {profile_to}", timeout=60)
+        write_cprofile_text(profile_to)
+    gc_columns = gc_figures(control.gc_pauses()) if control is not None and gc_log else {}
     time.sleep(0.5)  # the UAS's stat row for the last second
     uas_after = uas.rows()
     cpu = (tree_cpu_seconds(system.pid) - cpu_before) if system.pid else 0.0
     drops = udp_rcvbuf_errors() - drops_before
     sut_drops = udp_port_drops(sut_port) - sut_drops_before
-    # the busiest thread is the trio (main) thread; the rest is the relay's and the store's
+    # the main thread (tid = pid): ours' trio thread (signalling, HTTP, store, call logic),
+    # Sippy's event loop; ours' relay is a child process, Sippy's UDP I/O worker threads
     threads_after = thread_cpu(system.pid) if system.pid else {}
-    per_thread = sorted(
-        (threads_after.get(t, 0.0) - threads_before.get(t, 0.0) for t in threads_after),
-        reverse=True,
+    main_cpu = (
+        threads_after.get(system.pid, 0.0) - threads_before.get(system.pid, 0.0)
+        if system.pid
+        else 0.0
     )
-    main_cpu = per_thread[0] if per_thread else 0.0
     created = result.created
     peak_calls = max(result.series("CurrentCall") or [0])
     uas_retrans = _delta(uas_before, uas_after, "Retransmissions(C)")
@@ -316,6 +342,10 @@ def run_step(
         "cpu_ms_call": round(1000 * cpu / max(1, result.successful), 3)
         if system.pid
         else float("nan"),
+        "main_ms_call": round(1000 * main_cpu / max(1, result.successful), 3)
+        if system.pid
+        else float("nan"),
+        **gc_columns,
         "peak_rss_mib": round(peak_rss / 1024, 1) if system.pid else float("nan"),
         "load": round(os.getloadavg()[0], 2),
         "exit": result.returncode,
@@ -345,12 +375,34 @@ COLUMNS = [
     "udp_drops",
     "sut_drops",
     "cpu_ms_call",
+    "main_ms_call",
     "peak_rss_mib",
     "load",
     "clean",
+    "gc_n",
+    "gc_full",
+    "gc_ms",
+    "gc_max_ms",
     "live_objs",
     "objs_per_call",
 ]
+# The figures the rework is judged by, per system and rate (printed at the end).
+VERDICT_COLUMNS = [
+    "system",
+    "mode",
+    "rate",
+    "clean",
+    "failed",
+    "main_ms_call",
+    "cpu_ms_call",
+    "p99_ms",
+    "gc_n",
+    "gc_full",
+    "gc_ms",
+    "gc_max_ms",
+]
+OURS = ("ours", "candidate")
+SIPPY = ("sippy", "sippy_simple")
 
 
 def run_mode(
@@ -394,6 +446,8 @@ def run_mode(
                 )
             elif name == "sippy":
                 sut = SippyServer(uas.port)
+            elif name == "sippy_simple":
+                sut = SippySimpleServer(uas.port)
             else:
                 sut = Direct(uas.port)
             running_systems.append((stack.enter_context(sut), uas, uac_port))
@@ -412,8 +466,9 @@ def run_mode(
                 if failures[system.name] >= args.stop_after:
                     continue
                 profile_to = None
-                if args.profile == rate and system.name in ("ours", "candidate"):
-                    profile_to = OUT / f"profile-{system.name}-{mode}-{rate}.txt"
+                if args.profile == rate and system.name in OURS:
+                    ext = "prof" if args.profiler == "cprofile" else "txt"
+                    profile_to = OUT / f"profile-{system.name}-{mode}-{rate}{suffix(args)}.{ext}"
                 drain = getattr(servers.get(system.name), "drain", None)
                 said_before = collections.Counter(drain.said) if drain is not None else None
                 for _attempt in range(3):  # exit 254: a port was taken meanwhile
@@ -428,6 +483,9 @@ def run_mode(
                         profile_to,
                         args.strict,
                         args.profile_idle,
+                        getattr(servers.get(system.name), "control", None),
+                        args.gc_log,
+                        args.profiler,
                     )
                     if not (row["exit"] == 254 and row["successful"] == 0):
                         break
@@ -440,6 +498,9 @@ def run_mode(
                     )
                 rows.append(row)
                 print_table([row], COLUMNS, header=False)
+                if profile_to is not None:
+                    also = profile_to.with_suffix(".txt") if args.profiler == "cprofile" else None
+                    print(f"   profile: {profile_to}" + (f" and {also}" if also else ""))
                 if row["first_error"]:
                     print("   first error:", row["first_error"])
                 if said_before is not None:  # what ours logged during the step, if anything
@@ -455,6 +516,27 @@ def run_mode(
         if args.gc_log and name in systems and gc_log.exists():
             print(f"   {name}:")
             summarize_gc(gc_log)
+
+
+def write_cprofile_text(prof: Path, top: int = 40) -> None:
+    """Beside a cProfile dump, its top functions by cumulative and by own time (PROF.txt)."""
+    import io
+    import pstats
+
+    if not prof.exists():
+        print(f"   no profile written to {prof} (the server did not answer)")
+        return
+    text = io.StringIO()
+    stats = pstats.Stats(str(prof), stream=text)
+    stats.strip_dirs()
+    for order in ("cumulative", "tottime"):
+        text.write(f"==== by {order}\n")
+        stats.sort_stats(order).print_stats(top)
+    prof.with_suffix(".txt").write_text(text.getvalue())
+
+
+def suffix(args: argparse.Namespace) -> str:
+    return f"-{args.tag}" if args.tag else ""
 
 
 def summarize_gc(path: Path) -> None:
@@ -476,6 +558,29 @@ def best(rows: list[dict[str, Any]], system: str, mode: str) -> int:
     return max(clean) if clean else 0
 
 
+def verdict_order(row: dict[str, Any]) -> tuple[int, int, int]:
+    """Mode, then rate, then the systems in a fixed order: ours, candidate, sippy, ..."""
+    order = ["ours", "candidate", "sippy", "sippy_simple", "sipp"]
+    return (["short", "long", "media"].index(row["mode"]), row["rate"], order.index(row["system"]))
+
+
+def headline(rows: list[dict[str, Any]], systems: list[str], mode: str) -> str:
+    """Each system's highest clean rate, and ours (and the candidate) against the faster Sippy
+    (the one with the higher clean rate) and against each other."""
+    figures = {s: best(rows, s, mode) for s in systems}
+    line = ", ".join(f"{s} {v} calls/s" for s, v in figures.items())
+    ratios = []
+    sippies = [s for s in SIPPY if s in figures]
+    if sippies:
+        fastest = max(sippies, key=lambda s: figures[s])
+        for ours in (s for s in OURS if s in figures):
+            if figures[fastest]:
+                ratios.append(f"{ours}/{fastest} = {figures[ours] / figures[fastest]:.2f}x")
+    if figures.get("ours") and "candidate" in figures:
+        ratios.append(f"candidate/ours = {figures['candidate'] / figures['ours']:.2f}x")
+    return f"{mode}: highest clean rate: {line}" + (f"; {'; '.join(ratios)}" if ratios else "")
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     try:
         import matplotlib
@@ -488,7 +593,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     modes = sorted({r["mode"] for r in rows}, key=["short", "long", "media"].index)
     fig, axes = plt.subplots(2, len(modes), figsize=(5 * len(modes), 8), squeeze=False)
     for col, mode in enumerate(modes):
-        for system in ("ours", "candidate", "sippy", "sipp"):
+        for system in ("ours", "candidate", "sippy", "sippy_simple", "sipp"):
             data = [r for r in rows if r["system"] == system and r["mode"] == mode]
             if not data:
                 continue
@@ -520,7 +625,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 s windows")
-    parser.add_argument("--systems", default="ours,sippy,sipp")
+    parser.add_argument(
+        "--systems",
+        default="ours,sippy,sippy_simple,sipp",
+        help="any of ours, sippy, sippy_simple, sipp (candidate comes with --candidate)",
+    )
     parser.add_argument("--modes", default="short,long,media")
     parser.add_argument("--rates", default="25,50,100,150,200,300,400,600,800,1200,1600")
     parser.add_argument("--window", type=float, default=30.0, help="seconds per step")
@@ -530,14 +639,26 @@ def main() -> int:
         "--profile",
         type=int,
         default=None,
-        help="py-spy record ours (raw stacks) during the step at this rate",
+        help="profile ours (and the candidate) during the step at this rate (--profiler)",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=["auto", "py-spy", "cprofile"],
+        default="auto",
+        help="py-spy: raw stacks of every thread, PROFILE.txt (summary: python benchmarks/"
+        "common.py PROFILE.txt); cprofile: the main (trio) thread, PROFILE.prof + PROFILE.txt; "
+        "auto: py-spy when installed beside this Python, else cprofile",
     )
     parser.add_argument(
         "--profile-idle",
         action="store_true",
         help="py-spy --idle: also sample threads waiting off-CPU (blocking calls)",
     )
-    parser.add_argument("--gc-log", action="store_true", help="log ours' GC pauses")
+    parser.add_argument(
+        "--gc-log",
+        action="store_true",
+        help="record ours' GC pauses: per step (gc_* columns) and per mode",
+    )
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() ours after imports")
     parser.add_argument("--gc-threshold", default="", help="gc.set_threshold for ours: a,b,c")
     parser.add_argument(
@@ -567,7 +688,30 @@ def main() -> int:
     if args.quick:
         args.window = 8.0
     args.rates = [int(x) for x in args.rates.split(",")]
+    if args.profiler == "auto":
+        has_py_spy = (Path(sys.executable).parent / "py-spy").exists()
+        args.profiler = "py-spy" if has_py_spy else "cprofile"
     systems = args.systems.split(",")
+    known = {"ours", "candidate", "sippy", "sippy_simple", "sipp"}
+    if unknown := [s for s in systems if s not in known]:
+        parser.error(f"unknown system {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    if any(s in SIPPY for s in systems):
+        try:
+            import sippy  # noqa: F401
+        except ImportError:
+            parser.error("sippy and sippy_simple need Sippy: pip install -e '.[bench]'")
+    if importlib.util.find_spec("sippy") and importlib.util.find_spec("pytest"):
+        # harmless here (the servers are started with python -m), not for the tests
+        print(
+            f"note: Sippy is installed beside the tests in {sys.prefix}: its wheel puts a"
+            " top-level 'tests' package (which hides ours) and a 'b2bua' command there; keep it"
+            " in a venv of its own (.venv-bench, benchmarks/README.md)"
+        )
+    for tree in (args.src, args.candidate):
+        if tree is not None and not tree.is_dir():
+            parser.error(f"{tree}: no such folder")
+        if tree is not None:
+            server_entry(tree)  # says what is wrong with a tree before any step runs
     if (args.candidate is not None or args.candidate_env) and "candidate" not in systems:
         systems.insert(1, "candidate")
     modes = args.modes.split(",")
@@ -575,24 +719,24 @@ def main() -> int:
     scenario = media_files(OUT / "media") if "media" in modes else None
     print(machine_line())
     print(f"window {args.window:.0f} s per step; rates {args.rates}")
+    print(f"ours: {describe_tree((args.src or REPO).resolve())}")
+    if "candidate" in systems:
+        print(f"candidate: {describe_tree((args.candidate or REPO).resolve())}")
     rows: list[dict[str, Any]] = []
     print_table([], COLUMNS)
     for mode in modes:
         run_mode(systems, mode, args, scenario, rows)
-    suffix = f"-{args.tag}" if args.tag else ""
-    write_csv(OUT / f"signalling{suffix}.csv", rows)
+    tag = suffix(args)
+    write_csv(OUT / f"signalling{tag}.csv", rows)
     print()
     print_table(rows, COLUMNS)
     print()
+    print_table(sorted(rows, key=verdict_order), VERDICT_COLUMNS)
+    print()
     for mode in modes:
-        figures = {s: best(rows, s, mode) for s in systems}
-        line = ", ".join(f"{s} {v} calls/s" for s, v in figures.items())
-        ratio = ""
-        if figures.get("ours") and figures.get("sippy"):
-            ratio = f"; ours/sippy = {figures['ours'] / figures['sippy']:.1f}x"
-        print(f"{mode}: highest clean rate: {line}{ratio}")
-    plot(rows, OUT / f"signalling{suffix}.png")
-    print(f"wrote {OUT / f'signalling{suffix}.csv'}")
+        print(headline(rows, systems, mode))
+    plot(rows, OUT / f"signalling{tag}.png")
+    print(f"wrote {OUT / f'signalling{tag}.csv'}")
     return 0
 
 

@@ -1,10 +1,12 @@
 """Shared helpers for the whole-system benchmarks (bench_signalling.py, bench_memory.py).
 
 - free ports on 127.0.0.1 (SIPp needs a SIP port, a control port and a media port block);
-- the systems under test as context managers: ``OursServer`` (``b2bua serve`` with a generated
-  config and directory: one trusted peer = the load generator, one default route = the SIPp UAS),
-  ``SippyServer`` (Sippy B2BUA, static route to the SIPp UAS, no RADIUS, no media relay) and
-  ``Direct`` (no B2BUA: the UAC calls the UAS);
+- the systems under test as context managers: ``OursServer`` (``b2bua serve`` of any checkout
+  with a generated config and directory: one trusted peer = the load generator, one default
+  route = the SIPp UAS; ``Control`` reads its GC pauses and profiles it over a span),
+  ``SippyServer`` (Sippy B2BUA, static route to the SIPp UAS, no RADIUS, no media relay),
+  ``SippySimpleServer`` (Sippy's b2bua_simple, next hop = the SIPp UAS) and ``Direct`` (no
+  B2BUA: the UAC calls the UAS);
 - ``Sipp``: one SIPp process with every port on 127.0.0.1 and its stat CSV / rtt CSV parsed;
 - ``write_csv`` and ``plot_steps`` (matplotlib, a benchmark-only extra).
 
@@ -44,23 +46,32 @@ MEDIA_RANGE = (34000, 59999)
 NOFILE = 65536
 
 # ``b2bua serve`` started through this launcher, so the harness can look inside without touching
-# the engine: BENCH_GC_LOG=FILE records every collection (generation, pause, objects collected)
-# and writes them at exit, and on SIGUSR1 appends the live tracked objects after a full
-# collection to FILE.snap; BENCH_GC_FREEZE=1 moves everything alive after the imports into the
-# permanent generation (gc.freeze); BENCH_GC_THRESHOLD=a,b,c sets gc thresholds; BENCH_CPROFILE=FILE
-# runs the server under cProfile and dumps the stats at exit; BENCH_COUNT=FILE:mod:Cls.meth,...
-# counts calls of the named functions and writes the counts at exit.
+# the server's code. The server is run as ``python -m BENCH_MAIN serve ...`` of the tree on
+# PYTHONPATH, so any checkout runs, whatever package holds its CLI.
+# BENCH_GC_LOG=FILE records every collection (generation, pause, objects collected) and writes
+# them at exit, and on SIGUSR1 appends the live tracked objects after a full collection to
+# FILE.snap (that forced collection is not recorded); BENCH_GC_FREEZE=1 moves everything alive
+# after the imports into the permanent generation (gc.freeze); BENCH_GC_THRESHOLD=a,b,c sets gc
+# thresholds; BENCH_CPROFILE=FILE runs the whole server under cProfile and dumps the stats at exit;
+# BENCH_COUNT=FILE:mod:Cls.meth,... counts calls of the named functions and writes the counts at
+# exit. BENCH_CTL=FILE is the harness's control channel (``Control``): on SIGUSR2 the launcher
+# runs the commands in FILE (``gc PATH``: the collections recorded since the last ``gc`` command
+# to PATH; ``profile-start``; ``profile-stop PATH``: cProfile of the main thread, the trio
+# thread, between the two, dumped to PATH) and then writes the command's sequence number to
+# FILE.ack. Nothing of this runs unless its variable is set.
 LAUNCHER = r"""
-import atexit, gc, os, sys, time
+import atexit, gc, os, runpy, signal, sys, time
 log_path = os.environ.get("BENCH_GC_LOG")
+pauses = []
+gc_state = {"start": 0.0, "quiet": False, "reported": 0}
 if log_path:
-    pauses = []
-    start = [0.0]
     def _gc_cb(phase, info):
+        if gc_state["quiet"]:
+            return
         if phase == "start":
-            start[0] = time.perf_counter()
+            gc_state["start"] = time.perf_counter()
         else:
-            pause = time.perf_counter() - start[0]
+            pause = time.perf_counter() - gc_state["start"]
             tracked = len(gc.get_objects()) if info["generation"] == 2 else 0
             pauses.append((info["generation"], pause, info["collected"], tracked))
     gc.callbacks.append(_gc_cb)
@@ -81,14 +92,44 @@ if log_path:
             for name, count in sorted(counts.items(), key=lambda kv: -kv[1])[:40]:
                 f.write(f"{count} {name}\n")
     atexit.register(_dump)
-    import signal
     def _snapshot(signum, frame):
         # SIGUSR1: full collection, then the number of live tracked objects (what every full
         # collection walks) appended to LOG.snap
-        gc.collect()
+        gc_state["quiet"] = True
+        try:
+            gc.collect()
+        finally:
+            gc_state["quiet"] = False
         with open(log_path + ".snap", "a") as f:
             f.write(f"{len(gc.get_objects())}\n")
     signal.signal(signal.SIGUSR1, _snapshot)
+ctl_path = os.environ.get("BENCH_CTL")
+if ctl_path:
+    import cProfile
+    step_profiler = [None]
+    def _control(signum, frame):
+        with open(ctl_path) as f:
+            lines = f.read().splitlines()
+        seq = lines[0].split()[1]
+        for line in lines[1:]:
+            command, _, arg = line.partition(" ")
+            if command == "gc":
+                with open(arg + ".tmp", "w") as f:
+                    for gen, pause, collected, tracked in pauses[gc_state["reported"]:]:
+                        f.write(f"{gen} {pause:.6f} {collected} {tracked}\n")
+                os.replace(arg + ".tmp", arg)
+                gc_state["reported"] = len(pauses)
+            elif command == "profile-start" and step_profiler[0] is None:
+                step_profiler[0] = cProfile.Profile()
+                step_profiler[0].enable()
+            elif command == "profile-stop" and step_profiler[0] is not None:
+                step_profiler[0].disable()
+                step_profiler[0].dump_stats(arg)
+                step_profiler[0] = None
+        with open(ctl_path + ".ack.tmp", "w") as f:
+            f.write(seq)
+        os.replace(ctl_path + ".ack.tmp", ctl_path + ".ack")
+    signal.signal(signal.SIGUSR2, _control)
 count_spec = os.environ.get("BENCH_COUNT")
 if count_spec:
     # BENCH_COUNT=FILE:module.Class.method,...: how often each was called, written at exit
@@ -114,14 +155,20 @@ if count_spec:
             for name, count in counters.items():
                 f.write(f"{count} {name}\n")
     atexit.register(_dump_counts)
-try:  # a checkout from before the b2bua package (--src of an older commit)
-    from engine.cli import main
-except ModuleNotFoundError:
-    from b2bua.cli import main
+entry = os.environ.get("BENCH_MAIN", "engine")
+def run_server():
+    sys.argv[0] = entry
+    runpy.run_module(entry, run_name="__main__", alter_sys=True)
+    return 0
 threshold = os.environ.get("BENCH_GC_THRESHOLD")
 if threshold:
     gc.set_threshold(*(int(x) for x in threshold.split(",")))
 if os.environ.get("BENCH_GC_FREEZE") == "1":
+    # what the server imports first (its CLI, which imports the rest), then freeze that heap
+    import importlib, importlib.util
+    for name in (entry, entry + ".cli"):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
     gc.collect()
     gc.freeze()
 profile_path = os.environ.get("BENCH_CPROFILE")
@@ -130,12 +177,12 @@ if profile_path:
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        code = main(sys.argv[1:])
+        code = run_server()
     finally:
         profiler.disable()
         profiler.dump_stats(profile_path)
     raise SystemExit(code)
-raise SystemExit(main(sys.argv[1:]))
+raise SystemExit(run_server())
 """
 
 
@@ -362,6 +409,90 @@ class System:
     pid: int | None  # the B2BUA process (None for the direct ceiling)
 
 
+def server_entry(src: Path) -> str:
+    """The module that is a checkout's ``b2bua`` command (``python -m MODULE``): ``engine``
+    (every tree that has ``b2bua serve``), or ``b2bua`` for a tree that moved it there."""
+    for package in ("engine", "b2bua"):
+        if (src / package / "__main__.py").is_file():
+            return package
+    raise SystemExit(
+        f"{src}: no engine/__main__.py or b2bua/__main__.py: not a tree with b2bua serve"
+    )
+
+
+def describe_tree(src: Path) -> str:
+    """``PATH (commit abc1234, date)`` of a checkout, plus ``+changes`` when its work tree is
+    dirty: which code a system ran, for the report."""
+
+    def git(*args: str) -> str:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10
+            )
+            if done.returncode == 0:
+                return done.stdout.strip()
+        return ""
+
+    commit = git("log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M")
+    if not commit:
+        return str(src)
+    dirty = " +changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{src} ({commit}{dirty})"
+
+
+class Control:
+    """The harness's side of the launcher's control channel (BENCH_CTL, SIGUSR2): GC pauses
+    since the last reading, and a cProfile of the server's main thread over a chosen span."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "bench-ctl"
+        self.seq = 0
+        self.pid: int | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"BENCH_CTL": str(self.path)}
+
+    def send(self, *commands: str, timeout: float = 10.0) -> bool:
+        """Run the commands in the server; False when it did not acknowledge in time."""
+        if self.pid is None:
+            return False
+        self.seq += 1
+        self.path.write_text("\n".join([f"seq {self.seq}", *commands]) + "\n")
+        ack = Path(str(self.path) + ".ack")
+        os.kill(self.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if ack.read_text().strip() == str(self.seq):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def gc_pauses(self) -> list[tuple[int, float]] | None:
+        """(generation, pause in s) of each collection since the last call (needs BENCH_GC_LOG);
+        None when the server did not answer."""
+        out = self.path.with_name("bench-gc-step")
+        if not self.send(f"gc {out}"):
+            return None
+        rows = [line.split() for line in out.read_text().splitlines() if line.strip()]
+        return [(int(row[0]), float(row[1])) for row in rows]
+
+
+def gc_figures(pauses: Sequence[tuple[int, float]] | None) -> dict[str, Any]:
+    """A step's collections as table columns: how many, their total and longest pause (ms), and
+    how many were full (generation 2) collections."""
+    if pauses is None:
+        return {}
+    times = [pause * 1000 for _gen, pause in pauses]
+    return {
+        "gc_n": len(pauses),
+        "gc_full": sum(1 for gen, _ in pauses if gen == 2),
+        "gc_ms": round(sum(times), 1),
+        "gc_max_ms": round(max(times), 1) if times else 0.0,
+    }
+
+
 class OursServer:
     """``b2bua serve`` with a generated config: default route = uas_port, trusted peer = every
     port of 127.0.0.1 (each SIPp UAC run takes a fresh port: a port reused between runs can be
@@ -388,9 +519,14 @@ class OursServer:
         self.env = env or {}
         self.verbose = verbose
         self.wrapper = list(wrapper)
-        if src is not None:  # run another checkout of the code (PYTHONPATH wins over the
-            self.env["PYTHONPATH"] = str(src)  # editable install's finder)
+        # the checkout to run (this one by default): PYTHONPATH wins over the editable install's
+        # finder, and BENCH_MAIN names the module that is its ``b2bua`` command
+        self.src = (src or REPO).resolve()
+        self.env["PYTHONPATH"] = str(self.src)
+        self.env["BENCH_MAIN"] = server_entry(self.src)
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-b2bua-"))
+        self.control = Control(self.tmp)
+        self.env.update(self.control.env)
         self.proc: subprocess.Popen[str] | None = None
         self.drain: _Drain | None = None
         self.api_url = ""  # what the server announced, once started
@@ -493,6 +629,7 @@ file = "directory.toml"
             raise RuntimeError("b2bua serve did not start:\n" + "\n".join(seen))
         self.drain = _Drain(self.proc.stdout, seen)
         self.drain.start()
+        self.control.pid = self.proc.pid
         return System(self.name, target, self.proc.pid)
 
     def __exit__(self, *exc: object) -> None:
@@ -507,15 +644,19 @@ class SippyServer:
     Sippy relays no media without an external rtpproxy: the SDP passes through unchanged.
     """
 
-    def __init__(self, uas_port: int) -> None:
+    name = "sippy"
+
+    def __init__(self, uas_port: int, python: str = PYTHON) -> None:
+        """``python``: an interpreter with Sippy installed (this one by default)."""
         self.uas_port = uas_port
+        self.python = python
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-sippy-"))
         self.proc: subprocess.Popen[str] | None = None
 
     def command(self) -> list[str]:
         return [
-            PYTHON,
+            self.python,
             "-c",
             "import sys; from sippy.b2bua import main_func; sys.argv[0] = 'b2bua'; main_func()",
             "-f",
@@ -549,17 +690,41 @@ class SippyServer:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sippy b2bua exited with {self.proc.returncode}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
             if _udp_bound(self.port):
-                return System("sippy", f"{HOST}:{self.port}", self.proc.pid)
+                return System(self.name, f"{HOST}:{self.port}", self.proc.pid)
             time.sleep(0.1)
         _stop(self.proc)
-        raise RuntimeError("sippy b2bua did not bind its port")
+        raise RuntimeError(f"{self.name} did not bind its port")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             _stop(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class SippySimpleServer(SippyServer):
+    """Sippy's ``b2bua_simple`` (``python -m sippy.b2bua_simple``): Sippy's lighter B2BUA, one
+    next hop for every INVITE (``-n HOST:PORT``, the UAS), no accounting, no command socket, no
+    media relay; its SIP log goes to ``-L``."""
+
+    name = "sippy_simple"
+
+    def command(self) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "sippy.b2bua_simple",
+            "-f",
+            "-l",
+            HOST,
+            "-p",
+            str(self.port),
+            "-n",
+            f"{HOST}:{self.uas_port}",
+            "-L",
+            str(self.tmp / "b2bua_simple.log"),
+        ]
 
 
 class Direct:

@@ -20,6 +20,7 @@ import pytest
 from .blocks import REPO_ROOT
 
 SKIP_DIRS = {".git", ".venv", "venv", "build", "dist", "__pycache__", "out", "node_modules"}
+SKIP_DIRS |= {".venv-bench"}  # the benchmarks' own venv (benchmarks/README.md)
 SUFFIXES = {".md", ".py", ".toml", ".xml", ".cfg"}
 EXTRA_FILES = [".ci/run"]
 
