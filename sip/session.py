@@ -1,27 +1,17 @@
-"""INVITE sessions (UAC and UAS) on top of the endpoint and dialogs (trio).
+"""The callee's side of INVITE sessions (UAS) on top of the endpoint and dialogs (trio).
 
-Theory of operation (RFC 3261 §13, §14, §15, §9, §22; RFC 3264 offer/answer; RFC 6026):
+The caller's side is the sans-IO ``sip.uac_session`` with its trio driver ``sip.uac_driver``.
 
-* ``InviteClient`` sends an INVITE through the endpoint; a driver task in the endpoint's
-  nursery turns its responses into protocol-neutral ``SessionEvent`` values, queued for
-  ``next_event()``: 1xx -> ``Progress`` (100 Trying is not reported), 2xx -> ``Answered``
-  once we ACKed it (§13.2.2.4), any other final -> ``Rejected``.  A 401/407 is answered once
-  with digest credentials (§22.2): same Call-ID and From tag, CSeq + 1, new branch.
-* ``cancel()`` follows §9.1: the CANCEL goes out only once a provisional response arrived
-  (else as soon as one does); the INVITE then ends with 487 -> ``Rejected(487)``.  If no
-  final response comes within 64*T1 of the CANCEL the session gives up with
-  ``Rejected(487)`` too.  A 2xx that races the CANCEL is ACKed and BYEd.  2xx from other
-  forks (§13.2.2.4) are ACKed and BYEd; retransmissions of the winner's 2xx are re-ACKed.
+Theory of operation (RFC 3261 §13, §14, §15, §9; RFC 3264 offer/answer; RFC 6026):
+
 * ``InviteServer`` wraps an incoming INVITE: ``progress``/``answer``/``reject``.  We, the
   UAS core, retransmit the 2xx (§13.3.1.4: T1 doubling up to T2, UDP only) until the ACK
   arrives; with no ACK within 64*T1 we send BYE and report ``RemoteBye("no ACK")``.  A
   CANCEL before the final answer is answered 487 by the endpoint -> ``RemoteCancel``.
-* In-dialog requests (ACK for 2xx, BYE, re-INVITE) follow the flow the dialog was set up on
-  when there is no route set: the UAC sends them where it sent the INVITE (for a registered
-  phone behind NAT that is the REGISTER's source, not its private Contact), the UAS to where
-  the INVITE came from (over TCP: on that connection while it is open), as RFC 3581 and
-  RFC 5626 §5.3 do.  Only with a route set, or without a usable flow, the next hop comes
-  from the dialog (§12.2.1.1: first Route, else the remote target).
+* In-dialog requests (BYE, re-INVITE) follow the flow the dialog was set up on when there
+  is no route set: to where the INVITE came from (over TCP: on that connection while it is
+  open), as RFC 3581 and RFC 5626 §5.3 do.  Only with a route set, or without a usable flow,
+  the next hop comes from the dialog (§12.2.1.1: first Route, else the remote target).
 * Both sides own a ``Dialog`` once established and are registered with the endpoint under
   (Call-ID, local tag), which routes in-dialog requests here: BYE is answered 200 and
   reported as ``RemoteBye``; a re-INVITE/UPDATE is answered 200 with ``on_offer(offer)`` (or
@@ -38,18 +28,16 @@ from dataclasses import dataclass
 
 import trio
 
-from sip.auth import authorize, choose_challenge
 from sip.dialog import Dialog, DialogState, new_tag
 from sip.endpoint import ClientRequest, IncomingRequest, SipEndpoint, peer_for_uri
 from sip.errors import LocalProtocolError, RemoteProtocolError
-from sip.headers import Headers
 from sip.message import Request, Response
-from sip.transaction import Peer, make_cancel
-from sip.uri import NameAddr, SipUri
+from sip.transaction import Peer
+from sip.uac_session import ALLOW, ReinviteFailed
+from sip.uri import NameAddr
 
 __all__ = [
     "Answered",
-    "InviteClient",
     "InviteServer",
     "Progress",
     "ReinviteFailed",
@@ -61,7 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 OfferHandler = Callable[[bytes | None], bytes | None]
 
 
@@ -94,15 +81,6 @@ class RemoteCancel:
 
 
 SessionEvent = Progress | Answered | Rejected | RemoteBye | RemoteCancel
-
-
-class ReinviteFailed(Exception):
-    """Our re-INVITE got a final non-2xx response (491, 488, 408, ...)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"re-INVITE failed: {status} {reason}")
-        self.status = status
-        self.reason = reason
 
 
 class _Phase(enum.Enum):
@@ -261,6 +239,12 @@ class _Session:
 
     # -- requests from the peer (DialogOwner) -------------------------------------------
 
+    def deliver_request(self, incoming: IncomingRequest) -> None:
+        self._endpoint.start_soon(self.handle_request, incoming)
+
+    def deliver_response(self, response: Response, peer: Peer) -> None:
+        self._endpoint.start_soon(self.handle_response, response, peer)
+
     async def handle_request(self, incoming: IncomingRequest) -> None:
         request = incoming.request
         if request.method == "ACK":
@@ -354,206 +338,6 @@ class _Session:
                 await self._send_ack(dialog, response.cseq.seq)  # our ACK got lost
             return
         await self._endpoint.ack_and_bye(response, peer)  # another fork, or too late
-
-
-class InviteClient(_Session):
-    """UAC side of one INVITE session."""
-
-    def __init__(
-        self,
-        endpoint: SipEndpoint,
-        *,
-        peer: Peer,
-        request_uri: SipUri,
-        from_addr: NameAddr,
-        to_addr: NameAddr,
-        body: bytes | None,
-        content_type: str = "application/sdp",
-        credentials: tuple[str, str] | None = None,
-        headers: Sequence[tuple[str, str]] = (),
-        on_offer: OfferHandler | None = None,
-    ) -> None:
-        super().__init__(endpoint, peer.transport, on_offer)
-        self.peer = peer
-        self._flow = peer
-        self._flow_connects = True
-        self.request_uri = request_uri
-        self._from = from_addr.with_tag(new_tag())
-        self._to = to_addr
-        self._body = body
-        self._content_type = content_type
-        self._credentials = credentials
-        self._headers = tuple(headers)
-        self._call_id = endpoint.new_call_id()
-        self._local_tag = self._from.tag or ""
-        self._local_sdp = body
-        self._invite: Request | None = None
-        self._provisional = False
-        self._cancel_wanted = False
-        self._cancel_sent = False
-        self._give_up = trio.CancelScope()
-
-    @property
-    def invite(self) -> Request | None:
-        """The INVITE as last sent (None before ``start``)."""
-        return self._invite
-
-    def _build_invite(self, cseq: int, auth: Sequence[tuple[str, str]] = ()) -> Request:
-        contact = NameAddr(self._endpoint.contact(self.peer.transport))
-        via = self._endpoint.make_via(self.peer.transport)
-        items: list[tuple[str, str]] = [
-            ("Via", str(via)),
-            ("Max-Forwards", "70"),
-            ("From", str(self._from)),
-            ("To", str(self._to)),
-            ("Call-ID", self._call_id),
-            ("CSeq", f"{cseq} INVITE"),
-            ("Contact", str(contact)),
-            ("Allow", ALLOW),
-            ("User-Agent", self._endpoint.user_agent),
-            *auth,
-            *self._headers,
-        ]
-        if self._body:
-            items.append(("Content-Type", self._content_type))
-        return Request("INVITE", self.request_uri, Headers(items), self._body or b"")
-
-    async def start(self) -> None:
-        """Send the INVITE; events follow on ``next_event()``."""
-        if self._phase is not _Phase.IDLE:
-            raise LocalProtocolError("the INVITE was already sent")
-        invite = self._build_invite(1)
-        client = self._endpoint.request(invite, self.peer)
-        # the driver sends the INVITE: a caller cancelled in here can never leave an INVITE
-        # on the wire without the task that CANCELs or ACKs it
-        self._endpoint.start_soon(self._drive, client)
-        self._invite = invite
-        self._phase = _Phase.CALLING
-        self._endpoint.register_dialog(self._call_id, self._local_tag, self)
-        self._retain(self.peer)
-        await trio.lowlevel.checkpoint()
-
-    async def _drive(self, client: ClientRequest) -> None:
-        try:
-            await client.start()
-            await self._drive_responses(client)
-        except Exception:
-            log.exception("INVITE session %s failed", self._call_id)
-            if self._phase is _Phase.CALLING:
-                self._rejected(500, "Server Internal Error")
-
-    async def _drive_responses(self, client: ClientRequest) -> None:
-        authorized = False
-        while True:
-            final: Response | None = None
-            self._give_up = trio.CancelScope()
-            with self._give_up:
-                async for response in client:
-                    if response.status < 200:
-                        await self._on_provisional(response)
-                    else:
-                        final = response
-                        break
-            if final is None:  # no final response 64*T1 after our CANCEL (§9.1)
-                self._rejected(487, "Request Terminated")
-                return
-            if final.status < 300:
-                await self._on_2xx(final)
-                return
-            if (
-                final.status in (401, 407)
-                and self._credentials is not None
-                and not authorized
-                and not self._cancel_wanted
-            ):
-                retry = self._authorized_retry(final)
-                if retry is not None:
-                    authorized = True
-                    self._invite = retry
-                    self._provisional = False
-                    client = self._endpoint.request(retry, self.peer)
-                    await client.start()
-                    continue
-            self._rejected(final.status, final.reason)
-            return
-
-    def _authorized_retry(self, challenge: Response) -> Request | None:
-        assert self._invite is not None and self._credentials is not None
-        header = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
-        answer = "Authorization" if challenge.status == 401 else "Proxy-Authorization"
-        try:
-            chosen = choose_challenge(challenge.headers.get_all(header))
-            username, password = self._credentials
-            value = authorize("INVITE", str(self.request_uri), chosen, username, password)
-        except (RemoteProtocolError, LocalProtocolError) as exc:
-            log.info(
-                "cannot answer the %d challenge for %s: %s", challenge.status, self._call_id, exc
-            )
-            return None
-        return self._build_invite(self._invite.cseq.seq + 1, [(answer, value)])
-
-    def _rejected(self, status: int, reason: str) -> None:
-        self._end()
-        self._emit(Rejected(status, reason))
-
-    async def _on_provisional(self, response: Response) -> None:
-        if response.status == 100:
-            return
-        self._provisional = True
-        if self._cancel_wanted:
-            await self._send_cancel()
-            return
-        self._emit(Progress(response.status, response.reason, _sdp(response)))
-
-    async def _on_2xx(self, response: Response) -> None:
-        assert self._invite is not None
-        try:
-            dialog = Dialog.from_uac(self._invite, response)
-            peer_for_uri(dialog.next_hop(), self._transport)  # routable: a SIP Contact/Route
-        except (RemoteProtocolError, LocalProtocolError) as exc:
-            log.info("unusable 2xx for %s: %s", self._call_id, exc)
-            self._rejected(502, "Bad Gateway")
-            return
-        self._dialog = dialog
-        answer: bytes | None = None
-        if not self._body and response.body:  # the 2xx carries the offer: ACK carries the answer
-            answer = self.on_offer(response.body) if self.on_offer is not None else None
-            self._local_sdp = answer
-        await self._send_ack(dialog, self._invite.cseq.seq, answer)
-        self._phase = _Phase.ESTABLISHED
-        if self._cancel_wanted:
-            await self.bye()
-            self._emit(Rejected(487, "Request Terminated"))
-            return
-        self._emit(Answered(_sdp(response)))
-
-    async def _send_cancel(self) -> None:
-        if self._cancel_sent or self._invite is None:
-            return
-        self._cancel_sent = True
-        self._give_up.deadline = trio.current_time() + 64 * self._endpoint.timer_config.t1
-        client = self._endpoint.request(make_cancel(self._invite), self.peer)
-        await client.start()
-        self._endpoint.start_soon(_drain, client)
-
-    async def cancel(self) -> None:
-        """Give up on the call (§9.1); after an answer this is ``bye()``."""
-        if self._phase is _Phase.ESTABLISHED:
-            await self.bye()
-            return
-        if self._phase is not _Phase.CALLING:
-            self._phase = _Phase.ENDED if self._phase is _Phase.IDLE else self._phase
-            return
-        self._cancel_wanted = True
-        if self._provisional:
-            await self._send_cancel()
-
-    async def bye(self) -> None:
-        """BYE an answered call; before the answer this is ``cancel()``."""
-        if self._phase is _Phase.CALLING:
-            await self.cancel()
-            return
-        await super().bye()
 
 
 class InviteServer(_Session):
@@ -695,8 +479,3 @@ class InviteServer(_Session):
             await self.reject(480)
             return
         await super().bye()
-
-
-async def _drain(client: ClientRequest) -> None:
-    async for _ in client:
-        pass

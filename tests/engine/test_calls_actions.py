@@ -22,7 +22,7 @@ from engine.calls import RINGBACK_HZ
 from engine.engine import ActionError, CallAction
 from engine.legs import LegHungUp
 from engine.model import CallState, Disposition, PartyStatus
-from sip.session import ReinviteFailed
+from sip.uac_session import ReinviteFailed
 
 
 @pytest.fixture

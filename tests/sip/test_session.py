@@ -14,18 +14,12 @@ import trio.testing
 from sip.auth import DigestServer
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
+from sip.leg_events import LegAnswered, LegFailed, LegHungUp, LegRinging
 from sip.message import Message, Request, Response, parse_message
-from sip.session import (
-    Answered,
-    InviteClient,
-    InviteServer,
-    Progress,
-    ReinviteFailed,
-    Rejected,
-    RemoteBye,
-    RemoteCancel,
-)
+from sip.session import InviteServer, RemoteBye, RemoteCancel
 from sip.transaction import Peer
+from sip.uac_driver import InviteClient
+from sip.uac_session import ReinviteFailed
 from sip.uri import NameAddr, SipUri
 
 OFFER = (
@@ -60,7 +54,6 @@ def client_for(endpoint: SipEndpoint, peer: Peer, **kwargs: object) -> InviteCli
         request_uri=SipUri("sip", "bob", None, peer.host, peer.port),
         from_addr=NameAddr(SipUri("sip", "alice", None, "127.0.0.1", None), "Alice"),
         to_addr=NameAddr(SipUri("sip", "bob", None, peer.host, peer.port)),
-        body=kwargs.pop("body", OFFER),  # type: ignore[arg-type]
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -114,9 +107,9 @@ async def test_call_answer_and_bye_from_caller(
     ):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert await call.next_event() == Progress(180, "Ringing", None)
-        assert await call.next_event() == Answered(ANSWER)
+        await call.start(OFFER)
+        assert await call.next_event() == LegRinging(180, None)
+        assert await call.next_event() == LegAnswered(ANSWER)
         server = callee.servers[0]
         assert server.request.body == OFFER
         assert server.request.from_.display_name == "Alice"
@@ -130,8 +123,8 @@ async def test_busy_is_rejected(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert await call.next_event() == Rejected(486, "Busy Here")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(486, "Busy Here")
 
 
 async def test_callee_hangs_up(mock_clock: trio.testing.MockClock) -> None:
@@ -140,13 +133,13 @@ async def test_callee_hangs_up(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert isinstance(await call.next_event(), Progress)
+        await call.start(OFFER)
+        assert isinstance(await call.next_event(), LegRinging)
         server = callee.servers[0]
         await server.answer(ANSWER)
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         await server.bye()
-        assert await call.next_event() == RemoteBye(None)
+        assert await call.next_event() == LegHungUp("BYE")
 
 
 async def test_cancel_after_ringing(mock_clock: trio.testing.MockClock) -> None:
@@ -155,10 +148,10 @@ async def test_cancel_after_ringing(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert isinstance(await call.next_event(), Progress)
+        await call.start(OFFER)
+        assert isinstance(await call.next_event(), LegRinging)
         await call.cancel()
-        assert await call.next_event() == Rejected(487, "Request Terminated")
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
         assert await callee.first_event() == RemoteCancel()
 
 
@@ -175,9 +168,9 @@ async def test_reinvite_both_ways(mock_clock: trio.testing.MockClock) -> None:
             return ANSWER
 
         call = client_for(a, b_peer, on_offer=on_offer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         # caller re-INVITEs: the callee answers with its last SDP
         assert await call.reinvite(held) == ANSWER
         # callee re-INVITEs: the caller answers through on_offer
@@ -211,8 +204,8 @@ async def test_digest_407_round_trip(mock_clock: trio.testing.MockClock) -> None
 
     async with running(handler) as (b, b_peer), running(refuse) as (a, _):
         call = client_for(a, b_peer, credentials=("alice", "pw"))
-        await call.start()
-        assert await call.next_event() == Answered(ANSWER)
+        await call.start(OFFER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         assert len(challenged) == 1
         assert call.invite is not None and call.invite.cseq.seq == 2
         await call.bye()
@@ -236,8 +229,8 @@ async def test_wrong_password_gives_the_second_challenge(
 
     async with running(handler) as (_b, b_peer), running(refuse) as (a, _):
         call = client_for(a, b_peer, credentials=("alice", "bad"))
-        await call.start()
-        assert await call.next_event() == Rejected(401, "Unauthorized")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(401, "Unauthorized")
         assert len(attempts) == 2
         assert "Authorization" in attempts[1].headers
 
@@ -290,13 +283,13 @@ async def test_uac_reacks_a_retransmitted_2xx(mock_clock: trio.testing.MockClock
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         ok = invite.response(200, to_tag="far", headers=[contact_header(far)], body=ANSWER)
         ok = ok.with_headers(ok.headers.append("Content-Type", "application/sdp"))
         await far.send(ok, source)
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         ack1, _ = await far.receive()
         assert isinstance(ack1, Request) and ack1.method == "ACK"
         assert ack1.cseq.seq == invite.cseq.seq
@@ -355,11 +348,11 @@ async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.M
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(180, to_tag="far"), source)
-        assert isinstance(await call.next_event(), Progress)
+        assert isinstance(await call.next_event(), LegRinging)
         await call.cancel()
         cancel, _ = await far.receive()
         assert isinstance(cancel, Request) and cancel.method == "CANCEL"
@@ -375,7 +368,7 @@ async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.M
             if message.method == "BYE":
                 await far.send(message.response(200), source)
         assert methods == ["ACK", "BYE"]
-        assert await call.next_event() == Rejected(487, "Request Terminated")
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 async def test_cancel_before_provisional_waits_for_one(
@@ -384,7 +377,7 @@ async def test_cancel_before_provisional_waits_for_one(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await call.cancel()
@@ -401,7 +394,7 @@ async def test_cancel_before_provisional_waits_for_one(
                 break
         await far.send(message.response(200), source)
         await far.send(invite.response(487, to_tag="far"), source)
-        assert await call.next_event() == Rejected(487, "Request Terminated")
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) -> None:
@@ -418,8 +411,8 @@ async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) 
         nursery.start_soon(count, far)
         call = client_for(a, far.peer)
         started = trio.current_time()
-        await call.start()
-        assert await call.next_event() == Rejected(408, "Request Timeout")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(408, "Request Timeout")
         assert trio.current_time() - started == pytest.approx(32, abs=0.1)  # Timer B = 64*T1
         nursery.cancel_scope.cancel()
     # Timer A: sent at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s
@@ -430,13 +423,13 @@ async def test_second_fork_2xx_is_acked_and_byed(mock_clock: trio.testing.MockCl
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         first = invite.response(200, to_tag="fork1", headers=[contact_header(far)])
         second = invite.response(200, to_tag="fork2", headers=[contact_header(far)])
         await far.send(first, source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         ack, _ = await far.receive()
         assert isinstance(ack, Request) and ack.method == "ACK" and ack.to.tag == "fork1"
         await far.send(second, source)
@@ -455,11 +448,11 @@ async def test_reinvite_rejected_raises(mock_clock: trio.testing.MockClock) -> N
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="far", headers=[contact_header(far)]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         await far.receive()  # ACK
 
         async def refuse_reinvite() -> None:
@@ -560,15 +553,15 @@ async def test_unroutable_2xx_is_rejected_and_the_endpoint_survives(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         ok = invite.response(200, to_tag="far", headers=[("Contact", "<tel:+15551234567>")])
         await far.send(ok, source)
-        assert await call.next_event() == Rejected(502, "Bad Gateway")
+        assert await call.next_event() == LegFailed(502, "Bad Gateway")
         # the endpoint still places calls
         again = client_for(a, far.peer)
-        await again.start()
+        await again.start(OFFER)
         message, _ = await far.receive()
         while not (isinstance(message, Request) and message.call_id == again.call_id):
             message, _ = await far.receive()
@@ -611,9 +604,9 @@ async def test_tcp_connection_lives_as_long_as_the_call(
     async with running(callee, "tcp") as (b, b_peer), running(refuse, "tcp") as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         await trio.sleep(600)  # a silent call, far beyond the 32 s idle timeout
         assert a.transport.statistics()["tcp_connections"] == 1
         await call.bye()
@@ -693,7 +686,7 @@ async def test_a_call_cancelled_during_start_can_still_be_cancelled(
         call = client_for(a, far.peer)
         with trio.CancelScope() as scope:
             scope.cancel()  # e.g. the API deletes the call as it is being placed
-            await call.start()
+            await call.start(OFFER)
         with trio.fail_after(5):
             invite, source = await far.receive()
         assert isinstance(invite, Request) and invite.method == "INVITE"
@@ -706,7 +699,7 @@ async def test_a_call_cancelled_during_start_can_still_be_cancelled(
         await far.send(message.response(200), source)
         await far.send(invite.response(487, to_tag="far"), source)
         with trio.fail_after(5):
-            assert await call.next_event() == Rejected(487, "Request Terminated")
+            assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 # -- in-dialog requests follow the flow (a phone behind NAT: its Contact is unreachable) ------
@@ -720,11 +713,11 @@ async def test_uac_acks_and_byes_where_it_sent_the_invite(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="far", headers=[NAT_CONTACT]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         with trio.fail_after(1):  # before any retransmission of the 2xx would be needed
             ack, _ = await far.receive()
         assert isinstance(ack, Request) and ack.method == "ACK"
@@ -818,9 +811,9 @@ async def test_callee_on_offer_set_after_construction_answers_a_reinvite(
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         seen: list[bytes | None] = []
 
         def on_offer(offer: bytes | None) -> bytes | None:
@@ -839,11 +832,11 @@ async def test_second_fork_behind_nat_is_acked_and_byed_along_the_flow(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="fork1", headers=[NAT_CONTACT]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         await far.receive()  # the ACK for fork1
         await far.send(invite.response(200, to_tag="fork2", headers=[NAT_CONTACT]), source)
         seen: list[tuple[str, str | None]] = []
