@@ -848,3 +848,53 @@ async def test_second_fork_behind_nat_is_acked_and_byed_along_the_flow(
                 if message.method == "BYE":
                     await far.send(message.response(200), source)
         assert seen == [("ACK", "fork2"), ("BYE", "fork2")]
+
+
+async def test_in_dialog_requests_read_in_one_batch_are_answered_in_order(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Eight INFOs of the callee waiting together in our socket: each gets 200, in the order
+    sent (handled out of order, a lower CSeq would get 500 CSeq Out Of Order, §12.2.2)."""
+    import socket
+
+    from sip.message import serialize
+
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, a_peer):
+        call = client_for(a, far.peer)
+        await call.start(OFFER)
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        ok = invite.response(200, to_tag="far", headers=[contact_header(far)], body=ANSWER)
+        await far.send(ok, source)
+        assert await call.next_event() == LegAnswered(ANSWER)
+        ack, _ = await far.receive()
+        assert isinstance(ack, Request) and ack.method == "ACK"
+        infos = [
+            Request(
+                "INFO",
+                invite.contacts[0].uri,
+                Headers(
+                    [  # no rport: the responses go to the Via, the raw peer's socket
+                        ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKinfo{seq}"),
+                        ("Max-Forwards", "70"),
+                        ("From", ok.headers.get("To") or ""),
+                        ("To", invite.headers.get("From") or ""),
+                        ("Call-ID", invite.call_id),
+                        ("CSeq", f"{seq} INFO"),
+                    ]
+                ),
+            )
+            for seq in range(1, 9)
+        ]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as burst:
+            for info in infos:  # no checkpoint in between: one batch in our socket
+                burst.sendto(serialize(info), (a_peer.host, a_peer.port))
+            answers = []
+            with trio.fail_after(5):
+                while len(answers) < len(infos):
+                    message, _ = await far.receive()
+                    if isinstance(message, Response):
+                        answers.append(message)
+        assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(1, 9)]
+        await call.bye()
