@@ -167,7 +167,11 @@ class ClientRequest:
         self.peer = peer
         self.key: TxKey | None = None
         self._sink = sink
-        self._send, self._receive = trio.open_memory_channel[Response](math.inf)
+        # the queue an iterating TU reads; none with a sink (fewer objects per transaction)
+        self._send: trio.MemorySendChannel[Response] | None = None
+        self._receive: trio.MemoryReceiveChannel[Response] | None = None
+        if sink is None:
+            self._send, self._receive = trio.open_memory_channel[Response](math.inf)
         self._done = False
         self._final_seen = False
 
@@ -183,7 +187,7 @@ class ClientRequest:
             self._done = True
         if self._sink is not None:
             self._sink(response, self.peer)
-        else:
+        elif self._send is not None:
             self._send.send_nowait(response)
         return True
 
@@ -199,6 +203,8 @@ class ClientRequest:
             await self.start()
         if self._final_seen:
             raise StopAsyncIteration
+        if self._receive is None:
+            raise LocalProtocolError("a request with a sink has no responses to iterate")
         response = await self._receive.receive()
         if response.status >= 200:
             self._final_seen = True

@@ -106,6 +106,7 @@ class InviteClient:
         self._reinvite_done: trio.Event | None = None
         self._reinvite_result: ReinviteAnswered | ReinviteRejected | None = None
         self._retained: Peer | None = None
+        self._sink = self.deliver_response  # one bound method for all our transactions
 
     # -- what the call sees -----------------------------------------------------------------
 
@@ -270,9 +271,7 @@ class InviteClient:
             for output in outputs:
                 if isinstance(output, SendRequest):
                     try:
-                        client = endpoint.request(
-                            output.request, output.peer, sink=self.deliver_response
-                        )
+                        client = endpoint.request(output.request, output.peer, sink=self._sink)
                         await client.start()
                     except LocalProtocolError as exc:
                         log.info("cannot send %s: %s", output.request.method, exc)
