@@ -16,12 +16,12 @@ import trio
 
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
-from sip.leg_events import LegAnswered, LegRinging
+from sip.leg_events import LegAnswered, LegHungUp, LegRinging
 from sip.message import Request
-from sip.session import InviteServer, RemoteBye
 from sip.transaction import Peer
 from sip.uac_driver import InviteClient
 from sip.uas import options_response
+from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri, parse_uri
 
 from .harness import Sipp
@@ -112,7 +112,7 @@ async def test_sipp_uac_calls_our_uas(sipp_factory: SippFactory, transport: str,
         with trio.fail_after(5):
             while len(uas.ended) < 3:
                 await trio.sleep(0.05)
-        assert uas.ended == [RemoteBye(None)] * 3
+        assert uas.ended == [LegHungUp("caller hung up")] * 3
         assert len(sipp.received(180)) == 3
 
 
@@ -324,7 +324,9 @@ async def test_our_uas_retransmits_200_until_the_ack(
         with trio.fail_after(5):
             while not uas.ended:
                 await trio.sleep(0.05)
-        assert uas.ended == [RemoteBye(None)]  # the ACK arrived in time: no "no ACK" BYE
+        assert uas.ended == [
+            LegHungUp("caller hung up")
+        ]  # the ACK arrived in time: no "no ACK" BYE
 
 
 UAS_SLOW = """
