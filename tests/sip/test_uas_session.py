@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from sip.errors import LocalProtocolError
 from sip.headers import Headers
@@ -173,3 +175,84 @@ def test_bye_before_the_answer_is_480() -> None:
     uas = session()
     uas.bye(1.0)
     assert responses(uas) == [480]
+
+
+# -- rules that hold whatever happens -------------------------------------------------------
+
+
+class UasMachine(RuleBasedStateMachine):
+    """Random commands, caller requests and time: the INVITE gets one final response, the
+    call hears of the end at most once, and an ended session keeps no timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uas = session()
+        self.now = 0.0
+        self.finals: list[int] = []
+        self.provisionals_after_final = 0
+        self.hangups: list[LegHungUp] = []
+        self.seq = 1
+
+    def _drain(self) -> None:
+        for output in self.uas.outputs():
+            if isinstance(output, RespondInvite):
+                if output.response.status >= 200:
+                    self.finals.append(output.response.status)
+                elif self.finals:
+                    self.provisionals_after_final += 1
+            elif isinstance(output, LegHungUp):
+                self.hangups.append(output)
+
+    @rule(status=st.sampled_from([100, 180, 183]))
+    def progress(self, status: int) -> None:
+        self.uas.progress(status, None, self.now)
+        self._drain()
+
+    @rule()
+    def answer(self) -> None:
+        self.uas.answer(ANSWER, self.now)
+        self._drain()
+
+    @rule(status=st.sampled_from([404, 480, 486, 603]))
+    def reject(self, status: int) -> None:
+        self.uas.reject(status)
+        self._drain()
+
+    @rule()
+    def bye(self) -> None:
+        self.uas.bye(self.now)
+        self._drain()
+
+    @rule()
+    def cancel(self) -> None:
+        self.uas.cancel_received()
+        self._drain()
+
+    @rule(method=st.sampled_from(["ACK", "BYE", "INFO", "INVITE"]))
+    def caller_sends(self, method: str) -> None:
+        if method != "ACK":
+            self.seq += 1
+        request = from_caller(self.uas, method, 1 if method == "ACK" else self.seq)
+        self.uas.receive_request(request, CALLER, self.now)
+        self._drain()
+
+    @rule(step=st.floats(0.0, 40.0))
+    def time_passes(self, step: float) -> None:
+        self.now += step
+        deadline = self.uas.get_timer()
+        if deadline is not None and deadline <= self.now:
+            self.uas.handle_timer(self.now)
+        self._drain()
+
+    @invariant()
+    def one_final_response_and_one_end(self) -> None:
+        assert len(self.finals) <= 1
+        assert self.provisionals_after_final == 0
+        assert len(self.hangups) <= 1
+        if self.uas.state is SessionState.ENDED and self.finals and self.finals[0] >= 300:
+            assert not self.hangups or self.hangups[0].reason == "caller cancelled"
+        if self.uas.finished:
+            assert self.uas.get_timer() is None
+
+
+TestUasRules = UasMachine.TestCase
