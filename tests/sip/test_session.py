@@ -897,3 +897,52 @@ async def test_in_dialog_requests_read_in_one_batch_are_answered_in_order(
                         answers.append(message)
         assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(1, 9)]
         await call.bye()
+
+
+async def test_the_callee_answers_requests_read_in_one_batch_in_order(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The same on the callee's side: the caller's eight INFOs after its ACK get 200, in order."""
+    import socket
+
+    from sip.message import serialize
+
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        address = (b_peer.host, b_peer.port)
+        await far.send(make_invite(far, b_peer), address)
+        while True:
+            ok, _ = await far.receive()
+            assert isinstance(ok, Response)
+            if ok.status == 200:
+                break
+        await far.send(make_ack(far, ok), address)
+        infos = [
+            Request(
+                "INFO",
+                ok.contacts[0].uri,
+                Headers(
+                    [  # no rport: the responses go to the Via, the raw peer's socket
+                        ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKi{seq}"),
+                        ("Max-Forwards", "70"),
+                        ("From", ok.headers.get("From") or ""),
+                        ("To", ok.headers.get("To") or ""),
+                        ("Call-ID", ok.call_id),
+                        ("CSeq", f"{seq} INFO"),
+                    ]
+                ),
+            )
+            for seq in range(8, 16)
+        ]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as burst:
+            for info in infos:  # no checkpoint in between: one batch in the callee's socket
+                burst.sendto(serialize(info), address)
+            answers = []
+            with trio.fail_after(5):
+                while len(answers) < len(infos):
+                    message, _ = await far.receive()
+                    if isinstance(message, Response) and message.cseq.method == "INFO":
+                        answers.append(message)
+        assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(8, 16)]
