@@ -156,7 +156,7 @@ class InviteDialogSession:
     """The dialog part of an INVITE session (see the module docstring)."""
 
     __slots__ = (
-        "_acks",
+        "_ack",
         "_dialog",
         "_local_address",
         "_local_sdp",
@@ -199,7 +199,7 @@ class InviteDialogSession:
         self._local_sdp: bytes | None = None
         self._dialog: Dialog | None = None
         self._reinvite: Request | None = None  # our pending re-INVITE
-        self._acks: dict[int, tuple[Request, Peer]] = {}  # CSeq -> the ACK we sent its 2xx
+        self._ack: tuple[int, Request, Peer] | None = None  # the last ACK we sent, its CSeq
         # our 2xx to a peer's INVITE, until its ACK: (response, peer, CSeq, interval)
         self._pending_2xx: tuple[Response, Peer, int, float] | None = None
         self._timers: dict[str, float] = {}
@@ -287,16 +287,16 @@ class InviteDialogSession:
         self._out.append(SendRequest(self._with_via(request, peer), peer))
 
     def _send_ack(self, dialog: Dialog, cseq: int, body: bytes | None = None) -> None:
-        sent = self._acks.get(cseq)
-        if sent is not None:  # a retransmitted 2xx gets the very same ACK again
-            self._out.append(SendStateless(*sent))
+        sent = self._ack
+        if sent is not None and sent[0] == cseq:  # a retransmitted 2xx: the very same ACK
+            self._out.append(SendStateless(sent[1], sent[2]))
             return
         peer = self._dialog_peer(dialog)
         ack = dialog.create_ack(
             cseq, body=body or b"", content_type="application/sdp" if body else None
         )
         ack = self._with_via(ack, peer)
-        self._acks = {cseq: (ack, peer)}  # only the latest INVITE's 2xx can still come back
+        self._ack = (cseq, ack, peer)  # only the latest INVITE's 2xx can still come back
         self._out.append(SendStateless(ack, peer))
 
     # -- commands ---------------------------------------------------------------------------

@@ -1,31 +1,36 @@
-"""The trio shell of an INVITE session state machine: one task per session.
+"""The trio shell of an INVITE session state machine: at most one task per session.
 
 Theory of operation
 -------------------
 ``SessionDriver`` owns a sans-IO session (``sip.uac_session.UacSession`` or
-``sip.uas_session.UasSession``) and one task in the endpoint's nursery (the INVITE's
+``sip.uas_session.UasSession``) and runs it in a task of the endpoint's nursery (the INVITE's
 aftermath - CANCEL, a 2xx racing it that needs ACK and BYE, our 2xx retransmissions - must
-outlive the call that gave it up).  Everything the network says to the session arrives on
-one bounded inbox, in arrival order: responses of the client transactions the session
-started (the endpoint hands them to a sink synchronously: no channel per transaction), 2xx
-that outlived their transaction and in-dialog requests (the endpoint's ``DialogOwner``
-calls, also synchronous).  So two in-dialog requests of one dialog are answered in the
-order they came, whatever order trio runs tasks in.  Commands (``cancel``, ``bye``,
-``reinvite``, answering) call the session directly and wake the task.
+outlive the call that gave it up).  Everything the network says to the session goes into one
+bounded queue, in arrival order: responses of the client transactions the session started
+(the endpoint hands them to a sink synchronously: no channel per transaction), 2xx that
+outlived their transaction and in-dialog requests (the endpoint's ``DialogOwner`` calls,
+also synchronous).  So two in-dialog requests of one dialog are answered in the order they
+came, whatever order trio runs tasks in.  Commands (``cancel``, ``bye``, ``reinvite``,
+answering) call the session directly and wake the task.
 
-After each input, or timer (the task sleeps until ``get_timer()``), the task carries out the
-session's outputs in order: responses on the INVITE's server transaction, new client
-transactions, stateless sends, ACK+BYE of foreign forks, and the leg events, which go
-unchanged to ``next_event()`` on a bounded channel (ringing beyond half of it is dropped, so
-the final events always fit).  The task ends when the session has ended and has nothing
-left to retransmit; then the dialog is unregistered and the TCP connection released.
+The task carries out the session's outputs in order (responses on the INVITE's server
+transaction, new client transactions, stateless sends, ACK+BYE of foreign forks, and the
+leg events, which go unchanged to ``next_event()`` on a bounded channel: ringing beyond half
+of it is dropped, so the final events always fit), then takes the next input, or sleeps
+until ``get_timer()``.  Once the call is established, with no input queued and no timer,
+it ends, and the next input or command starts another: a quiet call holds no task (nor
+queue).  When the session has ended and has nothing left to retransmit, the dialog is
+unregistered and the TCP connection released.  Beyond ``QUEUE_SIZE`` queued inputs,
+in-dialog requests get 503 and stray responses are dropped (the responses of our own
+transactions never are: there are as few as the requests we sent).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
 import secrets
+from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
@@ -57,13 +62,11 @@ __all__ = ["SessionDriver", "random_token"]
 
 log = logging.getLogger(__name__)
 
-INBOX_SIZE = 64  # inputs of one session waiting for its task
+QUEUE_SIZE = 64  # inputs of one session waiting for its task
 EVENTS_SIZE = 16  # leg events waiting for the call; ringing only up to half of it
 _RESPONSE = 0
 _REQUEST = 1
-_KICK = 2
-_Input = tuple[int, "Response | IncomingRequest | None", "Peer | None"]
-_KICK_INPUT: _Input = (_KICK, None, None)
+_Input = tuple[int, "Response | IncomingRequest", "Peer | None"]
 
 
 def random_token() -> str:
@@ -78,17 +81,20 @@ class SessionDriver:
         self._endpoint = endpoint
         self._session = session
         self._label = label
-        self._to_task, self._inbox = trio.open_memory_channel[_Input](INBOX_SIZE)
+        self._queue: deque[_Input] | None = None  # made when needed: a quiet call has none
+        self._running = False  # a task runs the session (or is about to)
+        self._wakeup: trio.Event | None = None  # set to wake the task sleeping on a timer
+        self._closed = False
         self._to_call, self._events = trio.open_memory_channel[LegEvent](EVENTS_SIZE)
         self._reinvite_done: trio.Event | None = None
         self._reinvite_result: ReinviteAnswered | ReinviteRejected | None = None
         self._retained: Peer | None = None
-        self._sink = self.deliver_response  # one bound method for all our transactions
+        self._sink = self._own_response  # one bound method for all our transactions
 
     def _begin(self) -> None:
         """Register the dialog, keep the connection, start the task."""
         session = self._session
-        self._endpoint.start_soon(self._run)
+        self._kick()
         self._endpoint.register_dialog(session.call_id, session.local_tag, self)
         self._retained = session.peer
         self._endpoint.transport.retain(session.peer)
@@ -134,29 +140,36 @@ class SessionDriver:
 
     # -- what the endpoint hands over (synchronously, in arrival order) ----------------------
 
+    def _full(self) -> bool:
+        return self._queue is not None and len(self._queue) >= QUEUE_SIZE and not self._closed
+
     def deliver_request(self, incoming: IncomingRequest) -> None:
+        if self._full():
+            self._endpoint.start_soon(_answer_busy, incoming)
+            return
         self._put((_REQUEST, incoming, None))
 
     def deliver_response(self, response: Response, peer: Peer) -> None:
+        if self._full():
+            log.info("%s: dropping a %d, too many inputs queued", self._label, response.status)
+            return
+        self._put((_RESPONSE, response, peer))
+
+    def _own_response(self, response: Response, peer: Peer) -> None:
         self._put((_RESPONSE, response, peer))
 
     def _put(self, item: _Input) -> None:
-        try:
-            self._to_task.send_nowait(item)
-        except trio.WouldBlock:  # a burst: wait for room in a task of its own
-            self._endpoint.start_soon(self._put_later, item)
-        except trio.BrokenResourceError:  # the session is over
+        if self._closed:  # the session is over
             self._late(item)
-
-    async def _put_later(self, item: _Input) -> None:
-        try:
-            await self._to_task.send(item)
-        except trio.BrokenResourceError:
-            self._late(item)
+            return
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(item)
+        self._kick()
 
     def _late(self, item: _Input) -> None:
         kind, message, peer = item
-        if kind == _REQUEST and message is not None and not isinstance(message, Response):
+        if kind == _REQUEST and not isinstance(message, Response):
             self._endpoint.start_soon(_answer_late, message)
         elif (
             kind == _RESPONSE
@@ -167,52 +180,73 @@ class SessionDriver:
             self._endpoint.start_soon(self._endpoint.ack_and_bye, message, peer)
 
     def _kick(self) -> None:
-        # a full inbox: the task is busy with other inputs anyway; a broken one: it is over
-        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
-            self._to_task.send_nowait(_KICK_INPUT)
+        """Make the task look at the session again (start one when none runs)."""
+        if self._closed:
+            return
+        if not self._running:
+            self._running = True
+            self._endpoint.start_soon(self._run)
+        elif self._wakeup is not None:
+            self._wakeup.set()
 
     # -- the task ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
         session = self._session
-        inbox = self._inbox
         try:
             while True:
                 await self._flush()
                 if session.finished:
+                    self._close()
                     return
-                deadline = session.get_timer()
-                item: _Input | None = None
-                if deadline is None:
-                    item = await inbox.receive()
-                else:
-                    with trio.move_on_at(deadline):
-                        item = await inbox.receive()
                 now = trio.current_time()
-                if item is None:
+                queue = self._queue
+                if queue:
+                    kind, message, peer = queue.popleft()
+                    if kind == _RESPONSE:
+                        assert isinstance(message, Response) and peer is not None
+                        session.receive_response(message, peer, now)
+                    else:
+                        assert not isinstance(message, Response)
+                        response = session.receive_request(message.request, message.peer, now)
+                        if response is not None:
+                            await message.respond(response)
+                    continue
+                deadline = session.get_timer()
+                if deadline is None and session.state is SessionState.ESTABLISHED:
+                    # a quiet call: no task until the next input or command starts one
+                    self._running = False
+                    self._queue = None
+                    return
+                if deadline is not None and deadline <= now:
                     session.handle_timer(now)
                     continue
-                kind, message, peer = item
-                if kind == _RESPONSE:
-                    assert isinstance(message, Response) and peer is not None
-                    session.receive_response(message, peer, now)
-                elif kind == _REQUEST:
-                    assert message is not None and not isinstance(message, Response)
-                    response = session.receive_request(message.request, message.peer, now)
-                    if response is not None:
-                        await message.respond(response)
+                wakeup = self._wakeup = trio.Event()
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    await wakeup.wait()
+                self._wakeup = None
         except Exception:
             log.exception("INVITE session %s failed", session.call_id)
             if session.state is not SessionState.ESTABLISHED:
                 self._emit(LegFailed(500, "Server Internal Error"))
-        finally:
-            inbox.close()
-            self._endpoint.unregister_dialog(session.call_id, session.local_tag)
-            if self._retained is not None:
-                self._endpoint.transport.release(self._retained)
-                self._retained = None
-            if self._reinvite_done is not None:
-                self._reinvite_done.set()
+            self._close()
+        except BaseException:  # cancelled: the endpoint is closing
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        session = self._session
+        self._closed = True
+        self._running = False
+        self._endpoint.unregister_dialog(session.call_id, session.local_tag)
+        if self._retained is not None:
+            self._endpoint.transport.release(self._retained)
+            self._retained = None
+        if self._reinvite_done is not None:
+            self._reinvite_done.set()
+        queue, self._queue = self._queue, None
+        for item in queue or ():
+            self._late(item)
 
     async def _flush(self) -> None:
         endpoint = self._endpoint
@@ -260,6 +294,12 @@ class SessionDriver:
             self._to_call.send_nowait(event)
         except trio.WouldBlock:  # cannot happen: at most two final events follow the ringing
             log.warning("%s: dropping %r", self._label, event)
+
+
+async def _answer_busy(incoming: IncomingRequest) -> None:
+    if incoming.request.method != "ACK":
+        response = incoming.request.response(503, headers=[("Retry-After", "1")])
+        await incoming.respond(response)
 
 
 async def _answer_late(incoming: IncomingRequest) -> None:

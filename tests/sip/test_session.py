@@ -946,3 +946,45 @@ async def test_the_callee_answers_requests_read_in_one_batch_in_order(
                     if isinstance(message, Response) and message.cseq.method == "INFO":
                         answers.append(message)
         assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(8, 16)]
+
+
+def _session_tasks() -> int:
+    """Tasks running a session driver, anywhere in this trio run."""
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        awaiting: object = task.coro  # the driver runs inside the endpoint's guard
+        while awaiting is not None:
+            code = getattr(awaiting, "cr_code", None)
+            if code is not None and code.co_qualname == "SessionDriver._run":
+                count += 1
+                break
+            awaiting = getattr(awaiting, "cr_await", None)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+async def test_a_quiet_answered_call_holds_no_task_until_something_arrives(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Few objects per live call: once answered and ACKed, neither side keeps a task; a BYE
+    starts one that answers it and ends."""
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start(OFFER)
+        await call.next_event()
+        assert _session_tasks() >= 1  # ringing: the caller's session waits for the answer
+        assert await call.next_event() == LegAnswered(ANSWER)
+        with trio.fail_after(5):
+            await callee.servers[0].acked.wait()
+        await trio.sleep(1)
+        assert _session_tasks() == 0
+        await call.bye()
+        assert await callee.first_event() == LegHungUp("caller hung up")
+        await trio.sleep(1)
+        assert _session_tasks() == 0
