@@ -1,6 +1,6 @@
 """The caller's side of an inbound SIP call (the softswitch case), as a call-controller source.
 
-Wraps ``sip.session.InviteServer``: the controller sends 183 with our SDP (ringback as early
+Wraps ``sip.uas_driver.InviteServer``: the controller sends 183 with our SDP (ringback as early
 media), then 200 OK when the destination answers, or the destination's failure status. An
 INVITE without SDP (late offer) gets 180, then a 200 with our offer, and the ACK's answer.
 """
@@ -12,7 +12,7 @@ import logging
 import trio
 
 from engine.legs import LegEvent, LegHungUp, OfferAnswerer, answer_with
-from sip.session import InviteServer, RemoteBye, RemoteCancel
+from sip.uas_driver import InviteServer
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +47,11 @@ class InboundLeg:
         return None
 
     async def next_event(self) -> LegEvent:
-        while True:
-            event = await self._server.next_event()
-            if isinstance(event, RemoteCancel):
-                self._finished = True
-                return LegHungUp("caller cancelled")
-            if isinstance(event, RemoteBye):
-                self._finished = True
-                return LegHungUp(event.reason or "caller hung up")
-            logger.debug("%s: ignoring %r", self._label, event)
+        # the session says "caller cancelled", the BYE's Reason or "caller hung up", "no ACK"
+        event = await self._server.next_event()
+        if isinstance(event, LegHungUp):
+            self._finished = True
+        return event
 
     async def progress(self, status: int, sdp: bytes | None) -> None:
         await self._server.progress(status, sdp)
@@ -66,7 +62,7 @@ class InboundLeg:
         if self.offer is not None or not sent:  # no 200 went out (e.g. cancelled): no ACK
             return None
         # Late offer: our 200 carried the offer, the ACK carries the answer. No ACK within
-        # 64*T1 and the session itself sends BYE (RemoteBye "no ACK").
+        # 64*T1 and the session itself sends BYE (LegHungUp "no ACK").
         with trio.move_on_after(_ACK_WAIT):
             await self._server.acked.wait()
         return self._server.ack_sdp

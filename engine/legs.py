@@ -1,7 +1,8 @@
 """Call legs: one outgoing INVITE towards one device, gateway or sandbox number.
 
 A B2BUA is two symmetric legs exchanging protocol-neutral call-control events (the idea of
-sippy's UA/CC events, without its globals and callbacks). The call controller in
+sippy's UA/CC events, without its globals and callbacks), defined in ``sip.leg_events`` so the
+SIP session emits them itself. The call controller in
 ``engine/calls.py`` only ever sees the events below; whether a leg is a real SIP dialog
 (``SipLeg``) or a sandbox number answered in-process (``engine/sandbox.py``) does not matter to it.
 
@@ -14,37 +15,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
+from sip.leg_events import LegAnswered, LegEvent, LegFailed, LegHungUp, LegRinging
+
+__all__ = [
+    "FailedLeg",
+    "Leg",
+    "LegAnswered",
+    "LegEvent",
+    "LegFailed",
+    "LegHungUp",
+    "LegRinging",
+    "OfferAnswerer",
+    "answer_with",
+]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class LegRinging:
-    status: int
-    sdp: bytes | None = None  # early media (183 with SDP)
-
-
-@dataclass(frozen=True, slots=True)
-class LegAnswered:
-    sdp: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class LegFailed:
-    status: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class LegHungUp:
-    reason: str
-
-
-LegEvent = LegRinging | LegAnswered | LegFailed | LegHungUp
 
 
 class Leg(Protocol):

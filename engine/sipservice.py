@@ -36,9 +36,9 @@ from sip import sdp
 from sip.auth import DigestServer, MemoryNonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
 from sip.errors import RemoteProtocolError
-from sip.session import InviteServer
 from sip.transaction_types import Peer
 from sip.uas import options_response
+from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri, TelUri, parse_uri, uri_host
 
 logger = logging.getLogger(__name__)

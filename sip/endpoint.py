@@ -42,6 +42,7 @@ from sip.dialog import Dialog, new_tag
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
 from sip.message import Message, Request, Response
+from sip.peers import peer_for_uri
 from sip.timers import TimerConfig
 from sip.transaction import (
     CancelReceived,
@@ -56,9 +57,9 @@ from sip.transaction import (
     TransportFailed,
     TxKey,
 )
-from sip.transport import SipTransport, TransportError, bare_host, default_port
+from sip.transport import SipTransport, TransportError
 from sip.uas import check_request
-from sip.uri import SipUri, Uri, uri_host
+from sip.uri import SipUri, uri_host
 
 __all__ = [
     "DEFAULT_ALLOWED_METHODS",
@@ -76,16 +77,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
 
 
-def peer_for_uri(uri: Uri, default_transport: str = "udp") -> Peer:
-    """The next hop for a SIP URI without DNS (RFC 3263 reduced to literal host:port)."""
-    if not isinstance(uri, SipUri):
-        raise LocalProtocolError(f"cannot send to a non-SIP URI {uri}")
-    transport = (uri.transport or default_transport).lower()
-    maddr = uri.param("maddr")
-    host = bare_host(maddr or uri.host)
-    return Peer(transport, host, uri.port or default_port(transport))
-
-
 def contact_uri(host: str, port: int, transport: str) -> SipUri:
     """Our Contact for a listener at ``host``:``port`` (an IPv6 literal gets its brackets)."""
     params: tuple[tuple[str, str | None], ...] = ()
@@ -95,11 +86,12 @@ def contact_uri(host: str, port: int, transport: str) -> SipUri:
 
 
 class DialogOwner(Protocol):
-    """Whoever owns a dialog (a session): gets its in-dialog traffic from the endpoint."""
+    """Whoever owns a dialog (a session): gets its in-dialog traffic from the endpoint, handed
+    over synchronously in arrival order (the owner queues it for its own task)."""
 
-    async def handle_request(self, incoming: IncomingRequest) -> None: ...
+    def deliver_request(self, incoming: IncomingRequest) -> None: ...
 
-    async def handle_response(self, response: Response, peer: Peer) -> None: ...
+    def deliver_response(self, response: Response, peer: Peer) -> None: ...
 
 
 RequestHandler = Callable[["IncomingRequest"], Awaitable[None]]
@@ -160,14 +152,26 @@ class IncomingRequest:
 
 
 class ClientRequest:
-    """One client transaction seen from the TU: an async iterator of its responses."""
+    """One client transaction seen from the TU: an async iterator of its responses, or (with
+    a ``sink``) each response handed to ``sink(response, peer)`` as it arrives."""
 
-    def __init__(self, endpoint: SipEndpoint, request: Request, peer: Peer) -> None:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        request: Request,
+        peer: Peer,
+        sink: Callable[[Response, Peer], None] | None = None,
+    ) -> None:
         self._endpoint = endpoint
         self.request = request
         self.peer = peer
         self.key: TxKey | None = None
-        self._send, self._receive = trio.open_memory_channel[Response](math.inf)
+        self._sink = sink
+        # the queue an iterating TU reads; none with a sink (fewer objects per transaction)
+        self._send: trio.MemorySendChannel[Response] | None = None
+        self._receive: trio.MemoryReceiveChannel[Response] | None = None
+        if sink is None:
+            self._send, self._receive = trio.open_memory_channel[Response](math.inf)
         self._done = False
         self._final_seen = False
 
@@ -181,7 +185,10 @@ class ClientRequest:
             return False
         if response.status >= 200:
             self._done = True
-        self._send.send_nowait(response)
+        if self._sink is not None:
+            self._sink(response, self.peer)
+        elif self._send is not None:
+            self._send.send_nowait(response)
         return True
 
     def _fail(self, status: int) -> None:
@@ -196,6 +203,8 @@ class ClientRequest:
             await self.start()
         if self._final_seen:
             raise StopAsyncIteration
+        if self._receive is None:
+            raise LocalProtocolError("a request with a sink has no responses to iterate")
         response = await self._receive.receive()
         if response.status >= 200:
             self._final_seen = True
@@ -299,6 +308,10 @@ class SipEndpoint:
         domain = host[0] if host else "localhost"
         return f"{secrets.token_hex(12)}@{domain}"
 
+    def local_address(self, transport: str) -> tuple[str, int]:
+        """Our listening address for ``transport`` (host bracketed when IPv6)."""
+        return self._local_address(transport)
+
     def _local_address(self, transport: str) -> tuple[str, int]:
         address = self._transport.address(transport) or self._transport.address(
             "udp" if transport.lower() != "udp" else "tcp"
@@ -325,9 +338,15 @@ class SipEndpoint:
 
     # -- sending --------------------------------------------------------------------------
 
-    def request(self, request: Request, peer: Peer) -> ClientRequest:
-        """A client transaction for ``request`` (with its top Via); iterate for responses."""
-        return ClientRequest(self, request, peer)
+    def request(
+        self,
+        request: Request,
+        peer: Peer,
+        sink: Callable[[Response, Peer], None] | None = None,
+    ) -> ClientRequest:
+        """A client transaction for ``request`` (with its top Via); iterate for responses,
+        or give a ``sink`` that gets each one synchronously."""
+        return ClientRequest(self, request, peer, sink)
 
     async def _start_client(self, client: ClientRequest) -> None:
         request = client.request
@@ -472,7 +491,7 @@ class SipEndpoint:
             return
         owner = self._dialogs.get(key)
         if owner is not None:
-            self._spawn(self._guarded, owner.handle_response(response, peer or _NO_PEER))
+            owner.deliver_response(response, peer or _NO_PEER)
         elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
             self._spawn(self.ack_and_bye, response, peer)
 
@@ -483,14 +502,14 @@ class SipEndpoint:
         if event.key is None:  # ACK for a 2xx
             owner = self._dialogs.get((request.call_id, to_tag or ""))
             if owner is not None:
-                self._spawn(self._guarded, owner.handle_request(incoming))
+                owner.deliver_request(incoming)
             else:
                 log.debug("ACK for no dialog: %s", request.call_id)
             return
         if to_tag is not None:
             owner = self._dialogs.get((request.call_id, to_tag))
             if owner is not None:
-                self._spawn(self._guarded, owner.handle_request(incoming))
+                owner.deliver_request(incoming)
             else:
                 self._reply_sync(incoming, request.response(481))
             return

@@ -52,6 +52,7 @@ from sip.errors import RemoteProtocolError
 from sip.headers import Headers, canonical_name
 from sip.limits import ConnectionLimits
 from sip.message import Message, Request, Response, StreamParser, parse_message, serialize
+from sip.peers import bare_host, default_port
 from sip.transaction_types import Peer
 
 __all__ = ["MessageCallback", "SipTransport", "TransportError", "response_destination"]
@@ -105,15 +106,6 @@ def _reset(stream: trio.SocketStream) -> None:
 
 class TransportError(Exception):
     """A message could not be sent (no listener, connection refused, broken stream)."""
-
-
-def bare_host(host: str) -> str:
-    """An IPv6 reference without its brackets (``[::1]`` -> ``::1``); other hosts as they are."""
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def default_port(transport: str) -> int:
-    return 5061 if transport.lower() in ("tls", "wss") else 5060
 
 
 def response_destination(response: Response, peer: Peer) -> Peer:

@@ -32,7 +32,7 @@ from engine.errors import (
 )
 from engine.legs import LegHungUp
 from engine.model import CallState, Disposition, PartyStatus
-from sip.session import ReinviteFailed
+from sip.uac_session import ReinviteFailed
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ async def test_every_source_rings_at_once_and_the_first_answer_wins(mock_clock) 
 
 async def test_a_late_2xx_from_a_loser_is_ended_and_not_bridged(mock_clock) -> None:
     # Both sources answer at the same instant: whichever the controller sees second raced the
-    # CANCEL; cancel() on an answered leg is ACK + BYE (engine.sipleg / sip.session).
+    # CANCEL; cancel() on an answered leg is ACK + BYE (sip.uac_session).
     scripts = {EXT_A: [answers(2)], EXT_B: [answers(2)], EXT_C: [answers(1, hangup=5)]}
     async with open_harness(scripts) as h:
         call_id = await h.originate([EXT_A, EXT_B], [EXT_C])

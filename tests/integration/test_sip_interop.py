@@ -16,10 +16,12 @@ import trio
 
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
+from sip.leg_events import LegAnswered, LegHungUp, LegRinging
 from sip.message import Request
-from sip.session import Answered, InviteClient, InviteServer, Progress, RemoteBye
 from sip.transaction import Peer
+from sip.uac_driver import InviteClient
 from sip.uas import options_response
+from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri, parse_uri
 
 from .harness import Sipp
@@ -110,7 +112,7 @@ async def test_sipp_uac_calls_our_uas(sipp_factory: SippFactory, transport: str,
         with trio.fail_after(5):
             while len(uas.ended) < 3:
                 await trio.sleep(0.05)
-        assert uas.ended == [RemoteBye(None)] * 3
+        assert uas.ended == [LegHungUp("caller hung up")] * 3
         assert len(sipp.received(180)) == 3
 
 
@@ -125,7 +127,6 @@ def invite_client(endpoint: SipEndpoint, sipp: Sipp, transport: str) -> InviteCl
         request_uri=SipUri("sip", "service", None, host, int(port)),
         from_addr=NameAddr(SipUri("sip", "4242425", None, "127.0.0.1", None), "John Doe"),
         to_addr=NameAddr(SipUri("sip", "service", None, host, int(port))),
-        body=SDP,
     )
 
 
@@ -134,11 +135,11 @@ async def test_our_uac_calls_sipp_uas(sipp_factory: SippFactory, transport: str,
     async with serving() as (endpoint, _):
         sipp = await start_sipp(sipp_factory, "uas", transport=flag, calls=1, timeout=20)
         call = invite_client(endpoint, sipp, transport)
-        await call.start()
+        await call.start(SDP)
         with trio.fail_after(10):
-            assert await call.next_event() == Progress(180, "Ringing", None)
+            assert await call.next_event() == LegRinging(180, None)
             answered = await call.next_event()
-        assert isinstance(answered, Answered) and answered.sdp is not None
+        assert isinstance(answered, LegAnswered) and answered.sdp is not None
         assert b"m=audio" in answered.sdp
         await call.bye()
         code = await sipp.wait_async()
@@ -323,7 +324,9 @@ async def test_our_uas_retransmits_200_until_the_ack(
         with trio.fail_after(5):
             while not uas.ended:
                 await trio.sleep(0.05)
-        assert uas.ended == [RemoteBye(None)]  # the ACK arrived in time: no "no ACK" BYE
+        assert uas.ended == [
+            LegHungUp("caller hung up")
+        ]  # the ACK arrived in time: no "no ACK" BYE
 
 
 UAS_SLOW = """
@@ -379,10 +382,10 @@ async def test_our_uac_retransmits_an_unanswered_invite(
             sipp_factory, write_scenario(tmp_path, "uas_slow", UAS_SLOW), timeout=15
         )
         call = invite_client(endpoint, sipp, "udp")
-        await call.start()
+        await call.start(SDP)
         with trio.fail_after(10):
-            assert isinstance(await call.next_event(), Progress)
-            assert await call.next_event() == Answered(None)
+            assert isinstance(await call.next_event(), LegRinging)
+            assert await call.next_event() == LegAnswered(None)
         await call.bye()
         assert await sipp.wait_async() == 0, sipp.describe()
         assert len(sipp.received("INVITE")) == 2  # sent at 0 s and (Timer A) 0.5 s
@@ -403,10 +406,10 @@ async def test_our_uac_reacks_when_its_ack_is_lost(sipp_factory: SippFactory) ->
         transport.send = lossy_send  # type: ignore[method-assign]
         sipp = await start_sipp(sipp_factory, "uas", calls=1, timeout=15)
         call = invite_client(endpoint, sipp, "udp")
-        await call.start()
+        await call.start(SDP)
         with trio.fail_after(10):
-            assert isinstance(await call.next_event(), Progress)
-            assert isinstance(await call.next_event(), Answered)
+            assert isinstance(await call.next_event(), LegRinging)
+            assert isinstance(await call.next_event(), LegAnswered)
             while not sipp.received("ACK"):
                 await trio.sleep(0.05)
         await call.bye()

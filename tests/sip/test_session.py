@@ -14,18 +14,12 @@ import trio.testing
 from sip.auth import DigestServer
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
+from sip.leg_events import LegAnswered, LegFailed, LegHungUp, LegRinging
 from sip.message import Message, Request, Response, parse_message
-from sip.session import (
-    Answered,
-    InviteClient,
-    InviteServer,
-    Progress,
-    ReinviteFailed,
-    Rejected,
-    RemoteBye,
-    RemoteCancel,
-)
 from sip.transaction import Peer
+from sip.uac_driver import InviteClient
+from sip.uac_session import ReinviteFailed
+from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri
 
 OFFER = (
@@ -60,7 +54,6 @@ def client_for(endpoint: SipEndpoint, peer: Peer, **kwargs: object) -> InviteCli
         request_uri=SipUri("sip", "bob", None, peer.host, peer.port),
         from_addr=NameAddr(SipUri("sip", "alice", None, "127.0.0.1", None), "Alice"),
         to_addr=NameAddr(SipUri("sip", "bob", None, peer.host, peer.port)),
-        body=kwargs.pop("body", OFFER),  # type: ignore[arg-type]
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -114,14 +107,14 @@ async def test_call_answer_and_bye_from_caller(
     ):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert await call.next_event() == Progress(180, "Ringing", None)
-        assert await call.next_event() == Answered(ANSWER)
+        await call.start(OFFER)
+        assert await call.next_event() == LegRinging(180, None)
+        assert await call.next_event() == LegAnswered(ANSWER)
         server = callee.servers[0]
         assert server.request.body == OFFER
         assert server.request.from_.display_name == "Alice"
         await call.bye()
-        assert await callee.first_event() == RemoteBye(None)
+        assert await callee.first_event() == LegHungUp("caller hung up")
 
 
 async def test_busy_is_rejected(mock_clock: trio.testing.MockClock) -> None:
@@ -130,8 +123,8 @@ async def test_busy_is_rejected(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert await call.next_event() == Rejected(486, "Busy Here")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(486, "Busy Here")
 
 
 async def test_callee_hangs_up(mock_clock: trio.testing.MockClock) -> None:
@@ -140,13 +133,13 @@ async def test_callee_hangs_up(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert isinstance(await call.next_event(), Progress)
+        await call.start(OFFER)
+        assert isinstance(await call.next_event(), LegRinging)
         server = callee.servers[0]
         await server.answer(ANSWER)
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         await server.bye()
-        assert await call.next_event() == RemoteBye(None)
+        assert await call.next_event() == LegHungUp("BYE")
 
 
 async def test_cancel_after_ringing(mock_clock: trio.testing.MockClock) -> None:
@@ -155,11 +148,11 @@ async def test_cancel_after_ringing(mock_clock: trio.testing.MockClock) -> None:
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
-        assert isinstance(await call.next_event(), Progress)
+        await call.start(OFFER)
+        assert isinstance(await call.next_event(), LegRinging)
         await call.cancel()
-        assert await call.next_event() == Rejected(487, "Request Terminated")
-        assert await callee.first_event() == RemoteCancel()
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
+        assert await callee.first_event() == LegHungUp("caller cancelled")
 
 
 async def test_reinvite_both_ways(mock_clock: trio.testing.MockClock) -> None:
@@ -175,9 +168,9 @@ async def test_reinvite_both_ways(mock_clock: trio.testing.MockClock) -> None:
             return ANSWER
 
         call = client_for(a, b_peer, on_offer=on_offer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         # caller re-INVITEs: the callee answers with its last SDP
         assert await call.reinvite(held) == ANSWER
         # callee re-INVITEs: the caller answers through on_offer
@@ -211,8 +204,8 @@ async def test_digest_407_round_trip(mock_clock: trio.testing.MockClock) -> None
 
     async with running(handler) as (b, b_peer), running(refuse) as (a, _):
         call = client_for(a, b_peer, credentials=("alice", "pw"))
-        await call.start()
-        assert await call.next_event() == Answered(ANSWER)
+        await call.start(OFFER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         assert len(challenged) == 1
         assert call.invite is not None and call.invite.cseq.seq == 2
         await call.bye()
@@ -236,8 +229,8 @@ async def test_wrong_password_gives_the_second_challenge(
 
     async with running(handler) as (_b, b_peer), running(refuse) as (a, _):
         call = client_for(a, b_peer, credentials=("alice", "bad"))
-        await call.start()
-        assert await call.next_event() == Rejected(401, "Unauthorized")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(401, "Unauthorized")
         assert len(attempts) == 2
         assert "Authorization" in attempts[1].headers
 
@@ -290,13 +283,13 @@ async def test_uac_reacks_a_retransmitted_2xx(mock_clock: trio.testing.MockClock
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         ok = invite.response(200, to_tag="far", headers=[contact_header(far)], body=ANSWER)
         ok = ok.with_headers(ok.headers.append("Content-Type", "application/sdp"))
         await far.send(ok, source)
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         ack1, _ = await far.receive()
         assert isinstance(ack1, Request) and ack1.method == "ACK"
         assert ack1.cseq.seq == invite.cseq.seq
@@ -348,18 +341,18 @@ async def test_uas_without_ack_sends_bye(mock_clock: trio.testing.MockClock) -> 
                 if isinstance(message, Request) and message.method == "BYE":
                     await far.send(message.response(200), source)
                     break
-        assert await callee.first_event() == RemoteBye("no ACK")
+        assert await callee.first_event() == LegHungUp("no ACK")
 
 
 async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(180, to_tag="far"), source)
-        assert isinstance(await call.next_event(), Progress)
+        assert isinstance(await call.next_event(), LegRinging)
         await call.cancel()
         cancel, _ = await far.receive()
         assert isinstance(cancel, Request) and cancel.method == "CANCEL"
@@ -375,7 +368,7 @@ async def test_late_2xx_after_cancel_gets_ack_and_bye(mock_clock: trio.testing.M
             if message.method == "BYE":
                 await far.send(message.response(200), source)
         assert methods == ["ACK", "BYE"]
-        assert await call.next_event() == Rejected(487, "Request Terminated")
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 async def test_cancel_before_provisional_waits_for_one(
@@ -384,7 +377,7 @@ async def test_cancel_before_provisional_waits_for_one(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await call.cancel()
@@ -401,7 +394,7 @@ async def test_cancel_before_provisional_waits_for_one(
                 break
         await far.send(message.response(200), source)
         await far.send(invite.response(487, to_tag="far"), source)
-        assert await call.next_event() == Rejected(487, "Request Terminated")
+        assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) -> None:
@@ -418,8 +411,8 @@ async def test_no_answer_times_out_with_408(mock_clock: trio.testing.MockClock) 
         nursery.start_soon(count, far)
         call = client_for(a, far.peer)
         started = trio.current_time()
-        await call.start()
-        assert await call.next_event() == Rejected(408, "Request Timeout")
+        await call.start(OFFER)
+        assert await call.next_event() == LegFailed(408, "Request Timeout")
         assert trio.current_time() - started == pytest.approx(32, abs=0.1)  # Timer B = 64*T1
         nursery.cancel_scope.cancel()
     # Timer A: sent at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s
@@ -430,13 +423,13 @@ async def test_second_fork_2xx_is_acked_and_byed(mock_clock: trio.testing.MockCl
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         first = invite.response(200, to_tag="fork1", headers=[contact_header(far)])
         second = invite.response(200, to_tag="fork2", headers=[contact_header(far)])
         await far.send(first, source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         ack, _ = await far.receive()
         assert isinstance(ack, Request) and ack.method == "ACK" and ack.to.tag == "fork1"
         await far.send(second, source)
@@ -455,11 +448,11 @@ async def test_reinvite_rejected_raises(mock_clock: trio.testing.MockClock) -> N
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="far", headers=[contact_header(far)]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         await far.receive()  # ACK
 
         async def refuse_reinvite() -> None:
@@ -510,7 +503,7 @@ async def test_cancelled_invite_gets_487_with_the_ringing_tag(
         assert answers["INVITE"].status == 487
         assert answers["INVITE"].to.tag == ringing.to.tag
         await far.send(make_ack(far, answers["INVITE"]).replace(uri=invite.uri), address)
-        assert await callee.first_event() == RemoteCancel()
+        assert await callee.first_event() == LegHungUp("caller cancelled")
 
 
 def make_invite(far: HasPeer, to: Peer) -> Request:
@@ -560,15 +553,15 @@ async def test_unroutable_2xx_is_rejected_and_the_endpoint_survives(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         ok = invite.response(200, to_tag="far", headers=[("Contact", "<tel:+15551234567>")])
         await far.send(ok, source)
-        assert await call.next_event() == Rejected(502, "Bad Gateway")
+        assert await call.next_event() == LegFailed(502, "Bad Gateway")
         # the endpoint still places calls
         again = client_for(a, far.peer)
-        await again.start()
+        await again.start(OFFER)
         message, _ = await far.receive()
         while not (isinstance(message, Request) and message.call_id == again.call_id):
             message, _ = await far.receive()
@@ -611,15 +604,14 @@ async def test_tcp_connection_lives_as_long_as_the_call(
     async with running(callee, "tcp") as (b, b_peer), running(refuse, "tcp") as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         await trio.sleep(600)  # a silent call, far beyond the 32 s idle timeout
         assert a.transport.statistics()["tcp_connections"] == 1
         await call.bye()
-        assert await callee.first_event() == RemoteBye(
-            None
-        )  # the BYE went over the kept connection
+        # the BYE went over the kept connection
+        assert await callee.first_event() == LegHungUp("caller hung up")
         await trio.sleep(40)  # the call is over: now the idle timeout closes it
         assert a.transport.statistics()["tcp_connections"] == 0
         assert b.transport.statistics()["tcp_connections"] == 0
@@ -682,7 +674,7 @@ async def test_bye_in_the_early_dialog_ends_the_invite_with_487(
             assert isinstance(response, Response)
             answers[response.cseq.method] = response.status
         assert answers == {"BYE": 200, "INVITE": 487}
-        assert await callee.first_event() == RemoteCancel()
+        assert await callee.first_event() == LegHungUp("caller cancelled")
 
 
 async def test_a_call_cancelled_during_start_can_still_be_cancelled(
@@ -693,7 +685,7 @@ async def test_a_call_cancelled_during_start_can_still_be_cancelled(
         call = client_for(a, far.peer)
         with trio.CancelScope() as scope:
             scope.cancel()  # e.g. the API deletes the call as it is being placed
-            await call.start()
+            await call.start(OFFER)
         with trio.fail_after(5):
             invite, source = await far.receive()
         assert isinstance(invite, Request) and invite.method == "INVITE"
@@ -706,7 +698,7 @@ async def test_a_call_cancelled_during_start_can_still_be_cancelled(
         await far.send(message.response(200), source)
         await far.send(invite.response(487, to_tag="far"), source)
         with trio.fail_after(5):
-            assert await call.next_event() == Rejected(487, "Request Terminated")
+            assert await call.next_event() == LegFailed(487, "Request Terminated")
 
 
 # -- in-dialog requests follow the flow (a phone behind NAT: its Contact is unreachable) ------
@@ -720,11 +712,11 @@ async def test_uac_acks_and_byes_where_it_sent_the_invite(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="far", headers=[NAT_CONTACT]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         with trio.fail_after(1):  # before any retransmission of the 2xx would be needed
             ack, _ = await far.receive()
         assert isinstance(ack, Request) and ack.method == "ACK"
@@ -818,9 +810,9 @@ async def test_callee_on_offer_set_after_construction_answers_a_reinvite(
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
-        await call.start()
+        await call.start(OFFER)
         await call.next_event()
-        assert await call.next_event() == Answered(ANSWER)
+        assert await call.next_event() == LegAnswered(ANSWER)
         seen: list[bytes | None] = []
 
         def on_offer(offer: bytes | None) -> bytes | None:
@@ -839,11 +831,11 @@ async def test_second_fork_behind_nat_is_acked_and_byed_along_the_flow(
     mock_clock.autojump_threshold = 0.01
     async with raw_peer() as far, running(refuse) as (a, _):
         call = client_for(a, far.peer)
-        await call.start()
+        await call.start(OFFER)
         invite, source = await far.receive()
         assert isinstance(invite, Request)
         await far.send(invite.response(200, to_tag="fork1", headers=[NAT_CONTACT]), source)
-        assert await call.next_event() == Answered(None)
+        assert await call.next_event() == LegAnswered(None)
         await far.receive()  # the ACK for fork1
         await far.send(invite.response(200, to_tag="fork2", headers=[NAT_CONTACT]), source)
         seen: list[tuple[str, str | None]] = []
@@ -855,3 +847,144 @@ async def test_second_fork_behind_nat_is_acked_and_byed_along_the_flow(
                 if message.method == "BYE":
                     await far.send(message.response(200), source)
         assert seen == [("ACK", "fork2"), ("BYE", "fork2")]
+
+
+async def test_in_dialog_requests_read_in_one_batch_are_answered_in_order(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Eight INFOs of the callee waiting together in our socket: each gets 200, in the order
+    sent (handled out of order, a lower CSeq would get 500 CSeq Out Of Order, §12.2.2)."""
+    import socket
+
+    from sip.message import serialize
+
+    mock_clock.autojump_threshold = 0.01
+    async with raw_peer() as far, running(refuse) as (a, a_peer):
+        call = client_for(a, far.peer)
+        await call.start(OFFER)
+        invite, source = await far.receive()
+        assert isinstance(invite, Request)
+        ok = invite.response(200, to_tag="far", headers=[contact_header(far)], body=ANSWER)
+        await far.send(ok, source)
+        assert await call.next_event() == LegAnswered(ANSWER)
+        ack, _ = await far.receive()
+        assert isinstance(ack, Request) and ack.method == "ACK"
+        infos = [
+            Request(
+                "INFO",
+                invite.contacts[0].uri,
+                Headers(
+                    [  # no rport: the responses go to the Via, the raw peer's socket
+                        ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKinfo{seq}"),
+                        ("Max-Forwards", "70"),
+                        ("From", ok.headers.get("To") or ""),
+                        ("To", invite.headers.get("From") or ""),
+                        ("Call-ID", invite.call_id),
+                        ("CSeq", f"{seq} INFO"),
+                    ]
+                ),
+            )
+            for seq in range(1, 9)
+        ]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as burst:
+            for info in infos:  # no checkpoint in between: one batch in our socket
+                burst.sendto(serialize(info), (a_peer.host, a_peer.port))
+            answers = []
+            with trio.fail_after(5):
+                while len(answers) < len(infos):
+                    message, _ = await far.receive()
+                    if isinstance(message, Response):
+                        answers.append(message)
+        assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(1, 9)]
+        await call.bye()
+
+
+async def test_the_callee_answers_requests_read_in_one_batch_in_order(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The same on the callee's side: the caller's eight INFOs after its ACK get 200, in order."""
+    import socket
+
+    from sip.message import serialize
+
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        address = (b_peer.host, b_peer.port)
+        await far.send(make_invite(far, b_peer), address)
+        while True:
+            ok, _ = await far.receive()
+            assert isinstance(ok, Response)
+            if ok.status == 200:
+                break
+        await far.send(make_ack(far, ok), address)
+        infos = [
+            Request(
+                "INFO",
+                ok.contacts[0].uri,
+                Headers(
+                    [  # no rport: the responses go to the Via, the raw peer's socket
+                        ("Via", f"SIP/2.0/UDP 127.0.0.1:{far.peer.port};branch=z9hG4bKi{seq}"),
+                        ("Max-Forwards", "70"),
+                        ("From", ok.headers.get("From") or ""),
+                        ("To", ok.headers.get("To") or ""),
+                        ("Call-ID", ok.call_id),
+                        ("CSeq", f"{seq} INFO"),
+                    ]
+                ),
+            )
+            for seq in range(8, 16)
+        ]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as burst:
+            for info in infos:  # no checkpoint in between: one batch in the callee's socket
+                burst.sendto(serialize(info), address)
+            answers = []
+            with trio.fail_after(5):
+                while len(answers) < len(infos):
+                    message, _ = await far.receive()
+                    if isinstance(message, Response) and message.cseq.method == "INFO":
+                        answers.append(message)
+        assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(8, 16)]
+
+
+def _session_tasks() -> int:
+    """Tasks running a session driver, anywhere in this trio run."""
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        awaiting: object = task.coro  # the driver runs inside the endpoint's guard
+        while awaiting is not None:
+            code = getattr(awaiting, "cr_code", None)
+            if code is not None and code.co_qualname == "SessionDriver._run":
+                count += 1
+                break
+            awaiting = getattr(awaiting, "cr_await", None)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+async def test_a_quiet_answered_call_holds_no_task_until_something_arrives(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Few objects per live call: once answered and ACKed, neither side keeps a task; a BYE
+    starts one that answers it and ends."""
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start(OFFER)
+        await call.next_event()
+        assert _session_tasks() >= 1  # ringing: the caller's session waits for the answer
+        assert await call.next_event() == LegAnswered(ANSWER)
+        with trio.fail_after(5):
+            await callee.servers[0].acked.wait()
+        await trio.sleep(1)
+        assert _session_tasks() == 0
+        await call.bye()
+        assert await callee.first_event() == LegHungUp("caller hung up")
+        await trio.sleep(1)
+        assert _session_tasks() == 0
