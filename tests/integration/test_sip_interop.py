@@ -24,7 +24,7 @@ from sip.uas import options_response
 from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri, parse_uri
 
-from .harness import Sipp
+from .harness import Sipp, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -65,10 +65,14 @@ class DemoUas:
 async def serving(
     uas: DemoUas | None = None,
 ) -> AsyncIterator[tuple[SipEndpoint, int]]:
-    """One endpoint listening on the same free port for UDP and TCP."""
+    """One endpoint listening on the same free port for UDP and TCP.
+
+    The port comes from the harness's range, free for both: an ephemeral UDP port taken with
+    port 0 can be in use for TCP already (by any outgoing connection on the machine)."""
     uas = uas or DemoUas()
     endpoint = uas.endpoint
-    _, port = await endpoint.listen("udp", "127.0.0.1", 0)
+    port = free_port()
+    await endpoint.listen("udp", "127.0.0.1", port)
     await endpoint.listen("tcp", "127.0.0.1", port)
     async with trio.open_nursery() as nursery:
         await nursery.start(endpoint.run, uas)
