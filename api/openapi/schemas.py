@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.create import STATUS_CALLBACK_PATTERN
+from api.bodies import component_schemas as request_schemas
 
 JSON = "application/json"
 
@@ -18,33 +18,13 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-NONCE_PATTERN = "^[A-Za-z0-9._~:@+=/-]{1,128}$"
-# Optional request fields may also be null, read as left out (a tolerant reader: some clients
-# serialise unset fields as null).
-
 DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, `Z` suffix."}
 
 
 def component_schemas() -> dict[str, Any]:
-    # CODE*NNN (an extension, or CODE*0N a sandbox number), a short extension number, or a
-    # public number (digits, optional leading +): engine/numbers.py resolves them.
-    number = {
-        "type": "string",
-        "pattern": "^([0-9]{1,16}[*][0-9]{1,16}|[+][0-9]{3,20}|[0-9]{1,20})$",
-        "examples": ["0003*00", "211", "+4930123456"],
-    }
-    numbers = {"oneOf": [number, {"type": "array", "minItems": 1, "maxItems": 20, "items": number}]}
-    # engine.numbers.parse_caller_id: an optional name (letters, digits, spaces, .-') then a
-    # number in <>, or a bare number; the number is digits and * (a leading +), 32 at most.
-    caller_id = {
-        "type": ["string", "null"],
-        "maxLength": 256,
-        "pattern": "^([A-Za-z0-9 .'-]{0,64}<[+]?[*]{0,8}[0-9][0-9*]{0,22}>|[+]?[*]{0,8}[0-9][0-9*]{0,22})$",
-        "description": "UAPI-Caller-Id: `John Doe <+3334444>`.",
-        "examples": ["John Doe <4242425>"],
-    }
-    action_text = {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "\\S"}
+    # the request bodies come from their models (api.bodies), which also check them
     return {
+        **request_schemas(),
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -91,67 +71,6 @@ def component_schemas() -> dict[str, Any]:
                 "client_secret": {"type": "string", "minLength": 1},
                 "type": {"type": "string", "description": "Accepted and ignored (`unifiedapi`)."},
                 "redirect_uri": {"type": "string", "description": "Accepted and ignored."},
-            },
-        },
-        "PhoneCallViewCreate": {
-            "type": "object",
-            "required": ["source", "destination"],
-            "properties": {
-                "source": {
-                    **numbers,
-                    "description": "Numbers rung at once; the first to answer wins. Error `pc_source_invalid`.",
-                },
-                "destination": {
-                    **numbers,
-                    "description": "Number(s) called once a source answers. Error `pc_destination_invalid`.",
-                },
-                "callerId": {
-                    **caller_id,
-                    "description": "Shown to the source. Error `pc_callerid_invalid`.",
-                },
-                "callerIdDestination": {
-                    **caller_id,
-                    "description": "Shown to the destination. Error `pc_callerid_invalid`.",
-                },
-                "callerDestination": {
-                    **caller_id,
-                    "description": "Synonym of callerIdDestination (4PSA's MCP spelling).",
-                },
-                "nonce": {
-                    "type": ["string", "null"],
-                    "pattern": NONCE_PATTERN,
-                    "description": "Also accepted here; see PhoneCallCreate.nonce.",
-                },
-            },
-        },
-        "PhoneCallCreate": {
-            "type": "object",
-            "required": ["phoneCallView"],
-            "properties": {
-                "extension": {
-                    "type": ["string", "null"],
-                    "pattern": "^([0-9]{1,16}[*])?[0-9]{1,16}$",
-                    "examples": ["210", "0003*210"],
-                    "description": "A Phone Terminal extension owned by the user (not @self). Default: the first source. Error `extension_invalid`.",
-                },
-                "phoneCallView": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": ref("PhoneCallViewCreate"),
-                    "description": "Only the first element is used.",
-                },
-                "nonce": {
-                    "type": ["string", "null"],
-                    "pattern": NONCE_PATTERN,
-                    "description": "Identifies the call: a repeated nonce of the same user returns the first call's id and rings nobody (header `Idempotent-Replayed: true`). Error `pc_nonce_invalid`.",
-                },
-                "statusCallback": {
-                    "type": ["string", "null"],
-                    "format": "uri",
-                    "maxLength": 2048,
-                    "pattern": STATUS_CALLBACK_PATTERN,
-                    "description": "Extension: every state change is POSTed here as a CallEvent (retried with backoff), ending with exactly one final event. The server's egress policy applies: by default a host that is, or at delivery resolves to, a link-local (169.254.0.0/16, fe80::/10), cloud metadata (169.254.169.254, fd00:ec2::254, 100.100.100.200), multicast, unspecified or broadcast address is refused, loopback and private addresses are allowed; a server with `[api] callback_allow` takes only the host names and networks listed. Host names are resolved at delivery, not at create time, and each connection goes to the address that was checked; a POST refused at delivery is logged and not retried. Error `pc_status_callback_invalid` (with the reason) for a malformed or refused URL.",
-                },
             },
         },
         "CreatedPhoneCall": {
@@ -309,57 +228,6 @@ def component_schemas() -> dict[str, Any]:
                         "properties": {"id": {"type": "string"}},
                     },
                 }
-            },
-        },
-        "PhoneCallAction": {
-            "type": "object",
-            "required": ["action"],
-            # Transfer and TransferToVoicemail need somewhere to send the call.
-            "if": {
-                "required": ["action"],
-                "properties": {"action": {"enum": ["Transfer", "TransferToVoicemail"]}},
-            },
-            "then": {"required": ["sendCallTo"], "properties": {"sendCallTo": {"type": "string"}}},
-            "properties": {
-                "action": {
-                    "type": "string",
-                    "enum": [
-                        "OnHold",
-                        "OffHold",
-                        "StartRecording",
-                        "StopRecording",
-                        "Transfer",
-                        "TransferToVoicemail",
-                        "PickUp",
-                        "BargeIn",
-                        "Park",
-                        "UnPark",
-                        "Whisper",
-                        "Monitor",
-                    ],
-                    "description": "PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501.",
-                },
-                "sendCallTo": {
-                    **action_text,
-                    "description": "Where the call goes: required for Transfer and TransferToVoicemail. Error `pc_sendcallto_invalid`.",
-                },
-                "phoneCallViewId": {
-                    "type": ["string", "null"],
-                    "pattern": "^[0-9]{1,3}$",
-                    "description": "Required for OnHold, OffHold, StartRecording, StopRecording.",
-                },
-                "transferNumber": action_text,
-                "transferFromNumber": action_text,
-                "format": {"type": ["string", "null"], "enum": ["wav", "wav49", None]},
-                "callerId": caller_id,
-                "waitForPickUp": {
-                    "anyOf": [
-                        {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
-                        {"type": "string", "pattern": "^[1-9][0-9]{0,4}([.][0-9]{1,9})?$"},
-                        {"type": "null"},
-                    ],
-                    "description": "Seconds, > 0 (fractions round up), at most 604800; a number or its decimal text. Also accepted as waitForPickup. Error `pc_timeout_invalid`.",
-                },
             },
         },
         "PhoneCallStat": {
