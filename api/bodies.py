@@ -27,10 +27,9 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError
 
-from api import fields
+from api import fields, jsonschema
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from engine.directory import Directory
@@ -434,39 +433,9 @@ def _api_error(exc: ValidationError) -> ApiError:
     return fields.bad("payload_invalid", f"{name or 'The request body'}: {first['msg']}")
 
 
-class _DocumentSchema(GenerateJsonSchema):
-    """JSON Schema as the OpenAPI document writes it: no titles or defaults, and an optional
-    value as ``"type": [T, "null"]``."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
-
-    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
-        return self.generate_inner(schema["schema"])
-
-    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
-        inner = self.generate_inner(schema["schema"])
-        kind = inner.get("type")
-        if not isinstance(kind, str) or "$ref" in inner:
-            return super().nullable_schema(schema)
-        nullable = {**inner, "type": [kind, "null"]}
-        if "enum" in nullable:
-            nullable["enum"] = [*nullable["enum"], None]
-        return nullable
-
-
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (PhoneCallCreate, PhoneCallAction)
 
 
 def component_schemas() -> dict[str, Any]:
     """The components.schemas entries of the request models (and the models they use)."""
-    _, top = models_json_schema(
-        [(model, "validation") for model in REQUEST_MODELS],
-        ref_template="#/components/schemas/{model}",
-        schema_generator=_DocumentSchema,
-    )
-    schemas: dict[str, Any] = top["$defs"]
-    for schema in schemas.values():
-        schema.pop("title", None)
-        schema.pop("description", None)  # docstrings are for the code
-    return schemas
+    return jsonschema.component_schemas(REQUEST_MODELS, jsonschema.RequestSchema)

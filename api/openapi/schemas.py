@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.bodies import component_schemas as request_schemas
+from api.resources import component_schemas as resource_schemas
 
 JSON = "application/json"
 
@@ -22,45 +23,11 @@ DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, 
 
 
 def component_schemas() -> dict[str, Any]:
-    # the request bodies come from their models (api.bodies), which also check them
+    # the request bodies come from their models (api.bodies), which also check them, and the
+    # main resources from theirs (api.resources), which the renderers fill
     return {
         **request_schemas(),
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                }
-            },
-        },
-        "OAuthToken": {
-            "type": "object",
-            "required": ["access_token", "token_type", "expires_in"],
-            "properties": {
-                "access_token": {"type": "string"},
-                "token_type": {"type": "string", "const": "Bearer"},
-                "expires_in": {"type": "integer", "description": "Seconds (3600)."},
-            },
-        },
-        "OAuthError": {
-            "type": "object",
-            "required": ["error", "error_description"],
-            "properties": {
-                "error": {
-                    "type": "string",
-                    "enum": [
-                        "invalid_client",
-                        "invalid_request",
-                        "unsupported_grant_type",
-                        "slow_down",
-                    ],
-                },
-                "error_description": {"type": "string"},
-            },
-        },
+        **resource_schemas(),
         "TokenRequest": {
             "type": "object",
             "description": "client_id and client_secret may come in an HTTP Basic Authorization header instead.",
@@ -86,111 +53,6 @@ def component_schemas() -> dict[str, Any]:
                 "link": {
                     "type": "object",
                     "required": ["self"],
-                    "properties": {"self": {"type": "string", "format": "uri"}},
-                },
-            },
-        },
-        "PhoneCallView": {
-            "type": "object",
-            "required": ["id"],
-            "properties": {
-                "id": {
-                    "type": "string",
-                    "description": "`00`, `01`, ...: give it as phoneCallViewId.",
-                },
-                "extension": {"type": "string"},
-                "source": {"type": "array", "items": {"type": "string"}},
-                "destination": {"type": "array", "items": {"type": "string"}},
-                "flow": {
-                    "type": "integer",
-                    "enum": [2, 4, 8],
-                    "description": "2 local, 4 outgoing public, 8 incoming public.",
-                },
-                "status": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": 5,
-                    "description": "0 unknown, 1 off hook, 2 trying, 3 ringing, 4 other side ringing, 5 on call.",
-                },
-                "ringing": DATE,
-                "callerId": {"type": "string"},
-                "recording": DATE,
-                "answered": DATE,
-                "onHold": DATE,
-                "holder": {"type": "integer"},
-                "disposition": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": 5,
-                    "description": "0 answered, 1 busy, 2 failed, 3 no answer, 4 unknown, 5 not allowed.",
-                },
-                "number": {
-                    "type": "string",
-                    "description": "Extension: the party's number as given.",
-                },
-                "role": {
-                    "type": "string",
-                    "enum": ["source", "destination"],
-                    "description": "Extension.",
-                },
-                "ended": {**DATE, "description": "Extension: when this party's leg ended."},
-                "sipStatus": {
-                    "type": "integer",
-                    "description": "Extension: the leg's final SIP status.",
-                },
-                "hangupCause": {"type": "string", "description": "Extension."},
-                "media": {
-                    "type": "object",
-                    "description": "Extension: relay counters per stream (`audio`, `video`): RTP/RTCP packets and bytes each way, RTP packets lost.",
-                    "additionalProperties": {
-                        "type": "object",
-                        "additionalProperties": {"type": "integer"},
-                    },
-                },
-            },
-        },
-        "PhoneCall": {
-            "type": "object",
-            "required": ["id"],  # `fields` may leave out everything else
-            "properties": {
-                "id": {"type": "string"},
-                "nonce": {"type": "string"},
-                "extension": {
-                    "type": "string",
-                    "description": "The extension charged (extended number).",
-                },
-                "ownerId": {"type": "integer", "description": "The Organization owning the call."},
-                "ownerName": {"type": "string"},
-                "userId": {
-                    "type": "integer",
-                    "description": "Extension: the user the call was made for.",
-                },
-                "published": DATE,
-                "answered": {**DATE, "description": "When a source answered."},
-                "bridged": {**DATE, "description": "Extension: when the destination answered."},
-                "ended": {**DATE, "description": "Extension."},
-                "state": {
-                    "type": "string",
-                    "description": "Extension: created, calling_source, calling_destination, bridged, ended.",
-                },
-                "disposition": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": 5,
-                    "description": "Extension (once ended).",
-                },
-                "hangupCause": {"type": "string", "description": "Extension."},
-                "duration": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Extension, once ended: the bridged time, from `bridged` (the destination's answer) to `ended`, in whole seconds rounded up (0.2 s counts as 1); 0 when the call was never bridged. The sources' time before the bridge (ringing, ringback) is not counted.",
-                },
-                "charge": {"type": "number", "description": "Extension: the charge, once ended."},
-                "callerId": {"type": "string"},
-                "callerIdDestination": {"type": "string"},
-                "phoneCallView": {"type": "array", "items": ref("PhoneCallView")},
-                "links": {
-                    "type": "object",
                     "properties": {"self": {"type": "string", "format": "uri"}},
                 },
             },
