@@ -40,6 +40,12 @@ class ResourceSchema(RequestSchema):
     def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
 
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        json_schema = super().dict_schema(schema)
+        if json_schema.get("additionalProperties") is True:  # any object: JSON Schema's default
+            del json_schema["additionalProperties"]
+        return json_schema
+
 
 def _inline(value: Any, hidden: dict[str, Any]) -> Any:
     if isinstance(value, dict):
@@ -68,5 +74,9 @@ def component_schemas(
     for schema in defs.values():
         schema.pop("title", None)
         schema.pop("description", None)  # docstrings are for the code
+    for model in models:  # a model publishes the description its json_schema_extra gives
+        extra = model.model_config.get("json_schema_extra")
+        if isinstance(extra, dict) and "description" in extra:
+            defs[model.__name__]["description"] = extra["description"]
     hidden = {name: defs.pop(name) for name in inline}
     return {name: _inline(schema, hidden) for name, schema in defs.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api import jsonschema
 
@@ -121,12 +121,31 @@ class PhoneCall(BaseModel):
     links: SelfLink | None = None
 
 
+class CallEvent(BaseModel):
+    """One state change of a call: ``dump_event`` keeps a ``state`` without value as null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "One state change: the SSE `data` and the statusCallback POST body."
+        }
+    )
+
+    phoneCallId: str
+    seq: int = Field(description="Per call, increasing; the SSE id and X-Event-Id suffix.")
+    event: str = Field(description="created, ringing, answered, bridged, ended, ...")
+    state: str | None = None
+    at: Date | None = Field(description=DATE_NOTE)
+    final: bool = Field(description="True exactly once per call, on the last event.")
+    data: dict[str, Any] | None = None
+
+
 RESOURCE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     OAuthToken,
     OAuthError,
     PhoneCallView,
     PhoneCall,
+    CallEvent,
 )
 
 
@@ -135,6 +154,11 @@ def dump(resource: BaseModel, fields: frozenset[str] | None = None) -> dict[str,
     only those (and ``id``)."""
     include = None if fields is None else set(fields) | {"id"}
     return resource.model_dump(mode="json", exclude_none=True, include=include)
+
+
+def dump_event(event: CallEvent) -> dict[str, Any]:
+    """The JSON object of a CallEvent: every field, ``state`` null while it has none."""
+    return event.model_dump()
 
 
 def component_schemas() -> dict[str, Any]:

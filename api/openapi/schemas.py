@@ -151,27 +151,4 @@ def component_schemas() -> dict[str, Any]:
                 },
             },
         },
-        "CallEvent": {
-            "type": "object",
-            "required": ["phoneCallId", "seq", "event", "at", "final"],
-            "description": "One state change: the SSE `data` and the statusCallback POST body.",
-            "properties": {
-                "phoneCallId": {"type": "string"},
-                "seq": {
-                    "type": "integer",
-                    "description": "Per call, increasing; the SSE id and X-Event-Id suffix.",
-                },
-                "event": {
-                    "type": "string",
-                    "description": "created, ringing, answered, bridged, ended, ...",
-                },
-                "state": {"type": "string"},
-                "at": DATE,
-                "final": {
-                    "type": "boolean",
-                    "description": "True exactly once per call, on the last event.",
-                },
-                "data": {"type": "object"},
-            },
-        },
     }

@@ -3,18 +3,25 @@ the OpenAPI document's schemas are generated from them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from uapi_helpers import PUBLIC_URL, auth, create_call
 
 from api.errors import error_body
+from api.events import event_payload
 from api.openapi import openapi_document
 from api.render import PHONE_CALL_FIELDS
-from api.resources import PhoneCall, PhoneCallView, component_schemas
+from api.resources import CallEvent, PhoneCall, PhoneCallView, component_schemas
+from engine.engine import CallEvent as EngineEvent
 
 
 def test_the_document_publishes_the_resource_models_schemas() -> None:
     published = openapi_document(PUBLIC_URL)["components"]["schemas"]
     generated = component_schemas()
-    assert {"Error", "OAuthToken", "OAuthError", "PhoneCall", "PhoneCallView"} <= set(generated)
+    assert {"Error", "OAuthToken", "OAuthError", "PhoneCall", "PhoneCallView", "CallEvent"} <= set(
+        generated
+    )
+    assert published["CallEvent"]["description"].startswith("One state change")
     for name, schema in generated.items():
         assert published[name] == schema, name
     # optional fields are left out while null, so the document gives their type alone
@@ -50,3 +57,19 @@ async def test_a_rendered_call_reads_back_as_the_model(mock_clock, client) -> No
         f"/uapi/phoneCalls/@me/210/{call_id}", params={"fields": "answered"}, headers=headers
     )
     assert set(only.json()["entry"][0]) <= {"id", "answered"}
+
+
+def test_a_call_event_payload_is_the_model_with_every_field() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    event = EngineEvent("abc", 3, "ringing", "calling_source", at, {"party": "0003*00"}, False)
+    payload = event_payload(event)
+    assert payload == {
+        "phoneCallId": "abc",
+        "seq": 3,
+        "event": "ringing",
+        "state": "calling_source",
+        "at": "2026-01-02T03:04:05Z",
+        "final": False,
+        "data": {"party": "0003*00"},
+    }
+    assert CallEvent.model_validate(payload).seq == 3
