@@ -23,8 +23,9 @@ Checks run in this order and the first failure is answered (all 400 unless noted
    ``[api] callback_allow`` only the hosts listed). Host names are not resolved here, only
    at delivery.
 
-Steps 1-3 are checked here; the body's own rules (4-7) are the ``PhoneCallCreate`` model's
-(``api.bodies``), which applies them in this order.
+Steps 1-2 are checked here; the query's rules (3) are the ``CreateQuery`` model's
+(``api.queries``), the body's own rules (4-7) the ``PhoneCallCreate`` model's (``api.bodies``),
+which apply them in this order.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from typing import Any
 from api import fields
 from api.bodies import CreateRules, PhoneCallCreate, validated
 from api.egress import CallbackPolicy
-from api.fields import bad, parse_boolean, parse_positive_seconds
+from api.fields import bad
 from api.oauth import Principal
+from api.queries import CreateQuery
 from api.scope import (
     allows_short_numbers,
     find_extension,
@@ -123,17 +125,7 @@ def check_simple_call(
             "extension_invalid", f"Extension {extension.extended} is not owned by user {user.id}"
         )
 
-    call_duration = parse_positive_seconds(
-        query.get("callDuration"), "pc_duration_invalid", "callDuration", integer=True
-    )
-    wait_text = query.get("waitForPickup", query.get("waitForPickUp"))
-    wait_for_pickup = parse_positive_seconds(
-        wait_text, "pc_timeout_invalid", "waitForPickup", integer=False
-    )
-    allow_public_transfer = parse_boolean(
-        query.get("allowPublicTransfer"), "pc_transfer_invalid", "allowPublicTransfer"
-    )
-    video = parse_boolean(query.get("video"), "pc_video_invalid", "video")
+    options = validated(CreateQuery, query)
 
     rules = CreateRules(
         directory=directory,
@@ -152,9 +144,9 @@ def check_simple_call(
         caller_id=view.callerId,
         caller_id_destination=view.caller_id_destination,
         nonce=create.nonce,
-        wait_for_pickup=wait_for_pickup or default_wait_for_pickup,
-        call_duration=call_duration,
-        allow_public_transfer=allow_public_transfer,
-        video=video,
+        wait_for_pickup=options.waitForPickup or default_wait_for_pickup,
+        call_duration=options.callDuration,
+        allow_public_transfer=options.allowPublicTransfer,
+        video=options.video,
         status_callback=create.statusCallback,
     )

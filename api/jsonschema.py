@@ -2,7 +2,8 @@
 
 No titles or defaults. An optional request value reads ``null`` as left out, so it is written
 ``"type": [T, "null"]`` (:class:`RequestSchema`); an optional resource field is left out of
-the JSON while it has no value, so it is written as ``T`` alone (:class:`ResourceSchema`).
+the JSON while it has no value, so it is written as ``T`` alone (:class:`ResourceSchema`), and
+so is a query parameter, with its default (:class:`QuerySchema`).
 """
 
 from __future__ import annotations
@@ -80,3 +81,14 @@ def component_schemas(
             defs[model.__name__]["description"] = extra["description"]
     hidden = {name: defs.pop(name) for name in inline}
     return {name: _inline(schema, hidden) for name, schema in defs.items()}
+
+
+class QuerySchema(ResourceSchema):
+    """A query parameter is absent or has a value: its type alone, with its default."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = self.generate_inner(schema["schema"])
+        default = schema.get("default")
+        if isinstance(default, bool | int | float | str):
+            json_schema["default"] = default
+        return json_schema

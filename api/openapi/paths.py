@@ -20,6 +20,7 @@ from api.openapi.parameters import (
     query_param,
 )
 from api.openapi.schemas import JSON, ref
+from api.queries import CreateQuery, query_parameters
 from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
 
@@ -114,26 +115,7 @@ def path_operations() -> dict[str, Any]:
                 "description": "Calls the source numbers at once; when one answers, calls the destination and bridges them. Checks run in this order: userId, extension, callDuration, waitForPickup, allowPublicTransfer, video, source, destination, callerId(s), nonce, statusCallback; the first failure is answered.",
                 "parameters": [
                     USER_ID,
-                    query_param(
-                        "waitForPickup",
-                        "Seconds to wait for a pickup, > 0 (fractions round up), at most 604800. Default 25. Error `pc_timeout_invalid`.",
-                        {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
-                    ),
-                    query_param(
-                        "callDuration",
-                        "Maximum call duration in seconds, a positive integer, at most 604800, counted from the moment a source answers (so the destination's ringing counts); when it runs out every party gets BYE. Sandbox calls stop after 180 s at most. Default: the server's max_duration. Error `pc_duration_invalid`.",
-                        {"type": "integer", "minimum": 1, "maximum": 604800},
-                    ),
-                    query_param(
-                        "allowPublicTransfer",
-                        "Allow transferring a call to a public number. Error `pc_transfer_invalid`.",
-                        {"type": "boolean", "default": False},
-                    ),
-                    query_param(
-                        "video",
-                        "Offer video in SDP. Error `pc_video_invalid`.",
-                        {"type": "boolean", "default": False},
-                    ),
+                    *query_parameters(CreateQuery),
                 ],
                 "requestBody": {
                     "required": True,
