@@ -5,6 +5,7 @@ OpenAPI document its parameters (:func:`query_parameters`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -72,13 +73,17 @@ class CreateQuery(BaseModel):
         return data
 
 
-def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """The OpenAPI query parameters of ``model``'s fields, in their order."""
+def query_parameters(
+    model: type[BaseModel], *, exclude: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """The OpenAPI query parameters of ``model``'s fields (but ``exclude``), in their order."""
     schema = model.model_json_schema(
         ref_template=jsonschema.REF_TEMPLATE, schema_generator=jsonschema.QuerySchema
     )
     parameters = []
     for name, field_schema in schema["properties"].items():
+        if name in exclude:
+            continue
         described = dict(field_schema)
         description = described.pop("description", "")
         parameters.append(

@@ -7,6 +7,7 @@ import pytest
 from uapi_helpers import PUBLIC_URL, assert_error, auth, simple_body
 
 from api.openapi import openapi_document
+from api.paging import OWN_PARAMETERS, PagingQuery
 from api.queries import CreateQuery, query_parameters
 
 CREATE = "/uapi/phoneCalls/@me/simple"
@@ -52,3 +53,49 @@ async def test_query_values_reach_the_call(mock_clock, client, engine) -> None:
     assert response.status_code == 202, response.text
     call = engine.get_call(response.json()[0]["id"])
     assert (call.wait_for_pickup, call.call_duration) == (3, 9)
+
+
+def test_the_listings_document_the_paging_models_parameters() -> None:
+    paths = openapi_document(PUBLIC_URL)["paths"]
+    shared = query_parameters(PagingQuery, exclude=OWN_PARAMETERS)
+    assert [p["name"] for p in shared] == [
+        "count",
+        "startIndex",
+        "filterOp",
+        "filterValue",
+        "sortOrder",
+    ]
+    assert shared[0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 5000, "default": 20}
+    for path in ("/uapi/phoneCalls/{userId}/{extension}", "/uapi/cdr/{ownerId}"):
+        documented = paths[path]["get"]["parameters"]
+        assert all(p in documented for p in shared), path
+        # filterBy and fields name each collection's own fields: the operation documents them
+        assert {"filterBy", "fields"} <= {p["name"] for p in documented}, path
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"count": "0", "startIndex": "x", "sortOrder": "up"}, "count_invalid"),
+        ({"startIndex": "5001", "filterOp": "like"}, "startindex_invalid"),
+        ({"filterOp": "like", "filterBy": "colour"}, "filterop_invalid"),
+        ({"filterBy": "colour", "sortOrder": "up"}, "filterby_invalid"),
+        ({"filterBy": "published", "sortOrder": "up"}, "filtervalue_invalid"),
+        ({"filterBy": "published", "filterValue": "soon"}, "filtervalue_invalid"),
+        ({"sortOrder": "up", "fields": "colour"}, "sortorder_invalid"),
+        ({"fields": " , "}, "fields_invalid"),
+    ],
+)
+async def test_the_first_broken_paging_rule_is_answered(mock_clock, client, params, code) -> None:
+    listing = "/uapi/phoneCalls/@me/@self"
+    response = await client.get(listing, params=params, headers=await auth(client))
+    assert_error(response, 400, code)
+
+
+async def test_a_filter_that_is_present_needs_no_value(mock_clock, client) -> None:
+    headers = await auth(client)
+    await client.post(CREATE, json=simple_body(), headers=headers)
+    params = {"filterBy": "published", "filterOp": "present", "fields": "id, published"}
+    response = await client.get("/uapi/phoneCalls/@me/@self", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    assert set(response.json()["entry"][0]) == {"id", "published"}
