@@ -1,9 +1,9 @@
 """Engine records -> UAPI JSON: the PhoneCall resource, its views and the CDR's PhoneCallStat.
 
-The PhoneCall resource and its views are the models of :mod:`api.resources` (which also give
-the OpenAPI document their schemas). Shapes follow the UAPI reference (section 2.3): null fields
-are left out, dates are ISO 8601 in UTC with a ``Z``, codes are numbers (``status`` 0-5,
-``flow`` 2/4/8, ``disposition`` 0-5).
+The PhoneCall resource, its views and the PhoneCallStat are the models of :mod:`api.resources`
+(which also give the OpenAPI document their schemas). Shapes follow the UAPI reference
+(section 2.3): null fields are left out, dates are ISO 8601 in UTC with a ``Z``, codes are
+numbers (``status`` 0-5, ``flow`` 2/4/8, ``disposition`` 0-5).
 ``ownerId``/``ownerName`` are the Organization that owns the call, as VoipNow documents them.
 
 Extensions beyond VoipNow (documented in the OpenAPI document), all left out while null:
@@ -51,10 +51,6 @@ def _code(value: int | None) -> int | None:
 
 def _text(value: str | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _compact(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def call_path(public_url: str, user_text: str, extension_text: str, call_id: str) -> str:
@@ -154,7 +150,8 @@ def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str
     """A finished call as a CDR PhoneCallStat."""
     answered = _answered_source(call)
     destination_party = next((p for p in call.parties if str(p.role) == "destination"), None)
-    data = _compact(
+    # a dict: flow and disposition are checked against their documented values here
+    record = resources.PhoneCallStat.model_validate(
         {
             "id": str(call.id),
             "extension": str(call.extension),
@@ -177,27 +174,8 @@ def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str
             "hangupCause": _text(call.hangup_cause),
         }
     )
-    if fields is not None:
-        data = {key: value for key, value in data.items() if key in fields or key == "id"}
-    return data
+    return resources.dump(record, fields)
 
 
-STAT_FIELDS = (
-    "id",
-    "extension",
-    "userId",
-    "source",
-    "destination",
-    "sources",
-    "destinations",
-    "callerId",
-    "published",
-    "answered",
-    "bridged",
-    "ended",
-    "disposition",
-    "flow",
-    "duration",
-    "charge",
-    "hangupCause",
-)
+# the names `fields` may keep in a CDR: the PhoneCallStat resource's
+STAT_FIELDS = tuple(resources.PhoneCallStat.model_fields)

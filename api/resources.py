@@ -121,6 +121,34 @@ class PhoneCall(BaseModel):
     links: SelfLink | None = None
 
 
+class PhoneCallStat(BaseModel):
+    """A finished call as a CDR record; ``fields`` may leave out everything but ``id``."""
+
+    id: str
+    extension: str | None = None
+    userId: int | None = None
+    source: str | None = Field(None, description="The source that answered, else the first.")
+    destination: str | None = None
+    sources: list[str] | None = None
+    destinations: list[str] | None = None
+    callerId: str | None = None
+    published: Date | None = Field(None, description=DATE_NOTE)
+    answered: Date | None = Field(None, description=DATE_NOTE)
+    bridged: Date | None = Field(None, description=DATE_NOTE)
+    ended: Date | None = Field(None, description=DATE_NOTE)
+    disposition: Disposition | None = None
+    flow: Flow | None = None
+    duration: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description=(
+            "The bridged time, from `bridged` to `ended`, in whole seconds rounded up; 0 when "
+            "never bridged."
+        ),
+    )
+    charge: float | None = None
+    hangupCause: str | None = None
+
+
 class CallEvent(BaseModel):
     """One state change of a call: ``dump_event`` keeps a ``state`` without value as null."""
 
@@ -145,6 +173,7 @@ RESOURCE_MODELS: tuple[type[BaseModel], ...] = (
     OAuthError,
     PhoneCallView,
     PhoneCall,
+    PhoneCallStat,
     CallEvent,
 )
 

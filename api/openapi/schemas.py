@@ -92,36 +92,6 @@ def component_schemas() -> dict[str, Any]:
                 }
             },
         },
-        "PhoneCallStat": {
-            "type": "object",
-            "required": ["id"],  # `fields` may leave out everything else
-            "properties": {
-                "id": {"type": "string"},
-                "extension": {"type": "string"},
-                "userId": {"type": "integer"},
-                "source": {
-                    "type": "string",
-                    "description": "The source that answered, else the first.",
-                },
-                "destination": {"type": "string"},
-                "sources": {"type": "array", "items": {"type": "string"}},
-                "destinations": {"type": "array", "items": {"type": "string"}},
-                "callerId": {"type": "string"},
-                "published": DATE,
-                "answered": DATE,
-                "bridged": DATE,
-                "ended": DATE,
-                "disposition": {"type": "integer", "minimum": 0, "maximum": 5},
-                "flow": {"type": "integer", "enum": [2, 4, 8]},
-                "duration": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "The bridged time, from `bridged` to `ended`, in whole seconds rounded up; 0 when never bridged.",
-                },
-                "charge": {"type": "number"},
-                "hangupCause": {"type": "string"},
-            },
-        },
         "PhoneCallStatCollection": {
             "type": "object",
             "required": ["entry"],

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from uapi_helpers import PUBLIC_URL, auth, create_call
+from uapi_helpers import PUBLIC_URL, auth, create_call, wait_until
 
 from api.errors import error_body
 from api.events import event_payload
 from api.openapi import openapi_document
 from api.render import PHONE_CALL_FIELDS
-from api.resources import CallEvent, PhoneCall, PhoneCallView, component_schemas
+from api.resources import CallEvent, PhoneCall, PhoneCallStat, PhoneCallView, component_schemas
 from engine.engine import CallEvent as EngineEvent
 
 
 def test_the_document_publishes_the_resource_models_schemas() -> None:
     published = openapi_document(PUBLIC_URL)["components"]["schemas"]
     generated = component_schemas()
-    assert {"Error", "OAuthToken", "OAuthError", "PhoneCall", "PhoneCallView", "CallEvent"} <= set(
-        generated
-    )
+    names = {"Error", "OAuthToken", "OAuthError", "PhoneCall", "PhoneCallView", "PhoneCallStat"}
+    assert names | {"CallEvent"} <= set(generated)
     assert published["CallEvent"]["description"].startswith("One state change")
     for name, schema in generated.items():
         assert published[name] == schema, name
@@ -73,3 +72,16 @@ def test_a_call_event_payload_is_the_model_with_every_field() -> None:
         "data": {"party": "0003*00"},
     }
     assert CallEvent.model_validate(payload).seq == 3
+
+
+async def test_a_cdr_record_reads_back_as_the_model(mock_clock, client, engine) -> None:
+    headers = await auth(client)
+    call_id = await create_call(client, headers, params={"callDuration": "1"})
+    await wait_until(lambda: engine.get_call(call_id).ended is not None)
+    response = await client.get("/uapi/cdr/@me", headers=headers)
+    assert response.status_code == 200, response.text
+    [record] = [r for r in response.json()["entry"] if r["id"] == call_id]
+    assert None not in record.values()
+    assert PhoneCallStat.model_validate(record).destinations == ["0003*01"]
+    only = await client.get("/uapi/cdr/@me", params={"fields": "flow"}, headers=headers)
+    assert all(set(entry) <= {"id", "flow"} for entry in only.json()["entry"])
