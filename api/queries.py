@@ -6,12 +6,14 @@ OpenAPI document its parameters (:func:`query_parameters`).
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from api import fields, jsonschema
 from api.bodies import rule
+from api.paging import parse_date
 
 
 def _seconds(name: str, code: str, *, integer: bool) -> Any:
@@ -71,6 +73,79 @@ class CreateQuery(BaseModel):
         if isinstance(data, dict) and "waitForPickup" not in data and "waitForPickUp" in data:
             return {**data, "waitForPickup": data["waitForPickUp"]}
         return data
+
+
+MAX_NUMBER_LENGTH = 64
+QueryNumber = Annotated[str, Field(min_length=1, max_length=MAX_NUMBER_LENGTH, pattern="\\S")]
+QueryDate = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+def _number(name: str, code: str) -> Any:
+    def check(value: Any, info: ValidationInfo) -> str:
+        text = str(value)
+        if not text.strip() or len(text) > MAX_NUMBER_LENGTH:
+            raise fields.bad(code, f"{name} must be a phone or extension number")
+        return text.strip()
+
+    return rule(check, QueryNumber)
+
+
+def _date(name: str, code: str, *, after: str | None = None) -> Any:
+    def check(value: Any, info: ValidationInfo) -> datetime:
+        moment = parse_date(str(value))
+        if moment is None:
+            raise fields.bad(code, f"{name} must be an ISO 8601 date, e.g. 2026-11-26T10:00:00Z")
+        earliest = None if after is None else info.data.get(after)
+        if earliest is not None and moment < earliest:
+            raise fields.bad(code, f"{name} is before {after}")
+        return moment
+
+    return rule(check, QueryDate)
+
+
+def _code(name: str, allowed: tuple[int, ...], code: str, published: Any) -> Any:
+    def check(value: Any, info: ValidationInfo) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 3 or int(text) not in allowed:
+            raise fields.bad(code, f"{name} must be one of {', '.join(map(str, allowed))}")
+        return int(text)
+
+    return rule(check, published)
+
+
+class CdrQuery(BaseModel):
+    """The CDR's own filters, checked in this order (then the paging query)."""
+
+    source: Annotated[str | None, _number("source", "cdr_source_invalid")] = Field(
+        None, description="Only calls with this source number. Error `cdr_source_invalid`."
+    )
+    destination: Annotated[str | None, _number("destination", "cdr_destination_invalid")] = Field(
+        None,
+        description=("Only calls with this destination number. Error `cdr_destination_invalid`."),
+    )
+    startDate: Annotated[datetime | None, _date("startDate", "cdr_startdate_invalid")] = Field(
+        None, description="Published at or after (ISO 8601). Error `cdr_startdate_invalid`."
+    )
+    endDate: Annotated[
+        datetime | None, _date("endDate", "cdr_enddate_invalid", after="startDate")
+    ] = Field(
+        None,
+        description=(
+            "Published before (ISO 8601); not before startDate. Error `cdr_enddate_invalid`."
+        ),
+    )
+    disposition: Annotated[
+        int | None,
+        _code(
+            "disposition",
+            (0, 1, 2, 3, 4, 5),
+            "cdr_disposition_invalid",
+            Annotated[int, Field(ge=0, le=5)],
+        ),
+    ] = Field(None, description="0-5. Error `cdr_disposition_invalid`.")
+    flow: Annotated[int | None, _code("flow", (2, 4, 8), "cdr_flow_invalid", Literal[2, 4, 8])] = (
+        Field(None, description="2, 4 or 8. Error `cdr_flow_invalid`.")
+    )
 
 
 def query_parameters(

@@ -20,7 +20,7 @@ from api.openapi.parameters import (
     query_param,
 )
 from api.openapi.schemas import JSON, ref
-from api.queries import CreateQuery, query_parameters
+from api.queries import CdrQuery, CreateQuery, query_parameters
 from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
 
@@ -365,36 +365,7 @@ def path_operations() -> dict[str, Any]:
                 "operationId": "listCdr",
                 "parameters": [
                     OWNER_ID,
-                    query_param(
-                        "source",
-                        "Only calls with this source number. Error `cdr_source_invalid`.",
-                        QUERY_NUMBER,
-                    ),
-                    query_param(
-                        "destination",
-                        "Only calls with this destination number. Error `cdr_destination_invalid`.",
-                        QUERY_NUMBER,
-                    ),
-                    query_param(
-                        "startDate",
-                        "Published at or after (ISO 8601). Error `cdr_startdate_invalid`.",
-                        {"type": "string", "format": "date-time"},
-                    ),
-                    query_param(
-                        "endDate",
-                        "Published before (ISO 8601); not before startDate. Error `cdr_enddate_invalid`.",
-                        {"type": "string", "format": "date-time"},
-                    ),
-                    query_param(
-                        "disposition",
-                        "0-5. Error `cdr_disposition_invalid`.",
-                        {"type": "integer", "minimum": 0, "maximum": 5},
-                    ),
-                    query_param(
-                        "flow",
-                        "2, 4 or 8. Error `cdr_flow_invalid`.",
-                        {"type": "integer", "enum": [2, 4, 8]},
-                    ),
+                    *query_parameters(CdrQuery),
                     *PAGING,
                     query_param(
                         "filterBy",

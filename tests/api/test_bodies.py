@@ -4,15 +4,25 @@ rules (numbers that resolve, caller ids an extension may set) between the shape 
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from uapi_helpers import PUBLIC_URL, assert_error, auth, simple_body
 
-from api.bodies import PhoneCallAction, PhoneCallCreate, component_schemas
+from api.bodies import (
+    ENGINE_ACTIONS,
+    NOT_IMPLEMENTED_ACTIONS,
+    ActionName,
+    PhoneCallAction,
+    PhoneCallCreate,
+    component_schemas,
+)
 from api.errors import ApiError
 from api.openapi import openapi_document
 from api.phonecalls import check_action
 
 CREATE = "/uapi/phoneCalls/@me/simple"
+SCHEMAS_OF_MODELS = component_schemas()
 
 
 async def _post(client, body, params=None):
@@ -102,3 +112,9 @@ def test_an_action_reads_both_spellings_of_wait_for_pickup() -> None:
     assert (lower.send_call_to, lower.wait_for_pickup) == ("211", 3)
     both = check_action({"action": "OnHold", "waitForPickUp": 4, "waitForPickup": "x"})
     assert both.wait_for_pickup == 4
+
+
+def test_the_published_actions_are_the_ones_the_server_knows() -> None:
+    published = SCHEMAS_OF_MODELS["PhoneCallAction"]["properties"]["action"]["enum"]
+    assert sorted(published) == sorted(ENGINE_ACTIONS + NOT_IMPLEMENTED_ACTIONS)
+    assert set(get_args(ActionName)) == set(published)

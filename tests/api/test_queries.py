@@ -8,7 +8,7 @@ from uapi_helpers import PUBLIC_URL, assert_error, auth, simple_body
 
 from api.openapi import openapi_document
 from api.paging import OWN_PARAMETERS, PagingQuery
-from api.queries import CreateQuery, query_parameters
+from api.queries import CdrQuery, CreateQuery, query_parameters
 
 CREATE = "/uapi/phoneCalls/@me/simple"
 
@@ -99,3 +99,48 @@ async def test_a_filter_that_is_present_needs_no_value(mock_clock, client) -> No
     response = await client.get("/uapi/phoneCalls/@me/@self", params=params, headers=headers)
     assert response.status_code == 200, response.text
     assert set(response.json()["entry"][0]) == {"id", "published"}
+
+
+def test_the_cdr_operation_documents_the_models_filters() -> None:
+    operation = openapi_document(PUBLIC_URL)["paths"]["/uapi/cdr/{ownerId}"]["get"]
+    filters = query_parameters(CdrQuery)
+    assert [p["name"] for p in filters] == [
+        "source",
+        "destination",
+        "startDate",
+        "endDate",
+        "disposition",
+        "flow",
+    ]
+    assert all(p in operation["parameters"] for p in filters)
+    by_name = {p["name"]: p["schema"] for p in filters}
+    assert by_name["startDate"] == {"type": "string", "format": "date-time"}
+    assert by_name["flow"] == {"type": "integer", "enum": [2, 4, 8]}
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"source": " ", "startDate": "soon"}, "cdr_source_invalid"),
+        ({"destination": "x" * 65, "startDate": "soon"}, "cdr_destination_invalid"),
+        ({"startDate": "soon", "endDate": "later"}, "cdr_startdate_invalid"),
+        ({"startDate": "2026-02-01", "endDate": "2026-01-01", "flow": "9"}, "cdr_enddate_invalid"),
+        ({"disposition": "6", "flow": "9"}, "cdr_disposition_invalid"),
+        ({"flow": "9", "count": "0"}, "cdr_flow_invalid"),
+    ],
+)
+async def test_the_first_broken_cdr_rule_is_answered(mock_clock, client, params, code) -> None:
+    response = await client.get("/uapi/cdr/@me", params=params, headers=await auth(client))
+    assert_error(response, 400, code)
+
+
+async def test_cdr_filters_that_hold_are_accepted(mock_clock, client) -> None:
+    params = {
+        "source": " 0003*00 ",
+        "startDate": "2026-01-01T00:00:00Z",
+        "endDate": "2026-01-01T00:00:00Z",
+        "disposition": "0",
+        "flow": "2",
+    }
+    response = await client.get("/uapi/cdr/@me", params=params, headers=await auth(client))
+    assert response.status_code in (200, 204), response.text
