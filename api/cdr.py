@@ -7,7 +7,8 @@ malformed), ``startDate``/``endDate`` (ISO 8601; published at or after / before;
 ``cdr_startdate_invalid``/``cdr_enddate_invalid``), ``disposition`` (0-5;
 ``cdr_disposition_invalid``), ``flow`` (2, 4 or 8; ``cdr_flow_invalid``), and the standard
 ``filterBy`` (``source``, ``destination``, ``published``, ``answered``), ``filterOp``,
-``filterValue``, ``count``, ``startIndex``, ``sortOrder``, ``fields``.
+``filterValue``, ``count``, ``startIndex``, ``sortOrder``, ``fields``. The filters are the
+``CdrQuery`` model (``api.queries``), the rest the ``PagingQuery`` model (``api.paging``).
 """
 
 from __future__ import annotations
@@ -16,21 +17,19 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.bodies import validated
 from api.context import context
-from api.errors import ApiError
 from api.oauth import authenticate
-from api.paging import apply_paging, page_links, parse_date, parse_paging
+from api.paging import apply_paging, page_links, parse_paging
+from api.queries import CdrQuery
 from api.render import STAT_FIELDS, call_flow, stat_json
 from api.scope import resolve_user
 from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
-
-MAX_NUMBER_LENGTH = 64
 
 
 def _numbers(call: PhoneCall, role: str) -> list[str]:
@@ -48,35 +47,6 @@ STAT_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
 }
 
 
-def _date(query: QueryParams, name: str, code: str) -> datetime | None:
-    text = query.get(name)
-    if text is None:
-        return None
-    value = parse_date(text)
-    if value is None:
-        raise ApiError(400, code, f"{name} must be an ISO 8601 date, e.g. 2026-11-26T10:00:00Z")
-    return value
-
-
-def _code(query: QueryParams, name: str, allowed: tuple[int, ...], code: str) -> int | None:
-    text = query.get(name)
-    if text is None:
-        return None
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 3 or int(text) not in allowed:
-        raise ApiError(400, code, f"{name} must be one of {', '.join(map(str, allowed))}")
-    return int(text)
-
-
-def _number(query: QueryParams, name: str, code: str) -> str | None:
-    text: str | None = query.get(name)
-    if text is None:
-        return None
-    if not text.strip() or len(text) > MAX_NUMBER_LENGTH:
-        raise ApiError(400, code, f"{name} must be a phone or extension number")
-    return text.strip()
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -86,14 +56,10 @@ async def list_cdr(request: Request) -> Response:
     principal = await authenticate(request)
     user = resolve_user(principal, ctx.directory, request.path_params["ownerId"])
     query = request.query_params
-    source = _number(query, "source", "cdr_source_invalid")
-    destination = _number(query, "destination", "cdr_destination_invalid")
-    start = _date(query, "startDate", "cdr_startdate_invalid")
-    end = _date(query, "endDate", "cdr_enddate_invalid")
-    if start is not None and end is not None and end < start:
-        raise ApiError(400, "cdr_enddate_invalid", "endDate is before startDate")
-    disposition = _code(query, "disposition", (0, 1, 2, 3, 4, 5), "cdr_disposition_invalid")
-    flow = _code(query, "flow", (2, 4, 8), "cdr_flow_invalid")
+    filters = validated(CdrQuery, dict(query))
+    source, destination = filters.source, filters.destination
+    start, end = filters.startDate, filters.endDate
+    disposition, flow = filters.disposition, filters.flow
     paging = parse_paging(
         query,
         filterable=STAT_FILTERS,

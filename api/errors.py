@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.resources import Error, ErrorDetail, dump
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +65,8 @@ class ApiError(Exception):
         return f"{self.status} {self.code}: {self.message}"
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return dump(Error(error=ErrorDetail(code=code, message=message)))
 
 
 def error_response(

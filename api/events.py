@@ -42,10 +42,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from api import resources
 from api.context import context
 from api.egress import CallbackPolicy, EgressRefused, EgressTransport
 from api.oauth import authenticate
 from api.render import iso
+from api.resources import dump_event
 from api.scope import path_extension
 from engine.engine import CallEvent
 from engine.model import PhoneCall
@@ -75,15 +77,17 @@ def _jsonable(value: Any) -> Any:
 
 def event_payload(event: CallEvent) -> dict[str, Any]:
     """The JSON form of an engine CallEvent (SSE ``data`` and statusCallback body)."""
-    return {
-        "phoneCallId": str(event.call_id),
-        "seq": int(event.seq),
-        "event": str(_jsonable(event.event)),
-        "state": _jsonable(event.state),
-        "at": iso(event.at),
-        "final": bool(event.final),
-        "data": _jsonable(dict(event.data or {})),
-    }
+    return dump_event(
+        resources.CallEvent(
+            phoneCallId=str(event.call_id),
+            seq=int(event.seq),
+            event=str(_jsonable(event.event)),
+            state=_jsonable(event.state),
+            at=iso(event.at),
+            final=bool(event.final),
+            data=_jsonable(dict(event.data or {})),
+        )
+    )
 
 
 def final_payload(call: PhoneCall, seq: int) -> dict[str, Any]:
@@ -93,15 +97,17 @@ def final_payload(call: PhoneCall, seq: int) -> dict[str, Any]:
         "hangupCause": call.hangup_cause,
         "synthesized": True,
     }
-    return {
-        "phoneCallId": str(call.id),
-        "seq": seq,
-        "event": "ended",
-        "state": _jsonable(call.state),
-        "at": iso(call.ended),
-        "final": True,
-        "data": {k: v for k, v in data.items() if v is not None},
-    }
+    return dump_event(
+        resources.CallEvent(
+            phoneCallId=str(call.id),
+            seq=seq,
+            event="ended",
+            state=_jsonable(call.state),
+            at=iso(call.ended),
+            final=True,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+    )
 
 
 async def follow_call(

@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import ApiError
+from api.resources import OAuthError, OAuthToken, dump
 from engine.directory import App, Directory
 
 logger = logging.getLogger(__name__)
@@ -191,9 +192,8 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="oauth"'
-    return JSONResponse(
-        {"error": error, "error_description": description}, status_code=status, headers=headers
-    )
+    body = OAuthError.model_validate({"error": error, "error_description": description})
+    return JSONResponse(dump(body), status_code=status, headers=headers)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -265,7 +265,7 @@ async def token_endpoint(request: Request) -> Response:
         return _oauth_error(401, "invalid_client", "Unknown client or wrong client secret")
     limiter.success(client_id, source, now)
     return JSONResponse(
-        {"access_token": token, "token_type": "Bearer", "expires_in": tokens.lifetime},
+        dump(OAuthToken(access_token=token, token_type="Bearer", expires_in=tokens.lifetime)),
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
 

@@ -7,6 +7,9 @@
 comma-separated list; dates are ISO 8601; ``filtervalue_invalid``), ``sortOrder``
 (``ascending``/``descending`` by publish time, default ascending; ``sortorder_invalid``) and
 ``fields`` (comma-separated field names; ``fields_invalid``).
+
+The query is the ``PagingQuery`` model: it checks the parameters in that order and gives the
+OpenAPI document their descriptions (``api.queries.query_parameters``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
+from pydantic import BaseModel, Field, PlainValidator, ValidationInfo
+
+from api.bodies import rule, validated
 from api.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -75,14 +81,118 @@ def parse_date(text: str) -> datetime | None:
         return edge.replace(tzinfo=UTC)
 
 
-def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 9 or not low <= int(text) <= high:
-        raise ApiError(400, code, f"{name} must be an integer from {low} to {high}")
-    return int(text)
+@dataclass(frozen=True, slots=True)
+class PagingRules:
+    """What the paging query's rules need of the collection: the validation context."""
+
+    filterable: Collection[str]  # the names filterBy may take, in the order errors list them
+    date_fields: frozenset[str]
+    field_names: frozenset[str]
+
+
+def _rules(info: ValidationInfo) -> PagingRules:
+    rules = info.context
+    if not isinstance(rules, PagingRules):
+        raise TypeError("validate the paging query with a PagingRules context")
+    return rules
+
+
+def _integer(name: str, low: int, high: int, code: str) -> PlainValidator:
+    def check(value: Any, info: ValidationInfo) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 9 or not low <= int(text) <= high:
+            raise ApiError(400, code, f"{name} must be an integer from {low} to {high}")
+        return int(text)
+
+    return rule(check, Annotated[int, Field(ge=low, le=high)])
+
+
+def _filter_op(value: Any, info: ValidationInfo) -> str:
+    if value not in FILTER_OPS:
+        raise ApiError(400, "filterop_invalid", f"filterOp must be one of: {', '.join(FILTER_OPS)}")
+    return str(value)
+
+
+def _filter_by(value: Any, info: ValidationInfo) -> str | None:
+    filterable = _rules(info).filterable
+    if value is not None and value not in filterable:
+        raise ApiError(400, "filterby_invalid", f"filterBy must be one of: {', '.join(filterable)}")
+    return None if value is None else str(value)
+
+
+def _filter_value(value: Any, info: ValidationInfo) -> FilterValue:
+    filter_by, filter_op = info.data.get("filterBy"), info.data.get("filterOp")
+    if filter_by is None or filter_op is None or filter_op == "present":
+        return None  # (an earlier field's error is answered first)
+    if value is None or value == "":
+        raise ApiError(400, "filtervalue_invalid", "filterValue is missing")
+    texts = [v.strip() for v in value.split(",")] if filter_op == "inArray" else [value]
+    values: list[str] | list[datetime] = texts
+    if filter_by in _rules(info).date_fields:
+        dates = [d for d in map(parse_date, texts) if d is not None]
+        if len(dates) != len(texts):
+            raise ApiError(
+                400, "filtervalue_invalid", f"filterValue must be an ISO 8601 date for {filter_by}"
+            )
+        values = dates
+    return values if filter_op == "inArray" else values[0]
+
+
+def _sort_order(value: Any, info: ValidationInfo) -> str:
+    if value not in SORT_ORDERS:
+        raise ApiError(400, "sortorder_invalid", "sortOrder must be ascending or descending")
+    return str(value)
+
+
+def _fields(value: Any, info: ValidationInfo) -> frozenset[str] | None:
+    if value is None:
+        return None
+    requested = {f.strip() for f in str(value).split(",") if f.strip()}
+    unknown = requested - _rules(info).field_names
+    if not requested or unknown:
+        raise ApiError(
+            400,
+            "fields_invalid",
+            f"Unknown fields: {', '.join(sorted(unknown)[:10]) or '(none given)'}",
+        )
+    return frozenset(requested)
+
+
+FilterOp = Literal[
+    "contains", "equals", "greaterThan", "inArray", "lessThan", "present", "startsWith"
+]
+
+
+class PagingQuery(BaseModel):
+    """The standard query of a collection, checked in this order. ``filterBy`` and ``fields``
+    name a collection's own fields, so each operation documents them itself."""
+
+    count: Annotated[int, _integer("count", 1, MAX_COUNT, "count_invalid")] = Field(
+        default=DEFAULT_COUNT, description="Page size, 1-5000. Error `count_invalid`."
+    )
+    startIndex: Annotated[int, _integer("startIndex", 0, MAX_START_INDEX, "startindex_invalid")] = (
+        Field(default=0, description="Index of the first item, 0-5000. Error `startindex_invalid`.")
+    )
+    filterOp: Annotated[str, rule(_filter_op, FilterOp)] = Field(
+        default="equals", description="How filterValue is compared. Error `filterop_invalid`."
+    )
+    filterBy: Annotated[str | None, rule(_filter_by, str | None)] = None
+    filterValue: Annotated[FilterValue, rule(_filter_value, str | None)] = Field(
+        default=None,
+        validate_default=True,
+        description=(
+            "The value compared (comma-separated for inArray; ISO 8601 for dates). Required "
+            "with filterBy unless filterOp is `present`. Error `filtervalue_invalid`."
+        ),
+    )
+    sortOrder: Annotated[str, rule(_sort_order, Literal["ascending", "descending"])] = Field(
+        default="ascending", description="Order by publish time. Error `sortorder_invalid`."
+    )
+    fields: Annotated[frozenset[str] | None, rule(_fields, str | None)] = None
+
+
+# documented by each operation with its own names (api/openapi/paths.py)
+OWN_PARAMETERS = frozenset({"filterBy", "fields"})
 
 
 def parse_paging(
@@ -92,52 +202,16 @@ def parse_paging(
     date_fields: Iterable[str],
     field_names: Iterable[str],
 ) -> Paging:
-    count = _int(query, "count", DEFAULT_COUNT, 1, MAX_COUNT, "count_invalid")
-    start_index = _int(query, "startIndex", 0, 0, MAX_START_INDEX, "startindex_invalid")
-    filter_by = query.get("filterBy")
-    filter_op = query.get("filterOp", "equals")
-    filter_value: FilterValue = None
-    if filter_op not in FILTER_OPS:
-        raise ApiError(400, "filterop_invalid", f"filterOp must be one of: {', '.join(FILTER_OPS)}")
-    if filter_by is not None:
-        if filter_by not in filterable:
-            raise ApiError(
-                400,
-                "filterby_invalid",
-                f"filterBy must be one of: {', '.join(filterable)}",
-            )
-        raw = query.get("filterValue")
-        if filter_op != "present":
-            if raw is None or raw == "":
-                raise ApiError(400, "filtervalue_invalid", "filterValue is missing")
-            texts = [v.strip() for v in raw.split(",")] if filter_op == "inArray" else [raw]
-            values: list[str] | list[datetime] = texts
-            if filter_by in set(date_fields):
-                dates = [d for d in map(parse_date, texts) if d is not None]
-                if len(dates) != len(texts):
-                    raise ApiError(
-                        400,
-                        "filtervalue_invalid",
-                        f"filterValue must be an ISO 8601 date for {filter_by}",
-                    )
-                values = dates
-            filter_value = values if filter_op == "inArray" else values[0]
-    sort_order = query.get("sortOrder", "ascending")
-    if sort_order not in SORT_ORDERS:
-        raise ApiError(400, "sortorder_invalid", "sortOrder must be ascending or descending")
-    fields: frozenset[str] | None = None
-    if query.get("fields") is not None:
-        requested = {f.strip() for f in query["fields"].split(",") if f.strip()}
-        unknown = requested - set(field_names)
-        if not requested or unknown:
-            raise ApiError(
-                400,
-                "fields_invalid",
-                f"Unknown fields: {', '.join(sorted(unknown)[:10]) or '(none given)'}",
-            )
-        fields = frozenset(requested)
+    rules = PagingRules(filterable, frozenset(date_fields), frozenset(field_names))
+    checked = validated(PagingQuery, dict(query), rules)
     return Paging(
-        count, start_index, filter_by, filter_op, filter_value, sort_order == "descending", fields
+        checked.count,
+        checked.startIndex,
+        checked.filterBy,
+        checked.filterOp,
+        checked.filterValue,
+        checked.sortOrder == "descending",
+        checked.fields,
     )
 
 

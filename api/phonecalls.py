@@ -28,9 +28,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.bodies import PhoneCallAction, validated
 from api.body import read_json_object
 from api.context import ApiContext, context
-from api.create import _caller_id, check_simple_call, parse_positive_seconds
+from api.create import check_simple_call
 from api.errors import ApiError
 from api.oauth import authenticate
 from api.paging import Paging, apply_paging, page_links, parse_paging
@@ -42,18 +43,7 @@ from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
 
-ENGINE_ACTIONS = (
-    "Transfer",
-    "TransferToVoicemail",
-    "OnHold",
-    "OffHold",
-    "StartRecording",
-    "StopRecording",
-)
-NOT_IMPLEMENTED_ACTIONS = ("PickUp", "BargeIn", "Park", "UnPark", "Whisper", "Monitor")
-RECORDING_FORMATS = ("wav", "wav49")
 CALL_ID_RE = re.compile(r"[0-9a-fA-F]{1,64}")
-VIEW_ID_RE = re.compile(r"[0-9]{1,3}")
 MAX_NUMBER_LENGTH = 64
 
 CALL_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
@@ -203,15 +193,6 @@ async def get_calls(request: Request) -> Response:
     )
 
 
-def _optional_text(body: dict[str, Any], name: str, code: str = "pc_action_invalid") -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NUMBER_LENGTH:
-        raise ApiError(400, code, f"{name} must be a non-empty string of at most 64 characters")
-    return value.strip()
-
-
 async def delete_calls(request: Request) -> Response:
     ctx = context(request)
     principal = await authenticate(request)
@@ -242,46 +223,15 @@ async def delete_calls(request: Request) -> Response:
 
 def check_action(body: dict[str, Any]) -> CallAction:
     """A PhoneCallAction body -> CallAction; 400/501 for what cannot be done."""
-    action = body.get("action")
-    if not isinstance(action, str) or not action:
-        raise ApiError(400, "pc_action_invalid", "action is missing")
-    if action in NOT_IMPLEMENTED_ACTIONS:
-        raise ApiError(
-            501, "request_not_implemented", f"The {action} action is not implemented by this server"
-        )
-    if action not in ENGINE_ACTIONS:
-        known = ", ".join(ENGINE_ACTIONS + NOT_IMPLEMENTED_ACTIONS)
-        raise ApiError(
-            400, "pc_action_invalid", f"Unknown action {action[:32]!r} (one of: {known})"
-        )
-    send_call_to = _optional_text(body, "sendCallTo")
-    view_id = _optional_text(body, "phoneCallViewId")
-    if view_id is not None and not VIEW_ID_RE.fullmatch(view_id):
-        raise ApiError(400, "pc_action_invalid", "phoneCallViewId must be a view id such as 01")
-    transfer_number = _optional_text(body, "transferNumber")
-    transfer_from = _optional_text(body, "transferFromNumber")
-    record_format = _optional_text(body, "format")
-    if record_format is not None and record_format not in RECORDING_FORMATS:
-        raise ApiError(400, "pc_action_invalid", "format must be wav or wav49")
-    _caller_id(body.get("callerId"), "callerId")
-    wait = body.get("waitForPickUp", body.get("waitForPickup"))
-    wait_seconds: int | None = None
-    if wait is not None:
-        if isinstance(wait, bool) or not isinstance(wait, int | float | str):
-            raise ApiError(400, "pc_timeout_invalid", "waitForPickUp must be a number of seconds")
-        wait_seconds = parse_positive_seconds(
-            str(wait), "pc_timeout_invalid", "waitForPickUp", integer=False
-        )
-    if action in ("Transfer", "TransferToVoicemail") and send_call_to is None:
-        raise ApiError(400, "pc_sendcallto_invalid", f"{action} needs sendCallTo")
+    action = validated(PhoneCallAction, body)
     return CallAction(
-        action=action,
-        send_call_to=send_call_to,
-        phone_call_view_id=view_id,
-        transfer_number=transfer_number,
-        transfer_from_number=transfer_from,
-        format=record_format,
-        wait_for_pickup=wait_seconds,
+        action=action.action,
+        send_call_to=action.sendCallTo,
+        phone_call_view_id=action.phoneCallViewId,
+        transfer_number=action.transferNumber,
+        transfer_from_number=action.transferFromNumber,
+        format=action.format,
+        wait_for_pickup=action.waitForPickUp,
     )
 
 

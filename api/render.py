@@ -1,7 +1,9 @@
 """Engine records -> UAPI JSON: the PhoneCall resource, its views and the CDR's PhoneCallStat.
 
-Shapes follow the UAPI reference (section 2.3): null fields are left out, dates are ISO 8601 in
-UTC with a ``Z``, codes are numbers (``status`` 0-5, ``flow`` 2/4/8, ``disposition`` 0-5).
+The PhoneCall resource, its views and the PhoneCallStat are the models of :mod:`api.resources`
+(which also give the OpenAPI document their schemas). Shapes follow the UAPI reference
+(section 2.3): null fields are left out, dates are ISO 8601 in UTC with a ``Z``, codes are
+numbers (``status`` 0-5, ``flow`` 2/4/8, ``disposition`` 0-5).
 ``ownerId``/``ownerName`` are the Organization that owns the call, as VoipNow documents them.
 
 Extensions beyond VoipNow (documented in the OpenAPI document), all left out while null:
@@ -19,32 +21,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from api import resources
 from engine.directory import Directory
 from engine.model import Party, PhoneCall
 
 logger = logging.getLogger(__name__)
 
-PHONE_CALL_FIELDS = (
-    "id",
-    "nonce",
-    "extension",
-    "ownerId",
-    "ownerName",
-    "userId",
-    "published",
-    "answered",
-    "bridged",
-    "ended",
-    "state",
-    "disposition",
-    "hangupCause",
-    "duration",
-    "charge",
-    "callerId",
-    "callerIdDestination",
-    "phoneCallView",
-    "links",
-)
+# the names `fields` may keep: the PhoneCall resource's
+PHONE_CALL_FIELDS = tuple(resources.PhoneCall.model_fields)
 
 
 def iso(value: datetime | float | None) -> str | None:
@@ -69,10 +53,6 @@ def _text(value: str | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _compact(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in data.items() if value is not None}
-
-
 def call_path(public_url: str, user_text: str, extension_text: str, call_id: str) -> str:
     safe = "@*+!$&'()=:,;"
     return (
@@ -88,7 +68,7 @@ def _answered_source(call: PhoneCall) -> str | None:
     return None
 
 
-def view_json(call: PhoneCall, index: int, party: Party) -> dict[str, Any]:
+def view_of(call: PhoneCall, index: int, party: Party) -> resources.PhoneCallView:
     """One PhoneCallView: the call from one party's point of view."""
     role = str(party.role)
     if role == "source":
@@ -99,7 +79,8 @@ def view_json(call: PhoneCall, index: int, party: Party) -> dict[str, Any]:
         source = [answered] if answered else [str(n) for n in call.sources]
         destination = [str(party.number)]
     on_hold = party.on_hold
-    return _compact(
+    # a dict: role and flow are checked against their documented values here
+    return resources.PhoneCallView.model_validate(
         {
             "id": f"{index:02d}",
             "extension": _text(party.extension),
@@ -133,34 +114,28 @@ def call_json(
 ) -> dict[str, Any]:
     """The PhoneCall resource; ``fields`` keeps only those (``id`` always stays)."""
     org = directory.organization(call.organization_id)
-    data = _compact(
-        {
-            "id": str(call.id),
-            "nonce": _text(call.nonce),
-            "extension": str(call.extension),
-            "ownerId": int(call.organization_id),
-            "ownerName": None if org is None else str(org.name),
-            "userId": int(call.user_id),
-            "published": iso(call.published),
-            "answered": iso(call.answered),
-            "bridged": iso(call.bridged),
-            "ended": iso(call.ended),
-            "state": _text(call.state),
-            "disposition": _code(call.disposition),
-            "hangupCause": _text(call.hangup_cause),
-            "duration": int(call.billable_seconds) if call.ended is not None else None,
-            "charge": float(call.charge) if call.ended is not None else None,
-            "callerId": _text(call.caller_id),
-            "callerIdDestination": _text(call.caller_id_destination),
-            "phoneCallView": [
-                view_json(call, index, party) for index, party in enumerate(call.parties)
-            ],
-            "links": {"self": self_url},
-        }
+    resource = resources.PhoneCall(
+        id=str(call.id),
+        nonce=_text(call.nonce),
+        extension=str(call.extension),
+        ownerId=int(call.organization_id),
+        ownerName=None if org is None else str(org.name),
+        userId=int(call.user_id),
+        published=iso(call.published),
+        answered=iso(call.answered),
+        bridged=iso(call.bridged),
+        ended=iso(call.ended),
+        state=_text(call.state),
+        disposition=_code(call.disposition),
+        hangupCause=_text(call.hangup_cause),
+        duration=int(call.billable_seconds) if call.ended is not None else None,
+        charge=float(call.charge) if call.ended is not None else None,
+        callerId=_text(call.caller_id),
+        callerIdDestination=_text(call.caller_id_destination),
+        phoneCallView=[view_of(call, index, party) for index, party in enumerate(call.parties)],
+        links=resources.SelfLink(self=self_url),
     )
-    if fields is not None:
-        data = {key: value for key, value in data.items() if key in fields or key == "id"}
-    return data
+    return resources.dump(resource, fields)
 
 
 def call_flow(call: PhoneCall) -> int:
@@ -175,7 +150,8 @@ def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str
     """A finished call as a CDR PhoneCallStat."""
     answered = _answered_source(call)
     destination_party = next((p for p in call.parties if str(p.role) == "destination"), None)
-    data = _compact(
+    # a dict: flow and disposition are checked against their documented values here
+    record = resources.PhoneCallStat.model_validate(
         {
             "id": str(call.id),
             "extension": str(call.extension),
@@ -198,27 +174,8 @@ def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str
             "hangupCause": _text(call.hangup_cause),
         }
     )
-    if fields is not None:
-        data = {key: value for key, value in data.items() if key in fields or key == "id"}
-    return data
+    return resources.dump(record, fields)
 
 
-STAT_FIELDS = (
-    "id",
-    "extension",
-    "userId",
-    "source",
-    "destination",
-    "sources",
-    "destinations",
-    "callerId",
-    "published",
-    "answered",
-    "bridged",
-    "ended",
-    "disposition",
-    "flow",
-    "duration",
-    "charge",
-    "hangupCause",
-)
+# the names `fields` may keep in a CDR: the PhoneCallStat resource's
+STAT_FIELDS = tuple(resources.PhoneCallStat.model_fields)

@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (long description strings: this module is data)
-"""The OpenAPI 3.1 document of the facade, written by hand (served at /uapi/openapi.json).
+"""The OpenAPI 3.1 document of the facade (served at /uapi/openapi.json).
 
 Assembled from the path operations (:mod:`api.openapi.paths`) and the component schemas
 (:mod:`api.openapi.schemas`).

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.paging import OWN_PARAMETERS, PagingQuery
+from api.queries import query_parameters
+
 
 def path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
@@ -76,46 +79,7 @@ OWNER_ID = path_param(
     },
 )
 
-PAGING = [
-    query_param(
-        "count",
-        "Page size, 1-5000. Error `count_invalid`.",
-        {"type": "integer", "minimum": 1, "maximum": 5000, "default": 20},
-    ),
-    query_param(
-        "startIndex",
-        "Index of the first item, 0-5000. Error `startindex_invalid`.",
-        {"type": "integer", "minimum": 0, "maximum": 5000, "default": 0},
-    ),
-    query_param(
-        "filterOp",
-        "How filterValue is compared. Error `filterop_invalid`.",
-        {
-            "type": "string",
-            "enum": [
-                "contains",
-                "equals",
-                "greaterThan",
-                "inArray",
-                "lessThan",
-                "present",
-                "startsWith",
-            ],
-            "default": "equals",
-        },
-    ),
-    query_param(
-        "filterValue",
-        "The value compared (comma-separated for inArray; ISO 8601 for dates). Required with "
-        "filterBy unless filterOp is `present`. Error `filtervalue_invalid`.",
-        {"type": "string"},
-    ),
-    query_param(
-        "sortOrder",
-        "Order by publish time. Error `sortorder_invalid`.",
-        {"type": "string", "enum": ["ascending", "descending"], "default": "ascending"},
-    ),
-]
+PAGING = query_parameters(PagingQuery, exclude=OWN_PARAMETERS)
 
 # A party's number as a query value: the server strips it, so it must hold a non-space.
 QUERY_NUMBER = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"}

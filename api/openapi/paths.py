@@ -20,6 +20,7 @@ from api.openapi.parameters import (
     query_param,
 )
 from api.openapi.schemas import JSON, ref
+from api.queries import CdrQuery, CreateQuery, query_parameters
 from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
 
@@ -114,26 +115,7 @@ def path_operations() -> dict[str, Any]:
                 "description": "Calls the source numbers at once; when one answers, calls the destination and bridges them. Checks run in this order: userId, extension, callDuration, waitForPickup, allowPublicTransfer, video, source, destination, callerId(s), nonce, statusCallback; the first failure is answered.",
                 "parameters": [
                     USER_ID,
-                    query_param(
-                        "waitForPickup",
-                        "Seconds to wait for a pickup, > 0 (fractions round up), at most 604800. Default 25. Error `pc_timeout_invalid`.",
-                        {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
-                    ),
-                    query_param(
-                        "callDuration",
-                        "Maximum call duration in seconds, a positive integer, at most 604800, counted from the moment a source answers (so the destination's ringing counts); when it runs out every party gets BYE. Sandbox calls stop after 180 s at most. Default: the server's max_duration. Error `pc_duration_invalid`.",
-                        {"type": "integer", "minimum": 1, "maximum": 604800},
-                    ),
-                    query_param(
-                        "allowPublicTransfer",
-                        "Allow transferring a call to a public number. Error `pc_transfer_invalid`.",
-                        {"type": "boolean", "default": False},
-                    ),
-                    query_param(
-                        "video",
-                        "Offer video in SDP. Error `pc_video_invalid`.",
-                        {"type": "boolean", "default": False},
-                    ),
+                    *query_parameters(CreateQuery),
                 ],
                 "requestBody": {
                     "required": True,
@@ -383,36 +365,7 @@ def path_operations() -> dict[str, Any]:
                 "operationId": "listCdr",
                 "parameters": [
                     OWNER_ID,
-                    query_param(
-                        "source",
-                        "Only calls with this source number. Error `cdr_source_invalid`.",
-                        QUERY_NUMBER,
-                    ),
-                    query_param(
-                        "destination",
-                        "Only calls with this destination number. Error `cdr_destination_invalid`.",
-                        QUERY_NUMBER,
-                    ),
-                    query_param(
-                        "startDate",
-                        "Published at or after (ISO 8601). Error `cdr_startdate_invalid`.",
-                        {"type": "string", "format": "date-time"},
-                    ),
-                    query_param(
-                        "endDate",
-                        "Published before (ISO 8601); not before startDate. Error `cdr_enddate_invalid`.",
-                        {"type": "string", "format": "date-time"},
-                    ),
-                    query_param(
-                        "disposition",
-                        "0-5. Error `cdr_disposition_invalid`.",
-                        {"type": "integer", "minimum": 0, "maximum": 5},
-                    ),
-                    query_param(
-                        "flow",
-                        "2, 4 or 8. Error `cdr_flow_invalid`.",
-                        {"type": "integer", "enum": [2, 4, 8]},
-                    ),
+                    *query_parameters(CdrQuery),
                     *PAGING,
                     query_param(
                         "filterBy",

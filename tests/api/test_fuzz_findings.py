@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from uapi_helpers import PUBLIC_URL, assert_error, auth
 
-from api.create import _status_callback, parse_positive_seconds
 from api.egress import CallbackPolicy
 from api.errors import ApiError
+from api.fields import parse_positive_seconds, status_callback
 from api.openapi import openapi_document
 from api.paging import parse_date, parse_paging
 from api.phonecalls import check_action
@@ -255,7 +255,7 @@ def test_every_status_callback_the_pattern_admits_is_accepted(url: str) -> None:
     # Was: "http://[::::]/" matched the published pattern, then failed the server's IPv6 check.
     # Only the server's egress policy (its configuration, not the URL's syntax) may refuse one.
     try:
-        assert _status_callback(url, CallbackPolicy()) == url
+        assert status_callback(url, CallbackPolicy()) == url
     except ApiError as exc:
         assert exc.message.startswith("statusCallback is refused: "), exc.message
 
