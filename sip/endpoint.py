@@ -138,6 +138,11 @@ class IncomingRequest:
         else:
             self._cancel_callbacks.append(callback)
 
+    def forget_cancel_callbacks(self) -> None:
+        """Drop the callbacks ``on_cancel`` kept: their owner is done with this request (and
+        a callback that is its bound method would keep both alive as a reference cycle)."""
+        self._cancel_callbacks.clear()
+
     def _cancel(self) -> None:
         self.cancelled.set()
         callbacks, self._cancel_callbacks = self._cancel_callbacks, []

@@ -74,6 +74,10 @@ def random_token() -> str:
     return secrets.token_hex(8)
 
 
+def _late_response(response: Response, peer: Peer) -> None:
+    """Where responses to our requests go once the session is closed: nowhere."""
+
+
 class SessionDriver:
     """Runs one session state machine (see the module docstring)."""
 
@@ -238,6 +242,9 @@ class SessionDriver:
         session = self._session
         self._closed = True
         self._running = False
+        # the one reference cycle of a session (self -> its bound method -> self): broken here,
+        # so a finished call is freed by reference counting, not left to the cycle collector
+        self._sink = _late_response
         self._endpoint.unregister_dialog(session.call_id, session.local_tag)
         if self._retained is not None:
             self._endpoint.transport.release(self._retained)

@@ -65,6 +65,10 @@ class InviteServer(SessionDriver):
         self._uas.cancel_received()
         self._kick()
 
+    def _close(self) -> None:
+        super()._close()
+        self._incoming.forget_cancel_callbacks()
+
     async def progress(self, status: int = 180, sdp: bytes | None = None) -> None:
         """Send a provisional response (180 Ringing, 183 with early media SDP...)."""
         self._uas.progress(status, sdp, trio.current_time())
