@@ -13,10 +13,10 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import default_config
+from engine.config import Config, default_config
 from engine.directory import demo_directory
 from engine.sipservice import ALLOWED_METHODS, SipService
-from engine.store import open_store
+from engine.store import Store, open_store
 from sip.auth import authorize, choose_challenge, parse_challenge
 from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
@@ -48,18 +48,25 @@ class NoEngine:
         raise AssertionError("an unauthenticated INVITE reached the engine")
 
 
-def service(algorithms: tuple[str, ...] = ("MD5", "SHA-256")) -> SipService:
-    config = default_config()
+def service(
+    algorithms: tuple[str, ...] = ("MD5", "SHA-256"),
+    *,
+    store: Store | None = None,
+    config: Config | None = None,
+    now: float = NOW,
+) -> SipService:
+    """A SipService as the server builds one (a fresh store, the demo directory), at ``now``."""
+    config = config or default_config()
     config = dataclasses.replace(
         config, sip=dataclasses.replace(config.sip, digest_algorithms=algorithms)
     )
     return SipService(
         SipEndpoint(allowed_methods=ALLOWED_METHODS),
         demo_directory(),
-        open_store("sqlite:///:memory:"),
+        store or open_store("sqlite:///:memory:"),
         config,
         engine=NoEngine(),  # type: ignore[arg-type]
-        wall_clock=lambda: NOW,
+        wall_clock=lambda: now,
     )
 
 
@@ -123,30 +130,16 @@ def test_challenges_follow_the_configured_order_for_register_and_invite() -> Non
 def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -> None:
     store = open_store("sqlite:///:memory:")
     config = default_config()
-    before = SipService(
-        SipEndpoint(allowed_methods=ALLOWED_METHODS),
-        demo_directory(),
-        store,
-        config,
-        engine=NoEngine(),  # type: ignore[arg-type]
-        wall_clock=lambda: NOW,
-    )
+    before = service(store=store, config=config)
     reply = answer(before, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
     creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(before, good)) is not None and ok.status == 200
-    # A restart: the same store (same secret) recognises the nonce as ours, but the new
-    # process never saw its counts, so it asks again with stale=true instead of trusting it.
-    after = SipService(
-        SipEndpoint(allowed_methods=ALLOWED_METHODS),
-        demo_directory(),
-        store,
-        config,
-        engine=NoEngine(),  # type: ignore[arg-type]
-        wall_clock=lambda: NOW + 5,
-    )
+    # A restart on the same store: the new process signs nonces with a key of its own (it
+    # never saw the old one's counts), so it asks again with stale=true instead of trusting it.
+    after = service(store=store, config=config, now=NOW + 5)
     reply = answer(after, good)
     assert reply is not None and reply.status == 401
     assert "stale=true" in (reply.headers.get("WWW-Authenticate") or "")
@@ -161,17 +154,7 @@ def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_s
             default_config().cluster, secret="a long shared cluster secret"
         ),
     )
-    node_a, node_b = (
-        SipService(
-            SipEndpoint(allowed_methods=ALLOWED_METHODS),
-            demo_directory(),
-            open_store("sqlite:///:memory:"),
-            config,
-            engine=NoEngine(),  # type: ignore[arg-type]
-            wall_clock=lambda: NOW,
-        )
-        for _ in range(2)
-    )
+    node_a, node_b = (service(config=config) for _ in range(2))
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
@@ -213,14 +196,7 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
     store.save_contact(
         "0003*210", "sip:desk@192.0.2.10:5062", "192.0.2.10:5062 udp", NOW + 600, "c", 1
     )
-    sip = SipService(
-        SipEndpoint(allowed_methods=ALLOWED_METHODS),
-        demo_directory(),
-        store,
-        default_config(),
-        engine=NoEngine(),  # type: ignore[arg-type]
-        wall_clock=lambda: NOW,
-    )
+    sip = service(store=store)
     # 4 addresses x 5 wrong passwords: the user is blocked for addresses it never used...
     for n in range(4):
         attacker = Peer("udp", f"203.0.113.{n}", 5060)
