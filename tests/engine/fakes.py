@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
-from engine.calls import MediaSide
+from engine.call_types import MediaSide
 from engine.config import default_config
 from engine.directory import Extension, demo_directory
 from engine.engine import CallEvent, Engine, LegProvider, OriginateRequest, open_engine
