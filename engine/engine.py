@@ -31,7 +31,7 @@ from engine.call_types import (
     Transfer,
 )
 from engine.calls import SimpleCall, call_charge
-from engine.config import Config
+from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
     ActionNotSupported,

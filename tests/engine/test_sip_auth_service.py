@@ -13,7 +13,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config, default_config
+from engine.config_model import Config, default_config
 from engine.directory import demo_directory
 from engine.sipservice import ALLOWED_METHODS, SipService
 from engine.store import Store, open_store
