@@ -77,6 +77,12 @@ class NullMedia:
     def set_hold(self, side: object, held: bool) -> None:
         return None
 
+    def start_mix(self, sides: Sequence[object], hears: Sequence[tuple[int, int]]) -> None:
+        return None
+
+    def stop_mix(self, side: object) -> None:
+        return None
+
     async def start_recording(self, a: object, b: object) -> str:
         return ""
 
@@ -242,6 +248,19 @@ class RelayMedia:
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
 
+    def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
+        relay_sides = [_relay_side(side) for side in sides]
+        payload_types = []
+        for side in relay_sides:
+            codec = audio_codec(side.accepted)
+            if codec is None:
+                raise MediaError("a party of the mix has no audio codec agreed")
+            payload_types.append(codec[0])
+        self._relay.start_mix([side.audio for side in relay_sides], payload_types, hears)
+
+    def stop_mix(self, side: MediaSide) -> None:
+        self._relay.stop_mix(_relay_side(side).audio)
+
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         # Opens the file in the relay (a round trip): not in the event loop's thread.
         return await trio.to_thread.run_sync(self._start_recording, a, b)
@@ -314,6 +333,23 @@ class RelayMedia:
                     self._relay.release(ep)
         self._sides.clear()
         self._bridges.clear()
+
+
+def audio_codec(data: bytes | None) -> tuple[int, str] | None:
+    """The payload type and name of the first audio codec an agreed SDP lists (the one the
+    party talks), or None when it has no usable audio stream."""
+    if not data:
+        return None
+    try:
+        parsed = sdp.SessionDescription.parse(data)
+    except RemoteProtocolError:
+        return None
+    for m in parsed.media:
+        if m.media == "audio" and m.port:
+            for codec in m.codecs():
+                if codec.name.lower() not in ("telephone-event", "cn"):
+                    return codec.payload_type, codec.name
+    return None
 
 
 def _relay_side(side: MediaSide) -> RelaySide:
