@@ -40,9 +40,7 @@ def tones_in(samples: list[int], rate: int) -> set[str]:
     if rms(samples) < 300:
         return set()
     total = sum(s * s for s in samples) / len(samples)
-    return {
-        name for name, hz in TONES.items() if goertzel_power(samples, rate, hz) / total > 0.04
-    }
+    return {name for name, hz in TONES.items() if goertzel_power(samples, rate, hz) / total > 0.04}
 
 
 class Call:
