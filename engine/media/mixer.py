@@ -13,19 +13,24 @@ the frames of the speakers it hears (never its own), clipped to 16 bits and enco
 codec, as one RTP packet with the listener's own SSRC, sequence number and timestamp.
 
 Codecs: G.711 µ-law (PT 0) and A-law (PT 8) only; a frame of another payload type (DTMF events,
-comfort noise) counts as silence. Every G.711 value is a multiple of 4, so frames are decoded to
-samples divided by 4 (exact) and summed as Python ints; the encode table is indexed by the sum
-itself, negative sums through Python's negative indexing, with the clipping built into it, so a
-frame is decoded, summed and encoded by ``map`` without a Python-level loop per sample.
+comfort noise) counts as silence. The maths runs in C, without a Python-level loop per sample:
+every G.711 value is a multiple of 4, so a frame is decoded (two ``bytes.translate``) into the
+32-bit little-endian lanes of one big int, each lane holding ``sample / 4 + 8192`` (always
+positive); adding the ints of k frames adds every lane at once (a lane stays below 2**17 for
+the 7 speakers a mix of 8 can give one listener, so no carry crosses lanes); the sum's lanes
+are read back as an ``array`` and encoded by one table per (codec, k), indexed by the lane
+value, that has the clipping to 16 bits built in. A listener that hears one speaker talking
+its own codec gets that speaker's payload unchanged.
 
 Standard library only, like the rest of the relay.
 """
 
 from __future__ import annotations
 
+import array
 import functools
-import operator
 import random
+import sys
 from collections.abc import Callable, Sequence
 
 from engine.media import g711, rtp
@@ -36,11 +41,13 @@ MAX_MEMBERS = 8
 MIXABLE = (g711.PT_PCMU, g711.PT_PCMA)
 _CODEC_NAMES = {g711.PT_PCMU: "PCMU", g711.PT_PCMA: "PCMA"}
 _MAX_LAG = 0.2  # a loop this late skips ticks instead of sending a burst
-_LIMIT = 8192  # |sample / 4| of a full-scale 16-bit sample
-_HALF = _LIMIT * (MAX_MEMBERS - 1)  # the largest |sum| a listener can get
+_BIAS = 8192  # |sample / 4| of a full-scale 16-bit sample: lanes hold sample / 4 + _BIAS
+_LANES_BYTES = 4 * SAMPLES_PER_FRAME
 _SILENCE = {g711.PT_PCMU: 0xFF, g711.PT_PCMA: 0xD5}
 
 Hears = Sequence[tuple[int, int]]
+_LANE_TYPE = next(code for code in "IL" if array.array(code).itemsize == 4)
+_SWAP = sys.byteorder != "little"
 
 
 def check_mix(payload_types: Sequence[int], hears: Hears) -> None:
@@ -65,41 +72,54 @@ def codec_name(payload_type: int) -> str:
     return _CODEC_NAMES.get(payload_type, f"payload type {payload_type}")
 
 
-@functools.cache
-def decode_table(payload_type: int) -> tuple[int, ...]:
-    """Each G.711 byte's sample divided by 4 (exact: every G.711 value is a multiple of 4)."""
-    table = g711.ULAW_DECODE if payload_type == g711.PT_PCMU else g711.ALAW_DECODE
-    return tuple(v >> 2 for v in table)
+def _decoder(payload_type: int) -> Callable[[int], int]:
+    return g711.ulaw_to_linear if payload_type == g711.PT_PCMU else g711.alaw_to_linear
+
+
+def _encoder(payload_type: int) -> Callable[[int], int]:
+    return g711.linear_to_ulaw if payload_type == g711.PT_PCMU else g711.linear_to_alaw
 
 
 @functools.cache
-def encode_table(payload_type: int) -> bytes:
-    """The code of each sum (in samples / 4), clipped to 16 bits: index ``s`` for ``s >= 0``,
-    ``len - |s|`` for a negative one, so ``table[s]`` works for every ``|s| <= _HALF``."""
-    encode = g711.linear_to_ulaw if payload_type == g711.PT_PCMU else g711.linear_to_alaw
-    positive = [encode(4 * v) for v in range(_LIMIT)]
-    positive += [encode(32767)] * (_HALF - _LIMIT)
-    negative = [encode(-32768)] * (_HALF - _LIMIT)
-    negative += [encode(-4 * v) for v in range(_LIMIT, 0, -1)]
-    return bytes(positive + negative)
+def _lane_tables(payload_type: int) -> tuple[bytes, bytes]:
+    """The low and high byte of each code's lane value (``sample / 4 + _BIAS``)."""
+    decode = _decoder(payload_type)
+    values = [(decode(code) >> 2) + _BIAS for code in range(256)]
+    return bytes(v & 0xFF for v in values), bytes(v >> 8 for v in values)
 
 
-def decode(payload: bytes, payload_type: int) -> list[int]:
-    """A G.711 frame as samples / 4."""
-    return list(map(decode_table(payload_type).__getitem__, payload))
+@functools.cache
+def _base_codes(payload_type: int) -> bytes:
+    """The code of each ``s = sample / 4`` in ``[-_BIAS, _BIAS)``, at index ``s + _BIAS``."""
+    encode = _encoder(payload_type)
+    return bytes(encode(max(-32768, min(32767, 4 * s))) for s in range(-_BIAS, _BIAS))
 
 
-def mix(frames: Sequence[list[int]]) -> list[int]:
-    """The sample-wise sum of frames (the shortest decides the length); unclipped."""
-    total = frames[0]
-    for frame in frames[1:]:
-        total = list(map(operator.add, total, frame))
-    return total
+@functools.cache
+def sum_table(payload_type: int, count: int) -> bytes:
+    """The code of each lane value of a sum of ``count`` frames (``s + count * _BIAS``),
+    clipped to 16 bits."""
+    base = _base_codes(payload_type)
+    below = bytes([base[0]]) * ((count - 1) * _BIAS)
+    above = bytes([base[-1]]) * ((count - 1) * _BIAS + 1)
+    return below + base + above
 
 
-def encode(samples: list[int], payload_type: int) -> bytes:
-    """Sums (samples / 4) as G.711, clipped to the 16-bit range."""
-    return bytes(map(encode_table(payload_type).__getitem__, samples))
+def pack(payload: bytes, payload_type: int) -> int:
+    """A 160-byte G.711 frame as an int of 160 32-bit lanes (see the module docstring)."""
+    low, high = _lane_tables(payload_type)
+    lanes = bytearray(_LANES_BYTES)
+    lanes[0::4] = payload.translate(low)
+    lanes[1::4] = payload.translate(high)
+    return int.from_bytes(lanes, "little")
+
+
+def encode_sum(total: int, count: int, payload_type: int) -> bytes:
+    """The sum of ``count`` packed frames as a G.711 frame, clipped to the 16-bit range."""
+    lanes = array.array(_LANE_TYPE, total.to_bytes(_LANES_BYTES, "little"))
+    if _SWAP:
+        lanes.byteswap()
+    return bytes(map(sum_table(payload_type, count).__getitem__, lanes))
 
 
 def silence(payload_type: int) -> bytes:
@@ -169,31 +189,44 @@ class Mix:
         self.due = start
         self.active = True
 
-    def frames(self) -> list[list[int] | None]:
-        """Take each member's frame of this tick, decoded (None: nothing usable arrived)."""
-        frames: list[list[int] | None] = []
+    def frames(self) -> list[tuple[bytes, int] | None]:
+        """Take each member's frame of this tick: (160-byte payload, payload type), or None
+        when nothing usable arrived."""
+        frames: list[tuple[bytes, int] | None] = []
         for member in self.inputs:
             packet, member.frame = member.frame, None
             parsed = None if packet is None else rtp.parse(packet)
             if parsed is None or parsed[0] not in MIXABLE:
                 frames.append(None)
                 continue
-            samples = decode(parsed[4][:SAMPLES_PER_FRAME], parsed[0])
-            if len(samples) < SAMPLES_PER_FRAME:  # a short frame: the rest is silence
-                samples += [0] * (SAMPLES_PER_FRAME - len(samples))
-            frames.append(samples)
+            pt, payload = parsed[0], parsed[4]
+            if len(payload) != SAMPLES_PER_FRAME:  # a short frame ends in silence
+                payload = (payload + silence(pt))[:SAMPLES_PER_FRAME]
+            frames.append((payload, pt))
         return frames
 
     def tick(self) -> list[bytearray]:
         """One packet per member (index order): the sum of what it hears; silence if none."""
         frames = self.frames()
+        packed: dict[int, int] = {}
         packets: list[bytearray] = []
         for output, speakers in zip(self._outputs, self._speakers, strict=True):
-            heard = [frame for s in speakers if (frame := frames[s]) is not None]
-            if heard:
-                payload = encode(mix(heard), output.payload_type)
+            pt = output.payload_type
+            heard = [s for s in speakers if frames[s] is not None]
+            if not heard:
+                payload = silence(pt)
+            elif len(heard) == 1 and (only := frames[heard[0]]) is not None and only[1] == pt:
+                payload = only[0]  # one speaker in the listener's own codec: as it came
             else:
-                payload = silence(output.payload_type)
+                total = 0
+                for s in heard:
+                    lanes = packed.get(s)
+                    if lanes is None:
+                        frame = frames[s]
+                        assert frame is not None
+                        lanes = packed[s] = pack(*frame)
+                    total += lanes
+                payload = encode_sum(total, len(heard), pt)
             packets.append(output.packet_for(payload))
         self.due += PACKET_TIME
         return packets
