@@ -191,7 +191,9 @@ class Phone:
 def _talk(
     relay: Relay | RelayProcess, phones: list[Phone], ports: list[int], seconds: float
 ) -> None:
+    time.sleep(0.1)  # what the relay sent before (the last change included) is in: left out
     for p in phones:
+        p.drain()
         p.received.clear()
     start = time.monotonic()
     seq = 0
@@ -227,10 +229,14 @@ def test_a_mix_on_the_relay_follows_the_matrix_and_ends_back_in_the_bridge(
     ports = [ep.rtp_port for ep in eps]
     # a Whisper: 2 is heard by 0 only and hears both
     relay.start_mix(eps, [PCMU, PCMA, PCMU], [(0, 1), (1, 0), (0, 2), (2, 0), (2, 1)])
+    if isinstance(relay, RelayProcess):
+        relay.sync()
     _talk(relay, phones, ports, 0.8)
     assert [p.heard() for p in phones] == [{1100, 1500}, {700}, {700, 1100}]
     assert all(rtp.parse(p)[0] == PCMA for p in phones[1].received)  # type: ignore[index]
     relay.stop_mix(eps[2])
+    if isinstance(relay, RelayProcess):
+        relay.sync()  # the one-way stop_mix has been taken
     _talk(relay, phones, ports, 0.5)
     # the plain bridge again: 0 and 1 hear each other, the third hears nothing
     assert [p.heard() for p in phones] == [{1100}, {700}, set()]
