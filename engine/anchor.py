@@ -24,6 +24,8 @@ from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
+SANDBOX_PAYLOAD_TYPE = 0  # a sandbox number talks PCMU (the relay's generator's default)
+
 _NULL_SDP = (
     b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 9 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
@@ -203,6 +205,7 @@ class RelayMedia:
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
+        self._sandboxes: set[int] = set()  # endpoint ids of sandbox phones the relay plays
 
     def new_side(self, label: str, video: bool) -> RelaySide:
         side = RelaySide(self._relay, video)
@@ -237,7 +240,8 @@ class RelayMedia:
 
     def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
-        self._relay.generate(side.audio, frequency)
+        self._relay.generate(side.audio, frequency)  # PCMU, as a sandbox's SDP would say
+        self._sandboxes.add(side.audio.id)
 
     def stop_sandbox(self, side: MediaSide) -> None:
         side = _relay_side(side)
@@ -253,9 +257,12 @@ class RelayMedia:
         payload_types = []
         for side in relay_sides:
             codec = audio_codec(side.accepted)
-            if codec is None:
+            if codec is not None:
+                payload_types.append(codec[0])
+            elif side.audio.id in self._sandboxes:  # a sandbox answers without SDP
+                payload_types.append(SANDBOX_PAYLOAD_TYPE)
+            else:
                 raise MediaError("a party of the mix has no audio codec agreed")
-            payload_types.append(codec[0])
         self._relay.start_mix([side.audio for side in relay_sides], payload_types, hears)
 
     def stop_mix(self, side: MediaSide) -> None:

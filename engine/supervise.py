@@ -124,6 +124,8 @@ def supervise_request(
     if name == "Whisper":
         whispered_to = _whispered_to(call, directory, view, pair)
     for index, connected in zip(pair.indexes, pair.connected, strict=True):
+        if connected.party.kind == "sandbox":
+            continue  # played by the relay itself, in PCMU
         codec = audio_codec(connected.side.accepted)
         if codec is None or codec[0] not in MIXABLE_CODECS:
             talks = "no audio codec" if codec is None else codec[1]

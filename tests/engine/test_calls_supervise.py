@@ -6,7 +6,18 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from fakes import EXT_A, EXT_B, EXT_C, PUBLIC, PUBLIC_2, answers, at, open_harness, rings
+from fakes import (
+    EXT_A,
+    EXT_B,
+    EXT_C,
+    PUBLIC,
+    PUBLIC_2,
+    SANDBOX,
+    answers,
+    at,
+    open_harness,
+    rings,
+)
 
 from engine.engine import CallAction
 from engine.errors import (
@@ -206,6 +217,16 @@ async def test_whisper_without_a_party_of_the_organization_is_refused(mock_clock
         await trio.sleep_until(5)
         with pytest.raises(NoPartyToWhisperTo):
             await h.engine.act(call_id, listen("Whisper", phone_call_view_id="00"))
+
+
+async def test_a_call_to_a_sandbox_number_can_be_monitored(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_C: [answers(1)]}) as h:
+        call_id = await h.originate([EXT_A], [SANDBOX])
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, listen("Monitor"))
+        await trio.sleep_until(7)
+        (mixed,) = h.media(call_id).named("start_mix")
+        assert mixed.args[0] == ("a", "b", "supervisor")
 
 
 async def test_a_party_on_another_codec_than_g711_is_refused_saying_which(mock_clock) -> None:

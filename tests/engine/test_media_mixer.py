@@ -244,6 +244,28 @@ def test_a_mix_on_the_relay_follows_the_matrix_and_ends_back_in_the_bridge(
         p.sock.close()
 
 
+def test_a_sandbox_phone_inside_the_relay_is_mixed_like_a_phone() -> None:
+    relay = Relay(HOST, free_range(20))
+    relay.start()
+    try:
+        phones = [Phone(PCMU, 700), Phone(PCMA, 1100)]
+        sandbox, a, b = relay.allocate(), relay.allocate(), relay.allocate()
+        for ep, phone in ((a, phones[0]), (b, phones[1])):
+            relay.set_remote(ep, HOST, phone.port)
+        relay.bridge(sandbox, a)
+        relay.generate(sandbox, 1500.0)
+        # a BargeIn: the sandbox (member 0), its caller a (1), a supervisor b (2)
+        everyone = [(i, j) for i in range(3) for j in range(3) if i != j]
+        relay.start_mix([sandbox, a, b], [PCMU, PCMU, PCMA], everyone)
+        _talk(relay, phones, [a.rtp_port, b.rtp_port], 0.8)
+        assert [p.heard() for p in phones] == [{1100, 1500}, {700, 1500}]
+        assert relay.stats(sandbox).rtp.packets_sent > 20  # the mix reached the sandbox too
+        for p in phones:
+            p.sock.close()
+    finally:
+        relay.close()
+
+
 def test_releasing_a_member_ends_the_mix_for_all() -> None:
     relay = Relay(HOST, free_range(20))
     relay.start()
