@@ -185,7 +185,8 @@ def hears(mode: str, whispered_to: int | None, private: bool) -> list[tuple[int,
     if mode == "BargeIn":
         return [*pairs, (0, 2), (1, 2), (2, 0), (2, 1)]
     if mode == "Whisper":
-        assert whispered_to in (0, 1)
+        if whispered_to not in (0, 1):
+            raise ValueError("Whisper needs the party that hears the whisperer")
         pairs.append((whispered_to, 2))
         if private:
             return pairs
