@@ -201,8 +201,9 @@ async def supervise(controller: SimpleCall, request: Supervise) -> None:
     party = request.target
     pair = talking(controller)
     present = supervisor_of(call)
-    if pair is None or present is not None:  # changed since the engine checked
-        cause = "the call is not bridged" if pair is None else "a supervisor is already in"
+    busy = present is not None or controller._transfer_staying is not None
+    if pair is None or busy:  # changed since the engine checked (requests queued together)
+        cause = "the call is not bridged" if pair is None else "another party is joining"
         controller._changed(
             "supervisor_failed", {"party": party.number, "action": request.mode, "cause": cause}
         )

@@ -236,3 +236,17 @@ async def test_a_party_on_another_codec_than_g711_is_refused_saying_which(mock_c
         with pytest.raises(CodecNotMixable, match=r"0003\*211 talks G722"):
             await h.engine.act(call_id, listen("BargeIn"))
         assert EXT_C not in h.legs.legs
+
+
+async def test_a_listen_in_queued_behind_a_transfer_fails_without_ringing(mock_clock) -> None:
+    scripts = {EXT_A: [answers(1)], EXT_B: [answers(1)], EXT_C: [answers(1)], PUBLIC: [rings()]}
+    async with open_harness(scripts) as h:
+        call_id = await h.originate([EXT_A], [EXT_B], allow_public_transfer=True)
+        await trio.sleep_until(5)
+        # both accepted by the engine before the call's task took the first
+        await h.engine.act(call_id, CallAction("Transfer", send_call_to=PUBLIC))
+        await h.engine.act(call_id, listen("Monitor"))
+        await trio.sleep_until(8)
+        failed = [e for _, e in h.events if e.event == "supervisor_failed"]
+        assert failed and failed[0].data["cause"] == "another party is joining"
+        assert EXT_C not in h.legs.legs
