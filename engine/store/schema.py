@@ -85,6 +85,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             expires_at {real} NOT NULL
         )""",
         "CREATE INDEX nonce_counts_expiry ON nonce_counts (expires_at)",
+        # the nonces of calls made before: a repeated create still reaches its call
+        "INSERT INTO nonces (user_id, nonce, call_id) SELECT user_id, nonce, id FROM calls"
+        " WHERE nonce IS NOT NULL ON CONFLICT DO NOTHING",
     ),
 }
 

@@ -330,6 +330,7 @@ def test_a_version_2_database_opens_and_loses_its_tokens_table(store_url: str, r
     assert store.schema_version == SCHEMA_VERSION
     assert store.find_call_by_nonce(12, "old") == call
     assert store.setting("cluster.secret") == "kept"
+    assert store.claim_nonce(12, "old", "e" * 20) == call.id  # the old nonce still holds
     store.close()
     with pytest.raises(Exception, match="tokens"):
         raw.rows("SELECT COUNT(*) FROM tokens")
