@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.errors import ServiceUnavailable
 from engine.model import PhoneCall
 
 
@@ -12,7 +13,7 @@ class StoreError(Exception):
     """The store cannot be opened or used (bad URL, unreadable file, newer schema...)."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, ServiceUnavailable):
     """The store's server cannot be reached right now (connection refused or lost); the
     operation may succeed when it is back."""
 
@@ -30,6 +31,8 @@ class ContactRecord:
 
 
 class Store(Protocol):
+    @property
+    def available(self) -> bool: ...
     def save_call(self, call: PhoneCall, *, durable: bool = False) -> None: ...
     def flush(self) -> None: ...
     def get_call(self, call_id: str) -> PhoneCall | None: ...

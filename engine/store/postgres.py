@@ -36,6 +36,7 @@ class PostgresStore(SqlStore):
     password (what messages say)."""
 
     dialect = POSTGRESQL
+    remote = True
 
     def __init__(self, url: str, shown: str, *, connect_timeout: int = 3) -> None:
         super().__init__()
@@ -56,7 +57,16 @@ class PostgresStore(SqlStore):
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             self._db = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=self.connect_timeout
+                self._url,
+                autocommit=True,
+                connect_timeout=self.connect_timeout,
+                # a server that vanishes without closing the connection (power off, network
+                # cut) fails the statement within seconds instead of TCP's minutes
+                keepalives=1,
+                keepalives_idle=2,
+                keepalives_interval=1,
+                keepalives_count=3,
+                tcp_user_timeout=5000,
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(_one_line(exc)) from None

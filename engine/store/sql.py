@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.model import CallState, PhoneCall
@@ -24,6 +25,34 @@ _COMMITTED_STATES = frozenset({CallState.CREATED, CallState.BRIDGED, CallState.E
 
 # "no limit" for LIMIT ? (both backends take a number there; SQLite has no LIMIT ALL)
 _NO_LIMIT = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """A call's record as written: a snapshot (``PhoneCall.to_dict`` builds new containers),
+    so it can be written from another thread while the call goes on."""
+
+    id: str
+    user_id: int
+    organization_id: int
+    extension: str
+    nonce: str | None
+    state: str
+    published: float
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, call: PhoneCall) -> CallRow:
+        return cls(
+            call.id,
+            call.user_id,
+            call.organization_id,
+            call.extension,
+            call.nonce,
+            call.state.value,
+            call.published.timestamp(),
+            call.to_dict(),
+        )
 
 
 class Cursor(Protocol):
@@ -63,6 +92,8 @@ class SqlStore:
 
     dialect: Dialect
     name: str  # what error messages call this store (a path, or a URL without password)
+    remote = False  # True: a database server, reached over the network (writes are queued)
+    available = True  # (StoreService knows better: a remote one can be down)
 
     def __init__(self) -> None:
         # save_call's bookkeeping: the state last committed per live call, and the updates
@@ -162,14 +193,16 @@ class SqlStore:
                 del self._pending[call.id]
 
     def _write_call(self, call: PhoneCall, *, update: bool = False) -> None:
-        """Upsert the record; ``update``: it is in the table already, and only its state and
-        data can have changed (the other columns are fixed at creation), so no other index
+        self.write_row(CallRow.of(call), update=update)
+
+    def write_row(self, row: CallRow, *, update: bool = False) -> None:
+        """Upsert a call's record; ``update``: it is in the table already, and only its state
+        and data can have changed (the other columns are fixed at creation), so no other index
         is rewritten: about half the cost of the upsert."""
-        data = json.dumps(call.to_dict(), separators=(",", ":"))
+        data = json.dumps(row.record, separators=(",", ":"))
         if update:
             cursor = self._execute(
-                "UPDATE calls SET state = ?, data = ? WHERE id = ?",
-                (call.state.value, data, call.id),
+                "UPDATE calls SET state = ?, data = ? WHERE id = ?", (row.state, data, row.id)
             )
             if cursor.rowcount == 1:
                 return
@@ -180,13 +213,13 @@ class SqlStore:
             " extension = excluded.extension, nonce = excluded.nonce, state = excluded.state,"
             " published = excluded.published, data = excluded.data",
             (
-                call.id,
-                call.user_id,
-                call.organization_id,
-                call.extension,
-                call.nonce,
-                call.state.value,
-                call.published.timestamp(),
+                row.id,
+                row.user_id,
+                row.organization_id,
+                row.extension,
+                row.nonce,
+                row.state,
+                row.published,
                 data,
             ),
         )
@@ -308,6 +341,15 @@ class SqlStore:
         ).fetchall()
         return [ContactRecord(*row) for row in rows]
 
+    def all_contacts(self, now: float) -> list[ContactRecord]:
+        """Every unexpired binding at ``now``, oldest first (a node's local copy)."""
+        rows = self._execute(
+            "SELECT extended, contact_uri, received, expires_at, call_id, cseq FROM contacts"
+            " WHERE expires_at > ? ORDER BY rowid",
+            (now,),
+        ).fetchall()
+        return [ContactRecord(*row) for row in rows]
+
     def purge_expired(self, now: float) -> int:
         """Delete the contacts and digest nonce counts expired at ``now``; returns how many
         contacts went."""
@@ -332,6 +374,10 @@ class SqlStore:
         return cursor.rowcount == 1
 
     # ------------------------------------------------------------------ settings, heartbeats
+
+    def ping(self) -> None:
+        """One round trip to the database (raises when it cannot be reached)."""
+        self._execute("SELECT 1").fetchone()
 
     def setting(self, name: str) -> str | None:
         row = self._execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
