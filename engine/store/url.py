@@ -24,6 +24,8 @@ def redact(url: str) -> str:
     """``url`` without its password (in the user part or a ``password`` query parameter)."""
     try:
         parts = urlsplit(url)
+        if "@" not in parts.netloc and "password" not in parts.query:
+            return url  # nothing to hide: shown as written
         netloc = parts.netloc
         if "@" in netloc:
             user, _, host = netloc.rpartition("@")

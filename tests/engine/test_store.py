@@ -503,3 +503,13 @@ def test_two_processes_opening_a_new_store_at_once_both_get_the_schema(store_url
     outputs = [p.communicate(timeout=60)[0].decode().strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outputs == [str(SCHEMA_VERSION)] * 3
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    from engine.store import redact
+
+    assert redact("postgresql://b2bua:pw@db:5432/b2bua") == "postgresql://b2bua@db:5432/b2bua"
+    assert redact("postgresql://db/b2bua?password=pw&sslmode=require") == (
+        "postgresql://db/b2bua?password=%2A%2A%2A&sslmode=require"
+    )
+    assert redact("postgresql:///b2bua") == "postgresql:///b2bua"
