@@ -513,3 +513,35 @@ def test_a_url_is_shown_without_its_password() -> None:
         "postgresql://db/b2bua?password=%2A%2A%2A&sslmode=require"
     )
     assert redact("postgresql:///b2bua") == "postgresql:///b2bua"
+
+
+def test_digest_nonce_counts_in_the_store_refuse_a_replay_on_another_node(store_url: str) -> None:
+    from engine.store.nonce_counts import StoreNonceCounts
+
+    node_a, node_b = open_store(store_url), open_store(store_url)
+    counts_a, counts_b = StoreNonceCounts(node_a), StoreNonceCounts(node_b)
+    times = {"issued": 100.0, "expires": 400.0, "now": 150.0}
+    assert counts_a.advance("n1", 1, **times)
+    assert not counts_b.advance("n1", 1, **times)  # the same credential sent to node b
+    assert counts_b.advance("n1", 2, **times)
+    assert not counts_a.advance("n1", 2, **times)
+    assert not counts_a.advance("n2", 1, issued=100.0, expires=140.0, now=150.0)  # expired
+    node_a.close()
+    node_b.close()
+
+
+def test_digest_nonce_counts_fall_back_to_memory_while_the_store_is_down(
+    tmp_path: Path,
+) -> None:
+    from engine.store.nonce_counts import StoreNonceCounts
+
+    class Down(SqliteStore):
+        def advance_nonce_count(self, nonce: str, nc: int, expires: float) -> bool:
+            raise StoreUnavailable("connection refused")
+
+    store = Down(tmp_path / "s.sqlite")
+    counts = StoreNonceCounts(store)
+    times = {"issued": 100.0, "expires": 400.0, "now": 150.0}
+    assert counts.advance("n1", 1, **times)
+    assert not counts.advance("n1", 1, **times)  # still no replay, to this node
+    store.close()
