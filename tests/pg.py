@@ -66,8 +66,9 @@ def free_port() -> int:
 class PgServer:
     """One PostgreSQL cluster in ``folder`` (data, socket, log), listening on 127.0.0.1."""
 
-    def __init__(self, bindir: Path, folder: Path) -> None:
+    def __init__(self, bindir: Path, folder: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable  # fsync and synchronous commit on (benchmarks); off for tests
         self.folder = folder
         self.data = folder / "data"
         self.sockets = folder / "sockets"
@@ -99,10 +100,9 @@ class PgServer:
         """Start (again) on ``port``, or on a free port the first time."""
         for attempt in range(5):
             port = self.port or free_port()
-            options = (
-                f"-p {port} -k {self.sockets} -c listen_addresses=127.0.0.1"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
+            options = f"-p {port} -k {self.sockets} -c listen_addresses=127.0.0.1"
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             try:
                 self._run(
                     str(self.bindir / "pg_ctl"),
@@ -142,6 +142,22 @@ class PgServer:
     def drop_database(self, name: str) -> None:
         self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def pids(self) -> list[int]:
+        """The server's processes: the postmaster and its children (backends, writers...)."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        pids = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == postmaster:
+                pids.append(int(stat.parent.name))
+        return pids
+
     def describe(self) -> str:
         try:
             return self.log.read_text(errors="replace")[-4000:]
@@ -149,11 +165,11 @@ class PgServer:
             return "(no log)"
 
 
-def start_postgres(folder: Path | None = None) -> PgServer:
-    """A started PostgreSQL of its own (stop it, then remove ``server.folder``)."""
+def start_postgres(folder: Path | None = None, *, durable: bool = False) -> PgServer:
+    """A started PostgreSQL of its own (``remove_postgres`` stops and removes it)."""
     bindir = require_postgres()
     base = Path(tempfile.mkdtemp(prefix="b2bua-pg-", dir=folder))
-    server = PgServer(bindir, base)
+    server = PgServer(bindir, base, durable=durable)
     server.init()
     server.start()
     return server

@@ -52,11 +52,17 @@ Worker = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 @dataclass(slots=True)
 class _CallWrite:
-    """A call's record waiting in the queue; a later save of the call replaces ``row``."""
+    """A call's record waiting in the queue: the record is taken (``snapshot``, on the trio
+    thread) when the flusher takes the write, so saves made meanwhile cost nothing more."""
 
-    row: CallRow
+    call: PhoneCall
+    row: CallRow | None = None
+
+    def snapshot(self) -> None:
+        self.row = CallRow.of(self.call)
 
     def __call__(self, backend: SqlStore) -> None:
+        assert self.row is not None
         backend.write_row(self.row)
 
 
@@ -210,8 +216,10 @@ class StoreService:
             batch: list[Op] = []
             while self._queue and len(batch) < self.batch:
                 op = self._queue.popleft()
-                if isinstance(op, _CallWrite) and self._waiting_calls.get(op.row.id) is op:
-                    del self._waiting_calls[op.row.id]
+                if isinstance(op, _CallWrite):
+                    op.snapshot()  # its content as of now (a later save is a new write)
+                    if self._waiting_calls.get(op.call.id) is op:
+                        del self._waiting_calls[op.call.id]
                 elif isinstance(op, _Beat) and self._waiting_beats.get(op.node) is op:
                     del self._waiting_beats[op.node]
                 batch.append(op)
@@ -302,12 +310,11 @@ class StoreService:
         if not self.queued:
             self.backend.save_call(call, durable=durable)
             return
-        row = CallRow.of(call)
         waiting = self._waiting_calls.get(call.id)
         if waiting is not None:
-            waiting.row = row
+            waiting.call = call
             return
-        op = _CallWrite(row)
+        op = _CallWrite(call)
         self._waiting_calls[call.id] = op
         self._enqueue(op)
 
@@ -513,6 +520,9 @@ class StoreService:
         deadline = time.monotonic() + timeout
         while self._queue:
             batch = list(self._queue)
+            for op in batch:
+                if isinstance(op, _CallWrite):
+                    op.snapshot()
             try:
                 with self._lock:
                     self._apply(batch)
