@@ -3,8 +3,9 @@
 ``open_engine`` runs an :class:`Engine` inside the caller's trio run; every call is a
 :class:`engine.calls.SimpleCall` task in the engine's calls nursery, so a call outlives the
 HTTP request that created it (the one deliberate exception to "nothing outlives its caller").
-The record of a call is written to the store before ``originate`` returns, and again on every
-change, so ``get_call`` is always current and a restart finds every call.
+The record of a call is given to the store before ``originate`` returns, and again on every
+change (SQLite writes it at once, PostgreSQL through its write-behind queue: ``StoreService``),
+so ``get_call`` is always current and a restart finds every call.
 """
 
 from __future__ import annotations

@@ -227,6 +227,11 @@ class StoreService:
                 await self._in_thread(partial(self._apply, batch))
             except StoreUnavailable as exc:
                 self._queue.extendleft(reversed(batch))  # in front, in order, for the retry
+                for op in batch:  # waiting again: later saves merge into them meanwhile
+                    if isinstance(op, _CallWrite):
+                        self._waiting_calls.setdefault(op.call.id, op)
+                    elif isinstance(op, _Beat):
+                        self._waiting_beats.setdefault(op.node, op)
                 self.retried += 1
                 self._mark_down(exc)
                 await trio.sleep(self.retry)

@@ -141,6 +141,11 @@ async def test_an_outage_is_noticed_writes_wait_and_land_when_it_is_back(
             await store.aget_call(calls[0].id)
         await trio.sleep(30)
         assert store.retried >= 2  # retried all along
+        for _ in range(50):  # a long outage does not pile up a write per change
+            calls[1].events += 1
+            store.save_call(calls[1])
+            await trio.sleep(0.3)
+        assert len(store._queue) == 4  # three calls and one beat
 
         backend.down = False
         back = trio.current_time()
@@ -155,6 +160,7 @@ async def test_an_outage_is_noticed_writes_wait_and_land_when_it_is_back(
         CallState.CREATED,
         CallState.CREATED,
     ]
+    assert stored[1] is not None and stored[1].events == calls[1].events  # the latest landed
     assert backend.last_beat("node-a") == 1002.0
     store.close()
 
