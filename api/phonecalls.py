@@ -20,7 +20,6 @@ Paths (UAPI reference 2.1):
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -35,6 +34,7 @@ from api.create import check_simple_call
 from api.errors import ApiError
 from api.oauth import authenticate
 from api.paging import Paging, apply_paging, page_links, parse_paging
+from api.pathparams import PHONE_CALL_ID, path_value
 from api.render import PHONE_CALL_FIELDS, call_json, call_path
 from api.scope import path_extension
 from engine.directory import Extension, User
@@ -43,7 +43,6 @@ from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
 
-CALL_ID_RE = re.compile(r"[0-9a-fA-F]{1,64}")
 MAX_NUMBER_LENGTH = 64
 
 CALL_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
@@ -141,7 +140,7 @@ def _page_of_calls(
 
 def owned_call(ctx: ApiContext, user: User, extension: Extension | None, call_id: str) -> PhoneCall:
     """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
-    call = ctx.engine.get_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
+    call = ctx.engine.get_call(path_value(PHONE_CALL_ID, call_id))
     if (
         call is None
         or call.user_id != user.id
