@@ -10,6 +10,7 @@ from typing import Any
 
 from api.bodies import component_schemas as request_schemas
 from api.resources import component_schemas as resource_schemas
+from api.token_request import component_schemas as token_request_schemas
 
 JSON = "application/json"
 
@@ -23,23 +24,12 @@ DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, 
 
 
 def component_schemas() -> dict[str, Any]:
-    # the request bodies come from their models (api.bodies), which also check them, and the
-    # main resources from theirs (api.resources), which the renderers fill
+    # the request bodies come from their models (api.bodies, api.token_request), which also
+    # check them, and the main resources from theirs (api.resources), which the renderers fill
     return {
         **request_schemas(),
         **resource_schemas(),
-        "TokenRequest": {
-            "type": "object",
-            "description": "client_id and client_secret may come in an HTTP Basic Authorization header instead.",
-            "required": ["grant_type", "client_id", "client_secret"],
-            "properties": {
-                "grant_type": {"type": "string", "const": "client_credentials"},
-                "client_id": {"type": "string", "minLength": 1},
-                "client_secret": {"type": "string", "minLength": 1},
-                "type": {"type": "string", "description": "Accepted and ignored (`unifiedapi`)."},
-                "redirect_uri": {"type": "string", "description": "Accepted and ignored."},
-            },
-        },
+        **token_request_schemas(),
         "CreatedPhoneCall": {
             "type": "object",
             "required": ["id", "extension", "link"],
