@@ -47,52 +47,6 @@ def component_schemas() -> dict[str, Any]:
                 },
             },
         },
-        "PhoneCallCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {"type": "array", "items": ref("PhoneCall")},
-                "totalResults": {"type": "integer"},
-                "startIndex": {"type": "integer"},
-                "itemsPerPage": {"type": "integer"},
-                "links": ref("PageLinks"),
-            },
-        },
-        "PageLinks": {
-            "type": "object",
-            "description": "Collection links: this page, and the next/previous ones when they exist (query kept, token left out).",
-            "required": ["self"],
-            "properties": {
-                "self": {"type": "string", "format": "uri"},
-                "next": {"type": "string", "format": "uri"},
-                "prev": {"type": "string", "format": "uri"},
-            },
-        },
-        "HungUpCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id"],
-                        "properties": {"id": {"type": "string"}},
-                    },
-                }
-            },
-        },
-        "PhoneCallStatCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {"type": "array", "items": ref("PhoneCallStat")},
-                "totalResults": {"type": "integer"},
-                "startIndex": {"type": "integer"},
-                "itemsPerPage": {"type": "integer"},
-                "links": ref("PageLinks"),
-            },
-        },
         "CallEventMessage": {
             "type": "object",
             "description": "One Server-Sent Events message of `/events`: `id: SEQ`, `event: NAME`, `data: CallEvent JSON`, then a blank line.",
