@@ -269,7 +269,7 @@ class SipService:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
             # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
-            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11}, session_id=0)
             if not trial.has_active_media:
                 warning = f'304 {uri_host(self.domain)} "Media type not available"'
                 await incoming.respond(
