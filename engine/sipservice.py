@@ -176,7 +176,13 @@ class SipService:
         self.registrar = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             # a TCP device re-registers before its connection could go idle (README, TCP)
             max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
@@ -185,7 +191,14 @@ class SipService:
         self.call_auth = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                proxy=True,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             limiter=limiter,
         )
