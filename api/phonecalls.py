@@ -38,8 +38,10 @@ from api.paging import Paging, apply_paging, page_links, parse_paging
 from api.pathparams import PHONE_CALL_ID, path_value
 from api.render import PHONE_CALL_FIELDS, call_path, call_resource
 from api.resources import (
+    CreatedPhoneCall,
     HungUp,
     HungUpCollection,
+    Link,
     PageLinks,
     PhoneCallCollection,
     dump,
@@ -116,11 +118,11 @@ async def create_simple(request: Request) -> Response:
     headers = {"Location": link}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(
-        [{"id": call.id, "extension": extension_text, "link": {"self": link}}],
-        status_code=202,
-        headers=headers,
+    # built without re-checking the patterns the document states: the call exists already
+    created_call = CreatedPhoneCall.model_construct(
+        id=call.id, extension=extension_text, link=Link.model_construct(self=link)
     )
+    return JSONResponse([dump(created_call)], status_code=202, headers=headers)
 
 
 def _calls_of(ctx: ApiContext, user: User, extension: Extension | None) -> list[PhoneCall]:

@@ -50,6 +50,24 @@ class SelfLink(BaseModel):
     self: Uri | None = None
 
 
+class Link(BaseModel):
+    self: Uri
+
+
+class CreatedPhoneCall(BaseModel):
+    """One item of the create answer: the call's id and where to read it."""
+
+    id: Annotated[str, Field(pattern="^[0-9a-f]{20}$")]
+    extension: Annotated[str, Field(pattern="^[0-9]{1,16}[*][0-9]{1,16}$")] = Field(
+        description=(
+            "The extension charged, in its extended form (`0003*210`) whatever form the "
+            "request used: the `extension` GET returns for the call, and the one in "
+            "`link.self`."
+        )
+    )
+    link: Link
+
+
 class PhoneCallView(BaseModel):
     """The call from one party's point of view."""
 
@@ -218,6 +236,7 @@ RESOURCE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     OAuthToken,
     OAuthError,
+    CreatedPhoneCall,
     PhoneCallView,
     PhoneCall,
     PhoneCallStat,
@@ -259,5 +278,5 @@ def component_schemas() -> dict[str, Any]:
         RESOURCE_MODELS,
         jsonschema.ResourceSchema,
         mode="serialization",
-        inline=("ErrorDetail", "SelfLink", "HungUp"),
+        inline=("ErrorDetail", "SelfLink", "HungUp", "Link"),
     )

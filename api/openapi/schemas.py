@@ -30,23 +30,6 @@ def component_schemas() -> dict[str, Any]:
         **request_schemas(),
         **resource_schemas(),
         **token_request_schemas(),
-        "CreatedPhoneCall": {
-            "type": "object",
-            "required": ["id", "extension", "link"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^[0-9a-f]{20}$"},
-                "extension": {
-                    "type": "string",
-                    "pattern": "^[0-9]{1,16}[*][0-9]{1,16}$",
-                    "description": "The extension charged, in its extended form (`0003*210`) whatever form the request used: the `extension` GET returns for the call, and the one in `link.self`.",
-                },
-                "link": {
-                    "type": "object",
-                    "required": ["self"],
-                    "properties": {"self": {"type": "string", "format": "uri"}},
-                },
-            },
-        },
         "CallEventMessage": {
             "type": "object",
             "description": "One Server-Sent Events message of `/events`: `id: SEQ`, `event: NAME`, `data: CallEvent JSON`, then a blank line.",

@@ -21,6 +21,7 @@ COMPONENTS: list[tuple[type[BaseModel], type[jsonschema.GenerateJsonSchema], str
     (resources.PhoneCallStatCollection, jsonschema.ResourceSchema, "serialization"),
     (resources.HungUpCollection, jsonschema.ResourceSchema, "serialization"),
     (resources.PageLinks, jsonschema.ResourceSchema, "serialization"),
+    (resources.CreatedPhoneCall, jsonschema.ResourceSchema, "serialization"),
 ]
 CALL = "/uapi/phoneCalls/{userId}/{extension}/{phoneCallId}"
 PATHS: list[tuple[str, type[BaseModel]]] = [
