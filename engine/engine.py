@@ -35,6 +35,7 @@ from engine.calls import SimpleCall, call_charge
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
+    ActionInProgress,
     ActionNotSupported,
     CallNotBridged,
     CallNotFound,
@@ -61,6 +62,7 @@ from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTa
 from engine.sandbox import SandboxLeg, plan_for
 from engine.store.interface import StoreUnavailable
 from engine.store.service import StoreService
+from engine.supervise import SUPERVISE_ACTIONS, supervise_request, supervisor_of
 from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_ACTIONS = frozenset(
     {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
+    | set(SUPERVISE_ACTIONS)
 )
 
 
@@ -103,6 +106,8 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
+    caller_id: str | None = None  # shown to the party an action rings (Monitor, Whisper...)
+    private_whisper: bool = False  # Whisper's privateW: the whisperer hears nobody
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +536,11 @@ class Engine:
                 raise CallNotFound(call_id)
             raise CallNotLive(call_id)
         call = entry.runner.call
-        request = self._control_for(call, action)
+        request: Control
+        if action.action in SUPERVISE_ACTIONS:
+            request = supervise_request(call, action, entry.runner, self.directory, self.make_party)
+        else:
+            request = self._control_for(call, action)
         entry.runner.control(request)
         return call
 
@@ -555,6 +564,9 @@ class Engine:
     def _transfer_for(self, call: PhoneCall, action: CallAction) -> Control:
         if call.state is not CallState.BRIDGED:
             raise CallNotBridged("Transfer needs a connected call")
+        supervisor = supervisor_of(call)
+        if supervisor is not None:
+            raise ActionInProgress(f"{supervisor.number} is joining or listening to this call")
         target_number = action.send_call_to
         if not target_number:
             raise TransferTargetInvalid("sendCallTo is required for a transfer")

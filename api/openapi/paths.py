@@ -279,6 +279,7 @@ def path_operations() -> dict[str, Any]:
                             "pc_view_invalid",
                             "pc_number_invalid",
                             "pc_format_invalid",
+                            "pc_privatew_invalid",
                         ],
                     ),
                     "401": ERR_401,
@@ -288,8 +289,8 @@ def path_operations() -> dict[str, Any]:
                     ),
                     "404": ERR_404,
                     "409": _error(
-                        "The call cannot take the action now (not bridged yet, or ended).",
-                        ["pc_not_bridged", "pc_not_live"],
+                        "The call cannot take the action now (not bridged yet, or ended; or another party is joining or listening in).",
+                        ["pc_not_bridged", "pc_not_live", "pc_action_in_progress"],
                     ),
                     "413": ERR_413,
                     "500": ERR_500,
