@@ -26,6 +26,8 @@ The synchronous reads of ``Store`` (``get_call``, ``list_calls``...) stay for st
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -107,7 +109,10 @@ class StoreService:
         self._appended = 0  # writes put in the queue so far (a merged update is not one)
         self._landed = 0  # of those, how many are committed (the queue is flushed in order)
         self._wake = trio.Event()
-        self._progress = trio.Event()  # set (and replaced) when writes land or state changes
+        # readers waiting for their writes to land, a heap of (how many must have landed,
+        # a tie-breaker, woken then)
+        self._waiters: list[tuple[int, int, trio.Event]] = []
+        self._waiter_ids = itertools.count()
         self._up = True
         self._last_error = ""
         self._busy = 0  # operations in the worker or waiting for it
@@ -152,7 +157,9 @@ class StoreService:
             self._up = False
             self.down_since = trio.current_time()
             logger.error("store %s unreachable: %s (writes are kept and retried)", self.name, exc)
-        self._notify()
+        for _, _, waiter in self._waiters:  # every waiting reader: it finds the store down
+            waiter.set()
+        self._waiters.clear()
 
     def _mark_up(self) -> None:
         now = trio.current_time()
@@ -168,11 +175,12 @@ class StoreService:
                 down,
                 len(self._queue),
             )
-        self._notify()
 
-    def _notify(self) -> None:
-        self._progress.set()
-        self._progress = trio.Event()
+    def _wake_landed(self) -> None:
+        """Wake only the readers whose writes have all landed (not every reader per batch)."""
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._landed:
+            heapq.heappop(waiters)[2].set()
 
     # ------------------------------------------------------------------ running
 
@@ -238,6 +246,7 @@ class StoreService:
                 continue
             self._landed += len(batch)
             self._mark_up()
+            self._wake_landed()
 
     def _apply(self, batch: list[Op]) -> None:
         """In the worker thread: the batch in one transaction; a write the database refuses
@@ -307,7 +316,10 @@ class StoreService:
         target = self._appended
         while self._landed < target:
             self._check_available()
-            await self._progress.wait()
+            landed = trio.Event()
+            heapq.heappush(self._waiters, (target, next(self._waiter_ids), landed))
+            with trio.move_on_after(self.stuck / 2):  # a stuck statement wakes nobody
+                await landed.wait()
 
     # ------------------------------------------------------------------ writes
 
