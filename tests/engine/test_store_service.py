@@ -145,11 +145,11 @@ async def test_an_outage_is_noticed_writes_wait_and_land_when_it_is_back(
             calls[1].events += 1
             store.save_call(calls[1])
             await trio.sleep(0.3)
-        assert len(store._queue) == 4  # three calls and one beat
+        assert len(store._writes) == 4  # three calls and one beat
 
         backend.down = False
         back = trio.current_time()
-        while not store.available or store._queue:
+        while not store.available or store._writes:
             await trio.sleep(0.1)
         assert trio.current_time() - back <= 10.0  # landed within 10 s of the return
         assert store.up_since >= back  # what a failover judge counts silence from
@@ -179,7 +179,7 @@ async def test_a_statement_stuck_on_a_vanished_server_counts_as_an_outage(
         await trio.sleep(3.0)
         assert not store.available
         backend.stuck = False
-        while store._queue or not store.available:
+        while store._writes or not store.available:
             await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     assert backend.get_call(make_call(4).id) is not None
