@@ -256,6 +256,8 @@ class Engine:
                 existing = await self._claimed_call(winner)
                 if existing is not None:
                     return existing, False
+                # its node died between the claim and the write: this call takes the nonce
+                # (find_call_by_nonce, asked first, finds it from now on)
         self.store.save_call(call)
         self._start(call)
         return call, True
