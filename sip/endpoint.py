@@ -635,7 +635,14 @@ class SipEndpoint:
             "transactions": len(self._layer),
             "client_requests": len(self._clients),
             "dialogs": len(self._dialogs),
+            "retransmissions": self._layer.retransmissions,
+            "transaction_timeouts": self._layer.timeouts,
         }
+
+    @property
+    def serving(self) -> bool:
+        """True while ``run`` serves (its receive loops and timer task are up)."""
+        return self._nursery is not None and not self._closed.is_set()
 
 
 _NO_PEER = Peer("udp", "0.0.0.0", 0)
