@@ -98,7 +98,7 @@ class Registrar:
             return None, self.challenge(request, stale=False)
         if result.status is AuthStatus.MALFORMED:
             return None, request.response(400, f"Bad credentials: {result.reason}")
-        logger.info("digest rejected for %r from %s: %s", user, source, result.reason)
+        logger.debug("digest rejected for %r from %s: %s", user, source, result.reason)
         known = self.directory.extension(user) is not None
         self.limiter.failure(user, source, now, known_user=known)
         return None, request.response(403, "Forbidden (bad credentials)")
@@ -169,6 +169,7 @@ class Registrar:
         for uri, expires in updates:
             if expires == 0:
                 self.store.remove_contact(extension.extended, uri)
+                logger.info("%s unregistered %s via %s", extension.extended, uri, received)
                 continue
             self.store.save_contact(
                 extension.extended, uri, received, now + expires, request.call_id, request.cseq.seq
