@@ -23,7 +23,7 @@ from b2bua.listen import bind_api, hostport, listen_sip
 from b2bua.metrics import CountingStore, ServerMetrics, watch_loop_lag
 from b2bua.operations import ServerOperations
 from engine.anchor import RelayMedia
-from engine.config import Config
+from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
