@@ -14,7 +14,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import trio
 from prometheus_client import (
@@ -70,6 +70,14 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
 DISPOSITIONS = tuple(d.name for d in Disposition)
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class CallbackCounts(Protocol):
+    """What ``api.events.CallbackDispatcher`` counts of its statusCallback POSTs."""
+
+    delivered: int
+    failed: int  # given up, the egress policy's refusals included
+    refused: int
 
 
 class SipMessageCounts:
@@ -166,6 +174,7 @@ class ServerMetrics:
         self.store = store
         self.sip_limiter = sip_limiter
         self.api_limiter: FailureLimiter | None = None  # the token endpoint's, once the app exists
+        self.callbacks: CallbackCounts | None = None  # the statusCallback dispatcher, once up
         self.media_alive = media_alive
         self.wall_clock = wall_clock
         self.sip = SipMessageCounts()
@@ -290,6 +299,15 @@ class _ServerCollector(Collector):
             yield GaugeMetricFamily(
                 "b2bua_registrations", "Live registration bindings (devices)", registrations
             )
+        callbacks = CounterMetricFamily(
+            "b2bua_status_callbacks",
+            "statusCallback POSTs delivered (2xx) and given up (failed; refused included)",
+            labels=["result"],
+        )
+        counts = m.callbacks
+        for result in ("delivered", "failed", "refused"):
+            callbacks.add_metric([result], getattr(counts, result) if counts else 0)
+        yield callbacks
         yield CounterMetricFamily(
             "b2bua_store_errors", "Store operations that failed (raised)", m.store.errors
         )

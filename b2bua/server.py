@@ -142,6 +142,7 @@ async def serve(
                     operations=ServerOperations(metrics, health),
                 )
                 metrics.api_limiter = app.state.ctx.token_limiter
+                metrics.callbacks = callbacks
                 metrics.watch_gc()
                 await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
                 stop_http = trio.Event()

@@ -161,6 +161,24 @@ async def test_two_servers_in_one_process_keep_their_metrics_apart(
     assert [s.value for s in options] == [1]  # type: ignore[attr-defined]
 
 
+class Callbacks:
+    delivered, failed, refused = 7, 2, 1
+
+
+async def test_status_callbacks_are_read_from_the_dispatcher_once_it_is_up(
+    mock_clock: trio.testing.MockClock, engine: Engine
+) -> None:
+    metrics = server_metrics(engine)
+
+    def callbacks() -> dict[str, float]:
+        samples = families(metrics)["b2bua_status_callbacks"]
+        return {s.labels["result"]: s.value for s in samples if s.name.endswith("_total")}  # type: ignore[attr-defined]
+
+    assert callbacks() == {"delivered": 0, "failed": 0, "refused": 0}
+    metrics.callbacks = Callbacks()
+    assert callbacks() == {"delivered": 7, "failed": 2, "refused": 1}
+
+
 async def test_gc_pauses_are_observed_while_watched_only(
     mock_clock: trio.testing.MockClock, engine: Engine
 ) -> None:

@@ -140,6 +140,8 @@ def test_json_logs_name_the_call_and_log_each_request(
     ended = [e for e in about if e["msg"].startswith(f"call {call_id} ended")]
     assert [e["level"] for e in created + ended] == ["INFO", "INFO"]
     assert "ANSWERED" in ended[0]["msg"]
+    # the API's own line about the call names it too
+    assert any(e["logger"] == "api.phonecalls" for e in about)
     access = [
         e
         for e in entries
