@@ -136,8 +136,9 @@ def test_json_logs_name_the_call_and_log_each_request(
         assert {"ts", "level", "logger", "msg"} <= entry.keys()
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", entry["ts"])
     about = [e for e in entries if e.get("call") == call_id]
-    created = [e for e in about if e["msg"].startswith(f"call {call_id} created")]
-    ended = [e for e in about if e["msg"].startswith(f"call {call_id} ended")]
+    engine = [e for e in about if e["logger"] == "engine.engine"]
+    created = [e for e in engine if e["msg"].startswith(f"call {call_id} created (api)")]
+    ended = [e for e in engine if e["msg"].startswith(f"call {call_id} ended")]
     assert [e["level"] for e in created + ended] == ["INFO", "INFO"]
     assert "ANSWERED" in ended[0]["msg"]
     # the API's own line about the call names it too
