@@ -12,7 +12,10 @@ Two measurements, both in one run, rounds with and without metrics alternating:
    transaction (4 messages), the observer's cost in place. Noisy next to (1): the figure to
    trust is (1); (2) shows it disappears in the real path.
 
-Plus the cost of one scrape (``render()``) of a server with the demo directory.
+Plus the cost of one scrape (``render()``) of a server with the demo directory, and of one
+INFO log line (a call's end, to a stream on /dev/null) in the text and the JSON format: a
+click-to-call logs about 4 at INFO (its creation twice, the engine's and the API's, its end,
+and the access log's line for the create).
 
     python benchmarks/bench_metrics.py [--calls 20000] [--transactions 2000] [--repeat 5]
 """
@@ -277,6 +280,37 @@ async def build_metrics() -> ServerMetrics:
         )
 
 
+def log_line_cost(log_format: str, count: int) -> float:
+    """CPU µs of one INFO line as ``b2bua serve`` writes it (to /dev/null)."""
+    import logging
+    import os
+
+    from b2bua.logs import TEXT_FORMAT, JsonFormatter
+
+    logger = logging.getLogger("bench.metrics.log")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    with open(os.devnull, "w") as sink:
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(
+            JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        )
+        logger.handlers[:] = [handler]
+        start = time.thread_time()
+        for _ in range(count):
+            logger.info(
+                "call %s ended: %s after %d s bridged (%s)",
+                "dd62013d8e7b8d7b976c",
+                "ANSWERED",
+                8,
+                "call duration reached",
+                extra={"call": "dd62013d8e7b8d7b976c"},
+            )
+        cost = (time.thread_time() - start) / count * 1e6
+        logger.handlers.clear()
+    return cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=20000)
@@ -310,6 +344,14 @@ def main() -> None:
         f"{', '.join(f'{v:.0f}' for v in off)}; with {', '.join(f'{v:.0f}' for v in on)})"
     )
     print(f"one scrape of /metrics (demo directory): {trio.run(scrape_cost, 200):.0f} µs CPU")
+    lines = {
+        fmt: min(log_line_cost(fmt, args.calls // 4) for _ in range(args.repeat))
+        for fmt in ("text", "json")
+    }
+    print(
+        f"one INFO log line: text {lines['text']:.1f} µs, json {lines['json']:.1f} µs CPU "
+        f"(about 4 per click-to-call)"
+    )
 
 
 if __name__ == "__main__":
