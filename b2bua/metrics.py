@@ -165,6 +165,8 @@ class ServerMetrics:
         directory: Directory,
         store: CountingStore,
         sip_limiter: FailureLimiter,
+        api_limiter: FailureLimiter | None = None,
+        callbacks: CallbackCounts | None = None,
         media_alive: Callable[[], bool],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -173,8 +175,8 @@ class ServerMetrics:
         self.directory = directory
         self.store = store
         self.sip_limiter = sip_limiter
-        self.api_limiter: FailureLimiter | None = None  # the token endpoint's, once the app exists
-        self.callbacks: CallbackCounts | None = None  # the statusCallback dispatcher, once up
+        self.api_limiter = api_limiter  # the token endpoint's
+        self.callbacks = callbacks  # the statusCallback dispatcher's counts
         self.media_alive = media_alive
         self.wall_clock = wall_clock
         self.sip = SipMessageCounts()

@@ -27,6 +27,7 @@ from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
+from engine.limiter import FailureLimiter
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
@@ -111,12 +112,16 @@ async def serve(
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
                 sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                callbacks = CallbackDispatcher(engine)
+                token_limiter = FailureLimiter("api token")  # the token endpoint's guesses
                 metrics = ServerMetrics(
                     engine=engine,
                     endpoint=endpoint,
                     directory=directory,
                     store=counting_store,
                     sip_limiter=sip_service.registrar.limiter,
+                    api_limiter=token_limiter,
+                    callbacks=callbacks,
                     media_alive=lambda: relay.alive,
                 )
                 health = HealthCheck(
@@ -129,7 +134,6 @@ async def serve(
                 await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
                 nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
-                callbacks = CallbackDispatcher(engine)
                 await nursery.start(callbacks.run)
                 for call in engine.recovered:  # ended by the restart: their final event
                     if call.status_callback:
@@ -139,10 +143,9 @@ async def serve(
                     engine,
                     public_url=config.api.base_url(api_port),
                     callbacks=callbacks,
+                    token_limiter=token_limiter,
                     operations=ServerOperations(metrics, health),
                 )
-                metrics.api_limiter = app.state.ctx.token_limiter
-                metrics.callbacks = callbacks
                 metrics.watch_gc()
                 await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
                 stop_http = trio.Event()

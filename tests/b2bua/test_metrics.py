@@ -165,7 +165,7 @@ class Callbacks:
     delivered, failed, refused = 7, 2, 1
 
 
-async def test_status_callbacks_are_read_from_the_dispatcher_once_it_is_up(
+async def test_status_callbacks_are_read_from_the_dispatcher(
     mock_clock: trio.testing.MockClock, engine: Engine
 ) -> None:
     metrics = server_metrics(engine)
@@ -175,7 +175,15 @@ async def test_status_callbacks_are_read_from_the_dispatcher_once_it_is_up(
         return {s.labels["result"]: s.value for s in samples if s.name.endswith("_total")}  # type: ignore[attr-defined]
 
     assert callbacks() == {"delivered": 0, "failed": 0, "refused": 0}
-    metrics.callbacks = Callbacks()
+    metrics = ServerMetrics(
+        engine=engine,
+        endpoint=SipEndpoint(),
+        directory=engine.directory,
+        store=CountingStore(engine.store),
+        sip_limiter=FailureLimiter("sip digest"),
+        callbacks=Callbacks(),
+        media_alive=lambda: True,
+    )
     assert callbacks() == {"delivered": 7, "failed": 2, "refused": 1}
 
 
