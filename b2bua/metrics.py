@@ -32,7 +32,7 @@ from engine.directory import Directory
 from engine.engine import CallEvent, Engine
 from engine.limiter import FailureLimiter
 from engine.model import Disposition, PhoneCall
-from engine.store import Store
+from engine.store.service import StoreService
 from sip.endpoint import SipEndpoint
 from sip.message import Message, Request
 from sip.transaction_types import Peer
@@ -129,12 +129,14 @@ class CallCounts:
 
 
 class CountingStore:
-    """The server's store, with every exception it raises counted (then raised as before).
+    """A store backend (``engine.store.SqlStore``) with every exception its methods raise
+    counted, then raised as before: the server's ``StoreService`` is built on it, so every
+    statement, on the trio thread or in the write-behind queue's worker, passes the count.
 
     Each method is wrapped once, on first use, so a store call costs one more function call
     and no allocation."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: object) -> None:
         self._store = store
         self.errors = 0
 
@@ -163,7 +165,8 @@ class ServerMetrics:
         engine: Engine,
         endpoint: SipEndpoint,
         directory: Directory,
-        store: CountingStore,
+        store: StoreService,
+        backend: CountingStore,
         sip_limiter: FailureLimiter,
         api_limiter: FailureLimiter | None = None,
         callbacks: CallbackCounts | None = None,
@@ -174,6 +177,7 @@ class ServerMetrics:
         self.endpoint = endpoint
         self.directory = directory
         self.store = store
+        self.backend = backend
         self.sip_limiter = sip_limiter
         self.api_limiter = api_limiter  # the token endpoint's
         self.callbacks = callbacks  # the statusCallback dispatcher's counts
@@ -243,7 +247,8 @@ class ServerMetrics:
     # -- scrape-time values ---------------------------------------------------------------------
 
     def registrations(self) -> int:
-        """Live bindings of every extension with a SIP password (one store read each)."""
+        """Live bindings of every extension with a SIP password (one store read each on
+        SQLite; PostgreSQL's are read from the store service's copy in memory)."""
         now = self.wall_clock()
         return sum(
             len(self.store.contacts(extension.extended, now))
@@ -311,7 +316,17 @@ class _ServerCollector(Collector):
             callbacks.add_metric([result], getattr(counts, result) if counts else 0)
         yield callbacks
         yield CounterMetricFamily(
-            "b2bua_store_errors", "Store operations that failed (raised)", m.store.errors
+            "b2bua_store_errors",
+            "Store statements that failed (raised), on the trio thread or the write queue's",
+            m.backend.errors,
+        )
+        yield GaugeMetricFamily(
+            "b2bua_store_up", "1 while the store is reachable", int(m.store.available)
+        )
+        yield CounterMetricFamily(
+            "b2bua_store_retried_batches",
+            "Write batches retried after the store was unreachable (PostgreSQL's queue)",
+            m.store.retried,
         )
         yield GaugeMetricFamily(
             "b2bua_relay_up", "1 when the media relay process is running", int(m.media_alive())

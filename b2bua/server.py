@@ -31,7 +31,9 @@ from engine.limiter import FailureLimiter
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
-from engine.store import Store, open_store
+from engine.store import open_store
+from engine.store.service import StoreService
+from engine.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,9 @@ async def serve(
     bound = await listen_sip(endpoint, config)
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
-    counting_store = CountingStore(open_store(config.store.url))  # its errors are a metric
-    store = cast(Store, counting_store)
+    # the backend's failures are counted for /metrics (every call to it passes the counter)
+    counting_store = CountingStore(open_store(config.store.url))
+    store = StoreService(cast(SqlStore, counting_store))
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
     relay = RelayProcess(config.media.address, config.media.ports)
@@ -108,6 +111,8 @@ async def serve(
         # the engine and the callbacks.
         legs = SipLegs(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
+            # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
+            await nursery.start(store.run)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
@@ -118,7 +123,8 @@ async def serve(
                     engine=engine,
                     endpoint=endpoint,
                     directory=directory,
-                    store=counting_store,
+                    store=store,
+                    backend=counting_store,
                     sip_limiter=sip_service.registrar.limiter,
                     api_limiter=token_limiter,
                     callbacks=callbacks,
@@ -130,6 +136,7 @@ async def serve(
                     store=store,
                     media_alive=lambda: relay.alive,
                     node=config.cluster.node,
+                    query_store=not store.queued,  # a remote one is probed by the service
                 )
                 await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
@@ -205,12 +212,12 @@ async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 
     running.shutdown.set()
 
 
-async def _purge_expired(store: Store, every: float = 300.0) -> None:
+async def _purge_expired(store: StoreService, every: float = 300.0) -> None:
     """Drop expired registrations now and then, so they do not pile up."""
     while True:
         await trio.sleep(every)
         try:
-            removed = store.purge_expired(time.time())
+            removed = await store.apurge_expired(time.time())
         except Exception:
             logger.exception("purging expired registrations failed")
             continue

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,7 +43,8 @@ from engine.directory import demo_directory
 from engine.engine import CallEvent, open_engine
 from engine.limiter import FailureLimiter
 from engine.model import Disposition, Party, PhoneCall
-from engine.store import open_store
+from engine.store import SqlStore, open_store
+from engine.store.service import StoreService
 from sip.endpoint import IncomingRequest, SipEndpoint
 from sip.headers import Headers
 from sip.message import Message, Request, parse_message
@@ -144,7 +145,7 @@ def hooks_round(calls: int, metrics: ServerMetrics | None) -> float:
             return None
 
     else:
-        store = CountingStore(raw)  # type: ignore[arg-type]
+        store = CountingStore(raw)
         sip = metrics.sip.message
         calls_seen = metrics.calls
         request_done = metrics.request_done
@@ -171,7 +172,7 @@ def part_costs(metrics: ServerMetrics, count: int) -> dict[str, float]:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     ringing = CallEvent("c1", 2, "source_ringing", "x", at, {}, False)
     ended = CallEvent("c1", 10, "ended", "ended", at, {}, True)
-    store: Any = CountingStore(TinyStore())  # type: ignore[arg-type]
+    store: Any = CountingStore(TinyStore())
     raw = TinyStore()
     route = "/uapi/phoneCalls/{userId}/simple"
     steps: dict[str, Callable[[], object]] = {
@@ -248,13 +249,15 @@ async def sip_rounds(transactions: int, repeat: int) -> tuple[list[float], list[
 async def scrape_cost(count: int) -> float:
     """CPU µs of one ``/metrics`` body (demo directory, in-memory store)."""
     directory = demo_directory()
-    store = CountingStore(open_store("sqlite:///:memory:"))
-    async with open_engine(default_config(), directory, store) as engine:  # type: ignore[arg-type]
+    backend = CountingStore(open_store("sqlite:///:memory:"))
+    store = StoreService(cast(SqlStore, backend))
+    async with open_engine(default_config(), directory, store) as engine:
         metrics = ServerMetrics(
             engine=engine,
             endpoint=SipEndpoint(),
             directory=directory,
             store=store,
+            backend=backend,
             sip_limiter=FailureLimiter("sip digest"),
             media_alive=lambda: True,
         )
@@ -274,7 +277,8 @@ async def build_metrics() -> ServerMetrics:
             engine=engine,
             endpoint=SipEndpoint(),
             directory=engine.directory,
-            store=CountingStore(engine.store),
+            store=engine.store,
+            backend=CountingStore(engine.store.backend),
             sip_limiter=FailureLimiter("sip digest"),
             media_alive=lambda: True,
         )

@@ -110,7 +110,7 @@ class BrokenStore:
 
 
 def test_the_counting_store_counts_what_raises_and_passes_the_rest() -> None:
-    store = CountingStore(BrokenStore())  # type: ignore[arg-type]
+    store = CountingStore(BrokenStore())
     assert store.setting("x") == "value"
     for _ in range(2):
         with pytest.raises(StoreError, match="disk full"):
@@ -136,7 +136,8 @@ def server_metrics(engine: Engine) -> ServerMetrics:
         engine=engine,
         endpoint=SipEndpoint(),
         directory=engine.directory,
-        store=CountingStore(engine.store),
+        store=engine.store,
+        backend=CountingStore(engine.store.backend),
         sip_limiter=FailureLimiter("sip digest"),
         media_alive=lambda: True,
     )
@@ -179,7 +180,8 @@ async def test_status_callbacks_are_read_from_the_dispatcher(
         engine=engine,
         endpoint=SipEndpoint(),
         directory=engine.directory,
-        store=CountingStore(engine.store),
+        store=engine.store,
+        backend=CountingStore(engine.store.backend),
         sip_limiter=FailureLimiter("sip digest"),
         callbacks=Callbacks(),
         media_alive=lambda: True,
