@@ -192,8 +192,10 @@ def exit_code(server: B2buaServer, timeout: float = 15) -> int:
     return server.stop()
 
 
-def poll_health(api_url: str, until: Callable[[int, dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
+def poll_health(
+    api_url: str, until: Callable[[int, dict[str, Any]], bool], timeout: float = 5
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reply = httpx.get(f"{api_url}/health", timeout=2)
         if until(reply.status_code, reply.json()):
