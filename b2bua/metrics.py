@@ -389,7 +389,7 @@ class _ServerCollector(Collector):
         stats = self.m.endpoint.statistics()
         yield CounterMetricFamily(
             "b2bua_sip_retransmissions",
-            "SIP messages the transaction layer sent again (timers, repeated requests)",
+            "SIP messages sent again (transaction timers, repeated requests, 2xx until the ACK)",
             stats["retransmissions"],
         )
         yield CounterMetricFamily(

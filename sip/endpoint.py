@@ -254,6 +254,7 @@ class SipEndpoint:
         self._sleeping_until = math.inf
         self._closed = trio.Event()
         self._stopped = trio.Event()
+        self._resent_2xx = 0  # 2xx retransmissions of the dialogs (until their ACK)
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -364,6 +365,8 @@ class SipEndpoint:
 
     async def send_stateless(self, message: Message, peer: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
+        if isinstance(message, Response):  # the first 2xx went through its transaction
+            self._resent_2xx += 1
         try:
             await self._transport.send(message, peer)
         except TransportError as exc:
@@ -635,7 +638,8 @@ class SipEndpoint:
             "transactions": len(self._layer),
             "client_requests": len(self._clients),
             "dialogs": len(self._dialogs),
-            "retransmissions": self._layer.retransmissions,
+            # the transaction layer's and the dialogs' 2xx (sent outside any transaction)
+            "retransmissions": self._layer.retransmissions + self._resent_2xx,
             "transaction_timeouts": self._layer.timeouts,
         }
 

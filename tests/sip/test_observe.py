@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+import trio
+import trio.testing
 from test_endpoint import Recorder, endpoint, options, receive_response, udp_socket
+from test_session import Callee, make_ack, make_invite, raw_peer, running
 from test_transaction_helpers import UAC, UAS, reply, request
 
 from sip.message import Message, Request, Response
@@ -95,3 +98,27 @@ def test_retransmissions_and_timeouts_are_counted() -> None:
     assert [m.message.status for m in sent] == [200, 200]  # type: ignore[union-attr]
     assert server.retransmissions == 1 and server.timeouts == 0
     assert isinstance(sent[0].message, Response)  # type: ignore[union-attr]
+
+
+async def test_the_endpoint_counts_the_dialogs_2xx_retransmissions_too(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    seen = Seen()
+    async with raw_peer() as far, running(callee) as (b, b_peer):
+        callee.endpoint = b
+        b.transport.add_observer(seen)
+        address = (b_peer.host, b_peer.port)
+        await far.send(make_invite(far, b_peer), address)
+        oks = 0
+        while oks < 3:  # the 200, then again 0.5 s and 1.5 s later: no ACK came
+            response, _ = await far.receive()
+            assert isinstance(response, Response)
+            if response.status == 200:
+                oks += 1
+                ok = response
+        await far.send(make_ack(far, ok), address)
+        await trio.sleep(5)
+        assert b.statistics()["retransmissions"] == 2
+    assert [w for d, w, _ in seen.messages if d == "out"].count("200") == 3
