@@ -63,3 +63,26 @@ def test_the_limiter_counts_failures_and_blocks() -> None:
         limiter.failure("0003*210", "192.0.2.7", float(attempt))
     assert limiter.failures == 3
     assert limiter.blocks == 2  # the second and the third failure each start (extend) a block
+
+
+def test_a_new_binding_and_its_removal_at_info_its_refreshes_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from test_registrar import authed, make
+
+    registrar, clock = make()
+    contact = ["<sip:alice@10.0.0.5:5062>"]
+    with caplog.at_level(logging.DEBUG, logger="engine.registrar"):
+        assert authed(registrar, "0003*210", "secret210", contact, cseq=2).status == 200
+        clock.now += 60
+        assert authed(registrar, "0003*210", "secret210", contact, cseq=4).status == 200
+        clock.now += 60
+        gone = authed(registrar, "0003*210", "secret210", contact, cseq=6, expires=0)
+        assert gone.status == 200
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "engine.registrar"]
+    where = "sip:alice@10.0.0.5:5062 via 192.0.2.10:5062 udp"
+    assert lines == [
+        ("INFO", f"0003*210 registered {where} for 3600 s"),
+        ("DEBUG", f"0003*210 refreshed {where} for 3600 s"),
+        ("INFO", f"0003*210 unregistered {where}"),
+    ]
