@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from test_endpoint import Recorder, endpoint, options, receive_response, udp_socket
 from test_session import Callee, make_ack, make_invite, raw_peer, running
-from test_transaction_helpers import UAC, UAS, reply, request
+from test_transaction_helpers import UAC, UAS, fixed_tags, reply, request
 
 from sip.message import Message, Request, Response
 from sip.transaction import TransactionLayer, TransactionTimeout
@@ -73,7 +73,7 @@ async def test_an_observer_that_raises_is_logged_once_and_traffic_goes_on(
 
 
 def test_retransmissions_and_timeouts_are_counted() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     invite = request(branch="z9hG4bKr1")
     layer.send_request(invite, UAS, 0.0)  # first send: not a retransmission
     assert layer.retransmissions == 0
@@ -88,7 +88,7 @@ def test_retransmissions_and_timeouts_are_counted() -> None:
     assert layer.retransmissions == 6  # 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s
 
     # a server transaction answers a retransmitted request with its last response again
-    server = TransactionLayer()
+    server = TransactionLayer(tag_factory=fixed_tags())
     incoming = request("OPTIONS", branch="z9hG4bKs1")
     server.receive(incoming, UAC, 0.0)
     key = next(e.key for e in server.events() if getattr(e, "key", None) is not None)
