@@ -49,6 +49,7 @@ from engine.errors import (
 )
 from engine.keys import cluster_secret
 from engine.legs import FailedLeg, Leg
+from engine.logctx import CALL_ID
 from engine.model import (
     CallState,
     Disposition,
@@ -216,6 +217,16 @@ class Engine:
     def live_count(self) -> int:
         return len(self._live)
 
+    @property
+    def live_legs(self) -> int:
+        """Parties of live calls being rung or talking (not yet ended): one leg each."""
+        return sum(
+            1
+            for entry in self._live.values()
+            for party in entry.runner.call.parties
+            if party.ended is None and party.status is not PartyStatus.UNKNOWN
+        )
+
     # --- calls ------------------------------------------------------------------------------
 
     async def originate(self, req: OriginateRequest) -> tuple[PhoneCall, bool]:
@@ -350,6 +361,7 @@ class Engine:
         return runner
 
     async def _run_call(self, runner: SimpleCall) -> None:
+        CALL_ID.set(runner.call.id)  # this task's context: every line it logs names the call
         try:
             await runner.run()
         except Exception:
@@ -403,7 +415,7 @@ class Engine:
         entry = self._live.get(call.id)
         final = event == "ended"
         item = CallEvent(call.id, seq, event, str(call.state), self._wall_clock(), data, final)
-        logger.info("call %s: %s %s", call.id, event, data or "")
+        _log_event(call, event, data)
         if entry is not None:
             entry.history.append(item)
             for channel in list(entry.subscribers):
@@ -622,6 +634,32 @@ class Engine:
             if party.answered is not None and party.ended is None and party.role == "destination":
                 return i
         raise ViewNotFound("phoneCallViewId is required")
+
+
+def _log_event(call: PhoneCall, event: str, data: dict[str, Any]) -> None:
+    """A call's creation and end at INFO (what an operator follows), its other events at DEBUG."""
+    extra = {"call": call.id}
+    if event == "created":
+        logger.info(
+            "call %s created (%s): %s -> %s",
+            call.id,
+            call.origin,
+            ", ".join(call.sources),
+            ", ".join(call.destinations),
+            extra=extra,
+        )
+    elif event == "ended":
+        disposition = "NONE" if call.disposition is None else call.disposition.name
+        logger.info(
+            "call %s ended: %s after %d s bridged (%s)",
+            call.id,
+            disposition,
+            call.billable_seconds,
+            call.hangup_cause or "no cause",
+            extra=extra,
+        )
+    else:
+        logger.debug("call %s: %s %s", call.id, event, data or "", extra=extra)
 
 
 def _latest_time(call: PhoneCall) -> datetime:
