@@ -45,6 +45,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -52,6 +53,7 @@ from sip.errors import RemoteProtocolError
 from sip.headers import Headers, canonical_name
 from sip.limits import ConnectionLimits
 from sip.message import Message, Request, Response, StreamParser, parse_message, serialize
+from sip.observe import MessageObserver
 from sip.peers import bare_host, default_port
 from sip.transaction_types import Peer
 
@@ -251,6 +253,24 @@ class SipTransport:
         self._connect_locks: dict[tuple[str, int], trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        self._observers: list[MessageObserver] = []
+        self._failed_observers: set[int] = set()  # id() of observers whose failure was logged
+
+    # -- observers ----------------------------------------------------------------------
+
+    def add_observer(self, observer: MessageObserver) -> None:
+        """Show ``observer`` every message parsed on receive and every message sent
+        (``sip.observe``)."""
+        self._observers.append(observer)
+
+    def _observe(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
+        for observer in self._observers:
+            try:
+                observer.message(direction, message, peer)
+            except Exception:
+                if id(observer) not in self._failed_observers:
+                    self._failed_observers.add(id(observer))
+                    log.exception("sip message observer %r failed (logged once)", observer)
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -366,6 +386,8 @@ class SipTransport:
         await self._deliver(message, peer)
 
     async def _deliver(self, message: Message, peer: Peer) -> None:
+        if self._observers:
+            self._observe("in", message, peer)
         if isinstance(message, Request):
             try:
                 message = stamp_via(message, peer)
@@ -565,6 +587,8 @@ class SipTransport:
             await self._send_tcp(data, peer)
         else:
             raise TransportError(f"unsupported transport {peer.transport!r}")
+        if self._observers:
+            self._observe("out", message, peer)
 
     def _response_peer(self, response: Response, peer: Peer) -> Peer:
         if peer.reliable and (peer.host, peer.port) in self._connections:
