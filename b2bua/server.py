@@ -27,6 +27,7 @@ from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import Store, open_store
+from engine.trace import CallTraces
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +100,18 @@ async def serve(
         # Built in dependency order, each piece given what it needs: the legs the engine sends
         # out, the engine, the SIP request handler given the engine, the HTTP app given both
         # the engine and the callbacks.
-        legs = SipLegs(endpoint, directory, store, config)
+        # every SIP message of a call, for GET .../trace and the console (engine.trace)
+        traces = CallTraces()
+        endpoint.transport.add_observer(traces)
+        legs = SipLegs(endpoint, directory, store, config, traces=traces)
         async with trio.open_nursery() as nursery:
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
-                sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                engine.listeners.append(traces.on_event)
+                sip_service = SipService(
+                    endpoint, directory, store, config, engine=engine, traces=traces
+                )
                 await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
                 nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
@@ -115,7 +122,11 @@ async def serve(
                         callbacks.watch(call.id, call.status_callback, after_seq=call.events - 1)
                 engine.recovered.clear()
                 app = create_app(
-                    engine, public_url=config.api.base_url(api_port), callbacks=callbacks
+                    engine,
+                    public_url=config.api.base_url(api_port),
+                    callbacks=callbacks,
+                    traces=traces,
+                    sip_address=next(((h, p) for t, h, p in bound if t == "udp"), None),
                 )
                 stop_http = trio.Event()
                 await nursery.start(serve_http, app, api_socket, stop_http.wait)
