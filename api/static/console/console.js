@@ -26,6 +26,9 @@
   let events = [];
   let eventsAbort = null;
   let polling = false;
+  let shownCalls = ""; // what the call table shows: rebuilt only when it changes
+  let shownLadder = "";
+  let pageCalls = [];
 
   // --- small helpers -------------------------------------------------------------------------
 
@@ -66,6 +69,7 @@
       ...options,
       headers: { ...(options.headers || {}), Authorization: `Bearer ${token}` },
       cache: "no-store",
+      credentials: "omit",
     });
     if (response.status === 401) {
       signOut("Your session has expired: sign in again.");
@@ -90,7 +94,14 @@
     error.hidden = true;
     let response;
     try {
-      response = await fetch("/oauth/token.php", { method: "POST", body, cache: "no-store" });
+      // credentials "omit": the endpoint's 401 carries a Basic challenge (RFC 6749 5.2), which
+      // would make the browser open its own password dialog instead of answering the page
+      response = await fetch("/oauth/token.php", {
+        method: "POST",
+        body,
+        cache: "no-store",
+        credentials: "omit",
+      });
     } catch (exc) {
       showSignInError("The server cannot be reached.");
       return;
@@ -131,6 +142,9 @@
 
   function signOut(message) {
     token = null;
+    shownCalls = "";
+    shownLadder = "";
+    $("devices").tBodies[0].dataset.shown = "";
     clearInterval(pollTimer);
     clearInterval(devicesTimer);
     stopEvents();
@@ -195,6 +209,13 @@
 
   function renderCalls(page) {
     total = page.totalResults;
+    pageCalls = page.entry;
+    const key = JSON.stringify([startIndex, page.entry]);
+    if (key === shownCalls) {
+      tickTimers();
+      return;
+    }
+    shownCalls = key;
     const rows = page.entry.map((call) => {
       const row = el(
         "tr",
@@ -211,10 +232,18 @@
       return row;
     });
     $("calls").tBodies[0].replaceChildren(...rows);
+    // rows are rebuilt only when a call changed: a row being clicked stays the same element
     const last = Math.min(total, startIndex + page.entry.length);
     $("page-info").textContent = total ? `${startIndex + 1}-${last} of ${total}` : "no calls";
     $("prev-page").disabled = startIndex === 0;
     $("next-page").disabled = startIndex + PAGE >= total;
+  }
+
+  function tickTimers() {
+    const cells = $("calls").tBodies[0].querySelectorAll("td.timer");
+    pageCalls.forEach((call, index) => {
+      if (cells[index]) cells[index].textContent = timer(call);
+    });
   }
 
   // --- devices -------------------------------------------------------------------------------
@@ -226,7 +255,12 @@
       const rows = data.entry.map((d) =>
         el("tr", {}, el("td", {}, d.extension), el("td", {}, d.contact), el("td", {}, d.received), el("td", {}, clock(d.expires))),
       );
-      $("devices").tBodies[0].replaceChildren(...rows);
+      const devices = $("devices").tBodies[0];
+      const key = JSON.stringify(data.entry);
+      if (devices.dataset.shown !== key) {
+        devices.dataset.shown = key;
+        devices.replaceChildren(...rows);
+      }
     } catch (exc) {
       /* shown by the next poll */
     }
@@ -240,6 +274,7 @@
     selectedMessage = -1;
     traceRows = [];
     events = [];
+    shownLadder = "";
     $("message").textContent = "";
     $("detail").hidden = false;
     $("detail-id").textContent = call.id;
@@ -247,6 +282,7 @@
     for (const row of $("calls").tBodies[0].rows) {
       row.classList.toggle("selected", row.dataset.call === call.id);
     }
+    shownCalls = ""; // the selection is part of the rows' look
     renderDetail();
     if (!call.ended) followEvents(call);
     refreshSelected([call]);
@@ -364,6 +400,9 @@
     const lanes = [...sources, "b2bua", ...destinations];
     const engine = sources.length;
     const ladder = $("ladder");
+    const key = JSON.stringify([call.id, lanes, traceRows.length, selectedMessage]);
+    if (key === shownLadder) return;
+    shownLadder = key;
     ladder.style.gridTemplateColumns = `repeat(${lanes.length}, minmax(7rem, 1fr))`;
     const nodes = lanes.map((name) => el("div", { className: "lane", "data-lane": name }, name === "b2bua" ? "B2BUA" : name));
     const t0 = traceRows.length ? Date.parse(traceRows[0].ts) : 0;
