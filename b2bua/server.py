@@ -101,14 +101,19 @@ async def serve(
         # out, the engine, the SIP request handler given the engine, the HTTP app given both
         # the engine and the callbacks.
         # every SIP message of a call, for GET .../trace and the console (engine.trace)
-        traces = CallTraces()
-        endpoint.transport.add_observer(traces)
+        traces = None
+        if config.sip.trace_messages:
+            traces = CallTraces(
+                per_call=config.sip.trace_messages, max_bytes=config.sip.trace_memory << 20
+            )
+            endpoint.transport.add_observer(traces)
         legs = SipLegs(endpoint, directory, store, config, traces=traces)
         async with trio.open_nursery() as nursery:
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
-                engine.listeners.append(traces.on_event)
+                if traces is not None:
+                    engine.listeners.append(traces.on_event)
                 sip_service = SipService(
                     endpoint, directory, store, config, engine=engine, traces=traces
                 )

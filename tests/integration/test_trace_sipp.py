@@ -134,3 +134,17 @@ def test_trace_of_an_inbound_call_starts_with_the_challenge(
     assert callee_rows == [sipp_key(m) for m in callee.messages() if m.cseq_method != "REGISTER"]
     assert callee_rows[0] == "INVITE" and "BYE" in callee_rows
     admin.close()
+
+
+def test_no_trace_is_kept_when_traces_are_off(
+    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    server = b2bua_factory(config={"sip": {"trace_messages": 0}})
+    phone = registered_phone(gateway, server, "0003*210", "secret210")
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(api.create(["0003*210"], ["0003*00"], query={"callDuration": 1}))
+    api.wait_ended(call_id, timeout=20)
+    assert phone.received("BYE")  # the call went through the phone...
+    reply = api.client.get(f"/uapi/phoneCalls/@me/0003*210/{call_id}/trace", headers=api.headers)
+    assert reply.status_code == 200 and reply.json() == []  # ... and nothing was kept
+    api.close()
