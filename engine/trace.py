@@ -206,8 +206,19 @@ class CallTraces:
                 del self._by_call_id[sip_call_id]
         if trace.dropped:
             logger.info("sip trace of %s: %d oldest messages dropped", phone_call_id, trace.dropped)
-        rows = [_row(_record(entry)) for entry in trace.entries]
-        blob = zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
+        rows = [
+            [
+                e.ts,
+                e.direction,
+                e.party,
+                e.peer.transport,
+                e.peer.host,
+                e.peer.port,
+                serialize(e.message).decode("utf-8", "replace"),
+            ]
+            for e in trace.entries
+        ]
+        blob = zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
         self._frozen[phone_call_id] = blob
         self._frozen_bytes += len(blob)
         while self._frozen_bytes > self.max_bytes and self._frozen:
@@ -222,15 +233,3 @@ def _record(entry: _Entry) -> TraceRecord:
     return TraceRecord(
         entry.ts, entry.direction, entry.party, peer.transport, peer.host, peer.port, text
     )
-
-
-def _row(record: TraceRecord) -> list[Any]:
-    return [
-        record.ts,
-        record.direction,
-        record.party,
-        record.transport,
-        record.host,
-        record.port,
-        record.message,
-    ]
