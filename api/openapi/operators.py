@@ -27,6 +27,9 @@ def _error(description: str, codes: list[str]) -> dict[str, Any]:
     }
 
 
+ERR_400 = _error("A malformed HTTP request.", ["request_invalid"])
+
+
 def operator_schemas() -> dict[str, Any]:
     models: tuple[type[BaseModel], ...] = OPERATOR_MODELS
     return jsonschema.component_schemas(models, jsonschema.ResourceSchema, mode="serialization")
@@ -82,6 +85,7 @@ def operator_paths() -> dict[str, Any]:
                         "description": "The bindings, by extension then age.",
                         "content": {JSON: {"schema": ref("RegistrationCollection")}},
                     },
+                    "400": ERR_400,
                     "401": ERR_401,
                 },
             }
@@ -131,6 +135,7 @@ def operator_paths() -> dict[str, Any]:
                         "description": "The counters.",
                         "content": {JSON: {"schema": ref("ConsoleSummary")}},
                     },
+                    "400": ERR_400,
                     "401": ERR_401,
                 },
             }
