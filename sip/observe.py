@@ -1,11 +1,13 @@
-"""Watching every SIP message the transport sends and receives (metrics, per-call traces).
+"""A hook that sees every SIP message the transport sends or receives.
 
-``SipTransport.add_observer(observer)`` registers a ``MessageObserver``: the transport calls
-its ``message`` for each message it parsed on receive (before any Via stamping, as it came)
-and for each message it sends, retransmissions included (a retransmission is the same message
-again: an observer that must tell them apart compares what it saw). Observers run on the
-transport's task and must be quick; an exception from one is logged once per observer and
-never reaches the transport.
+Metrics (messages by method and status class) and per-call traces both watch the wire through
+it. ``SipTransport.add_observer`` registers one; the transport calls it for each message it
+parsed on receive and for each message it sent (retransmissions included: a request or a
+non-2xx response the transaction layer sends again is the very ``Message`` object it sent
+first; ``sip.endpoint.SipEndpoint.statistics`` counts them, and the dialogs' 2xx
+retransmissions, as ``retransmissions``). An observer is
+called inline on the event loop, so it must be quick; an exception it raises is caught and
+logged once by the transport, never passed on.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from typing import Literal, Protocol
 from sip.message import Message
 from sip.transaction_types import Peer
 
-__all__ = ["Direction", "MessageObserver"]
-
-Direction = Literal["in", "out"]
+__all__ = ["MessageObserver"]
 
 
 class MessageObserver(Protocol):

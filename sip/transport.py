@@ -254,13 +254,11 @@ class SipTransport:
         self._nursery: trio.Nursery | None = None
         self._closed = False
         self._observers: list[MessageObserver] = []
-        self._failed_observers: set[int] = set()  # id() of observers whose failure was logged
-
-    # -- observers ----------------------------------------------------------------------
+        self._observer_failed = False
 
     def add_observer(self, observer: MessageObserver) -> None:
-        """Show ``observer`` every message parsed on receive and every message sent
-        (``sip.observe``)."""
+        """Call ``observer.message`` for every message parsed on receive and every message
+        sent (``sip.observe``); without observers the cost is one empty-list check."""
         self._observers.append(observer)
 
     def _observe(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
@@ -268,9 +266,9 @@ class SipTransport:
             try:
                 observer.message(direction, message, peer)
             except Exception:
-                if id(observer) not in self._failed_observers:
-                    self._failed_observers.add(id(observer))
-                    log.exception("sip message observer %r failed (logged once)", observer)
+                if not self._observer_failed:  # once: a broken observer must not flood the log
+                    self._observer_failed = True
+                    log.exception("SIP message observer %r failed (logged once)", observer)
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -386,14 +384,14 @@ class SipTransport:
         await self._deliver(message, peer)
 
     async def _deliver(self, message: Message, peer: Peer) -> None:
-        if self._observers:
-            self._observe("in", message, peer)
         if isinstance(message, Request):
             try:
                 message = stamp_via(message, peer)
             except RemoteProtocolError as exc:
                 log.info("dropping request from %s with a bad Via: %s", peer, exc.reason)
                 return
+        if self._observers:
+            self._observe("in", message, peer)
         try:
             await self._on_message(message, peer)
         except Exception:

@@ -1,4 +1,5 @@
-"""The transport's message hook (sip.observe): every message in and out, observers fenced off."""
+"""The transport's message hook (sip.observe) as the per-call traces use it: every message in
+and out, retransmissions included, a failing observer fenced off."""
 
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ async def test_observer_sees_the_request_as_received_and_the_response_sent() -> 
     assert directions == [("in", "Request", port), ("out", "Response", port)]
     request = seen.messages[0][1]
     assert isinstance(request, Request)
-    # as it came: the transport's received/rport stamp is not in what the observer saw
-    assert request.top_via.received is None
+    # as the server handles it: with the received/rport the transport stamps on the top Via
+    assert request.top_via.received == "127.0.0.1"
+    assert request.top_via.rport == port
     response = seen.messages[1][1]
     assert isinstance(response, Response) and response.status == 200
 
