@@ -30,7 +30,8 @@ from api.context import ApiContext, context
 from api.errors import ApiError
 from api.oauth import Principal, authenticate
 from api.phonecalls import owned_call
-from api.render import call_json, call_path
+from api.render import call_path, call_resource
+from api.resources import PhoneCallCollection, dump
 from api.scope import path_extension
 from engine.directory import Extension
 from engine.model import CallState, PhoneCall
@@ -116,7 +117,7 @@ async def call_trace(request: Request) -> Response:
     wanted = request.query_params.get("format", "json")
     if wanted not in ("json", "pcap"):
         raise ApiError(400, "trace_format_invalid", "format must be json or pcap")
-    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    call = await owned_call(ctx, user, extension, request.path_params["phoneCallId"])
     records = (ctx.traces.trace(call.id) if ctx.traces is not None else None) or []
     if wanted == "pcap":
         local = ctx.sip_address or ("127.0.0.1", 5060)
@@ -201,8 +202,10 @@ async def console_calls(request: Request) -> Response:
     start = _int_query(request, "startIndex", 0, 0, 10**9)
     ended = {"live": False, "ended": True, "all": None}[state]
     user_id, organization_id = _scope_filter(principal)
-    total = ctx.engine.count_calls(ended=ended, user_id=user_id, organization_id=organization_id)
-    page = ctx.engine.list_calls(
+    total = await ctx.engine.acount_calls(
+        ended=ended, user_id=user_id, organization_id=organization_id
+    )
+    page = await ctx.engine.alist_calls(
         ended=ended,
         user_id=user_id,
         organization_id=organization_id,
@@ -210,13 +213,18 @@ async def console_calls(request: Request) -> Response:
         offset=start,
         newest_first=True,
     )
-    entries = []
-    for call in page:
-        link = call_path(ctx.public_url, str(call.user_id), str(call.extension), call.id)
-        entries.append(call_json(call, ctx.directory, link))
-    return JSONResponse(
-        {"entry": entries, "totalResults": total, "startIndex": start, "itemsPerPage": len(page)}
+    entries = [
+        call_resource(
+            call,
+            ctx.directory,
+            call_path(ctx.public_url, str(call.user_id), str(call.extension), call.id),
+        )
+        for call in page
+    ]
+    listing = PhoneCallCollection(
+        entry=entries, totalResults=total, startIndex=start, itemsPerPage=len(page)
     )
+    return JSONResponse(dump(listing))
 
 
 async def console_summary(request: Request) -> Response:
@@ -229,7 +237,7 @@ async def console_summary(request: Request) -> Response:
         liveCalls=len(live),
         ringing=len(live) - bridged,
         bridged=bridged,
-        endedCalls=ctx.engine.count_calls(
+        endedCalls=await ctx.engine.acount_calls(
             ended=True, user_id=user_id, organization_id=organization_id
         ),
         registeredDevices=len(_registrations(ctx, principal)),

@@ -26,7 +26,8 @@ from engine.heartbeat import heartbeat
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
-from engine.store import Store, open_store
+from engine.store import open_store
+from engine.store.service import StoreService
 from engine.trace import CallTraces
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ async def serve(
     bound = await listen_sip(endpoint, config)
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
-    store = open_store(config.store.url)
+    store = StoreService(open_store(config.store.url))
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
     relay = RelayProcess(config.media.address, config.media.ports)
@@ -109,6 +110,8 @@ async def serve(
             endpoint.transport.add_observer(traces)
         legs = SipLegs(endpoint, directory, store, config, traces=traces)
         async with trio.open_nursery() as nursery:
+            # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
+            await nursery.start(store.run)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
@@ -178,12 +181,12 @@ async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 
     running.shutdown.set()
 
 
-async def _purge_expired(store: Store, every: float = 300.0) -> None:
+async def _purge_expired(store: StoreService, every: float = 300.0) -> None:
     """Drop expired registrations now and then, so they do not pile up."""
     while True:
         await trio.sleep(every)
         try:
-            removed = store.purge_expired(time.time())
+            removed = await store.apurge_expired(time.time())
         except Exception:
             logger.exception("purging expired registrations failed")
             continue

@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from api import jsonschema
-from api.openapi.parameters import EXTENSION, PHONE_CALL_ID, USER_ID, query_param
+from api.openapi.parameters import path_parameters, query_param
 from api.openapi.schemas import JSON, ref
 from api.operators import MAX_PAGE, OPERATOR_MODELS
+from api.pathparams import PhoneCallPath
 
 ERR_401 = {
     "description": "Missing, unknown or expired access token. Codes: `access_denied`.",
@@ -39,7 +40,7 @@ def operator_paths() -> dict[str, Any]:
     html = {"text/html": {"schema": {"type": "string"}}}
     return {
         "/uapi/phoneCalls/{userId}/{extension}/{phoneCallId}/trace": {
-            "parameters": [USER_ID, EXTENSION, PHONE_CALL_ID],
+            "parameters": path_parameters(PhoneCallPath),
             "get": {
                 "tags": ["Operations"],
                 "summary": "The SIP messages of a PhoneCall",
