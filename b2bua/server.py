@@ -34,6 +34,7 @@ from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import open_store
 from engine.store.service import StoreService
 from engine.store.sql import SqlStore
+from engine.trace import CallTraces
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +110,25 @@ async def serve(
         # Built in dependency order, each piece given what it needs: the legs the engine sends
         # out, the engine, the SIP request handler given the engine, the HTTP app given both
         # the engine and the callbacks.
-        legs = SipLegs(endpoint, directory, store, config)
+        # every SIP message of a call, for GET .../trace and the console (engine.trace)
+        traces = None
+        if config.sip.trace_messages:
+            traces = CallTraces(
+                per_call=config.sip.trace_messages, max_bytes=config.sip.trace_memory << 20
+            )
+            endpoint.transport.add_observer(traces)
+        legs = SipLegs(endpoint, directory, store, config, traces=traces)
         async with trio.open_nursery() as nursery:
             # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
             await nursery.start(store.run)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
-                sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                if traces is not None:
+                    engine.listeners.append(traces.on_event)
+                sip_service = SipService(
+                    endpoint, directory, store, config, engine=engine, traces=traces
+                )
                 callbacks = CallbackDispatcher(engine)
                 token_limiter = FailureLimiter("api token")  # the token endpoint's guesses
                 metrics = ServerMetrics(
@@ -152,6 +164,8 @@ async def serve(
                     callbacks=callbacks,
                     token_limiter=token_limiter,
                     operations=ServerOperations(metrics, health),
+                    traces=traces,
+                    sip_address=next(((h, p) for t, h, p in bound if t == "udp"), None),
                 )
                 metrics.watch_gc()
                 await nursery.start(watch_loop_lag, metrics.loop_lag.observe)

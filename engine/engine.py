@@ -67,7 +67,7 @@ from engine.supervise import SUPERVISE_ACTIONS, supervise_request, supervisor_of
 from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
-    from engine.store import SqlStore
+    from engine.store import ContactRecord, SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -446,21 +446,43 @@ class Engine:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         """Calls by publish time (oldest first unless ``newest_first``), paged by the store;
-        a live call is the engine's own current copy."""
+        a live call is the engine's own current copy. ``ended``: only ended (True) or only
+        unfinished (False) calls, by the stored state."""
         calls = self.store.list_calls(
             user_id=user_id,
             extension=extension,
+            organization_id=organization_id,
+            ended=ended,
             limit=limit,
             offset=offset,
             newest_first=newest_first,
         )
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
 
-    def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
+    def count_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> int:
         """How many calls ``list_calls`` gives without a limit."""
-        return self.store.count_calls(user_id=user_id, extension=extension)
+        return self.store.count_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
+
+    def live_calls(self) -> list[PhoneCall]:
+        """The calls running in this engine now (current records), oldest first."""
+        return [entry.runner.call for entry in self._live.values()]
+
+    def registrations(self, extended: str) -> list[ContactRecord]:
+        """The unexpired device bindings of extension ``extended``, oldest first."""
+        return self.store.contacts(extended, self._wall_clock().timestamp())
 
     # The same reads without blocking the trio thread on a remote store (what the API uses):
     # awaited in a worker thread after this node's queued writes have landed.
@@ -479,10 +501,14 @@ class Engine:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         calls = await self.store.alist_calls(
             user_id=user_id,
             extension=extension,
+            organization_id=organization_id,
+            ended=ended,
             limit=limit,
             offset=offset,
             newest_first=newest_first,
@@ -490,9 +516,16 @@ class Engine:
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
 
     async def acount_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> int:
-        return await self.store.acount_calls(user_id=user_id, extension=extension)
+        return await self.store.acount_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
 
     def signing_secret(self) -> bytes:
         """The secret that signing keys derive from (``engine.keys``): ``[cluster] secret``,

@@ -406,6 +406,8 @@ class StoreService:
         *,
         user_id: int | None = None,
         extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
@@ -415,6 +417,8 @@ class StoreService:
                 self.backend.list_calls,
                 user_id=user_id,
                 extension=extension,
+                organization_id=organization_id,
+                ended=ended,
                 limit=limit,
                 offset=offset,
                 newest_first=newest_first,
@@ -422,10 +426,21 @@ class StoreService:
         )
 
     async def acount_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> int:
         return await self._read(
-            partial(self.backend.count_calls, user_id=user_id, extension=extension)
+            partial(
+                self.backend.count_calls,
+                user_id=user_id,
+                extension=extension,
+                organization_id=organization_id,
+                ended=ended,
+            )
         )
 
     async def apurge_expired(self, now: float) -> int:
