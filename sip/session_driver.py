@@ -15,8 +15,8 @@ answering) call the session directly and wake the task.
 
 The task carries out the session's outputs in order (responses on the INVITE's server
 transaction, new client transactions, stateless sends, ACK+BYE of foreign forks, and the
-leg events, which go unchanged to ``next_event()`` on a bounded channel: ringing beyond half
-of it is dropped, so the final events always fit), then takes the next input, or sleeps
+leg events, which go unchanged to ``next_event()`` on a bounded channel: ringing and DTMF beyond
+half of it are dropped, so the final events always fit), then takes the next input, or sleeps
 until ``get_timer()``.  Once the call is established, with no input queued and no timer,
 it ends, and the next input or command starts another: a quiet call holds no task (nor
 queue).  When the session has ended and has nothing left to retransmit, the dialog is
@@ -48,7 +48,7 @@ from sip.invite_dialog import (
     SendStateless,
     SessionState,
 )
-from sip.leg_events import LegEvent, LegFailed, LegRinging
+from sip.leg_events import LegDtmf, LegEvent, LegFailed, LegRinging
 from sip.message import Response
 from sip.transaction_types import Peer
 from sip.uac_session import UacSession
@@ -292,10 +292,10 @@ class SessionDriver:
 
     def _emit(self, event: LegEvent) -> None:
         if (
-            isinstance(event, LegRinging)
+            isinstance(event, LegRinging | LegDtmf)
             and self._to_call.statistics().current_buffer_used >= EVENTS_SIZE // 2
         ):
-            log.info("%s: dropping %d, the call is not reading", self._label, event.status)
+            log.info("%s: dropping %r, the call is not reading", self._label, event)
             return
         try:
             self._to_call.send_nowait(event)
