@@ -30,6 +30,7 @@ from engine.heartbeat import heartbeat
 from engine.limiter import FailureLimiter
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
+from engine.relay_digits import RelayDigits
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import open_store
 from engine.store.service import StoreService
@@ -101,9 +102,10 @@ async def serve(
     relay = RelayProcess(config.media.address, config.media.ports)
     relay.start()
     records = recordings_dir(config)
+    digits = RelayDigits(relay)  # the relay's RFC 4733 digit reports, to their calls
 
     def media_for(call: PhoneCall) -> RelayMedia:
-        return RelayMedia(relay, records / f"{call.id}.wav")
+        return RelayMedia(relay, records / f"{call.id}.wav", digits)
 
     metrics: ServerMetrics | None = None
     try:
@@ -197,6 +199,7 @@ async def serve(
                     nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
                 nursery.start_soon(_watch_relay, relay, running)
+                nursery.start_soon(digits.run)
                 await running.shutdown.wait()
                 logger.info(
                     "draining: %d live calls, up to %g s", engine.live_count, config.calls.drain
