@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import trio
 
 from b2bua.listen import bind_api, hostport, listen_sip
-from engine.anchor import RelayMedia
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
 from engine.media.process import RelayProcess
+from b2bua.media import open_media
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import Store, open_store
@@ -86,14 +86,9 @@ async def serve(
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
     store = open_store(config.store.url)
-    # The relay forwards in its own process: in a thread it would wait for the GIL whenever
-    # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
-    relay = RelayProcess(config.media.address, config.media.ports)
-    relay.start()
     records = recordings_dir(config)
-
-    def media_for(call: PhoneCall) -> RelayMedia:
-        return RelayMedia(relay, records / f"{call.id}.wav")
+    media_backend = open_media(config, records)
+    media = await media_backend.__aenter__()
 
     try:
         # Built in dependency order, each piece given what it needs: the legs the engine sends
@@ -103,7 +98,14 @@ async def serve(
         async with trio.open_nursery() as nursery:
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
-            async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
+            async with open_engine(
+                config,
+                directory,
+                store,
+                media=media.media_for,
+                legs=legs,
+                recording_unavailable=media.recording_unavailable,
+            ) as engine:
                 sip_service = SipService(endpoint, directory, store, config, engine=engine)
                 await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
@@ -137,7 +139,8 @@ async def serve(
                 if handle_signals:
                     nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
-                nursery.start_soon(_watch_relay, relay, running)
+                if media.relay is not None:
+                    nursery.start_soon(_watch_relay, media.relay, running)
                 await running.shutdown.wait()
                 logger.info("draining: %d live calls", engine.live_count)
                 await engine.drain(config.calls.drain)
@@ -148,7 +151,7 @@ async def serve(
             raise ServerFailed(running.failure)
     finally:
         api_socket.close()  # a no-op once hypercorn has it
-        relay.close()
+        await media_backend.__aexit__(None, None, None)
         store.close()
 
 

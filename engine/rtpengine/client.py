@@ -128,7 +128,9 @@ class NgClient:
         self._next = itertools.count()
         self._pending: dict[bytes, trio.MemorySendChannel[bytes]] = {}
         self._down_until: dict[Instance, float] = {}
+        self._down_events: dict[Instance, trio.Event] = {}
         self._resolve = resolve or (lambda instance: (instance.host, instance.port))
+        self._nursery: trio.Nursery | None = None
 
     # --- instances ------------------------------------------------------------------------
 
@@ -145,6 +147,15 @@ class NgClient:
 
     def is_down(self, instance: Instance) -> bool:
         return self._down_until.get(instance, 0.0) > trio.current_time()
+
+    async def wait_down(self, instance: Instance) -> None:
+        """Return when ``instance`` is next found not answering (a request or the monitor)."""
+        await self._down_events.setdefault(instance, trio.Event()).wait()
+
+    def spawn(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run ``task`` in the background, in the client's nursery (dropped when not open)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(task)
 
     # --- requests -------------------------------------------------------------------------
 
@@ -194,12 +205,29 @@ class NgClient:
 
     def _mark_down(self, instance: Instance) -> None:
         self._down_until[instance] = trio.current_time() + self._retry_down
+        event = self._down_events.pop(instance, None)
+        if event is not None:
+            event.set()
         logger.warning(
             "rtpengine %s is not answering; new calls avoid it for %g s", instance, self._retry_down
         )
 
     async def ping(self, instance: Instance) -> bool:
         return (await self.request(instance, "ping")).get("result") == "pong"
+
+    async def monitor(self, interval: float) -> None:
+        """Ping every instance every ``interval`` s, so that a dead one is noticed (and the
+        calls on it told, see :meth:`wait_down`) without waiting for a call's next request."""
+
+        async def check(instance: Instance) -> None:
+            with contextlib.suppress(NgError):
+                await self.ping(instance)
+
+        while True:
+            async with trio.open_nursery() as nursery:
+                for instance in self.instances:
+                    nursery.start_soon(check, instance)
+            await trio.sleep(interval)
 
     # --- the reader -----------------------------------------------------------------------
 
@@ -224,9 +252,15 @@ class NgClient:
 
 @asynccontextmanager
 async def open_ng_client(
-    instances: Sequence[Instance], *, timeout: float = 0.5, tries: int = 3, retry_down: float = 10.0
+    instances: Sequence[Instance],
+    *,
+    timeout: float = 0.5,
+    tries: int = 3,
+    retry_down: float = 10.0,
+    ping_interval: float = 0.0,
 ) -> AsyncIterator[NgClient]:
-    """A client on a fresh UDP socket (IPv6 when the first instance's host is IPv6)."""
+    """A client on a fresh UDP socket (IPv6 when the first instance's host is IPv6); with
+    ``ping_interval`` > 0 it also pings every instance that often (:meth:`NgClient.monitor`)."""
     family = socket.AF_INET6 if ":" in instances[0].host else socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -235,6 +269,9 @@ async def open_ng_client(
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(client.run)
+                client._nursery = nursery
+                if ping_interval > 0:
+                    nursery.start_soon(client.monitor, ping_interval)
                 yield client
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # the caller's own error, not a group of one

@@ -244,3 +244,34 @@ def test_instance_addresses(text: str, expected: Instance) -> None:
 def test_bad_instance_addresses_say_what_is_wrong(text: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         parse_instance(text)
+
+
+async def test_the_monitor_tells_waiting_calls_when_an_instance_stops_answering(
+    nursery: trio.Nursery, mock_clock: trio.testing.MockClock
+) -> None:
+    alive = True
+
+    def until_killed(cookie: bytes, request: dict[str, Any]) -> list[bytes]:
+        return pong(cookie, request) if alive else []
+
+    net = FakeNet({(A.host, A.port): until_killed, (B.host, B.port): pong})
+    client = make(net, A, B, timeout=0.5, tries=2)
+    await nursery.start(client.run)
+    nursery.start_soon(client.monitor, 1.0)
+    told: dict[Instance, float] = {}
+
+    async def watch(instance: Instance) -> None:
+        await client.wait_down(instance)
+        told[instance] = trio.current_time()
+
+    nursery.start_soon(watch, A)
+    nursery.start_soon(watch, B)
+    await trio.sleep(5)
+    assert told == {}  # both answer every ping
+    alive = False
+    killed_at = trio.current_time()
+    await trio.sleep(5)
+    assert list(told) == [A]
+    # noticed at the next ping (within 1 s) after its two tries (1 s)
+    assert told[A] - killed_at <= 2.0 + 1e-6
+    assert client.choose() == B
