@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.anchor import RelayMedia
 from engine.call_types import CallMedia
-from engine.config import Config
+from engine.config_model import Config
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.rtpengine import open_ng_client, parse_instance

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 import trio
 
 from b2bua.listen import bind_api, hostport, listen_sip
-from engine.config import Config
+from b2bua.media import open_media
+from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
 from engine.media.process import RelayProcess
-from b2bua.media import open_media
-from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import Store, open_store
 

@@ -34,8 +34,6 @@ import wave
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import trio
-
 from engine.call_types import MediaSide, MediaUnavailable
 from engine.rtpengine.client import Instance, NgClient, NgError
 from sip import sdp
@@ -312,6 +310,8 @@ class RtpengineMedia:
             self._closed = True
             return [{} for _side in sides]
         self._closed = True
+        if self._client.is_down(self.instance):  # it is gone: nothing to read or free
+            return [{} for _side in sides]
         reply = await self._quietly("query")
         await self._quietly("delete")
         if reply is None:

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (
-    ClusterConfig,
-    ConfigError,
-    ListenAddress,
-    default_config,
-    load_config,
-    parse_transport_address,
-    render_config,
-)
+from engine.config import load_config, render_config
+from engine.config_model import ClusterConfig, ConfigError, ListenAddress, default_config
 
 FULL = """
 [sip]
@@ -150,6 +143,15 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[media]\nports = [20000]", "media.ports: expected [LOW, HIGH]"),
         ('[media]\nports = ["a", "b"]', "media.ports[0]: expected an integer"),
         ('[media]\naddress = "1.2.3.4:5"', "media.address: expected an address without a port"),
+        ('[media]\nbackend = "kernel"', "media.backend: expected 'relay' or 'rtpengine'"),
+        ("[media]\nbackend = 1", "media.backend: expected a string"),
+        ('[media]\nbackend = "rtpengine"', 'media.rtpengine: backend = "rtpengine" needs'),
+        ('[media]\nbackend = "rtpengine"\nrtpengine = []', "media.rtpengine: backend"),
+        ('[media]\nrtpengine = "udp:127.0.0.1:2223"', "media.rtpengine: expected an array"),
+        ('[media]\nrtpengine = ["127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:HOST:PORT'"),
+        ('[media]\nrtpengine = ["tcp:127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:"),
+        ('[media]\nrtpengine = ["udp:127.0.0.1:0"]', "media.rtpengine[0]: port must be 1-65535"),
+        ("[media]\nrtpengine = [2223]", "media.rtpengine[0]: expected a string"),
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
@@ -186,12 +188,21 @@ def test_file_level_errors(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_parse_transport_address() -> None:
-    assert parse_transport_address("UDP:10.0.0.1:5060") == ("udp", "10.0.0.1", 5060)
-    assert parse_transport_address("tcp:gw.example.com:5080").host == "gw.example.com"
-    for bad in ("", "udp", "udp:", "udp:host", "udp:[::1", "udp:[::1]x", "udp:h:-1", "udp: :1"):
-        with pytest.raises(ValueError):
-            parse_transport_address(bad)
+def test_media_backend_rtpengine_with_its_addresses(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[media]\nbackend = "rtpengine"\n'
+            'rtpengine = ["udp:127.0.0.1:2223", "udp:[::1]:2224", "udp:rtp.example.com:22222"]',
+        )
+    )
+    assert config.media.backend == "rtpengine"
+    assert config.media.rtpengine == (
+        "udp:127.0.0.1:2223",
+        "udp:[::1]:2224",
+        "udp:rtp.example.com:22222",
+    )
+    assert load_config(write(tmp_path, "")).media.backend == "relay"
 
 
 def test_render_config_round_trips(tmp_path: Path) -> None:
