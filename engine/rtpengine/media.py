@@ -7,7 +7,7 @@ onto ng requests this way:
 - an offer *to* side X is an ng ``offer`` *from* the side X is to be connected with (its
   partner, else the latest side whose party has given its SDP), with that party's SDP and
   ``to-tag`` X; with no such side yet (the first party called), from a placeholder tag whose
-  SDP has the wanted codecs and no address (``c=0.0.0.0``): rtpengine sends nothing there;
+  SDP has the wanted codecs and rtpengine's discard port (127.0.0.1:9) as its address;
 - the party's answer (or early media) is the ng ``answer`` to that offer;
 - a party's own offer (an inbound caller) is an ng ``offer`` from X, answered at once from a
   placeholder, which gives the SDP for X; the next side's offer re-offers X's SDP towards it;
@@ -44,7 +44,10 @@ __all__ = ["RtpengineMedia", "RtpengineSide", "tone_wav"]
 logger = logging.getLogger(__name__)
 
 TONE_REPEATS = 3600  # 1 s files: an hour at most (ringback and sandbox calls are shorter)
-_PLACEHOLDER_ADDRESS = "0.0.0.0"
+# Where rtpengine sends a party's media until its peer is known: the discard port of
+# rtpengine's own loopback. Not 0.0.0.0, which rtpengine takes for an old-style hold (and
+# passes on to the party as c=0.0.0.0, a=sendonly).
+_PLACEHOLDER_ADDRESS = "127.0.0.1"
 _PLACEHOLDER_PORT = 9
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]

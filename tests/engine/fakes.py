@@ -378,10 +378,12 @@ class FakeMediaFactory:
     def __init__(self) -> None:
         self.by_call: dict[str, FakeMedia] = {}
         self.side_error: Exception | None = None  # every new call's relay is out of ports
+        self.offer_error: Exception | None = None  # every new call's backend does not answer
 
     def __call__(self, call: PhoneCall) -> FakeMedia:
         media = FakeMedia()
         media.side_error = self.side_error
+        media.offer_error = self.offer_error
         self.by_call[call.id] = media
         return media
 
