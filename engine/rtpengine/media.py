@@ -105,7 +105,7 @@ class RtpengineSide:
     # --- the controller's offer/answer (MediaSide) ------------------------------------------
 
     async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
-        peer = self._media.peer_of(self)
+        peer = self._media.peer_of(self, template)
         if peer is not None and peer.remote is not None:
             from_tag, their_sdp = peer.tag, peer.remote
         else:
@@ -245,10 +245,17 @@ class RtpengineMedia:
         self._sides.append(side)
         return side
 
-    def peer_of(self, side: RtpengineSide) -> RtpengineSide | None:
+    def peer_of(self, side: RtpengineSide, template: bytes | None = None) -> RtpengineSide | None:
+        """Whom an offer to ``side`` comes from: its partner; else the side whose party's SDP
+        the controller gave as the template (the party staying in a transfer); else the
+        latest side whose party gave its SDP."""
         partner = self._partners.get(side.tag)
         if partner is not None:
             return partner
+        if template is not None:
+            for other in self._sides:
+                if other is not side and other.remote == template:
+                    return other
         for other in reversed(self._sides):
             if other is not side and other.remote is not None:
                 return other

@@ -98,6 +98,63 @@ def test_a_sandbox_party_counts_and_the_call_ends_on_time(
     api.close()
 
 
+@BOTH
+def test_transfer_connects_the_media_of_the_party_staying_to_the_new_one(
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    a = gateway("gateway_answer_tone.xml", variables={"ring_ms": "200"}, timeout=30)
+    b = gateway("gateway_answer.xml", variables={"ring_ms": "200"}, rtp_echo=True)
+    c = gateway("gateway_answer.xml", variables={"ring_ms": "200"}, rtp_echo=True)
+    server = b2bua_factory(
+        directory=DEFAULT_DIRECTORY + routes(p5354353=a, p3235742879=b, p3235742880=c),
+        config={"calls": {"wait_for_pickup": 10}},
+    )
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    reply = api.create(
+        ["5354353"], ["3235742879"], query={"callDuration": 7, "allowPublicTransfer": "true"}
+    )
+    call_id = api.call_id(reply)
+    api.wait(call_id, lambda r: r.get("state") == "bridged", timeout=15)
+    time.sleep(1)
+    moved = api.act(
+        call_id,
+        {"action": "Transfer", "sendCallTo": "3235742880", "transferFromNumber": "3235742879"},
+    )
+    assert moved.status_code == 200, moved.text
+    record = api.wait_ended(call_id, timeout=20)
+    views = {v["number"]: v for v in record["phoneCallView"]}
+    assert views["3235742879"].get("hangupCause") == "transferred"
+    assert views["3235742880"]["answered"]
+    # the new party echoed the source's tone: it heard it through the media backend
+    assert views["3235742880"]["media"]["audio"]["rtp_packets_received"] > 50, views
+    assert first(b.received("BYE")) and first(c.received("BYE"))
+    assert len(a.received("INVITE")) == 1  # the source stayed up through the transfer
+    api.close()
+
+
+@BOTH
+def test_early_media_reaches_the_ringing_destination(
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    """The destination's 183 with SDP connects the media before the answer: it echoes the
+    source's tone while it rings (3 s) and after it answered (about 3 s)."""
+    a = gateway("gateway_answer_tone.xml", variables={"ring_ms": "200"}, timeout=30)
+    d = gateway("gateway_early_media.xml", variables={"ring_ms": "3000"}, rtp_echo=True)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a, p3235742879=d))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(api.create(["5354353"], ["3235742879"], query={"callDuration": 6}))
+    record = api.wait_ended(call_id, timeout=20)
+    assert record["disposition"] == 0, record
+    assert first(d.sent(183))
+    # 50 packets a second: well over the ~140 of the bridged time alone
+    assert media_counters(record, 1)["rtp_packets_received"] > 220, record
+    api.close()
+
+
 def test_recording_is_refused_clearly_with_rtpengine(
     rtpengine_daemon: Rtpengine,
     gateway: Callable[..., Sipp],
