@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from engine.call_types import MediaSide, MediaUnavailable
-from engine.rtpengine.client import Instance, NgClient, NgError
+from engine.rtpengine.client import Instance, NgClient, NgError, NgUnavailable
 from sip import sdp
 from sip.errors import RemoteProtocolError
 
@@ -206,14 +206,25 @@ class RtpengineMedia:
     # --- ng -----------------------------------------------------------------------------
 
     async def ng(self, command: str, **fields: Any) -> dict[str, Any]:
-        try:
-            reply = await self._client.request(
-                self.instance, command, call_id=self._call_id, **fields
-            )
-        except NgError as exc:
-            raise MediaUnavailable(str(exc)) from None
-        self._started = True
-        return reply
+        tried = {self.instance}
+        while True:
+            try:
+                reply = await self._client.request(
+                    self.instance, command, call_id=self._call_id, **fields
+                )
+            except NgUnavailable as exc:
+                # Nothing of this call is on that instance yet: it may move to another one.
+                nxt = None if self._started else self._client.choose()
+                if nxt is None or nxt in tried:
+                    raise MediaUnavailable(str(exc)) from None
+                logger.warning("%s; the call moves to rtpengine %s", exc, nxt)
+                self.instance = nxt
+                tried.add(nxt)
+                continue
+            except NgError as exc:
+                raise MediaUnavailable(str(exc)) from None
+            self._started = True
+            return reply
 
     async def _quietly(self, command: str, **fields: Any) -> dict[str, Any] | None:
         try:
@@ -362,8 +373,12 @@ class RtpengineMedia:
 
     async def watch(self) -> str:
         """Return a cause when this call's rtpengine is found not answering."""
-        await self._client.wait_down(self.instance)
-        return f"media lost: rtpengine {self.instance} stopped answering"
+        while True:
+            instance = self.instance
+            await self._client.wait_down(instance)
+            # Lost only if the call has media there; before that it may still move on.
+            if self._started and instance == self.instance:
+                return f"media lost: rtpengine {instance} stopped answering"
 
 
 def _streams(tag: Any) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import need_rtpengine
-from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp, free_port_range
+from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp, free_port, free_port_range
 from .rtpengine_daemon import Rtpengine
 from .test_calls_sipp import first, media_counters, registered_phone, routes
 from .uapi import Uapi
@@ -218,6 +218,27 @@ def test_rtpengine_not_answering_fails_the_call_naming_it_and_the_next_call_work
         api.close()
     finally:
         daemon.stop()
+
+
+def test_calls_move_on_from_an_rtpengine_that_does_not_answer(
+    rtpengine_daemon: Rtpengine, b2bua_factory: Callable[..., B2buaServer]
+) -> None:
+    """Two instances, the first one dead (nothing on its port): each call ends up on the live
+    one and is bridged; the dead one is named in the log."""
+    dead = f"udp:127.0.0.1:{free_port('udp')}"
+    server = b2bua_factory(
+        config={"media": {"backend": "rtpengine", "rtpengine": [dead, rtpengine_daemon.address]}},
+    )
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    for _ in range(2):
+        # 0003*00 answers after 1 s, then the destination after 1 s more: bridged for 2 s
+        call_id = api.call_id(api.create(["0003*00"], ["0003*00"], query={"callDuration": 3}))
+        record = api.wait_ended(call_id, timeout=20)
+        assert record["disposition"] == 0, record["hangupCause"]
+        assert record["hangupCause"] == "call duration reached"
+    assert f"rtpengine {dead} did not answer offer" in server.output()
+    assert f"the call moves to rtpengine {rtpengine_daemon.address}" in server.output()
+    api.close()
 
 
 def _media_port(body: str) -> str:
