@@ -109,7 +109,7 @@ class NgClient:
         instances: Sequence[Instance],
         sock: DatagramSocket,
         *,
-        timeout: float = 0.5,
+        timeout: float = 1.0,
         tries: int = 3,
         retry_down: float = 10.0,
         cookie_prefix: str | None = None,
@@ -149,7 +149,7 @@ class NgClient:
         return self._down_until.get(instance, 0.0) > trio.current_time()
 
     async def wait_down(self, instance: Instance) -> None:
-        """Return when ``instance`` is next found not answering (a request or the monitor)."""
+        """Return when the monitor next finds ``instance`` dead (see :meth:`monitor`)."""
         await self._down_events.setdefault(instance, trio.Event()).wait()
 
     def spawn(self, task: Callable[[], Awaitable[None]]) -> None:
@@ -205,9 +205,6 @@ class NgClient:
 
     def _mark_down(self, instance: Instance) -> None:
         self._down_until[instance] = trio.current_time() + self._retry_down
-        event = self._down_events.pop(instance, None)
-        if event is not None:
-            event.set()
         logger.warning(
             "rtpengine %s is not answering; new calls avoid it for %g s", instance, self._retry_down
         )
@@ -216,12 +213,20 @@ class NgClient:
         return (await self.request(instance, "ping")).get("result") == "pong"
 
     async def monitor(self, interval: float) -> None:
-        """Ping every instance every ``interval`` s, so that a dead one is noticed (and the
-        calls on it told, see :meth:`wait_down`) without waiting for a call's next request."""
+        """Ping every instance every ``interval`` s: one that does not answer a ping (all its
+        tries) is dead, and the calls on it are told (:meth:`wait_down`)."""
 
         async def check(instance: Instance) -> None:
-            with contextlib.suppress(NgError):
+            try:
                 await self.ping(instance)
+            except NgUnavailable:
+                # Dead, not merely slow for one request: its calls are told (a call's own
+                # request that times out only steers new calls away).
+                event = self._down_events.pop(instance, None)
+                if event is not None:
+                    event.set()
+            except NgError:
+                pass
 
         while True:
             async with trio.open_nursery() as nursery:
@@ -254,7 +259,7 @@ class NgClient:
 async def open_ng_client(
     instances: Sequence[Instance],
     *,
-    timeout: float = 0.5,
+    timeout: float = 1.0,
     tries: int = 3,
     retry_down: float = 10.0,
     ping_interval: float = 0.0,

@@ -275,3 +275,25 @@ async def test_the_monitor_tells_waiting_calls_when_an_instance_stops_answering(
     # noticed at the next ping (within 1 s) after its two tries (1 s)
     assert told[A] - killed_at <= 2.0 + 1e-6
     assert client.choose() == B
+
+
+async def test_a_request_timing_out_steers_new_calls_away_but_ends_no_call(
+    nursery: trio.Nursery, mock_clock: trio.testing.MockClock
+) -> None:
+    """Under overload one answer may come too late: only the monitor's failed ping (all its
+    tries) declares an instance dead."""
+    net = FakeNet({(A.host, A.port): silent, (B.host, B.port): pong})
+    client = make(net, A, B, timeout=0.5, tries=2)
+    await nursery.start(client.run)
+    told = trio.Event()
+
+    async def watch() -> None:
+        await client.wait_down(A)
+        told.set()
+
+    nursery.start_soon(watch)
+    with pytest.raises(NgUnavailable):
+        await client.request(A, "query", call_id="c1")
+    await trio.sleep(5)
+    assert not told.is_set()
+    assert client.choose() == B
