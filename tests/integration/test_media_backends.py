@@ -14,12 +14,47 @@ from pathlib import Path
 import pytest
 
 from .conftest import need_rtpengine
-from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp, free_port, free_port_range
+from .harness import (
+    DEFAULT_DIRECTORY,
+    B2buaServer,
+    RtpEndpoint,
+    Sipp,
+    free_port,
+    free_port_range,
+    sdp_media_port,
+)
 from .rtpengine_daemon import Rtpengine
 from .test_calls_sipp import first, media_counters, registered_phone, routes
 from .uapi import Uapi
 
 BOTH = pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
+
+
+@BOTH
+def test_rtp_goes_both_ways_counted_at_the_phone(
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
+    rtp_factory: Callable[..., RtpEndpoint],
+) -> None:
+    """Phone A's media is played by the test: what it sends to the address its INVITE named
+    reaches the destination (which echoes it), and the echo comes back to it."""
+    a = gateway("gateway_answer.xml")
+    dest = gateway("gateway_answer.xml", rtp_echo=True)
+    server = b2bua_factory(directory=DEFAULT_DIRECTORY + routes(p5354353=a, p3235742879=dest))
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = api.call_id(api.create(["5354353"], ["3235742879"], query={"callDuration": 5}))
+    api.wait(call_id, lambda r: r.get("state") == "bridged", timeout=15)
+    port = sdp_media_port(first(a.received("INVITE")).body)
+    assert port is not None
+    phone = rtp_factory()
+    phone.send(("127.0.0.1", port), count=100, interval=0.01)
+    counts = phone.wait_received(90, timeout=5)  # the first may go out before latching
+    assert counts.received >= 90, counts
+    record = api.wait_ended(call_id, timeout=20)
+    assert media_counters(record, 0)["rtp_packets_received"] >= 100
+    assert media_counters(record, 1)["rtp_packets_received"] >= 90  # the echo
+    api.close()
 
 
 @BOTH
