@@ -286,10 +286,13 @@ class RtpengineMedia:
         s = _side(side)
         if not s.known:
             return
-        await self.ng(
+        # A tone is a courtesy: rtpengine refusing it (built without transcoding) or not
+        # answering must not end the call (a dead rtpengine is the monitor's to report).
+        played = await self._quietly(
             "play media", from_tag=s.tag, blob=tone_wav(frequency), repeat_times=TONE_REPEATS
         )
-        self._playing.add(s.tag)
+        if played is not None:
+            self._playing.add(s.tag)
 
     async def stop_tone(self, side: MediaSide) -> None:
         s = _side(side)
@@ -310,12 +313,13 @@ class RtpengineMedia:
 
     async def set_hold(self, side: MediaSide, held: bool) -> None:
         # The held party neither hears nor is heard: its media and its partner's are blocked.
+        # The re-INVITE already told the party; a refusal here is logged, the call goes on.
         command = "block media" if held else "unblock media"
         s = _side(side)
-        await self.ng(command, from_tag=s.tag)
+        await self._quietly(command, from_tag=s.tag)
         partner = self._partners.get(s.tag)
         if partner is not None and partner.known:
-            await self.ng(command, from_tag=partner.tag)
+            await self._quietly(command, from_tag=partner.tag)
 
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         raise MediaUnavailable("recording is not available with the rtpengine media backend")
@@ -341,8 +345,8 @@ class RtpengineMedia:
 
     def _counters(self, reply: dict[str, Any], side: RtpengineSide) -> dict[str, dict[str, int]]:
         tags = reply.get("tags")
-        if not isinstance(tags, dict) or side.tag not in tags:
-            return {}
+        if side.remote is None or not isinstance(tags, dict) or side.tag not in tags:
+            return {}  # a party without media of its own (a sandbox) has no counters
         partner = self._partners.get(side.tag)
         theirs = tags.get(partner.tag) if partner is not None else None
         kinds: dict[str, dict[str, int]] = {}

@@ -197,6 +197,39 @@ async def test_a_call_moves_to_the_next_instance_only_before_anything_is_there()
         await a.apply_remote(A_SDP)
 
 
+async def test_a_tone_or_hold_refused_is_logged_and_the_call_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ng = FakeNg()
+    media, _ = media_on(ng)
+    a = media.new_side("a", False)
+    await a.offer(None)
+    await a.apply_remote(A_SDP)
+    ng.refuse |= {"play media", "block media"}
+    await media.play_tone(a, 425)
+    await media.set_hold(a, True)
+    await media.stop_tone(a)  # nothing playing: nothing to stop
+    assert ng.commands()[-2:] == ["play media", "block media"]
+    assert "refused play media" in caplog.text and "refused block media" in caplog.text
+
+
+async def test_a_sandbox_party_has_no_counters() -> None:
+    ng = FakeNg()
+    media, _ = media_on(ng)
+    phone, sandbox = media.new_side("a", False), media.new_side("b", False)
+    await phone.offer(None)
+    await phone.apply_remote(A_SDP)
+    await sandbox.offer(phone.accepted)
+    await sandbox.apply_remote(None)  # a sandbox answers without SDP
+    await media.bridge(phone, sandbox)
+    stream = {"flags": ["RTP"], "stats": {"packets": 7, "bytes": 7}}
+    streams = {"medias": [{"type": "audio", "streams": [stream]}]}
+    ng.query_reply = {"result": "ok", "tags": {"a1": streams, "b2": streams}}
+    counters = await media.finish([phone, sandbox])
+    assert counters[0]["audio"]["rtp_packets_received"] == 7
+    assert counters[1] == {}
+
+
 async def test_a_refusal_is_a_media_failure_naming_the_reason() -> None:
     ng = FakeNg()
     ng.refuse.add("offer")
