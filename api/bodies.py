@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -35,6 +36,7 @@ from api.errors import ApiError
 from engine.directory import Directory
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 # what a missing required field answers (pydantic reports it before any rule runs)
 MISSING: dict[str, tuple[str, str]] = {
@@ -417,6 +419,14 @@ def validated(model: type[M], data: dict[str, Any], context: object = None) -> M
     """``data`` checked by ``model``; ``ApiError`` answers the first rule broken."""
     try:
         return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise _api_error(exc) from None
+
+
+def validated_value(kind: TypeAdapter[V], value: Any) -> V:
+    """``value`` checked by the type ``kind`` (a path value...); ``ApiError`` as above."""
+    try:
+        return kind.validate_python(value)
     except ValidationError as exc:
         raise _api_error(exc) from None
 

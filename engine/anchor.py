@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,11 @@ _NULL_SDP = (
     b"m=audio 9 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
     b"a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
 )
+
+
+def new_session_id() -> str:
+    """A fresh SDP ``o=`` session id (RFC 8866 §5.2: any unique number will do)."""
+    return str(secrets.randbits(62))
 
 
 class NullSide:
@@ -162,7 +168,7 @@ class RelaySide:
             audio_codecs=audio_codecs,
             video_codecs=video_codecs,
             direction=direction,
-            session_id=self._session_id,
+            session_id=self._session_id or new_session_id(),
             version=self._version,
         )
         self._session_id = offer.origin.session_id
@@ -175,7 +181,7 @@ class RelaySide:
         ports: dict[str, int] = {"audio": self.audio.rtp_port}
         if self.video is not None:
             ports["video"] = self.video.rtp_port
-        answer = sdp.make_answer(parsed, self.audio.address, ports)
+        answer = sdp.make_answer(parsed, self.audio.address, ports, session_id=new_session_id())
         self._use_remote(parsed)
         data = answer.serialize()
         self._accepted = data

@@ -32,9 +32,8 @@ from engine.directory import Directory, Extension
 from engine.limiter import FailureLimiter
 from engine.store import Store
 from sip.auth import AuthStatus, DigestServer
-from sip.dialog import new_tag
 from sip.digest import parse_credentials
-from sip.endpoint import IncomingRequest
+from sip.endpoint import IncomingRequest, new_tag
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response
 from sip.uri import SipUri, parse_name_addr_list

@@ -176,7 +176,13 @@ class SipService:
         self.registrar = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             # a TCP device re-registers before its connection could go idle (README, TCP)
             max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
@@ -185,7 +191,14 @@ class SipService:
         self.call_auth = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                proxy=True,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             limiter=limiter,
         )
@@ -269,7 +282,7 @@ class SipService:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
             # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
-            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11}, session_id=0)
             if not trial.has_active_media:
                 warning = f'304 {uri_host(self.domain)} "Media type not available"'
                 await incoming.respond(

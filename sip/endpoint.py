@@ -38,7 +38,7 @@ from typing import Protocol
 
 import trio
 
-from sip.dialog import Dialog, new_tag
+from sip.dialog import Dialog
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
 from sip.message import Message, Request, Response
@@ -75,6 +75,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+
+
+def new_tag() -> str:
+    """A fresh random tag (§19.3: at least 32 bits of randomness), for our answers' To."""
+    return secrets.token_hex(8)
+
+
+def cancel_answer_tag() -> str:
+    """The To tag of an answer the transaction layer gives a CANCEL itself."""
+    return secrets.token_hex(6)
 
 
 def contact_uri(host: str, port: int, transport: str) -> SipUri:
@@ -235,7 +245,7 @@ class SipEndpoint:
         self.user_agent = user_agent
         self.allowed_methods = tuple(m.upper() for m in allowed_methods)
         self.supported_extensions = tuple(supported_extensions)
-        self._layer = TransactionLayer(self.timer_config)
+        self._layer = TransactionLayer(self.timer_config, tag_factory=cancel_answer_tag)
         self._transport = SipTransport(
             self._on_message,
             idle_timeout=idle_timeout,

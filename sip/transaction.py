@@ -35,7 +35,6 @@ Nothing here reads a clock, does I/O, or keeps references from a transaction to 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -90,10 +89,6 @@ _DEFAULT_CONFIG = TimerConfig()
 _LEGACY = "rfc2543 "
 
 
-def _random_tag() -> str:
-    return secrets.token_hex(6)
-
-
 class TransactionLayer:
     """All transactions of one SIP endpoint; sans-IO (see the module docstring)."""
 
@@ -113,11 +108,12 @@ class TransactionLayer:
         config: TimerConfig = _DEFAULT_CONFIG,
         *,
         trying_delay: float | None = 0.2,
-        tag_factory: Callable[[], str] = _random_tag,
+        tag_factory: Callable[[], str],
     ) -> None:
         """``trying_delay``: how long an INVITE server transaction waits for the TU before it
         sends 100 Trying itself (§17.2.1); None never sends one, 0 sends it at once.
-        ``tag_factory`` makes the To tags of the layer's own CANCEL answers."""
+        ``tag_factory`` makes the To tags of the layer's own CANCEL answers: random ones
+        from the caller (the endpoint), as this sans-IO layer draws no random value."""
         self._config = config
         self._trying_delay = trying_delay
         self._tag_factory = tag_factory

@@ -10,16 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from api.openapi.parameters import (
-    EXTENSION,
-    OWNER_ID,
     PAGING,
-    PHONE_CALL_ID,
     QUERY_NUMBER,
-    USER_ID,
     fields_query,
+    path_parameters,
     query_param,
 )
 from api.openapi.schemas import JSON, ref
+from api.pathparams import CdrPath, ExtensionPath, PhoneCallPath, SimplePath
 from api.queries import CdrQuery, CreateQuery, query_parameters
 from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
@@ -114,7 +112,7 @@ def path_operations() -> dict[str, Any]:
                 "operationId": "createSimplePhoneCalls",
                 "description": "Calls the source numbers at once; when one answers, calls the destination and bridges them. Checks run in this order: userId, extension, callDuration, waitForPickup, allowPublicTransfer, video, source, destination, callerId(s), nonce, statusCallback; the first failure is answered.",
                 "parameters": [
-                    USER_ID,
+                    *path_parameters(SimplePath),
                     *query_parameters(CreateQuery),
                 ],
                 "requestBody": {
@@ -184,7 +182,7 @@ def path_operations() -> dict[str, Any]:
             }
         },
         "/uapi/phoneCalls/{userId}/{extension}": {
-            "parameters": [USER_ID, EXTENSION],
+            "parameters": path_parameters(ExtensionPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "List PhoneCalls",
@@ -236,7 +234,7 @@ def path_operations() -> dict[str, Any]:
             },
         },
         call_one: {
-            "parameters": [USER_ID, EXTENSION, PHONE_CALL_ID],
+            "parameters": path_parameters(PhoneCallPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Get one PhoneCall (finished calls included)",
@@ -327,7 +325,7 @@ def path_operations() -> dict[str, Any]:
             },
         },
         call_one + "/events": {
-            "parameters": [USER_ID, EXTENSION, PHONE_CALL_ID],
+            "parameters": path_parameters(PhoneCallPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Follow a PhoneCall as Server-Sent Events",
@@ -364,7 +362,7 @@ def path_operations() -> dict[str, Any]:
                 "summary": "List finished calls (PhoneCallStat)",
                 "operationId": "listCdr",
                 "parameters": [
-                    OWNER_ID,
+                    *path_parameters(CdrPath),
                     *query_parameters(CdrQuery),
                     *PAGING,
                     query_param(
