@@ -29,6 +29,7 @@ import io
 import itertools
 import logging
 import math
+import secrets
 import struct
 import wave
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,6 +68,11 @@ def tone_wav(frequency: float, level_dbfs: float = -10.0) -> bytes:
         w.setframerate(8000)
         w.writeframes(frames)
     return out.getvalue()
+
+
+def new_session_id() -> str:
+    """A fresh SDP ``o=`` session id for a placeholder (RFC 8866 §5.2: any unique number)."""
+    return str(secrets.randbits(62))
 
 
 def _text(data: bytes) -> str:
@@ -140,6 +146,7 @@ class RtpengineSide:
             _PLACEHOLDER_PORT if want_video else None,
             audio_codecs=audio,
             video_codecs=video,
+            session_id=new_session_id(),  # rtpengine sees it; the party sees rtpengine's
         ).serialize()
 
     async def answer(self, offer: bytes) -> bytes:
@@ -147,7 +154,9 @@ class RtpengineSide:
         from a placeholder, which gives the SDP for the party."""
         parsed = sdp.SessionDescription.parse(offer)  # RemoteProtocolError: the caller gets 488
         ports = {m.media: _PLACEHOLDER_PORT for m in parsed.media if m.port}
-        placeholder = sdp.make_answer(parsed, _PLACEHOLDER_ADDRESS, ports).serialize()
+        placeholder = sdp.make_answer(
+            parsed, _PLACEHOLDER_ADDRESS, ports, session_id=new_session_id()
+        ).serialize()
         await self._media.ng("offer", from_tag=self.tag, sdp=_text(offer))
         reply = await self._media.ng(
             "answer", from_tag=self.tag, to_tag=f"{self.tag}~", sdp=_text(placeholder)
