@@ -49,9 +49,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from engine.media.checks import check_mix_request, check_tone_request, remote_address
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay, check_mix_request, check_tone_request, remote_address
+from engine.media.relay import Relay
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
