@@ -167,6 +167,11 @@ class DtmfSource:
         return self._total // TICKS_PER_PACKET
 
     @property
+    def length(self) -> float:
+        """Seconds from its first packet to the one after its last end."""
+        return (self.updates + END_PACKETS) * PACKET_TIME
+
+    @property
     def finished(self) -> bool:
         return self._sent >= self.updates + END_PACKETS
 

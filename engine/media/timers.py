@@ -22,6 +22,8 @@ from engine.media.telephone_event import DtmfSource
 
 logger = logging.getLogger(__name__)
 
+DTMF_GAP = 0.06  # seconds of silence between two digits played to one phone
+
 # (due, order, state, source); a mix's entry has no endpoint state
 TimerEntry = tuple[float, int, EndpointState | None, tone.ToneSource | mixer.Mix | DtmfSource]
 
@@ -71,7 +73,11 @@ class Timers:
         if state.rtp.te_pt < 0:
             logger.debug("%s: no telephone-event payload type, digit not played", state.rtp.name)
             return
-        self._push(state, DtmfSource(event, duration_ms, state.rtp.te_pt, now, rng))
+        # digits follow one another (RFC 4733 §2.5.1.3: one event at a time), with a gap
+        start = max(now, state.dtmf_free)
+        source = DtmfSource(event, duration_ms, state.rtp.te_pt, start, rng)
+        state.dtmf_free = start + source.length + DTMF_GAP
+        self._push(state, source)
 
     def join_mix(self, mix: mixer.Mix, members: list[tuple[EndpointState, mixer.MixInput]]) -> None:
         if not mix.active:

@@ -140,6 +140,22 @@ def test_a_digit_played_to_a_phone_uses_its_payload_type(
     assert reports(relay, 0, timeout=0.2) == []
 
 
+def test_digits_played_in_a_row_follow_one_another(
+    relay: RelayControl, phones: tuple[socket.socket, socket.socket]
+) -> None:
+    _pa, pb = phones
+    b = relay.allocate()
+    relay.set_remote(b, HOST, pb.getsockname()[1])
+    relay.set_telephone_event(b, 101)
+    relay.send_dtmf(b, 5, 60)
+    relay.send_dtmf(b, 11, 60)
+    got = receive(pb, 12)  # 3 updates and 3 ends each
+    assert [p[12] for p in got] == [5] * 6 + [11] * 6
+    timestamps = [struct.unpack_from("!I", p, 4)[0] for p in got]
+    assert len(set(timestamps[:6])) == 1 and len(set(timestamps[6:])) == 1
+    assert timestamps[0] != timestamps[6]
+
+
 def test_a_phone_without_telephone_event_is_played_nothing(
     relay: RelayControl, phones: tuple[socket.socket, socket.socket]
 ) -> None:
