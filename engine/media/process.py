@@ -49,7 +49,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.media.checks import check_mix_request, check_tone_request, remote_address
+from engine.media.checks import (
+    check_dtmf_request,
+    check_mix_request,
+    check_tone_request,
+    remote_address,
+)
 from engine.media.errors import MediaError
 from engine.media.recorder import RecordingInfo
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
@@ -470,13 +475,11 @@ class RelayProcess:
         self._cast("stop_generating", _ref(ep))
 
     def set_telephone_event(self, ep: MediaEndpoint, payload_type: int | None) -> None:
-        if payload_type is not None and not 0 <= payload_type <= 127:
-            raise MediaError(f"payload type must be 0-127, not {payload_type!r}")
+        check_dtmf_request(payload_type)
         self._cast("set_telephone_event", _ref(ep), payload_type)
 
     def send_dtmf(self, ep: MediaEndpoint, event: int, duration_ms: int) -> None:
-        if not 0 <= event <= 255:
-            raise MediaError(f"telephone-event must be 0-255, not {event!r}")
+        check_dtmf_request(event=event)
         self._cast("send_dtmf", _ref(ep), event, duration_ms)
 
     def event_fileno(self) -> int:

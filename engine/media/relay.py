@@ -42,7 +42,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from engine.media import fdlimit, g711, mixer, tone
-from engine.media.checks import check_mix_request, check_range, check_tone_request, remote_address
+from engine.media.checks import (
+    check_dtmf_request,
+    check_mix_request,
+    check_range,
+    check_tone_request,
+    remote_address,
+)
 from engine.media.commands import CommandQueue
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.forwarding import Forwarder
@@ -377,8 +383,7 @@ class Relay:
     def set_telephone_event(self, ep: MediaEndpoint, payload_type: int | None) -> None:
         """The payload type ``ep``'s phone uses for telephone-events (None: it agreed to none):
         its digits are mapped to the partner's payload type and reported when they end."""
-        if payload_type is not None and not 0 <= payload_type <= 127:
-            raise MediaError(f"payload type must be 0-127, not {payload_type!r}")
+        check_dtmf_request(payload_type)
         pt = -1 if payload_type is None else payload_type
         with self._lock:
             self._check_open()
@@ -388,8 +393,7 @@ class Relay:
     def send_dtmf(self, ep: MediaEndpoint, event: int, duration_ms: int) -> None:
         """Play telephone-event ``event`` (0-15: 0-9 * # A-D) for ``duration_ms`` to ``ep``'s
         phone, with its payload type; nothing if it has none."""
-        if not 0 <= event <= 255:
-            raise MediaError(f"telephone-event must be 0-255, not {event!r}")
+        check_dtmf_request(event=event)
         with self._lock:
             self._check_open()
             state = self._state(ep)
