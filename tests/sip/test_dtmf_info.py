@@ -87,3 +87,20 @@ def test_event_codes_follow_rfc_4733() -> None:
         event_of_digit("x")
     with pytest.raises(DtmfInfoError):
         parse_dtmf_info("Application/DTMF-Relay; charset=utf-8", b"Signal=")
+
+
+def test_the_callee_side_takes_a_callers_dtmf_info_too() -> None:
+    """An inbound caller's INFO (our UAS session) after its ACK: 200 and the digit."""
+    from tests.sip.test_uas_session import ANSWER, CALLER, from_caller, session
+
+    uas = session()
+    uas.answer(ANSWER, 0.0)
+    uas.receive_request(from_caller(uas, "ACK", 1), CALLER, 0.1)
+    uas.outputs()
+    request = from_caller(uas, "INFO", 2, b"Signal=7\r\nDuration=120\r\n")
+    request = request.with_headers(
+        request.headers.prepend("Content-Type", "application/dtmf-relay")
+    )
+    response = uas.receive_request(request, CALLER, 1.0)
+    assert response is not None and response.status == 200
+    assert uas.outputs() == [LegDtmf("7", 120)]
