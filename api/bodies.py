@@ -123,9 +123,14 @@ ENGINE_ACTIONS = (
     "OffHold",
     "StartRecording",
     "StopRecording",
+    "Park",
+    "UnPark",
+    "PickUp",
 )
-NOT_IMPLEMENTED_ACTIONS = ("PickUp", "BargeIn", "Park", "UnPark", "Whisper", "Monitor")
+NOT_IMPLEMENTED_ACTIONS = ("BargeIn", "Whisper", "Monitor")
 TRANSFERS = ("Transfer", "TransferToVoicemail")
+PARKING = ("UnPark", "PickUp")  # ring sendCallTo
+NEEDS_SEND_CALL_TO = TRANSFERS + PARKING
 Seconds = (
     Annotated[float, Field(gt=0, le=fields.MAX_SECONDS)]
     | Annotated[str, Field(pattern="^[1-9][0-9]{0,4}([.][0-9]{1,9})?$")]
@@ -310,6 +315,20 @@ def _seconds(value: Any, info: ValidationInfo) -> int | None:
     )
 
 
+ParkingSeconds = Annotated[int, Field(ge=10, le=3600)] | None
+
+
+def _max_in_parking(value: Any, info: ValidationInfo) -> int | None:
+    if value is None:
+        return None
+    text = str(value)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not text.isdigit():
+        raise fields.bad("pc_maxinparking_invalid", "maxInParking must be whole seconds")
+    if not 10 <= int(text) <= 3600:
+        raise fields.bad("pc_maxinparking_invalid", "maxInParking must be 10-3600 seconds")
+    return int(text)
+
+
 def _action_name(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str) or not value:
         raise fields.bad("pc_action_invalid", "action is missing")
@@ -359,19 +378,28 @@ class PhoneCallAction(BaseModel):
             # Transfer and TransferToVoicemail need somewhere to send the call.
             "if": {
                 "required": ["action"],
-                "properties": {"action": {"enum": list(TRANSFERS)}},
+                "properties": {"action": {"enum": list(NEEDS_SEND_CALL_TO)}},
             },
             "then": {"required": ["sendCallTo"], "properties": {"sendCallTo": {"type": "string"}}},
         }
     )
 
     action: Annotated[str, rule(_action_name, ActionName)] = Field(
-        description="PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501."
+        description=(
+            "BargeIn, Whisper and Monitor answer 501. Park (`phoneCallViewId`, an extension "
+            "in the call, parks it: it gets BYE, the other party hears music on hold until "
+            "UnPark, or until `maxInParking` passes and the parking extension is rung back), "
+            "UnPark (`sendCallTo` takes the parked party; not answered: it stays parked) and "
+            "PickUp (`sendCallTo` answers a call ringing at an extension: the ringing devices "
+            "get CANCEL) answer 409 `pc_not_bridged`, `pc_parked`, `pc_not_parked` or "
+            "`pc_not_ringing` when the call is not in the state they need."
+        )
     )
     sendCallTo: Annotated[str | None, _text_rule("sendCallTo")] = Field(
         default=None,
         description=(
-            "Where the call goes: required for Transfer and TransferToVoicemail. Error "
+            "Where the call goes: required for Transfer and TransferToVoicemail; for UnPark "
+            "and PickUp, a Phone Terminal extension of the call's organization. Error "
             "`pc_sendcallto_invalid`."
         ),
     )
@@ -379,7 +407,11 @@ class PhoneCallAction(BaseModel):
         str | None, rule(_view_id, Annotated[str, Field(pattern="^[0-9]{1,3}$")] | None)
     ] = Field(
         default=None,
-        description="Required for OnHold, OffHold, StartRecording, StopRecording.",
+        description=(
+            "Required for OnHold, OffHold, StartRecording, StopRecording, and for Park (the "
+            "extension that parks); optional for UnPark (the parked view) and PickUp (the "
+            "ringing view)."
+        ),
     )
     transferNumber: Annotated[str | None, _text_rule("transferNumber")] = None
     transferFromNumber: Annotated[str | None, _text_rule("transferFromNumber")] = None
@@ -397,6 +429,14 @@ class PhoneCallAction(BaseModel):
         ),
     )
 
+    maxInParking: Annotated[int | None, rule(_max_in_parking, ParkingSeconds)] = Field(
+        default=None,
+        description=(
+            "Park: seconds (10-3600) until the extension that parked the call is rung back; "
+            "default `[calls] max_in_parking` (180). Error `pc_maxinparking_invalid`."
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _wait_for_pickup_spelling(cls, data: Any) -> Any:
@@ -406,7 +446,7 @@ class PhoneCallAction(BaseModel):
 
     @model_validator(mode="after")
     def _transfers_go_somewhere(self) -> PhoneCallAction:
-        if self.action in TRANSFERS and self.sendCallTo is None:
+        if self.action in NEEDS_SEND_CALL_TO and self.sendCallTo is None:
             raise PydanticCustomError(
                 "pc_sendcallto_invalid",
                 "{message}",

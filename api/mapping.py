@@ -20,9 +20,13 @@ from engine.errors import (
     CallNotBridged,
     CallNotFound,
     CallNotLive,
+    CallNotParked,
+    CallNotRinging,
+    CallParked,
     EngineDraining,
     EngineError,
     NumberNotAParty,
+    ParkingTimeInvalid,
     PartyNotFound,
     PublicTransferNotAllowed,
     RecordingFormatUnsupported,
@@ -66,6 +70,10 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     PartyNotFound: UapiError(400, "pc_view_invalid"),
     ViewNotFound: UapiError(400, "pc_view_invalid"),
     NumberNotAParty: UapiError(400, "pc_number_invalid"),
+    CallParked: UapiError(409, "pc_parked"),
+    CallNotParked: UapiError(409, "pc_not_parked"),
+    CallNotRinging: UapiError(409, "pc_not_ringing"),
+    ParkingTimeInvalid: UapiError(400, "pc_maxinparking_invalid"),
 }
 
 

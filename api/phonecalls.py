@@ -246,6 +246,8 @@ def check_action(body: dict[str, Any]) -> CallAction:
         transfer_from_number=action.transferFromNumber,
         format=action.format,
         wait_for_pickup=action.waitForPickUp,
+        caller_id=action.callerId,
+        max_in_parking=action.maxInParking,
     )
 
 

@@ -123,7 +123,30 @@ class Recording:
     start: bool
 
 
-Control = Hangup | Hold | Transfer | Recording
+@dataclass(frozen=True, slots=True)
+class Park:
+    parker_index: int  # the party that parks (released with BYE)
+    parked_index: int  # the party parked (hears music on hold)
+    max_in_parking: float  # seconds until the parker is rung back
+    position: int  # the parking slot (reserved by the engine)
+    ring_back: Party  # the parker's extension, as a new party to ring at maxInParking
+
+
+@dataclass(frozen=True, slots=True)
+class UnPark:
+    target: Party  # sendCallTo: takes the parked party
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
+class PickUp:
+    target: Party  # sendCallTo: answers instead of the ringing destination
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+Control = Hangup | Hold | Transfer | Recording | Park | UnPark | PickUp
 
 
 @dataclass(frozen=True, slots=True)

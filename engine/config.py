@@ -72,7 +72,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "media": frozenset({"address", "ports"}),
     "api": frozenset({"listen", "public_url", "callback_allow"}),
     "store": frozenset({"url"}),
-    "calls": frozenset({"wait_for_pickup", "max_duration", "drain"}),
+    "calls": frozenset({"wait_for_pickup", "max_duration", "drain", "max_in_parking"}),
     "directory": frozenset({"file"}),
     "cluster": frozenset({"node", "secret", "heartbeat", "failover"}),
 }
@@ -302,6 +302,11 @@ def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
             lambda v: check_int("calls.max_duration", v, 1, 7 * 86400),
         ),
         drain=get("drain", d.drain, lambda v: check_seconds("calls.drain", v)),
+        max_in_parking=get(
+            "max_in_parking",
+            d.max_in_parking,
+            lambda v: check_int("calls.max_in_parking", v, 10, 3600),
+        ),
     )
 
 
@@ -470,6 +475,7 @@ def render_config(config: Config) -> str:
         f"wait_for_pickup = {config.calls.wait_for_pickup}",
         f"max_duration = {config.calls.max_duration}",
         f"drain = {config.calls.drain!r}",
+        f"max_in_parking = {config.calls.max_in_parking}",
     ]
     if config.directory.file is not None:
         lines += ["", "[directory]", f"file = {_toml_string(str(config.directory.file))}"]

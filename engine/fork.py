@@ -22,12 +22,13 @@ from engine.call_types import (
     Hangup,
     LegMessage,
     MediaSide,
+    PickUp,
     Transfer,
     bind_media,
     disposition_for_status,
 )
 from engine.legs import Leg, LegAnswered, LegFailed, LegHungUp, LegRinging
-from engine.model import Disposition, Party, PartyStatus
+from engine.model import CallState, Disposition, Party, PartyStatus
 
 if TYPE_CHECKING:
     from engine.calls import SimpleCall
@@ -82,6 +83,9 @@ async def fork(
         with trio.move_on_after(wait_for_pickup) as pickup_scope:
             while active and winner is None:
                 message = await controller._inbox.receive()
+                if isinstance(message, PickUp):
+                    _pick_up(controller, message, parties, side, offer, active, pickup_scope)
+                    continue
                 if not isinstance(message, LegMessage):
                     await _control_while_ringing(controller, message, active)
                     continue
@@ -177,3 +181,31 @@ async def _control_while_ringing(
         controller._changed("transfer_failed", {"cause": "a transfer is already in progress"})
         return
     await controller._apply_control(request)
+
+
+def _pick_up(
+    controller: SimpleCall,
+    request: PickUp,
+    parties: Sequence[Party],
+    side: MediaSide,
+    offer: bytes,
+    active: dict[int, tuple[Leg, _Active]],
+    scope: trio.CancelScope,
+) -> None:
+    """PickUp: ring ``sendCallTo`` beside the destination's devices; the first to answer wins
+    and the others get CANCEL. It rings for its own waitForPickup when that ends later."""
+    call = controller.call
+    if call.state is not CallState.CALLING_DESTINATION or parties[0].role != "destination":
+        controller._changed("pickup_failed", {"cause": "the call is not ringing"})
+        return
+    target = request.target
+    target.status = PartyStatus.TRYING
+    target.caller_id = request.caller_id
+    call.parties.append(target)
+    assert controller._nursery is not None
+    for leg in controller.ctx.legs(call, target, request.caller_id):
+        bind_media(leg, side)
+        active[id(leg)] = (leg, _Active(target, side))
+        controller._nursery.start_soon(controller._pump, leg, offer)
+    scope.deadline = max(scope.deadline, trio.current_time() + request.wait_for_pickup)
+    controller._changed("pickup", {"party": target.number})

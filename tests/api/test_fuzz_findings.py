@@ -231,7 +231,7 @@ async def test_every_method_of_a_shared_path_still_reaches_its_handler(mock_cloc
     one = f"/uapi/phoneCalls/@me/210/{call_id}"
     assert (await client.get(one, headers=headers)).status_code == 200
     assert (await client.head(one, headers=headers)).status_code == 200
-    put = await client.put(one, json={"action": "Park"}, headers=headers)
+    put = await client.put(one, json={"action": "BargeIn"}, headers=headers)
     assert_error(put, 501, "request_not_implemented")
     assert (await client.get("/uapi/phoneCalls/@me/210", headers=headers)).status_code == 200
     assert (await client.delete(one, headers=headers)).status_code == 200
@@ -314,7 +314,8 @@ def test_create_views_require_source_and_destination() -> None:
 def test_transfers_require_send_call_to_in_the_document() -> None:
     # Was: sendCallTo optional, and Transfer without it answered pc_sendcallto_invalid.
     action = SCHEMAS["PhoneCallAction"]
-    assert set(action["if"]["properties"]["action"]["enum"]) == {"Transfer", "TransferToVoicemail"}
+    needs = {"Transfer", "TransferToVoicemail", "UnPark", "PickUp"}
+    assert set(action["if"]["properties"]["action"]["enum"]) == needs
     assert action["then"]["required"] == ["sendCallTo"]
     with pytest.raises(ApiError) as caught:
         check_action({"action": "Transfer"})

@@ -136,7 +136,11 @@ async def test_real_responses_match_the_documented_schemas(mock_clock, client, e
         json={"action": "OnHold"},
     )
     await check(
-        one, "PUT", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers, json={"action": "Park"}
+        one,
+        "PUT",
+        f"/uapi/phoneCalls/@me/210/{call_id}",
+        headers=headers,
+        json={"action": "BargeIn"},
     )
     await check(one, "DELETE", f"/uapi/phoneCalls/@me/210/{call_id}", headers=headers)
     ringing = await check(
