@@ -266,3 +266,34 @@ async def test_pickup_refusals(mock_clock) -> None:
         for each in (sources_ringing, bridged, to_public, dest_ringing):
             await h.engine.hangup(each)
             await h.wait_ended(each)
+
+
+async def test_without_max_in_parking_the_config_default_applies(mock_clock) -> None:
+    async with open_harness(BRIDGED) as h:
+        assert h.engine.config.calls.max_in_parking == 180
+        call_id = await h.originate([EXT_A], [EXT_B], call_duration=1000)
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, park("00", None))
+        await trio.sleep_until(186)
+        assert h.legs.legs[EXT_A][1].started_at == 185.0
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
+
+
+async def test_call_duration_still_ends_a_parked_call(mock_clock) -> None:
+    async with open_harness(BRIDGED) as h:
+        call_id = await h.originate([EXT_A], [EXT_B], call_duration=20)
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, park("00", 60))
+        call = await h.wait_ended(call_id)
+        assert call.ended == at(21)  # source answered at 1, + callDuration
+        assert call.hangup_cause == "call duration reached"
+        assert h.legs.leg(EXT_B).byes == [21.0] and len(h.legs.legs[EXT_A]) == 1
+        # its slot is free again
+        again = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(30)
+        await h.engine.act(again, park("00"))
+        await trio.sleep_until(31)
+        assert h.call(again).parties[1].parked_pos == 1
+        await h.engine.hangup(again)
+        await h.wait_ended(again)

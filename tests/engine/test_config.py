@@ -34,6 +34,7 @@ url = "sqlite:///:memory:"
 wait_for_pickup = 10
 max_duration = 120
 drain = 2.5
+max_in_parking = 45
 
 [directory]
 file = "dir/directory.toml"
@@ -69,6 +70,7 @@ def test_default_config_is_the_contracts_embedded_default() -> None:
         3600,
         10,
     )
+    assert config.calls.max_in_parking == 180
 
 
 def test_empty_file_gives_the_default(tmp_path: Path) -> None:
@@ -96,6 +98,7 @@ def test_full_file(tmp_path: Path) -> None:
         120,
         2.5,
     )
+    assert config.calls.max_in_parking == 45
     # relative to the config file, not the current folder
     assert config.directory.file == (tmp_path / "dir" / "directory.toml").resolve()
 
@@ -161,6 +164,9 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[calls]\nwait_for_pickup = 0", "calls.wait_for_pickup: 0 out of range"),
         ("[calls]\nwait_for_pickup = true", "calls.wait_for_pickup: expected an integer"),
         ("[calls]\nmax_duration = 1.5", "calls.max_duration: expected an integer, got number"),
+        ("[calls]\nmax_in_parking = 5", "calls.max_in_parking: 5 out of range 10-3600"),
+        ("[calls]\nmax_in_parking = 3601", "calls.max_in_parking: 3601 out of range 10-3600"),
+        ("[calls]\nmax_in_parking = 60.5", "calls.max_in_parking: expected an integer"),
         ("[calls]\ndrain = -1", "calls.drain: expected a finite number of seconds >= 0"),
         ("[calls]\ndrain = inf", "calls.drain: expected a finite number"),
         ("[calls]\ndrain = nan", "calls.drain: expected a finite number"),
