@@ -297,3 +297,33 @@ async def test_call_duration_still_ends_a_parked_call(mock_clock) -> None:
         assert h.call(again).parties[1].parked_pos == 1
         await h.engine.hangup(again)
         await h.wait_ended(again)
+
+
+async def test_a_pickup_not_answered_in_its_wait_leaves_the_destination_ringing(
+    mock_clock,
+) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(15)], EXT_C: [rings()]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, CallAction("PickUp", send_call_to=EXT_C, wait_for_pickup=4))
+        await trio.sleep_until(17)
+        assert h.legs.leg(EXT_C).cancels == [9.0]
+        assert h.legs.leg(EXT_B).cancels == []
+        call = h.call(call_id)
+        assert call.parties[2].hangup_cause == "no answer within waitForPickup"
+        assert "pickup_failed" in h.names(call_id)
+        assert call.state is CallState.BRIDGED and call.parties[1].answered == at(16)
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
+
+
+async def test_a_pickup_rings_past_the_calls_own_wait_for_pickup(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [rings()], EXT_C: [answers(12)]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B], wait_for_pickup=10)  # dest until 11
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, CallAction("PickUp", send_call_to=EXT_C, wait_for_pickup=20))
+        await trio.sleep_until(18)
+        assert h.legs.leg(EXT_B).cancels == [17.0]  # when EXT_C answered, not at 11
+        assert h.call(call_id).bridged == at(17)
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
