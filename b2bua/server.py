@@ -94,7 +94,7 @@ async def serve(
     records = recordings_dir(config)
 
     def media_for(call: PhoneCall) -> RelayMedia:
-        return RelayMedia(relay, records / f"{call.id}.wav")
+        return RelayMedia(relay, records / f"{call.id}.wav", config.calls.music_on_hold)
 
     try:
         # Built in dependency order, each piece given what it needs: the legs the engine sends

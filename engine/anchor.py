@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from engine.call_types import MediaSide
+from engine.call_types import HOLD_MUSIC_HZ, MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint
@@ -72,6 +72,9 @@ class NullMedia:
         return None
 
     def stop_tone(self, side: object) -> None:
+        return None
+
+    def play_music(self, side: object) -> None:
         return None
 
     def start_sandbox(self, side: object, frequency: float) -> None:
@@ -197,9 +200,12 @@ class RelaySide:
 class RelayMedia:
     """``CallMedia`` on the shared relay (a ``RelayControl``: thread or process) for one call."""
 
-    def __init__(self, relay: RelayControl, recording_path: Path) -> None:
+    def __init__(
+        self, relay: RelayControl, recording_path: Path, music_on_hold: Path | None = None
+    ) -> None:
         self._relay = relay
         self._recording_path = recording_path
+        self._music_on_hold = music_on_hold  # a checked 8 kHz mono 16-bit WAV file
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
@@ -234,6 +240,13 @@ class RelayMedia:
     def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
+
+    def play_music(self, side: MediaSide) -> None:
+        side = _relay_side(side)
+        if self._music_on_hold is None:
+            self._relay.play_tone(side.audio, HOLD_MUSIC_HZ)
+        else:
+            self._relay.play_audio(side.audio, str(self._music_on_hold))
 
     def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)

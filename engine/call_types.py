@@ -16,6 +16,7 @@ from engine.legs import Leg, LegEvent
 from engine.model import Disposition, Party, PhoneCall
 
 RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
+HOLD_MUSIC_HZ = 350.0  # the built-in music on hold: a steady low tone (no file configured)
 
 
 # --- what the controller needs from its collaborators -------------------------------------
@@ -52,6 +53,11 @@ class CallMedia(Protocol):
     def play_tone(self, side: MediaSide, frequency: float) -> None: ...
 
     def stop_tone(self, side: MediaSide) -> None: ...
+
+    def play_music(self, side: MediaSide) -> None:
+        """Music on hold to the party of ``side`` (the configured file, else a tone), looped
+        until ``stop_tone``."""
+        ...
 
     def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         """The party of ``side`` is a sandbox number, played by the relay: it sends a tone

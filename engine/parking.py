@@ -4,7 +4,8 @@ Park releases the parking party (BYE) and plays music on hold to the other one, 
 on its own side of the relay. The call then waits, reading its inbox, until an UnPark's
 ``sendCallTo`` answers (bridged with the parked party), the parked party hangs up, the call is
 hung up, or ``maxInParking`` passes: then the extension that parked it is rung back; if it
-does not answer either, the call ends. callDuration keeps running meanwhile.
+does not answer either, the call ends. callDuration keeps running meanwhile. The music is
+``[calls] music_on_hold`` (a WAV file) played by the relay, or its built-in tone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HOLD_MUSIC_HZ = 350.0  # the built-in music on hold: a steady low tone the parked party hears
-
 
 async def park(controller: SimpleCall, request: Park) -> None:
     """Park ``request.parked_index``; return once it is bridged again (UnPark or ring-back)."""
@@ -49,7 +48,7 @@ async def park(controller: SimpleCall, request: Park) -> None:
     controller._keep_stats(parker)
     del controller._connected[request.parker_index]
     controller._bye_soon(parker.leg)
-    controller._media.play_tone(parked.side, HOLD_MUSIC_HZ)
+    controller._media.play_music(parked.side)
     party = parked.party
     party.parked, party.parked_pos, party.parked_by = (
         now,

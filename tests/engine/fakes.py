@@ -297,6 +297,9 @@ class FakeMedia:
     def play_tone(self, side: MediaSide, frequency: float) -> None:
         self._record("play_tone", _label(side), frequency)
 
+    def play_music(self, side: MediaSide) -> None:
+        self._record("play_music", _label(side))
+
     def stop_tone(self, side: MediaSide) -> None:
         self._record("stop_tone", _label(side))
 

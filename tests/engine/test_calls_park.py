@@ -19,7 +19,6 @@ from engine.errors import (
 )
 from engine.legs import LegHungUp
 from engine.model import CallState, Disposition
-from engine.parking import HOLD_MUSIC_HZ
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ async def test_park_byes_the_parker_and_plays_hold_music_to_the_other(mock_clock
         await trio.sleep_until(6)
         assert h.legs.leg(EXT_A).byes == [5.0]
         assert h.legs.leg(EXT_B).byes == []
-        assert (5.0, ("b", HOLD_MUSIC_HZ)) in timed(h.media(call_id), "play_tone")
+        assert timed(h.media(call_id), "play_music") == [(5.0, ("b",))]
         call = h.call(call_id)
         parked = call.parties[1]
         assert (parked.parked, parked.parked_pos, parked.parked_by) == (at(5), 1, EXT_A)

@@ -293,3 +293,38 @@ def test_a_postgresql_store_url_is_checked_without_connecting(tmp_path: Path) ->
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, '[store]\nurl = "postgresql://b2bua:secret@db:70000/b2bua"\n'))
     assert "store.url" in str(caught.value) and "secret" not in str(caught.value)
+
+
+def _wav(path: Path, *, rate: int = 8000, channels: int = 1) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(2 * channels * 800))
+    return path
+
+
+def test_music_on_hold_is_a_checked_wav_file_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "sounds").mkdir()
+    music = _wav(tmp_path / "sounds" / "hold.wav")
+    config = load_config(write(tmp_path, '[calls]\nmusic_on_hold = "sounds/hold.wav"'))
+    assert config.calls.music_on_hold == music.resolve()
+    assert default_config().calls.music_on_hold is None
+    rendered = render_config(config)
+    assert load_config(write(tmp_path, rendered)) == config
+    _wav(tmp_path / "stereo.wav", channels=2)
+    _wav(tmp_path / "wide.wav", rate=44100)
+    for name, message in [
+        ("nope.wav", "calls.music_on_hold: no such file"),
+        ("stereo.wav", "calls.music_on_hold: "),
+        ("wide.wav", "expected 8000 Hz mono 16-bit PCM, got 44100 Hz"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, f'[calls]\nmusic_on_hold = "{name}"'))
+        assert message in str(info.value)
+        assert info.value.key == "calls.music_on_hold"
+    (tmp_path / "notes.txt").write_text("not audio")
+    with pytest.raises(ConfigError, match="not a readable WAV file"):
+        load_config(write(tmp_path, '[calls]\nmusic_on_hold = "notes.txt"'))

@@ -7,10 +7,18 @@ devices (0003*213) are SIPp phones registered through the server.
 
 from __future__ import annotations
 
+import math
+import socket
+import threading
 import time
-from collections.abc import Callable
+import wave
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from engine.media import g711, rtp
 
 from .harness import (
     DEFAULT_DIRECTORY,
@@ -47,9 +55,12 @@ STAY_MS = 40000  # how long each phone stays registered (longer than any test he
 
 
 def alice_phone(
-    gateway: Callable[..., Sipp], server: B2buaServer, tmp_path: Path, rtp: RtpEndpoint
+    gateway: Callable[..., Sipp],
+    server: B2buaServer,
+    tmp_path: Path,
+    media: RtpEndpoint | PayloadSink,
 ) -> Sipp:
-    """0003*210 answering with ``rtp``'s port in its SDP: the relay sends her media there."""
+    """0003*210 answering with ``media``'s port in its SDP: the relay sends her media there."""
     scenario = tmp_path / "phone_answer_rtp_port.xml"
     text = (SCENARIO_DIR / "phone_answer.xml").read_text()
     scenario.write_text(text.replace("m=audio [media_port] ", "m=audio [rtp_port] "))
@@ -60,8 +71,45 @@ def alice_phone(
         "secret210",
         stay_ms=STAY_MS,
         ooc_scenario=str(scenario),
-        keywords={"rtp_port": str(rtp.port)},
+        keywords={"rtp_port": str(media.port)},
     )
+
+
+class PayloadSink:
+    """A phone's RTP port that keeps the payload of every packet it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOCALHOST, 0))
+        self.sock.settimeout(0.1)
+        self.port: int = self.sock.getsockname()[1]
+        self.payloads: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                parsed = rtp.parse(self.sock.recv(2048))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if parsed is not None:
+                self.payloads.append(parsed[-1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[PayloadSink]:
+    receiver = PayloadSink()
+    yield receiver
+    receiver.close()
 
 
 def bridged_call(api: Uapi, source: str, destination: str) -> str:
@@ -216,3 +264,42 @@ def test_pickup_cancels_every_ringing_device_and_bridges_the_caller(
     assert record["disposition"] == 0
     for phone in (alice, carol):
         phone.wait_for_message("BYE", timeout=5)
+
+
+def test_the_parked_party_hears_the_music_on_hold_file(
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
+    sink: PayloadSink,
+    tmp_path: Path,
+) -> None:
+    music = tmp_path / "hold.wav"
+    samples = [round(6000 * math.sin(i * i / 9000)) for i in range(8000)]  # 1 s, 50 packets
+    with wave.open(str(music), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
+    packets = [
+        bytes(g711.linear_to_ulaw(s) for s in samples[i : i + 160]) for i in range(0, 8000, 160)
+    ]
+    server = b2bua_factory(
+        directory=DEFAULT_DIRECTORY, config={"calls": {"music_on_hold": str(music)}}
+    )
+    alice_phone(gateway, server, tmp_path, sink)
+    bob = registered_phone(gateway, server, "0003*211", "secret211", stay_ms=STAY_MS)
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    call_id = bridged_call(api, "0003*210", "0003*211")
+    time.sleep(0.3)
+    sink.payloads.clear()  # the ringback before the bridge
+    assert api.act(call_id, {"action": "Park", "phoneCallViewId": "01"}).status_code == 200
+    bob.wait_for_message("BYE", timeout=5)
+    deadline = time.monotonic() + 5
+    while len(sink.payloads) < 75 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    heard = list(sink.payloads)
+    assert len(heard) >= 75
+    assert set(heard) <= set(packets)  # every packet is the file's, as PCMU
+    start = packets.index(heard[0])
+    assert heard[:75] == [packets[(start + i) % 50] for i in range(75)]  # in order, looped
+    assert api.hangup(call_id).status_code == 200
+    api.wait_ended(call_id)
