@@ -41,6 +41,11 @@ async def park(controller: SimpleCall, request: Park) -> None:
     if parker is None or parked is None or len(controller._connected) != 2:
         controller._changed("park_failed", {"cause": "the call is not between these two parties"})
         return
+    if controller._recording:  # the recorded conversation is over (its file is complete)
+        controller._recording = False
+        await controller._media.stop_recording()
+        parker.party.recording = parked.party.recording = None
+        controller._changed("recording_stopped", {"cause": "parked"})
     now = controller._now()
     parker.party.hangup_cause = "parked the call"
     parker.party.ended = now

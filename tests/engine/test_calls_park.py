@@ -326,3 +326,19 @@ async def test_a_pickup_rings_past_the_calls_own_wait_for_pickup(mock_clock) -> 
         assert h.call(call_id).bridged == at(17)
         await h.engine.hangup(call_id)
         await h.wait_ended(call_id)
+
+
+async def test_park_finishes_a_running_recording(mock_clock) -> None:
+    async with open_harness(BRIDGED) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(3)
+        await h.engine.act(call_id, CallAction("StartRecording"))
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, park("00"))
+        await trio.sleep_until(6)
+        media = h.media(call_id)
+        assert [m.at for m in media.named("stop_recording")] == [5.0]
+        assert not media.recording
+        assert all(p.recording is None for p in h.call(call_id).parties)
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
