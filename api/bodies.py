@@ -123,14 +123,18 @@ ENGINE_ACTIONS = (
     "OffHold",
     "StartRecording",
     "StopRecording",
+    "Monitor",
+    "Whisper",
+    "BargeIn",
     "Park",
     "UnPark",
     "PickUp",
 )
-NOT_IMPLEMENTED_ACTIONS = ("BargeIn", "Whisper", "Monitor")
+NOT_IMPLEMENTED_ACTIONS: tuple[str, ...] = ()
 TRANSFERS = ("Transfer", "TransferToVoicemail")
+LISTEN_INS = ("Monitor", "Whisper", "BargeIn")
 PARKING = ("UnPark", "PickUp")  # ring sendCallTo
-NEEDS_SEND_CALL_TO = TRANSFERS + PARKING
+NEEDS_SEND_CALL_TO = TRANSFERS + LISTEN_INS + PARKING
 Seconds = (
     Annotated[float, Field(gt=0, le=fields.MAX_SECONDS)]
     | Annotated[str, Field(pattern="^[1-9][0-9]{0,4}([.][0-9]{1,9})?$")]
@@ -363,6 +367,14 @@ def _view_id(value: Any, info: ValidationInfo) -> str | None:
     return text
 
 
+def _private_w(value: Any, info: ValidationInfo) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool) and value in (0, 1, "0", "1"):
+        return value in (1, "1")
+    raise fields.bad("pc_privatew_invalid", "privateW must be 0 or 1 (a number or a string)")
+
+
 def _format(value: Any, info: ValidationInfo) -> str | None:
     text = _text(value, "format")
     if text is not None and text not in RECORDING_FORMATS:
@@ -375,7 +387,7 @@ class PhoneCallAction(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            # Transfer and TransferToVoicemail need somewhere to send the call.
+            # Transfer, TransferToVoicemail and the listen-ins need somewhere to send the call.
             "if": {
                 "required": ["action"],
                 "properties": {"action": {"enum": list(NEEDS_SEND_CALL_TO)}},
@@ -386,21 +398,28 @@ class PhoneCallAction(BaseModel):
 
     action: Annotated[str, rule(_action_name, ActionName)] = Field(
         description=(
-            "BargeIn, Whisper and Monitor answer 501. Park (`phoneCallViewId`, an extension "
-            "in the call, parks it: it gets BYE, the other party hears music on hold until "
-            "UnPark, or until `maxInParking` passes and the parking extension is rung back), "
-            "UnPark (`sendCallTo` takes the parked party; not answered: it stays parked) and "
-            "PickUp (`sendCallTo` answers a call ringing at an extension: the ringing devices "
-            "get CANCEL) answer 409 `pc_not_bridged`, `pc_parked`, `pc_not_parked` or "
-            "`pc_not_ringing` when the call is not in the state they need."
+            "Monitor (`sendCallTo` hears both parties, "
+            "nobody hears it), Whisper (it is heard only by the party that is an extension of "
+            "the organization, or the one `phoneCallViewId` names when both are; `privateW=1`: "
+            "it hears nobody) and BargeIn (all three hear each other) ring `sendCallTo`, a "
+            "Phone Terminal extension of the call's organization, and mix it into the bridged "
+            "call; they answer 501 when a party talks a codec other than G.711 (PCMU, PCMA) "
+            "and 409 `pc_action_in_progress` while another party is joining. Park "
+            "(`phoneCallViewId`, an extension in the call, parks it: it gets BYE, the other "
+            "party hears music on hold until UnPark, or until `maxInParking` passes and the "
+            "parking extension is rung back), UnPark (`sendCallTo` takes the parked party; not "
+            "answered: it stays parked) and PickUp (`sendCallTo` answers a call ringing at an "
+            "extension: the ringing devices get CANCEL) answer 409 `pc_not_bridged`, "
+            "`pc_parked`, `pc_not_parked` or `pc_not_ringing` when the call is not in the state "
+            "they need."
         )
     )
     sendCallTo: Annotated[str | None, _text_rule("sendCallTo")] = Field(
         default=None,
         description=(
-            "Where the call goes: required for Transfer and TransferToVoicemail; for UnPark "
-            "and PickUp, a Phone Terminal extension of the call's organization. Error "
-            "`pc_sendcallto_invalid`."
+            "Where the call goes: required for Transfer and TransferToVoicemail; the extension "
+            "to ring for Monitor, Whisper and BargeIn, and for UnPark and PickUp (a Phone "
+            "Terminal extension of the call's organization). Error `pc_sendcallto_invalid`."
         ),
     )
     phoneCallViewId: Annotated[
@@ -409,7 +428,8 @@ class PhoneCallAction(BaseModel):
         default=None,
         description=(
             "Required for OnHold, OffHold, StartRecording, StopRecording, and for Park (the "
-            "extension that parks); optional for UnPark (the parked view) and PickUp (the "
+            "extension that parks); for Whisper, the party that hears the whisperer when both "
+            "parties are extensions; optional for UnPark (the parked view) and PickUp (the "
             "ringing view)."
         ),
     )
@@ -418,8 +438,16 @@ class PhoneCallAction(BaseModel):
     format: Annotated[str | None, rule(_format, Literal["wav", "wav49"] | None)] = None
     callerId: Annotated[str | None, _caller_id_rule("callerId")] = Field(
         default=None,
-        description="UAPI-Caller-Id: `John Doe <+3334444>`.",
+        description=(
+            "UAPI-Caller-Id: `John Doe <+3334444>`; shown to the party Monitor, Whisper or "
+            "BargeIn rings (default: the call's callerId)."
+        ),
         examples=CALLER_ID_EXAMPLE,
+    )
+    privateW: Annotated[bool, rule(_private_w, Literal[0, 1, "0", "1"] | None)] = Field(
+        default=False,
+        description="Whisper: 1 = the whisperer does not hear the two parties. Error "
+        "`pc_privatew_invalid`.",
     )
     waitForPickUp: Annotated[int | None, rule(_seconds, Seconds)] = Field(
         default=None,

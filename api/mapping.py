@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api.errors import ApiError, error_response
 from engine.errors import (
+    ActionInProgress,
     ActionNotSupported,
     CallNotBridged,
     CallNotFound,
@@ -23,8 +24,10 @@ from engine.errors import (
     CallNotParked,
     CallNotRinging,
     CallParked,
+    CodecNotMixable,
     EngineDraining,
     EngineError,
+    NoPartyToWhisperTo,
     NumberNotAParty,
     ParkingTimeInvalid,
     PartyNotFound,
@@ -64,6 +67,8 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     CallNotLive: UapiError(409, "pc_not_live"),
     CallNotBridged: UapiError(409, "pc_not_bridged"),
     ActionNotSupported: UapiError(501, "request_not_implemented"),
+    CodecNotMixable: UapiError(501, "request_not_implemented"),
+    ActionInProgress: UapiError(409, "pc_action_in_progress"),
     RecordingFormatUnsupported: UapiError(400, "pc_format_invalid"),
     TransferTargetInvalid: UapiError(400, "pc_sendcallto_invalid"),
     PublicTransferNotAllowed: UapiError(403, "pc_transfer_invalid"),
@@ -74,6 +79,7 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     CallNotParked: UapiError(409, "pc_not_parked"),
     CallNotRinging: UapiError(409, "pc_not_ringing"),
     ParkingTimeInvalid: UapiError(400, "pc_maxinparking_invalid"),
+    NoPartyToWhisperTo: UapiError(400, "pc_view_invalid"),
 }
 
 

@@ -114,6 +114,7 @@ async def create_simple(request: Request) -> Response:
         "created" if created else "replayed (same nonce)",
         checked.user.id,
         principal.client_id,
+        extra={"call": call.id},
     )
     headers = {"Location": link}
     if not created:
@@ -231,7 +232,14 @@ async def delete_calls(request: Request) -> Response:
             hung_up.append(call.id)
     if not hung_up:
         return Response(status_code=204)
-    logger.info("hung up %s for user %s by app %s", hung_up, user.id, principal.client_id)
+    for call_id in hung_up:
+        logger.info(
+            "call %s hung up for user %s by app %s",
+            call_id,
+            user.id,
+            principal.client_id,
+            extra={"call": call_id},
+        )
     return JSONResponse(dump(HungUpCollection(entry=[HungUp(id=call_id) for call_id in hung_up])))
 
 
@@ -248,6 +256,7 @@ def check_action(body: dict[str, Any]) -> CallAction:
         wait_for_pickup=action.waitForPickUp,
         caller_id=action.callerId,
         max_in_parking=action.maxInParking,
+        private_whisper=action.privateW,
     )
 
 
@@ -263,7 +272,13 @@ async def put_call(request: Request) -> Response:
     ctx.refuse_when_draining()
     # a refusal of the engine (CallNotBridged, PartyNotFound...) answers as api.mapping says
     updated = await ctx.engine.act(call.id, action)
-    logger.info("call %s: %s by app %s", call.id, action.action, principal.client_id)
+    logger.info(
+        "call %s: %s by app %s",
+        call.id,
+        action.action,
+        principal.client_id,
+        extra={"call": call.id},
+    )
     return JSONResponse(
         dump_collection(PhoneCallCollection(entry=[_resource(ctx, request, updated)]))
     )

@@ -95,7 +95,13 @@ class PhoneCallView(BaseModel):
         None, description="0 answered, 1 busy, 2 failed, 3 no answer, 4 unknown, 5 not allowed."
     )
     number: str | None = Field(None, description="Extension: the party's number as given.")
-    role: Literal["source", "destination"] | None = Field(None, description="Extension.")
+    role: Literal["source", "destination", "monitor", "whisper", "bargein"] | None = Field(
+        None,
+        description=(
+            "Extension: source, destination, or the supervisor a Monitor, Whisper or BargeIn "
+            "rang (monitor, whisper, bargein)."
+        ),
+    )
     ended: Date | None = Field(None, description="Extension: when this party's leg ended.")
     sipStatus: int | None = Field(None, description="Extension: the leg's final SIP status.")
     hangupCause: str | None = Field(None, description="Extension.")

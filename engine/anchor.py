@@ -25,6 +25,8 @@ from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
+SANDBOX_PAYLOAD_TYPE = 0  # a sandbox number talks PCMU (the relay's generator's default)
+
 _NULL_SDP = (
     b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 9 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
@@ -43,16 +45,22 @@ class NullSide:
     def __init__(self) -> None:
         self._accepted: bytes | None = None
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
         return _NULL_SDP.replace(b"a=sendrecv", b"a=" + direction.encode())
 
-    def answer(self, offer: bytes) -> bytes:
+    async def answer(self, offer: bytes) -> bytes:
+        return self.reanswer(offer)
+
+    async def apply_remote(self, sdp: bytes | None) -> None:
+        if sdp:
+            self._accepted = sdp
+
+    def reanswer(self, offer: bytes) -> bytes:
         self._accepted = offer
         return _NULL_SDP
 
-    def apply_remote(self, sdp: bytes | None) -> None:
-        if sdp:
-            self._accepted = sdp
+    def reoffer(self) -> bytes:
+        return _NULL_SDP
 
     @property
     def accepted(self) -> bytes | None:
@@ -65,25 +73,31 @@ class NullMedia:
     def new_side(self, label: str, video: bool) -> NullSide:
         return NullSide()
 
-    def bridge(self, a: object, b: object) -> None:
+    async def bridge(self, a: object, b: object) -> None:
         return None
 
-    def play_tone(self, side: object, frequency: float) -> None:
+    async def play_tone(self, side: object, frequency: float) -> None:
         return None
 
-    def stop_tone(self, side: object) -> None:
+    async def stop_tone(self, side: object) -> None:
         return None
 
-    def play_music(self, side: object) -> None:
+    async def play_music(self, side: object) -> None:
         return None
 
-    def start_sandbox(self, side: object, frequency: float) -> None:
+    async def start_sandbox(self, side: object, frequency: float) -> None:
         return None
 
-    def stop_sandbox(self, side: object) -> None:
+    async def stop_sandbox(self, side: object) -> None:
         return None
 
-    def set_hold(self, side: object, held: bool) -> None:
+    async def set_hold(self, side: object, held: bool) -> None:
+        return None
+
+    def start_mix(self, sides: Sequence[object], hears: Sequence[tuple[int, int]]) -> None:
+        return None
+
+    def stop_mix(self, side: object) -> None:
         return None
 
     async def start_recording(self, a: object, b: object) -> str:
@@ -100,6 +114,10 @@ class NullMedia:
 
     def close(self) -> None:
         return None
+
+    async def watch(self) -> str:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
 
 
 class RelaySide:
@@ -122,7 +140,20 @@ class RelaySide:
     def _ports(self) -> tuple[int, int | None]:
         return self.audio.rtp_port, None if self.video is None else self.video.rtp_port
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        return self._offer(template, direction)
+
+    async def answer(self, offer: bytes) -> bytes:
+        return self.reanswer(offer)
+
+    async def apply_remote(self, data: bytes | None) -> None:
+        self._apply_remote(data)
+
+    def reoffer(self) -> bytes:
+        """An offer for a party's offerless re-INVITE: what it accepted, again."""
+        return self._offer(self._accepted)
+
+    def _offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
         audio_port, video_port = self._ports()
         audio_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_AUDIO_CODECS
         video_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_VIDEO_CODECS
@@ -155,7 +186,8 @@ class RelaySide:
         self._version += 1  # RFC 3264 §8: each new offer of ours increments o= version
         return offer.serialize()
 
-    def answer(self, offer: bytes) -> bytes:
+    def reanswer(self, offer: bytes) -> bytes:
+        """Our answer to a party's offer (its INVITE or re-INVITE), pointing the relay at it."""
         parsed = sdp.SessionDescription.parse(offer)
         ports: dict[str, int] = {"audio": self.audio.rtp_port}
         if self.video is not None:
@@ -166,7 +198,7 @@ class RelaySide:
         self._accepted = data
         return data
 
-    def apply_remote(self, data: bytes | None) -> None:
+    def _apply_remote(self, data: bytes | None) -> None:
         if not data:
             return
         try:
@@ -209,6 +241,7 @@ class RelayMedia:
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
+        self._sandboxes: set[int] = set()  # endpoint ids of sandbox phones the relay plays
 
     def new_side(self, label: str, video: bool) -> RelaySide:
         side = RelaySide(self._relay, video)
@@ -227,39 +260,56 @@ class RelayMedia:
         self._bridges[a.id] = b
         self._bridges[b.id] = a
 
-    def bridge(self, a: MediaSide, b: MediaSide) -> None:
+    async def bridge(self, a: MediaSide, b: MediaSide) -> None:
         a, b = _relay_side(a), _relay_side(b)
         self._pair(a.audio, b.audio)
         if a.video is not None and b.video is not None:
             self._pair(a.video, b.video)
 
-    def play_tone(self, side: MediaSide, frequency: float) -> None:
+    async def play_tone(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
         self._relay.play_tone(side.audio, frequency)
 
-    def stop_tone(self, side: MediaSide) -> None:
+    async def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
 
-    def play_music(self, side: MediaSide) -> None:
+    async def play_music(self, side: MediaSide) -> None:
         side = _relay_side(side)
         if self._music_on_hold is None:
             self._relay.play_tone(side.audio, HOLD_MUSIC_HZ)
         else:
             self._relay.play_audio(side.audio, str(self._music_on_hold))
 
-    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+    async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
-        self._relay.generate(side.audio, frequency)
+        self._relay.generate(side.audio, frequency)  # PCMU, as a sandbox's SDP would say
+        self._sandboxes.add(side.audio.id)
 
-    def stop_sandbox(self, side: MediaSide) -> None:
+    async def stop_sandbox(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_generating(side.audio)
 
-    def set_hold(self, side: MediaSide, held: bool) -> None:
+    async def set_hold(self, side: MediaSide, held: bool) -> None:
         side = _relay_side(side)
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
+
+    def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
+        relay_sides = [_relay_side(side) for side in sides]
+        payload_types = []
+        for side in relay_sides:
+            codec = audio_codec(side.accepted)
+            if codec is not None:
+                payload_types.append(codec[0])
+            elif side.audio.id in self._sandboxes:  # a sandbox answers without SDP
+                payload_types.append(SANDBOX_PAYLOAD_TYPE)
+            else:
+                raise MediaError("a party of the mix has no audio codec agreed")
+        self._relay.start_mix([side.audio for side in relay_sides], payload_types, hears)
+
+    def stop_mix(self, side: MediaSide) -> None:
+        self._relay.stop_mix(_relay_side(side).audio)
 
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         # Opens the file in the relay (a round trip): not in the event loop's thread.
@@ -333,6 +383,28 @@ class RelayMedia:
                     self._relay.release(ep)
         self._sides.clear()
         self._bridges.clear()
+
+    async def watch(self) -> str:
+        # A relay process that dies stops the whole server (b2bua.server): nothing per call.
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+def audio_codec(data: bytes | None) -> tuple[int, str] | None:
+    """The payload type and name of the first audio codec an agreed SDP lists (the one the
+    party talks), or None when it has no usable audio stream."""
+    if not data:
+        return None
+    try:
+        parsed = sdp.SessionDescription.parse(data)
+    except RemoteProtocolError:
+        return None
+    for m in parsed.media:
+        if m.media == "audio" and m.port:
+            for codec in m.codecs():
+                if codec.name.lower() not in ("telephone-event", "cn"):
+                    return codec.payload_type, codec.name
+    return None
 
 
 def _relay_side(side: MediaSide) -> RelaySide:

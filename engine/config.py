@@ -49,6 +49,7 @@ from engine.config_values import (
     type_name,
 )
 from engine.media.tone import read_wav
+from engine.rtpengine.client import parse_instance
 from engine.store.interface import StoreError
 from engine.store.url import parse_store_url
 from sip.errors import RemoteProtocolError
@@ -68,9 +69,11 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "max_connections",
             "max_connections_per_source",
             "tcp_idle_timeout",
+            "trace_messages",
+            "trace_memory",
         }
     ),
-    "media": frozenset({"address", "ports"}),
+    "media": frozenset({"address", "ports", "backend", "rtpengine"}),
     "api": frozenset({"listen", "public_url", "callback_allow"}),
     "store": frozenset({"url"}),
     "calls": frozenset(
@@ -182,6 +185,14 @@ def _parse_sip(data: dict[str, Any], problems: Problems) -> SipConfig:
             d.tcp_idle_timeout,
             lambda v: check_seconds("sip.tcp_idle_timeout", v, low=1),
         ),
+        trace_messages=get(
+            "trace_messages",
+            d.trace_messages,
+            lambda v: check_int("sip.trace_messages", v, 0, 100_000),
+        ),
+        trace_memory=get(
+            "trace_memory", d.trace_memory, lambda v: check_int("sip.trace_memory", v, 1, 1 << 20)
+        ),
     )
 
 
@@ -205,7 +216,46 @@ def _parse_media(data: dict[str, Any], problems: Problems) -> MediaConfig:
     if "address" in data:
         address = problems.check(d.address, lambda: check_host("media.address", data["address"]))
     ports = problems.check(d.ports, lambda: _ports(data["ports"])) if "ports" in data else d.ports
-    return MediaConfig(address=address, ports=ports)
+    backend = d.backend
+    if "backend" in data:
+        backend = problems.check(d.backend, lambda: _backend(data["backend"]))
+    rtpengine = d.rtpengine
+    if "rtpengine" in data:
+        rtpengine = problems.check(d.rtpengine, lambda: _rtpengine(data["rtpengine"]))
+    if (
+        backend == "rtpengine"
+        and not rtpengine
+        and not any(key.startswith("media.rtpengine") for key, _ in problems.found)
+    ):
+        problems.found.append(
+            (
+                "media.rtpengine",
+                'backend = "rtpengine" needs its ng addresses, e.g. ["udp:127.0.0.1:2223"]',
+            )
+        )
+    return MediaConfig(address=address, ports=ports, backend=backend, rtpengine=rtpengine)
+
+
+MEDIA_BACKENDS = ("relay", "rtpengine")
+
+
+def _backend(value: Any) -> str:
+    text = check_string("media.backend", value)
+    if text not in MEDIA_BACKENDS:
+        raise ConfigError("media.backend", f"expected 'relay' or 'rtpengine', got {text!r}")
+    return text
+
+
+def _rtpengine(value: Any) -> tuple[str, ...]:
+    texts = check_strings("media.rtpengine", value, empty_ok=True)
+    problems = Problems()
+    for i, text in enumerate(texts):
+        try:
+            parse_instance(text)
+        except ValueError as exc:
+            problems.found.append((f"media.rtpengine[{i}]", str(exc)))
+    problems.raise_any()
+    return tuple(texts)
 
 
 def _api_listen(value: Any) -> tuple[str, int]:
@@ -472,10 +522,14 @@ def render_config(config: Config) -> str:
         f"max_connections = {sip.max_connections}",
         f"max_connections_per_source = {sip.max_connections_per_source}",
         f"tcp_idle_timeout = {sip.tcp_idle_timeout!r}",
+        f"trace_messages = {sip.trace_messages}",
+        f"trace_memory = {sip.trace_memory}",
         "",
         "[media]",
+        f"backend = {_toml_string(config.media.backend)}",
         f"address = {_toml_string(config.media.address)}",
         f"ports = [{config.media.ports[0]}, {config.media.ports[1]}]",
+        f"rtpengine = {strings(config.media.rtpengine)}",
         "",
         "[api]",
         f"listen = {_toml_string(f'{format_host(api.host)}:{api.port}')}",

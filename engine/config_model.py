@@ -99,12 +99,18 @@ class SipConfig:
     # a TCP connection with no complete SIP message this long is closed (CRLF keep-alives do
     # not count); TCP registrations get at most this expiry, so their refresh keeps it open
     tcp_idle_timeout: float = 300
+    # per-call SIP traces (GET .../trace, the console): the last N messages of a live call
+    # (0 = no traces), and the memory for finished calls' compressed traces, in MiB
+    trace_messages: int = 200
+    trace_memory: int = 256
 
 
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
-    address: str = "127.0.0.1"
-    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1
+    address: str = "127.0.0.1"  # the relay's (backend "relay")
+    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1 (relay)
+    backend: str = "relay"  # "relay" (built in) or "rtpengine"
+    rtpengine: tuple[str, ...] = ()  # its ng control sockets, "udp:HOST:PORT"
 
 
 @dataclass(frozen=True, slots=True)

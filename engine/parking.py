@@ -50,10 +50,10 @@ async def park(controller: SimpleCall, request: Park) -> None:
     parker.party.hangup_cause = "parked the call"
     parker.party.ended = now
     parker.party.status = PartyStatus.UNKNOWN
-    controller._keep_stats(parker)
+    await controller._keep_stats(parker)
     del controller._connected[request.parker_index]
     controller._bye_soon(parker.leg)
-    controller._media.play_music(parked.side)
+    await controller._media.play_music(parked.side)
     party = parked.party
     party.parked, party.parked_pos, party.parked_by = (
         now,
@@ -123,14 +123,19 @@ async def _ring(
     controller.call.parties.append(target)
     try:
         new = await fork(
-            controller, [target], side, side.offer(parked.side.accepted), caller_id, wait_for_pickup
+            controller,
+            [target],
+            side,
+            await side.offer(parked.side.accepted),
+            caller_id,
+            wait_for_pickup,
         )
     except ForkFailed as failed:
         controller._changed(failed_event, {"to": target.number, "cause": failed.cause})
         return False
-    controller._media.stop_tone(parked.side)
-    controller._media.bridge(parked.side, new.side)
-    controller._tone_for_sandbox(new)
+    await controller._media.stop_tone(parked.side)
+    await controller._media.bridge(parked.side, new.side)
+    await controller._tone_for_sandbox(new)
     party = parked.party
     party.parked = party.parked_pos = party.parked_by = None
     controller._changed("unparked", {"party": party.number, "to": target.number})

@@ -264,6 +264,7 @@ class SipEndpoint:
         self._sleeping_until = math.inf
         self._closed = trio.Event()
         self._stopped = trio.Event()
+        self._resent_2xx = 0  # 2xx retransmissions of the dialogs (until their ACK)
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -374,6 +375,8 @@ class SipEndpoint:
 
     async def send_stateless(self, message: Message, peer: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
+        if isinstance(message, Response):  # the first 2xx went through its transaction
+            self._resent_2xx += 1
         try:
             await self._transport.send(message, peer)
         except TransportError as exc:
@@ -645,7 +648,15 @@ class SipEndpoint:
             "transactions": len(self._layer),
             "client_requests": len(self._clients),
             "dialogs": len(self._dialogs),
+            # the transaction layer's and the dialogs' 2xx (sent outside any transaction)
+            "retransmissions": self._layer.retransmissions + self._resent_2xx,
+            "transaction_timeouts": self._layer.timeouts,
         }
+
+    @property
+    def serving(self) -> bool:
+        """True while ``run`` serves (its receive loops and timer task are up)."""
+        return self._nursery is not None and not self._closed.is_set()
 
 
 _NO_PEER = Peer("udp", "0.0.0.0", 0)

@@ -101,6 +101,8 @@ class TransactionLayer:
         "_tag_factory",
         "_timers",
         "_trying_delay",
+        "retransmissions",
+        "timeouts",
     )
 
     def __init__(
@@ -122,6 +124,8 @@ class TransactionLayer:
         self._by_peer: dict[Peer, set[TxKey]] = {}
         self._timers: TimerQueue[TxKey] = TimerQueue()
         self._events: list[Event] = []
+        self.retransmissions = 0  # messages sent again (timers, answers to retransmitted requests)
+        self.timeouts = 0  # transactions that timed out (Timer B, F or H)
 
     # ------------------------------------------------------------------ TU and shell API
 
@@ -238,10 +242,17 @@ class TransactionLayer:
 
     def emit(self, event: Event) -> None:
         """Queue an event (TxContext)."""
+        if type(event) is TransactionTimeout:
+            self.timeouts += 1
         self._events.append(event)
 
     def send(self, message: Message, peer: Peer) -> None:
         """Queue a SendMessage (TxContext)."""
+        self._events.append(SendMessage(message, peer))
+
+    def retransmit(self, message: Message, peer: Peer) -> None:
+        """Queue a SendMessage of a message sent before, and count it (TxContext)."""
+        self.retransmissions += 1
         self._events.append(SendMessage(message, peer))
 
     def schedule(self, delay: float, now: float, key: TxKey) -> int:

@@ -280,6 +280,7 @@ def path_operations() -> dict[str, Any]:
                             "pc_number_invalid",
                             "pc_format_invalid",
                             "pc_maxinparking_invalid",
+                            "pc_privatew_invalid",
                         ],
                     ),
                     "401": ERR_401,
@@ -289,10 +290,11 @@ def path_operations() -> dict[str, Any]:
                     ),
                     "404": ERR_404,
                     "409": _error(
-                        "The call cannot take the action now (not bridged yet, or ended; Park on a parked call, UnPark on one not parked, PickUp on one not ringing at an extension).",
+                        "The call cannot take the action now (not bridged yet, or ended; or another party is joining or listening in; Park on a parked call, UnPark on one not parked, PickUp on one not ringing at an extension).",
                         [
                             "pc_not_bridged",
                             "pc_not_live",
+                            "pc_action_in_progress",
                             "pc_parked",
                             "pc_not_parked",
                             "pc_not_ringing",

@@ -17,6 +17,8 @@ digest_algorithms = ["md5"]
 max_connections = 100
 max_connections_per_source = 10
 tcp_idle_timeout = 60
+trace_messages = 50
+trace_memory = 16
 
 [media]
 address = "10.1.2.3"
@@ -146,6 +148,15 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[media]\nports = [20000]", "media.ports: expected [LOW, HIGH]"),
         ('[media]\nports = ["a", "b"]', "media.ports[0]: expected an integer"),
         ('[media]\naddress = "1.2.3.4:5"', "media.address: expected an address without a port"),
+        ('[media]\nbackend = "kernel"', "media.backend: expected 'relay' or 'rtpengine'"),
+        ("[media]\nbackend = 1", "media.backend: expected a string"),
+        ('[media]\nbackend = "rtpengine"', 'media.rtpengine: backend = "rtpengine" needs'),
+        ('[media]\nbackend = "rtpengine"\nrtpengine = []', "media.rtpengine: backend"),
+        ('[media]\nrtpengine = "udp:127.0.0.1:2223"', "media.rtpengine: expected an array"),
+        ('[media]\nrtpengine = ["127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:HOST:PORT'"),
+        ('[media]\nrtpengine = ["tcp:127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:"),
+        ('[media]\nrtpengine = ["udp:127.0.0.1:0"]', "media.rtpengine[0]: port must be 1-65535"),
+        ("[media]\nrtpengine = [2223]", "media.rtpengine[0]: expected a string"),
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
@@ -196,6 +207,23 @@ def test_file_level_errors(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_media_backend_rtpengine_with_its_addresses(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[media]\nbackend = "rtpengine"\n'
+            'rtpengine = ["udp:127.0.0.1:2223", "udp:[::1]:2224", "udp:rtp.example.com:22222"]',
+        )
+    )
+    assert config.media.backend == "rtpengine"
+    assert config.media.rtpengine == (
+        "udp:127.0.0.1:2223",
+        "udp:[::1]:2224",
+        "udp:rtp.example.com:22222",
+    )
+    assert load_config(write(tmp_path, "")).media.backend == "relay"
+
+
 def test_render_config_round_trips(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, render_config(default_config()))) == default_config()
     (tmp_path / "dir").mkdir()
@@ -220,6 +248,7 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
     assert config.sip.digest_algorithms == ("MD5",)
     assert (config.sip.max_connections, config.sip.max_connections_per_source) == (100, 10)
     assert config.sip.tcp_idle_timeout == 60
+    assert (config.sip.trace_messages, config.sip.trace_memory) == (50, 16)
     assert config.api.callback_allow == (
         "10.0.0.0/8",
         "hooks.example.com",
@@ -245,6 +274,9 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
             "sip.max_connections_per_source: 6 is more than sip.max_connections (5)",
         ),
         ("[sip]\ntcp_idle_timeout = 0", "sip.tcp_idle_timeout: expected a finite number"),
+        ("[sip]\ntrace_messages = -1", "sip.trace_messages: -1 out of range"),
+        ('[sip]\ntrace_messages = "all"', "sip.trace_messages: expected an integer"),
+        ("[sip]\ntrace_memory = 0", "sip.trace_memory: 0 out of range"),
         ('[api]\ncallback_allow = ["10.0.0.0/33"]', "api.callback_allow[0]: expected a CIDR"),
         ('[api]\ncallback_allow = "10.0.0.0/8"', "api.callback_allow: expected an array"),
         ('[cluster]\nsecret = "short"', "cluster.secret: too short"),
