@@ -593,6 +593,8 @@ class Engine:
             raise CallNotLive(call_id)
         call = entry.runner.call
         request: Control
+        if action.action != "UnPark" and parking_rules.is_parked(call):
+            raise CallParked(f"the call is parked: {action.action} waits until it is unparked")
         if action.action in SUPERVISE_ACTIONS:
             if self.mixing_unavailable is not None:
                 raise ActionNotSupported(f"{action.action}: {self.mixing_unavailable}")
@@ -606,8 +608,6 @@ class Engine:
         name = action.action
         if name == "UnPark":
             return parking_rules.unpark_for(self, call, action)
-        if parking_rules.is_parked(call):
-            raise CallParked(f"the call is parked: {name} waits until it is unparked")
         if name == "Park":
             return parking_rules.park_for(self, call, action)
         if name == "PickUp":

@@ -222,7 +222,7 @@ async def test_park_refusals(mock_clock) -> None:
         with pytest.raises(CallParked, match="parked already"):
             await h.engine.act(call_id, park("01"))  # before the call's task took the first
         await trio.sleep_until(9)
-        for action in ("Park", "OnHold", "StartRecording", "Transfer", "PickUp"):
+        for action in ("Park", "OnHold", "StartRecording", "Transfer", "PickUp", "Monitor"):
             with pytest.raises(CallParked):
                 await h.engine.act(call_id, CallAction(action, "212", phone_call_view_id="01"))
         for target in (None, PUBLIC, SANDBOX, "0004*210", "0003*300", "999"):
