@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from engine.call_types import Park, PickUp, UnPark
 from engine.directory import ExtensionType
 from engine.errors import (
+    ActionInProgress,
     CallNotBridged,
     CallNotParked,
     CallNotRinging,
@@ -21,6 +22,7 @@ from engine.errors import (
     ViewNotFound,
 )
 from engine.model import CallState, Party, PartyStatus, PhoneCall
+from engine.supervise import supervisor_of
 
 if TYPE_CHECKING:
     from engine.engine import CallAction, Engine
@@ -70,6 +72,9 @@ def park_for(engine: Engine, call: PhoneCall, action: CallAction) -> Park:
             f"phoneCallView {action.phone_call_view_id} is not an extension: only an "
             "extension can park a call (it is rung back when maxInParking passes)"
         )
+    supervisor = supervisor_of(call)
+    if supervisor is not None:
+        raise ActionInProgress(f"{supervisor.number} is joining or listening to this call")
     others = [i for i, p in enumerate(call.parties) if i != parker_index and _connected(p)]
     if len(others) != 1:
         raise CallNotBridged("Park needs a call between two parties")

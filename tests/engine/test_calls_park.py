@@ -9,6 +9,7 @@ from fakes import EXT_A, EXT_B, EXT_C, PUBLIC, SANDBOX, answers, at, open_harnes
 
 from engine.engine import CallAction
 from engine.errors import (
+    ActionInProgress,
     CallNotBridged,
     CallNotParked,
     CallNotRinging,
@@ -340,5 +341,18 @@ async def test_park_finishes_a_running_recording(mock_clock) -> None:
         assert [m.at for m in media.named("stop_recording")] == [5.0]
         assert not media.recording
         assert all(p.recording is None for p in h.call(call_id).parties)
+        await h.engine.hangup(call_id)
+        await h.wait_ended(call_id)
+
+
+async def test_park_waits_while_a_supervisor_listens_in(mock_clock) -> None:
+    async with open_harness({**BRIDGED, EXT_C: [answers(1)]}) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, CallAction("Monitor", send_call_to=EXT_C))
+        await trio.sleep_until(7)
+        with pytest.raises(ActionInProgress, match="listening"):
+            await h.engine.act(call_id, park("00"))
+        assert h.legs.leg(EXT_A).byes == [] and h.call(call_id).parties[1].parked is None
         await h.engine.hangup(call_id)
         await h.wait_ended(call_id)
