@@ -684,6 +684,9 @@ class SippyServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Sippy's SipLogger writes every SIP message it receives or sends to stderr at INFO
+            # (its default); ours logs at WARNING without -v. Errors only, as in production.
+            env={**os.environ, "SIPLOG_LVL": "ERR"},
         )
         assert self.proc.stdout is not None
         _Drain(self.proc.stdout).start()
