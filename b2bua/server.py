@@ -101,6 +101,7 @@ async def serve(
         # the engine and the callbacks.
         legs = SipLegs(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
+            await nursery.start(_flush_relay_commands, relay)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
@@ -150,6 +151,38 @@ async def serve(
         api_socket.close()  # a no-op once hypercorn has it
         relay.close()
         store.close()
+
+
+async def _flush_relay_commands(
+    relay: RelayProcess, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The relay's one-way commands of this thread go out together, once per pass of the
+    scheduler: the calls' tasks queue them (``RelayProcess.defer_casts``), and this task,
+    woken by the first, sends them after those tasks have run. One write and one wake-up of
+    the relay process per pass instead of one per command."""
+    task = trio.lowlevel.current_task()
+    parked = False
+
+    def wake() -> None:
+        nonlocal parked
+        if parked:
+            parked = False
+            trio.lowlevel.reschedule(task)
+
+    def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+        nonlocal parked
+        parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    relay.defer_casts(wake)
+    try:
+        task_status.started()
+        while True:
+            parked = True
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            relay.flush_casts()
+    finally:
+        relay.defer_casts(None)  # sends what is left, and later commands at once
 
 
 async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 1.0) -> None:
