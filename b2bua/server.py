@@ -27,6 +27,7 @@ from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import Store, open_store
+from sip.sdp import ParseCache
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,12 @@ async def serve(
     relay.start()
     records = recordings_dir(config)
 
+    # one parse per SDP body: the SIP service's check of an offer, the answer to it and the
+    # offer mirroring that answer share it
+    sdp_cache = ParseCache()
+
     def media_for(call: PhoneCall) -> RelayMedia:
-        return RelayMedia(relay, records / f"{call.id}.wav")
+        return RelayMedia(relay, records / f"{call.id}.wav", sdp_cache)
 
     try:
         # Built in dependency order, each piece given what it needs: the legs the engine sends
@@ -105,7 +110,9 @@ async def serve(
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
-                sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                sip_service = SipService(
+                    endpoint, directory, store, config, engine=engine, sdp_cache=sdp_cache
+                )
                 await nursery.start(endpoint.run, sip_service.handle)
                 # after recover() read the last beat of the previous run
                 nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)

@@ -146,9 +146,13 @@ class SipService:
         *,
         engine: Engine,
         wall_clock: Callable[[], float] = time.time,
+        sdp_cache: sdp.ParseCache | None = None,
     ) -> None:
+        """``sdp_cache``: shared with the calls' media, so an offer checked here is not
+        parsed again when it is answered."""
         self.endpoint = endpoint
         self.engine = engine
+        self.sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache()
         self.directory = directory
         self.domain = config.sip.domain
         # The nonce counts used so far (replays refused) are remembered in this process only,
@@ -264,7 +268,7 @@ class SipService:
         video = False
         if request.body:
             try:
-                offer = sdp.SessionDescription.parse(request.body)
+                offer = self.sdp_cache.parse(request.body)
             except RemoteProtocolError as exc:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
