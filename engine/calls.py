@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 import trio
 
@@ -309,9 +310,15 @@ class SimpleCall:
     # --- legs -------------------------------------------------------------------------------
 
     async def _pump(self, leg: Leg, offer: bytes | None) -> None:
-        """Forward one leg's events to the controller until the leg is over."""
+        """Forward one leg's events to the controller until the leg is over: a SIP leg hands
+        them over as they happen (``forward_events``: no task waits for them), others are
+        read here."""
         try:
             await leg.start(offer)
+            forward = getattr(leg, "forward_events", None)
+            if forward is not None:
+                forward(partial(self._forwarded, leg))
+                return
             while True:
                 event = await leg.next_event()
                 await self._send.send(LegMessage(leg, event))
@@ -323,6 +330,15 @@ class SimpleCall:
             logger.exception("call %s: leg %s failed", self.call.id, leg.label)
             with trio.move_on_after(1):
                 await self._send.send(LegMessage(leg, LegFailed(500, f"internal error: {exc}")))
+
+    def _forwarded(self, leg: Leg, event: LegEvent) -> bool:
+        try:
+            self._send.send_nowait(LegMessage(leg, event))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return True  # the call is over: nobody wants it
+        except trio.WouldBlock:
+            return False
+        return True
 
     def _cancel_leg(self, leg: Leg) -> None:
         assert self._nursery is not None

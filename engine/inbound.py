@@ -8,6 +8,7 @@ INVITE without SDP (late offer) gets 180, then a 200 with our offer, and the ACK
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -52,6 +53,16 @@ class InboundLeg:
         if isinstance(event, LegHungUp):
             self._finished = True
         return event
+
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """Hand the session's events to ``sink`` as they happen (see ``SessionDriver``)."""
+
+        def forward(event: LegEvent) -> bool:
+            if isinstance(event, LegHungUp):
+                self._finished = True
+            return sink(event)
+
+        self._server.forward_events(forward)
 
     async def progress(self, status: int, sdp: bytes | None) -> None:
         await self._server.progress(status, sdp)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -83,6 +84,7 @@ class SessionDriver:
         self._closed = False
         self._timer: tuple[float, int] | None = None  # (deadline, token) asked of the endpoint
         self._to_call, self._events = trio.open_memory_channel[LegEvent](EVENTS_SIZE)
+        self._event_sink: Callable[[LegEvent], bool] | None = None  # see forward_events
         self._reinvite_done: trio.Event | None = None
         self._reinvite_result: ReinviteAnswered | ReinviteRejected | None = None
         self._retained: Peer | None = None
@@ -121,6 +123,20 @@ class SessionDriver:
     async def next_event(self) -> LegEvent:
         """The next leg event, in order (waits for it)."""
         return await self._events.receive()
+
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """Hand every leg event to ``sink`` as it happens (those waiting first), instead of
+        through ``next_event``: no task of the call needs to wait for them. ``sink`` returns
+        False when it cannot take one. Dropped once the session is over (no cycle is left
+        between the call and its legs)."""
+        while True:
+            try:
+                event = self._events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            sink(event)
+        if not self._closed:
+            self._event_sink = sink
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         """Re-INVITE with ``sdp`` (hold/unhold); the answer SDP, or ``ReinviteFailed``."""
@@ -237,6 +253,7 @@ class SessionDriver:
     def _close(self) -> None:
         session = self._session
         self._closed = True
+        self._event_sink = None
         self._set_timer(None)
         # the one reference cycle of a session (self -> its bound method -> self): broken here,
         # so a finished call is freed by reference counting, not left to the cycle collector
@@ -287,6 +304,11 @@ class SessionDriver:
         """The ACK for our 2xx to the initial INVITE arrived (callee's side)."""
 
     def _emit(self, event: LegEvent) -> None:
+        sink = self._event_sink
+        if sink is not None:
+            if not sink(event):
+                log.warning("%s: dropping %r, the call is not taking events", self._label, event)
+            return
         if (
             isinstance(event, LegRinging)
             and self._to_call.statistics().current_buffer_used >= EVENTS_SIZE // 2

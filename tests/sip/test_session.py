@@ -977,3 +977,28 @@ async def test_a_session_holds_no_task_of_its_own(mock_clock: trio.testing.MockC
         assert await callee.first_event() == LegHungUp("caller hung up")
         await trio.sleep(1)
         assert _endpoint_tasks(a) == before
+
+
+async def test_forwarded_events_reach_the_sink_in_order_and_the_sink_is_dropped_at_the_end(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        call = client_for(a, b_peer)
+        await call.start(OFFER)
+        with trio.fail_after(5):
+            while call._events.statistics().current_buffer_used == 0:
+                await trio.sleep(0.01)  # the ringing waits in the channel
+        seen: list[object] = []
+        call.forward_events(lambda event: seen.append(event) is None)
+        with trio.fail_after(5):
+            while len(seen) < 2:
+                await trio.sleep(0.01)
+        assert seen == [LegRinging(180, None), LegAnswered(ANSWER)]  # the waiting one first
+        await call.bye()
+        with trio.fail_after(5):
+            while call._event_sink is not None:  # the session ended: no call<->leg cycle
+                await trio.sleep(0.1)
+        assert seen == [LegRinging(180, None), LegAnswered(ANSWER)]
