@@ -343,11 +343,25 @@ class SimpleCall:
     def _cancel_leg(self, leg: Leg) -> None:
         assert self._nursery is not None
         self._cancelled_legs[id(leg)] = leg
-        self._nursery.start_soon(self._shielded, leg.cancel)
+        if not self._at_once(leg, "cancel_nowait"):
+            self._nursery.start_soon(self._shielded, leg.cancel)
 
     def _bye_soon(self, leg: Leg) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(self._bye_leg, leg)
+        if not self._at_once(leg, "bye_nowait"):
+            self._nursery.start_soon(self._bye_leg, leg)
+
+    def _at_once(self, leg: Leg, name: str) -> bool:
+        """Hang ``leg`` up now when it can do so without waiting (a SIP leg: the request
+        only goes out), sparing a task; False when it needs one."""
+        action: Callable[[], None] | None = getattr(leg, name, None)
+        if action is None:
+            return False
+        try:
+            action()
+        except Exception:
+            logger.exception("call %s: cleanup failed", self.call.id)
+        return True
 
     async def _bye_leg(self, leg: Leg) -> None:
         await self._shielded(leg.bye)
@@ -368,17 +382,23 @@ class SimpleCall:
             inbound is not None
             and not self._inbound_done
             and all(c.leg is not inbound for c in connected)
-        ):
             # The caller was never connected (e.g. no media ports): it still gets its final
             # response, the status in ``final_status``.
+            and not self._at_once(inbound, "bye_nowait")
+        ):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._shielded, inbound.bye)
-        async with trio.open_nursery() as nursery:
-            for c in connected:
-                if c.party.ended is None:
-                    c.party.ended = self._now()
-                    c.party.hangup_cause = c.party.hangup_cause or cause
-                nursery.start_soon(self._bye_leg, c.leg)
+        waiting = []
+        for c in connected:
+            if c.party.ended is None:
+                c.party.ended = self._now()
+                c.party.hangup_cause = c.party.hangup_cause or cause
+            if not self._at_once(c.leg, "bye_nowait"):
+                waiting.append(c.leg)
+        if waiting:
+            async with trio.open_nursery() as nursery:
+                for leg in waiting:
+                    nursery.start_soon(self._bye_leg, leg)
         for c in connected:
             self._keep_stats(c)
 

@@ -82,13 +82,21 @@ class InboundLeg:
         await self.bye()
 
     async def bye(self) -> None:
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def cancel_nowait(self) -> None:
+        self.bye_nowait()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits."""
         if self._finished:
             return
         self._finished = True
         if self._answered:
-            await self._server.bye()
+            self._server.bye_nowait()
         else:
-            await self._server.reject(self.final_status)
+            self._server.reject_nowait(self.final_status)
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         if not self._answered:

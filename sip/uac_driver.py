@@ -72,12 +72,20 @@ class InviteClient(SessionDriver):
 
     async def cancel(self) -> None:
         """Give up on the call (§9.1); after the answer this is ``bye()``."""
+        self.cancel_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def cancel_nowait(self) -> None:
+        """``cancel`` without a checkpoint: it never waits (the CANCEL goes out now)."""
         self._uac.cancel(trio.current_time())
         self._kick()
-        await trio.lowlevel.checkpoint()
 
     async def bye(self) -> None:
         """BYE an answered call; before the answer this is ``cancel()``."""
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits (the BYE goes out now)."""
         self._uac.bye(trio.current_time())
         self._kick()
-        await trio.lowlevel.checkpoint()

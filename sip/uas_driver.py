@@ -91,15 +91,25 @@ class InviteServer(SessionDriver):
         self, status: int, reason: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> None:
         """A final non-2xx answer."""
+        self.reject_nowait(status, reason, headers)
+        await trio.lowlevel.checkpoint()
+
+    def reject_nowait(
+        self, status: int, reason: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """``reject`` without a checkpoint: it never waits."""
         self._uas.reject(status, reason, headers)
         self._kick()
-        await trio.lowlevel.checkpoint()
 
     async def bye(self) -> None:
         """BYE an answered call; before the answer: reject with 480."""
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits."""
         self._uas.bye(trio.current_time())
         self._kick()
-        await trio.lowlevel.checkpoint()
 
     def _respond_invite(self, response: Response) -> None:
         self._endpoint.respond_nowait(self._incoming, response)
