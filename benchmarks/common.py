@@ -57,7 +57,7 @@ NOFILE = 65536
 # exit. BENCH_CTL=FILE is the harness's control channel (``Control``): on SIGUSR2 the launcher
 # runs the commands in FILE (``gc PATH``: the collections recorded since the last ``gc`` command
 # to PATH; ``profile-start``; ``profile-stop PATH``: cProfile of the main thread, the trio
-# thread, between the two, dumped to PATH) and then writes the command's sequence number to
+# thread, between the two, timed in its CPU time (``time.thread_time``), dumped to PATH) and then writes the command's sequence number to
 # FILE.ack. Nothing of this runs unless its variable is set.
 LAUNCHER = r"""
 import atexit, gc, os, runpy, signal, sys, time
@@ -120,7 +120,9 @@ if ctl_path:
                 os.replace(arg + ".tmp", arg)
                 gc_state["reported"] = len(pauses)
             elif command == "profile-start" and step_profiler[0] is None:
-                step_profiler[0] = cProfile.Profile()
+                # the main thread's CPU time, not the wall clock: on a shared machine the time
+                # spent waiting for a core would otherwise land on whatever function waited
+                step_profiler[0] = cProfile.Profile(time.thread_time)
                 step_profiler[0].enable()
             elif command == "profile-stop" and step_profiler[0] is not None:
                 step_profiler[0].disable()
