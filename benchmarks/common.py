@@ -57,8 +57,9 @@ NOFILE = 65536
 # exit. BENCH_CTL=FILE is the harness's control channel (``Control``): on SIGUSR2 the launcher
 # runs the commands in FILE (``gc PATH``: the collections recorded since the last ``gc`` command
 # to PATH; ``profile-start``; ``profile-stop PATH``: cProfile of the main thread, the trio
-# thread, between the two, timed in its CPU time (``time.thread_time``), dumped to PATH) and then writes the command's sequence number to
-# FILE.ack. Nothing of this runs unless its variable is set.
+# thread, between the two, timed in its CPU time (``time.thread_time``), dumped to PATH) and
+# then writes the command's sequence number to FILE.ack. Nothing of this runs unless its
+# variable is set.
 LAUNCHER = r"""
 import atexit, gc, os, runpy, signal, sys, time
 log_path = os.environ.get("BENCH_GC_LOG")
