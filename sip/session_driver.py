@@ -205,13 +205,13 @@ class SessionDriver:
             return
         self._stepping = True
         session = self._session
+        now = trio.current_time()  # one reading per step: a step takes microseconds
         try:
             while True:
                 self._flush()
                 if session.finished:
                     self._close()
                     return
-                now = trio.current_time()
                 queue = self._queue
                 if queue:
                     kind, message, peer = queue.popleft()
