@@ -50,6 +50,7 @@ from api.render import iso
 from api.resources import dump_event
 from api.scope import path_extension
 from engine.engine import CallEvent
+from engine.logctx import CALL_ID
 from engine.model import PhoneCall
 from engine.ports import EngineApi
 
@@ -134,7 +135,7 @@ async def follow_call(
             if closed:
                 break
             if event is None:
-                call = engine.get_call(call_id)
+                call = await engine.aget_call(call_id)
                 if call is None or call.ended is not None:
                     break
                 if on_idle is not None:
@@ -159,7 +160,7 @@ async def follow_call(
                 final_seen = True
                 break
     if not final_seen:
-        call = engine.get_call(call_id)
+        call = await engine.aget_call(call_id)
         if call is not None and call.ended is not None:
             await emit(final_payload(call, max(last_seq + 1, call.events)))
 
@@ -237,7 +238,7 @@ async def call_events(request: Request) -> Response:
     user, extension = path_extension(
         principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
     )
-    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    call = await owned_call(ctx, user, extension, request.path_params["phoneCallId"])
     if request.method == "HEAD":  # no stream for HEAD: headers only
         return Response(status_code=200, media_type=EventStreamResponse.media_type)
     return EventStreamResponse(ctx.engine, call.id, _last_event_id(request))
@@ -317,6 +318,7 @@ class CallbackDispatcher:
         async def emit(payload: dict[str, Any]) -> None:
             await self.post(client, url, payload)
 
+        CALL_ID.set(call_id)  # this task's lines (retries, refusals) name the call
         try:
             await follow_call(self.engine, call_id, emit, after_seq=after_seq, idle=60.0)
         except Exception:

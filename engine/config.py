@@ -48,6 +48,8 @@ from engine.config_values import (
     parse_transport_address,
     type_name,
 )
+from engine.store.interface import StoreError
+from engine.store.url import parse_store_url
 from sip.errors import RemoteProtocolError
 from sip.uri import SipUri, parse_uri, uri_host
 
@@ -65,6 +67,8 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "max_connections",
             "max_connections_per_source",
             "tcp_idle_timeout",
+            "trace_messages",
+            "trace_memory",
         }
     ),
     "media": frozenset({"address", "ports"}),
@@ -177,6 +181,14 @@ def _parse_sip(data: dict[str, Any], problems: Problems) -> SipConfig:
             d.tcp_idle_timeout,
             lambda v: check_seconds("sip.tcp_idle_timeout", v, low=1),
         ),
+        trace_messages=get(
+            "trace_messages",
+            d.trace_messages,
+            lambda v: check_int("sip.trace_messages", v, 0, 100_000),
+        ),
+        trace_memory=get(
+            "trace_memory", d.trace_memory, lambda v: check_int("sip.trace_memory", v, 1, 1 << 20)
+        ),
     )
 
 
@@ -266,10 +278,13 @@ def _parse_api(data: dict[str, Any], problems: Problems) -> ApiConfig:
 
 
 def _store_url(value: Any) -> str:
+    """``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``: scheme, host,
+    port and database checked without connecting; a problem never shows the password."""
     url = check_string("store.url", value)
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ConfigError("store.url", f"expected 'sqlite:///PATH', got {url!r}")
+    try:
+        parse_store_url(url)
+    except StoreError as exc:
+        raise ConfigError("store.url", str(exc)) from None
     return url
 
 
@@ -444,6 +459,8 @@ def render_config(config: Config) -> str:
         f"max_connections = {sip.max_connections}",
         f"max_connections_per_source = {sip.max_connections_per_source}",
         f"tcp_idle_timeout = {sip.tcp_idle_timeout!r}",
+        f"trace_messages = {sip.trace_messages}",
+        f"trace_memory = {sip.trace_memory}",
         "",
         "[media]",
         f"address = {_toml_string(config.media.address)}",

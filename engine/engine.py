@@ -3,8 +3,9 @@
 ``open_engine`` runs an :class:`Engine` inside the caller's trio run; every call is a
 :class:`engine.calls.SimpleCall` task in the engine's calls nursery, so a call outlives the
 HTTP request that created it (the one deliberate exception to "nothing outlives its caller").
-The record of a call is written to the store before ``originate`` returns, and again on every
-change, so ``get_call`` is always current and a restart finds every call.
+The record of a call is given to the store before ``originate`` returns, and again on every
+change (SQLite writes it at once, PostgreSQL through its write-behind queue: ``StoreService``),
+so ``get_call`` is always current and a restart finds every call.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.calls import SimpleCall, call_charge
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
+    ActionInProgress,
     ActionNotSupported,
     CallNotBridged,
     CallNotFound,
@@ -47,6 +49,7 @@ from engine.errors import (
 )
 from engine.keys import cluster_secret
 from engine.legs import FailedLeg, Leg
+from engine.logctx import CALL_ID
 from engine.model import (
     CallState,
     Disposition,
@@ -66,15 +69,19 @@ from engine.numbers import (
     target_of,
 )
 from engine.sandbox import SandboxLeg, plan_for
+from engine.store.interface import StoreUnavailable
+from engine.store.service import StoreService
+from engine.supervise import SUPERVISE_ACTIONS, supervise_request, supervisor_of
 from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
-    from engine.store import Store
+    from engine.store import ContactRecord, SqlStore
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_ACTIONS = frozenset(
     {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
+    | set(SUPERVISE_ACTIONS)
 )
 
 
@@ -110,6 +117,8 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
+    caller_id: str | None = None  # shown to the party an action rings (Monitor, Whisper...)
+    private_whisper: bool = False  # Whisper's privateW: the whisperer hears nobody
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +155,7 @@ class Engine:
         self,
         config: Config,
         directory: Directory,
-        store: Store,
+        store: SqlStore | StoreService,
         *,
         media: Callable[[PhoneCall], CallMedia],
         legs: LegProvider | None = None,
@@ -155,7 +164,7 @@ class Engine:
     ) -> None:
         self.config = config
         self.directory = directory
-        self.store = store
+        self.store = StoreService.of(store)
         self.legs = legs or LegProvider()
         self._media = media
         self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -218,14 +227,26 @@ class Engine:
     def live_count(self) -> int:
         return len(self._live)
 
+    @property
+    def live_legs(self) -> int:
+        """Parties of live calls being rung or talking (not yet ended): one leg each."""
+        return sum(
+            1
+            for entry in self._live.values()
+            for party in entry.runner.call.parties
+            if party.ended is None and party.status is not PartyStatus.UNKNOWN
+        )
+
     # --- calls ------------------------------------------------------------------------------
 
     async def originate(self, req: OriginateRequest) -> tuple[PhoneCall, bool]:
         """Store the PhoneCall and start it; ``(call, False)`` when the nonce was seen before."""
         if self.draining:
             raise EngineDraining("the server is shutting down")
+        if not self.store.available:  # its record could not be kept: refuse it (503)
+            raise StoreUnavailable(f"store {self.store.name!r} unreachable")
         if req.nonce is not None:
-            existing = self.store.find_call_by_nonce(req.user_id, req.nonce)
+            existing = await self.store.afind_call_by_nonce(req.user_id, req.nonce)
             if existing is not None:
                 return existing, False
         call = PhoneCall(
@@ -251,9 +272,27 @@ class Engine:
         for number in req.destinations:
             call.parties.append(self.make_party(number, "destination", org, targets.get(number)))
         call.events = 1  # "created", published by _start
+        if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
+            winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
+            if winner != call.id:
+                existing = await self._claimed_call(winner)
+                if existing is not None:
+                    return existing, False
+                # its node died between the claim and the write: this call takes the nonce
+                # (find_call_by_nonce, asked first, finds it from now on)
         self.store.save_call(call)
         self._start(call)
         return call, True
+
+    async def _claimed_call(self, call_id: str) -> PhoneCall | None:
+        """The call that won a nonce: its record may still be on its way to the store (the
+        winner writes it right after the claim), so look for a few seconds."""
+        for _ in range(50):
+            call = await self.aget_call(call_id)
+            if call is not None:
+                return call
+            await trio.sleep(0.1)
+        return None
 
     def start_inbound(
         self,
@@ -346,6 +385,7 @@ class Engine:
         return runner
 
     async def _run_call(self, runner: SimpleCall) -> None:
+        CALL_ID.set(runner.call.id)  # this task's context: every line it logs names the call
         try:
             await runner.run()
         except Exception:
@@ -401,7 +441,7 @@ class Engine:
         entry = self._live.get(call.id)
         final = event == "ended"
         item = CallEvent(call.id, seq, event, str(call.state), self._wall_clock(), data, final)
-        logger.info("call %s: %s %s", call.id, event, data or "")
+        _log_event(call, event, data)
         if entry is not None:
             entry.history.append(item)
             for channel in list(entry.subscribers):
@@ -432,21 +472,86 @@ class Engine:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         """Calls by publish time (oldest first unless ``newest_first``), paged by the store;
-        a live call is the engine's own current copy."""
+        a live call is the engine's own current copy. ``ended``: only ended (True) or only
+        unfinished (False) calls, by the stored state."""
         calls = self.store.list_calls(
             user_id=user_id,
             extension=extension,
+            organization_id=organization_id,
+            ended=ended,
             limit=limit,
             offset=offset,
             newest_first=newest_first,
         )
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
 
-    def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
+    def count_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> int:
         """How many calls ``list_calls`` gives without a limit."""
-        return self.store.count_calls(user_id=user_id, extension=extension)
+        return self.store.count_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
+
+    def live_calls(self) -> list[PhoneCall]:
+        """The calls running in this engine now (current records), oldest first."""
+        return [entry.runner.call for entry in self._live.values()]
+
+    def registrations(self, extended: str) -> list[ContactRecord]:
+        """The unexpired device bindings of extension ``extended``, oldest first."""
+        return self.store.contacts(extended, self._wall_clock().timestamp())
+
+    # The same reads without blocking the trio thread on a remote store (what the API uses):
+    # awaited in a worker thread after this node's queued writes have landed.
+
+    async def aget_call(self, call_id: str) -> PhoneCall | None:
+        entry = self._live.get(call_id)
+        if entry is not None:
+            return entry.runner.call
+        return await self.store.aget_call(call_id)
+
+    async def alist_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> list[PhoneCall]:
+        calls = await self.store.alist_calls(
+            user_id=user_id,
+            extension=extension,
+            organization_id=organization_id,
+            ended=ended,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+        return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
+
+    async def acount_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> int:
+        return await self.store.acount_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
 
     def signing_secret(self) -> bytes:
         """The secret that signing keys derive from (``engine.keys``): ``[cluster] secret``,
@@ -463,7 +568,7 @@ class Engine:
                 send.send_nowait(item)
             entry.subscribers.append(send)
         else:
-            call = self.store.get_call(call_id)
+            call = await self.store.aget_call(call_id)
             if call is not None and call.state is CallState.ENDED:
                 send.send_nowait(
                     CallEvent(
@@ -500,11 +605,15 @@ class Engine:
     async def act(self, call_id: str, action: CallAction) -> PhoneCall:
         entry = self._live.get(call_id)
         if entry is None:
-            if self.store.get_call(call_id) is None:
+            if await self.store.aget_call(call_id) is None:
                 raise CallNotFound(call_id)
             raise CallNotLive(call_id)
         call = entry.runner.call
-        request = self._control_for(call, action)
+        request: Control
+        if action.action in SUPERVISE_ACTIONS:
+            request = supervise_request(call, action, entry.runner, self.directory, self.make_party)
+        else:
+            request = self._control_for(call, action)
         entry.runner.control(request)
         return call
 
@@ -528,6 +637,9 @@ class Engine:
     def _transfer_for(self, call: PhoneCall, action: CallAction) -> Control:
         if call.state is not CallState.BRIDGED:
             raise CallNotBridged("Transfer needs a connected call")
+        supervisor = supervisor_of(call)
+        if supervisor is not None:
+            raise ActionInProgress(f"{supervisor.number} is joining or listening to this call")
         target_number = action.send_call_to
         if not target_number:
             raise TransferTargetInvalid("sendCallTo is required for a transfer")
@@ -583,6 +695,32 @@ class Engine:
         raise ViewNotFound("phoneCallViewId is required")
 
 
+def _log_event(call: PhoneCall, event: str, data: dict[str, Any]) -> None:
+    """A call's creation and end at INFO (what an operator follows), its other events at DEBUG."""
+    extra = {"call": call.id}
+    if event == "created":
+        logger.info(
+            "call %s created (%s): %s -> %s",
+            call.id,
+            call.origin,
+            ", ".join(call.sources),
+            ", ".join(call.destinations),
+            extra=extra,
+        )
+    elif event == "ended":
+        disposition = "NONE" if call.disposition is None else call.disposition.name
+        logger.info(
+            "call %s ended: %s after %d s bridged (%s)",
+            call.id,
+            disposition,
+            call.billable_seconds,
+            call.hangup_cause or "no cause",
+            extra=extra,
+        )
+    else:
+        logger.debug("call %s: %s %s", call.id, event, data or "", extra=extra)
+
+
 def _latest_time(call: PhoneCall) -> datetime:
     """The last moment the record of ``call`` knows of."""
     times = [call.published, call.answered, call.bridged]
@@ -599,7 +737,7 @@ def _has_party(call: PhoneCall, number: str) -> bool:
 async def open_engine(
     config: Config,
     directory: Directory,
-    store: Store,
+    store: SqlStore | StoreService,
     *,
     media: Callable[[PhoneCall], CallMedia] | None = None,
     legs: LegProvider | None = None,

@@ -32,6 +32,7 @@ from engine.registrar import Registrar
 from engine.sipaddr import caller_address, caller_number, gateway_uri, local_address
 from engine.sipleg import SipLeg
 from engine.store import Store
+from engine.trace import CallTraces
 from sip import sdp
 from sip.auth import DigestServer, MemoryNonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
@@ -68,14 +69,24 @@ class SipLegs(LegProvider):
         config: Config,
         *,
         wall_clock: Callable[[], float] = time.time,
+        traces: CallTraces | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.directory = directory
         self.store = store
         self.domain = config.sip.domain
         self._wall_clock = wall_clock
+        self.traces = traces  # told each leg's Call-ID (engine.trace)
 
     def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
+        legs = self._legs_for(call, party, caller_id)
+        if self.traces is not None:
+            for leg in legs:
+                if isinstance(leg, SipLeg):
+                    self.traces.bind(leg.call_id, call.id, party.number)
+        return legs
+
+    def _legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         from_addr = self._from(caller_id, call)
         try:
             target = target_of(party, self.directory, call.organization_id)
@@ -146,6 +157,7 @@ class SipService:
         *,
         engine: Engine,
         wall_clock: Callable[[], float] = time.time,
+        traces: CallTraces | None = None,
         sdp_cache: sdp.ParseCache | None = None,
     ) -> None:
         """``sdp_cache``: shared with the calls' media, so an offer checked here is not
@@ -153,6 +165,7 @@ class SipService:
         self.endpoint = endpoint
         self.engine = engine
         self.sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache()
+        self.traces = traces  # told each inbound caller's Call-ID (engine.trace)
         self.directory = directory
         self.domain = config.sip.domain
         # The nonce counts used so far (replays refused) are remembered in this process only,
@@ -180,7 +193,13 @@ class SipService:
         self.registrar = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             # a TCP device re-registers before its connection could go idle (README, TCP)
             max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
@@ -189,7 +208,14 @@ class SipService:
         self.call_auth = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                proxy=True,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             limiter=limiter,
         )
@@ -273,7 +299,7 @@ class SipService:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
             # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
-            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11}, session_id=0)
             if not trial.has_active_media:
                 warning = f'304 {uri_host(self.domain)} "Media type not available"'
                 await incoming.respond(
@@ -288,7 +314,7 @@ class SipService:
         caller = caller_number(request.from_.uri)
         server = InviteServer(self.endpoint, incoming)
         try:
-            engine.start_inbound(
+            inbound = engine.start_inbound(
                 caller_number=caller_ext.extended if caller_ext else caller,
                 caller_name=request.from_.display_name,
                 caller_extension=caller_ext,
@@ -301,6 +327,9 @@ class SipService:
         except Exception as exc:  # draining meanwhile, or the store refused the record
             logger.warning("inbound call from %s refused: %s", caller, exc)
             await server.reject(503, "Service Unavailable")
+            return
+        if self.traces is not None:
+            self.traces.bind(request.call_id, inbound.id, inbound.parties[0].number)
 
 
 def _peer_from_received(received: str) -> Peer:

@@ -17,6 +17,8 @@ digest_algorithms = ["md5"]
 max_connections = 100
 max_connections_per_source = 10
 tcp_idle_timeout = 60
+trace_messages = 50
+trace_memory = 16
 
 [media]
 address = "10.1.2.3"
@@ -146,7 +148,18 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
-        ('[store]\nurl = "postgres://db/x"', "store.url: expected 'sqlite:///PATH'"),
+        ('[store]\nurl = "mysql://db/x"', "store.url: unsupported store url 'mysql://db/x'"),
+        ('[store]\nurl = "sqlite://x.db"', "store.url: unsupported store url 'sqlite://x.db'"),
+        (
+            '[store]\nurl = "postgresql://u:pw@db:0/x"',
+            "store.url: bad store url 'postgresql://u@db:0/x'",
+        ),
+        ('[store]\nurl = "postgresql://u:pw@db:99999/x"', "store.url: bad store url"),
+        (
+            '[store]\nurl = "postgresql://u:pw@db:5432"',
+            "store.url: bad store url 'postgresql://u@db:5432': no database name",
+        ),
+        ('[store]\nurl = "postgresql:///x"', "store.url: bad store url 'postgresql:///x': no host"),
         ("[calls]\nwait_for_pickup = 0", "calls.wait_for_pickup: 0 out of range"),
         ("[calls]\nwait_for_pickup = true", "calls.wait_for_pickup: expected an integer"),
         ("[calls]\nmax_duration = 1.5", "calls.max_duration: expected an integer, got number"),
@@ -203,6 +216,7 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
     assert config.sip.digest_algorithms == ("MD5",)
     assert (config.sip.max_connections, config.sip.max_connections_per_source) == (100, 10)
     assert config.sip.tcp_idle_timeout == 60
+    assert (config.sip.trace_messages, config.sip.trace_memory) == (50, 16)
     assert config.api.callback_allow == (
         "10.0.0.0/8",
         "hooks.example.com",
@@ -228,6 +242,9 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
             "sip.max_connections_per_source: 6 is more than sip.max_connections (5)",
         ),
         ("[sip]\ntcp_idle_timeout = 0", "sip.tcp_idle_timeout: expected a finite number"),
+        ("[sip]\ntrace_messages = -1", "sip.trace_messages: -1 out of range"),
+        ('[sip]\ntrace_messages = "all"', "sip.trace_messages: expected an integer"),
+        ("[sip]\ntrace_memory = 0", "sip.trace_memory: 0 out of range"),
         ('[api]\ncallback_allow = ["10.0.0.0/33"]', "api.callback_allow[0]: expected a CIDR"),
         ('[api]\ncallback_allow = "10.0.0.0/8"', "api.callback_allow: expected an array"),
         ('[cluster]\nsecret = "short"', "cluster.secret: too short"),
@@ -267,3 +284,12 @@ drain = -1
         "calls.drain",
     ]
     assert str(info.value).count("\n") == len(keys) - 1
+
+
+def test_a_postgresql_store_url_is_checked_without_connecting(tmp_path: Path) -> None:
+    url = "postgresql://b2bua:secret@db.example.com:5432/b2bua"  # no such host: not contacted
+    config = load_config(write(tmp_path, f'[store]\nurl = "{url}"\n'))
+    assert config.store.url == url
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[store]\nurl = "postgresql://b2bua:secret@db:70000/b2bua"\n'))
+    assert "store.url" in str(caught.value) and "secret" not in str(caught.value)

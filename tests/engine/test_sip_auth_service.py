@@ -23,6 +23,7 @@ from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
 from sip.uas import check_request
+from tests.sip.fixed_random import CNONCE
 from tests.sip.strategies import requests
 
 NOW = 1_800_000_000.0
@@ -134,7 +135,9 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
     reply = answer(before, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(before, good)) is not None and ok.status == 200
     # A restart on the same store: the new process signs nonces with a key of its own (it
@@ -158,7 +161,9 @@ def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_s
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(node_a, good)) is not None and ok.status == 200
     replayed = answer(node_b, good, Peer("udp", "203.0.113.9", 5060))
@@ -176,6 +181,7 @@ def test_made_up_nonces_are_not_counted_as_guesses() -> None:
         parse_challenge('Digest realm="voip.example.com", nonce="made-up", qop="auth"'),
         "0003*210",
         "guess",
+        cnonce=CNONCE,
     )
     for _ in range(100):
         reply = answer(
@@ -186,7 +192,9 @@ def test_made_up_nonces_are_not_counted_as_guesses() -> None:
     reply = answer(sip, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(sip, good)) is not None and ok.status == 200
 
@@ -204,7 +212,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
             reply = answer(sip, raw_request("REGISTER", "0003*210", []), attacker)
             assert reply is not None
             challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-            guess = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", f"g{i}")
+            guess = authorize(
+                "REGISTER", "sip:voip.example.com", challenge, "0003*210", f"g{i}", cnonce=CNONCE
+            )
             answer(
                 sip,
                 raw_request("REGISTER", "0003*210", [f"Authorization: {guess}".encode()]),
@@ -214,7 +224,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
     reply = answer(sip, raw_request("REGISTER", "0003*210", []), newcomer)
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     refused = answer(sip, good, newcomer)
     assert refused is not None and refused.status == 403
@@ -222,7 +234,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
     reply = answer(sip, raw_request("REGISTER", "0003*210", []))  # PEER is 192.0.2.10
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(sip, good)) is not None and ok.status == 200
 
