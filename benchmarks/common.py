@@ -688,7 +688,7 @@ class SippyServer:
             stderr=subprocess.STDOUT,
             text=True,
             # Sippy's SipLogger writes every SIP message it receives or sends to stderr at INFO
-            # (its default); ours logs at WARNING without -v. Errors only, as in production.
+            # (its default); ours never logs SIP messages by default. Errors only, as deployed.
             env={**os.environ, "SIPLOG_LVL": "ERR"},
         )
         assert self.proc.stdout is not None
