@@ -19,6 +19,7 @@ from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.rtpengine import open_ng_client, parse_instance
 from engine.rtpengine.media import RtpengineMedia
+from sip.sdp import ParseCache
 
 __all__ = ["MediaBackend", "open_media"]
 
@@ -35,7 +36,9 @@ class MediaBackend:
 
 
 @asynccontextmanager
-async def open_media(config: Config, records: Path) -> AsyncIterator[MediaBackend]:
+async def open_media(
+    config: Config, records: Path, sdp_cache: ParseCache | None = None
+) -> AsyncIterator[MediaBackend]:
     if config.media.backend == "rtpengine":
         instances = [parse_instance(text) for text in config.media.rtpengine]
         async with open_ng_client(instances, ping_interval=PING_INTERVAL) as ng:
@@ -54,7 +57,7 @@ async def open_media(config: Config, records: Path) -> AsyncIterator[MediaBacken
     relay.start()
     try:
         yield MediaBackend(
-            lambda call: RelayMedia(relay, records / f"{call.id}.wav"),
+            lambda call: RelayMedia(relay, records / f"{call.id}.wav", sdp_cache),
             relay,
             None,
             lambda: relay.alive,
