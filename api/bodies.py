@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -34,6 +34,7 @@ from api import fields, jsonschema
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from engine.directory import Directory
+from engine.numbers import Target
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -61,6 +62,8 @@ class CreateRules:
     short_numbers: bool
     allow_caller_id: bool
     callback_policy: CallbackPolicy
+    # filled by the checks: each number's target, for the engine (resolved once per call)
+    resolved: dict[str, Target] = field(default_factory=dict)
 
 
 def _rules(info: ValidationInfo) -> CreateRules:
@@ -158,7 +161,13 @@ def _numbers_rule(name: str, code: str) -> PlainValidator:
         numbers = fields.number_list(value, code, name)
         rules = _rules(info)
         fields.check_numbers(
-            numbers, code, name, rules.directory, rules.organization_id, rules.short_numbers
+            numbers,
+            code,
+            name,
+            rules.directory,
+            rules.organization_id,
+            rules.short_numbers,
+            rules.resolved,
         )
         return numbers
 

@@ -99,6 +99,7 @@ async def create_simple(request: Request) -> Response:
         allow_public_transfer=checked.allow_public_transfer,
         video=checked.video,
         status_callback=checked.status_callback,
+        targets=checked.targets,
     )
     # a refusal of the engine (EngineDraining...) answers as api.mapping says
     call, created = await ctx.engine.originate(originate_request)

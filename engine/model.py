@@ -16,7 +16,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.numbers import NumberError, Target
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +137,9 @@ class Party:
     parked_pos: int | None = None  # its parking slot, unique among the organization's parked
     parked_by: str | None = None  # the extension that parked it (rung back at maxInParking)
     media: dict[str, dict[str, int]] = field(default_factory=dict)  # per stream counters
+    # where the number rings, resolved once when the party is made (not stored: the directory
+    # may change across a restart); a NumberError when it rings nowhere, None when unknown
+    target: Target | NumberError | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
