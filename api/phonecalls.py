@@ -256,6 +256,7 @@ def check_action(body: dict[str, Any]) -> CallAction:
         format=action.format,
         wait_for_pickup=action.waitForPickUp,
         caller_id=action.callerId,
+        max_in_parking=action.maxInParking,
         private_whisper=action.privateW,
     )
 

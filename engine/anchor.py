@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from engine.call_types import MediaSide
+from engine.call_types import HOLD_MUSIC_HZ, MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint
@@ -80,6 +80,9 @@ class NullMedia:
         return None
 
     async def stop_tone(self, side: object) -> None:
+        return None
+
+    async def play_music(self, side: object) -> None:
         return None
 
     async def start_sandbox(self, side: object, frequency: float) -> None:
@@ -238,12 +241,14 @@ class RelayMedia:
         relay: RelayControl,
         recording_path: Path,
         sdp_cache: sdp.ParseCache | None = None,
+        music_on_hold: Path | None = None,
     ) -> None:
         """``sdp_cache``: shared with whoever parsed the call's SDP before (the SIP service);
-        by default the call's own."""
+        by default the call's own. ``music_on_hold``: a checked 8 kHz mono 16-bit WAV file."""
         self._relay = relay
         self._recording_path = recording_path
         self._sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache(8)
+        self._music_on_hold = music_on_hold
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
@@ -279,6 +284,13 @@ class RelayMedia:
     async def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
+
+    async def play_music(self, side: MediaSide) -> None:
+        side = _relay_side(side)
+        if self._music_on_hold is None:
+            self._relay.play_tone(side.audio, HOLD_MUSIC_HZ)
+        else:
+            self._relay.play_audio(side.audio, str(self._music_on_hold))
 
     async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)

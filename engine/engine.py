@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from engine import parking_rules
 from engine.call_types import (
     CallContext,
     CallMedia,
@@ -40,6 +41,7 @@ from engine.errors import (
     CallNotBridged,
     CallNotFound,
     CallNotLive,
+    CallParked,
     EngineDraining,
     NumberNotAParty,
     PublicTransferNotAllowed,
@@ -82,6 +84,7 @@ logger = logging.getLogger(__name__)
 SUPPORTED_ACTIONS = frozenset(
     {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
     | set(SUPERVISE_ACTIONS)
+    | {"Park", "UnPark", "PickUp"}
 )
 
 
@@ -117,8 +120,9 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
-    caller_id: str | None = None  # shown to the party an action rings (Monitor, Whisper...)
+    caller_id: str | None = None  # shown to the party an action rings (Monitor, UnPark...)
     private_whisper: bool = False  # Whisper's privateW: the whisperer hears nobody
+    max_in_parking: int | None = None  # Park; None: [calls] max_in_parking
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,7 @@ class Engine:
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
         self._shortage_warning = ThrottledWarning(logger)
         self.recovered: list[PhoneCall] = []  # ended by recover(), for their final callbacks
+        self.parking = parking_rules.ParkingLot()
         self.recording_unavailable: str | None = None  # the media backend cannot record: why
         self.mixing_unavailable: str | None = None  # the media backend cannot mix (listen-in): why
 
@@ -433,6 +438,8 @@ class Engine:
         # least every seq a receiver may have seen, so the final event recover() makes for it
         # cannot reuse one (receivers drop duplicates by X-Event-Id CALLID:SEQ).
         call.events += 1
+        if event in ("unparked", "park_failed", "ended"):
+            self.parking.release(call.id)
         try:
             self.store.save_call(call, durable=call.status_callback is not None)
         except Exception:
@@ -612,6 +619,8 @@ class Engine:
             raise CallNotLive(call_id)
         call = entry.runner.call
         request: Control
+        if action.action != "UnPark" and parking_rules.is_parked(call):
+            raise CallParked(f"the call is parked: {action.action} waits until it is unparked")
         if action.action in SUPERVISE_ACTIONS:
             if self.mixing_unavailable is not None:
                 raise ActionNotSupported(f"{action.action}: {self.mixing_unavailable}")
@@ -623,6 +632,12 @@ class Engine:
 
     def _control_for(self, call: PhoneCall, action: CallAction) -> Control:
         name = action.action
+        if name == "UnPark":
+            return parking_rules.unpark_for(self, call, action)
+        if name == "Park":
+            return parking_rules.park_for(self, call, action)
+        if name == "PickUp":
+            return parking_rules.pick_up_for(self, call, action)
         if name in ("OnHold", "OffHold", "StartRecording", "StopRecording"):
             if call.state is not CallState.BRIDGED:
                 raise CallNotBridged(f"{name} needs a connected call")

@@ -116,6 +116,7 @@ _ENDPOINT_ARGS = {
     "set_echo": 1,
     "stats": 1,
     "play_tone": 1,
+    "play_audio": 1,
     "stop_tone": 1,
     "generate": 1,
     "stop_generating": 1,

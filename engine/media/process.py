@@ -75,6 +75,7 @@ _ALLOWED = frozenset(
         "stats_many",
         "statistics",
         "play_tone",
+        "play_audio",
         "stop_tone",
         "generate",
         "stop_generating",
@@ -477,6 +478,9 @@ class RelayProcess:
         self._cast(
             "play_tone", _ref(ep), frequency, payload_type, level_dbfs=level_dbfs, duration=duration
         )
+
+    def play_audio(self, ep: MediaEndpoint, path: str, payload_type: int = 0) -> None:
+        self._cast("play_audio", _ref(ep), path, payload_type)
 
     def stop_tone(self, ep: MediaEndpoint) -> None:
         self._cast("stop_tone", _ref(ep))

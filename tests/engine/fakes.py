@@ -313,6 +313,9 @@ class FakeMedia:
     async def play_tone(self, side: MediaSide, frequency: float) -> None:
         self._record("play_tone", _label(side), frequency)
 
+    async def play_music(self, side: MediaSide) -> None:
+        self._record("play_music", _label(side))
+
     async def stop_tone(self, side: MediaSide) -> None:
         self._record("stop_tone", _label(side))
 
