@@ -16,6 +16,7 @@ from engine.legs import Leg, LegEvent
 from engine.model import Disposition, Party, PhoneCall
 
 RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
+HOLD_MUSIC_HZ = 350.0  # the built-in music on hold: a steady low tone (no file configured)
 
 
 # --- what the controller needs from its collaborators -------------------------------------
@@ -65,6 +66,11 @@ class CallMedia(Protocol):
     async def play_tone(self, side: MediaSide, frequency: float) -> None: ...
 
     async def stop_tone(self, side: MediaSide) -> None: ...
+
+    async def play_music(self, side: MediaSide) -> None:
+        """Music on hold to the party of ``side`` (the configured file, else a tone), looped
+        until ``stop_tone``."""
+        ...
 
     async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         """The party of ``side`` is a sandbox number, played by the backend: it sends a tone
@@ -174,6 +180,29 @@ class Supervise:
 
 
 @dataclass(frozen=True, slots=True)
+class Park:
+    parker_index: int  # the party that parks (released with BYE)
+    parked_index: int  # the party parked (hears music on hold)
+    max_in_parking: float  # seconds until the parker is rung back
+    position: int  # the parking slot (reserved by the engine)
+    ring_back: Party  # the parker's extension, as a new party to ring at maxInParking
+
+
+@dataclass(frozen=True, slots=True)
+class UnPark:
+    target: Party  # sendCallTo: takes the parked party
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
+class PickUp:
+    target: Party  # sendCallTo: answers instead of the ringing destination
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
 class DtmfHeard:
     """Not a request: the relay saw a party's RFC 4733 digit end (``CallMedia.on_dtmf``); it
     joins the call's inbox with the requests so that one task handles everything."""
@@ -182,7 +211,7 @@ class DtmfHeard:
     digit: str
 
 
-Control = Hangup | Hold | Transfer | Recording | Supervise | DtmfHeard
+Control = Hangup | Hold | Transfer | Recording | Supervise | Park | UnPark | PickUp | DtmfHeard
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,3 +86,26 @@ async def test_a_source_digit_while_the_destination_rings_is_reported_not_played
         assert h.media(call_id).named("send_dtmf") == []
         assert await h.engine.hangup(call_id)
         await h.wait_ended(call_id)
+
+
+async def test_a_parked_party_pressing_keys_is_reported_not_refused(mock_clock) -> None:
+    from engine.engine import CallAction
+
+    async with open_harness(BRIDGED) as h:
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(5)
+        await h.engine.act(call_id, CallAction("Park", phone_call_view_id="00", max_in_parking=30))
+        await trio.sleep_until(6)
+        media = h.media(call_id)
+        side_b = next(s for s in media.sides if s.label == "b")
+        assert media.dtmf_listener is not None
+        media.dtmf_listener(side_b, "3")  # RFC 4733 from the parked party
+        h.legs.leg(EXT_B).push(LegDtmf("4", 100))  # and a SIP INFO
+        await trio.sleep_until(7)
+        assert dtmf_events(h, call_id) == [
+            {"digit": "3", "party": EXT_B},
+            {"digit": "4", "party": EXT_B},
+        ]
+        assert "action_failed" not in h.names(call_id)
+        h.legs.leg(EXT_B).push(LegHungUp("BYE"))
+        await h.wait_ended(call_id)
