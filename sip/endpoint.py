@@ -60,7 +60,8 @@ from sip.transaction import (
     TransportFailed,
     TxKey,
 )
-from sip.transport import SipTransport, TransportError
+from sip.transport import SipTransport
+from sip.transport_types import TransportError
 from sip.uas import check_request
 from sip.uri import SipUri, uri_host
 
