@@ -45,7 +45,8 @@ from engine.limiter import FailureLimiter
 from engine.model import Disposition, Party, PhoneCall
 from engine.store import SqlStore, open_store
 from engine.store.service import StoreService
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.headers import Headers
 from sip.message import Message, Request, parse_message
 from sip.transaction_types import Peer

@@ -33,7 +33,8 @@ from engine.limiter import FailureLimiter
 from engine.store import ContactRecord, Store
 from sip.auth import AuthStatus, DigestServer
 from sip.digest import parse_credentials
-from sip.endpoint import IncomingRequest, new_tag
+from sip.endpoint_ids import new_tag
+from sip.endpoint_incoming import IncomingRequest
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response
 from sip.uri import SipUri, parse_name_addr_list

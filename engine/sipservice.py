@@ -35,7 +35,8 @@ from engine.store import Store
 from engine.trace import CallTraces
 from sip import sdp
 from sip.auth import DigestServer, MemoryNonceCounts
-from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
+from sip.endpoint import DEFAULT_ALLOWED_METHODS, SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.errors import RemoteProtocolError
 from sip.transaction_types import Peer
 from sip.uas import options_response

@@ -11,10 +11,6 @@ Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
   the kernel (UDP) or queues bytes on an open connection (TCP).  A datagram the kernel
   cannot take at once waits in an ordered backlog sent by one task (later datagrams queue
   behind it), and a message that needs a new connection first is sent by a task of its own.
-* One timer task sleeps until the earliest of ``layer.get_timer()`` and the sessions' timers
-  (``schedule_session_timer``: the INVITE sessions have no task of their own) and fires what
-  is due; whoever schedules an earlier deadline wakes it.  Time is read only through
-  ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timer in tests.
 * New server transactions: out-of-dialog requests pass ``uas.check_request`` (§8.2) and go to
   the handler, spawned in the endpoint's nursery (a crash is logged and answered 500).
   Requests with a To tag, the ACK to a 2xx (no transaction, §17.2.3/RFC 6026) and 2xx
@@ -24,9 +20,12 @@ Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
   a dialog we cannot account for).
 * CANCEL (§9.2): the layer answers it 200; the endpoint answers the INVITE 487 unless a final
   response went out already, and sets ``IncomingRequest.cancelled``.
-* ``request()`` returns a ``ClientRequest``: sends on ``start()`` (or first iteration) and
-  yields responses until the final one; Timer B/F gives a synthesised 408 and a transport
-  failure a 503 (§8.1.3.1, §8.1.3.4).
+* The message path (the pump, dispatching requests and responses, answering) is in this
+  module; around it: the request the TU answers (``sip.endpoint_incoming``), the request
+  the TU sends (``sip.endpoint_client``), the timer task (``sip.endpoint_timers``) and the
+  ACK and BYE of a 2xx nobody owns (``sip.endpoint_stateless``), the last two mixed into
+  ``SipEndpoint`` so that no message goes through an extra call for the split; fresh tags
+  and tokens come from ``sip.endpoint_ids``.
 """
 
 from __future__ import annotations
@@ -36,16 +35,17 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import trio
 
-from sip.dialog import Dialog
+from sip.endpoint_client import ClientRequest
+from sip.endpoint_ids import RandomTokens, cancel_answer_tag, contact_uri
+from sip.endpoint_incoming import DialogOwner, IncomingRequest, RequestHandler
+from sip.endpoint_stateless import NO_PEER, StatelessSends
+from sip.endpoint_timers import EndpointTimers, TimerOwner
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
 from sip.message import Message, Request, Response
-from sip.peers import peer_for_uri
 from sip.timers import TimerConfig, TimerQueue
 from sip.transaction import (
     CancelReceived,
@@ -60,206 +60,19 @@ from sip.transaction import (
     TransportFailed,
     TxKey,
 )
-from sip.transport import SipTransport, TransportError
+from sip.transport import SipTransport
+from sip.transport_types import TransportError
 from sip.uas import check_request
 from sip.uri import SipUri, uri_host
 
-__all__ = [
-    "DEFAULT_ALLOWED_METHODS",
-    "ClientRequest",
-    "DialogOwner",
-    "IncomingRequest",
-    "RandomTokens",
-    "RequestHandler",
-    "SipEndpoint",
-    "contact_uri",
-    "peer_for_uri",
-]
+__all__ = ["DEFAULT_ALLOWED_METHODS", "SipEndpoint"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
 
 
-def new_tag() -> str:
-    """A fresh random tag (§19.3: at least 32 bits of randomness), for our answers' To."""
-    return secrets.token_hex(8)
-
-
-def cancel_answer_tag() -> str:
-    """The To tag of an answer the transaction layer gives a CANCEL itself."""
-    return secrets.token_hex(6)
-
-
-def contact_uri(host: str, port: int, transport: str) -> SipUri:
-    """Our Contact for a listener at ``host``:``port`` (an IPv6 literal gets its brackets)."""
-    params: tuple[tuple[str, str | None], ...] = ()
-    if transport.lower() != "udp":
-        params = (("transport", transport.lower()),)
-    return SipUri("sip", None, None, uri_host(host), port, params)
-
-
-class RandomTokens:
-    """64 random bits as hex per call (tags, branches, Call-IDs, cnonces), from the system's
-    CSPRNG like ``secrets.token_hex(8)``, but drawn ``BATCH`` tokens at a time: a call takes
-    about seven, and one ``getrandom`` system call each was a measurable share of its CPU."""
-
-    BATCH = 64
-
-    __slots__ = ("_at", "_hex")
-
-    def __init__(self) -> None:
-        self._hex = ""
-        self._at = 0
-
-    def __call__(self) -> str:
-        at = self._at
-        if at >= len(self._hex):
-            self._hex = secrets.token_hex(8 * self.BATCH)
-            at = 0
-        self._at = at + 16
-        return self._hex[at : at + 16]
-
-
-class DialogOwner(Protocol):
-    """Whoever owns a dialog (a session): gets its in-dialog traffic from the endpoint, handed
-    over synchronously in arrival order (the owner queues it for its own task)."""
-
-    def deliver_request(self, incoming: IncomingRequest) -> None: ...
-
-    def deliver_response(self, response: Response, peer: Peer) -> None: ...
-
-
-class TimerOwner(Protocol):
-    """Whoever asked for a session timer: told when it is due."""
-
-    def timer_due(self) -> None: ...
-
-
-RequestHandler = Callable[["IncomingRequest"], Awaitable[None]]
-
-
-@dataclass(eq=False)
-class IncomingRequest:
-    """A request for the TU; ``respond`` sends on its server transaction."""
-
-    request: Request
-    peer: Peer
-    key: TxKey | None
-    endpoint: SipEndpoint = field(repr=False)
-    cancelled: trio.Event = field(default_factory=trio.Event)
-    final_status: int | None = None
-    to_tag: str | None = None  # our To tag once a response carried one
-    _cancel_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
-
-    @property
-    def answered(self) -> bool:
-        return self.final_status is not None
-
-    def tagged(self, response: Response) -> Response:
-        """``response`` with our To tag (§8.2.6.2: every response but 100 to a request without
-        one carries a tag, the same on every response of this request)."""
-        if response.status == 100:
-            return response
-        tag = response.to.tag
-        if tag is not None:
-            if self.to_tag is None and self.request.to.tag is None:
-                self.to_tag = tag
-            return response
-        if self.request.to.tag is not None:
-            return response
-        if self.to_tag is None:
-            self.to_tag = new_tag()
-        to = response.to.with_tag(self.to_tag)
-        return response.with_headers(response.headers.replace("To", str(to)))
-
-    def on_cancel(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` when a CANCEL arrives (at once if one already did)."""
-        if self.cancelled.is_set():
-            callback()
-        else:
-            self._cancel_callbacks.append(callback)
-
-    def forget_cancel_callbacks(self) -> None:
-        """Drop the callbacks ``on_cancel`` kept: their owner is done with this request (and
-        a callback that is its bound method would keep both alive as a reference cycle)."""
-        self._cancel_callbacks.clear()
-
-    def _cancel(self) -> None:
-        self.cancelled.set()
-        callbacks, self._cancel_callbacks = self._cancel_callbacks, []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("cancel callback failed")
-
-    async def respond(self, response: Response) -> None:
-        self.endpoint.respond_nowait(self, response)
-        await trio.lowlevel.checkpoint()
-
-
-class ClientRequest:
-    """One client transaction seen from the TU: an async iterator of its responses, or (with
-    a ``sink``) each response handed to ``sink(response, peer)`` as it arrives."""
-
-    def __init__(
-        self,
-        endpoint: SipEndpoint,
-        request: Request,
-        peer: Peer,
-        sink: Callable[[Response, Peer], None] | None = None,
-    ) -> None:
-        self._endpoint = endpoint
-        self.request = request
-        self.peer = peer
-        self.key: TxKey | None = None
-        self._sink = sink
-        # the queue an iterating TU reads; none with a sink (fewer objects per transaction)
-        self._send: trio.MemorySendChannel[Response] | None = None
-        self._receive: trio.MemoryReceiveChannel[Response] | None = None
-        if sink is None:
-            self._send, self._receive = trio.open_memory_channel[Response](math.inf)
-        self._done = False
-        self._final_seen = False
-
-    async def start(self) -> None:
-        if self.key is None:
-            await self._endpoint._start_client(self)
-
-    def _deliver(self, response: Response) -> bool:
-        """Queue a response; False once the final one went by (the caller reroutes)."""
-        if self._done:
-            return False
-        if response.status >= 200:
-            self._done = True
-        if self._sink is not None:
-            self._sink(response, self.peer)
-        elif self._send is not None:
-            self._send.send_nowait(response)
-        return True
-
-    def _fail(self, status: int) -> None:
-        if not self._done:
-            self._deliver(self.request.response(status))
-
-    def __aiter__(self) -> ClientRequest:
-        return self
-
-    async def __anext__(self) -> Response:
-        if self.key is None:
-            await self.start()
-        if self._final_seen:
-            raise StopAsyncIteration
-        if self._receive is None:
-            raise LocalProtocolError("a request with a sink has no responses to iterate")
-        response = await self._receive.receive()
-        if response.status >= 200:
-            self._final_seen = True
-        return response
-
-
-class SipEndpoint:
+class SipEndpoint(EndpointTimers, StatelessSends):
     """A SIP user agent's network side (see the module docstring)."""
 
     def __init__(
@@ -413,18 +226,6 @@ class SipEndpoint:
         client.key = key
         self._clients[key] = client
         self._pump()
-
-    async def send_stateless(self, message: Message, peer: Peer) -> None:
-        """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
-        if isinstance(message, Response):  # the first 2xx went through its transaction
-            self._resent_2xx += 1
-        await self._send_stateless(message, peer)
-
-    async def _send_stateless(self, message: Message, peer: Peer) -> None:
-        try:
-            await self._transport.send(message, peer)
-        except TransportError as exc:
-            log.info("stateless send to %s failed: %s", peer, exc)
 
     def send_stateless_nowait(self, message: Message, peer: Peer) -> None:
         """``send_stateless`` without waiting: what cannot go out at once, a task sends."""
@@ -595,7 +396,7 @@ class SipEndpoint:
             return
         owner = self._dialogs.get(key)
         if owner is not None:
-            owner.deliver_response(response, peer or _NO_PEER)
+            owner.deliver_response(response, peer or NO_PEER)
         elif response.cseq.method == "INVITE" and 200 <= response.status < 300:
             self._spawn(self.ack_and_bye, response, peer)
 
@@ -672,87 +473,6 @@ class SipEndpoint:
             if not incoming.answered:
                 await incoming.respond(incoming.request.response(500))
 
-    async def ack_and_bye(self, response: Response, peer: Peer | None) -> None:
-        """ACK + BYE a 2xx to INVITE that belongs to no session (§13.2.2.4)."""
-        try:
-            invite = Request(
-                "INVITE",
-                response.contacts[0].uri
-                if response.contacts
-                else SipUri("sip", None, None, "invalid", None),
-                response.headers,
-            )
-            dialog = Dialog.from_uac(invite, response)
-        except (RemoteProtocolError, LocalProtocolError) as exc:
-            log.info("cannot ACK a stray 2xx: %s", exc)
-            return
-        if peer == _NO_PEER:
-            peer = None
-        default = peer.transport if peer else "udp"
-        try:
-            next_peer = peer_for_uri(dialog.next_hop(), default)
-        except LocalProtocolError as exc:
-            log.info("cannot ACK a stray 2xx: %s", exc)
-            return
-        if (  # no route set: back along the flow the 2xx belongs to (a phone behind NAT)
-            peer is not None
-            and not dialog.route_set
-            and (not peer.reliable or self._transport.has_connection(peer))
-        ):
-            next_peer = peer
-        ack = dialog.create_ack(response.cseq.seq)
-        ack = ack.with_headers(ack.headers.prepend("Via", str(self.make_via(next_peer.transport))))
-        await self.send_stateless(ack, next_peer)
-        bye = dialog.create_request("BYE")
-        bye = bye.with_headers(bye.headers.prepend("Via", str(self.make_via(next_peer.transport))))
-        client = self.request(bye, next_peer)
-        with trio.move_on_after(64 * self.timer_config.t1):
-            async for _ in client:
-                pass
-
-    # -- the timer task -----------------------------------------------------------------
-
-    def schedule_session_timer(self, deadline: float, owner: TimerOwner) -> int:
-        """Call ``owner.timer_due()`` at ``deadline``; the token cancels it."""
-        token = self._session_timers.schedule(deadline, owner)
-        if deadline < self._sleeping_until:
-            self._timer_wakeup.set()
-        return token
-
-    def cancel_session_timer(self, token: int) -> None:
-        self._session_timers.cancel(token)
-
-    def _next_deadline(self) -> float:
-        deadline = self._layer.get_timer()
-        session = self._session_timers.earliest()
-        if deadline is None:
-            return math.inf if session is None else session
-        return deadline if session is None or deadline <= session else session
-
-    async def _timer_loop(self) -> None:
-        while True:
-            self._sleeping_until = self._next_deadline()
-            self._timer_wakeup = trio.Event()
-            if self._sleeping_until > trio.current_time():
-                with trio.move_on_at(self._sleeping_until):
-                    await self._timer_wakeup.wait()
-            else:
-                await trio.lowlevel.checkpoint()
-            self._sleeping_until = math.inf
-            now = trio.current_time()
-            deadline = self._layer.get_timer()
-            if deadline is not None and deadline <= now:
-                try:
-                    self._layer.handle_timer(now)
-                except Exception:
-                    log.exception("transaction timer failed")
-                self._pump()
-            while (due := self._session_timers.pop_due(now)) is not None:
-                try:
-                    due[0].timer_due()
-                except Exception:
-                    log.exception("session timer failed")
-
     def statistics(self) -> dict[str, int]:
         return {
             "transactions": len(self._layer),
@@ -767,9 +487,6 @@ class SipEndpoint:
     def serving(self) -> bool:
         """True while ``run`` serves (its receive loops and timer task are up)."""
         return self._nursery is not None and not self._closed.is_set()
-
-
-_NO_PEER = Peer("udp", "0.0.0.0", 0)
 
 
 def _inside(nursery: trio.Nursery) -> bool:

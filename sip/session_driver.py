@@ -55,7 +55,8 @@ from sip.uas_session import UasSession
 
 if TYPE_CHECKING:
     from sip.dialog import Dialog
-    from sip.endpoint import IncomingRequest, SipEndpoint
+    from sip.endpoint import SipEndpoint
+    from sip.endpoint_incoming import IncomingRequest
 
 __all__ = ["SessionDriver"]
 

@@ -20,7 +20,8 @@ from sip.session_driver import SessionDriver
 from sip.uas_session import UasSession
 
 if TYPE_CHECKING:
-    from sip.endpoint import IncomingRequest, SipEndpoint
+    from sip.endpoint import SipEndpoint
+    from sip.endpoint_incoming import IncomingRequest
 
 __all__ = ["InviteServer"]
 

@@ -27,7 +27,7 @@ from engine.sipaddr import (
     local_address,
     split_caller_id,
 )
-from sip.endpoint import contact_uri
+from sip.endpoint_ids import contact_uri
 from sip.uri import NameAddr, SipUri, parse_name_addr, parse_uri, uri_host
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.headers import Headers
 from sip.leg_events import LegAnswered, LegHungUp, LegRinging
 from sip.message import Request

@@ -12,7 +12,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.headers import Headers
 from sip.message import Message, Request, Response, parse_message, serialize
 from sip.transaction import Peer

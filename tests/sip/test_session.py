@@ -12,7 +12,8 @@ import trio
 import trio.testing
 
 from sip.auth import DigestServer
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.headers import Headers
 from sip.leg_events import LegAnswered, LegFailed, LegHungUp, LegRinging
 from sip.message import Message, Request, Response, parse_message

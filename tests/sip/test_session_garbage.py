@@ -16,7 +16,8 @@ import pytest
 import trio
 import trio.testing
 
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.transaction import Peer
 from sip.uac_driver import InviteClient
 from sip.uas_driver import InviteServer

@@ -15,7 +15,8 @@ import pytest
 import trio
 import trio.testing
 
-from sip.endpoint import IncomingRequest, SipEndpoint
+from sip.endpoint import SipEndpoint
+from sip.endpoint_incoming import IncomingRequest
 from sip.headers import Headers
 from sip.message import Request, Response, parse_message
 from sip.transaction import Peer
