@@ -301,8 +301,7 @@ class SipEndpoint(EndpointTimers, StatelessSends):
                     except Exception:  # one bad event must not stop the others
                         log.exception("error handling %r", event)
         finally:
-            self.random_token = RandomTokens()  # the sessions' tags, branches, Call-IDs
-        self._pumping = False
+            self._pumping = False
         deadline = self._layer.get_timer()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wakeup.set()

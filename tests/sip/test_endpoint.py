@@ -537,3 +537,36 @@ async def test_sends_the_kernel_cannot_take_at_once_go_out_in_order_whoever_is_c
             gates[second].set()
             await trio.testing.wait_all_tasks_blocked()
         assert sent == [first, second, third]
+
+
+def test_a_pump_keeps_the_token_batch_and_survives_a_failing_layer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The random tokens are drawn in batches (one getrandom per 64), so a pump must not
+    throw the batch away; and a layer that fails while drained must not leave the endpoint
+    believing it is still pumping (it would never drain again)."""
+    ep = SipEndpoint()
+    tokens = ep.random_token
+    ep._pump()
+    assert ep.random_token is tokens
+
+    class Layer:
+        def __init__(self, batches: list[list[object]]) -> None:
+            self.batches = batches
+
+        def events(self) -> list[object]:
+            batch = self.batches.pop(0)
+            if batch == ["boom"]:
+                raise RuntimeError("layer bug")
+            return batch
+
+        def get_timer(self) -> float | None:
+            return None
+
+    handled: list[object] = []
+    monkeypatch.setattr(ep, "_layer", Layer([["boom"], ["event"], []]))
+    monkeypatch.setattr(ep, "_handle_event", handled.append)
+    with pytest.raises(RuntimeError):
+        ep._pump()
+    ep._pump()  # the next message's pump drains again
+    assert handled == ["event"]
