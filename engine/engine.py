@@ -32,6 +32,7 @@ from engine.call_types import (
     Transfer,
 )
 from engine.calls import SimpleCall, call_charge
+from engine.conference import ConferenceCall, Conferences
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
@@ -40,6 +41,7 @@ from engine.errors import (
     CallNotBridged,
     CallNotFound,
     CallNotLive,
+    ConferenceInvalid,
     EngineDraining,
     NumberNotAParty,
     PublicTransferNotAllowed,
@@ -94,6 +96,9 @@ class OriginateRequest:
     allow_public_transfer: bool = False
     video: bool = False
     status_callback: str | None = None
+    # ConferenceInvite: the conference extension (extended) the destination joins, its PIN
+    conference: str | None = None
+    pin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,7 @@ class CallEvent:
 
 @dataclass(slots=True)
 class _Live:
-    runner: SimpleCall
+    runner: SimpleCall  # or a ConferenceCall (engine.conference)
     history: list[CallEvent] = field(default_factory=list)
     subscribers: list[trio.MemorySendChannel[CallEvent]] = field(default_factory=list)
 
@@ -166,6 +171,7 @@ class Engine:
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
         self._shortage_warning = ThrottledWarning(logger)
         self.recovered: list[PhoneCall] = []  # ended by recover(), for their final callbacks
+        self.conferences = Conferences()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -261,6 +267,7 @@ class Engine:
         for number in req.destinations:
             call.parties.append(self.make_party(number, "destination", req.organization_id))
         call.events = 1  # "created", published by _start
+        conference = self._conference_for(req)
         if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
             winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
             if winner != call.id:
@@ -269,9 +276,21 @@ class Engine:
                     return existing, False
                 # its node died between the claim and the write: this call takes the nonce
                 # (find_call_by_nonce, asked first, finds it from now on)
+        if conference is not None:  # a place in the room, or ConferenceFull
+            self.conferences.reserve(conference.extended, call.id)
         self.store.save_call(call)
-        self._start(call)
+        self._start(call, conference=conference)
         return call, True
+
+    def _conference_for(self, req: OriginateRequest) -> Extension | None:
+        """A ConferenceInvite's conference extension, its PIN checked; None for other calls."""
+        if req.conference is None:
+            return None
+        ext = self.directory.find_extension(req.conference, req.organization_id)
+        if ext is None or ext.type is not ExtensionType.CONFERENCE:
+            raise ConferenceInvalid(f"{req.conference} is not a conference extension")
+        self.conferences.check_pin(ext.extended, ext.pin, req.pin)
+        return ext
 
     async def _claimed_call(self, call_id: str) -> PhoneCall | None:
         """The call that won a nonce: its record may still be on its way to the store (the
@@ -326,7 +345,9 @@ class Engine:
         call.parties.append(self.make_party(destination, "destination", organization_id))
         call.events = 1  # "created", published by _start
         self.store.save_call(call)
-        self._start(call, inbound=make_leg(0, f"caller {caller_number}"))
+        ext = self.directory.find_extension(destination, organization_id)
+        conference = ext if ext is not None and ext.type is ExtensionType.CONFERENCE else None
+        self._start(call, inbound=make_leg(0, f"caller {caller_number}"), conference=conference)
         return call
 
     def _charged_extension(self, destination: str, organization_id: int) -> Extension | None:
@@ -351,10 +372,23 @@ class Engine:
             return Party(number, role, "sandbox", flow=Flow.LOCAL)
         return Party(number, role, "public", flow=Flow.OUTGOING)
 
-    def _start(self, call: PhoneCall, **kwargs: Any) -> SimpleCall:
+    def _start(
+        self, call: PhoneCall, *, conference: Extension | None = None, **kwargs: Any
+    ) -> SimpleCall:
         if self._nursery is None:
             raise RuntimeError("the engine is not running (use open_engine)")
-        runner = SimpleCall(call, self._context(), **kwargs)
+        runner: SimpleCall
+        if conference is not None:
+            runner = ConferenceCall(
+                call,
+                self._context(),
+                conference=conference.extended,
+                pin=conference.pin,
+                rooms=self.conferences,
+                **kwargs,
+            )
+        else:
+            runner = SimpleCall(call, self._context(), **kwargs)
         self._live[call.id] = _Live(runner)
         self._publish(call, "created", {}, call.events)
         self._nursery.start_soon(self._run_call, runner, name=f"call {call.id}")

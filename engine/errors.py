@@ -83,3 +83,15 @@ class NoPartyToWhisperTo(PartyNotFound):
 
 class NumberNotAParty(PartyNotFound):
     """By number: it is not one of the call's parties."""
+
+
+class ConferenceInvalid(EngineError):
+    """The number is not a conference extension of the organization."""
+
+
+class ConferencePinInvalid(EngineError):
+    """A ConferenceInvite without the conference's PIN, or with a wrong one."""
+
+
+class ConferenceFull(EngineError):
+    """The conference holds (or is ringing) as many parties as the mixer takes."""
