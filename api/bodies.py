@@ -34,6 +34,7 @@ from api import fields, jsonschema
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from engine.directory import Directory
+from engine.numbers import resolve
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -49,6 +50,10 @@ MISSING: dict[str, tuple[str, str]] = {
         "destination is missing: give one or more extension or public numbers",
     ),
     "action": ("pc_action_invalid", "action is missing"),
+    "number": (
+        "pc_conference_invalid",
+        "number is missing: give the conference extension to dial into",
+    ),
 }
 
 
@@ -149,13 +154,24 @@ def _caller_id_rule(name: str) -> PlainValidator:
     return rule(lambda value, info: fields.caller_id(value, name), CallerId | None)
 
 
-def _numbers_rule(name: str, code: str) -> PlainValidator:
+def _numbers_rule(
+    name: str, code: str, refuse: Callable[[Any], str | None] | None = None
+) -> PlainValidator:
+    """Numbers that resolve in the organization; ``refuse`` (given the resolved target) names
+    why a kind of number is not taken here (the Callback and ConferenceInvite creates)."""
+
     def check(value: Any, info: ValidationInfo) -> list[str]:
         numbers = fields.number_list(value, code, name)
         rules = _rules(info)
         fields.check_numbers(
             numbers, code, name, rules.directory, rules.organization_id, rules.short_numbers
         )
+        if refuse is not None:
+            for number in numbers:
+                target = resolve(number, rules.directory, rules.organization_id, allow_short=True)
+                reason = refuse(target)
+                if reason is not None:
+                    raise fields.bad(code, f"{name} {number!r} cannot be called here: {reason}")
         return numbers
 
     return rule(check, PartyNumbers)

@@ -22,6 +22,9 @@ from engine.errors import (
     CallNotFound,
     CallNotLive,
     CodecNotMixable,
+    ConferenceFull,
+    ConferenceInvalid,
+    ConferencePinInvalid,
     EngineDraining,
     EngineError,
     NoPartyToWhisperTo,
@@ -72,6 +75,9 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     ViewNotFound: UapiError(400, "pc_view_invalid"),
     NumberNotAParty: UapiError(400, "pc_number_invalid"),
     NoPartyToWhisperTo: UapiError(400, "pc_view_invalid"),
+    ConferenceInvalid: UapiError(400, "pc_conference_invalid"),
+    ConferencePinInvalid: UapiError(400, "pc_pin_invalid"),
+    ConferenceFull: UapiError(409, "pc_conference_full"),
 }
 
 
