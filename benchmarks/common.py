@@ -511,8 +511,11 @@ class OursServer:
         wrapper: Sequence[str] = (),
         src: Path | None = None,
         name: str = "ours",
+        media_toml: str | None = None,
     ) -> None:
         self.name = name
+        # the [media] section's body; None: the relay on media_range
+        self.media_toml = media_toml
         self.uac_port = uac_port
         self.uas_port = uas_port
         self.media_range = media_range
@@ -568,6 +571,8 @@ organization = 3
 """
         )
         config = self.tmp / "config.toml"
+        low, high = self.media_range
+        relay_media = f'address = "{HOST}"\nports = [{low}, {high}]'
         config.write_text(
             f"""
 [sip]
@@ -575,8 +580,7 @@ listen = ["udp:{HOST}:0"]
 domain = "bench.example.com"
 
 [media]
-address = "{HOST}"
-ports = [{self.media_range[0]}, {self.media_range[1]}]
+{self.media_toml or relay_media}
 
 [api]
 listen = "{HOST}:0"

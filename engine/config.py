@@ -48,6 +48,7 @@ from engine.config_values import (
     parse_transport_address,
     type_name,
 )
+from engine.rtpengine.client import parse_instance
 from engine.store.interface import StoreError
 from engine.store.url import parse_store_url
 from sip.errors import RemoteProtocolError
@@ -71,7 +72,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "trace_memory",
         }
     ),
-    "media": frozenset({"address", "ports"}),
+    "media": frozenset({"address", "ports", "backend", "rtpengine"}),
     "api": frozenset({"listen", "public_url", "callback_allow"}),
     "store": frozenset({"url"}),
     "calls": frozenset({"wait_for_pickup", "max_duration", "drain"}),
@@ -212,7 +213,46 @@ def _parse_media(data: dict[str, Any], problems: Problems) -> MediaConfig:
     if "address" in data:
         address = problems.check(d.address, lambda: check_host("media.address", data["address"]))
     ports = problems.check(d.ports, lambda: _ports(data["ports"])) if "ports" in data else d.ports
-    return MediaConfig(address=address, ports=ports)
+    backend = d.backend
+    if "backend" in data:
+        backend = problems.check(d.backend, lambda: _backend(data["backend"]))
+    rtpengine = d.rtpengine
+    if "rtpengine" in data:
+        rtpengine = problems.check(d.rtpengine, lambda: _rtpengine(data["rtpengine"]))
+    if (
+        backend == "rtpengine"
+        and not rtpengine
+        and not any(key.startswith("media.rtpengine") for key, _ in problems.found)
+    ):
+        problems.found.append(
+            (
+                "media.rtpengine",
+                'backend = "rtpengine" needs its ng addresses, e.g. ["udp:127.0.0.1:2223"]',
+            )
+        )
+    return MediaConfig(address=address, ports=ports, backend=backend, rtpengine=rtpengine)
+
+
+MEDIA_BACKENDS = ("relay", "rtpengine")
+
+
+def _backend(value: Any) -> str:
+    text = check_string("media.backend", value)
+    if text not in MEDIA_BACKENDS:
+        raise ConfigError("media.backend", f"expected 'relay' or 'rtpengine', got {text!r}")
+    return text
+
+
+def _rtpengine(value: Any) -> tuple[str, ...]:
+    texts = check_strings("media.rtpengine", value, empty_ok=True)
+    problems = Problems()
+    for i, text in enumerate(texts):
+        try:
+            parse_instance(text)
+        except ValueError as exc:
+            problems.found.append((f"media.rtpengine[{i}]", str(exc)))
+    problems.raise_any()
+    return tuple(texts)
 
 
 def _api_listen(value: Any) -> tuple[str, int]:
@@ -463,8 +503,10 @@ def render_config(config: Config) -> str:
         f"trace_memory = {sip.trace_memory}",
         "",
         "[media]",
+        f"backend = {_toml_string(config.media.backend)}",
         f"address = {_toml_string(config.media.address)}",
         f"ports = [{config.media.ports[0]}, {config.media.ports[1]}]",
+        f"rtpengine = {strings(config.media.rtpengine)}",
         "",
         "[api]",
         f"listen = {_toml_string(f'{format_host(api.host)}:{api.port}')}",

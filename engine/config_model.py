@@ -107,8 +107,10 @@ class SipConfig:
 
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
-    address: str = "127.0.0.1"
-    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1
+    address: str = "127.0.0.1"  # the relay's (backend "relay")
+    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1 (relay)
+    backend: str = "relay"  # "relay" (built in) or "rtpengine"
+    rtpengine: tuple[str, ...] = ()  # its ng control sockets, "udp:HOST:PORT"
 
 
 @dataclass(frozen=True, slots=True)

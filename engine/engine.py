@@ -171,6 +171,8 @@ class Engine:
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
         self._shortage_warning = ThrottledWarning(logger)
         self.recovered: list[PhoneCall] = []  # ended by recover(), for their final callbacks
+        self.recording_unavailable: str | None = None  # the media backend cannot record: why
+        self.mixing_unavailable: str | None = None  # the media backend cannot mix (listen-in): why
         self.conferences = Conferences()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -286,6 +288,8 @@ class Engine:
         """A ConferenceInvite's conference extension, its PIN checked; None for other calls."""
         if req.conference is None:
             return None
+        if self.mixing_unavailable is not None:
+            raise ActionNotSupported(f"conferences: {self.mixing_unavailable}")
         ext = self.directory.find_extension(req.conference, req.organization_id)
         if ext is None or ext.type is not ExtensionType.CONFERENCE:
             raise ConferenceInvalid(f"{req.conference} is not a conference extension")
@@ -619,6 +623,8 @@ class Engine:
         call = entry.runner.call
         request: Control
         if action.action in SUPERVISE_ACTIONS:
+            if self.mixing_unavailable is not None:
+                raise ActionNotSupported(f"{action.action}: {self.mixing_unavailable}")
             request = supervise_request(call, action, entry.runner, self.directory, self.make_party)
         else:
             request = self._control_for(call, action)
@@ -631,6 +637,8 @@ class Engine:
             if call.state is not CallState.BRIDGED:
                 raise CallNotBridged(f"{name} needs a connected call")
             if name in ("StartRecording", "StopRecording"):
+                if self.recording_unavailable is not None:
+                    raise ActionNotSupported(f"{name}: {self.recording_unavailable}")
                 if action.format not in (None, "wav"):
                     raise RecordingFormatUnsupported(
                         f"recording format {action.format!r} unsupported"
@@ -751,8 +759,13 @@ async def open_engine(
     legs: LegProvider | None = None,
     wall_clock: Callable[[], datetime] | None = None,
     rng: random.Random | None = None,
+    recording_unavailable: str | None = None,
+    mixing_unavailable: str | None = None,
 ) -> AsyncIterator[Engine]:
-    """Run an engine for the duration of the block; on exit live calls are drained."""
+    """Run an engine for the duration of the block; on exit live calls are drained.
+    ``recording_unavailable``: the media backend cannot record, and this says why (the
+    recording actions are then refused with ``ActionNotSupported``); ``mixing_unavailable``
+    likewise for the listen-in actions (Monitor, Whisper, BargeIn)."""
     from engine.anchor import NullMedia
 
     engine = Engine(
@@ -764,6 +777,8 @@ async def open_engine(
         wall_clock=wall_clock,
         rng=rng,
     )
+    engine.recording_unavailable = recording_unavailable
+    engine.mixing_unavailable = mixing_unavailable
     engine.recover()
     async with trio.open_nursery() as nursery:
         engine._nursery = nursery

@@ -97,11 +97,11 @@ async def fork(
                         info.party.ringing = controller._now()
                         controller._changed("ringing", {"party": info.party.number})
                     if event.sdp and early_media_to is not None:
-                        _early_media(controller, early_media_to, side, event.sdp)
+                        await _early_media(controller, early_media_to, side, event.sdp)
                         early_leg = id(leg)
                 elif isinstance(event, LegAnswered):
                     del active[id(leg)]
-                    side.apply_remote(event.sdp)
+                    await side.apply_remote(event.sdp)
                     info.party.status = PartyStatus.ON_CALL
                     info.party.answered = controller._now()
                     info.party.sip_status = 200
@@ -114,7 +114,7 @@ async def fork(
                         # Its early media is gone, others still ring: ringback again.
                         early_leg = None
                         if early_media_to.party.kind != "sandbox":
-                            controller._media.play_tone(early_media_to.side, RINGBACK_HZ)
+                            await controller._media.play_tone(early_media_to.side, RINGBACK_HZ)
                 elif isinstance(event, LegHungUp):  # cannot happen before an answer
                     del active[id(leg)]
     except BaseException:
@@ -154,12 +154,14 @@ def _leg_failed(
         controller._changed("failed", {"party": party.number, "status": event.status})
 
 
-def _early_media(controller: SimpleCall, source: Connected, side: MediaSide, sdp: bytes) -> None:
+async def _early_media(
+    controller: SimpleCall, source: Connected, side: MediaSide, sdp: bytes
+) -> None:
     """A 183 with SDP from the destination: the source hears it instead of our ringback."""
     assert controller._media is not None
-    side.apply_remote(sdp)
-    controller._media.stop_tone(source.side)
-    controller._media.bridge(source.side, side)
+    await side.apply_remote(sdp)
+    await controller._media.stop_tone(source.side)
+    await controller._media.bridge(source.side, side)
 
 
 async def _control_while_ringing(

@@ -145,6 +145,15 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[media]\nports = [20000]", "media.ports: expected [LOW, HIGH]"),
         ('[media]\nports = ["a", "b"]', "media.ports[0]: expected an integer"),
         ('[media]\naddress = "1.2.3.4:5"', "media.address: expected an address without a port"),
+        ('[media]\nbackend = "kernel"', "media.backend: expected 'relay' or 'rtpengine'"),
+        ("[media]\nbackend = 1", "media.backend: expected a string"),
+        ('[media]\nbackend = "rtpengine"', 'media.rtpengine: backend = "rtpengine" needs'),
+        ('[media]\nbackend = "rtpengine"\nrtpengine = []', "media.rtpengine: backend"),
+        ('[media]\nrtpengine = "udp:127.0.0.1:2223"', "media.rtpengine: expected an array"),
+        ('[media]\nrtpengine = ["127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:HOST:PORT'"),
+        ('[media]\nrtpengine = ["tcp:127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:"),
+        ('[media]\nrtpengine = ["udp:127.0.0.1:0"]', "media.rtpengine[0]: port must be 1-65535"),
+        ("[media]\nrtpengine = [2223]", "media.rtpengine[0]: expected a string"),
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
@@ -190,6 +199,23 @@ def test_file_level_errors(tmp_path: Path) -> None:
     path.write_bytes(b'[sip]\ndomain = "\xe9"\n')
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+def test_media_backend_rtpengine_with_its_addresses(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[media]\nbackend = "rtpengine"\n'
+            'rtpengine = ["udp:127.0.0.1:2223", "udp:[::1]:2224", "udp:rtp.example.com:22222"]',
+        )
+    )
+    assert config.media.backend == "rtpengine"
+    assert config.media.rtpengine == (
+        "udp:127.0.0.1:2223",
+        "udp:[::1]:2224",
+        "udp:rtp.example.com:22222",
+    )
+    assert load_config(write(tmp_path, "")).media.backend == "relay"
 
 
 def test_render_config_round_trips(tmp_path: Path) -> None:
