@@ -200,7 +200,7 @@ class ConferenceCall(SimpleCall):
         if member.party.kind == "sandbox":
             duration = min(duration, SANDBOX_MAX_DURATION)
         with trio.move_on_at(started + duration) as duration_scope:
-            self._tone_for_sandbox(member)
+            await self._tone_for_sandbox(member)
             assert self._media is not None
             count = self.rooms.join(self.conference, call.id, self._media, member.side)
             call.state = CallState.BRIDGED
