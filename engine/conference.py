@@ -186,7 +186,7 @@ class ConferenceCall(SimpleCall):
                 self,
                 guests,
                 side,
-                side.offer(None),
+                await side.offer(None),
                 call.caller_id_destination,
                 call.wait_for_pickup,
             )
