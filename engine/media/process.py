@@ -49,9 +49,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
+from engine.media.checks import check_mix_request, check_tone_request, remote_address
+from engine.media.errors import MediaError
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay, check_mix_request, check_tone_request, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
@@ -88,120 +88,11 @@ _ALLOWED = frozenset(
 )
 
 
-def serve(
-    conn: multiprocessing.connection.Connection,
-    address: str,
-    port_range: tuple[int, int],
-    relatch_after: float,
-) -> None:
-    """Child process entry point."""
-    try:
-        relay = Relay(address, port_range, relatch_after=relatch_after)
-        relay.start()
-    except Exception as exc:  # configuration errors go back to the parent
-        conn.send(("error", exc))
-        return
-    conn.send(("ok", None))
-    try:
-        while True:
-            try:
-                method, args, kwargs, tag = conn.recv()
-            except (EOFError, OSError):
-                return  # the parent is gone
-            if method == "close":
-                return
-            if method == "allocate_many":  # a pool refill: the answer names the kind
-                kind = args[0]
-                try:
-                    _reply(conn, tag, "ok", (kind, _allocate_many(relay, *args)))
-                except Exception as exc:
-                    error = exc if isinstance(exc, MediaError) else MediaError(str(exc))
-                    _reply(conn, tag, "error", (kind, error))
-                continue
-            try:
-                if method == "sync":
-                    result: Any = None
-                elif method == "native_thread_id":
-                    result = relay.native_thread_id
-                elif method == "stats_many":
-                    result = relay.stats_many([relay.endpoint(ep_id) for ep_id in args[0]])
-                elif method == "start_mix":
-                    relay.start_mix([relay.endpoint(i) for i in args[0]], *args[1:])
-                    result = None
-                else:
-                    result = getattr(relay, method)(*_resolve(relay, method, args), **kwargs)
-            except Exception as exc:
-                if tag is None:
-                    logger.warning("relay command %s failed: %s", method, exc)
-                else:
-                    _reply(conn, tag, "error", exc)
-            else:
-                if tag is not None:
-                    _reply(conn, tag, "ok", result)
-    finally:
-        relay.close()
-        conn.close()
-
-
-# How many leading arguments of each command are endpoints. They cross the socket as their
-# ids (an int pickles ~10x faster than the dataclass); the child looks them up.
-_ENDPOINT_ARGS = {
-    "release": 1,
-    "set_remote": 1,
-    "bridge": 2,
-    "unbridge": 2,
-    "set_direction": 1,
-    "set_echo": 1,
-    "stats": 1,
-    "play_tone": 1,
-    "stop_tone": 1,
-    "generate": 1,
-    "stop_generating": 1,
-    "stop_mix": 1,
-    "start_recording": 2,
-    "stop_recording": 2,
-}
-
-
-def _resolve(relay: Relay, method: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The child's side of ``_ENDPOINT_ARGS``: ids back to the relay's endpoints."""
-    count = _ENDPOINT_ARGS.get(method, 0)
-    if not count:
-        return args
-    endpoints = tuple(None if ep_id is None else relay.endpoint(ep_id) for ep_id in args[:count])
-    return endpoints + args[count:]
-
-
 def _ref(ep: object) -> int:
     """An endpoint's id for the wire; a wrong argument fails here, in the caller's thread."""
     if not isinstance(ep, MediaEndpoint):
         raise MediaError(f"not a media endpoint: {ep!r}")
     return ep.id
-
-
-def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
-    """Up to ``count`` endpoints; an error only if not even one could be had."""
-    endpoints: list[MediaEndpoint] = []
-    while len(endpoints) < count:
-        try:
-            endpoints.append(relay.allocate(kind))
-        except Exception as exc:  # range exhausted, out of file descriptors...
-            if not endpoints:
-                raise
-            # running out is said where it happens (and at start-up): no warning per refill
-            if not isinstance(exc, (PortRangeExhausted, DescriptorsExhausted)):
-                logger.warning("relay: refill stopped after %d endpoints: %s", len(endpoints), exc)
-            break
-    return endpoints
-
-
-def _reply(
-    conn: multiprocessing.connection.Connection, tag: str, status: str, value: object
-) -> None:
-    try:
-        conn.send((tag, status, value))
-    except (TypeError, AttributeError, ValueError) as exc:  # unpicklable: say what it was
-        conn.send((tag, "error", MediaError(f"relay process: {value!r} ({exc})")))
 
 
 # The child's entry: our package root (argv[1]) goes first on sys.path unless it is there

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.requires import require_module
+
 from .harness import B2buaServer, RtpEndpoint, Sipp
 from .rtpengine_daemon import Rtpengine
 
@@ -123,7 +125,7 @@ def softphone_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., Softphone]]:
     """pjsua2 softphones in subprocesses: ``softphone_factory(name="alice")``; quit at teardown."""
-    pytest.importorskip("pjsua2")
+    require_module("pjsua2", "pip install -e '.[media]' (pjsua2-python)")
     from .softphone import Softphone
 
     started: list[Softphone] = []
