@@ -74,7 +74,7 @@ def create_paths(simple: dict[str, Any]) -> dict[str, Any]:
             "Dials the destination numbers at once into the conference extension `number`; "
             "the first to answer joins the conference's mix (it hears every other party, and "
             "they hear it). The PhoneCall's source is the conference, its destination the "
-            "invited party. A conference holds at most 8 parties (those being rung count). "
+            "invited party. A conference holds at most 16 parties (those being rung count). "
             "Checks run in this order: userId, number, extension, callDuration, waitForPickup, "
             "pin (its form), destination, callerId, nonce, statusCallback, then the PIN itself "
             "and the room left; the first failure is answered."
