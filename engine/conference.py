@@ -30,8 +30,9 @@ import trio
 
 from engine.call_types import CallContext, CallEnded, CallMedia, InboundSource, MediaSide
 from engine.calls import SimpleCall
-from engine.errors import ConferenceFull, ConferencePinInvalid, EngineError
+from engine.errors import CodecNotMixable, ConferenceFull, ConferencePinInvalid
 from engine.fork import fork
+from engine.media.errors import MediaError
 from engine.media.mixer import MAX_MEMBERS
 from engine.model import CallState, Disposition, PartyStatus, PhoneCall
 from engine.sandbox import SANDBOX_MAX_DURATION
@@ -94,11 +95,17 @@ class Conferences:
         room.pending.add(call_id)
 
     def join(self, number: str, call_id: str, media: CallMedia, side: MediaSide) -> int:
-        """The party of ``call_id`` is in: mix it with the others; how many are in now."""
+        """The party of ``call_id`` is in: mix it with the others; how many are in now.
+        ``CodecNotMixable`` (the room as it was) when its codec cannot be mixed."""
         room = self._rooms.setdefault(number, Room(number, self.capacity))
         room.pending.discard(call_id)
         room.members[call_id] = _Member(media, side)
-        self._remix(room)
+        try:
+            self._remix(room)
+        except (MediaError, ValueError) as exc:
+            del room.members[call_id]
+            self._remix_quietly(room)
+            raise CodecNotMixable(f"conference {number}: {exc}") from None
         return len(room.members)
 
     def leave(self, number: str, call_id: str) -> int:
@@ -110,7 +117,7 @@ class Conferences:
         room.pending.discard(call_id)
         was_member = room.members.pop(call_id, None) is not None
         if was_member:
-            self._remix(room)
+            self._remix_quietly(room)
         if not room.members and not room.pending:
             del self._rooms[number]
             if was_member:
@@ -120,6 +127,8 @@ class Conferences:
         return len(room.members)
 
     def _remix(self, room: Room) -> None:
+        """Stop the room's mix and start one of its members now (none for fewer than two);
+        ``MediaError`` or ``ValueError`` when the relay cannot mix them."""
         if room.mixed is not None:
             mixed, room.mixed = room.mixed, None
             media = room.mixed_by
@@ -133,15 +142,15 @@ class Conferences:
             return
         sides = [m.side for m in members]
         hears = [(i, j) for i in range(len(sides)) for j in range(len(sides)) if i != j]
-        try:
-            members[0].media.start_mix(sides, hears)
-        except (EngineError, ValueError, OSError, RuntimeError) as exc:
-            logger.warning("conference %s: its parties cannot be mixed: %s", room.number, exc)
-            return
-        except Exception:
-            logger.exception("conference %s: could not start its mix", room.number)
-            return
+        members[0].media.start_mix(sides, hears)
         room.mixed, room.mixed_by = sides[0], members[0].media
+
+    def _remix_quietly(self, room: Room) -> None:
+        """``_remix`` after a party left: a failure is logged (the others stay connected)."""
+        try:
+            self._remix(room)
+        except Exception:
+            logger.exception("conference %s: could not mix its parties", room.number)
 
 
 class ConferenceCall(SimpleCall):
@@ -202,7 +211,10 @@ class ConferenceCall(SimpleCall):
         with trio.move_on_at(started + duration) as duration_scope:
             await self._tone_for_sandbox(member)
             assert self._media is not None
-            count = self.rooms.join(self.conference, call.id, self._media, member.side)
+            try:
+                count = self.rooms.join(self.conference, call.id, self._media, member.side)
+            except CodecNotMixable as exc:
+                raise CallEnded(Disposition.FAILED, exc.message) from None
             call.state = CallState.BRIDGED
             call.bridged = now
             self._changed(

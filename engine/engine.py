@@ -270,17 +270,24 @@ class Engine:
             call.parties.append(self.make_party(number, "destination", req.organization_id))
         call.events = 1  # "created", published by _start
         conference = self._conference_for(req)
-        if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
-            winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
-            if winner != call.id:
-                existing = await self._claimed_call(winner)
-                if existing is not None:
-                    return existing, False
-                # its node died between the claim and the write: this call takes the nonce
-                # (find_call_by_nonce, asked first, finds it from now on)
-        if conference is not None:  # a place in the room, or ConferenceFull
+        if conference is not None:  # a place in the room (ConferenceFull: the nonce stays free)
             self.conferences.reserve(conference.extended, call.id)
-        self.store.save_call(call)
+        try:
+            if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
+                winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
+                if winner != call.id:
+                    existing = await self._claimed_call(winner)
+                    if existing is not None:
+                        if conference is not None:
+                            self.conferences.leave(conference.extended, call.id)
+                        return existing, False
+                    # its node died between the claim and the write: this call takes the
+                    # nonce (find_call_by_nonce, asked first, finds it from now on)
+            self.store.save_call(call)
+        except BaseException:
+            if conference is not None:
+                self.conferences.leave(conference.extended, call.id)
+            raise
         self._start(call, conference=conference)
         return call, True
 

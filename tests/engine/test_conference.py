@@ -22,6 +22,7 @@ from fakes import (
     charged_extension,
     open_harness,
     party_sdp,
+    request,
     rings,
 )
 
@@ -228,3 +229,33 @@ async def test_a_phone_dialling_a_conference_with_a_pin_gets_403_and_a_full_one_
         assert caller.byes == [(0.0, 486)]
         assert call.disposition is Disposition.BUSY
         assert "is full" in (call.hangup_cause or "")
+
+
+async def test_a_party_whose_codec_cannot_be_mixed_is_let_go_and_the_others_stay(
+    mock_clock,
+) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(2)]}) as h:
+        first = await invite(h, EXT_A)
+        await trio.sleep_until(1.5)
+        # the relay refuses a mix with B's codec (start_mix runs on the first member's media)
+        h.media(first).mix_error = ValueError("the mixer takes G.711 only, not payload type 9")
+        second = await invite(h, EXT_B)
+        call = await h.wait_ended(second)
+        assert call.disposition is Disposition.FAILED
+        assert call.hangup_cause == (
+            "conference 0003*400: the mixer takes G.711 only, not payload type 9"
+        )
+        assert h.legs.leg(EXT_B).byes == [3.5]  # invited at 1.5 s, answered 2 s later
+        assert h.call(first).state is CallState.BRIDGED
+        assert h.engine.conferences.size(ROOM) == 1
+
+
+async def test_a_replayed_nonce_takes_no_second_place_in_the_room(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)]}) as h:
+        h.engine.conferences.capacity = 1
+        first = await invite(h, EXT_A, nonce="invite-1")
+        call, created = await h.engine.originate(
+            request([ROOM], [EXT_A], conference=ROOM, nonce="invite-1")
+        )
+        assert (call.id, created) == (first, False)
+        assert h.engine.conferences.room(ROOM).taken == 1
