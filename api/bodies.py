@@ -50,6 +50,7 @@ MISSING: dict[str, tuple[str, str]] = {
         "destination is missing: give one or more extension or public numbers",
     ),
     "action": ("pc_action_invalid", "action is missing"),
+    "extension": ("extension_invalid", "extension is missing"),
     "number": (
         "pc_conference_invalid",
         "number is missing: give the conference extension to dial into",

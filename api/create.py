@@ -94,7 +94,9 @@ def _extension_for(
 
 
 def _extension_text(body: dict[str, Any], default: str | None) -> str:
-    raw = body.get("extension", default)
+    raw = body.get("extension")
+    if raw is None:  # left out or null: the create's default, if it has one
+        raw = default
     if raw is None:
         raise bad("extension_invalid", "extension is missing")
     if not isinstance(raw, str) or not raw:

@@ -76,10 +76,9 @@ class CallbackCreate(PhoneCallCreate):
     owned by the user."""
 
     extension: Annotated[
-        str | None,
-        rule(_as_is, Annotated[str, Field(pattern="^([0-9]{1,16}[*])?[0-9]{1,16}$")] | None),
+        str,
+        rule(_as_is, Annotated[str, Field(pattern="^([0-9]{1,16}[*])?[0-9]{1,16}$")]),
     ] = Field(
-        default=None,
         examples=["500", "0003*500"],
         description=(
             "A Callback extension owned by the user: it is charged, and its caller id is shown "

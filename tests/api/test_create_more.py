@@ -192,3 +192,13 @@ async def test_the_openapi_document_describes_both_creates(mock_clock, client) -
     assert callback["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CallbackCreate"
     }
+
+
+async def test_a_null_extension_takes_the_conference_and_a_callback_needs_one(
+    mock_clock, client, engine
+) -> None:
+    response = await post(client, INVITE, invite_body(extension=None), params={"number": "400"})
+    assert response.status_code == 202, response.text
+    assert response.json()[0]["extension"] == "0003*400"
+    for body in (callback_body() | {"extension": None}, {"phoneCallView": [{"source": "+491"}]}):
+        assert_error(await post(client, CALLBACK, body), 400, "extension_invalid")
