@@ -23,7 +23,6 @@ takes any caller the directory lets call the extension.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -68,7 +67,6 @@ class Conferences:
     def __init__(self, capacity: int = MAX_MEMBERS) -> None:
         self.capacity = capacity
         self._rooms: dict[str, Room] = {}
-        self.on_ended: Callable[[str], None] | None = None  # told a room's number when it ends
 
     def room(self, number: str) -> Room | None:
         return self._rooms.get(number)
@@ -122,8 +120,6 @@ class Conferences:
             del self._rooms[number]
             if was_member:
                 logger.info("conference %s ended: its last party left", number)
-                if self.on_ended is not None:
-                    self.on_ended(number)
         return len(room.members)
 
     def _remix(self, room: Room) -> None:
