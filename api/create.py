@@ -51,6 +51,7 @@ from api.scope import (
     resolve_user,
 )
 from engine.directory import Directory, Extension, ExtensionType, User
+from engine.numbers import Target
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class CheckedCall:
     allow_public_transfer: bool
     video: bool
     status_callback: str | None
+    targets: dict[str, Target]  # where each number rings (checked here, resolved once)
     conference: str | None = None  # ConferenceInvite: the conference, extended
     pin: str | None = None
 
@@ -171,6 +173,7 @@ def check_callback(
         allow_public_transfer=False,
         video=False,
         status_callback=create.statusCallback,
+        targets=rules.resolved,
     )
 
 
@@ -234,6 +237,7 @@ def check_conference_invite(
         allow_public_transfer=False,
         video=False,
         status_callback=create.statusCallback,
+        targets=rules.resolved,
         conference=conference.extended,
         pin=options.pin,
     )
@@ -304,4 +308,5 @@ def check_simple_call(
         allow_public_transfer=options.allowPublicTransfer,
         video=options.video,
         status_callback=create.statusCallback,
+        targets=rules.resolved,
     )

@@ -117,6 +117,7 @@ async def _create(request: Request, check: Callable[..., CheckedCall]) -> Respon
         allow_public_transfer=checked.allow_public_transfer,
         video=checked.video,
         status_callback=checked.status_callback,
+        targets=checked.targets,
         conference=checked.conference,
         pin=checked.pin,
     )
@@ -275,6 +276,7 @@ def check_action(body: dict[str, Any]) -> CallAction:
         format=action.format,
         wait_for_pickup=action.waitForPickUp,
         caller_id=action.callerId,
+        max_in_parking=action.maxInParking,
         private_whisper=action.privateW,
     )
 

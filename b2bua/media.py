@@ -19,6 +19,7 @@ from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.rtpengine import open_ng_client, parse_instance
 from engine.rtpengine.media import RtpengineMedia
+from sip.sdp import ParseCache
 
 __all__ = ["MediaBackend", "open_media"]
 
@@ -35,12 +36,17 @@ class MediaBackend:
 
 
 @asynccontextmanager
-async def open_media(config: Config, records: Path) -> AsyncIterator[MediaBackend]:
+async def open_media(
+    config: Config, records: Path, sdp_cache: ParseCache | None = None
+) -> AsyncIterator[MediaBackend]:
     if config.media.backend == "rtpengine":
         instances = [parse_instance(text) for text in config.media.rtpengine]
+        # the music on hold file (checked by the config) goes to rtpengine as a blob
+        hold = config.calls.music_on_hold
+        music = None if hold is None else hold.read_bytes()
         async with open_ng_client(instances, ping_interval=PING_INTERVAL) as ng:
             yield MediaBackend(
-                lambda call: RtpengineMedia(ng, call.id, ng.spawn),
+                lambda call: RtpengineMedia(ng, call.id, ng.spawn, music),
                 None,
                 "recording is not available with the rtpengine media backend",
                 lambda: any(not ng.is_down(instance) for instance in instances),
@@ -54,7 +60,9 @@ async def open_media(config: Config, records: Path) -> AsyncIterator[MediaBacken
     relay.start()
     try:
         yield MediaBackend(
-            lambda call: RelayMedia(relay, records / f"{call.id}.wav"),
+            lambda call: RelayMedia(
+                relay, records / f"{call.id}.wav", sdp_cache, config.calls.music_on_hold
+            ),
             relay,
             None,
             lambda: relay.alive,

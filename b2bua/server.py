@@ -35,6 +35,7 @@ from engine.store.service import StoreService
 from engine.store.sql import SqlStore
 from engine.store.url import redact
 from engine.trace import CallTraces
+from sip.sdp import ParseCache
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,10 @@ async def serve(
     counting_store = CountingStore(open_store(config.store.url))
     store = StoreService(cast(SqlStore, counting_store))
     records = recordings_dir(config)
-    media_backend = open_media(config, records)
+    # one parse per SDP body: the SIP service's check of an offer, the answer to it and the
+    # offer mirroring that answer share it
+    sdp_cache = ParseCache()
+    media_backend = open_media(config, records, sdp_cache)
     media = await media_backend.__aenter__()
 
     metrics: ServerMetrics | None = None
@@ -116,6 +120,8 @@ async def serve(
         async with trio.open_nursery() as nursery:
             # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
             await nursery.start(store.run)
+            if media.relay is not None:
+                await nursery.start(_flush_relay_commands, media.relay)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(
@@ -130,7 +136,13 @@ async def serve(
                 if traces is not None:
                     engine.listeners.append(traces.on_event)
                 sip_service = SipService(
-                    endpoint, directory, store, config, engine=engine, traces=traces
+                    endpoint,
+                    directory,
+                    store,
+                    config,
+                    engine=engine,
+                    traces=traces,
+                    sdp_cache=sdp_cache,
                 )
                 callbacks = CallbackDispatcher(engine)
                 token_limiter = FailureLimiter("api token")  # the token endpoint's guesses
@@ -218,6 +230,38 @@ async def serve(
         api_socket.close()  # a no-op once hypercorn has it
         await media_backend.__aexit__(None, None, None)
         store.close()
+
+
+async def _flush_relay_commands(
+    relay: RelayProcess, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The relay's one-way commands of this thread go out together, once per pass of the
+    scheduler: the calls' tasks queue them (``RelayProcess.defer_casts``), and this task,
+    woken by the first, sends them after those tasks have run. One write and one wake-up of
+    the relay process per pass instead of one per command."""
+    task = trio.lowlevel.current_task()
+    parked = False
+
+    def wake() -> None:
+        nonlocal parked
+        if parked:
+            parked = False
+            trio.lowlevel.reschedule(task)
+
+    def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+        nonlocal parked
+        parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    relay.defer_casts(wake)
+    try:
+        task_status.started()
+        while True:
+            parked = True
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            relay.flush_casts()
+    finally:
+        relay.defer_casts(None)  # sends what is left, and later commands at once
 
 
 async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 1.0) -> None:

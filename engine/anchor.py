@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from engine.call_types import MediaSide
+from engine.call_types import HOLD_MUSIC_HZ, MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint
@@ -82,6 +82,9 @@ class NullMedia:
     async def stop_tone(self, side: object) -> None:
         return None
 
+    async def play_music(self, side: object) -> None:
+        return None
+
     async def start_sandbox(self, side: object, frequency: float) -> None:
         return None
 
@@ -120,8 +123,9 @@ class NullMedia:
 class RelaySide:
     """Relay endpoints for one party: audio, plus video when the call offers it."""
 
-    def __init__(self, relay: RelayControl, video: bool) -> None:
+    def __init__(self, relay: RelayControl, video: bool, sdp_cache: sdp.ParseCache) -> None:
         self._relay = relay
+        self._sdp_cache = sdp_cache
         self.audio: MediaEndpoint = relay.allocate("audio")
         self.video: MediaEndpoint | None = None
         if video:
@@ -157,7 +161,7 @@ class RelaySide:
         video_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_VIDEO_CODECS
         if template:
             try:
-                parsed = sdp.SessionDescription.parse(template)
+                parsed = self._sdp_cache.parse(template)
             except RemoteProtocolError:
                 parsed = None
             if parsed is not None:
@@ -182,17 +186,20 @@ class RelaySide:
         )
         self._session_id = offer.origin.session_id
         self._version += 1  # RFC 3264 §8: each new offer of ours increments o= version
-        return offer.serialize()
+        data = offer.serialize()
+        self._sdp_cache.put(data, offer)
+        return data
 
     def reanswer(self, offer: bytes) -> bytes:
         """Our answer to a party's offer (its INVITE or re-INVITE), pointing the relay at it."""
-        parsed = sdp.SessionDescription.parse(offer)
+        parsed = self._sdp_cache.parse(offer)
         ports: dict[str, int] = {"audio": self.audio.rtp_port}
         if self.video is not None:
             ports["video"] = self.video.rtp_port
         answer = sdp.make_answer(parsed, self.audio.address, ports, session_id=new_session_id())
         self._use_remote(parsed)
         data = answer.serialize()
+        self._sdp_cache.put(data, answer)  # the other side's offer mirrors it
         self._accepted = data
         return data
 
@@ -200,7 +207,7 @@ class RelaySide:
         if not data:
             return
         try:
-            parsed = sdp.SessionDescription.parse(data)
+            parsed = self._sdp_cache.parse(data)
         except RemoteProtocolError as exc:
             logger.warning("ignoring unparsable SDP from a party: %s", exc.reason)
             return
@@ -230,15 +237,25 @@ class RelaySide:
 class RelayMedia:
     """``CallMedia`` on the shared relay (a ``RelayControl``: thread or process) for one call."""
 
-    def __init__(self, relay: RelayControl, recording_path: Path) -> None:
+    def __init__(
+        self,
+        relay: RelayControl,
+        recording_path: Path,
+        sdp_cache: sdp.ParseCache | None = None,
+        music_on_hold: Path | None = None,
+    ) -> None:
+        """``sdp_cache``: shared with whoever parsed the call's SDP before (the SIP service);
+        by default the call's own. ``music_on_hold``: a checked 8 kHz mono 16-bit WAV file."""
         self._relay = relay
         self._recording_path = recording_path
+        self._sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache(8)
+        self._music_on_hold = music_on_hold
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
 
     def new_side(self, label: str, video: bool) -> RelaySide:
-        side = RelaySide(self._relay, video)
+        side = RelaySide(self._relay, video, self._sdp_cache)
         self._sides.append(side)
         return side
 
@@ -267,6 +284,13 @@ class RelayMedia:
     async def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
+
+    async def play_music(self, side: MediaSide) -> None:
+        side = _relay_side(side)
+        if self._music_on_hold is None:
+            self._relay.play_tone(side.audio, HOLD_MUSIC_HZ)
+        else:
+            self._relay.play_audio(side.audio, str(self._music_on_hold))
 
     async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)

@@ -19,12 +19,16 @@ from engine.call_types import (
     Control,
     ForkFailed,
     Hold,
+    Park,
+    PickUp,
     Recording,
     Supervise,
     Transfer,
+    UnPark,
 )
 from engine.fork import fork
 from engine.model import Disposition
+from engine.parking import park
 from engine.supervise import supervise, talking
 
 if TYPE_CHECKING:
@@ -81,6 +85,12 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
             controller._changed("recording_stopped", {})
     elif isinstance(request, Transfer):
         await _transfer(controller, request)
+    elif isinstance(request, Park):
+        await park(controller, request)
+    elif isinstance(request, UnPark | PickUp):  # raced a change: not parked, or not ringing
+        name = "unpark" if isinstance(request, UnPark) else "pickup"
+        cause = "the call is not parked" if name == "unpark" else "the call is not ringing"
+        controller._changed(f"{name}_failed", {"cause": cause})
     elif isinstance(request, Supervise):
         await supervise(controller, request)
 

@@ -16,6 +16,7 @@ from engine.legs import Leg, LegEvent
 from engine.model import Disposition, Party, PhoneCall
 
 RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
+HOLD_MUSIC_HZ = 350.0  # the built-in music on hold: a steady low tone (no file configured)
 
 
 # --- what the controller needs from its collaborators -------------------------------------
@@ -65,6 +66,11 @@ class CallMedia(Protocol):
     async def play_tone(self, side: MediaSide, frequency: float) -> None: ...
 
     async def stop_tone(self, side: MediaSide) -> None: ...
+
+    async def play_music(self, side: MediaSide) -> None:
+        """Music on hold to the party of ``side`` (the configured file, else a tone), looped
+        until ``stop_tone``."""
+        ...
 
     async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         """The party of ``side`` is a sandbox number, played by the backend: it sends a tone
@@ -163,7 +169,30 @@ class Supervise:
     wait_for_pickup: float
 
 
-Control = Hangup | Hold | Transfer | Recording | Supervise
+@dataclass(frozen=True, slots=True)
+class Park:
+    parker_index: int  # the party that parks (released with BYE)
+    parked_index: int  # the party parked (hears music on hold)
+    max_in_parking: float  # seconds until the parker is rung back
+    position: int  # the parking slot (reserved by the engine)
+    ring_back: Party  # the parker's extension, as a new party to ring at maxInParking
+
+
+@dataclass(frozen=True, slots=True)
+class UnPark:
+    target: Party  # sendCallTo: takes the parked party
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
+class PickUp:
+    target: Party  # sendCallTo: answers instead of the ringing destination
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+Control = Hangup | Hold | Transfer | Recording | Supervise | Park | UnPark | PickUp
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 import trio
 
@@ -334,9 +335,15 @@ class SimpleCall:
     # --- legs -------------------------------------------------------------------------------
 
     async def _pump(self, leg: Leg, offer: bytes | None) -> None:
-        """Forward one leg's events to the controller until the leg is over."""
+        """Forward one leg's events to the controller until the leg is over: a SIP leg hands
+        them over as they happen (``forward_events``: no task waits for them), others are
+        read here."""
         try:
             await leg.start(offer)
+            forward = getattr(leg, "forward_events", None)
+            if forward is not None:
+                forward(partial(self._forwarded, leg))
+                return
             while True:
                 event = await leg.next_event()
                 await self._send.send(LegMessage(leg, event))
@@ -349,14 +356,37 @@ class SimpleCall:
             with trio.move_on_after(1):
                 await self._send.send(LegMessage(leg, LegFailed(500, f"internal error: {exc}")))
 
+    def _forwarded(self, leg: Leg, event: LegEvent) -> bool:
+        try:
+            self._send.send_nowait(LegMessage(leg, event))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return True  # the call is over: nobody wants it
+        except trio.WouldBlock:
+            return False
+        return True
+
     def _cancel_leg(self, leg: Leg) -> None:
         assert self._nursery is not None
         self._cancelled_legs[id(leg)] = leg
-        self._nursery.start_soon(self._shielded, leg.cancel)
+        if not self._at_once(leg, "cancel_nowait"):
+            self._nursery.start_soon(self._shielded, leg.cancel)
 
     def _bye_soon(self, leg: Leg) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(self._bye_leg, leg)
+        if not self._at_once(leg, "bye_nowait"):
+            self._nursery.start_soon(self._bye_leg, leg)
+
+    def _at_once(self, leg: Leg, name: str) -> bool:
+        """Hang ``leg`` up now when it can do so without waiting (a SIP leg: the request
+        only goes out), sparing a task; False when it needs one."""
+        action: Callable[[], None] | None = getattr(leg, name, None)
+        if action is None:
+            return False
+        try:
+            action()
+        except Exception:
+            logger.exception("call %s: cleanup failed", self.call.id)
+        return True
 
     async def _bye_leg(self, leg: Leg) -> None:
         await self._shielded(leg.bye)
@@ -377,17 +407,23 @@ class SimpleCall:
             inbound is not None
             and not self._inbound_done
             and all(c.leg is not inbound for c in connected)
-        ):
             # The caller was never connected (e.g. no media ports): it still gets its final
             # response, the status in ``final_status``.
+            and not self._at_once(inbound, "bye_nowait")
+        ):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._shielded, inbound.bye)
-        async with trio.open_nursery() as nursery:
-            for c in connected:
-                if c.party.ended is None:
-                    c.party.ended = self._now()
-                    c.party.hangup_cause = c.party.hangup_cause or cause
-                nursery.start_soon(self._bye_leg, c.leg)
+        waiting = []
+        for c in connected:
+            if c.party.ended is None:
+                c.party.ended = self._now()
+                c.party.hangup_cause = c.party.hangup_cause or cause
+            if not self._at_once(c.leg, "bye_nowait"):
+                waiting.append(c.leg)
+        if waiting:
+            async with trio.open_nursery() as nursery:
+                for leg in waiting:
+                    nursery.start_soon(self._bye_leg, leg)
         for c in connected:
             await self._keep_stats(c)
 

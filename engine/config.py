@@ -48,6 +48,7 @@ from engine.config_values import (
     parse_transport_address,
     type_name,
 )
+from engine.media.tone import read_wav
 from engine.rtpengine.client import parse_instance
 from engine.store.interface import StoreError
 from engine.store.url import parse_store_url
@@ -75,7 +76,9 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "media": frozenset({"address", "ports", "backend", "rtpengine"}),
     "api": frozenset({"listen", "public_url", "callback_allow"}),
     "store": frozenset({"url"}),
-    "calls": frozenset({"wait_for_pickup", "max_duration", "drain"}),
+    "calls": frozenset(
+        {"wait_for_pickup", "max_duration", "drain", "max_in_parking", "music_on_hold"}
+    ),
     "directory": frozenset({"file"}),
     "cluster": frozenset({"node", "secret", "heartbeat", "failover"}),
 }
@@ -334,7 +337,7 @@ def _parse_store(data: dict[str, Any], problems: Problems) -> StoreConfig:
     return StoreConfig(url=problems.check(DEFAULT_STORE_URL, lambda: _store_url(data["url"])))
 
 
-def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
+def _parse_calls(data: dict[str, Any], base: Path, problems: Problems) -> CallsConfig:
     d = CallsConfig()
 
     def get(name: str, default: T, parse: Callable[[Any], T]) -> T:
@@ -352,20 +355,40 @@ def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
             lambda v: check_int("calls.max_duration", v, 1, 7 * 86400),
         ),
         drain=get("drain", d.drain, lambda v: check_seconds("calls.drain", v)),
+        max_in_parking=get(
+            "max_in_parking",
+            d.max_in_parking,
+            lambda v: check_int("calls.max_in_parking", v, 10, 3600),
+        ),
+        music_on_hold=get("music_on_hold", None, lambda v: _music_on_hold(v, base)),
     )
 
 
+def _music_on_hold(value: Any, base: Path) -> Path:
+    """An 8 kHz mono 16-bit WAV file, read once here so that a bad one stops the start."""
+    path = _existing_file("calls.music_on_hold", value, base)
+    try:
+        read_wav(str(path))
+    except ValueError as exc:
+        raise ConfigError("calls.music_on_hold", str(exc)) from None
+    return path
+
+
 def _directory_file(value: Any, base: Path) -> Path:
-    text = check_string("directory.file", value)
+    return _existing_file("directory.file", value, base)
+
+
+def _existing_file(key: str, value: Any, base: Path) -> Path:
+    text = check_string(key, value)
     if not text:
-        raise ConfigError("directory.file", "empty path")
+        raise ConfigError(key, "empty path")
     try:
         path = (base / Path(text).expanduser()).resolve()
         exists = path.is_file()
     except (OSError, RuntimeError, ValueError) as exc:  # no home dir, NUL byte, loops...
-        raise ConfigError("directory.file", f"bad path {text!r}: {exc}") from None
+        raise ConfigError(key, f"bad path {text!r}: {exc}") from None
     if not exists:
-        raise ConfigError("directory.file", f"no such file: {path}")
+        raise ConfigError(key, f"no such file: {path}")
     return path
 
 
@@ -447,7 +470,7 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
         media=_parse_media(sections.get("media", {}), problems),
         api=_parse_api(sections.get("api", {}), problems),
         store=_parse_store(sections.get("store", {}), problems),
-        calls=_parse_calls(sections.get("calls", {}), problems),
+        calls=_parse_calls(sections.get("calls", {}), base, problems),
         directory=_parse_directory(sections.get("directory", {}), base, problems),
         cluster=_parse_cluster(sections.get("cluster", {}), problems),
     )
@@ -524,7 +547,10 @@ def render_config(config: Config) -> str:
         f"wait_for_pickup = {config.calls.wait_for_pickup}",
         f"max_duration = {config.calls.max_duration}",
         f"drain = {config.calls.drain!r}",
+        f"max_in_parking = {config.calls.max_in_parking}",
     ]
+    if config.calls.music_on_hold is not None:
+        lines.append(f"music_on_hold = {_toml_string(str(config.calls.music_on_hold))}")
     if config.directory.file is not None:
         lines += ["", "[directory]", f"file = {_toml_string(str(config.directory.file))}"]
     else:

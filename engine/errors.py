@@ -85,6 +85,22 @@ class NumberNotAParty(PartyNotFound):
     """By number: it is not one of the call's parties."""
 
 
+class CallParked(EngineError):
+    """The call is parked: only UnPark (or a hang-up) acts on it until it is bridged again."""
+
+
+class CallNotParked(EngineError):
+    """UnPark on a call that is not parked."""
+
+
+class CallNotRinging(EngineError):
+    """PickUp on a call whose destination is not ringing at an extension."""
+
+
+class ParkingTimeInvalid(EngineError):
+    """maxInParking outside 10-3600 seconds."""
+
+
 class ConferenceInvalid(EngineError):
     """The number is not a conference extension of the organization."""
 

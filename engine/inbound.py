@@ -8,6 +8,7 @@ INVITE without SDP (late offer) gets 180, then a 200 with our offer, and the ACK
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -53,6 +54,16 @@ class InboundLeg:
             self._finished = True
         return event
 
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """Hand the session's events to ``sink`` as they happen (see ``SessionDriver``)."""
+
+        def forward(event: LegEvent) -> bool:
+            if isinstance(event, LegHungUp):
+                self._finished = True
+            return sink(event)
+
+        self._server.forward_events(forward)
+
     async def progress(self, status: int, sdp: bytes | None) -> None:
         await self._server.progress(status, sdp)
 
@@ -71,13 +82,21 @@ class InboundLeg:
         await self.bye()
 
     async def bye(self) -> None:
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def cancel_nowait(self) -> None:
+        self.bye_nowait()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits."""
         if self._finished:
             return
         self._finished = True
         if self._answered:
-            await self._server.bye()
+            self._server.bye_nowait()
         else:
-            await self._server.reject(self.final_status)
+            self._server.reject_nowait(self.final_status)
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         if not self._answered:

@@ -65,29 +65,44 @@ def serve(
                     error = exc if isinstance(exc, MediaError) else MediaError(str(exc))
                     _reply(conn, tag, "error", (kind, error))
                 continue
+            if method == "batch":  # one-way commands sent together (RelayProcess.defer_casts)
+                for one_method, one_args, one_kwargs, _tag in args[0]:
+                    _run_one_way(relay, one_method, one_args, one_kwargs)
+                continue
+            if tag is None:
+                _run_one_way(relay, method, args, kwargs)
+                continue
             try:
-                if method == "sync":
-                    result: Any = None
-                elif method == "native_thread_id":
-                    result = relay.native_thread_id
-                elif method == "stats_many":
-                    result = relay.stats_many([relay.endpoint(ep_id) for ep_id in args[0]])
-                elif method == "start_mix":
-                    relay.start_mix([relay.endpoint(i) for i in args[0]], *args[1:])
-                    result = None
-                else:
-                    result = getattr(relay, method)(*_resolve(relay, method, args), **kwargs)
+                result = _run(relay, method, args, kwargs)
             except Exception as exc:
-                if tag is None:
-                    logger.warning("relay command %s failed: %s", method, exc)
-                else:
-                    _reply(conn, tag, "error", exc)
+                _reply(conn, tag, "error", exc)
             else:
-                if tag is not None:
-                    _reply(conn, tag, "ok", result)
+                _reply(conn, tag, "ok", result)
     finally:
         relay.close()
         conn.close()
+
+
+def _run(relay: Relay, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """One command in the child (endpoint ids looked up); its result."""
+    if method == "sync":
+        return None
+    if method == "native_thread_id":
+        return relay.native_thread_id
+    if method == "stats_many":
+        return relay.stats_many([relay.endpoint(ep_id) for ep_id in args[0]])
+    if method == "start_mix":
+        relay.start_mix([relay.endpoint(i) for i in args[0]], *args[1:])
+        return None
+    return getattr(relay, method)(*_resolve(relay, method, args), **kwargs)
+
+
+def _run_one_way(relay: Relay, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """A command nobody waits for: its failure is logged here, not answered."""
+    try:
+        _run(relay, method, args, kwargs)
+    except Exception as exc:
+        logger.warning("relay command %s failed: %s", method, exc)
 
 
 # How many leading arguments of each command are endpoints. They cross the socket as their
@@ -101,6 +116,7 @@ _ENDPOINT_ARGS = {
     "set_echo": 1,
     "stats": 1,
     "play_tone": 1,
+    "play_audio": 1,
     "stop_tone": 1,
     "generate": 1,
     "stop_generating": 1,

@@ -45,7 +45,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -75,6 +75,7 @@ _ALLOWED = frozenset(
         "stats_many",
         "statistics",
         "play_tone",
+        "play_audio",
         "stop_tone",
         "generate",
         "stop_generating",
@@ -141,6 +142,10 @@ class RelayProcess:
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
+        # one-way commands of the deferring thread, sent together by flush_casts()
+        self._pending: list[tuple[str, tuple[Any, ...], dict[str, Any], None]] = []
+        self._on_pending: Callable[[], None] | None = None
+        self._deferring_thread: int | None = None
 
     @property
     def address(self) -> str:
@@ -226,6 +231,7 @@ class RelayProcess:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
+        self.flush_casts()
         conn, process = self._conn, self._process
         self._conn = None
         if conn is not None:
@@ -255,6 +261,7 @@ class RelayProcess:
         assert method in _ALLOWED
         with self._lock:
             conn = self._open_conn()
+            self.flush_casts()  # commands sent before go first
             try:
                 self._send(conn, (method, args, kwargs, _CALL))
                 while True:
@@ -275,10 +282,49 @@ class RelayProcess:
         child). Never waits for the child, except if it stopped reading for a socket buffer's
         worth of commands."""
         assert method in _ALLOWED
+        conn = self._open_conn()
+        on_pending = self._on_pending
+        if on_pending is not None:
+            if threading.get_ident() == self._deferring_thread:
+                with self._send_lock:
+                    self._pending.append((method, args, kwargs, None))
+                    first = len(self._pending) == 1
+                if first:
+                    on_pending()
+                return
+            self.flush_casts()  # what the deferring thread queued goes first
         try:
-            self._send(self._open_conn(), (method, args, kwargs, None))
+            self._send(conn, (method, args, kwargs, None))
         except (OSError, TypeError, ValueError) as exc:  # closed under us by another thread
             raise MediaError(self._failure or f"relay process is gone: {exc!r}") from None
+
+    def defer_casts(self, on_pending: Callable[[], None] | None) -> None:
+        """Batch the one-way commands of the calling thread: they wait until ``flush_casts()``
+        and cross the socket as one message (one write, one wake-up of the child, instead of
+        one per command). ``on_pending`` is called, in that thread, when a batch gets its first
+        command, so its owner can flush soon (an event loop: once its current tasks have run).
+        Round trips and commands from other threads flush the batch first, so the child sees
+        every command in the order it was given. ``None`` sends each command at once again."""
+        self.flush_casts()
+        self._deferring_thread = threading.get_ident() if on_pending is not None else None
+        self._on_pending = on_pending
+
+    def flush_casts(self) -> None:
+        """Send the batched one-way commands now (see ``defer_casts``). Failures are logged:
+        their callers have returned already (and a dead relay fails the next call)."""
+        with self._send_lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            conn = self._conn
+            if conn is None:
+                logger.warning("relay is gone: %d commands not sent", len(pending))
+                return
+            message = pending[0] if len(pending) == 1 else ("batch", (pending,), {}, None)
+            try:
+                self._send(conn, message)
+            except (OSError, TypeError, ValueError, MediaError) as exc:
+                logger.warning("relay commands not sent: %s", exc)
 
     def _send(self, conn: multiprocessing.connection.Connection, message: object) -> None:
         # pickle.dumps, not conn.send: multiprocessing's ForkingPickler (for handles and fds,
@@ -432,6 +478,9 @@ class RelayProcess:
         self._cast(
             "play_tone", _ref(ep), frequency, payload_type, level_dbfs=level_dbfs, duration=duration
         )
+
+    def play_audio(self, ep: MediaEndpoint, path: str, payload_type: int = 0) -> None:
+        self._cast("play_audio", _ref(ep), path, payload_type)
 
     def stop_tone(self, ep: MediaEndpoint) -> None:
         self._cast("stop_tone", _ref(ep))

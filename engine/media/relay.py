@@ -93,6 +93,7 @@ class Relay:
         self._endpoints: dict[int, EndpointState] = {}
         self._ids = itertools.count(1)
         self._tone_audio: dict[tuple[int, int, float], bytes] = {}
+        self._file_audio: dict[tuple[str, int], bytes] = {}  # (path, payload type) -> G.711
         self._rng = random.Random()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -324,6 +325,27 @@ class Relay:
             self._check_open()
             state = self._state(ep)
             source = tone.ToneSource(audio, payload_type, self._clock(), duration, self._rng)
+            self._submit(lambda: self._timers.start_tone(state, source))
+
+    def play_audio(self, ep: MediaEndpoint, path: str, payload_type: int = g711.PT_PCMU) -> None:
+        """Send an 8 kHz mono 16-bit WAV file to ``ep``'s phone, looped, like a tone (until
+        ``stop_tone``; replaces a tone already playing). The file is read and encoded once per
+        payload type; ValueError names what is wrong with it."""
+        key = (path, payload_type)
+        with self._lock:
+            self._check_open()
+            self._state(ep)
+            audio = self._file_audio.get(key)
+        if audio is None:
+            audio = tone.encode_samples(tone.read_wav(path), payload_type)
+            with self._lock:
+                if len(self._file_audio) >= _TONE_CACHE_SIZE:
+                    self._file_audio.clear()
+                self._file_audio[key] = audio
+        with self._lock:
+            self._check_open()
+            state = self._state(ep)
+            source = tone.ToneSource(audio, payload_type, self._clock(), None, self._rng)
             self._submit(lambda: self._timers.start_tone(state, source))
 
     def stop_tone(self, ep: MediaEndpoint) -> None:

@@ -35,7 +35,7 @@ import wave
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from engine.call_types import MediaSide, MediaUnavailable
+from engine.call_types import HOLD_MUSIC_HZ, MediaSide, MediaUnavailable
 from engine.rtpengine.client import Instance, NgClient, NgError, NgUnavailable
 from sip import sdp
 from sip.errors import RemoteProtocolError
@@ -200,8 +200,11 @@ class RtpengineSide:
 class RtpengineMedia:
     """``CallMedia`` for one call, on the rtpengine instance ``client.choose()`` gave it."""
 
-    def __init__(self, client: NgClient, call_id: str, spawn: Spawn) -> None:
+    def __init__(
+        self, client: NgClient, call_id: str, spawn: Spawn, music_on_hold: bytes | None = None
+    ) -> None:
         self._client = client
+        self._music_on_hold = music_on_hold  # the WAV file's bytes, sent as a blob
         self.instance: Instance = client.choose()
         self._call_id = f"{call_id}-{id(self):x}"  # a retried create never reuses a session
         self._spawn = spawn
@@ -299,6 +302,19 @@ class RtpengineMedia:
         # answering must not end the call (a dead rtpengine is the monitor's to report).
         played = await self._quietly(
             "play media", from_tag=s.tag, blob=tone_wav(frequency), repeat_times=TONE_REPEATS
+        )
+        if played is not None:
+            self._playing.add(s.tag)
+
+    async def play_music(self, side: MediaSide) -> None:
+        if self._music_on_hold is None:
+            await self.play_tone(side, HOLD_MUSIC_HZ)
+            return
+        s = _side(side)
+        if not s.known:
+            return
+        played = await self._quietly(
+            "play media", from_tag=s.tag, blob=self._music_on_hold, repeat_times=TONE_REPEATS
         )
         if played is not None:
             self._playing.add(s.tag)

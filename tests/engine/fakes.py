@@ -25,7 +25,7 @@ import trio
 
 from engine.call_types import MediaSide
 from engine.config_model import default_config
-from engine.directory import Extension, demo_directory
+from engine.directory import Directory, Extension, demo_directory
 from engine.engine import CallEvent, Engine, LegProvider, OriginateRequest, open_engine
 from engine.legs import (
     FailedLeg,
@@ -313,6 +313,9 @@ class FakeMedia:
     async def play_tone(self, side: MediaSide, frequency: float) -> None:
         self._record("play_tone", _label(side), frequency)
 
+    async def play_music(self, side: MediaSide) -> None:
+        self._record("play_music", _label(side))
+
     async def stop_tone(self, side: MediaSide) -> None:
         self._record("stop_tone", _label(side))
 
@@ -514,13 +517,15 @@ def request(sources: list[str], destinations: list[str], **kw: object) -> Origin
 
 
 @asynccontextmanager
-async def open_harness(scripts: dict[str, list[Script]] | None = None) -> AsyncIterator[Harness]:
+async def open_harness(
+    scripts: dict[str, list[Script]] | None = None, directory: Directory | None = None
+) -> AsyncIterator[Harness]:
     store = open_store("sqlite:///:memory:")
     legs = FakeLegProvider(scripts)
     media = FakeMediaFactory()
     async with open_engine(
         default_config(),
-        demo_directory(),
+        directory or demo_directory(),
         store,
         media=media,
         legs=legs,

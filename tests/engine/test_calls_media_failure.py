@@ -58,3 +58,15 @@ async def test_recording_on_a_backend_that_cannot_record_is_refused(mock_clock) 
         with pytest.raises(ActionNotSupported, match="StartRecording: recording is not avail"):
             await h.engine.act(call_id, CallAction(action="StartRecording"))
         assert h.media(call_id).named("start_recording") == []
+
+
+async def test_listen_in_on_a_backend_that_cannot_mix_is_refused(mock_clock) -> None:
+    async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1)]}) as h:
+        h.engine.mixing_unavailable = "listen-in is not available with the rtpengine backend"
+        call_id = await h.originate([EXT_A], [EXT_B])
+        await trio.sleep_until(3)
+        for action in ("Monitor", "Whisper", "BargeIn"):
+            with pytest.raises(ActionNotSupported, match=f"{action}: listen-in is not avail"):
+                await h.engine.act(call_id, CallAction(action=action, send_call_to=EXT_A))
+        assert h.media(call_id).named("start_mix") == []
+        assert h.call(call_id).state is CallState.BRIDGED

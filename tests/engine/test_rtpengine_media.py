@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine.call_types import MediaUnavailable
+from engine.call_types import HOLD_MUSIC_HZ, MediaUnavailable
 from engine.rtpengine.client import Instance, NgRefused, NgUnavailable
 from engine.rtpengine.media import RtpengineMedia, tone_wav
 
@@ -251,3 +251,19 @@ async def test_watch_names_the_instance_once_it_is_dead() -> None:
     await media.new_side("a", False).offer(None)
     ng.down.set()
     assert await media.watch() == "media lost: rtpengine udp:127.0.0.1:2223 stopped answering"
+
+
+async def test_music_on_hold_is_the_configured_file_or_the_built_in_tone() -> None:
+    music = b"RIFF....WAVEfmt music on hold"
+    for configured, blob in ((None, tone_wav(HOLD_MUSIC_HZ)), (music, music)):
+        ng = FakeNg()
+        spawned: list[Callable[[], Awaitable[None]]] = []
+        media = RtpengineMedia(ng, "call1", spawned.append, configured)  # type: ignore[arg-type]
+        a = media.new_side("a", False)
+        await a.offer(None)
+        await a.apply_remote(A_SDP)
+        await media.play_music(a)
+        _i, command, fields = ng.requests[-1]
+        assert (command, fields["from_tag"], fields["blob"]) == ("play media", "a1", blob)
+        await media.stop_tone(a)
+        assert ng.commands()[-1] == "stop media"

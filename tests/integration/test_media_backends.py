@@ -190,7 +190,7 @@ def test_early_media_reaches_the_ringing_destination(
     api.close()
 
 
-def test_recording_is_refused_clearly_with_rtpengine(
+def test_recording_and_listen_in_are_refused_clearly_with_rtpengine(
     rtpengine_daemon: Rtpengine,
     gateway: Callable[..., Sipp],
     b2bua_factory: Callable[..., B2buaServer],
@@ -204,6 +204,11 @@ def test_recording_is_refused_clearly_with_rtpengine(
     call_id = api.call_id(api.create(["5354353"], ["0003*00"], query={"callDuration": 3}))
     api.wait(call_id, lambda r: r.get("state") == "bridged", timeout=15)
     reply = api.act(call_id, {"action": "StartRecording"})
+    assert reply.status_code == 501, reply.text
+    assert reply.json()["error"]["code"] == "request_not_implemented"
+    assert "rtpengine" in reply.json()["error"]["message"]
+    # the listen-in actions need the relay's mixer: refused the same way, before anyone rings
+    reply = api.act(call_id, {"action": "Monitor", "sendCallTo": "0003*01"})
     assert reply.status_code == 501, reply.text
     assert reply.json()["error"]["code"] == "request_not_implemented"
     assert "rtpengine" in reply.json()["error"]["message"]
