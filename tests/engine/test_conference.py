@@ -26,7 +26,12 @@ from fakes import (
     rings,
 )
 
-from engine.errors import ConferenceFull, ConferenceInvalid, ConferencePinInvalid
+from engine.errors import (
+    ActionNotSupported,
+    ConferenceFull,
+    ConferenceInvalid,
+    ConferencePinInvalid,
+)
 from engine.legs import LegHungUp
 from engine.model import CallState, Disposition, PartyStatus
 
@@ -259,3 +264,14 @@ async def test_a_replayed_nonce_takes_no_second_place_in_the_room(mock_clock) ->
         )
         assert (call.id, created) == (first, False)
         assert h.engine.conferences.room(ROOM).taken == 1
+
+
+async def test_a_media_backend_that_cannot_mix_refuses_invites_before_ringing(
+    mock_clock,
+) -> None:
+    async with open_harness({EXT_A: [answers(1)]}) as h:
+        h.engine.mixing_unavailable = "the rtpengine backend does not mix"
+        with pytest.raises(ActionNotSupported, match="conferences: the rtpengine backend"):
+            await invite(h, EXT_A)
+        assert h.engine.live_calls() == [] and h.engine.conferences.room(ROOM) is None
+        assert EXT_A not in h.legs.caller_ids  # nobody was rung
