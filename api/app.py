@@ -35,7 +35,14 @@ from api.operators import (
     console_summary,
     registrations,
 )
-from api.phonecalls import create_simple, delete_calls, get_calls, put_call
+from api.phonecalls import (
+    create_callback,
+    create_conference_invite,
+    create_simple,
+    delete_calls,
+    get_calls,
+    put_call,
+)
 from engine.keys import derive_key
 from engine.limiter import FailureLimiter
 from engine.ports import EngineApi
@@ -82,8 +89,9 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
 
 class PathRoute(Route):
     """A Route that leaves to other routes the paths whose parameters take a reserved value:
-    ``/uapi/phoneCalls/{userId}/simple`` is the create resource, never extension "simple", so a
-    GET there is 405 (Allow: POST) rather than a list of an unknown extension."""
+    ``/uapi/phoneCalls/{userId}/simple`` is the create resource, never extension "simple" (so
+    are ``callback`` and ``conferenceInvite``), so a GET there is 405 (Allow: POST) rather than
+    a list of an unknown extension."""
 
     def __init__(
         self,
@@ -91,7 +99,7 @@ class PathRoute(Route):
         endpoint: Endpoint,
         *,
         methods: list[str],
-        reserved: Mapping[str, str] | None = None,
+        reserved: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         super().__init__(path, endpoint, methods=methods)
         self.reserved = dict(reserved or {})
@@ -100,16 +108,20 @@ class PathRoute(Route):
         match, child = super().matches(scope)
         if match is not Match.NONE:
             params = child.get("path_params", {})
-            if any(params.get(name) == value for name, value in self.reserved.items()):
+            if any(params.get(name) in values for name, values in self.reserved.items()):
                 return Match.NONE, {}
         return match, child
 
 
 def routes() -> list[Route]:
-    not_simple = {"extension": "simple"}
+    not_simple = {"extension": frozenset({"simple", "callback", "conferenceInvite"})}
     return [
         Route("/oauth/token.php", token_endpoint, methods=["POST"]),
         Route("/uapi/phoneCalls/{userId}/simple", create_simple, methods=["POST"]),
+        Route("/uapi/phoneCalls/{userId}/callback", create_callback, methods=["POST"]),
+        Route(
+            "/uapi/phoneCalls/{userId}/conferenceInvite", create_conference_invite, methods=["POST"]
+        ),
         PathRoute(
             CALL_PATH,
             by_method({"GET": get_calls, "DELETE": delete_calls}),

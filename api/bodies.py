@@ -50,6 +50,11 @@ MISSING: dict[str, tuple[str, str]] = {
         "destination is missing: give one or more extension or public numbers",
     ),
     "action": ("pc_action_invalid", "action is missing"),
+    "extension": ("extension_invalid", "extension is missing"),
+    "number": (
+        "pc_conference_invalid",
+        "number is missing: give the conference extension to dial into",
+    ),
 }
 
 
@@ -156,7 +161,12 @@ def _caller_id_rule(name: str) -> PlainValidator:
     return rule(lambda value, info: fields.caller_id(value, name), CallerId | None)
 
 
-def _numbers_rule(name: str, code: str) -> PlainValidator:
+def _numbers_rule(
+    name: str, code: str, refuse: Callable[[Any], str | None] | None = None
+) -> PlainValidator:
+    """Numbers that resolve in the organization; ``refuse`` (given the resolved target) names
+    why a kind of number is not taken here (the Callback and ConferenceInvite creates)."""
+
     def check(value: Any, info: ValidationInfo) -> list[str]:
         numbers = fields.number_list(value, code, name)
         rules = _rules(info)
@@ -169,6 +179,11 @@ def _numbers_rule(name: str, code: str) -> PlainValidator:
             rules.short_numbers,
             rules.resolved,
         )
+        if refuse is not None:
+            for number in numbers:
+                reason = refuse(rules.resolved[number])
+                if reason is not None:
+                    raise fields.bad(code, f"{name} {number!r} cannot be called here: {reason}")
         return numbers
 
     return rule(check, PartyNumbers)

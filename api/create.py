@@ -36,11 +36,12 @@ from typing import Any
 
 from api import fields
 from api.bodies import CreateRules, PhoneCallCreate, validated
+from api.create_bodies import CallbackCreate, ConferenceInviteCreate
 from api.egress import CallbackPolicy
 from api.fields import bad
 from api.oauth import Principal
 from api.pathparams import USER_OR_OWNER_REF, path_value
-from api.queries import CreateQuery
+from api.queries import CallbackQuery, ConferenceInviteQuery, CreateQuery
 from api.scope import (
     allows_short_numbers,
     find_extension,
@@ -49,12 +50,17 @@ from api.scope import (
     resolve_owner,
     resolve_user,
 )
-from engine.directory import Directory, Extension, User
+from engine.directory import Directory, Extension, ExtensionType, User
 from engine.numbers import Target
 
 logger = logging.getLogger(__name__)
 
 PHONE_TERMINAL = "phone_terminal"
+KIND_NAMES = {
+    ExtensionType.PHONE_TERMINAL: "Phone Terminal",
+    ExtensionType.CALLBACK: "Callback",
+    ExtensionType.CONFERENCE: "Conference",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class CheckedCall:
     video: bool
     status_callback: str | None
     targets: dict[str, Target]  # where each number rings (checked here, resolved once)
+    conference: str | None = None  # ConferenceInvite: the conference, extended
+    pin: str | None = None
 
 
 def _extension_for(
@@ -85,6 +93,154 @@ def _extension_for(
         hint = "" if allows_short_numbers(principal) or "*" in text else " (use the extended form)"
         raise bad("extension_invalid", f"Unknown extension {text[:64]!r}{hint}")
     return extension
+
+
+def _extension_text(body: dict[str, Any], default: str | None) -> str:
+    raw = body.get("extension")
+    if raw is None:  # left out or null: the create's default, if it has one
+        raw = default
+    if raw is None:
+        raise bad("extension_invalid", "extension is missing")
+    if not isinstance(raw, str) or not raw:
+        raise bad("extension_invalid", "extension must be an extension number")
+    if raw == "@self":
+        raise bad("extension_invalid", "extension cannot be set to @self")
+    return raw
+
+
+def _owned(extension: Extension, user: User, kinds: tuple[ExtensionType, ...]) -> None:
+    if extension.type not in kinds:
+        names = " or ".join(KIND_NAMES[kind] for kind in kinds)
+        raise bad("extension_invalid", f"Extension {extension.extended} is not a {names} extension")
+    if extension.user != user.id:
+        raise bad(
+            "extension_invalid", f"Extension {extension.extended} is not owned by user {user.id}"
+        )
+
+
+def _user_and_extension(
+    principal: Principal,
+    directory: Directory,
+    user_text: str,
+    body: dict[str, Any],
+    default_extension: str | None,
+    kinds: tuple[ExtensionType, ...],
+    user: User | None,
+) -> tuple[User, Extension]:
+    extension = _extension_for(principal, directory, _extension_text(body, default_extension), user)
+    if user is None:
+        user = resolve_owner(principal, directory, extension)
+    _owned(extension, user, kinds)
+    return user, extension
+
+
+def check_callback(
+    principal: Principal,
+    directory: Directory,
+    user_text: str,
+    query: dict[str, str],
+    body: dict[str, Any],
+    default_wait_for_pickup: int,
+    callback_policy: CallbackPolicy | None = None,
+) -> CheckedCall:
+    """Create Callback PhoneCalls: as Simple (same order of checks), but ``extension`` is a
+    Callback extension owned by the user (required) and both parties are public numbers."""
+    owner_alias = is_owner_alias(path_value(USER_OR_OWNER_REF, user_text))
+    user = None if owner_alias else resolve_user(principal, directory, user_text)
+    user, extension = _user_and_extension(
+        principal, directory, user_text, body, None, (ExtensionType.CALLBACK,), user
+    )
+    options = validated(CallbackQuery, query)
+    rules = CreateRules(
+        directory=directory,
+        organization_id=extension.organization,
+        short_numbers=allows_short_numbers(principal),
+        allow_caller_id=extension.allow_caller_id,
+        callback_policy=callback_policy or CallbackPolicy(),
+    )
+    create = validated(CallbackCreate, body, rules)
+    view = create.view
+    return CheckedCall(
+        user=user,
+        extension=extension,
+        sources=view.source,
+        destinations=view.destination,
+        caller_id=view.callerId,
+        caller_id_destination=view.caller_id_destination,
+        nonce=create.nonce,
+        wait_for_pickup=options.waitForPickup or default_wait_for_pickup,
+        call_duration=options.callDuration,
+        allow_public_transfer=False,
+        video=False,
+        status_callback=create.statusCallback,
+        targets=rules.resolved,
+    )
+
+
+def check_conference_invite(
+    principal: Principal,
+    directory: Directory,
+    user_text: str,
+    query: dict[str, str],
+    body: dict[str, Any],
+    default_wait_for_pickup: int,
+    callback_policy: CallbackPolicy | None = None,
+) -> CheckedCall:
+    """Create ConferenceInvite PhoneCalls. Checks in this order: ``userId``; the query's
+    ``number`` (``pc_conference_invalid``: a conference extension, short numbers resolved in
+    the user's organization); ``extension`` (``extension_invalid``: default the conference;
+    a Phone Terminal or the conference, owned by the user); the query's ``callDuration``,
+    ``waitForPickup``, ``pin`` (its form; whether it is right is the engine's check, as is
+    whether the conference has room); the body's ``destination``, ``callerId``, ``nonce``,
+    ``statusCallback``."""
+    owner_alias = is_owner_alias(path_value(USER_OR_OWNER_REF, user_text))
+    user = None if owner_alias else resolve_user(principal, directory, user_text)
+    number = query.get("number")
+    if number is None or not number.strip():
+        raise bad("pc_conference_invalid", "number is missing: give the conference extension")
+    org = user.organization if user is not None else principal_organization(principal, directory)
+    conference = find_extension(principal, directory, number.strip()[:64], org)
+    if conference is None or conference.type is not ExtensionType.CONFERENCE:
+        raise bad("pc_conference_invalid", f"{number[:64]!r} is not a conference extension")
+    user, extension = _user_and_extension(
+        principal,
+        directory,
+        user_text,
+        body,
+        conference.extended,
+        (ExtensionType.PHONE_TERMINAL, ExtensionType.CONFERENCE),
+        user,
+    )
+    if extension.organization != conference.organization:
+        raise bad("pc_conference_invalid", f"{conference.extended} is in another organization")
+    options = validated(ConferenceInviteQuery, query)
+    rules = CreateRules(
+        directory=directory,
+        organization_id=extension.organization,
+        short_numbers=allows_short_numbers(principal),
+        allow_caller_id=extension.allow_caller_id,
+        callback_policy=callback_policy or CallbackPolicy(),
+    )
+    create = validated(ConferenceInviteCreate, body, rules)
+    invite = create.invite
+    shown = invite.callerId or conference.caller_id
+    return CheckedCall(
+        user=user,
+        extension=extension,
+        sources=[conference.extended],
+        destinations=invite.destination,
+        caller_id=shown,
+        caller_id_destination=shown,
+        nonce=create.nonce,
+        wait_for_pickup=options.waitForPickup or default_wait_for_pickup,
+        call_duration=options.callDuration,
+        allow_public_transfer=False,
+        video=False,
+        status_callback=create.statusCallback,
+        targets=rules.resolved,
+        conference=conference.extended,
+        pin=options.pin,
+    )
 
 
 def check_simple_call(

@@ -25,6 +25,9 @@ from engine.errors import (
     CallNotRinging,
     CallParked,
     CodecNotMixable,
+    ConferenceFull,
+    ConferenceInvalid,
+    ConferencePinInvalid,
     EngineDraining,
     EngineError,
     NoPartyToWhisperTo,
@@ -80,6 +83,9 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     CallNotRinging: UapiError(409, "pc_not_ringing"),
     ParkingTimeInvalid: UapiError(400, "pc_maxinparking_invalid"),
     NoPartyToWhisperTo: UapiError(400, "pc_view_invalid"),
+    ConferenceInvalid: UapiError(400, "pc_conference_invalid"),
+    ConferencePinInvalid: UapiError(400, "pc_pin_invalid"),
+    ConferenceFull: UapiError(409, "pc_conference_full"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The PhoneCalls service: create (Simple), list/get, hang up (DELETE) and actions (PUT).
+"""The PhoneCalls service: create (Simple, Callback, ConferenceInvite), list/get, hang up
+(DELETE) and actions (PUT).
 
 Paths (UAPI reference 2.1):
 
@@ -6,7 +7,8 @@ Paths (UAPI reference 2.1):
   (validation in ``api.create``); ``extension`` is the extended number (``0003*210``) even when
   the request gave the short one, as GET shows it, and ``link.self`` holds the same. A
   repeated ``nonce`` of the same user returns the first call's id again, rings nobody, and says
-  so with ``Idempotent-Replayed: true``.
+  so with ``Idempotent-Replayed: true``. ``.../callback`` and ``.../conferenceInvite`` answer
+  the same way.
 - ``GET .../{userId}/{extension}`` -> 200 ``{"entry": [...], "totalResults", "startIndex",
   "itemsPerPage", "links": {"self", "next"?, "prev"?}}`` or 204;
   ``GET .../{phoneCallId}`` -> 200 ``{"entry": [call]}`` (finished calls included) or 404
@@ -31,7 +33,7 @@ from api import resources
 from api.bodies import PhoneCallAction, validated
 from api.body import read_json_object
 from api.context import ApiContext, context
-from api.create import check_simple_call
+from api.create import CheckedCall, check_callback, check_conference_invite, check_simple_call
 from api.errors import ApiError
 from api.oauth import authenticate
 from api.paging import Paging, apply_paging, page_links, parse_paging
@@ -67,12 +69,28 @@ def _published(call: PhoneCall) -> datetime:
 
 
 async def create_simple(request: Request) -> Response:
+    return await _create(request, check_simple_call)
+
+
+async def create_callback(request: Request) -> Response:
+    """``POST /uapi/phoneCalls/{userId}/callback``: checked by ``api.create.check_callback``,
+    then run as a Simple PhoneCall."""
+    return await _create(request, check_callback)
+
+
+async def create_conference_invite(request: Request) -> Response:
+    """``POST /uapi/phoneCalls/{userId}/conferenceInvite``: checked by
+    ``api.create.check_conference_invite``; the engine checks the PIN and the room."""
+    return await _create(request, check_conference_invite)
+
+
+async def _create(request: Request, check: Callable[..., CheckedCall]) -> Response:
     ctx = context(request)
     principal = await authenticate(request)
     ctx.refuse_when_draining()
     body = await read_json_object(request)
     user_text = request.path_params["userId"]
-    checked = check_simple_call(
+    checked = check(
         principal,
         ctx.directory,
         user_text,
@@ -100,6 +118,8 @@ async def create_simple(request: Request) -> Response:
         video=checked.video,
         status_callback=checked.status_callback,
         targets=checked.targets,
+        conference=checked.conference,
+        pin=checked.pin,
     )
     # a refusal of the engine (EngineDraining...) answers as api.mapping says
     call, created = await ctx.engine.originate(originate_request)

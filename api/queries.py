@@ -75,6 +75,77 @@ class CreateQuery(BaseModel):
         return data
 
 
+class CallbackQuery(BaseModel):
+    """The query of ``POST /uapi/phoneCalls/{userId}/callback``, checked in this order."""
+
+    callDuration: Annotated[
+        int | None, _seconds("callDuration", "pc_duration_invalid", integer=True)
+    ] = Field(
+        default=None,
+        description=(
+            "Maximum call duration in seconds (1-604800), counted from the source's answer. "
+            "Default: the server's max_duration. Error `pc_duration_invalid`."
+        ),
+    )
+    waitForPickup: Annotated[
+        int | None, _seconds("waitForPickup", "pc_timeout_invalid", integer=False)
+    ] = Field(
+        default=None,
+        description=(
+            "Seconds each party is rung, > 0 (fractions round up), at most 604800. Default "
+            "25. Error `pc_timeout_invalid`."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wait_for_pickup_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "waitForPickup" not in data and "waitForPickUp" in data:
+            return {**data, "waitForPickup": data["waitForPickUp"]}
+        return data
+
+
+PIN_PATTERN = "^[0-9]{1,16}$"
+
+
+def _pin(value: Any, info: ValidationInfo) -> str:
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 16):
+        raise fields.bad("pc_pin_invalid", "pin must be 1 to 16 digits")
+    return text
+
+
+def _conference_number(value: Any, info: ValidationInfo) -> str:
+    text = str(value).strip()
+    if not text or len(text) > MAX_NUMBER_LENGTH:
+        raise fields.bad("pc_conference_invalid", "number must be a conference extension number")
+    return text
+
+
+class ConferenceInviteQuery(CallbackQuery):
+    """The query of ``POST /uapi/phoneCalls/{userId}/conferenceInvite``, checked in this
+    order (``number`` first: the extension charged defaults to it)."""
+
+    number: Annotated[
+        str, rule(_conference_number, Annotated[str, Field(min_length=1, max_length=64)])
+    ] = Field(
+        description=(
+            "The conference extension the destination is dialled into (`400` or `0003*400`). "
+            "Error `pc_conference_invalid` (missing, unknown or not a conference)."
+        ),
+        examples=["400"],
+    )
+    pin: Annotated[str | None, rule(_pin, Annotated[str, Field(pattern=PIN_PATTERN)] | None)] = (
+        Field(
+            default=None,
+            description=(
+                "The conference's PIN, required when it has one. Error `pc_pin_invalid` "
+                "(malformed, missing or wrong)."
+            ),
+        )
+    )
+
+
 MAX_NUMBER_LENGTH = 64
 QueryNumber = Annotated[str, Field(min_length=1, max_length=MAX_NUMBER_LENGTH, pattern="\\S")]
 QueryDate = Annotated[str, Field(json_schema_extra={"format": "date-time"})]

@@ -10,10 +10,12 @@ Two parts:
    RTP packet (20 ms of G.711) every 20 ms to its relay endpoint and counts the mixed packets
    it gets back. Loss = the packets a phone should have had (50/s over the measurement window)
    that never came; relay CPU = the relay process's CPU share. Prints per N (the best of
-   ``--repeat`` runs); then the largest N that, and every smaller N, lost < 0.1 %.
+   ``--repeat`` runs); then the largest N that, and every smaller N, lost < 0.1 %. With
+   ``--size K`` the mixes are K-party conferences instead (every member hears every other, no
+   bridge under the mix, as ``engine.conference`` sets them up).
 
 Usage:  python benchmarks/bench_mixer.py [--ticks 3000] [--mixes 50,100,200] [--seconds 5]
-            [--warmup 1] [--repeat 1] [--group-nice -10] [--out FILE]
+            [--warmup 1] [--repeat 1] [--group-nice -10] [--size 3] [--out FILE]
 The machine may be shared: relay CPU and loss measure the neighbours too (see the "waited"
 column: the share of time the relay was runnable but had no CPU).
 """
@@ -137,12 +139,12 @@ def _cpu(pid: int, tid: int) -> tuple[float, float]:
     return cpu, waited
 
 
-def bench_capacity(mixes: int, seconds: float, warmup: float) -> dict[str, float]:
-    relay = RelayProcess(HOST, _free_range(6 * mixes + 20))
+def bench_capacity(mixes: int, seconds: float, warmup: float, size: int = 3) -> dict[str, float]:
+    relay = RelayProcess(HOST, _free_range(2 * size * mixes + 20))
     relay.start()
     gen = None
     try:
-        eps = [relay.allocate() for _ in range(3 * mixes)]
+        eps = [relay.allocate() for _ in range(size * mixes)]
         gen = subprocess.Popen(
             [sys.executable, __file__, "--generator"],
             stdin=subprocess.PIPE,
@@ -160,11 +162,12 @@ def bench_capacity(mixes: int, seconds: float, warmup: float) -> dict[str, float
         ports = json.loads(gen.stdout.readline())
         for ep, port in zip(eps, ports, strict=True):
             relay.set_remote(ep, HOST, port)
-        everyone = [(i, j) for i in range(3) for j in range(3) if i != j]
+        everyone = [(i, j) for i in range(size) for j in range(size) if i != j]
         for m in range(mixes):
-            a, b, c = eps[3 * m : 3 * m + 3]
-            relay.bridge(a, b)
-            relay.start_mix([a, b, c], [g711.PT_PCMU] * 3, everyone)
+            members = eps[size * m : size * m + size]
+            if size == 3:  # a listen-in: the call's two parties stay bridged under the mix
+                relay.bridge(members[0], members[1])
+            relay.start_mix(members, [g711.PT_PCMU] * size, everyone)
         relay.sync()
         gen.stdin.write("go\n")
         gen.stdin.flush()
@@ -177,16 +180,16 @@ def bench_capacity(mixes: int, seconds: float, warmup: float) -> dict[str, float
         result = json.loads(gen.stdout.readline())
         gen.wait(10)
         received = sum(result["received"])
-        expected = 3 * mixes * seconds / PACKET_TIME
+        expected = size * mixes * seconds / PACKET_TIME
         return {
             "mixes": mixes,
-            "parties": 3 * mixes,
+            "parties": size * mixes,
             "expected": expected,
             "received": received,
             "loss_pct": max(0.0, 100 * (1 - received / expected)),
             "relay_cpu_pct": 100 * (cpu1 - cpu0) / seconds,
             "relay_waited_pct": 100 * (wait1 - wait0) / seconds,
-            "us_per_party_tick": (cpu1 - cpu0) / (3 * mixes * seconds / PACKET_TIME) * 1e6,
+            "us_per_party_tick": (cpu1 - cpu0) / (size * mixes * seconds / PACKET_TIME) * 1e6,
         }
     finally:
         if gen is not None and gen.poll() is None:
@@ -236,6 +239,9 @@ def main() -> None:
     parser.add_argument(
         "--group-nice", type=int, help="autogroup niceness for this run (e.g. -10 on a busy box)"
     )
+    parser.add_argument(
+        "--size", type=int, default=3, help="parties per mix (above 3: conferences, full mesh)"
+    )
     parser.add_argument("--out", type=Path, help="also write the lines printed to this file")
     args = parser.parse_args()
     if args.generator:
@@ -256,17 +262,20 @@ def main() -> None:
         f"{args.seconds:g} s windows"
     )
     say("members  µs/tick  µs/party/tick   (mixing maths only, BargeIn matrix)")
-    for members in (2, 3, 4, 8):
+    for members in (2, 3, 4, 8, 10, 16):
         per_tick, per_party = bench_ticks(members, args.ticks)
         say(f"{members:7d}  {per_tick:7.1f}  {per_party:13.1f}")
+    kind = "3-party BargeIn mixes" if args.size == 3 else f"{args.size}-party conferences"
     say(
         "mixes  parties  expected  received  loss %  relay CPU %  waited %  µs/party/tick"
-        "   (RelayProcess, 3-party BargeIn mixes)"
+        f"   (RelayProcess, {kind})"
     )
     held = 0  # the largest N such that it and every smaller N lost < 0.1 %
     failed = False
     for mixes in (int(n) for n in args.mixes.split(",")):
-        runs = [bench_capacity(mixes, args.seconds, args.warmup) for _ in range(args.repeat)]
+        runs = [
+            bench_capacity(mixes, args.seconds, args.warmup, args.size) for _ in range(args.repeat)
+        ]
         r = min(runs, key=lambda run: run["loss_pct"])
         say(
             f"{mixes:5d}  {r['parties']:7.0f}  {r['expected']:8.0f}  {r['received']:8.0f}  "
@@ -278,7 +287,7 @@ def main() -> None:
         else:
             failed = True
     say(
-        f"concurrent 3-party mixes held at < 0.1 % loss (this N and every smaller one, best of "
+        f"concurrent {kind} held at < 0.1 % loss (this N and every smaller one, best of "
         f"{args.repeat}): {held}"
     )
     if args.out is not None:

@@ -145,6 +145,7 @@ class RelaySide:
         self._accepted: bytes | None = None
         self._version = 0
         self._session_id: str | None = None
+        self.sandbox = False  # played by the relay (no SDP): a conference of several calls mixes it
         self.te_pt: int | None = None  # the party's telephone-event payload type (RFC 4733)
 
     def _ports(self) -> tuple[int, int | None]:
@@ -275,7 +276,6 @@ class RelayMedia:
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
-        self._sandboxes: set[int] = set()  # endpoint ids of sandbox phones the relay plays
 
     def new_side(self, label: str, video: bool) -> RelaySide:
         side = RelaySide(self._relay, video, self._sdp_cache)
@@ -334,7 +334,7 @@ class RelayMedia:
     async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
         self._relay.generate(side.audio, frequency)  # PCMU, as a sandbox's SDP would say
-        self._sandboxes.add(side.audio.id)
+        side.sandbox = True
 
     async def stop_sandbox(self, side: MediaSide) -> None:
         side = _relay_side(side)
@@ -352,7 +352,7 @@ class RelayMedia:
             codec = audio_codec(side.accepted)
             if codec is not None:
                 payload_types.append(codec[0])
-            elif side.audio.id in self._sandboxes:  # a sandbox answers without SDP
+            elif side.sandbox:  # a sandbox answers without SDP (maybe a side of another call)
                 payload_types.append(SANDBOX_PAYLOAD_TYPE)
             else:
                 raise MediaError("a party of the mix has no audio codec agreed")

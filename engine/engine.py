@@ -33,6 +33,7 @@ from engine.call_types import (
     Transfer,
 )
 from engine.calls import SimpleCall, call_charge
+from engine.conference import ConferenceCall, Conferences
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
@@ -42,6 +43,7 @@ from engine.errors import (
     CallNotFound,
     CallNotLive,
     CallParked,
+    ConferenceInvalid,
     EngineDraining,
     NumberNotAParty,
     PublicTransferNotAllowed,
@@ -107,6 +109,9 @@ class OriginateRequest:
     status_callback: str | None = None
     # where numbers ring, when the caller resolved them already (the API's checks did)
     targets: Mapping[str, Target] = field(default_factory=dict)
+    # ConferenceInvite: the conference extension (extended) the destination joins, its PIN
+    conference: str | None = None
+    pin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,7 @@ class CallEvent:
 
 @dataclass(slots=True)
 class _Live:
-    runner: SimpleCall
+    runner: SimpleCall  # or a ConferenceCall (engine.conference)
     history: list[CallEvent] = field(default_factory=list)
     subscribers: list[trio.MemorySendChannel[CallEvent]] = field(default_factory=list)
 
@@ -183,6 +188,7 @@ class Engine:
         self.parking = parking_rules.ParkingLot()
         self.recording_unavailable: str | None = None  # the media backend cannot record: why
         self.mixing_unavailable: str | None = None  # the media backend cannot mix (listen-in): why
+        self.conferences = Conferences()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -279,17 +285,39 @@ class Engine:
         for number in req.destinations:
             call.parties.append(self.make_party(number, "destination", org, targets.get(number)))
         call.events = 1  # "created", published by _start
-        if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
-            winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
-            if winner != call.id:
-                existing = await self._claimed_call(winner)
-                if existing is not None:
-                    return existing, False
-                # its node died between the claim and the write: this call takes the nonce
-                # (find_call_by_nonce, asked first, finds it from now on)
-        self.store.save_call(call)
-        self._start(call)
+        conference = self._conference_for(req)
+        if conference is not None:  # a place in the room (ConferenceFull: the nonce stays free)
+            self.conferences.reserve(conference.extended, call.id)
+        try:
+            if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
+                winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
+                if winner != call.id:
+                    existing = await self._claimed_call(winner)
+                    if existing is not None:
+                        if conference is not None:
+                            self.conferences.leave(conference.extended, call.id)
+                        return existing, False
+                    # its node died between the claim and the write: this call takes the
+                    # nonce (find_call_by_nonce, asked first, finds it from now on)
+            self.store.save_call(call)
+        except BaseException:
+            if conference is not None:
+                self.conferences.leave(conference.extended, call.id)
+            raise
+        self._start(call, conference=conference)
         return call, True
+
+    def _conference_for(self, req: OriginateRequest) -> Extension | None:
+        """A ConferenceInvite's conference extension, its PIN checked; None for other calls."""
+        if req.conference is None:
+            return None
+        if self.mixing_unavailable is not None:
+            raise ActionNotSupported(f"conferences: {self.mixing_unavailable}")
+        ext = self.directory.find_extension(req.conference, req.organization_id)
+        if ext is None or ext.type is not ExtensionType.CONFERENCE:
+            raise ConferenceInvalid(f"{req.conference} is not a conference extension")
+        self.conferences.check_pin(ext.extended, ext.pin, req.pin)
+        return ext
 
     async def _claimed_call(self, call_id: str) -> PhoneCall | None:
         """The call that won a nonce: its record may still be on its way to the store (the
@@ -352,7 +380,14 @@ class Engine:
         call.parties.append(destination_party)
         call.events = 1  # "created", published by _start
         self.store.save_call(call)
-        self._start(call, inbound=make_leg(0, f"caller {caller_number}"))
+        reached = destination_party.target  # resolved once: a conference is joined
+        conference = (
+            reached.extension
+            if isinstance(reached, ExtensionTarget)
+            and reached.extension.type is ExtensionType.CONFERENCE
+            else None
+        )
+        self._start(call, inbound=make_leg(0, f"caller {caller_number}"), conference=conference)
         return call
 
     def _charged_extension(self, destination: Party, organization_id: int) -> Extension | None:
@@ -382,10 +417,23 @@ class Engine:
             return Party(number, role, "sandbox", flow=Flow.LOCAL, target=target)
         return Party(number, role, "public", flow=Flow.OUTGOING, target=target)
 
-    def _start(self, call: PhoneCall, **kwargs: Any) -> SimpleCall:
+    def _start(
+        self, call: PhoneCall, *, conference: Extension | None = None, **kwargs: Any
+    ) -> SimpleCall:
         if self._nursery is None:
             raise RuntimeError("the engine is not running (use open_engine)")
-        runner = SimpleCall(call, self._context(), **kwargs)
+        runner: SimpleCall
+        if conference is not None:
+            runner = ConferenceCall(
+                call,
+                self._context(),
+                conference=conference.extended,
+                pin=conference.pin,
+                rooms=self.conferences,
+                **kwargs,
+            )
+        else:
+            runner = SimpleCall(call, self._context(), **kwargs)
         self._live[call.id] = _Live(runner)
         self._publish(call, "created", {}, call.events)
         self._nursery.start_soon(self._run_call, runner, name=f"call {call.id}")

@@ -99,3 +99,15 @@ class CallNotRinging(EngineError):
 
 class ParkingTimeInvalid(EngineError):
     """maxInParking outside 10-3600 seconds."""
+
+
+class ConferenceInvalid(EngineError):
+    """The number is not a conference extension of the organization."""
+
+
+class ConferencePinInvalid(EngineError):
+    """A ConferenceInvite without the conference's PIN, or with a wrong one."""
+
+
+class ConferenceFull(EngineError):
+    """The conference holds (or is ringing) as many parties as the mixer takes."""

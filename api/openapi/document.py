@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.openapi.creates import create_paths
 from api.openapi.operators import operator_paths, operator_schemas
 from api.openapi.paths import path_operations
 from api.openapi.schemas import component_schemas
@@ -45,7 +46,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             {"name": "Meta"},
             {"name": "Operations"},
         ],
-        "paths": {**path_operations(), **operator_paths()},
+        "paths": {**_with_creates(path_operations()), **operator_paths()},
         "components": {
             "schemas": {**component_schemas(), **operator_schemas()},
             "securitySchemes": {
@@ -71,3 +72,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
 
 async def openapi_endpoint(request: Request) -> Response:
     return JSONResponse(request.app.state.openapi)
+
+
+def _with_creates(paths: dict[str, Any]) -> dict[str, Any]:
+    """The path operations with the Callback and ConferenceInvite creates, shaped on Simple."""
+    return {**paths, **create_paths(paths["/uapi/phoneCalls/{userId}/simple"]["post"])}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from api import jsonschema
 from api.bodies import component_schemas as request_schemas
+from api.create_bodies import CREATE_MODELS
 from api.resources import component_schemas as resource_schemas
 from api.token_request import component_schemas as token_request_schemas
 
@@ -28,6 +30,7 @@ def component_schemas() -> dict[str, Any]:
     # check them, and the main resources from theirs (api.resources), which the renderers fill
     return {
         **request_schemas(),
+        **jsonschema.component_schemas(CREATE_MODELS, jsonschema.RequestSchema),
         **resource_schemas(),
         **token_request_schemas(),
         "CallEventMessage": {

@@ -72,6 +72,26 @@ user = 12
 type = "queue"
 
 [[extensions]]
+number = "400"
+organization = 3
+user = 12
+type = "conference"
+
+[[extensions]]
+number = "401"
+organization = 3
+user = 12
+type = "conference"
+pin = "1234"
+
+[[extensions]]
+number = "500"
+organization = 3
+user = 12
+type = "callback"
+caller_id = "Demo Callback <4242500>"
+
+[[extensions]]
 number = "210"
 organization = 4
 user = 20

@@ -105,7 +105,16 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "organizations": frozenset({"id", "code", "name"}),
     "users": frozenset({"id", "organization", "name"}),
     "extensions": frozenset(
-        {"number", "organization", "user", "type", "caller_id", "password", "allow_caller_id"}
+        {
+            "number",
+            "organization",
+            "user",
+            "type",
+            "caller_id",
+            "password",
+            "allow_caller_id",
+            "pin",
+        }
     ),
     "apps": frozenset({"client_id", "client_secret", "owner"}),
     "routes": frozenset({"prefix", "gateway", "rate"}),
@@ -201,6 +210,26 @@ def _extension_number(entry: _Entry) -> str | None:
     return text
 
 
+def _conference_pin(entry: _Entry, ext_type: ExtensionType | None) -> str | None:
+    """A conference's optional PIN: 1-16 digits, written as a string; other types have none."""
+    if "pin" not in entry.data:
+        return None
+    if ext_type is not None and ext_type is not ExtensionType.CONFERENCE:
+        entry.note("pin", f"only conference extensions have a pin, not {ext_type.value}")
+        return None
+    pin = entry.get("pin")
+    if isinstance(pin, int) and not isinstance(pin, bool):
+        entry.note("pin", f'write the pin as a string: pin = "{pin}"')
+        return None
+    text = entry.string("pin")
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 16):
+        entry.note("pin", f"must be 1 to 16 digits, got {text[:32]!r}")
+        return None
+    return text
+
+
 def _extensions(
     data: dict[str, Any],
     found: _Problems,
@@ -239,6 +268,7 @@ def _extensions(
         if password is not None and not password:
             entry.note("password", "empty password (leave the key out for none)")
         allow_caller_id = entry.boolean("allow_caller_id", True)
+        pin = _conference_pin(entry, ext_type)
         org = orgs.get(org_id) if org_id is not None else None
         if org is None or number is None:
             continue  # its problems are noted (here or at the organization)
@@ -257,6 +287,7 @@ def _extensions(
                     password=password,
                     allow_caller_id=allow_caller_id,
                     extended=extended,
+                    pin=pin,
                 )
             )
     return result

@@ -74,6 +74,7 @@ class Extension:
     password: str | None  # SIP digest password; the username is ``extended``
     allow_caller_id: bool  # may a request override the caller id?
     extended: str  # "0003*210"
+    pin: str | None = None  # conference extensions: the PIN a ConferenceInvite must give
 
 
 @dataclass(frozen=True, slots=True)

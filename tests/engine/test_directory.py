@@ -51,7 +51,19 @@ def test_demo_directory_has_what_the_contract_promises() -> None:
     ext212 = d.extension("0003*212")
     assert ext212 is not None and ext212.user == 12 and ext212.allow_caller_id is False
     assert any(e.type != ExtensionType.PHONE_TERMINAL for e in d.extensions_of(3))
-    assert [e.extended for e in d.extensions_of_user(12)] == ["0003*210", "0003*212", "0003*300"]
+    assert [e.extended for e in d.extensions_of_user(12)] == [
+        "0003*210",
+        "0003*212",
+        "0003*300",
+        "0003*400",
+        "0003*401",
+        "0003*500",
+    ]
+    conference = d.extension("0003*401")
+    assert conference is not None and conference.type is ExtensionType.CONFERENCE
+    assert conference.pin == "1234"
+    callback = d.extension("0003*500")
+    assert callback is not None and callback.type is ExtensionType.CALLBACK
 
     owners = {app.client_id: (app.client_secret, app.owner_kind, app.owner_id) for app in d.apps}
     assert owners["demo-user-app"] == ("demo-user-secret", "user", 12)
@@ -198,6 +210,39 @@ def test_load_errors_name_entry_and_key(text: str, message: str) -> None:
     with pytest.raises(DirectoryError) as info:
         parse_directory(text)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            'type = "conference"\npin = 1234',
+            'extensions[0].pin: write the pin as a string: pin = "1234"',
+        ),
+        (
+            'type = "conference"\npin = "12a"',
+            "extensions[0].pin: must be 1 to 16 digits, got '12a'",
+        ),
+        ('type = "conference"\npin = ""', "extensions[0].pin: must be 1 to 16 digits, got ''"),
+        (
+            'type = "phone_terminal"\npin = "1"',
+            "extensions[0].pin: only conference extensions have a pin, not phone_terminal",
+        ),
+    ],
+)
+def test_a_conference_pin_is_checked(entry: str, message: str) -> None:
+    text = BASE + f'[[extensions]]\nnumber = "400"\norganization = 3\nuser = 12\n{entry}\n'
+    with pytest.raises(DirectoryError) as info:
+        parse_directory(text)
+    assert message in str(info.value)
+
+
+def test_a_conference_without_a_pin_takes_none() -> None:
+    text = (
+        BASE + '[[extensions]]\nnumber = "400"\norganization = 3\nuser = 12\ntype = "conference"\n'
+    )
+    ext = parse_directory(text).extension("0003*400")
+    assert ext is not None and ext.pin is None
 
 
 def test_user_must_belong_to_the_extensions_organization() -> None:

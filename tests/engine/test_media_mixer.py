@@ -67,7 +67,7 @@ def test_loud_sums_clip_at_full_scale_instead_of_wrapping() -> None:
         assert all(v == sign * 32124 for v in out)  # the largest µ-law value, same sign
 
 
-def test_seven_full_scale_speakers_still_clip() -> None:
+def test_fifteen_full_scale_speakers_still_clip() -> None:
     frames = [bytes([0xAA]) * 160] * (mixer.MAX_MEMBERS - 1)  # A-law +32256
     assert set(_decode_linear(_mixed(frames, PCMA), PCMA)) == {32256}
 
@@ -99,6 +99,40 @@ def test_tick_gives_each_listener_what_it_hears_minus_itself() -> None:
         samples = _decode_linear(parsed[4], pts[i])
         heard[i] = {hz for hz in (700, 1100, 1500) if _power(samples, hz) > 0.05}
     assert heard == {0: {1100}, 1: {700}, 2: {700, 1100}}
+
+
+@given(
+    st.lists(st.binary(min_size=160, max_size=160), min_size=3, max_size=mixer.MAX_MEMBERS),
+    st.data(),
+)
+def test_a_full_mesh_tick_gives_each_member_the_sum_of_the_others(
+    payloads: list[bytes], data: st.DataObject
+) -> None:
+    """A conference: everyone hears everyone else; the mixer's all-minus-own shortcut gives
+    what adding the others' frames gives, in each member's codec, with members lacking a
+    frame this tick heard as silence."""
+    count = len(payloads)
+    pts = data.draw(st.lists(st.sampled_from([PCMU, PCMA]), min_size=count, max_size=count))
+    silent = data.draw(st.sets(st.integers(0, count - 1), max_size=count - 1))
+    hears = [(i, j) for i in range(count) for j in range(count) if i != j]
+    mix = mixer.Mix(pts, hears, 0.0, random.Random(1))
+    for i, member in enumerate(mix.inputs):
+        if i not in silent:
+            member.sendto(_packet(pts[i], payloads[i]), ("x", 1))
+    packets = mix.tick()
+    for listener, packet in enumerate(packets):
+        parsed = rtp.parse(bytes(packet))
+        assert parsed is not None and parsed[0] == pts[listener]
+        others = [j for j in range(count) if j != listener and j not in silent]
+        pt = pts[listener]
+        if not others:
+            expected = mixer.silence(pt)
+        elif len(others) == 1 and pts[others[0]] == pt:
+            expected = payloads[others[0]]
+        else:
+            total = sum(mixer.pack(payloads[j], pts[j]) for j in others)
+            expected = mixer.encode_sum(total, len(others), pt)
+        assert parsed[4] == expected, (listener, others)
 
 
 def _power(samples: list[int], hz: float) -> float:
@@ -138,7 +172,8 @@ def test_output_streams_advance_sequence_and_timestamp_per_tick() -> None:
 @pytest.mark.parametrize(
     ("pts", "hears", "message"),
     [
-        ([PCMU], [], "2 to 8"),
+        ([PCMU], [], "2 to 16"),
+        ([PCMU] * 17, [], "2 to 16"),
         ([PCMU, 9], [], "G.711 only"),
         ([PCMU, PCMA], [(0, 2)], "names no member"),
         ([PCMU, PCMA], [(1, 1)], "nobody hears itself"),

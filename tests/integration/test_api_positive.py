@@ -24,7 +24,7 @@ import schemathesis
 
 from api.openapi import openapi_document
 
-from .harness import B2buaServer
+from .harness import DEFAULT_DIRECTORY, B2buaServer
 
 TOKEN_PATH = "/oauth/token.php"
 PLACEHOLDER_URL = "http://127.0.0.1:9"
@@ -41,6 +41,20 @@ class Legitimate:
     why: str
 
 
+# the Callback and Conference extensions the documented examples name (500, 400)
+CREATE_EXTENSIONS = """
+[[extensions]]
+number = "400"
+organization = 3
+user = 12
+type = "conference"
+
+[[extensions]]
+number = "500"
+organization = 3
+user = 12
+type = "callback"
+"""
 UNKNOWN_NUMBER = (
     r"cannot be called: (unknown organization code|unknown extension|no route for public number)"
 )
@@ -89,7 +103,43 @@ LEGITIMATE = [
         r"^You are not allowed to set the callerid field\.$",
         "an extension that may not set a caller id (the directory's allow_caller_id)",
     ),
+    Legitimate(
+        400,
+        "extension_invalid",
+        r"is not a (Callback|Phone Terminal or Conference) extension$",
+        "an extension of another type than the create takes (Callback, ConferenceInvite)",
+    ),
+    Legitimate(
+        400,
+        "pc_conference_invalid",
+        r"is not a conference extension$",
+        "a conference number that names no conference extension",
+    ),
+    Legitimate(
+        400,
+        "pc_source_invalid",
+        r"cannot be called here: it is extension ",
+        "a callback's party that is an extension (public numbers only, as described)",
+    ),
+    Legitimate(
+        400,
+        "pc_destination_invalid",
+        r"cannot be called here: (it is extension |\S+ is a conference, not a party)",
+        "a callback's party that is an extension, an invite's that is a conference",
+    ),
+    Legitimate(
+        409,
+        "pc_conference_full",
+        r"^conference \S+ is full ",
+        "a conference holding (or ringing) as many parties as it takes",
+    ),
     # Rules between parameters, which OpenAPI cannot state (each is in the descriptions).
+    Legitimate(
+        400,
+        "pc_pin_invalid",
+        r"^the PIN of conference \S+ is (missing|wrong)$",
+        "the pin must be the conference's own (which the directory holds)",
+    ),
     Legitimate(
         400,
         "user_invalid",
@@ -126,6 +176,7 @@ def positive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[B2buaS
     server = B2buaServer(
         Path(tmp_path_factory.mktemp("positive")),
         config={"calls": {"wait_for_pickup": 2, "drain": 1}},
+        directory=DEFAULT_DIRECTORY + CREATE_EXTENSIONS,
     )
     server.start()
     yield server
