@@ -24,7 +24,7 @@ from engine.model import CallState, PhoneCall
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -72,6 +72,30 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # tokens are signed and carry their own claims now: the table of issued ones goes
         "DROP TABLE IF EXISTS tokens",
     ),
+    3: (
+        # the cluster: the node that owns a call (runs its tasks and media), the dialog state
+        # of every answered leg (what another node needs to BYE it when the owner dies), the
+        # RFC 3327 Path of a binding, each node's API address beside its heartbeat, and the
+        # digest nonce counts every node shares (engine/cluster.py, docs/CLUSTER.md)
+        "ALTER TABLE calls ADD COLUMN node TEXT",
+        "CREATE INDEX calls_node_live ON calls (node) WHERE state != 'ended'",
+        """CREATE TABLE dialogs (
+            sip_call_id TEXT NOT NULL,
+            local_tag TEXT NOT NULL,
+            phonecall TEXT NOT NULL,
+            node TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (sip_call_id, local_tag)
+        )""",
+        "CREATE INDEX dialogs_phonecall ON dialogs (phonecall)",
+        "ALTER TABLE contacts ADD COLUMN path TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE heartbeats ADD COLUMN api TEXT",
+        """CREATE TABLE nonce_counts (
+            nonce TEXT PRIMARY KEY,
+            nc INTEGER NOT NULL,
+            expires REAL NOT NULL
+        )""",
+    ),
 }
 
 
@@ -93,6 +117,28 @@ class ContactRecord:
     expires_at: float  # wall-clock epoch seconds
     call_id: str
     cseq: int
+    path: tuple[str, ...] = ()  # RFC 3327 Path values of the REGISTER, first hop first
+
+
+@dataclass(frozen=True, slots=True)
+class DialogRecord:
+    """The stored dialog state of one answered leg (``engine.dialogs``): enough for any node
+    to end it with a BYE when the node that owns its call is gone."""
+
+    sip_call_id: str
+    local_tag: str
+    phonecall: str  # the PhoneCall the leg belongs to
+    node: str  # the node that owns the call
+    data: str  # JSON, see engine.dialogs.DialogState
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBeat:
+    """A node's last heartbeat and the address of its API (None: unknown)."""
+
+    node: str
+    at: float
+    api: str | None
 
 
 class Store(Protocol):
@@ -127,6 +173,7 @@ class Store(Protocol):
         expires_at: float,
         call_id: str,
         cseq: int,
+        path: tuple[str, ...] = (),
     ) -> None: ...
     def remove_contact(self, extended: str, contact_uri: str) -> None: ...
     def remove_contacts(self, extended: str) -> None: ...
@@ -134,8 +181,15 @@ class Store(Protocol):
     def purge_expired(self, now: float) -> int: ...
     def setting(self, name: str) -> str | None: ...
     def setting_default(self, name: str, value: str) -> str: ...
-    def beat(self, node: str, at: float) -> None: ...
+    def beat(self, node: str, at: float, api: str | None = None) -> None: ...
     def last_beat(self, node: str) -> float | None: ...
+    def nodes(self) -> list[NodeBeat]: ...
+    def live_calls_of(self, node: str) -> list[PhoneCall]: ...
+    def claim_calls(self, dead: str, survivor: str) -> list[PhoneCall]: ...
+    def save_dialog(self, record: DialogRecord) -> None: ...
+    def remove_dialog(self, sip_call_id: str, local_tag: str) -> None: ...
+    def dialogs_of(self, phonecall: str) -> list[DialogRecord]: ...
+    def advance_nonce(self, nonce: str, nc: int, expires: float) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -266,17 +320,17 @@ class SqliteStore:
         data = json.dumps(call.to_dict(), separators=(",", ":"))
         if update:
             cursor = self._db.execute(
-                "UPDATE calls SET state = ?, data = ? WHERE id = ?",
-                (call.state.value, data, call.id),
+                "UPDATE calls SET state = ?, data = ?, node = ? WHERE id = ?",
+                (call.state.value, data, call.node or None, call.id),
             )
             if cursor.rowcount == 1:
                 return
         self._db.execute(
             "INSERT INTO calls (id, user_id, organization_id, extension, nonce, state, published,"
-            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " data, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " user_id = excluded.user_id, organization_id = excluded.organization_id,"
             " extension = excluded.extension, nonce = excluded.nonce, state = excluded.state,"
-            " published = excluded.published, data = excluded.data",
+            " published = excluded.published, data = excluded.data, node = excluded.node",
             (
                 call.id,
                 call.user_id,
@@ -286,6 +340,7 @@ class SqliteStore:
                 call.state.value,
                 call.published.timestamp(),
                 data,
+                call.node or None,
             ),
         )
 
@@ -352,8 +407,71 @@ class SqliteStore:
         return int(count)
 
     def live_calls(self) -> list[PhoneCall]:
-        """Calls not yet ended (after a restart: the ones the engine must settle)."""
+        """Calls not yet ended, of every node."""
         return self.list_calls(ended=False)
+
+    def live_calls_of(self, node: str) -> list[PhoneCall]:
+        """Calls of ``node`` not yet ended (after a restart: the ones it must settle); a
+        record without an owner (written before the cluster existed) counts as its own."""
+        self.flush()
+        rows = self._db.execute(
+            "SELECT id, data FROM calls WHERE state != ? AND (node = ? OR node IS NULL)"
+            " ORDER BY published, rowid",
+            (CallState.ENDED.value, node),
+        ).fetchall()
+        return [call for call in map(self._load, rows) if call is not None]
+
+    def claim_calls(self, dead: str, survivor: str) -> list[PhoneCall]:
+        """Make ``survivor`` the owner of the live calls of node ``dead`` and return them.
+        One statement: of several survivors claiming at once, each call goes to one only."""
+        self.flush()
+        rows = self._db.execute(
+            "UPDATE calls SET node = ? WHERE node = ? AND state != ? RETURNING id, data",
+            (survivor, dead, CallState.ENDED.value),
+        ).fetchall()
+        calls = [call for call in map(self._load, rows) if call is not None]
+        for call in calls:
+            call.node = survivor
+        return calls
+
+    # ------------------------------------------------------------------ dialogs of answered legs
+
+    def save_dialog(self, record: DialogRecord) -> None:
+        """Keep (or update) the dialog state of an answered leg."""
+        self._db.execute(
+            "INSERT INTO dialogs (sip_call_id, local_tag, phonecall, node, data)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sip_call_id, local_tag) DO UPDATE SET"
+            " phonecall = excluded.phonecall, node = excluded.node, data = excluded.data",
+            (record.sip_call_id, record.local_tag, record.phonecall, record.node, record.data),
+        )
+
+    def remove_dialog(self, sip_call_id: str, local_tag: str) -> None:
+        self._db.execute(
+            "DELETE FROM dialogs WHERE sip_call_id = ? AND local_tag = ?",
+            (sip_call_id, local_tag),
+        )
+
+    def dialogs_of(self, phonecall: str) -> list[DialogRecord]:
+        rows = self._db.execute(
+            "SELECT sip_call_id, local_tag, phonecall, node, data FROM dialogs"
+            " WHERE phonecall = ? ORDER BY rowid",
+            (phonecall,),
+        ).fetchall()
+        return [DialogRecord(*row) for row in rows]
+
+    # ------------------------------------------------------------------ digest nonce counts
+
+    def advance_nonce(self, nonce: str, nc: int, expires: float) -> bool:
+        """Record count ``nc`` of digest ``nonce`` if it is above every count recorded for it
+        (kept until ``expires``); False for a count already used or lower (a replay). One
+        statement, so two nodes checking the same count at once accept it once."""
+        cursor = self._db.execute(
+            "INSERT INTO nonce_counts (nonce, nc, expires) VALUES (?, ?, ?)"
+            " ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc"
+            " WHERE nonce_counts.nc < excluded.nc",
+            (nonce, nc, expires),
+        )
+        return cursor.rowcount == 1
 
     # ------------------------------------------------------------------ contacts
 
@@ -365,14 +483,16 @@ class SqliteStore:
         expires_at: float,
         call_id: str,
         cseq: int,
+        path: tuple[str, ...] = (),
     ) -> None:
-        """Add or refresh one binding of ``extended``."""
+        """Add or refresh one binding of ``extended``; ``path``: the REGISTER's Path values
+        (RFC 3327), first hop first."""
         self._db.execute(
-            "INSERT INTO contacts (extended, contact_uri, received, expires_at, call_id, cseq)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (extended, contact_uri) DO UPDATE SET"
-            " received = excluded.received, expires_at = excluded.expires_at,"
-            " call_id = excluded.call_id, cseq = excluded.cseq",
-            (extended, contact_uri, received, expires_at, call_id, cseq),
+            "INSERT INTO contacts (extended, contact_uri, received, expires_at, call_id, cseq,"
+            " path) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (extended, contact_uri) DO UPDATE"
+            " SET received = excluded.received, expires_at = excluded.expires_at,"
+            " call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path",
+            (extended, contact_uri, received, expires_at, call_id, cseq, _join_path(path)),
         )
 
     def remove_contact(self, extended: str, contact_uri: str) -> None:
@@ -387,15 +507,19 @@ class SqliteStore:
     def contacts(self, extended: str, now: float) -> list[ContactRecord]:
         """Unexpired bindings of ``extended`` at wall-clock ``now``, oldest first."""
         rows = self._db.execute(
-            "SELECT extended, contact_uri, received, expires_at, call_id, cseq FROM contacts"
-            " WHERE extended = ? AND expires_at > ? ORDER BY rowid",
+            "SELECT extended, contact_uri, received, expires_at, call_id, cseq, path"
+            " FROM contacts WHERE extended = ? AND expires_at > ? ORDER BY rowid",
             (extended, now),
         ).fetchall()
-        return [ContactRecord(*row) for row in rows]
+        return [
+            ContactRecord(ext, uri, received, expires, call_id, cseq, _split_path(path))
+            for ext, uri, received, expires, call_id, cseq, path in rows
+        ]
 
     def purge_expired(self, now: float) -> int:
         """Delete the contacts expired at ``now``; returns how many went."""
         cursor = self._db.execute("DELETE FROM contacts WHERE expires_at <= ?", (now,))
+        self._db.execute("DELETE FROM nonce_counts WHERE expires < ?", (now,))
         return max(0, cursor.rowcount)
 
     # ------------------------------------------------------------------ settings, heartbeats
@@ -414,13 +538,20 @@ class SqliteStore:
         assert stored is not None
         return stored
 
-    def beat(self, node: str, at: float) -> None:
-        """Record that ``node`` was alive at ``at`` (wall-clock epoch seconds)."""
+    def beat(self, node: str, at: float, api: str | None = None) -> None:
+        """Record that ``node`` was alive at ``at`` (wall-clock epoch seconds); ``api``: the
+        base URL of its API, where other nodes reach it (kept when None)."""
         self._db.execute(
-            "INSERT INTO heartbeats (node, at) VALUES (?, ?)"
-            " ON CONFLICT (node) DO UPDATE SET at = excluded.at",
-            (node, at),
+            "INSERT INTO heartbeats (node, at, api) VALUES (?, ?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET at = excluded.at,"
+            " api = COALESCE(excluded.api, heartbeats.api)",
+            (node, at, api),
         )
+
+    def nodes(self) -> list[NodeBeat]:
+        """Every node that ever beat, with its last beat and API address."""
+        rows = self._db.execute("SELECT node, at, api FROM heartbeats ORDER BY node").fetchall()
+        return [NodeBeat(str(n), float(at), None if a is None else str(a)) for n, at, a in rows]
 
     def last_beat(self, node: str) -> float | None:
         row = self._db.execute("SELECT at FROM heartbeats WHERE node = ?", (node,)).fetchone()
@@ -431,6 +562,15 @@ class SqliteStore:
             self.flush()
         finally:
             self._db.close()
+
+
+# Path values are kept in one column, one per line (a header value never holds a line break).
+def _join_path(path: tuple[str, ...]) -> str:
+    return "\n".join(path)
+
+
+def _split_path(text: str | None) -> tuple[str, ...]:
+    return tuple(line for line in (text or "").split("\n") if line)
 
 
 def open_store(url: str) -> SqliteStore:
