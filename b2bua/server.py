@@ -14,11 +14,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from b2bua.listen import bind_api, hostport, listen_sip
 from engine.anchor import RelayMedia
+from engine.cluster import ClusterMonitor, bye_stored_legs
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
@@ -106,20 +108,38 @@ async def serve(
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
                 sip_service = SipService(endpoint, directory, store, config, engine=engine)
                 await nursery.start(endpoint.run, sip_service.handle)
+                api_url = f"http://{hostport(config.api.host, api_port)}"
                 # after recover() read the last beat of the previous run
-                nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
+                nursery.start_soon(
+                    partial(
+                        heartbeat,
+                        store,
+                        config.cluster.node,
+                        config.cluster.heartbeat,
+                        api=api_url,
+                    )
+                )
                 callbacks = CallbackDispatcher(engine)
                 await nursery.start(callbacks.run)
-                for call in engine.recovered:  # ended by the restart: their final event
-                    if call.status_callback:
-                        callbacks.watch(call.id, call.status_callback, after_seq=call.events - 1)
+
+                def settled(calls: list[PhoneCall]) -> None:  # their final event
+                    for call in calls:
+                        if call.status_callback:
+                            callbacks.watch(
+                                call.id, call.status_callback, after_seq=call.events - 1
+                            )
+
+                settled(engine.recovered)  # ended by the restart: BYE their answered legs
+                nursery.start_soon(bye_stored_legs, endpoint, store, list(engine.recovered))
                 engine.recovered.clear()
+                monitor = ClusterMonitor(engine, endpoint, on_settled=settled)
+                nursery.start_soon(monitor.run)
                 app = create_app(
                     engine, public_url=config.api.base_url(api_port), callbacks=callbacks
                 )
                 stop_http = trio.Event()
                 await nursery.start(serve_http, app, api_socket, stop_http.wait)
-                running = Running(engine, bound, f"http://{hostport(config.api.host, api_port)}")
+                running = Running(engine, bound, api_url)
                 if freeze_gc:
                     gc.collect()
                     gc.freeze()

@@ -28,14 +28,16 @@ async def heartbeat(
     node: str,
     interval: float,
     *,
+    api: str | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> None:
-    """Record ``node``'s beat now and every ``interval`` seconds until cancelled. A store that
-    refuses a beat is logged (once until it takes one again) and never stops the server."""
+    """Record ``node``'s beat now and every ``interval`` seconds until cancelled, with ``api``,
+    the base URL where other nodes reach its API. A store that refuses a beat is logged (once
+    until it takes one again) and never stops the server."""
     failing = False
     while True:
         try:
-            store.beat(node, wall_clock())
+            store.beat(node, wall_clock(), api)
         except Exception as exc:
             if not failing:
                 logger.warning("heartbeat of node %s not recorded: %s", node, exc)
