@@ -20,11 +20,12 @@ import trio
 
 from b2bua.listen import bind_api, hostport, listen_sip
 from engine.anchor import RelayMedia
-from engine.cluster import ClusterMonitor, bye_stored_legs
+from engine.cluster import ClusterMonitor, bye_stored_legs, owner_api
 from engine.config import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
+from engine.keys import derive_key
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
@@ -79,6 +80,7 @@ async def serve(
     # ``load_directory_for`` and has no use for the HTTP stack.
     from api.app import create_app
     from api.events import CallbackDispatcher
+    from api.forward import HOP_KEY_PURPOSE, OwnerRouting
     from b2bua.http import serve_http
 
     directory = load_directory_for(config)
@@ -134,8 +136,13 @@ async def serve(
                 engine.recovered.clear()
                 monitor = ClusterMonitor(engine, endpoint, on_settled=settled)
                 nursery.start_soon(monitor.run)
-                app = create_app(
-                    engine, public_url=config.api.base_url(api_port), callbacks=callbacks
+                app = OwnerRouting(
+                    create_app(
+                        engine, public_url=config.api.base_url(api_port), callbacks=callbacks
+                    ),
+                    owner_of=partial(owner_api, engine),
+                    node=config.cluster.node,
+                    hop_key=derive_key(engine.signing_secret(), HOP_KEY_PURPOSE),
                 )
                 stop_http = trio.Event()
                 await nursery.start(serve_http, app, api_socket, stop_http.wait)

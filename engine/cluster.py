@@ -74,6 +74,23 @@ async def bye_stored_legs(endpoint: SipEndpoint, store: Store, calls: list[Phone
     return len(records)
 
 
+def owner_api(engine: Engine, call_id: str, *, now: float | None = None) -> str | None:
+    """The API address of the node that runs call ``call_id`` when that is another node
+    alive (its last beat within ``[cluster] failover`` s); None for this node's calls,
+    finished or unknown calls, and owners that are gone (failover settles their calls)."""
+    call = engine.get_call(call_id)
+    me = engine.config.cluster.node
+    if call is None or call.ended is not None or call.node in ("", me):
+        return None
+    now = time.time() if now is None else now
+    for beat in engine.store.nodes():
+        if beat.node == call.node:
+            if beat.api and now - beat.at <= engine.config.cluster.failover:
+                return beat.api
+            return None
+    return None
+
+
 class ClusterMonitor:
     """Watches the other nodes' heartbeats and takes over the calls of dead ones."""
 
