@@ -1,0 +1,266 @@
+"""A cluster with the real parts: two ``b2bua serve`` nodes on one shared store, the project's
+reference Kamailio config in front of them, SIPp phones registered through Kamailio.
+
+One Kamailio and one pair of nodes serve the whole module (``cluster``); the kill -9 test,
+which needs a node to lose, comes last and uses nodes of its own behind a Kamailio of its own.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sip.auth import authorize, choose_challenge
+from sip.message import Response, parse_message
+
+from .harness import B2buaServer, Sipp
+from .kamailio import Kamailio
+from .uapi import Uapi
+
+SECRET = "a long shared cluster secret for the tests"
+HEARTBEAT = 1
+FAILOVER = 3
+
+
+@dataclass
+class Cluster:
+    kamailio: Kamailio
+    nodes: list[B2buaServer]
+    store_url: str
+
+    def api(self, index: int) -> Uapi:
+        return Uapi(self.nodes[index].api_url, "test-user-app", "test-user-secret")
+
+
+def start_nodes(workdir: Path, names: list[str], store_url: str) -> list[B2buaServer]:
+    nodes = []
+    for name in names:
+        config = {
+            "store": {"url": store_url},
+            "cluster": {
+                "node": name,
+                "secret": SECRET,
+                "heartbeat": HEARTBEAT,
+                "failover": FAILOVER,
+            },
+        }
+        nodes.append(B2buaServer(workdir / name, config=config).start())
+    return nodes
+
+
+def start_cluster(workdir: Path, names: list[str]) -> Cluster:
+    store_url = f"sqlite:///{workdir / 'shared.sqlite'}"
+    nodes = start_nodes(workdir, names, store_url)
+    try:
+        kamailio = Kamailio(workdir, [node.sip_address for node in nodes]).start()
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return Cluster(kamailio, nodes, store_url)
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    cluster.kamailio.stop()
+    for node in cluster.nodes:
+        if node.returncode is None and node.running:
+            node.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    started = start_cluster(tmp_path_factory.mktemp("cluster"), ["node-a", "node-b"])
+    yield started
+    stop_cluster(started)
+
+
+def phone_through(
+    gateway: Callable[..., Sipp], kamailio: Kamailio, extended: str, password: str
+) -> Sipp:
+    """A SIPp phone registered through Kamailio that answers every call, echoing RTP."""
+    phone = gateway(
+        "phone_register.xml",
+        remote=kamailio.address,
+        service=extended,
+        auth=(extended, password),
+        ooc_scenario="phone_answer_proxied.xml",
+        rtp_echo=True,
+        pause_ms=60000,
+        timeout=90,
+    )
+    phone.wait_for_message(200, timeout=10)
+    return phone
+
+
+def media(record: dict[str, Any], index: int) -> dict[str, int]:
+    return dict(record["phoneCallView"][index].get("media", {}).get("audio", {}))
+
+
+def test_phones_registered_through_kamailio_ring_for_calls_created_on_either_node(
+    cluster: Cluster, gateway: Callable[..., Sipp]
+) -> None:
+    phone = phone_through(gateway, cluster.kamailio, "0003*210", "secret210")
+    # Kamailio gave the REGISTER to one node; a call is created on each, so one of them
+    # rings a phone registered on the other
+    for index in (0, 1):
+        api = cluster.api(index)
+        call_id = api.call_id(api.create(["0003*210"], ["0003*00"], query={"callDuration": 3}))
+        record = api.wait_ended(call_id, timeout=20)
+        assert record["disposition"] == 0, (record, cluster.kamailio.describe())
+        # the sandbox's tone reached the phone and its echo came back, through the relay of
+        # the node that created the call
+        assert media(record, 0)["rtp_packets_sent"] > 50
+        assert media(record, 0)["rtp_packets_received"] > 50
+    invites = phone.received("INVITE")
+    assert len(invites) == 2
+    kamailio_port = cluster.kamailio.port
+    for invite in invites:
+        # through Kamailio (the Path it added at REGISTER), which stays in the dialog
+        assert str(kamailio_port) in (invite.header("Record-Route") or ""), invite
+        assert (invite.header("Via") or "").count("127.0.0.1") >= 1
+    assert len(phone.received("BYE")) == 2
+
+
+def test_token_digest_challenge_and_nonce_work_across_nodes(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    # a token of node A is accepted by node B
+    token_a = cluster.api(0).headers
+    reply = httpx.get(f"{b.api_url}/uapi/phoneCalls/@me/210", headers=token_a, timeout=10)
+    assert reply.status_code in (200, 204), reply.text
+    # an idempotent create's nonce sent to A then to B reaches the same call
+    nonce = uuid.uuid4().hex
+    body = {
+        "extension": "210",
+        "phoneCallView": [{"source": ["0003*00"], "destination": ["0003*01"], "nonce": nonce}],
+    }
+    first = httpx.post(
+        f"{a.api_url}/uapi/phoneCalls/@me/simple", json=body, headers=token_a, timeout=10
+    )
+    again = httpx.post(
+        f"{b.api_url}/uapi/phoneCalls/@me/simple", json=body, headers=token_a, timeout=10
+    )
+    assert first.status_code == 202 and again.status_code == 202, again.text
+    assert again.json()[0]["id"] == first.json()[0]["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    # a digest challenge of node A answered to node B registers the phone; the same
+    # credentials replayed to A are a replay there (the counts are shared)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        challenge = sip_exchange(sock, a, register_message(sock, 1))
+        assert challenge.status == 401
+        chosen = choose_challenge(challenge.headers.get_all("WWW-Authenticate"))
+        creds = authorize("REGISTER", "sip:voip.example.com", chosen, "0003*211", "secret211")
+        ok = sip_exchange(sock, b, register_message(sock, 2, creds))
+        assert ok.status == 200, ok
+        replayed = sip_exchange(sock, a, register_message(sock, 3, creds))
+        assert replayed.status == 401
+        assert "stale=true" in (replayed.headers.get("WWW-Authenticate") or "")
+
+
+def register_message(sock: socket.socket, cseq: int, creds: str | None = None) -> bytes:
+    port = sock.getsockname()[1]
+    lines = [
+        "REGISTER sip:voip.example.com SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
+        "From: <sip:0003*211@voip.example.com>;tag=crossnode",
+        "To: <sip:0003*211@voip.example.com>",
+        f"Call-ID: crossnode-{port}@127.0.0.1",
+        f"CSeq: {cseq} REGISTER",
+        "Max-Forwards: 70",
+        f"Contact: <sip:0003*211@127.0.0.1:{port}>;expires=60",
+    ]
+    if creds:
+        lines.append(f"Authorization: {creds}")
+    return ("\r\n".join([*lines, "Content-Length: 0", "", ""])).encode()
+
+
+def sip_exchange(sock: socket.socket, node: B2buaServer, data: bytes) -> Response:
+    host, port = node.sip_udp or ("", 0)
+    sock.sendto(data, (host, port))
+    while True:
+        raw, _ = sock.recvfrom(65535)
+        message = parse_message(raw)
+        if isinstance(message, Response) and message.status >= 200:
+            return message
+
+
+def test_get_put_events_and_delete_on_the_node_that_does_not_own_the_call(
+    cluster: Cluster,
+) -> None:
+    owner, other = cluster.api(0), cluster.api(1)
+    call_id = owner.call_id(owner.create(["0003*00"], ["0003*01"], query={"callDuration": 60}))
+    record = other.wait(call_id, lambda r: r.get("state") == "bridged", timeout=15)
+    assert record["id"] == call_id
+    base = f"{cluster.nodes[1].api_url}/uapi/phoneCalls/@me/210/{call_id}"
+    # the live event stream, from the node that does not run the call
+    seen: list[str] = []
+    with httpx.stream("GET", base + "/events", headers=other.headers, timeout=10) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                seen.append(line.removeprefix("event: "))
+            if "bridged" in seen:
+                break
+    assert seen[0] == "created" and "bridged" in seen
+    # an action carried out by the owner
+    held = other.act(call_id, {"action": "OnHold", "phoneCallViewId": "1"})
+    assert held.status_code == 200, held.text
+    assert held.json()["entry"][0]["id"] == call_id
+    on_hold = owner.wait(call_id, lambda r: r["phoneCallView"][1].get("onHold") is not None)
+    assert on_hold["state"] == "bridged"
+    # hang-up carried out by the owner, answered as if local
+    gone = other.hangup(call_id)
+    assert gone.status_code == 200, gone.text
+    assert gone.json() == {"entry": [{"id": call_id}]}
+    ended = other.wait_ended(call_id, timeout=10)
+    assert ended["hangupCause"] == "hung up via the API"
+    # and a call that is over is answered from the store, by any node
+    assert other.hangup(call_id).status_code == 204
+
+
+def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
+    tmp_path: Path, gateway: Callable[..., Sipp]
+) -> None:
+    calls = 20
+    own = start_cluster(tmp_path, ["node-c", "node-d"])
+    try:
+        caller = phone_through(gateway, own.kamailio, "0003*210", "secret210")
+        callee = phone_through(gateway, own.kamailio, "0003*211", "secret211")
+        victim, survivor = own.api(1), own.api(0)
+        ids = [
+            victim.call_id(victim.create(["0003*210"], ["0003*211"], query={"callDuration": 120}))
+            for _ in range(calls)
+        ]
+        for call_id in ids:
+            victim.wait(call_id, lambda r: r.get("state") == "bridged", timeout=30)
+        time.sleep(HEARTBEAT + 0.5)  # a beat after the last answer
+        killed_at = time.monotonic()
+        own.nodes[1].stop(signal.SIGKILL)
+        deadline = killed_at + FAILOVER + 5
+        for phone in (caller, callee):
+            invites = {entry.call_id for entry in phone.received("INVITE")}
+            assert len(invites) == calls
+            while {entry.call_id for entry in phone.received("BYE")} != invites:
+                assert time.monotonic() < deadline, (
+                    f"{len(invites - {e.call_id for e in phone.received('BYE')})} legs of "
+                    f"{phone.name} without BYE {FAILOVER + 5} s after the kill"
+                )
+                time.sleep(0.1)
+        for call_id in ids:
+            record = survivor.get(call_id)
+            assert record["state"] == "ended", record
+            assert "node-d failed" in record["hangupCause"]
+            assert record["disposition"] == 0
+    finally:
+        stop_cluster(own)
