@@ -44,7 +44,7 @@ import httpcore
 import httpx
 import trio
 
-from engine.config import ApiConfig
+from engine.config_model import ApiConfig
 
 logger = logging.getLogger(__name__)
 

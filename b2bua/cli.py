@@ -19,7 +19,8 @@ from pathlib import Path
 
 import trio
 
-from engine.config import Config, ConfigError, default_config, load_config
+from engine.config import load_config
+from engine.config_model import Config, ConfigError, default_config
 from engine.directory import DirectoryError
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import httpx
 import trio
 
 from b2bua.server import Running, serve
-from engine.config import ApiConfig, ListenAddress, StoreConfig, default_config
+from engine.config_model import ApiConfig, ListenAddress, StoreConfig, default_config
 from engine.sandbox import SandboxPromise, promise_for
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from engine.config import Config
+from engine.config_model import Config
 from sip.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import trio
 from b2bua.listen import bind_api, hostport, listen_sip
 from engine.anchor import RelayMedia
 from engine.cluster import ClusterMonitor, bye_stored_legs, owner_api
-from engine.config import Config
+from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat

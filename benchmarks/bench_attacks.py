@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sip.auth import authorize, choose_challenge
+from sip.digest import authorize, choose_challenge
 
 DOMAIN = "voip.example.com"
 ROOT = Path(__file__).resolve().parent.parent

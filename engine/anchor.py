@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from engine.calls import MediaSide
+from engine.call_types import MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint

@@ -5,20 +5,49 @@ raises ``ConfigError(key, problem)`` whose text names the key, e.g.
 ``sip.listen[1]: expected 'udp:HOST:PORT' or 'tcp:HOST:PORT', got 'foo'``. Unknown sections and
 keys are errors too (a typo must not silently fall back to a default). Missing keys take the
 embedded default (``default_config()``).
+
+The configuration's types are ``engine.config_model``, the checkers of single values
+``engine.config_values``; this module knows the sections and keys of the file.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
+from engine.config_model import (
+    DEFAULT_STORE_URL,
+    ApiConfig,
+    CallsConfig,
+    ClusterConfig,
+    Config,
+    ConfigError,
+    DirectoryConfig,
+    ListenAddress,
+    MediaConfig,
+    Problems,
+    SipConfig,
+    StoreConfig,
+    format_host,
+)
+
+# documented in README ("Embedding"): ``from engine.config import default_config`` keeps working
+from engine.config_model import default_config as default_config
+from engine.config_values import (
+    check_host,
+    check_int,
+    check_seconds,
+    check_string,
+    check_strings,
+    host_problem,
+    parse_host_port,
+    parse_transport_address,
+    type_name,
+)
 from sip.errors import RemoteProtocolError
 from sip.uri import SipUri, parse_uri, uri_host
 
@@ -26,225 +55,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TRANSPORTS = ("udp", "tcp")
-DEFAULT_DOMAIN = "voip.example.com"
-DEFAULT_STORE_URL = "sqlite:///b2bua.sqlite"
-
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:")
-
-
-class ConfigError(Exception):
-    """A bad configuration value.
-
-    ``key`` is the dotted TOML key (or the file name), ``problem`` says why. One error may
-    stand for several (``ConfigError.of``): ``problems`` lists each as ``(key, problem)``,
-    ``key``/``problem`` are the first, and the text has one ``key: problem`` line each.
-    """
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(key, problem)
-        self.key = key
-        self.problem = problem
-        self.problems: tuple[tuple[str, str], ...] = ((key, problem),)
-        # from config_from_dict: the file's config with defaults in place of the bad values,
-        # so that a checker can go on to the parts that are good (e.g. the directory file)
-        self.config: Config | None = None
-
-    @classmethod
-    def of(cls, problems: Sequence[tuple[str, str]]) -> ConfigError:
-        """One error for every problem found (at least one)."""
-        error = cls(*problems[0])
-        error.problems = tuple(problems)
-        return error
-
-    def __str__(self) -> str:
-        return "\n".join(f"{key}: {problem}" for key, problem in self.problems)
-
-
-class _Problems:
-    """Collects the problems of a whole file, so that all of them are reported at once."""
-
-    def __init__(self) -> None:
-        self.found: list[tuple[str, str]] = []
-
-    def check(self, default: T, parse: Callable[[], T]) -> T:
-        """``parse()``, or ``default`` with its problems noted when it raises ConfigError."""
-        try:
-            return parse()
-        except ConfigError as exc:
-            self.found.extend(exc.problems)
-            return default
-
-    def raise_any(self) -> None:
-        if self.found:
-            raise ConfigError.of(self.found)
-
-
-class ListenAddress(NamedTuple):
-    """One SIP listener: ``("udp", "127.0.0.1", 5060)``; port 0 = any free port."""
-
-    transport: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.transport}:{format_host(self.host)}:{self.port}"
-
-
-def format_host(host: str) -> str:
-    """``host`` ready to go before ``:PORT`` (IPv6 literals get brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _check_host(host: str) -> str | None:
-    """A reason why ``host`` is not a usable host name / IP literal, or None."""
-    if not host:
-        return "empty host"
-    if not set(host) <= _HOST_CHARS:
-        return f"bad host {host!r}"
-    return None
-
-
-def parse_host_port(text: str, *, default_port: int | None = None) -> tuple[str, int | None]:
-    """``HOST:PORT``, ``[V6]:PORT`` or (with a default) ``HOST`` -> (host, port).
-
-    IPv6 hosts are returned without brackets. Raises ``ValueError`` with the reason.
-    """
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"unclosed '[' in {text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"unexpected {rest!r} after ']' in {text!r}")
-        port_text: str | None = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    elif ":" not in text:
-        host, port_text = text, None
-    else:
-        raise ValueError(f"IPv6 addresses need brackets: {text!r}")
-    problem = _check_host(host)
-    if problem:
-        raise ValueError(problem)
-    if port_text is None:
-        return host, default_port
-    if not port_text.isdigit() or not port_text.isascii():
-        raise ValueError(f"port must be a number, got {port_text!r}")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"port {port} out of range 0-65535")
-    return host, port
-
-
-def parse_transport_address(text: str) -> ListenAddress:
-    """``"udp:HOST:PORT"`` / ``"tcp:HOST:PORT"`` -> ListenAddress; ``ValueError`` otherwise."""
-    expected = f"expected 'udp:HOST:PORT' or 'tcp:HOST:PORT', got {text!r}"
-    transport, sep, rest = text.partition(":")
-    if not sep or transport.lower() not in TRANSPORTS:
-        raise ValueError(expected)
-    try:
-        host, port = parse_host_port(rest)
-    except ValueError as exc:
-        raise ValueError(f"{expected} ({exc})") from None
-    if port is None:
-        raise ValueError(expected)
-    return ListenAddress(transport.lower(), host, port)
-
-
-@dataclass(frozen=True, slots=True)
-class SipConfig:
-    listen: tuple[ListenAddress, ...] = (
-        ListenAddress("udp", "127.0.0.1", 5060),
-        ListenAddress("tcp", "127.0.0.1", 5060),
-    )
-    domain: str = DEFAULT_DOMAIN
-    # Digest algorithms offered, in challenge order (one WWW-/Proxy-Authenticate each). MD5
-    # first: SIPp and many deployed phones answer only the first challenge and know only MD5;
-    # some (baresip) give up on seeing any other, so ["MD5"] must be possible.
-    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
-    max_connections: int = 1024  # SIP over TCP: connections peers open to us, in all
-    max_connections_per_source: int = 32  # ... from one remote address
-    # a TCP connection with no complete SIP message this long is closed (CRLF keep-alives do
-    # not count); TCP registrations get at most this expiry, so their refresh keeps it open
-    tcp_idle_timeout: float = 300
-
-
-@dataclass(frozen=True, slots=True)
-class MediaConfig:
-    address: str = "127.0.0.1"
-    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1
-
-
-@dataclass(frozen=True, slots=True)
-class ApiConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080  # 0 = any free port
-    public_url: str | None = None  # None: derived from the bound address
-    # statusCallback destinations allowed: CIDRs and host names; None: any but link-local,
-    # cloud metadata and multicast addresses
-    callback_allow: tuple[str, ...] | None = None
-
-    def base_url(self, bound_port: int | None = None) -> str:
-        """The base of ``link.self`` URLs: ``public_url`` when set, else derived from the
-        listen address (``bound_port`` is the actual port when ``port`` is 0)."""
-        if self.public_url is not None:
-            return self.public_url
-        port = self.port if bound_port is None else bound_port
-        # a wildcard address is no place to send a client: point at loopback instead
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://{format_host(host)}:{port}"
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    url: str = DEFAULT_STORE_URL  # sqlite:///PATH, relative to the current folder
-
-
-@dataclass(frozen=True, slots=True)
-class CallsConfig:
-    wait_for_pickup: int = 25  # default waitForPickup, seconds
-    max_duration: int = 3600  # default callDuration, seconds
-    drain: float = 10  # seconds given to live calls on shutdown
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryConfig:
-    file: Path | None = None  # None: the built-in demo directory
-
-
-def _default_node() -> str:
-    return socket.gethostname() or "node"
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterConfig:
-    node: str = field(default_factory=_default_node)  # unique per node; default: host name
-    # Signs API tokens; the same on every node. None: a random secret is generated once and
-    # kept in the store, so tokens survive a restart. (SIP nonces use a key per process.)
-    secret: str | None = None
-    heartbeat: float = 2  # seconds between this node's heartbeats in the store
-    failover: float = 10  # reserved for nodes sharing a store: checked, not yet acted upon
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    sip: SipConfig = field(default_factory=SipConfig)
-    media: MediaConfig = field(default_factory=MediaConfig)
-    api: ApiConfig = field(default_factory=ApiConfig)
-    store: StoreConfig = field(default_factory=StoreConfig)
-    calls: CallsConfig = field(default_factory=CallsConfig)
-    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-
-
-def default_config() -> Config:
-    """The embedded default: SIP 127.0.0.1:5060 UDP+TCP, API 127.0.0.1:8080, SQLite in the
-    current folder, the demo directory."""
-    return Config()
-
-
-# --------------------------------------------------------------------------- loading
 
 _SECTIONS: dict[str, frozenset[str]] = {
     "sip": frozenset(
@@ -271,60 +81,10 @@ DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 MIN_SECRET_LENGTH = 16
 
 
-def _type_name(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
-    return names.get(type(value), "table" if isinstance(value, dict) else type(value).__name__)
-
-
-def _string(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"expected a string, got {_type_name(value)} {value!r}")
-    return value
-
-
-def _strings(key: str, value: Any, *, empty_ok: bool = False) -> list[str]:
-    if not isinstance(value, list):
-        raise ConfigError(key, f"expected an array of strings, got {_type_name(value)}")
-    if not value and not empty_ok:
-        raise ConfigError(key, "expected at least one entry")
-    problems = _Problems()
-    items = [problems.check("", partial(_string, f"{key}[{i}]", v)) for i, v in enumerate(value)]
-    problems.raise_any()
-    return items
-
-
-def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"expected an integer, got {_type_name(value)} {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"{low}-{high}" if high is not None else f">= {low}"
-        raise ConfigError(key, f"{value} out of range {bound}")
-    return value
-
-
-def _seconds(key: str, value: Any, *, low: float = 0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"expected a number of seconds, got {_type_name(value)} {value!r}")
-    if not value >= low or value == float("inf"):
-        raise ConfigError(key, f"expected a finite number of seconds >= {low:g}, got {value!r}")
-    return value
-
-
-def _host(key: str, value: Any) -> str:
-    text = _string(key, value)
-    try:
-        host, port = parse_host_port(text)
-    except ValueError as exc:
-        raise ConfigError(key, str(exc)) from None
-    if port is not None:
-        raise ConfigError(key, f"expected an address without a port, got {text!r}")
-    return host
-
-
 def _domain(value: Any) -> str:
     """``sip.domain``: a host name or IP address, an IPv6 one with or without brackets (a
     domain has no port, so ``::1`` is unambiguous); kept without brackets, lower-cased."""
-    text = _string("sip.domain", value).strip().lower()
+    text = check_string("sip.domain", value).strip().lower()
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     if ":" in bare:
         try:
@@ -334,7 +94,7 @@ def _domain(value: Any) -> str:
                 "sip.domain", f"expected a host name or IP address, got {text!r}"
             ) from None
         return bare
-    host = _host("sip.domain", text)
+    host = check_host("sip.domain", text)
     try:
         uri = parse_uri(f"sip:{uri_host(host)}")
     except RemoteProtocolError:
@@ -347,17 +107,17 @@ def _domain(value: Any) -> str:
 def _listen(data: dict[str, Any]) -> tuple[ListenAddress, ...]:
     raw = data["listen"]
     if not isinstance(raw, list):
-        raise ConfigError("sip.listen", f"expected an array of strings, got {_type_name(raw)}")
+        raise ConfigError("sip.listen", f"expected an array of strings, got {type_name(raw)}")
     if not raw:
         raise ConfigError("sip.listen", "needs at least one 'udp:HOST:PORT' or 'tcp:HOST:PORT'")
-    problems = _Problems()
+    problems = Problems()
     parsed: list[ListenAddress] = []
     for index, item in enumerate(raw):
         key = f"sip.listen[{index}]"
 
         def one(key: str = key, item: Any = item) -> None:
             try:
-                address = parse_transport_address(_string(key, item))
+                address = parse_transport_address(check_string(key, item))
             except ValueError as exc:
                 raise ConfigError(key, str(exc)) from None
             if address in parsed and address.port != 0:
@@ -371,7 +131,7 @@ def _listen(data: dict[str, Any]) -> tuple[ListenAddress, ...]:
 
 def _digest_algorithms(value: Any) -> tuple[str, ...]:
     key = "sip.digest_algorithms"
-    names = _strings(key, value)
+    names = check_strings(key, value)
     chosen: list[str] = []
     for index, name in enumerate(names):
         canonical = name.strip().upper()
@@ -384,7 +144,7 @@ def _digest_algorithms(value: Any) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def _parse_sip(data: dict[str, Any], problems: _Problems) -> SipConfig:
+def _parse_sip(data: dict[str, Any], problems: Problems) -> SipConfig:
     d = SipConfig()
     listen = problems.check(d.listen, lambda: _listen(data)) if "listen" in data else d.listen
 
@@ -392,12 +152,12 @@ def _parse_sip(data: dict[str, Any], problems: _Problems) -> SipConfig:
         return problems.check(default, lambda: parse(data[name])) if name in data else default
 
     max_connections = get(
-        "max_connections", d.max_connections, lambda v: _int("sip.max_connections", v, 1)
+        "max_connections", d.max_connections, lambda v: check_int("sip.max_connections", v, 1)
     )
     per_source = get(
         "max_connections_per_source",
         d.max_connections_per_source,
-        lambda v: _int("sip.max_connections_per_source", v, 1),
+        lambda v: check_int("sip.max_connections_per_source", v, 1),
     )
     if per_source > max_connections:
         problems.found.append(
@@ -415,7 +175,7 @@ def _parse_sip(data: dict[str, Any], problems: _Problems) -> SipConfig:
         tcp_idle_timeout=get(
             "tcp_idle_timeout",
             d.tcp_idle_timeout,
-            lambda v: _seconds("sip.tcp_idle_timeout", v, low=1),
+            lambda v: check_seconds("sip.tcp_idle_timeout", v, low=1),
         ),
     )
 
@@ -423,8 +183,8 @@ def _parse_sip(data: dict[str, Any], problems: _Problems) -> SipConfig:
 def _ports(raw: Any) -> tuple[int, int]:
     if not isinstance(raw, list) or len(raw) != 2:
         raise ConfigError("media.ports", f"expected [LOW, HIGH], got {raw!r}")
-    low = _int("media.ports[0]", raw[0], 1, 65535)
-    high = _int("media.ports[1]", raw[1], 1, 65535)
+    low = check_int("media.ports[0]", raw[0], 1, 65535)
+    high = check_int("media.ports[1]", raw[1], 1, 65535)
     if low % 2:
         raise ConfigError("media.ports[0]", f"must be even (RTP ports are even), got {low}")
     if high <= low:
@@ -434,17 +194,17 @@ def _ports(raw: Any) -> tuple[int, int]:
     return (low, high)
 
 
-def _parse_media(data: dict[str, Any], problems: _Problems) -> MediaConfig:
+def _parse_media(data: dict[str, Any], problems: Problems) -> MediaConfig:
     d = MediaConfig()
     address = d.address
     if "address" in data:
-        address = problems.check(d.address, lambda: _host("media.address", data["address"]))
+        address = problems.check(d.address, lambda: check_host("media.address", data["address"]))
     ports = problems.check(d.ports, lambda: _ports(data["ports"])) if "ports" in data else d.ports
     return MediaConfig(address=address, ports=ports)
 
 
 def _api_listen(value: Any) -> tuple[str, int]:
-    text = _string("api.listen", value)
+    text = check_string("api.listen", value)
     try:
         host, port = parse_host_port(text)
     except ValueError as exc:
@@ -455,7 +215,7 @@ def _api_listen(value: Any) -> tuple[str, int]:
 
 
 def _public_url(value: Any) -> str:
-    public_url = _string("api.public_url", value).rstrip("/")
+    public_url = check_string("api.public_url", value).rstrip("/")
     scheme, sep, rest = public_url.partition("://")
     if not sep or scheme not in ("http", "https") or not rest or " " in rest:
         raise ConfigError(
@@ -468,8 +228,8 @@ def _callback_allow(value: Any) -> tuple[str, ...]:
     """CIDRs (``10.0.0.0/8``, ``fd00::/8``, a plain address) and host names (``example.com``,
     ``*.example.com`` for its subdomains); kept as written, lower-cased."""
     key = "api.callback_allow"
-    entries = _strings(key, value, empty_ok=True)
-    problems = _Problems()
+    entries = check_strings(key, value, empty_ok=True)
+    problems = Problems()
     kept: list[str] = []
     for index, entry in enumerate(entries):
 
@@ -479,7 +239,7 @@ def _callback_allow(value: Any) -> tuple[str, ...]:
                 ipaddress.ip_network(text, strict=False)
             except ValueError:
                 name = text[2:] if text.startswith("*.") else text
-                if not name or "/" in name or _check_host(name) is not None or ":" in name:
+                if not name or "/" in name or host_problem(name) is not None or ":" in name:
                     raise ConfigError(
                         f"{key}[{index}]",
                         f"expected a CIDR (10.0.0.0/8), an address or a host name, got {entry!r}",
@@ -491,7 +251,7 @@ def _callback_allow(value: Any) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def _parse_api(data: dict[str, Any], problems: _Problems) -> ApiConfig:
+def _parse_api(data: dict[str, Any], problems: Problems) -> ApiConfig:
     d = ApiConfig()
     host, port = d.host, d.port
     if "listen" in data:
@@ -506,20 +266,20 @@ def _parse_api(data: dict[str, Any], problems: _Problems) -> ApiConfig:
 
 
 def _store_url(value: Any) -> str:
-    url = _string("store.url", value)
+    url = check_string("store.url", value)
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ConfigError("store.url", f"expected 'sqlite:///PATH', got {url!r}")
     return url
 
 
-def _parse_store(data: dict[str, Any], problems: _Problems) -> StoreConfig:
+def _parse_store(data: dict[str, Any], problems: Problems) -> StoreConfig:
     if "url" not in data:
         return StoreConfig()
     return StoreConfig(url=problems.check(DEFAULT_STORE_URL, lambda: _store_url(data["url"])))
 
 
-def _parse_calls(data: dict[str, Any], problems: _Problems) -> CallsConfig:
+def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
     d = CallsConfig()
 
     def get(name: str, default: T, parse: Callable[[Any], T]) -> T:
@@ -529,17 +289,19 @@ def _parse_calls(data: dict[str, Any], problems: _Problems) -> CallsConfig:
         wait_for_pickup=get(
             "wait_for_pickup",
             d.wait_for_pickup,
-            lambda v: _int("calls.wait_for_pickup", v, 1, 86400),
+            lambda v: check_int("calls.wait_for_pickup", v, 1, 86400),
         ),
         max_duration=get(
-            "max_duration", d.max_duration, lambda v: _int("calls.max_duration", v, 1, 7 * 86400)
+            "max_duration",
+            d.max_duration,
+            lambda v: check_int("calls.max_duration", v, 1, 7 * 86400),
         ),
-        drain=get("drain", d.drain, lambda v: _seconds("calls.drain", v)),
+        drain=get("drain", d.drain, lambda v: check_seconds("calls.drain", v)),
     )
 
 
 def _directory_file(value: Any, base: Path) -> Path:
-    text = _string("directory.file", value)
+    text = check_string("directory.file", value)
     if not text:
         raise ConfigError("directory.file", "empty path")
     try:
@@ -552,14 +314,14 @@ def _directory_file(value: Any, base: Path) -> Path:
     return path
 
 
-def _parse_directory(data: dict[str, Any], base: Path, problems: _Problems) -> DirectoryConfig:
+def _parse_directory(data: dict[str, Any], base: Path, problems: Problems) -> DirectoryConfig:
     if "file" not in data:
         return DirectoryConfig()
     return DirectoryConfig(file=problems.check(None, lambda: _directory_file(data["file"], base)))
 
 
 def _node(value: Any) -> str:
-    text = _string("cluster.node", value)
+    text = check_string("cluster.node", value)
     if not text or len(text) > 64 or not all(c.isalnum() or c in "-_." for c in text):
         raise ConfigError(
             "cluster.node", f"expected 1-64 letters, digits, '-', '_' or '.', got {text!r}"
@@ -568,7 +330,7 @@ def _node(value: Any) -> str:
 
 
 def _secret(value: Any) -> str:
-    text = _string("cluster.secret", value)
+    text = check_string("cluster.secret", value)
     if len(text) < MIN_SECRET_LENGTH:
         raise ConfigError(
             "cluster.secret",
@@ -578,14 +340,16 @@ def _secret(value: Any) -> str:
     return text
 
 
-def _parse_cluster(data: dict[str, Any], problems: _Problems) -> ClusterConfig:
+def _parse_cluster(data: dict[str, Any], problems: Problems) -> ClusterConfig:
     d = ClusterConfig()
 
     def get(name: str, default: T, parse: Callable[[Any], T]) -> T:
         return problems.check(default, lambda: parse(data[name])) if name in data else default
 
-    heartbeat = get("heartbeat", d.heartbeat, lambda v: _seconds("cluster.heartbeat", v, low=0.1))
-    failover = get("failover", d.failover, lambda v: _seconds("cluster.failover", v, low=1))
+    heartbeat = get(
+        "heartbeat", d.heartbeat, lambda v: check_seconds("cluster.heartbeat", v, low=0.1)
+    )
+    failover = get("failover", d.failover, lambda v: check_seconds("cluster.failover", v, low=1))
     if failover <= heartbeat:
         problems.found.append(
             (
@@ -606,7 +370,7 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
 
     Every problem of the file is found before it raises: the ``ConfigError`` lists them all.
     """
-    problems = _Problems()
+    problems = Problems()
     sections: dict[str, dict[str, Any]] = {}
     for section, value in data.items():
         if section not in _SECTIONS:
@@ -615,7 +379,7 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
             continue
         if not isinstance(value, dict):
             problems.found.append(
-                (section, f"expected a [{section}] table, got {_type_name(value)}")
+                (section, f"expected a [{section}] table, got {type_name(value)}")
             )
             continue
         for key in value:

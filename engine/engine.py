@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from engine.calls import (
+from engine.call_types import (
     CallContext,
     CallMedia,
     Control,
@@ -28,11 +28,10 @@ from engine.calls import (
     Hold,
     InboundSource,
     Recording,
-    SimpleCall,
     Transfer,
-    call_charge,
 )
-from engine.config import Config
+from engine.calls import SimpleCall, call_charge
+from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
     ActionNotSupported,

@@ -20,7 +20,7 @@ _ACK_WAIT = 34.0  # a little over 64*T1 (32 s), after which the session gives up
 
 
 class InboundLeg:
-    """``engine.calls.InboundSource`` over an ``InviteServer``."""
+    """``engine.call_types.InboundSource`` over an ``InviteServer``."""
 
     def __init__(self, server: InviteServer, party_index: int, label: str) -> None:
         self._server = server

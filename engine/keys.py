@@ -16,7 +16,7 @@ import hmac
 import logging
 import secrets
 
-from engine.config import ClusterConfig
+from engine.config_model import ClusterConfig
 from engine.store import Store
 
 logger = logging.getLogger(__name__)

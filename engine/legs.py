@@ -56,7 +56,8 @@ class Leg(Protocol):
 
 
 class OfferAnswerer(Protocol):
-    """The part of a relay side that answers a party's offers (see ``engine.calls.MediaSide``)."""
+    """The part of a relay side that answers a party's offers (see
+    ``engine.call_types.MediaSide``)."""
 
     def answer(self, offer: bytes) -> bytes: ...
 

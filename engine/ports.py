@@ -13,7 +13,7 @@ from typing import Protocol
 
 import trio
 
-from engine.config import Config
+from engine.config_model import Config
 from engine.directory import Directory
 from engine.engine import CallAction, CallEvent, Engine, OriginateRequest
 from engine.model import PhoneCall

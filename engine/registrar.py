@@ -35,8 +35,9 @@ from email.utils import formatdate
 from engine.directory import Directory, Extension
 from engine.limiter import FailureLimiter
 from engine.store import Store
-from sip.auth import AuthStatus, DigestServer, parse_credentials
+from sip.auth import AuthStatus, DigestServer
 from sip.dialog import new_tag
+from sip.digest import parse_credentials
 from sip.endpoint import IncomingRequest
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from engine.config import Config
+from engine.config_model import Config
 from engine.dialogs import DialogKeeper
 from engine.directory import Directory, Extension
 from engine.engine import Engine, LegProvider

@@ -38,8 +38,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from sip.auth import authorize, choose_challenge
 from sip.dialog import Dialog
+from sip.digest import authorize, choose_challenge
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Headers
 from sip.invite_dialog import (

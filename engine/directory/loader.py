@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import parse_host_port, parse_transport_address
+from engine.config_values import parse_host_port, parse_transport_address
 from engine.directory.model import (
     App,
     Directory,

@@ -15,7 +15,7 @@ import trio.testing
 from uapi_helpers import PUBLIC_URL
 
 from api.app import create_app
-from engine.config import default_config
+from engine.config_model import default_config
 from engine.directory import demo_directory
 from engine.engine import Engine, open_engine
 from engine.store import open_store

@@ -21,7 +21,7 @@ from uapi_helpers import assert_error, auth, create_call, simple_body, wait_unti
 
 from api.egress import CallbackPolicy, EgressRefused, EgressTransport
 from api.events import CallbackDispatcher
-from engine.config import ApiConfig, default_config
+from engine.config_model import ApiConfig, default_config
 from engine.directory import demo_directory
 from engine.engine import Engine, open_engine
 from engine.store import open_store

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from uapi_helpers import PUBLIC_URL, get_token
 
 from api.app import create_app
-from engine.config import default_config
+from engine.config_model import default_config
 from engine.directory import demo_directory
 from engine.engine import open_engine
 from engine.store import open_store

@@ -18,7 +18,7 @@ import trio
 from uapi_helpers import APPS, PUBLIC_URL, assert_error, get_token
 
 from api.app import create_app
-from engine.config import ClusterConfig, Config, default_config
+from engine.config_model import ClusterConfig, Config, default_config
 from engine.directory import Directory, demo_directory
 from engine.engine import open_engine
 from engine.store import open_store

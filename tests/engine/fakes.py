@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
-from engine.calls import MediaSide
-from engine.config import default_config
+from engine.call_types import MediaSide
+from engine.config_model import default_config
 from engine.directory import Extension, demo_directory
 from engine.engine import CallEvent, Engine, LegProvider, OriginateRequest, open_engine
 from engine.legs import (

@@ -18,7 +18,7 @@ from fakes import (
     rings,
 )
 
-from engine.calls import RINGBACK_HZ
+from engine.call_types import RINGBACK_HZ
 from engine.engine import CallAction
 from engine.errors import (
     ActionNotSupported,

@@ -26,7 +26,7 @@ from fakes import (
     rings,
 )
 
-from engine.calls import RINGBACK_HZ
+from engine.call_types import RINGBACK_HZ
 from engine.engine import CallAction
 from engine.legs import LegAnswered, LegFailed, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, PartyStatus

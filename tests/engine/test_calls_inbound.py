@@ -21,7 +21,7 @@ from fakes import (
     rings,
 )
 
-from engine.calls import RINGBACK_HZ
+from engine.call_types import RINGBACK_HZ
 from engine.legs import LegAnswered, LegHungUp, LegRinging
 from engine.model import CallState, Disposition, Flow, PartyStatus
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine.config import default_config
+from engine.config_model import default_config
 from engine.directory import demo_directory
 from engine.engine import OriginateRequest, open_engine
 from engine.model import CallState, Disposition

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (
-    ClusterConfig,
-    ConfigError,
-    ListenAddress,
-    default_config,
-    load_config,
-    parse_transport_address,
-    render_config,
-)
+from engine.config import load_config, render_config
+from engine.config_model import ClusterConfig, ConfigError, ListenAddress, default_config
 
 FULL = """
 [sip]
@@ -184,14 +177,6 @@ def test_file_level_errors(tmp_path: Path) -> None:
     path.write_bytes(b'[sip]\ndomain = "\xe9"\n')
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
-
-
-def test_parse_transport_address() -> None:
-    assert parse_transport_address("UDP:10.0.0.1:5060") == ("udp", "10.0.0.1", 5060)
-    assert parse_transport_address("tcp:gw.example.com:5080").host == "gw.example.com"
-    for bad in ("", "udp", "udp:", "udp:host", "udp:[::1", "udp:[::1]x", "udp:h:-1", "udp: :1"):
-        with pytest.raises(ValueError):
-            parse_transport_address(bad)
 
 
 def test_render_config_round_trips(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import trio.testing
 from fakes import BASE, PUBLIC, SANDBOX, Clock, FakeLegProvider, FakeMediaFactory, answers, at
 from fakes import request as make_request
 
-from engine.config import Config, default_config
+from engine.config_model import Config, default_config
 from engine.directory import demo_directory
 from engine.engine import open_engine
 from engine.heartbeat import heartbeat

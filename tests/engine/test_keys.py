@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import ClusterConfig
+from engine.config_model import ClusterConfig
 from engine.keys import cluster_secret, derive_key
 from engine.store import open_store
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from engine.directory import demo_directory
 from engine.registrar import MIN_EXPIRES, Registrar
 from engine.store import open_store
-from sip.auth import DigestServer, authorize, choose_challenge
+from sip.auth import DigestServer
+from sip.digest import authorize, choose_challenge
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
 

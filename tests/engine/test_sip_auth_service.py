@@ -13,11 +13,11 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import Config, default_config
+from engine.config_model import Config, default_config
 from engine.directory import demo_directory
 from engine.sipservice import ALLOWED_METHODS, SipService
 from engine.store import Store, open_store
-from sip.auth import authorize, choose_challenge, parse_challenge
+from sip.digest import authorize, choose_challenge, parse_challenge
 from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, parse_message, serialize

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.config import ConfigError, config_from_dict
+from engine.config import config_from_dict
+from engine.config_model import ConfigError
 from engine.numbers import format_caller_id
 from engine.sipaddr import (
     ANONYMOUS_HOST,

@@ -2,7 +2,7 @@
 SIP and at the token endpoint, and bytes that are not UTF-8 in digest parameters.
 
 The clients here are raw UDP sockets (and httpx for the API) so that a test controls every
-byte; the credentials are computed with the project's own client code (``sip.auth``), as a
+byte; the credentials are computed with the project's own client code (``sip.digest``), as a
 phone would compute them. Other source addresses are other loopback addresses (127.0.0.2...),
 which Linux routes to ``lo`` like 127.0.0.1.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sip.auth import authorize, choose_challenge
+from sip.digest import authorize, choose_challenge
 
 from .harness import DEFAULT_DIRECTORY, B2buaServer
 
