@@ -58,6 +58,10 @@ class Kamailio:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
