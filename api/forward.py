@@ -41,6 +41,12 @@ _SKIP_REQUEST = frozenset(
 _SKIP_RESPONSE = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 
+def is_list_delete(method: str, path: str) -> bool:
+    """``DELETE /uapi/phoneCalls/{userId}/{extension}``: hang up every call of an extension."""
+    parts = path.rstrip("/").split("/")
+    return method == "DELETE" and len(parts) == 5 and parts[1:3] == ["uapi", "phoneCalls"]
+
+
 def forwarded_call(method: str, path: str) -> tuple[str, bool] | None:
     """``(call id, is /events)`` when ``method path`` acts on a live call, else None."""
     parts = path.rstrip("/").split("/")
@@ -62,12 +68,14 @@ class OwnerRouting:
         app: ASGIApp,
         *,
         owner_of: Callable[[str], str | None],
+        peers: Callable[[], list[str]] = list,
         node: str,
         hop_key: bytes,
         timeout: float = 10.0,
     ) -> None:
         self.app = app
         self.owner_of = owner_of
+        self.peers = peers
         self.node = node
         self._key = hop_key
         self._timeout = timeout
@@ -85,8 +93,14 @@ class OwnerRouting:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._hopped(scope):
+            await self.app(scope, receive, send)
+            return
+        if is_list_delete(scope["method"], scope.get("path", "")):
+            await self._delete_everywhere(scope, receive, send)
+            return
         target = forwarded_call(scope["method"], scope.get("path", ""))
-        if target is None or self._hopped(scope):
+        if target is None:
             await self.app(scope, receive, send)
             return
         call_id, stream = target
@@ -106,18 +120,9 @@ class OwnerRouting:
                 return self._valid_hop(value.decode("latin-1"))
         return False
 
-    async def _forward(
-        self, owner: str, scope: Scope, receive: Receive, send: Send, *, stream: bool
-    ) -> None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        url = owner.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    def _hop_request(self, base: str, scope: Scope) -> tuple[str, list[tuple[str, str]]]:
+        """The URL on node ``base`` and the headers of the request of ``scope``, hop marked."""
+        url = base.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = [
@@ -128,6 +133,63 @@ class OwnerRouting:
         headers.append((HOP_HEADER, self.hop_value(self.node)))
         if self._client is None:
             self._client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        return url, headers
+
+    async def _delete_everywhere(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hang up an extension's calls on every live node: each hangs up its own; the
+        answer lists them all (204 when none), or is this node's own when it refuses."""
+        body = await _read_body(receive)
+        if body is None:
+            return
+        try:
+            peers = self.peers()
+        except Exception:
+            logger.exception("cannot list the other nodes")
+            peers = []
+        answers: list[httpx.Response] = []
+
+        async def ask(base: str) -> None:
+            url, headers = self._hop_request(base, scope)
+            assert self._client is not None
+            try:
+                answers.append(
+                    await self._client.request(
+                        "DELETE", url, headers=headers, timeout=self._timeout
+                    )
+                )
+            except (httpx.HTTPError, OSError) as exc:
+                logger.warning("node at %s did not hang up its calls: %s", base, exc)
+
+        async with trio.open_nursery() as nursery:
+            for base in peers:
+                nursery.start_soon(ask, base)
+        local = await _run_local(self.app, scope, body)
+        status, _headers, content = local
+        if status not in (200, 204):
+            await _replay(send, local)
+            return
+        entries: list[Any] = []
+        for status_code, payload in [(status, content)] + [
+            (a.status_code, a.content) for a in answers
+        ]:
+            if status_code == 200:
+                try:
+                    entries.extend(json.loads(payload)["entry"])
+                except (ValueError, KeyError, TypeError):
+                    logger.warning("unreadable hang-up answer from a node: %r", payload[:200])
+        if not entries:
+            await _replay(send, (204, [], b""))
+            return
+        merged = json.dumps({"entry": entries}).encode()
+        await _replay(send, (200, [(b"content-type", b"application/json")], merged))
+
+    async def _forward(
+        self, owner: str, scope: Scope, receive: Receive, send: Send, *, stream: bool
+    ) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            return
+        url, headers = self._hop_request(owner, scope)
         timeout = httpx.Timeout(self._timeout, read=None if stream else self._timeout)
         started = False
         failure: BaseException | None = None
@@ -174,6 +236,55 @@ class OwnerRouting:
             nursery.start_soon(watch_disconnect, nursery.cancel_scope)
         if failure is not None:
             logger.warning("node at %s did not carry out %s: %s", owner, scope["path"], failure)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None when the client went away."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _run_local(
+    app: ASGIApp, scope: Scope, body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Run ``app`` on a request whose body was read already; its answer, whole."""
+    sent = False
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    content = bytearray()
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            content.extend(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, headers, bytes(content)
+
+
+async def _replay(send: Send, answer: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    status, headers, content = answer
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    kept.append((b"content-length", str(len(content)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": kept})
+    await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
 async def _unavailable(send: Send, message: str) -> None:

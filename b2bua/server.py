@@ -20,7 +20,7 @@ import trio
 
 from b2bua.listen import bind_api, hostport, listen_sip
 from engine.anchor import RelayMedia
-from engine.cluster import ClusterMonitor, bye_stored_legs, owner_api
+from engine.cluster import ClusterMonitor, bye_stored_legs, live_peers, owner_api
 from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
@@ -141,6 +141,7 @@ async def serve(
                         engine, public_url=config.api.base_url(api_port), callbacks=callbacks
                     ),
                     owner_of=partial(owner_api, engine),
+                    peers=partial(live_peers, engine),
                     node=config.cluster.node,
                     hop_key=derive_key(engine.signing_secret(), HOP_KEY_PURPOSE),
                 )

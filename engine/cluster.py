@@ -91,6 +91,18 @@ def owner_api(engine: Engine, call_id: str, *, now: float | None = None) -> str 
     return None
 
 
+def live_peers(engine: Engine, *, now: float | None = None) -> list[str]:
+    """The API addresses of the other nodes alive now (last beat within ``failover`` s)."""
+    now = time.time() if now is None else now
+    me = engine.config.cluster.node
+    failover = engine.config.cluster.failover
+    return [
+        beat.api
+        for beat in engine.store.nodes()
+        if beat.node != me and beat.api and now - beat.at <= failover
+    ]
+
+
 class ClusterMonitor:
     """Watches the other nodes' heartbeats and takes over the calls of dead ones."""
 

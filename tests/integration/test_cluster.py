@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sip.auth import authorize, choose_challenge
+from sip.digest import authorize, choose_challenge
 from sip.message import Response, parse_message
 
 from .harness import B2buaServer, Sipp
@@ -151,6 +151,7 @@ def test_token_digest_challenge_and_nonce_work_across_nodes(cluster: Cluster) ->
     assert first.status_code == 202 and again.status_code == 202, again.text
     assert again.json()[0]["id"] == first.json()[0]["id"]
     assert again.headers.get("Idempotent-Replayed") == "true"
+    assert cluster.api(1).hangup(first.json()[0]["id"]).status_code == 200
     # a digest challenge of node A answered to node B registers the phone; the same
     # credentials replayed to A are a replay there (the counts are shared)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -227,6 +228,24 @@ def test_get_put_events_and_delete_on_the_node_that_does_not_own_the_call(
     assert ended["hangupCause"] == "hung up via the API"
     # and a call that is over is answered from the store, by any node
     assert other.hangup(call_id).status_code == 204
+
+
+def test_a_delete_of_all_calls_on_one_node_hangs_up_those_of_every_node(cluster: Cluster) -> None:
+    a, b = cluster.api(0), cluster.api(1)
+    ids = [
+        api.call_id(api.create(["0003*00"], ["0003*01"], query={"callDuration": 60}))
+        for api in (a, b)
+    ]
+    for call_id in ids:
+        a.wait(call_id, lambda r: r.get("state") == "bridged", timeout=15)
+    reply = httpx.delete(
+        f"{cluster.nodes[1].api_url}/uapi/phoneCalls/@me/210", headers=b.headers, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    hung_up = [entry["id"] for entry in reply.json()["entry"]]
+    assert set(ids) <= set(hung_up) and len(hung_up) == len(set(hung_up))  # each once
+    for call_id in ids:
+        assert b.wait_ended(call_id, timeout=10)["hangupCause"] == "hung up via the API"
 
 
 def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
