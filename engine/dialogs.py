@@ -134,6 +134,13 @@ class LegDialog:
         return dialog, peer
 
 
+def leg_dialog(dialog: Dialog, flow: Peer) -> LegDialog:
+    """The state of an answered leg's ``dialog`` whose INVITE went to (or came from)
+    ``flow``: in-dialog requests go to the first route, else along that flow."""
+    peer = peer_for_uri(dialog.next_hop(), flow.transport) if dialog.route_set else flow
+    return LegDialog.of(dialog, peer)
+
+
 class DialogKeeper:
     """Writes and drops the stored dialog state of the legs of this node's calls."""
 

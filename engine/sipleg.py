@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.dialogs import DialogKeeper, LegDialog
+from engine.dialogs import DialogKeeper, leg_dialog
 from engine.legs import OfferAnswerer, answer_with
 from sip.endpoint import SipEndpoint
 from sip.leg_events import LegAnswered, LegEvent, LegFailed, LegHungUp
-from sip.peers import peer_for_uri
 from sip.transaction_types import Peer
 from sip.uac_driver import InviteClient
 from sip.uri import NameAddr, SipUri
@@ -84,10 +83,7 @@ class SipLeg(InviteClient):
         dialog = self.dialog
         if self._keeper is None or dialog is None:
             return
-        peer = (
-            peer_for_uri(dialog.next_hop(), self.peer.transport) if dialog.route_set else self.peer
-        )
-        self._keeper.answered(self._phonecall, LegDialog.of(dialog, peer))
+        self._keeper.answered(self._phonecall, leg_dialog(dialog, self.peer))
         self._kept = (dialog.call_id, dialog.local_tag)
 
     def _forget(self) -> None:

@@ -169,6 +169,8 @@ class SipService:
         self.engine = engine
         self.directory = directory
         self.domain = config.sip.domain
+        # answered inbound callers keep their dialog state in the store (engine.dialogs)
+        self.keeper = DialogKeeper(store, config.cluster.node)
         # With [cluster] secret, nonces are signed with a key derived from it and their counts
         # (replays refused) are kept in the store: a challenge from one node is answered on
         # any other, and a credential replayed to another node is refused there too. Without
@@ -308,19 +310,29 @@ class SipService:
         # answer (engine.inbound)
         caller = caller_number(request.from_.uri)
         server = InviteServer(self.endpoint, incoming)
+        made: list[InboundLeg] = []
+
+        def make_leg(index: int, label: str) -> InboundLeg:
+            leg = InboundLeg(server, index, label, keeper=self.keeper)
+            made.append(leg)
+            return leg
+
         try:
-            engine.start_inbound(
+            call = engine.start_inbound(
                 caller_number=caller_ext.extended if caller_ext else caller,
                 caller_name=request.from_.display_name,
                 caller_extension=caller_ext,
                 organization_id=organization_id,
                 destination=dialled,
                 video=video,
-                make_leg=lambda index, label: InboundLeg(server, index, label),
+                make_leg=make_leg,
             )
         except Exception as exc:  # draining meanwhile, or the store refused the record
             logger.warning("inbound call from %s refused: %s", caller, exc)
             await server.reject(503, "Service Unavailable")
+            return
+        for leg in made:  # answered later: its dialog state is kept under the call
+            leg.phonecall = call.id
 
 
 def _peer_from_received(received: str) -> Peer:

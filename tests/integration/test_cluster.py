@@ -263,13 +263,29 @@ def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
         ]
         for call_id in ids:
             victim.wait(call_id, lambda r: r.get("state") == "bridged", timeout=30)
+        # and a phone calling through the node that dies (the inbound side: we answered it)
+        inbound = gateway(
+            "caller_invite.xml",
+            remote=own.nodes[1].sip_address,
+            service="211",
+            keywords={"caller": "0003*210"},
+            auth=("0003*210", "secret210"),
+            rtp_echo=True,
+            pause_ms=60000,
+            timeout=90,
+        )
+        inbound.wait_for_message(200, timeout=15)
         time.sleep(HEARTBEAT + 0.5)  # a beat after the last answer
         killed_at = time.monotonic()
         own.nodes[1].stop(signal.SIGKILL)
         deadline = killed_at + FAILOVER + 5
-        for phone in (caller, callee):
+        inbound_call = inbound.sent("INVITE")[0].call_id
+        while not [e for e in inbound.received("BYE") if e.call_id == inbound_call]:
+            assert time.monotonic() < deadline, "the inbound caller got no BYE"
+            time.sleep(0.1)
+        for phone, legs in ((caller, calls), (callee, calls + 1)):
             invites = {entry.call_id for entry in phone.received("INVITE")}
-            assert len(invites) == calls
+            assert len(invites) == legs
             while {entry.call_id for entry in phone.received("BYE")} != invites:
                 assert time.monotonic() < deadline, (
                     f"{len(invites - {e.call_id for e in phone.received('BYE')})} legs of "
