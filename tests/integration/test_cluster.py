@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from sip.message import Response, parse_message
 
 from .harness import B2buaServer, Sipp
 from .kamailio import Kamailio
+from .test_restart_callbacks import _Receiver
 from .uapi import Uapi
 
 SECRET = "a long shared cluster secret for the tests"
@@ -248,8 +250,18 @@ def test_a_delete_of_all_calls_on_one_node_hangs_up_those_of_every_node(cluster:
         assert b.wait_ended(call_id, timeout=10)["hangupCause"] == "hung up via the API"
 
 
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    server = _Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
-    tmp_path: Path, gateway: Callable[..., Sipp]
+    tmp_path: Path, gateway: Callable[..., Sipp], receiver: _Receiver
 ) -> None:
     calls = 20
     own = start_cluster(tmp_path, ["node-c", "node-d"])
@@ -275,6 +287,20 @@ def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
             timeout=90,
         )
         inbound.wait_for_message(200, timeout=15)
+        # and an App following one call by statusCallback
+        followed = victim.call_id(
+            victim.client.post(
+                "/uapi/phoneCalls/@me/simple",
+                params={"callDuration": 120},
+                json={
+                    "extension": "210",
+                    "statusCallback": receiver.url,
+                    "phoneCallView": [{"source": ["0003*00"], "destination": ["0003*01"]}],
+                },
+                headers=victim.headers,
+            )
+        )
+        victim.wait(followed, lambda r: r.get("state") == "bridged", timeout=15)
         time.sleep(HEARTBEAT + 0.5)  # a beat after the last answer
         killed_at = time.monotonic()
         own.nodes[1].stop(signal.SIGKILL)
@@ -292,10 +318,18 @@ def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
                     f"{phone.name} without BYE {FAILOVER + 5} s after the kill"
                 )
                 time.sleep(0.1)
-        for call_id in ids:
+        for call_id in [*ids, followed]:
             record = survivor.get(call_id)
             assert record["state"] == "ended", record
             assert "node-d failed" in record["hangupCause"]
             assert record["disposition"] == 0
+        # the App following one of them got its final event once, from the survivor
+        while not any(p["final"] for _, p in receiver.events()):
+            assert time.monotonic() < deadline + 5, receiver.events()
+            time.sleep(0.1)
+        time.sleep(1)  # a second final event would come now
+        finals = [p for _, p in receiver.events() if p["final"]]
+        assert len(finals) == 1 and finals[0]["phoneCallId"] == followed
+        assert "node-d failed" in finals[0]["data"]["cause"]
     finally:
         stop_cluster(own)
