@@ -68,7 +68,7 @@ async def list_cdr(request: Request) -> Response:
     )
     finished = [
         call
-        for call in ctx.engine.list_calls(user_id=user.id)
+        for call in await ctx.engine.alist_calls(user_id=user.id)
         if call.user_id == user.id and call.ended is not None
     ]
     selected = []

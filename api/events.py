@@ -134,7 +134,7 @@ async def follow_call(
             if closed:
                 break
             if event is None:
-                call = engine.get_call(call_id)
+                call = await engine.aget_call(call_id)
                 if call is None or call.ended is not None:
                     break
                 if on_idle is not None:
@@ -159,7 +159,7 @@ async def follow_call(
                 final_seen = True
                 break
     if not final_seen:
-        call = engine.get_call(call_id)
+        call = await engine.aget_call(call_id)
         if call is not None and call.ended is not None:
             await emit(final_payload(call, max(last_seq + 1, call.events)))
 
@@ -237,7 +237,7 @@ async def call_events(request: Request) -> Response:
     user, extension = path_extension(
         principal, ctx.directory, request.path_params["userId"], request.path_params["extension"]
     )
-    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    call = await owned_call(ctx, user, extension, request.path_params["phoneCallId"])
     if request.method == "HEAD":  # no stream for HEAD: headers only
         return Response(status_code=200, media_type=EventStreamResponse.media_type)
     return EventStreamResponse(ctx.engine, call.id, _last_event_id(request))

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -67,8 +67,8 @@ class OwnerRouting:
         self,
         app: ASGIApp,
         *,
-        owner_of: Callable[[str], str | None],
-        peers: Callable[[], list[str]] = list,
+        owner_of: Callable[[str], Awaitable[str | None]],
+        peers: Callable[[], Awaitable[list[str]]],
         node: str,
         hop_key: bytes,
         timeout: float = 10.0,
@@ -105,7 +105,8 @@ class OwnerRouting:
             return
         call_id, stream = target
         try:
-            owner = self.owner_of(call_id) if call_id.isalnum() and len(call_id) <= 64 else None
+            valid = call_id.isalnum() and len(call_id) <= 64
+            owner = await self.owner_of(call_id) if valid else None
         except Exception:
             logger.exception("cannot tell which node owns call %s", call_id[:64])
             owner = None
@@ -142,7 +143,7 @@ class OwnerRouting:
         if body is None:
             return
         try:
-            peers = self.peers()
+            peers = await self.peers()
         except Exception:
             logger.exception("cannot list the other nodes")
             peers = []

@@ -26,6 +26,7 @@ from engine.errors import (
     PartyNotFound,
     PublicTransferNotAllowed,
     RecordingFormatUnsupported,
+    ServiceUnavailable,
     TransferTargetInvalid,
     ViewNotFound,
 )
@@ -48,6 +49,12 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
         "service_unavailable",
         "The server is shutting down and accepts no new calls or actions",
         {"Retry-After": "30"},
+    ),
+    ServiceUnavailable: UapiError(
+        503,
+        "service_unavailable",
+        "The call store cannot be reached; try again shortly",
+        {"Retry-After": "5"},
     ),
     CallNotFound: UapiError(404, "pc_not_found"),
     CallNotLive: UapiError(409, "pc_not_live"),

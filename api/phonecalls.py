@@ -115,21 +115,22 @@ async def create_simple(request: Request) -> Response:
     )
 
 
-def _calls_of(ctx: ApiContext, user: User, extension: Extension | None) -> list[PhoneCall]:
+async def _calls_of(ctx: ApiContext, user: User, extension: Extension | None) -> list[PhoneCall]:
     extended = None if extension is None else extension.extended
-    return list(ctx.engine.list_calls(user_id=user.id, extension=extended))
+    return list(await ctx.engine.alist_calls(user_id=user.id, extension=extended))
 
 
-def _page_of_calls(
+async def _page_of_calls(
     ctx: ApiContext, user: User, extension: Extension | None, paging: Paging
 ) -> tuple[int, list[PhoneCall]]:
     """(how many match, one page). Without a filter the store pages (it keeps the same order:
     publish time, then creation), so a long history is not loaded to show 20 calls."""
     if paging.filter_by is not None:
-        return apply_paging(_calls_of(ctx, user, extension), paging, CALL_FILTERS, _published)
+        calls = await _calls_of(ctx, user, extension)
+        return apply_paging(calls, paging, CALL_FILTERS, _published)
     extended = None if extension is None else extension.extended
-    total = ctx.engine.count_calls(user_id=user.id, extension=extended)
-    page = ctx.engine.list_calls(
+    total = await ctx.engine.acount_calls(user_id=user.id, extension=extended)
+    page = await ctx.engine.alist_calls(
         user_id=user.id,
         extension=extended,
         limit=paging.count,
@@ -139,9 +140,11 @@ def _page_of_calls(
     return total, page
 
 
-def owned_call(ctx: ApiContext, user: User, extension: Extension | None, call_id: str) -> PhoneCall:
+async def owned_call(
+    ctx: ApiContext, user: User, extension: Extension | None, call_id: str
+) -> PhoneCall:
     """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
-    call = ctx.engine.get_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
+    call = await ctx.engine.aget_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
     if (
         call is None
         or call.user_id != user.id
@@ -171,10 +174,10 @@ async def get_calls(request: Request) -> Response:
     )
     call_id = request.path_params.get("phoneCallId")
     if call_id is not None:
-        call = owned_call(ctx, user, extension, call_id)
+        call = await owned_call(ctx, user, extension, call_id)
         body = call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
         return JSONResponse({"entry": [body]})
-    total, page = _page_of_calls(ctx, user, extension, paging)
+    total, page = await _page_of_calls(ctx, user, extension, paging)
     if not page:
         return Response(status_code=204)
     return JSONResponse(
@@ -206,9 +209,9 @@ async def delete_calls(request: Request) -> Response:
         raise ApiError(400, "pc_number_invalid", "phoneNumber must be a party's number")
     call_id = request.path_params.get("phoneCallId")
     if call_id is not None:
-        calls = [owned_call(ctx, user, extension, call_id)]
+        calls = [await owned_call(ctx, user, extension, call_id)]
     else:
-        calls = _calls_of(ctx, user, extension)
+        calls = await _calls_of(ctx, user, extension)
     hung_up: list[str] = []
     for call in calls:
         if call.ended is not None:
@@ -243,7 +246,7 @@ async def put_call(request: Request) -> Response:
     )
     body = await read_json_object(request)
     action = check_action(body)
-    call = owned_call(ctx, user, extension, request.path_params["phoneCallId"])
+    call = await owned_call(ctx, user, extension, request.path_params["phoneCallId"])
     ctx.refuse_when_draining()
     # a refusal of the engine (CallNotBridged, PartyNotFound...) answers as api.mapping says
     updated = await ctx.engine.act(call.id, action)

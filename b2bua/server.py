@@ -29,7 +29,8 @@ from engine.keys import derive_key
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
-from engine.store import Store, open_store
+from engine.store import open_store
+from engine.store.service import StoreService
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ async def serve(
     bound = await listen_sip(endpoint, config)
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
-    store = open_store(config.store.url)
+    store = StoreService(open_store(config.store.url))
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
     relay = RelayProcess(config.media.address, config.media.ports)
@@ -105,6 +106,8 @@ async def serve(
         # the engine and the callbacks.
         legs = SipLegs(endpoint, directory, store, config)
         async with trio.open_nursery() as nursery:
+            # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
+            await nursery.start(store.run)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
@@ -190,12 +193,12 @@ async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 
     running.shutdown.set()
 
 
-async def _purge_expired(store: Store, every: float = 300.0) -> None:
+async def _purge_expired(store: StoreService, every: float = 300.0) -> None:
     """Drop expired registrations now and then, so they do not pile up."""
     while True:
         await trio.sleep(every)
         try:
-            removed = store.purge_expired(time.time())
+            removed = await store.apurge_expired(time.time())
         except Exception:
             logger.exception("purging expired registrations failed")
             continue

@@ -32,19 +32,21 @@ from engine.model import PhoneCall
 
 if TYPE_CHECKING:
     from engine.engine import Engine
-    from engine.store import Store
+    from engine.store.service import StoreService
     from sip.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)
 
 
-async def bye_stored_legs(endpoint: SipEndpoint, store: Store, calls: list[PhoneCall]) -> int:
+async def bye_stored_legs(
+    endpoint: SipEndpoint, store: StoreService, calls: list[PhoneCall]
+) -> int:
     """BYE every answered leg stored for ``calls`` (at once), drop the rows; how many BYEs
     were sent."""
     records = []
     for call in calls:
         try:
-            records.extend(store.dialogs_of(call.id))
+            records.extend(await store.adialogs_of(call.id))
         except Exception:
             logger.exception("call %s: cannot read its stored legs", call.id)
     if not records:
@@ -74,16 +76,16 @@ async def bye_stored_legs(endpoint: SipEndpoint, store: Store, calls: list[Phone
     return len(records)
 
 
-def owner_api(engine: Engine, call_id: str, *, now: float | None = None) -> str | None:
+async def owner_api(engine: Engine, call_id: str, *, now: float | None = None) -> str | None:
     """The API address of the node that runs call ``call_id`` when that is another node
     alive (its last beat within ``[cluster] failover`` s); None for this node's calls,
     finished or unknown calls, and owners that are gone (failover settles their calls)."""
-    call = engine.get_call(call_id)
+    call = await engine.aget_call(call_id)
     me = engine.config.cluster.node
     if call is None or call.ended is not None or call.node in ("", me):
         return None
     now = time.time() if now is None else now
-    for beat in engine.store.nodes():
+    for beat in await engine.store.anodes():
         if beat.node == call.node:
             if beat.api and now - beat.at <= engine.config.cluster.failover:
                 return beat.api
@@ -91,14 +93,14 @@ def owner_api(engine: Engine, call_id: str, *, now: float | None = None) -> str 
     return None
 
 
-def live_peers(engine: Engine, *, now: float | None = None) -> list[str]:
+async def live_peers(engine: Engine, *, now: float | None = None) -> list[str]:
     """The API addresses of the other nodes alive now (last beat within ``failover`` s)."""
     now = time.time() if now is None else now
     me = engine.config.cluster.node
     failover = engine.config.cluster.failover
     return [
         beat.api
-        for beat in engine.store.nodes()
+        for beat in await engine.store.anodes()
         if beat.node != me and beat.api and now - beat.at <= failover
     ]
 
@@ -129,16 +131,16 @@ class ClusterMonitor:
         """Check every ``interval`` s until cancelled."""
         async with trio.open_nursery() as nursery:
             while True:
-                for calls in self.check():
+                for calls in await self.check():
                     nursery.start_soon(bye_stored_legs, self.endpoint, self.store, calls)
                 await trio.sleep(self.interval)
 
-    def check(self) -> list[list[PhoneCall]]:
+    async def check(self) -> list[list[PhoneCall]]:
         """One look at the heartbeats: the calls taken over from each dead node (settled
         already; their legs still to BYE)."""
         now = self._now()
         try:
-            nodes = self.store.nodes()
+            nodes = await self.store.anodes()
         except Exception as exc:
             if self._store_up_since is not None:
                 logger.warning("cluster: heartbeats unreadable, nobody declared dead: %s", exc)
@@ -154,7 +156,7 @@ class ClusterMonitor:
             if now - silent_since <= self.failover:
                 continue
             try:
-                calls = self.store.claim_calls(beat.node, self.node)
+                calls = await self.store.aclaim_calls(beat.node, self.node)
             except Exception:
                 logger.exception("cluster: cannot claim the calls of node %s", beat.node)
                 continue

@@ -48,6 +48,8 @@ from engine.config_values import (
     parse_transport_address,
     type_name,
 )
+from engine.store.interface import StoreError
+from engine.store.url import parse_store_url
 from sip.errors import RemoteProtocolError
 from sip.uri import SipUri, parse_uri, uri_host
 
@@ -266,10 +268,13 @@ def _parse_api(data: dict[str, Any], problems: Problems) -> ApiConfig:
 
 
 def _store_url(value: Any) -> str:
+    """``sqlite:///PATH`` or ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``: scheme, host,
+    port and database checked without connecting; a problem never shows the password."""
     url = check_string("store.url", value)
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ConfigError("store.url", f"expected 'sqlite:///PATH', got {url!r}")
+    try:
+        parse_store_url(url)
+    except StoreError as exc:
+        raise ConfigError("store.url", str(exc)) from None
     return url
 
 

@@ -3,8 +3,9 @@
 ``open_engine`` runs an :class:`Engine` inside the caller's trio run; every call is a
 :class:`engine.calls.SimpleCall` task in the engine's calls nursery, so a call outlives the
 HTTP request that created it (the one deliberate exception to "nothing outlives its caller").
-The record of a call is written to the store before ``originate`` returns, and again on every
-change, so ``get_call`` is always current and a restart finds every call.
+The record of a call is given to the store before ``originate`` returns, and again on every
+change (SQLite writes it at once, PostgreSQL through its write-behind queue: ``StoreService``),
+so ``get_call`` is always current and a restart finds every call.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ from engine.model import (
 )
 from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTarget, resolve
 from engine.sandbox import SandboxLeg, plan_for
+from engine.store.interface import StoreUnavailable
+from engine.store.service import StoreService
 from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
-    from engine.store import Store
+    from engine.store import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class Engine:
         self,
         config: Config,
         directory: Directory,
-        store: Store,
+        store: SqlStore | StoreService,
         *,
         media: Callable[[PhoneCall], CallMedia],
         legs: LegProvider | None = None,
@@ -145,7 +148,7 @@ class Engine:
     ) -> None:
         self.config = config
         self.directory = directory
-        self.store = store
+        self.store = StoreService.of(store)
         self.legs = legs or LegProvider()
         self._media = media
         self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -220,8 +223,10 @@ class Engine:
         """Store the PhoneCall and start it; ``(call, False)`` when the nonce was seen before."""
         if self.draining:
             raise EngineDraining("the server is shutting down")
+        if not self.store.available:  # its record could not be kept: refuse it (503)
+            raise StoreUnavailable(f"store {self.store.name!r} unreachable")
         if req.nonce is not None:
-            existing = self.store.find_call_by_nonce(req.user_id, req.nonce)
+            existing = await self.store.afind_call_by_nonce(req.user_id, req.nonce)
             if existing is not None:
                 return existing, False
         call = PhoneCall(
@@ -247,9 +252,25 @@ class Engine:
         for number in req.destinations:
             call.parties.append(self.make_party(number, "destination", req.organization_id))
         call.events = 1  # "created", published by _start
+        if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
+            winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
+            if winner != call.id:
+                existing = await self._claimed_call(winner)
+                if existing is not None:
+                    return existing, False
         self.store.save_call(call)
         self._start(call)
         return call, True
+
+    async def _claimed_call(self, call_id: str) -> PhoneCall | None:
+        """The call that won a nonce: its record may still be on its way to the store (the
+        winner writes it right after the claim), so look for a few seconds."""
+        for _ in range(50):
+            call = await self.aget_call(call_id)
+            if call is not None:
+                return call
+            await trio.sleep(0.1)
+        return None
 
     def start_inbound(
         self,
@@ -430,6 +451,38 @@ class Engine:
         """How many calls ``list_calls`` gives without a limit."""
         return self.store.count_calls(user_id=user_id, extension=extension)
 
+    # The same reads without blocking the trio thread on a remote store (what the API uses):
+    # awaited in a worker thread after this node's queued writes have landed.
+
+    async def aget_call(self, call_id: str) -> PhoneCall | None:
+        entry = self._live.get(call_id)
+        if entry is not None:
+            return entry.runner.call
+        return await self.store.aget_call(call_id)
+
+    async def alist_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[PhoneCall]:
+        calls = await self.store.alist_calls(
+            user_id=user_id,
+            extension=extension,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+        return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
+
+    async def acount_calls(
+        self, *, user_id: int | None = None, extension: str | None = None
+    ) -> int:
+        return await self.store.acount_calls(user_id=user_id, extension=extension)
+
     def signing_secret(self) -> bytes:
         """The secret that signing keys derive from (``engine.keys``): ``[cluster] secret``,
         or the one generated once and kept in the store."""
@@ -445,7 +498,7 @@ class Engine:
                 send.send_nowait(item)
             entry.subscribers.append(send)
         else:
-            call = self.store.get_call(call_id)
+            call = await self.store.aget_call(call_id)
             if call is not None and call.state is CallState.ENDED:
                 send.send_nowait(
                     CallEvent(
@@ -482,7 +535,7 @@ class Engine:
     async def act(self, call_id: str, action: CallAction) -> PhoneCall:
         entry = self._live.get(call_id)
         if entry is None:
-            if self.store.get_call(call_id) is None:
+            if await self.store.aget_call(call_id) is None:
                 raise CallNotFound(call_id)
             raise CallNotLive(call_id)
         call = entry.runner.call
@@ -581,7 +634,7 @@ def _has_party(call: PhoneCall, number: str) -> bool:
 async def open_engine(
     config: Config,
     directory: Directory,
-    store: Store,
+    store: SqlStore | StoreService,
     *,
     media: Callable[[PhoneCall], CallMedia] | None = None,
     legs: LegProvider | None = None,

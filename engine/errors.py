@@ -21,6 +21,10 @@ class EngineDraining(EngineError):
     """The engine is shutting down and takes no new calls."""
 
 
+class ServiceUnavailable(EngineError):
+    """A part the engine needs right now (the store's database) cannot be reached."""
+
+
 class CallNotFound(EngineError):
     """No call has this id, live or stored."""
 

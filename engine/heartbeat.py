@@ -5,7 +5,11 @@ within one interval. ``Engine.recover`` ends the calls that were live at the cra
 their duration and charge count up to the last beat rather than to the restart.
 
 A beat is one upsert of one row, committed on its own: ~43 µs (SQLite WAL) every
-``[cluster] heartbeat`` seconds, the same whatever the number of calls.
+``[cluster] heartbeat`` seconds, the same whatever the number of calls. On PostgreSQL it goes
+through the store's write-behind queue: while the database is unreachable the beats wait
+there (merged into the latest) and land when it is back, so the gap in a node's beats during
+an outage of the store is the store's, not the node's: whoever judges a node dead by its
+last beat counts its silence only from ``StoreService.up_since`` (the store's own return).
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ async def heartbeat(
     failing = False
     while True:
         try:
+            # a queued store keeps it (the latest) for its return
             store.beat(node, wall_clock(), api)
+            if not store.available:
+                raise OSError("the store is unreachable")
         except Exception as exc:
             if not failing:
                 logger.warning("heartbeat of node %s not recorded: %s", node, exc)

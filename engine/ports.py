@@ -54,6 +54,25 @@ class EngineApi(Protocol):
     def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
         """How many calls ``list_calls`` gives without a limit."""
 
+    async def aget_call(self, call_id: str) -> PhoneCall | None:
+        """``get_call`` without blocking on a remote store (awaited in a worker thread)."""
+
+    async def alist_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[PhoneCall]:
+        """``list_calls`` without blocking on a remote store."""
+
+    async def acount_calls(
+        self, *, user_id: int | None = None, extension: str | None = None
+    ) -> int:
+        """``count_calls`` without blocking on a remote store."""
+
     async def hangup(self, call_id: str, phone_number: str | None = None) -> bool:
         """Hang up a live call (only if ``phone_number`` is one of its parties)."""
 

@@ -29,12 +29,12 @@ from engine.keys import derive_key
 from engine.legs import FailedLeg, Leg
 from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
-from engine.noncecounts import StoreNonceCounts
 from engine.numbers import ExtensionTarget, NumberError, PublicTarget, resolve
 from engine.registrar import Registrar
 from engine.sipaddr import caller_address, caller_number, gateway_uri, local_address
 from engine.sipleg import SipLeg
-from engine.store import Store
+from engine.store import Store, open_store
+from engine.store.nonce_counts import StoreNonceCounts
 from sip import sdp
 from sip.auth import DigestServer, MemoryNonceCounts, NonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
@@ -182,7 +182,10 @@ class SipService:
         counts: NonceCounts
         if config.cluster.secret is not None:
             secret = derive_key(config.cluster.secret.encode("utf-8"), "sip-digest-nonce")
-            counts = StoreNonceCounts(store)
+            # each check is a round trip on the SIP path: on a database server it gets a
+            # connection of its own, never waiting behind the write-behind queue's batches
+            remote = getattr(store, "queued", False)
+            counts = StoreNonceCounts(open_store(config.store.url) if remote else store)
         else:
             secret = secrets.token_bytes(32)
             counts = MemoryNonceCounts()

@@ -20,3 +20,6 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+# a real PostgreSQL for the store's tests: the postgres_server and pg_url fixtures
+pytest_plugins = ["tests.pg"]

@@ -46,7 +46,7 @@ async def test_a_crash_is_a_500_uapi_error_not_a_traceback(mock_clock, client, e
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    engine.get_call = broken
+    engine.aget_call = broken
     response = await client.get("/uapi/phoneCalls/@me/@self/0123456789abcdef0123", headers=headers)
     body = assert_error(response, 500, "internal_server_error")
     assert "fire" not in body["error"]["message"]  # internals stay in the log

@@ -37,11 +37,14 @@ def closed_port() -> int:
 
 
 def routing(owner: str | None, asked: list[str]) -> OwnerRouting:
-    def owner_of(call_id: str) -> str | None:
+    async def owner_of(call_id: str) -> str | None:
         asked.append(call_id)
         return owner
 
-    return OwnerRouting(local_app, owner_of=owner_of, node="node-a", hop_key=b"k" * 32)
+    async def peers() -> list[str]:
+        return []
+
+    return OwnerRouting(local_app, owner_of=owner_of, peers=peers, node="node-a", hop_key=b"k" * 32)
 
 
 async def test_a_call_of_this_node_is_served_here() -> None:

@@ -51,10 +51,10 @@ async def test_token_is_issued_for_good_credentials_and_extra_fields_are_ignored
 async def test_tokens_are_random_and_nothing_is_stored_per_token(
     mock_clock, client, engine
 ) -> None:
-    writes_before = engine.store._db.total_changes
+    writes_before = engine.store.backend._db.total_changes
     tokens = {await get_token(client, "user") for _ in range(50)}
     assert len(tokens) == 50
-    assert engine.store._db.total_changes == writes_before
+    assert engine.store.backend._db.total_changes == writes_before
     for token in tokens:
         response = await client.get(LIST, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 204

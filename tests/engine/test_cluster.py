@@ -23,6 +23,7 @@ from engine.engine import open_engine
 from engine.model import CallState, Disposition, Party, PhoneCall
 from engine.sipservice import SipLegs, make_endpoint
 from engine.store import SqliteStore, open_store
+from engine.store.service import StoreService
 from sip.dialog import Dialog, DialogState
 from sip.leg_events import LegAnswered
 from sip.message import Request, parse_message, serialize
@@ -87,13 +88,13 @@ async def test_a_silent_node_loses_its_live_calls_to_exactly_one_survivor(mock_c
             for engine in (a, d)
         ]
         for monitor in monitors:
-            assert monitor.check() == []  # the store answers from now on
+            assert await monitor.check() == []  # the store answers from now on
         await trio.sleep(9)
         store.beat("node-c", wall())
-        assert [m.check() for m in monitors] == [[], []]  # 9 s of silence: not dead yet
+        assert [await m.check() for m in monitors] == [[], []]  # 9 s of silence: not dead yet
         await trio.sleep(2)
         store.beat("node-c", wall())
-        taken = [m.check() for m in monitors]
+        taken = [await m.check() for m in monitors]
     assert [len(t) for t in taken] == [1, 0]  # node-a claimed, node-d found nothing left
     (calls,) = taken[0]
     assert [c.id for c in calls] == ["a" * 20] and settled == [calls]
@@ -126,19 +127,20 @@ async def test_heartbeats_missed_while_the_store_was_down_make_no_node_dead(mock
     ) as engine:
         monitor = ClusterMonitor(engine, make_endpoint(engine.config), wall_clock=wall)
         store.beat("node-b", wall())
-        assert monitor.check() == []
+        assert await monitor.check() == []
         store.down = True  # 30 s without a store: nobody can beat
         for _ in range(30):
             await trio.sleep(1)
-            assert monitor.check() == []
+            assert await monitor.check() == []
         store.down = False
         await trio.sleep(1)
-        assert monitor.check() == []  # node-b's beat is 31 s old, but the store just came back
+        # node-b's beat is 31 s old, but the store just came back
+        assert await monitor.check() == []
         store.beat("node-b", wall())  # node-b beats again: it was alive all along
         await trio.sleep(9)
-        assert monitor.check() == []
+        assert await monitor.check() == []
         await trio.sleep(3)  # now it is silent for 12 s with the store up: dead
-        assert [[c.id for c in calls] for calls in monitor.check()] == [["a" * 20]]
+        assert [[c.id for c in calls] for calls in await monitor.check()] == [["a" * 20]]
 
 
 # --- Path, stored dialog state and the BYE built from it ---------------------------------
@@ -223,7 +225,7 @@ async def test_a_path_binding_is_called_through_its_path_and_byed_from_the_store
         other = make_endpoint(config)
         await other.listen("udp", "127.0.0.1", 0)
         await nursery.start(other.run, no_requests)
-        nursery.start_soon(bye_stored_legs, other, store, [call])
+        nursery.start_soon(bye_stored_legs, other, StoreService.of(store), [call])
         with trio.fail_after(5):
             bye, bye_addr = await proxy.receive()
         assert bye.method == "BYE" and bye.cseq.seq == 2  # above the stored CSeq

@@ -146,7 +146,18 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
-        ('[store]\nurl = "postgres://db/x"', "store.url: expected 'sqlite:///PATH'"),
+        ('[store]\nurl = "mysql://db/x"', "store.url: unsupported store url 'mysql://db/x'"),
+        ('[store]\nurl = "sqlite://x.db"', "store.url: unsupported store url 'sqlite://x.db'"),
+        (
+            '[store]\nurl = "postgresql://u:pw@db:0/x"',
+            "store.url: bad store url 'postgresql://u@db:0/x'",
+        ),
+        ('[store]\nurl = "postgresql://u:pw@db:99999/x"', "store.url: bad store url"),
+        (
+            '[store]\nurl = "postgresql://u:pw@db:5432"',
+            "store.url: bad store url 'postgresql://u@db:5432': no database name",
+        ),
+        ('[store]\nurl = "postgresql:///x"', "store.url: bad store url 'postgresql:///x': no host"),
         ("[calls]\nwait_for_pickup = 0", "calls.wait_for_pickup: 0 out of range"),
         ("[calls]\nwait_for_pickup = true", "calls.wait_for_pickup: expected an integer"),
         ("[calls]\nmax_duration = 1.5", "calls.max_duration: expected an integer, got number"),
@@ -267,3 +278,12 @@ drain = -1
         "calls.drain",
     ]
     assert str(info.value).count("\n") == len(keys) - 1
+
+
+def test_a_postgresql_store_url_is_checked_without_connecting(tmp_path: Path) -> None:
+    url = "postgresql://b2bua:secret@db.example.com:5432/b2bua"  # no such host: not contacted
+    config = load_config(write(tmp_path, f'[store]\nurl = "{url}"\n'))
+    assert config.store.url == url
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[store]\nurl = "postgresql://b2bua:secret@db:70000/b2bua"\n'))
+    assert "store.url" in str(caught.value) and "secret" not in str(caught.value)
