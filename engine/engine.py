@@ -260,6 +260,9 @@ class Engine:
                     return existing, False
         self.store.save_call(call)
         self._start(call)
+        # before the 202: the record is in the shared store, so another node asked for the
+        # call right after reads it (a node's writes are queued on a database server)
+        await self.store.written()
         return call, True
 
     async def _claimed_call(self, call_id: str) -> PhoneCall | None:

@@ -316,6 +316,19 @@ class StoreService:
             self._check_available()
             await self._progress.wait()
 
+    async def written(self, timeout: float = 1.0) -> bool:
+        """Wait (``timeout`` s at most) until every write queued so far has landed, so other
+        nodes read them; False when they have not (the store is down, or slow)."""
+        if not self.queued:
+            return True
+        with trio.move_on_after(timeout):
+            try:
+                await self._landed_up_to_now()
+            except StoreUnavailable:
+                return False
+            return True
+        return False
+
     # ------------------------------------------------------------------ writes
 
     def save_call(self, call: PhoneCall, *, durable: bool = False) -> None:

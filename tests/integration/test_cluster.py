@@ -1,8 +1,9 @@
-"""A cluster with the real parts: two ``b2bua serve`` nodes on one shared store, the project's
-reference Kamailio config in front of them, SIPp phones registered through Kamailio.
+"""A cluster with the real parts: two ``b2bua serve`` nodes on one PostgreSQL database, the
+project's reference Kamailio config in front of them, SIPp phones registered through Kamailio.
 
-One Kamailio and one pair of nodes serve the whole module (``cluster``); the kill -9 test,
-which needs a node to lose, comes last and uses nodes of its own behind a Kamailio of its own.
+One PostgreSQL server (the session's), one Kamailio and one pair of nodes serve the whole
+module (``cluster``); the kill -9 test, which needs a node to lose, comes last and uses nodes
+of its own (on a database of their own) behind a Kamailio of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from sip.digest import authorize, choose_challenge
 from sip.message import Response, parse_message
+from tests.pg import PgServer
 
 from .harness import B2buaServer, Sipp
 from .kamailio import Kamailio
@@ -59,8 +61,7 @@ def start_nodes(workdir: Path, names: list[str], store_url: str) -> list[B2buaSe
     return nodes
 
 
-def start_cluster(workdir: Path, names: list[str]) -> Cluster:
-    store_url = f"sqlite:///{workdir / 'shared.sqlite'}"
+def start_cluster(workdir: Path, names: list[str], store_url: str) -> Cluster:
     nodes = start_nodes(workdir, names, store_url)
     try:
         kamailio = Kamailio(workdir, [node.sip_address for node in nodes]).start()
@@ -79,10 +80,18 @@ def stop_cluster(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    started = start_cluster(tmp_path_factory.mktemp("cluster"), ["node-a", "node-b"])
-    yield started
-    stop_cluster(started)
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PgServer
+) -> Iterator[Cluster]:
+    database = postgres_server.new_database()
+    try:
+        started = start_cluster(
+            tmp_path_factory.mktemp("cluster"), ["node-a", "node-b"], postgres_server.url(database)
+        )
+        yield started
+        stop_cluster(started)
+    finally:
+        postgres_server.drop_database(database)
 
 
 def phone_through(
@@ -100,6 +109,9 @@ def phone_through(
         timeout=90,
     )
     phone.wait_for_message(200, timeout=10)
+    # the node that took the REGISTER has the binding at once, the others reload it from the
+    # database every second (the store's copy of the contacts)
+    time.sleep(1.5)
     return phone
 
 
@@ -261,10 +273,10 @@ def receiver() -> Iterator[_Receiver]:
 
 
 def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
-    tmp_path: Path, gateway: Callable[..., Sipp], receiver: _Receiver
+    tmp_path: Path, gateway: Callable[..., Sipp], receiver: _Receiver, pg_url: str
 ) -> None:
     calls = 20
-    own = start_cluster(tmp_path, ["node-c", "node-d"])
+    own = start_cluster(tmp_path, ["node-c", "node-d"], pg_url)
     try:
         caller = phone_through(gateway, own.kamailio, "0003*210", "secret210")
         callee = phone_through(gateway, own.kamailio, "0003*211", "secret211")
