@@ -1,8 +1,8 @@
 """The cluster's costs: click-to-calls through Kamailio and one node vs two, and failover time.
 
 Starts the real parts on free ports on 127.0.0.1 (the integration tests' helpers): two
-``b2bua serve`` nodes on one shared store (``--store-url``; default a shared SQLite file; a
-PostgreSQL URL with ``--pg-datadir`` to count the database's CPU too), the reference Kamailio
+``b2bua serve`` nodes on one shared store (``--postgres``: a PostgreSQL server of its own,
+whose CPU is counted too; default a shared SQLite file), the reference Kamailio
 config in front of them, and two SIPp phones registered through Kamailio that answer every
 call (echoing RTP). Then:
 
@@ -15,7 +15,7 @@ call (echoing RTP). Then:
    the time from the kill to the last BYE the phones received (every leg must get one), with
    ``[cluster] failover`` = ``--failover`` s.
 
-    .venv/bin/python benchmarks/bench_cluster.py --calls 100 --rate 5 --failover-calls 20
+    .venv/bin/python benchmarks/bench_cluster.py --postgres --calls 150 --rate 10
 
 The machine is shared with other jobs: compare the modes of one run, not runs of different
 days. Raw results: ``--out FILE`` (default ``benchmarks/results/cluster-<time>.txt``).
@@ -37,6 +37,7 @@ from benchmarks.common import machine_line, tree_cpu_seconds  # noqa: E402
 from tests.integration.harness import B2buaServer, Sipp  # noqa: E402
 from tests.integration.kamailio import Kamailio  # noqa: E402
 from tests.integration.uapi import Uapi  # noqa: E402
+from tests.pg import remove_postgres, start_postgres  # noqa: E402
 
 SECRET = "bench cluster secret, long enough"
 
@@ -67,10 +68,10 @@ def phone(workdir: Path, kamailio: Kamailio, extended: str, password: str) -> Si
     return sipp
 
 
-def pg_pid(datadir: str | None) -> int | None:
-    if not datadir:
+def pg_pid(datadir: Path | None) -> int | None:
+    if datadir is None:
         return None
-    return int((Path(datadir) / "postmaster.pid").read_text().split()[0])
+    return int((datadir / "postmaster.pid").read_text().split()[0])
 
 
 def cpu(pids: dict[str, int | None]) -> dict[str, float]:
@@ -154,16 +155,16 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--failover-calls", type=int, default=20)
     parser.add_argument("--failover", type=float, default=3.0)
-    parser.add_argument("--store-url", default=None)
-    parser.add_argument("--pg-datadir", default=None)
+    parser.add_argument("--postgres", action="store_true", help="nodes on PostgreSQL")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
-    store_url = args.store_url or f"sqlite:///{workdir / 'shared.sqlite'}"
+    pg = start_postgres() if args.postgres else None
+    store_url = pg.url(pg.new_database()) if pg else f"sqlite:///{workdir / 'shared.sqlite'}"
     lines = [
         f"bench_cluster.py on {machine_line()}; the machine is shared with other jobs",
-        f"store: {store_url.split('@')[-1]}",
+        f"store: {'PostgreSQL ' if pg else 'SQLite '}{store_url.split('@')[-1]}",
     ]
     nodes = [start_node(workdir, name, store_url, args.failover) for name in ("node-a", "node-b")]
     kamailio = Kamailio(workdir, [node.sip_address for node in nodes]).start()
@@ -178,7 +179,7 @@ def main() -> None:
             "kamailio": kamailio.pid,
             "node-a": nodes[0].pid,
             "node-b": nodes[1].pid,
-            "postgresql": pg_pid(args.pg_datadir),
+            "postgresql": pg_pid(pg.data if pg else None),
         }
         lines += run_mode("one node", apis[:1], args.calls, args.rate, args.duration, pids)
         lines += run_mode("two nodes", apis, args.calls, args.rate, args.duration, pids)
@@ -190,6 +191,8 @@ def main() -> None:
         for node in nodes:
             if node.running:
                 node.stop()
+        if pg is not None:
+            remove_postgres(pg)
     text = "\n".join(lines)
     print(text)
     out = (
