@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# how much a stored CSeq is stepped over: one is enough for a request we never sent; a few
-# more cover a re-INVITE sent after the last save and before the crash
+# how far above the stored CSeq the BYE goes: the stored one is rewritten after every
+# re-INVITE (hold), so the next number is one no request of the dialog used
 CSEQ_STEP = 1
 
 
@@ -168,7 +168,8 @@ async def send_stored_bye(
     endpoint: SipEndpoint, record: DialogRecord, *, user_agent: str = "trio-b2bua"
 ) -> int | None:
     """BYE the leg of ``record`` from ``endpoint``; the final status, or None when none came
-    (64*T1) or the state was unusable. The row is dropped either way: a BYE is all there is."""
+    (64*T1) or the state was unusable (``bye_stored_legs`` drops the row either way: a BYE
+    is all there is to do)."""
     status: int | None = None
     try:
         dialog, peer = LegDialog.from_json(record.data).bye()

@@ -182,14 +182,16 @@ def test_token_digest_challenge_and_nonce_work_across_nodes(cluster: Cluster) ->
         assert "stale=true" in (replayed.headers.get("WWW-Authenticate") or "")
 
 
-def register_message(sock: socket.socket, cseq: int, creds: str | None = None) -> bytes:
+def register_message(
+    sock: socket.socket, cseq: int, creds: str | None = None, *, call_id: str = ""
+) -> bytes:
     port = sock.getsockname()[1]
     lines = [
         "REGISTER sip:voip.example.com SIP/2.0",
         f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
         "From: <sip:0003*211@voip.example.com>;tag=crossnode",
         "To: <sip:0003*211@voip.example.com>",
-        f"Call-ID: crossnode-{port}@127.0.0.1",
+        f"Call-ID: {call_id or 'crossnode'}-{port}@127.0.0.1",
         f"CSeq: {cseq} REGISTER",
         "Max-Forwards: 70",
         f"Contact: <sip:0003*211@127.0.0.1:{port}>;expires=60",
@@ -202,6 +204,10 @@ def register_message(sock: socket.socket, cseq: int, creds: str | None = None) -
 def sip_exchange(sock: socket.socket, node: B2buaServer, data: bytes) -> Response:
     host, port = node.sip_udp or ("", 0)
     sock.sendto(data, (host, port))
+    return sip_response(sock)
+
+
+def sip_response(sock: socket.socket) -> Response:
     while True:
         raw, _ = sock.recvfrom(65535)
         message = parse_message(raw)
@@ -343,5 +349,17 @@ def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
         finals = [p for _, p in receiver.events() if p["final"]]
         assert len(finals) == 1 and finals[0]["phoneCallId"] == followed
         assert "node-d failed" in finals[0]["data"]["cause"]
+        # new requests through Kamailio still get answers: those its Call-ID hash gives to
+        # the dead node go to the next one when it does not answer within 2 s
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(8)
+            host, port = own.kamailio.address.split(":")
+            for _ in range(8):
+                sock.sendto(register_message(sock, 1, call_id=uuid.uuid4().hex), (host, int(port)))
+                reply = sip_response(sock)
+                assert reply.status == 401, reply
+        # (without the failure route, one sent to the dead node would get 408 from Kamailio;
+        # with 8 Call-IDs, all 8 hash to the live node once in 256 runs)
     finally:
         stop_cluster(own)
