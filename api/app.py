@@ -26,9 +26,20 @@ from api.events import call_events
 from api.mapping import ENGINE_ERROR_HANDLERS
 from api.oauth import TOKEN_KEY_PURPOSE, Clock, TokenService, token_endpoint, utc_now
 from api.openapi import openapi_document, openapi_endpoint
+from api.operations import AccessLog, Operations, operation_routes
+from api.operators import (
+    call_trace,
+    console_asset,
+    console_calls,
+    console_page,
+    console_summary,
+    registrations,
+)
 from api.phonecalls import create_simple, delete_calls, get_calls, put_call
 from engine.keys import derive_key
+from engine.limiter import FailureLimiter
 from engine.ports import EngineApi
+from engine.trace import CallTraces
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +122,12 @@ def routes() -> list[Route]:
             methods=["GET", "PUT", "DELETE"],
         ),
         Route(CALL_PATH + "/{phoneCallId}/events", call_events, methods=["GET"]),
+        Route(CALL_PATH + "/{phoneCallId}/trace", call_trace, methods=["GET"]),
+        Route("/uapi/registrations", registrations, methods=["GET"]),
+        Route("/uapi/console/calls", console_calls, methods=["GET"]),
+        Route("/uapi/console/summary", console_summary, methods=["GET"]),
+        Route("/console", console_page, methods=["GET"]),
+        Route("/console/{asset}", console_asset, methods=["GET"]),
         Route("/uapi/cdr/{ownerId}", list_cdr, methods=["GET"]),
         Route("/uapi/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/uapi/docs", docs_page, methods=["GET"]),
@@ -124,6 +141,10 @@ def create_app(
     clock: Clock = utc_now,
     callbacks: CallbackSink | None = None,
     token_key: bytes | None = None,
+    token_limiter: FailureLimiter | None = None,
+    operations: Operations | None = None,
+    traces: CallTraces | None = None,
+    sip_address: tuple[str, int] | None = None,
 ) -> Starlette:
     """The UAPI facade for ``engine``.
 
@@ -131,13 +152,24 @@ def create_app(
     expiry; ``callbacks`` is a running ``api.events.CallbackDispatcher`` (without one, a request
     with ``statusCallback`` is answered 501); ``token_key`` signs and checks the OAuth tokens
     (default: derived from ``[cluster] secret``, or from the secret kept in the engine's store,
-    so every app on the same secret or store accepts the tokens of the others).
+    so every app on the same secret or store accepts the tokens of the others);
+    ``token_limiter`` counts the token endpoint's failed attempts (default: one of its own);
+    ``operations`` serves ``/metrics`` and ``/health`` and counts requests (``api.operations``;
+    without it those two paths are 404). Every request is access-logged either way. ``traces``
+    are the per-call SIP traces ``/trace`` serves, ``sip_address`` the server's SIP address
+    written in their pcap form.
     """
     if token_key is None:
         token_key = derive_key(engine.signing_secret(), TOKEN_KEY_PURPOSE)
+    served = routes() + (operation_routes() if operations is not None else [])
     app = Starlette(
-        routes=routes(),
-        middleware=[Middleware(ErrorGuard), Middleware(HeadLimit), Middleware(StripTrailingSlash)],
+        routes=served,
+        middleware=[
+            Middleware(AccessLog, routes=served, operations=operations),
+            Middleware(ErrorGuard),
+            Middleware(HeadLimit),
+            Middleware(StripTrailingSlash),
+        ],
         exception_handlers={**EXCEPTION_HANDLERS, **ENGINE_ERROR_HANDLERS},
     )
     app.router.redirect_slashes = False
@@ -148,6 +180,10 @@ def create_app(
         clock=clock,
         callbacks=callbacks,
         callback_policy=CallbackPolicy.of_config(engine.config.api),
+        token_limiter=token_limiter or FailureLimiter("api token"),
+        traces=traces,
+        sip_address=sip_address,
     )
     app.state.openapi = openapi_document(public_url.rstrip("/"))
+    app.state.operations = operations
     return app

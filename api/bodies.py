@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -35,6 +36,7 @@ from api.errors import ApiError
 from engine.directory import Directory
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 # what a missing required field answers (pydantic reports it before any rule runs)
 MISSING: dict[str, tuple[str, str]] = {
@@ -121,9 +123,14 @@ ENGINE_ACTIONS = (
     "OffHold",
     "StartRecording",
     "StopRecording",
+    "Monitor",
+    "Whisper",
+    "BargeIn",
 )
-NOT_IMPLEMENTED_ACTIONS = ("PickUp", "BargeIn", "Park", "UnPark", "Whisper", "Monitor")
+NOT_IMPLEMENTED_ACTIONS = ("PickUp", "Park", "UnPark")
 TRANSFERS = ("Transfer", "TransferToVoicemail")
+LISTEN_INS = ("Monitor", "Whisper", "BargeIn")
+NEEDS_SEND_CALL_TO = TRANSFERS + LISTEN_INS
 Seconds = (
     Annotated[float, Field(gt=0, le=fields.MAX_SECONDS)]
     | Annotated[str, Field(pattern="^[1-9][0-9]{0,4}([.][0-9]{1,9})?$")]
@@ -342,6 +349,14 @@ def _view_id(value: Any, info: ValidationInfo) -> str | None:
     return text
 
 
+def _private_w(value: Any, info: ValidationInfo) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool) and value in (0, 1, "0", "1"):
+        return value in (1, "1")
+    raise fields.bad("pc_privatew_invalid", "privateW must be 0 or 1 (a number or a string)")
+
+
 def _format(value: Any, info: ValidationInfo) -> str | None:
     text = _text(value, "format")
     if text is not None and text not in RECORDING_FORMATS:
@@ -354,38 +369,57 @@ class PhoneCallAction(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            # Transfer and TransferToVoicemail need somewhere to send the call.
+            # Transfer, TransferToVoicemail and the listen-ins need somewhere to send the call.
             "if": {
                 "required": ["action"],
-                "properties": {"action": {"enum": list(TRANSFERS)}},
+                "properties": {"action": {"enum": list(NEEDS_SEND_CALL_TO)}},
             },
             "then": {"required": ["sendCallTo"], "properties": {"sendCallTo": {"type": "string"}}},
         }
     )
 
     action: Annotated[str, rule(_action_name, ActionName)] = Field(
-        description="PickUp, BargeIn, Park, UnPark, Whisper and Monitor answer 501."
+        description=(
+            "PickUp, Park and UnPark answer 501. Monitor (`sendCallTo` hears both parties, "
+            "nobody hears it), Whisper (it is heard only by the party that is an extension of "
+            "the organization, or the one `phoneCallViewId` names when both are; `privateW=1`: "
+            "it hears nobody) and BargeIn (all three hear each other) ring `sendCallTo`, a "
+            "Phone Terminal extension of the call's organization, and mix it into the bridged "
+            "call; they answer 501 when a party talks a codec other than G.711 (PCMU, PCMA) "
+            "and 409 `pc_action_in_progress` while another party is joining."
+        )
     )
     sendCallTo: Annotated[str | None, _text_rule("sendCallTo")] = Field(
         default=None,
         description=(
-            "Where the call goes: required for Transfer and TransferToVoicemail. Error "
-            "`pc_sendcallto_invalid`."
+            "Where the call goes: required for Transfer and TransferToVoicemail; the extension "
+            "to ring for Monitor, Whisper and BargeIn. Error `pc_sendcallto_invalid`."
         ),
     )
     phoneCallViewId: Annotated[
         str | None, rule(_view_id, Annotated[str, Field(pattern="^[0-9]{1,3}$")] | None)
     ] = Field(
         default=None,
-        description="Required for OnHold, OffHold, StartRecording, StopRecording.",
+        description=(
+            "Required for OnHold, OffHold, StartRecording, StopRecording; for Whisper, the "
+            "party that hears the whisperer when both parties are extensions."
+        ),
     )
     transferNumber: Annotated[str | None, _text_rule("transferNumber")] = None
     transferFromNumber: Annotated[str | None, _text_rule("transferFromNumber")] = None
     format: Annotated[str | None, rule(_format, Literal["wav", "wav49"] | None)] = None
     callerId: Annotated[str | None, _caller_id_rule("callerId")] = Field(
         default=None,
-        description="UAPI-Caller-Id: `John Doe <+3334444>`.",
+        description=(
+            "UAPI-Caller-Id: `John Doe <+3334444>`; shown to the party Monitor, Whisper or "
+            "BargeIn rings (default: the call's callerId)."
+        ),
         examples=CALLER_ID_EXAMPLE,
+    )
+    privateW: Annotated[bool, rule(_private_w, Literal[0, 1, "0", "1"] | None)] = Field(
+        default=False,
+        description="Whisper: 1 = the whisperer does not hear the two parties. Error "
+        "`pc_privatew_invalid`.",
     )
     waitForPickUp: Annotated[int | None, rule(_seconds, Seconds)] = Field(
         default=None,
@@ -404,7 +438,7 @@ class PhoneCallAction(BaseModel):
 
     @model_validator(mode="after")
     def _transfers_go_somewhere(self) -> PhoneCallAction:
-        if self.action in TRANSFERS and self.sendCallTo is None:
+        if self.action in NEEDS_SEND_CALL_TO and self.sendCallTo is None:
             raise PydanticCustomError(
                 "pc_sendcallto_invalid",
                 "{message}",
@@ -417,6 +451,14 @@ def validated(model: type[M], data: dict[str, Any], context: object = None) -> M
     """``data`` checked by ``model``; ``ApiError`` answers the first rule broken."""
     try:
         return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise _api_error(exc) from None
+
+
+def validated_value(kind: TypeAdapter[V], value: Any) -> V:
+    """``value`` checked by the type ``kind`` (a path value...); ``ApiError`` as above."""
+    try:
+        return kind.validate_python(value)
     except ValidationError as exc:
         raise _api_error(exc) from None
 

@@ -25,7 +25,8 @@ from api.context import context
 from api.oauth import authenticate
 from api.paging import apply_paging, page_links, parse_paging
 from api.queries import CdrQuery
-from api.render import STAT_FIELDS, call_flow, stat_json
+from api.render import STAT_FIELDS, call_flow, stat_resource
+from api.resources import PageLinks, PhoneCallStatCollection, dump_collection
 from api.scope import resolve_user
 from engine.model import PhoneCall
 
@@ -91,14 +92,14 @@ async def list_cdr(request: Request) -> Response:
     total, page = apply_paging(selected, paging, STAT_FILTERS, lambda call: call.published)
     if not page:
         return Response(status_code=204)
-    return JSONResponse(
-        {
-            "entry": [stat_json(call, paging.fields) for call in page],
-            "totalResults": total,
-            "startIndex": paging.start_index,
-            "itemsPerPage": len(page),
-            "links": page_links(
-                ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
-            ),
-        }
+    links = page_links(
+        ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
     )
+    records = PhoneCallStatCollection(
+        entry=[stat_resource(call) for call in page],
+        totalResults=total,
+        startIndex=paging.start_index,
+        itemsPerPage=len(page),
+        links=PageLinks.model_validate(links),
+    )
+    return JSONResponse(dump_collection(records, paging.fields))

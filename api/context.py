@@ -14,6 +14,7 @@ from engine.directory import Directory
 from engine.errors import EngineDraining
 from engine.limiter import FailureLimiter
 from engine.ports import EngineApi
+from engine.trace import CallTraces
 
 
 class CallbackSink(Protocol):
@@ -32,6 +33,8 @@ class ApiContext:
     callback_policy: CallbackPolicy  # where a statusCallback may point
     # failed client authentications at the token endpoint, per client id and source address
     token_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter("api token"))
+    traces: CallTraces | None = None  # the per-call SIP traces (None: no SIP, empty traces)
+    sip_address: tuple[str, int] | None = None  # the server's side in a trace's pcap
 
     @property
     def directory(self) -> Directory:

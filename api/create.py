@@ -39,6 +39,7 @@ from api.bodies import CreateRules, PhoneCallCreate, validated
 from api.egress import CallbackPolicy
 from api.fields import bad
 from api.oauth import Principal
+from api.pathparams import USER_OR_OWNER_REF, path_value
 from api.queries import CreateQuery
 from api.scope import (
     allows_short_numbers,
@@ -96,7 +97,7 @@ def check_simple_call(
     """Apply every rule of the Create Simple PhoneCalls page; ``ApiError`` names the first
     one broken. ``callback_policy``: where a statusCallback may point (default:
     ``CallbackPolicy()``)."""
-    owner_alias = is_owner_alias(user_text)
+    owner_alias = is_owner_alias(path_value(USER_OR_OWNER_REF, user_text))
     user = None if owner_alias else resolve_user(principal, directory, user_text)
 
     raw_view = fields.first_view(body)

@@ -46,9 +46,10 @@ def _schema_text(schema: dict[str, Any]) -> str:
     kind_text = kind if isinstance(kind, str) else " | ".join(kind)
     if kind == "array":
         return f"array of {_schema_text(schema.get('items', {}))}"
-    if "enum" in schema:
+    choices = schema.get("enum", [schema["const"]] if "const" in schema else None)
+    if choices is not None:  # a const is a one-value enum
         values = ", ".join(
-            f"<code>{_e(v if isinstance(v, str) else json.dumps(v))}</code>" for v in schema["enum"]
+            f"<code>{_e(v if isinstance(v, str) else json.dumps(v))}</code>" for v in choices
         )
         return f"{_e(kind_text)}: {values}"
     if 0 < len(schema.get("pattern", "")) <= MAX_PATTERN_SHOWN:

@@ -50,6 +50,7 @@ from api.render import iso
 from api.resources import dump_event
 from api.scope import path_extension
 from engine.engine import CallEvent
+from engine.logctx import CALL_ID
 from engine.model import PhoneCall
 from engine.ports import EngineApi
 
@@ -317,6 +318,7 @@ class CallbackDispatcher:
         async def emit(payload: dict[str, Any]) -> None:
             await self.post(client, url, payload)
 
+        CALL_ID.set(call_id)  # this task's lines (retries, refusals) name the call
         try:
             await follow_call(self.engine, call_id, emit, after_seq=after_seq, idle=60.0)
         except Exception:

@@ -3,7 +3,7 @@
 No titles or defaults. An optional request value reads ``null`` as left out, so it is written
 ``"type": [T, "null"]`` (:class:`RequestSchema`); an optional resource field is left out of
 the JSON while it has no value, so it is written as ``T`` alone (:class:`ResourceSchema`), and
-so is a query parameter, with its default (:class:`QuerySchema`).
+so is a query parameter or a form field, with its default (:class:`QuerySchema`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def component_schemas(
 
 
 class QuerySchema(ResourceSchema):
-    """A query parameter is absent or has a value: its type alone, with its default."""
+    """A query parameter (or form field) is absent or has a value: its type alone, with its
+    default."""
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
         json_schema = self.generate_inner(schema["schema"])

@@ -16,12 +16,15 @@ from starlette.responses import Response
 
 from api.errors import ApiError, error_response
 from engine.errors import (
+    ActionInProgress,
     ActionNotSupported,
     CallNotBridged,
     CallNotFound,
     CallNotLive,
+    CodecNotMixable,
     EngineDraining,
     EngineError,
+    NoPartyToWhisperTo,
     NumberNotAParty,
     PartyNotFound,
     PublicTransferNotAllowed,
@@ -60,12 +63,15 @@ ENGINE_ERRORS: dict[type[EngineError], UapiError] = {
     CallNotLive: UapiError(409, "pc_not_live"),
     CallNotBridged: UapiError(409, "pc_not_bridged"),
     ActionNotSupported: UapiError(501, "request_not_implemented"),
+    CodecNotMixable: UapiError(501, "request_not_implemented"),
+    ActionInProgress: UapiError(409, "pc_action_in_progress"),
     RecordingFormatUnsupported: UapiError(400, "pc_format_invalid"),
     TransferTargetInvalid: UapiError(400, "pc_sendcallto_invalid"),
     PublicTransferNotAllowed: UapiError(403, "pc_transfer_invalid"),
     PartyNotFound: UapiError(400, "pc_view_invalid"),
     ViewNotFound: UapiError(400, "pc_view_invalid"),
     NumberNotAParty: UapiError(400, "pc_number_invalid"),
+    NoPartyToWhisperTo: UapiError(400, "pc_view_invalid"),
 }
 
 

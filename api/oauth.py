@@ -2,8 +2,9 @@
 
 ``POST /oauth/token.php`` takes the form fields ``grant_type=client_credentials``, ``client_id``
 and ``client_secret`` (or HTTP Basic client authentication, RFC 6749 section 2.3.1, or the same
-fields as a JSON object when the Content-Type says JSON); any other
-field (VoipNow's ``type=unifiedapi``, ``redirect_uri``...) is ignored.
+fields as a JSON object when the Content-Type says JSON), checked by the ``TokenRequest`` model
+(``api.token_request``); any other field (VoipNow's ``type=unifiedapi``, ``redirect_uri``...)
+is ignored.
 
 A token is self-contained and signed; nothing is stored per token. It reads
 ``CLAIMS.SIGNATURE``: ``CLAIMS`` is the base64url (RFC 4648 section 5, no padding) of the JSON
@@ -45,8 +46,10 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.bodies import validated
 from api.errors import ApiError
 from api.resources import OAuthError, OAuthToken, dump
+from api.token_request import TokenRequest
 from engine.directory import App, Directory
 
 logger = logging.getLogger(__name__)
@@ -234,19 +237,14 @@ async def token_endpoint(request: Request) -> Response:
         form.update({str(k): v for k, v in data.items() if isinstance(v, str)})
     else:
         form.update(parse_qsl(text, keep_blank_values=True))
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        return _oauth_error(400, "invalid_request", "grant_type is missing")
-    if grant_type != "client_credentials":
-        return _oauth_error(
-            400,
-            "unsupported_grant_type",
-            f"grant_type {grant_type[:64]!r} is not supported; use client_credentials",
-        )
     basic = _basic_credentials(request.headers.get("authorization"))
-    client_id, client_secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
-    if not client_id or not client_secret:
-        return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
+    if basic is not None:
+        form["client_id"], form["client_secret"] = basic
+    try:
+        checked = validated(TokenRequest, form)
+    except ApiError as exc:
+        return _oauth_error(exc.status, exc.code, exc.message)
+    client_id, client_secret = checked.client_id, checked.client_secret
     limiter = request.app.state.ctx.token_limiter  # engine.limiter.FailureLimiter
     source = request.client.host if request.client else "unknown"
     now = request.app.state.ctx.clock().timestamp()

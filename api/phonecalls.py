@@ -20,7 +20,6 @@ Paths (UAPI reference 2.1):
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api import resources
 from api.bodies import PhoneCallAction, validated
 from api.body import read_json_object
 from api.context import ApiContext, context
@@ -35,7 +35,18 @@ from api.create import check_simple_call
 from api.errors import ApiError
 from api.oauth import authenticate
 from api.paging import Paging, apply_paging, page_links, parse_paging
-from api.render import PHONE_CALL_FIELDS, call_json, call_path
+from api.pathparams import PHONE_CALL_ID, path_value
+from api.render import PHONE_CALL_FIELDS, call_path, call_resource
+from api.resources import (
+    CreatedPhoneCall,
+    HungUp,
+    HungUpCollection,
+    Link,
+    PageLinks,
+    PhoneCallCollection,
+    dump,
+    dump_collection,
+)
 from api.scope import path_extension
 from engine.directory import Extension, User
 from engine.engine import CallAction, OriginateRequest
@@ -43,7 +54,6 @@ from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)
 
-CALL_ID_RE = re.compile(r"[0-9a-fA-F]{1,64}")
 MAX_NUMBER_LENGTH = 64
 
 CALL_FILTERS: dict[str, Callable[[PhoneCall], object]] = {
@@ -104,15 +114,16 @@ async def create_simple(request: Request) -> Response:
         "created" if created else "replayed (same nonce)",
         checked.user.id,
         principal.client_id,
+        extra={"call": call.id},
     )
     headers = {"Location": link}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(
-        [{"id": call.id, "extension": extension_text, "link": {"self": link}}],
-        status_code=202,
-        headers=headers,
+    # built without re-checking the patterns the document states: the call exists already
+    created_call = CreatedPhoneCall.model_construct(
+        id=call.id, extension=extension_text, link=Link.model_construct(self=link)
     )
+    return JSONResponse([dump(created_call)], status_code=202, headers=headers)
 
 
 async def _calls_of(ctx: ApiContext, user: User, extension: Extension | None) -> list[PhoneCall]:
@@ -144,7 +155,7 @@ async def owned_call(
     ctx: ApiContext, user: User, extension: Extension | None, call_id: str
 ) -> PhoneCall:
     """The call ``call_id`` if it belongs to the user (and extension), else 404 pc_not_found."""
-    call = await ctx.engine.aget_call(call_id) if CALL_ID_RE.fullmatch(call_id) else None
+    call = await ctx.engine.aget_call(path_value(PHONE_CALL_ID, call_id))
     if (
         call is None
         or call.user_id != user.id
@@ -162,6 +173,10 @@ def _self_url(ctx: ApiContext, request: Request, call: PhoneCall) -> str:
     return call_path(ctx.public_url, user_text, extension_text, call.id)
 
 
+def _resource(ctx: ApiContext, request: Request, call: PhoneCall) -> resources.PhoneCall:
+    return call_resource(call, ctx.directory, _self_url(ctx, request, call))
+
+
 async def get_calls(request: Request) -> Response:
     ctx = context(request)
     principal = await authenticate(request)
@@ -175,25 +190,22 @@ async def get_calls(request: Request) -> Response:
     call_id = request.path_params.get("phoneCallId")
     if call_id is not None:
         call = await owned_call(ctx, user, extension, call_id)
-        body = call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
-        return JSONResponse({"entry": [body]})
+        one = PhoneCallCollection(entry=[_resource(ctx, request, call)])
+        return JSONResponse(dump_collection(one, paging.fields))
     total, page = await _page_of_calls(ctx, user, extension, paging)
     if not page:
         return Response(status_code=204)
-    return JSONResponse(
-        {
-            "entry": [
-                call_json(call, ctx.directory, _self_url(ctx, request, call), paging.fields)
-                for call in page
-            ],
-            "totalResults": total,
-            "startIndex": paging.start_index,
-            "itemsPerPage": len(page),
-            "links": page_links(
-                ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
-            ),
-        }
+    links = page_links(
+        ctx.public_url, request.url.path, request.query_params.multi_items(), paging, total
     )
+    listing = PhoneCallCollection(
+        entry=[_resource(ctx, request, call) for call in page],
+        totalResults=total,
+        startIndex=paging.start_index,
+        itemsPerPage=len(page),
+        links=PageLinks.model_validate(links),
+    )
+    return JSONResponse(dump_collection(listing, paging.fields))
 
 
 async def delete_calls(request: Request) -> Response:
@@ -220,8 +232,15 @@ async def delete_calls(request: Request) -> Response:
             hung_up.append(call.id)
     if not hung_up:
         return Response(status_code=204)
-    logger.info("hung up %s for user %s by app %s", hung_up, user.id, principal.client_id)
-    return JSONResponse({"entry": [{"id": call_id} for call_id in hung_up]})
+    for call_id in hung_up:
+        logger.info(
+            "call %s hung up for user %s by app %s",
+            call_id,
+            user.id,
+            principal.client_id,
+            extra={"call": call_id},
+        )
+    return JSONResponse(dump(HungUpCollection(entry=[HungUp(id=call_id) for call_id in hung_up])))
 
 
 def check_action(body: dict[str, Any]) -> CallAction:
@@ -235,6 +254,8 @@ def check_action(body: dict[str, Any]) -> CallAction:
         transfer_from_number=action.transferFromNumber,
         format=action.format,
         wait_for_pickup=action.waitForPickUp,
+        caller_id=action.callerId,
+        private_whisper=action.privateW,
     )
 
 
@@ -250,7 +271,13 @@ async def put_call(request: Request) -> Response:
     ctx.refuse_when_draining()
     # a refusal of the engine (CallNotBridged, PartyNotFound...) answers as api.mapping says
     updated = await ctx.engine.act(call.id, action)
-    logger.info("call %s: %s by app %s", call.id, action.action, principal.client_id)
+    logger.info(
+        "call %s: %s by app %s",
+        call.id,
+        action.action,
+        principal.client_id,
+        extra={"call": call.id},
+    )
     return JSONResponse(
-        {"entry": [call_json(updated, ctx.directory, _self_url(ctx, request, updated))]}
+        dump_collection(PhoneCallCollection(entry=[_resource(ctx, request, updated)]))
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 from api import resources
@@ -106,15 +105,10 @@ def view_of(call: PhoneCall, index: int, party: Party) -> resources.PhoneCallVie
     )
 
 
-def call_json(
-    call: PhoneCall,
-    directory: Directory,
-    self_url: str,
-    fields: frozenset[str] | None = None,
-) -> dict[str, Any]:
-    """The PhoneCall resource; ``fields`` keeps only those (``id`` always stays)."""
+def call_resource(call: PhoneCall, directory: Directory, self_url: str) -> resources.PhoneCall:
+    """The PhoneCall resource (``resources.dump_collection`` applies ``fields``)."""
     org = directory.organization(call.organization_id)
-    resource = resources.PhoneCall(
+    return resources.PhoneCall(
         id=str(call.id),
         nonce=_text(call.nonce),
         extension=str(call.extension),
@@ -135,7 +129,6 @@ def call_json(
         phoneCallView=[view_of(call, index, party) for index, party in enumerate(call.parties)],
         links=resources.SelfLink(self=self_url),
     )
-    return resources.dump(resource, fields)
 
 
 def call_flow(call: PhoneCall) -> int:
@@ -146,12 +139,13 @@ def call_flow(call: PhoneCall) -> int:
     return 2
 
 
-def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str, Any]:
-    """A finished call as a CDR PhoneCallStat."""
+def stat_resource(call: PhoneCall) -> resources.PhoneCallStat:
+    """A finished call as a CDR PhoneCallStat (``resources.dump_collection`` applies
+    ``fields``)."""
     answered = _answered_source(call)
     destination_party = next((p for p in call.parties if str(p.role) == "destination"), None)
     # a dict: flow and disposition are checked against their documented values here
-    record = resources.PhoneCallStat.model_validate(
+    return resources.PhoneCallStat.model_validate(
         {
             "id": str(call.id),
             "extension": str(call.extension),
@@ -174,7 +168,6 @@ def stat_json(call: PhoneCall, fields: frozenset[str] | None = None) -> dict[str
             "hangupCause": _text(call.hangup_cause),
         }
     )
-    return resources.dump(record, fields)
 
 
 # the names `fields` may keep in a CDR: the PhoneCallStat resource's

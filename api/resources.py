@@ -8,7 +8,7 @@ documented as its type alone.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,7 @@ Date = Annotated[str, Field(json_schema_extra=DATE_FORMAT)]
 Uri = Annotated[str, Field(json_schema_extra={"format": "uri"})]
 Flow = Literal[2, 4, 8]
 Disposition = Annotated[int, Field(ge=0, le=5)]
+T = TypeVar("T")
 
 
 class ErrorDetail(BaseModel):
@@ -49,6 +50,24 @@ class SelfLink(BaseModel):
     self: Uri | None = None
 
 
+class Link(BaseModel):
+    self: Uri
+
+
+class CreatedPhoneCall(BaseModel):
+    """One item of the create answer: the call's id and where to read it."""
+
+    id: Annotated[str, Field(pattern="^[0-9a-f]{20}$")]
+    extension: Annotated[str, Field(pattern="^[0-9]{1,16}[*][0-9]{1,16}$")] = Field(
+        description=(
+            "The extension charged, in its extended form (`0003*210`) whatever form the "
+            "request used: the `extension` GET returns for the call, and the one in "
+            "`link.self`."
+        )
+    )
+    link: Link
+
+
 class PhoneCallView(BaseModel):
     """The call from one party's point of view."""
 
@@ -73,7 +92,13 @@ class PhoneCallView(BaseModel):
         None, description="0 answered, 1 busy, 2 failed, 3 no answer, 4 unknown, 5 not allowed."
     )
     number: str | None = Field(None, description="Extension: the party's number as given.")
-    role: Literal["source", "destination"] | None = Field(None, description="Extension.")
+    role: Literal["source", "destination", "monitor", "whisper", "bargein"] | None = Field(
+        None,
+        description=(
+            "Extension: source, destination, or the supervisor a Monitor, Whisper or BargeIn "
+            "rang (monitor, whisper, bargein)."
+        ),
+    )
     ended: Date | None = Field(None, description="Extension: when this party's leg ended.")
     sipStatus: int | None = Field(None, description="Extension: the leg's final SIP status.")
     hangupCause: str | None = Field(None, description="Extension.")
@@ -167,14 +192,65 @@ class CallEvent(BaseModel):
     data: dict[str, Any] | None = None
 
 
+class PageLinks(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": (
+                "Collection links: this page, and the next/previous ones when they exist "
+                "(query kept, token left out)."
+            )
+        }
+    )
+
+    self: Uri
+    next: Uri | None = None
+    prev: Uri | None = None
+
+
+class Collection(BaseModel, Generic[T]):
+    """A collection answer: its items in ``entry``."""
+
+    entry: list[T]
+
+
+class Page(Collection[T], Generic[T]):
+    """A collection answer with the paging a listing gives (left out for one item)."""
+
+    totalResults: int | None = None
+    startIndex: int | None = None
+    itemsPerPage: int | None = None
+    links: PageLinks | None = None
+
+
+class HungUp(BaseModel):
+    id: str
+
+
+class PhoneCallCollection(Page[PhoneCall]):
+    """A page of a PhoneCall listing, or the one call a GET or PUT of a call gives."""
+
+
+class PhoneCallStatCollection(Page[PhoneCallStat]):
+    """A page of the CDR."""
+
+
+class HungUpCollection(Collection[HungUp]):
+    """The ids a DELETE hung up."""
+
+
 RESOURCE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     OAuthToken,
     OAuthError,
+    CreatedPhoneCall,
     PhoneCallView,
     PhoneCall,
     PhoneCallStat,
     CallEvent,
+    PageLinks,
+    PhoneCallCollection,
+    PhoneCallStatCollection,
+    HungUpCollection,
 )
 
 
@@ -183,6 +259,18 @@ def dump(resource: BaseModel, fields: frozenset[str] | None = None) -> dict[str,
     only those (and ``id``)."""
     include = None if fields is None else set(fields) | {"id"}
     return resource.model_dump(mode="json", exclude_none=True, include=include)
+
+
+def dump_collection(
+    collection: Collection[Any], fields: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The JSON object of a collection, as ``dump``; with ``fields`` each entry keeps only
+    those (and ``id``)."""
+    if fields is None:
+        return dump(collection)
+    include: dict[str, Any] = dict.fromkeys(type(collection).model_fields, True)
+    include["entry"] = {"__all__": set(fields) | {"id"}}
+    return collection.model_dump(mode="json", exclude_none=True, include=include)
 
 
 def dump_event(event: CallEvent) -> dict[str, Any]:
@@ -196,5 +284,5 @@ def component_schemas() -> dict[str, Any]:
         RESOURCE_MODELS,
         jsonschema.ResourceSchema,
         mode="serialization",
-        inline=("ErrorDetail", "SelfLink"),
+        inline=("ErrorDetail", "SelfLink", "HungUp", "Link"),
     )

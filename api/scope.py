@@ -18,6 +18,7 @@ import logging
 
 from api.errors import ApiError
 from api.oauth import Principal
+from api.pathparams import EXTENSION_REF, USER_OR_OWNER_REF, USER_REF, path_value
 from engine.directory import Directory, Extension, User
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def is_owner_alias(user_text: str) -> bool:
 
 
 def resolve_user(principal: Principal, directory: Directory, user_text: str) -> User:
-    """The User named by a path ``userId`` other than ``@owner`` (see ``resolve_owner``)."""
+    """The User named by a path ``userId`` other than ``@owner`` (see ``resolve_owner``) or a
+    CDR ``ownerId``: checked as an ``api.pathparams.UserRef``, then resolved."""
     if user_text in SELF_ALIASES:
         if principal.owner_kind != "user":
             kind = (
@@ -76,13 +78,7 @@ def resolve_user(principal: Principal, directory: Directory, user_text: str) -> 
         if user is None:
             raise ApiError(400, "user_invalid", "The App's user no longer exists")
         return user
-    if not (user_text.isascii() and user_text.isdigit()) or len(user_text) > 18:
-        raise ApiError(
-            400,
-            "user_invalid",
-            "userId must be a user id or one of @me, @viewer, @owner",
-        )
-    user = directory.user(int(user_text))
+    user = directory.user(int(path_value(USER_REF, user_text)))
     if user is None:
         raise ApiError(400, "user_invalid", f"Unknown user {int(user_text)}")
     check_may_act_for(principal, user)
@@ -124,13 +120,16 @@ def path_extension(
     ``extension`` is None for ``@self`` (every extension of the user). A named extension must
     exist and belong to the user, else 400 ``extension_invalid``.
     """
-    if is_owner_alias(user_text):
+    if is_owner_alias(path_value(USER_OR_OWNER_REF, user_text)):
         if extension_text == ALL_EXTENSIONS:
             raise ApiError(
                 400, "user_invalid", "userId @owner needs an extension number, not @self"
             )
         extension = find_extension(
-            principal, directory, extension_text, principal_organization(principal, directory)
+            principal,
+            directory,
+            path_value(EXTENSION_REF, extension_text),
+            principal_organization(principal, directory),
         )
         if extension is None:
             raise ApiError(400, "extension_invalid", f"Unknown extension {extension_text[:64]!r}")
@@ -138,7 +137,9 @@ def path_extension(
     user = resolve_user(principal, directory, user_text)
     if extension_text == ALL_EXTENSIONS:
         return user, None
-    extension = find_extension(principal, directory, extension_text, user.organization)
+    extension = find_extension(
+        principal, directory, path_value(EXTENSION_REF, extension_text), user.organization
+    )
     if extension is None:
         raise ApiError(400, "extension_invalid", f"Unknown extension {extension_text[:64]!r}")
     if extension.user != user.id:

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log lines as text (default) or one JSON object per line (ts, level, logger, msg, "
+        "call); INFO by default, -v adds the SIP stack's INFO lines, -vv is DEBUG",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -135,9 +142,10 @@ def _demo_duration(text: str) -> int:
     return seconds
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(verbosity: int, log_format: str = "text", *, server: bool = False) -> None:
+    from b2bua.logs import setup_logging
+
+    setup_logging(verbosity, log_format, server=server)
 
 
 def _load(path: Path | None) -> Config:
@@ -155,10 +163,14 @@ def _say_error(error: BaseException) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose + args.sub_verbose)
+    _setup_logging(
+        args.verbose + args.sub_verbose,
+        getattr(args, "log_format", "text"),
+        server=args.command == "serve",
+    )
     try:
         if args.command == "serve":
-            return _serve(args.config)
+            return _serve(args.config, args.log_format)
         if args.command == "check-config":
             return _check_config(args.config)
         if args.command == "demo":
@@ -172,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _serve(path: Path | None) -> int:
+def _serve(path: Path | None, log_format: str = "text") -> int:
     config = _checked(path)
     if config is None:
         return 2
@@ -185,6 +197,9 @@ def _serve(path: Path | None) -> int:
     raise_fd_limit()
 
     def announce(line: str) -> None:
+        if log_format == "json" and not line.startswith("listening "):
+            logger.info("%s", line)  # after the listening lines, only JSON lines
+            return
         print(line, flush=True)
 
     try:

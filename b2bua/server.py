@@ -15,10 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 import trio
 
+from b2bua.health import HealthCheck
 from b2bua.listen import bind_api, hostport, listen_sip
+from b2bua.metrics import CountingStore, ServerMetrics, watch_loop_lag
+from b2bua.operations import ServerOperations
 from engine.anchor import RelayMedia
 from engine.cluster import ClusterMonitor, bye_stored_legs, live_peers, owner_api
 from engine.config_model import Config
@@ -26,11 +30,14 @@ from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
 from engine.keys import derive_key
+from engine.limiter import FailureLimiter
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import open_store
 from engine.store.service import StoreService
+from engine.store.sql import SqlStore
+from engine.trace import CallTraces
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +97,9 @@ async def serve(
     bound = await listen_sip(endpoint, config)
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
-    store = StoreService(open_store(config.store.url))
+    # the backend's failures are counted for /metrics (every call to it passes the counter)
+    counting_store = CountingStore(open_store(config.store.url))
+    store = StoreService(cast(SqlStore, counting_store))
     # The relay forwards in its own process: in a thread it would wait for the GIL whenever
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
     relay = RelayProcess(config.media.address, config.media.ports)
@@ -100,18 +109,51 @@ async def serve(
     def media_for(call: PhoneCall) -> RelayMedia:
         return RelayMedia(relay, records / f"{call.id}.wav")
 
+    metrics: ServerMetrics | None = None
     try:
         # Built in dependency order, each piece given what it needs: the legs the engine sends
         # out, the engine, the SIP request handler given the engine, the HTTP app given both
         # the engine and the callbacks.
-        legs = SipLegs(endpoint, directory, store, config)
+        # every SIP message of a call, for GET .../trace and the console (engine.trace)
+        traces = None
+        if config.sip.trace_messages:
+            traces = CallTraces(
+                per_call=config.sip.trace_messages, max_bytes=config.sip.trace_memory << 20
+            )
+            endpoint.transport.add_observer(traces)
+        legs = SipLegs(endpoint, directory, store, config, traces=traces)
         async with trio.open_nursery() as nursery:
             # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
             await nursery.start(store.run)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
             async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
-                sip_service = SipService(endpoint, directory, store, config, engine=engine)
+                if traces is not None:
+                    engine.listeners.append(traces.on_event)
+                sip_service = SipService(
+                    endpoint, directory, store, config, engine=engine, traces=traces
+                )
+                callbacks = CallbackDispatcher(engine)
+                token_limiter = FailureLimiter("api token")  # the token endpoint's guesses
+                metrics = ServerMetrics(
+                    engine=engine,
+                    endpoint=endpoint,
+                    directory=directory,
+                    store=store,
+                    backend=counting_store,
+                    sip_limiter=sip_service.registrar.limiter,
+                    api_limiter=token_limiter,
+                    callbacks=callbacks,
+                    media_alive=lambda: relay.alive,
+                )
+                health = HealthCheck(
+                    engine=engine,
+                    endpoint=endpoint,
+                    store=store,
+                    media_alive=lambda: relay.alive,
+                    node=config.cluster.node,
+                    query_store=not store.queued,  # a remote one is probed by the service
+                )
                 await nursery.start(endpoint.run, sip_service.handle)
                 api_url = f"http://{hostport(config.api.host, api_port)}"
                 # after recover() read the last beat of the previous run
@@ -124,7 +166,6 @@ async def serve(
                         api=api_url,
                     )
                 )
-                callbacks = CallbackDispatcher(engine)
                 await nursery.start(callbacks.run)
 
                 def settled(calls: list[PhoneCall]) -> None:  # their final event
@@ -141,13 +182,21 @@ async def serve(
                 nursery.start_soon(monitor.run)
                 app = OwnerRouting(
                     create_app(
-                        engine, public_url=config.api.base_url(api_port), callbacks=callbacks
+                        engine,
+                        public_url=config.api.base_url(api_port),
+                        callbacks=callbacks,
+                        token_limiter=token_limiter,
+                        operations=ServerOperations(metrics, health),
+                        traces=traces,
+                        sip_address=next(((h, p) for t, h, p in bound if t == "udp"), None),
                     ),
                     owner_of=partial(owner_api, engine),
                     peers=partial(live_peers, engine),
                     node=config.cluster.node,
                     hop_key=derive_key(engine.signing_secret(), HOP_KEY_PURPOSE),
                 )
+                metrics.watch_gc()
+                await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
                 stop_http = trio.Event()
                 await nursery.start(serve_http, app, api_socket, stop_http.wait)
                 running = Running(engine, bound, api_url)
@@ -164,20 +213,32 @@ async def serve(
                         announce(
                             f"demo app {entry.client_id} secret {entry.client_secret} ({owner})"
                         )
+                logger.info(
+                    "started: sip %s, api %s, store %s, relay process %s",
+                    ", ".join(f"{t} {hostport(h, p)}" for t, h, p in bound),
+                    running.api_url,
+                    config.store.url,
+                    relay.pid,
+                )
                 task_status.started(running)
                 if handle_signals:
                     nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
                 nursery.start_soon(_watch_relay, relay, running)
                 await running.shutdown.wait()
-                logger.info("draining: %d live calls", engine.live_count)
+                logger.info(
+                    "draining: %d live calls, up to %g s", engine.live_count, config.calls.drain
+                )
                 await engine.drain(config.calls.drain)
                 await callbacks.drain(min(5.0, config.calls.drain))  # the final callbacks
+                logger.info("drained: %d calls still live", engine.live_count)
                 stop_http.set()
             nursery.cancel_scope.cancel()
         if running.failure is not None:
             raise ServerFailed(running.failure)
     finally:
+        if metrics is not None:
+            metrics.unwatch_gc()
         api_socket.close()  # a no-op once hypercorn has it
         relay.close()
         store.close()

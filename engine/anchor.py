@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +25,18 @@ from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
+SANDBOX_PAYLOAD_TYPE = 0  # a sandbox number talks PCMU (the relay's generator's default)
+
 _NULL_SDP = (
     b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 9 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
     b"a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
 )
+
+
+def new_session_id() -> str:
+    """A fresh SDP ``o=`` session id (RFC 8866 §5.2: any unique number will do)."""
+    return str(secrets.randbits(62))
 
 
 class NullSide:
@@ -75,6 +83,12 @@ class NullMedia:
         return None
 
     def set_hold(self, side: object, held: bool) -> None:
+        return None
+
+    def start_mix(self, sides: Sequence[object], hears: Sequence[tuple[int, int]]) -> None:
+        return None
+
+    def stop_mix(self, side: object) -> None:
         return None
 
     async def start_recording(self, a: object, b: object) -> str:
@@ -139,7 +153,7 @@ class RelaySide:
             audio_codecs=audio_codecs,
             video_codecs=video_codecs,
             direction=direction,
-            session_id=self._session_id,
+            session_id=self._session_id or new_session_id(),
             version=self._version,
         )
         self._session_id = offer.origin.session_id
@@ -151,7 +165,7 @@ class RelaySide:
         ports: dict[str, int] = {"audio": self.audio.rtp_port}
         if self.video is not None:
             ports["video"] = self.video.rtp_port
-        answer = sdp.make_answer(parsed, self.audio.address, ports)
+        answer = sdp.make_answer(parsed, self.audio.address, ports, session_id=new_session_id())
         self._use_remote(parsed)
         data = answer.serialize()
         self._accepted = data
@@ -197,6 +211,7 @@ class RelayMedia:
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
+        self._sandboxes: set[int] = set()  # endpoint ids of sandbox phones the relay plays
 
     def new_side(self, label: str, video: bool) -> RelaySide:
         side = RelaySide(self._relay, video)
@@ -231,7 +246,8 @@ class RelayMedia:
 
     def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
-        self._relay.generate(side.audio, frequency)
+        self._relay.generate(side.audio, frequency)  # PCMU, as a sandbox's SDP would say
+        self._sandboxes.add(side.audio.id)
 
     def stop_sandbox(self, side: MediaSide) -> None:
         side = _relay_side(side)
@@ -241,6 +257,22 @@ class RelayMedia:
         side = _relay_side(side)
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
+
+    def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
+        relay_sides = [_relay_side(side) for side in sides]
+        payload_types = []
+        for side in relay_sides:
+            codec = audio_codec(side.accepted)
+            if codec is not None:
+                payload_types.append(codec[0])
+            elif side.audio.id in self._sandboxes:  # a sandbox answers without SDP
+                payload_types.append(SANDBOX_PAYLOAD_TYPE)
+            else:
+                raise MediaError("a party of the mix has no audio codec agreed")
+        self._relay.start_mix([side.audio for side in relay_sides], payload_types, hears)
+
+    def stop_mix(self, side: MediaSide) -> None:
+        self._relay.stop_mix(_relay_side(side).audio)
 
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         # Opens the file in the relay (a round trip): not in the event loop's thread.
@@ -314,6 +346,23 @@ class RelayMedia:
                     self._relay.release(ep)
         self._sides.clear()
         self._bridges.clear()
+
+
+def audio_codec(data: bytes | None) -> tuple[int, str] | None:
+    """The payload type and name of the first audio codec an agreed SDP lists (the one the
+    party talks), or None when it has no usable audio stream."""
+    if not data:
+        return None
+    try:
+        parsed = sdp.SessionDescription.parse(data)
+    except RemoteProtocolError:
+        return None
+    for m in parsed.media:
+        if m.media == "audio" and m.port:
+            for codec in m.codecs():
+                if codec.name.lower() not in ("telephone-event", "cn"):
+                    return codec.payload_type, codec.name
+    return None
 
 
 def _relay_side(side: MediaSide) -> RelaySide:

@@ -20,10 +20,12 @@ from engine.call_types import (
     ForkFailed,
     Hold,
     Recording,
+    Supervise,
     Transfer,
 )
 from engine.fork import fork
 from engine.model import Disposition
+from engine.supervise import supervise, talking
 
 if TYPE_CHECKING:
     from engine.calls import SimpleCall
@@ -34,8 +36,8 @@ HOLD_ANSWER_SECONDS = 8.0  # how long a hold/resume re-INVITE may take before we
 
 
 async def apply_control(controller: SimpleCall, request: Control) -> None:
-    """Hold or resume a party, start or stop recording, or transfer (a hang-up is not here:
-    the call's own loops end the call on it)."""
+    """Hold or resume a party, start or stop recording, transfer, or bring in a supervisor (a
+    hang-up is not here: the call's own loops end the call on it)."""
     assert controller._media is not None
     if isinstance(request, Hold):
         connected = controller._connected.get(request.party_index)
@@ -58,8 +60,9 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
         party.on_hold = controller._now() if request.held else None
         controller._changed("hold" if request.held else "unhold", {"party": party.number})
     elif isinstance(request, Recording):
-        if request.start and not controller._recording and len(controller._connected) == 2:
-            a, b = (controller._connected[i] for i in sorted(controller._connected))
+        pair = talking(controller)  # a supervisor listening in is not recorded
+        if request.start and not controller._recording and pair is not None:
+            a, b = pair.connected
             try:
                 path = await controller._media.start_recording(a.side, b.side)
             except Exception as exc:  # no disk space, bad directory: the call goes on
@@ -78,6 +81,8 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
             controller._changed("recording_stopped", {})
     elif isinstance(request, Transfer):
         await _transfer(controller, request)
+    elif isinstance(request, Supervise):
+        await supervise(controller, request)
 
 
 def _hold_sdp(connected: Connected, held: bool) -> bytes:

@@ -62,6 +62,15 @@ class CallMedia(Protocol):
 
     def set_hold(self, side: MediaSide, held: bool) -> None: ...
 
+    def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
+        """Mix the audio of ``sides`` (G.711 only: else ValueError or MediaError, nothing
+        changed); ``hears`` holds (listener, speaker) index pairs into ``sides``."""
+        ...
+
+    def stop_mix(self, side: MediaSide) -> None:
+        """End the mix ``side`` is in: bridged sides carry each other's media again."""
+        ...
+
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         """Record a (left channel) and b (right); the file's path."""
         ...
@@ -123,7 +132,19 @@ class Recording:
     start: bool
 
 
-Control = Hangup | Hold | Transfer | Recording
+@dataclass(frozen=True, slots=True)
+class Supervise:
+    """Monitor, Whisper or BargeIn: ring ``target`` and mix it into the bridged call."""
+
+    mode: str  # "Monitor" | "Whisper" | "BargeIn"
+    target: Party  # the supervisor (sendCallTo)
+    whispered_to: int | None  # Whisper: the party index that hears the supervisor
+    private: bool  # Whisper with privateW: the supervisor hears nobody
+    caller_id: str | None  # shown to the supervisor
+    wait_for_pickup: float
+
+
+Control = Hangup | Hold | Transfer | Recording | Supervise
 
 
 @dataclass(frozen=True, slots=True)

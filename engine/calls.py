@@ -57,6 +57,7 @@ from engine.fork import fork
 from engine.legs import Leg, LegAnswered, LegEvent, LegFailed, LegHungUp
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall
 from engine.sandbox import SANDBOX_MAX_DURATION, SANDBOX_TONE_HZ
+from engine.supervise import is_supervisor, supervisor_hung_up
 from sip import sdp
 from sip.errors import RemoteProtocolError
 
@@ -273,6 +274,9 @@ class SimpleCall:
             for index, connected in self._connected.items():
                 if connected.leg is leg:
                     party = self.call.parties[index]
+                    if is_supervisor(party):  # it leaves; the call goes on as it was
+                        supervisor_hung_up(self, connected)
+                        return
                     cause = f"{party.role} hung up"
                     if isinstance(event, LegFailed):
                         cause = f"{party.role} leg failed: {event.status} {event.reason}"

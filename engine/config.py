@@ -67,6 +67,8 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "max_connections",
             "max_connections_per_source",
             "tcp_idle_timeout",
+            "trace_messages",
+            "trace_memory",
         }
     ),
     "media": frozenset({"address", "ports"}),
@@ -178,6 +180,14 @@ def _parse_sip(data: dict[str, Any], problems: Problems) -> SipConfig:
             "tcp_idle_timeout",
             d.tcp_idle_timeout,
             lambda v: check_seconds("sip.tcp_idle_timeout", v, low=1),
+        ),
+        trace_messages=get(
+            "trace_messages",
+            d.trace_messages,
+            lambda v: check_int("sip.trace_messages", v, 0, 100_000),
+        ),
+        trace_memory=get(
+            "trace_memory", d.trace_memory, lambda v: check_int("sip.trace_memory", v, 1, 1 << 20)
         ),
     )
 
@@ -449,6 +459,8 @@ def render_config(config: Config) -> str:
         f"max_connections = {sip.max_connections}",
         f"max_connections_per_source = {sip.max_connections_per_source}",
         f"tcp_idle_timeout = {sip.tcp_idle_timeout!r}",
+        f"trace_messages = {sip.trace_messages}",
+        f"trace_memory = {sip.trace_memory}",
         "",
         "[media]",
         f"address = {_toml_string(config.media.address)}",

@@ -99,6 +99,10 @@ class SipConfig:
     # a TCP connection with no complete SIP message this long is closed (CRLF keep-alives do
     # not count); TCP registrations get at most this expiry, so their refresh keeps it open
     tcp_idle_timeout: float = 300
+    # per-call SIP traces (GET .../trace, the console): the last N messages of a live call
+    # (0 = no traces), and the memory for finished calls' compressed traces, in MiB
+    trace_messages: int = 200
+    trace_memory: int = 256
 
 
 @dataclass(frozen=True, slots=True)

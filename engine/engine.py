@@ -35,6 +35,7 @@ from engine.calls import SimpleCall, call_charge
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
 from engine.errors import (
+    ActionInProgress,
     ActionNotSupported,
     CallNotBridged,
     CallNotFound,
@@ -48,6 +49,7 @@ from engine.errors import (
 )
 from engine.keys import cluster_secret
 from engine.legs import FailedLeg, Leg
+from engine.logctx import CALL_ID
 from engine.model import (
     CallState,
     Disposition,
@@ -61,15 +63,17 @@ from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTa
 from engine.sandbox import SandboxLeg, plan_for
 from engine.store.interface import StoreUnavailable
 from engine.store.service import StoreService
+from engine.supervise import SUPERVISE_ACTIONS, supervise_request, supervisor_of
 from engine.throttle import ThrottledWarning
 
 if TYPE_CHECKING:
-    from engine.store import SqlStore
+    from engine.store import ContactRecord, SqlStore
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_ACTIONS = frozenset(
     {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
+    | set(SUPERVISE_ACTIONS)
 )
 
 
@@ -103,6 +107,8 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
+    caller_id: str | None = None  # shown to the party an action rings (Monitor, Whisper...)
+    private_whisper: bool = False  # Whisper's privateW: the whisperer hears nobody
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +223,16 @@ class Engine:
     def live_count(self) -> int:
         return len(self._live)
 
+    @property
+    def live_legs(self) -> int:
+        """Parties of live calls being rung or talking (not yet ended): one leg each."""
+        return sum(
+            1
+            for entry in self._live.values()
+            for party in entry.runner.call.parties
+            if party.ended is None and party.status is not PartyStatus.UNKNOWN
+        )
+
     # --- calls ------------------------------------------------------------------------------
 
     async def originate(self, req: OriginateRequest) -> tuple[PhoneCall, bool]:
@@ -258,6 +274,8 @@ class Engine:
                 existing = await self._claimed_call(winner)
                 if existing is not None:
                     return existing, False
+                # its node died between the claim and the write: this call takes the nonce
+                # (find_call_by_nonce, asked first, finds it from now on)
         self.store.save_call(call)
         self._start(call)
         # before the 202: the record is in the shared store, so another node asked for the
@@ -354,6 +372,7 @@ class Engine:
         return runner
 
     async def _run_call(self, runner: SimpleCall) -> None:
+        CALL_ID.set(runner.call.id)  # this task's context: every line it logs names the call
         try:
             await runner.run()
         except Exception:
@@ -407,7 +426,7 @@ class Engine:
         entry = self._live.get(call.id)
         final = event == "ended"
         item = CallEvent(call.id, seq, event, str(call.state), self._wall_clock(), data, final)
-        logger.info("call %s: %s %s", call.id, event, data or "")
+        _log_event(call, event, data)
         if entry is not None:
             entry.history.append(item)
             for channel in list(entry.subscribers):
@@ -438,21 +457,43 @@ class Engine:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         """Calls by publish time (oldest first unless ``newest_first``), paged by the store;
-        a live call is the engine's own current copy."""
+        a live call is the engine's own current copy. ``ended``: only ended (True) or only
+        unfinished (False) calls, by the stored state."""
         calls = self.store.list_calls(
             user_id=user_id,
             extension=extension,
+            organization_id=organization_id,
+            ended=ended,
             limit=limit,
             offset=offset,
             newest_first=newest_first,
         )
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
 
-    def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
+    def count_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> int:
         """How many calls ``list_calls`` gives without a limit."""
-        return self.store.count_calls(user_id=user_id, extension=extension)
+        return self.store.count_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
+
+    def live_calls(self) -> list[PhoneCall]:
+        """The calls running in this engine now (current records), oldest first."""
+        return [entry.runner.call for entry in self._live.values()]
+
+    def registrations(self, extended: str) -> list[ContactRecord]:
+        """The unexpired device bindings of extension ``extended``, oldest first."""
+        return self.store.contacts(extended, self._wall_clock().timestamp())
 
     # The same reads without blocking the trio thread on a remote store (what the API uses):
     # awaited in a worker thread after this node's queued writes have landed.
@@ -471,10 +512,14 @@ class Engine:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         calls = await self.store.alist_calls(
             user_id=user_id,
             extension=extension,
+            organization_id=organization_id,
+            ended=ended,
             limit=limit,
             offset=offset,
             newest_first=newest_first,
@@ -482,9 +527,16 @@ class Engine:
         return [self._live[c.id].runner.call if c.id in self._live else c for c in calls]
 
     async def acount_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> int:
-        return await self.store.acount_calls(user_id=user_id, extension=extension)
+        return await self.store.acount_calls(
+            user_id=user_id, extension=extension, organization_id=organization_id, ended=ended
+        )
 
     def signing_secret(self) -> bytes:
         """The secret that signing keys derive from (``engine.keys``): ``[cluster] secret``,
@@ -542,7 +594,11 @@ class Engine:
                 raise CallNotFound(call_id)
             raise CallNotLive(call_id)
         call = entry.runner.call
-        request = self._control_for(call, action)
+        request: Control
+        if action.action in SUPERVISE_ACTIONS:
+            request = supervise_request(call, action, entry.runner, self.directory, self.make_party)
+        else:
+            request = self._control_for(call, action)
         entry.runner.control(request)
         return call
 
@@ -566,6 +622,9 @@ class Engine:
     def _transfer_for(self, call: PhoneCall, action: CallAction) -> Control:
         if call.state is not CallState.BRIDGED:
             raise CallNotBridged("Transfer needs a connected call")
+        supervisor = supervisor_of(call)
+        if supervisor is not None:
+            raise ActionInProgress(f"{supervisor.number} is joining or listening to this call")
         target_number = action.send_call_to
         if not target_number:
             raise TransferTargetInvalid("sendCallTo is required for a transfer")
@@ -619,6 +678,32 @@ class Engine:
             if party.answered is not None and party.ended is None and party.role == "destination":
                 return i
         raise ViewNotFound("phoneCallViewId is required")
+
+
+def _log_event(call: PhoneCall, event: str, data: dict[str, Any]) -> None:
+    """A call's creation and end at INFO (what an operator follows), its other events at DEBUG."""
+    extra = {"call": call.id}
+    if event == "created":
+        logger.info(
+            "call %s created (%s): %s -> %s",
+            call.id,
+            call.origin,
+            ", ".join(call.sources),
+            ", ".join(call.destinations),
+            extra=extra,
+        )
+    elif event == "ended":
+        disposition = "NONE" if call.disposition is None else call.disposition.name
+        logger.info(
+            "call %s ended: %s after %d s bridged (%s)",
+            call.id,
+            disposition,
+            call.billable_seconds,
+            call.hangup_cause or "no cause",
+            extra=extra,
+        )
+    else:
+        logger.debug("call %s: %s %s", call.id, event, data or "", extra=extra)
 
 
 def _latest_time(call: PhoneCall) -> datetime:

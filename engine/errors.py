@@ -49,6 +49,14 @@ class ActionNotSupported(EngineError):
     """The engine does not do this action (or not for this target)."""
 
 
+class CodecNotMixable(ActionNotSupported):
+    """A listen-in action on a call whose parties talk a codec the mixer does not (G.711 only)."""
+
+
+class ActionInProgress(EngineError):
+    """Another action that adds a party (a supervisor, a transfer) is under way in the call."""
+
+
 class RecordingFormatUnsupported(EngineError):
     """A recording format other than WAV."""
 
@@ -67,6 +75,10 @@ class PartyNotFound(EngineError):
 
 class ViewNotFound(PartyNotFound):
     """By phoneCallView id (or, when the action needs one, by none at all)."""
+
+
+class NoPartyToWhisperTo(PartyNotFound):
+    """Whisper: no party (or, when both are, none named) is an extension of the organization."""
 
 
 class NumberNotAParty(PartyNotFound):

@@ -96,6 +96,8 @@ class FailureLimiter:
         self._counters: OrderedDict[_Key, _Counter] = OrderedDict()  # pair and source
         self._users: dict[str, _Counter] = {}  # per real user, across sources
         self._good: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.failures = 0  # failed attempts counted since the start (metrics)
+        self.blocks = 0  # blocks started since the start (metrics)
 
     def __len__(self) -> int:
         return len(self._counters) + len(self._users) + len(self._good)
@@ -123,6 +125,7 @@ class FailureLimiter:
         ``known_user=False``: no such user (nothing to guess), only the source counts."""
         user, source = user[:MAX_USER_CHARS], source_key(source)
         self._expire(now)
+        self.failures += 1
         p = self.policy
         counted: list[tuple[_Counter, int, str]] = [
             (self._counter(("source", "", source), now), p.per_source, "source")
@@ -139,6 +142,7 @@ class FailureLimiter:
             if seconds and (longest is None or seconds > longest.seconds):
                 longest = Block(source, user, seconds, failures, scope)
         if longest is not None:
+            self.blocks += 1
             logger.warning(
                 "%s: blocking source %s (user %r) for %d s after %d failed attempts (%s)",
                 self.service,

@@ -17,6 +17,7 @@ from engine.config_model import Config
 from engine.directory import Directory
 from engine.engine import CallAction, CallEvent, Engine, OriginateRequest
 from engine.model import PhoneCall
+from engine.store import ContactRecord
 
 
 class EngineApi(Protocol):
@@ -48,11 +49,26 @@ class EngineApi(Protocol):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         """Calls by publish time, paged by the store (live ones current)."""
 
-    def count_calls(self, *, user_id: int | None = None, extension: str | None = None) -> int:
+    def count_calls(
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
+    ) -> int:
         """How many calls ``list_calls`` gives without a limit."""
+
+    def live_calls(self) -> list[PhoneCall]:
+        """The calls running in this engine now."""
+
+    def registrations(self, extended: str) -> list[ContactRecord]:
+        """The unexpired device bindings of an extension."""
 
     async def aget_call(self, call_id: str) -> PhoneCall | None:
         """``get_call`` without blocking on a remote store (awaited in a worker thread)."""
@@ -65,11 +81,18 @@ class EngineApi(Protocol):
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> list[PhoneCall]:
         """``list_calls`` without blocking on a remote store."""
 
     async def acount_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> int:
         """``count_calls`` without blocking on a remote store."""
 

@@ -34,11 +34,10 @@ from email.utils import formatdate
 
 from engine.directory import Directory, Extension
 from engine.limiter import FailureLimiter
-from engine.store import Store
+from engine.store import ContactRecord, Store
 from sip.auth import AuthStatus, DigestServer
-from sip.dialog import new_tag
 from sip.digest import parse_credentials
-from sip.endpoint import IncomingRequest
+from sip.endpoint import IncomingRequest, new_tag
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response
 from sip.uri import SipUri, parse_name_addr_list
@@ -103,7 +102,7 @@ class Registrar:
             return None, self.challenge(request, stale=False)
         if result.status is AuthStatus.MALFORMED:
             return None, request.response(400, f"Bad credentials: {result.reason}")
-        logger.info("digest rejected for %r from %s: %s", user, source, result.reason)
+        logger.debug("digest rejected for %r from %s: %s", user, source, result.reason)
         known = self.directory.extension(user) is not None
         self.limiter.failure(user, source, now, known_user=known)
         return None, request.response(403, "Forbidden (bad credentials)")
@@ -145,7 +144,7 @@ class Registrar:
         if any(value.strip() == "*" for value in contact_values):
             if len(contact_values) != 1 or header_expires != 0:
                 return request.response(400, "Contact * needs Expires: 0 and no other Contact")
-            stale = self._out_of_order(request, extension, now, None)
+            stale = self._out_of_order(request, extension, self._bindings(extension, now), None)
             if stale is not None:
                 return stale
             self.store.remove_contacts(extension.extended)
@@ -168,13 +167,16 @@ class Registrar:
                 if 0 < expires < MIN_EXPIRES:
                     return request.response(423, headers=[("Min-Expires", str(MIN_EXPIRES))])
                 updates.append((str(contact.uri), min(expires, longest)))
-        stale = self._out_of_order(request, extension, now, {uri for uri, _ in updates})
+        bindings = self._bindings(extension, now)
+        stale = self._out_of_order(request, extension, bindings, {uri for uri, _ in updates})
         if stale is not None:
             return stale
         path = _path_of(request)
+        bound = {record.contact_uri for record in bindings}
         for uri, expires in updates:
             if expires == 0:
                 self.store.remove_contact(extension.extended, uri)
+                logger.info("%s unregistered %s via %s", extension.extended, uri, received)
                 continue
             self.store.save_contact(
                 extension.extended,
@@ -185,9 +187,12 @@ class Registrar:
                 request.cseq.seq,
                 path,
             )
-            logger.info(
-                "%s registered %s via %s for %d s%s",
+            # a new binding at INFO; a refresh (every phone, every few minutes) at DEBUG
+            logger.log(
+                logging.DEBUG if uri in bound else logging.INFO,
+                "%s %s %s via %s for %d s%s",
                 extension.extended,
+                "refreshed" if uri in bound else "registered",
                 uri,
                 received,
                 expires,
@@ -195,18 +200,25 @@ class Registrar:
             )
         return self._ok(request, extension, now, path)
 
+    def _bindings(self, extension: Extension, now: float) -> list[ContactRecord]:
+        return self.store.contacts(extension.extended, now)
+
     def _out_of_order(
-        self, request: Request, extension: Extension, now: float, uris: set[str] | None
+        self,
+        request: Request,
+        extension: Extension,
+        bindings: list[ContactRecord],
+        uris: set[str] | None,
     ) -> Response | None:
         """RFC 3261 §10.3 step 7: a binding made by this Call-ID with a CSeq at least this
         request's is newer than the request (which arrived late or was replayed): the whole
         update is aborted. ``uris``: the Contacts it touches (None: all, for ``*``)."""
         seq = request.cseq.seq
-        for record in self.store.contacts(extension.extended, now):
+        for record in bindings:
             if uris is not None and record.contact_uri not in uris:
                 continue
             if record.call_id == request.call_id and record.cseq >= seq:
-                logger.info(
+                logger.debug(  # per message (a replay): the 500 says it
                     "%s: REGISTER CSeq %d after %d on the same Call-ID refused",
                     extension.extended,
                     seq,

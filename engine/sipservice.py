@@ -35,6 +35,7 @@ from engine.sipaddr import caller_address, caller_number, gateway_uri, local_add
 from engine.sipleg import SipLeg
 from engine.store import Store, open_store
 from engine.store.nonce_counts import StoreNonceCounts
+from engine.trace import CallTraces
 from sip import sdp
 from sip.auth import DigestServer, MemoryNonceCounts, NonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, IncomingRequest, SipEndpoint
@@ -72,6 +73,7 @@ class SipLegs(LegProvider):
         config: Config,
         *,
         wall_clock: Callable[[], float] = time.time,
+        traces: CallTraces | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.directory = directory
@@ -80,8 +82,17 @@ class SipLegs(LegProvider):
         self._wall_clock = wall_clock
         # answered legs keep their dialog state in the store (engine.dialogs)
         self.keeper = DialogKeeper(store, config.cluster.node)
+        self.traces = traces  # told each leg's Call-ID (engine.trace)
 
     def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
+        legs = self._legs_for(call, party, caller_id)
+        if self.traces is not None:
+            for leg in legs:
+                if isinstance(leg, SipLeg):
+                    self.traces.bind(leg.call_id, call.id, party.number)
+        return legs
+
+    def _legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         from_addr = self._from(caller_id, call)
         try:
             target = resolve(party.number, self.directory, call.organization_id)
@@ -164,9 +175,11 @@ class SipService:
         *,
         engine: Engine,
         wall_clock: Callable[[], float] = time.time,
+        traces: CallTraces | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.engine = engine
+        self.traces = traces  # told each inbound caller's Call-ID (engine.trace)
         self.directory = directory
         self.domain = config.sip.domain
         # answered inbound callers keep their dialog state in the store (engine.dialogs)
@@ -206,7 +219,13 @@ class SipService:
         self.registrar = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             # a TCP device re-registers before its connection could go idle (README, TCP)
             max_tcp_expires=max(1, int(config.sip.tcp_idle_timeout)),
@@ -215,7 +234,14 @@ class SipService:
         self.call_auth = Registrar(
             directory,
             store,
-            DigestServer(self.domain, secret, algorithms=algorithms, proxy=True, counts=counts),
+            DigestServer(
+                self.domain,
+                secret,
+                algorithms=algorithms,
+                proxy=True,
+                counts=counts,
+                random_bytes=secrets.token_bytes,
+            ),
             wall_clock=wall_clock,
             limiter=limiter,
         )
@@ -299,7 +325,7 @@ class SipService:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
             # Would we accept anything? (RFC 3264 §6: nothing in common -> 488 with a Warning.)
-            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11})
+            trial = sdp.make_answer(offer, "127.0.0.1", {"audio": 9, "video": 11}, session_id=0)
             if not trial.has_active_media:
                 warning = f'304 {uri_host(self.domain)} "Media type not available"'
                 await incoming.respond(
@@ -321,7 +347,7 @@ class SipService:
             return leg
 
         try:
-            call = engine.start_inbound(
+            inbound = engine.start_inbound(
                 caller_number=caller_ext.extended if caller_ext else caller,
                 caller_name=request.from_.display_name,
                 caller_extension=caller_ext,
@@ -335,7 +361,9 @@ class SipService:
             await server.reject(503, "Service Unavailable")
             return
         for leg in made:  # answered later: its dialog state is kept under the call
-            leg.phonecall = call.id
+            leg.phonecall = inbound.id
+        if self.traces is not None:
+            self.traces.bind(request.call_id, inbound.id, inbound.parties[0].number)
 
 
 def _peer_from_received(received: str) -> Peer:

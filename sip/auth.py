@@ -34,7 +34,6 @@ import hashlib
 import hmac
 import logging
 import math
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -160,6 +159,8 @@ class DigestServer:
     ``require_qop`` refuses RFC 2069 style credentials (no qop), which carry no client nonce.
     ``counts`` remembers the nonce counts accepted (replay protection); servers that share
     nonces (the same secret and realm) should share it.  Default: a memory of their own.
+    ``random_bytes(n)`` gives ``n`` fresh random bytes, each nonce's salt (``secrets.token_bytes``
+    in a server: this sans-IO module draws no random value).
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class DigestServer:
         proxy: bool = False,
         require_qop: bool = True,
         counts: NonceCounts | None = None,
+        random_bytes: Callable[[int], bytes],
     ) -> None:
         if not secret:
             raise LocalProtocolError("DigestServer needs a non-empty secret")
@@ -191,6 +193,7 @@ class DigestServer:
         self.proxy = proxy
         self.require_qop = require_qop
         self.counts: NonceCounts = MemoryNonceCounts() if counts is None else counts
+        self._random_bytes = random_bytes
 
     @property
     def status(self) -> int:
@@ -211,8 +214,9 @@ class DigestServer:
         return hmac.new(self._secret, msg, hashlib.sha256).digest()[:_MAC_LEN]
 
     def make_nonce(self, now: float, salt: bytes | None = None) -> str:
-        """A nonce that carries its own issue time and proves we issued it."""
-        salt = secrets.token_bytes(_SALT_LEN) if salt is None else salt
+        """A nonce that carries its own issue time and proves we issued it (``salt``: fresh
+        random bytes from ``random_bytes`` unless given)."""
+        salt = self._random_bytes(_SALT_LEN) if salt is None else salt
         if len(salt) != _SALT_LEN:
             raise LocalProtocolError(f"nonce salt must be {_SALT_LEN} bytes")
         stamp = round(now * 1000).to_bytes(8, "big", signed=True)

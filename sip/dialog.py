@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,7 +38,6 @@ __all__ = [
     "Dialog",
     "DialogId",
     "DialogState",
-    "new_tag",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,11 +46,6 @@ log = logging.getLogger(__name__)
 TARGET_REFRESH_METHODS = frozenset({"INVITE", "UPDATE"})
 # Requests we send with our Contact (§8.1.1.8, RFC 3311).
 _CONTACT_METHODS = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
-
-
-def new_tag() -> str:
-    """A fresh random tag (§19.3: at least 32 bits of randomness)."""
-    return secrets.token_hex(8)
 
 
 class DialogState(enum.Enum):

@@ -16,7 +16,6 @@ separated by commas (commas inside quotes are text).  Parsing errors raise
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -396,13 +395,14 @@ def build_credentials(
     username: str,
     password: str,
     *,
-    cnonce: str | None = None,
+    cnonce: str,
     nc: int = 1,
     body: bytes = b"",
 ) -> DigestCredentials:
     """Answer ``challenge`` for a request ``method uri`` (RFC 7616 §3.4, RFC 2069 if no qop).
 
-    ``cnonce`` defaults to a fresh random value; ``nc`` counts the requests made with this
+    ``cnonce`` is a fresh random value from the caller (used with qop or a -sess algorithm;
+    this sans-IO module draws no random value); ``nc`` counts the requests made with this
     nonce (1 for the first).  ``body`` is only used if the server demands qop=auth-int.
     """
     known = canonical_algorithm(challenge.algorithm)
@@ -420,7 +420,9 @@ def build_credentials(
     else:
         raise RemoteProtocolError(f"auth: no supported qop in {challenge.qop}", 401)
     nc_text = f"{nc:08x}" if qop else None
-    cnonce_value = (cnonce or secrets.token_hex(16)) if qop or known[1] else None
+    if (qop or known[1]) and not cnonce:
+        raise LocalProtocolError("auth: a cnonce is needed to answer this challenge")
+    cnonce_value = cnonce if qop or known[1] else None
     response = digest_response(
         algorithm=challenge.algorithm,
         username=username,
@@ -455,11 +457,12 @@ def authorize(
     username: str,
     password: str,
     *,
-    cnonce: str | None = None,
+    cnonce: str,
     nc: int = 1,
     body: bytes = b"",
 ) -> str:
-    """The ``Authorization``/``Proxy-Authorization`` header value answering ``challenge``."""
+    """The ``Authorization``/``Proxy-Authorization`` header value answering ``challenge``
+    (``cnonce``: a fresh random value from the caller, see :func:`build_credentials`)."""
     if isinstance(challenge, str):
         challenge = parse_challenge(challenge)
     return str(

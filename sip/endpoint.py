@@ -38,7 +38,7 @@ from typing import Protocol
 
 import trio
 
-from sip.dialog import Dialog, new_tag
+from sip.dialog import Dialog
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
 from sip.message import Message, Request, Response
@@ -75,6 +75,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+
+
+def new_tag() -> str:
+    """A fresh random tag (§19.3: at least 32 bits of randomness), for our answers' To."""
+    return secrets.token_hex(8)
+
+
+def cancel_answer_tag() -> str:
+    """The To tag of an answer the transaction layer gives a CANCEL itself."""
+    return secrets.token_hex(6)
 
 
 def contact_uri(host: str, port: int, transport: str) -> SipUri:
@@ -235,7 +245,7 @@ class SipEndpoint:
         self.user_agent = user_agent
         self.allowed_methods = tuple(m.upper() for m in allowed_methods)
         self.supported_extensions = tuple(supported_extensions)
-        self._layer = TransactionLayer(self.timer_config)
+        self._layer = TransactionLayer(self.timer_config, tag_factory=cancel_answer_tag)
         self._transport = SipTransport(
             self._on_message,
             idle_timeout=idle_timeout,
@@ -254,6 +264,7 @@ class SipEndpoint:
         self._sleeping_until = math.inf
         self._closed = trio.Event()
         self._stopped = trio.Event()
+        self._resent_2xx = 0  # 2xx retransmissions of the dialogs (until their ACK)
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -364,6 +375,8 @@ class SipEndpoint:
 
     async def send_stateless(self, message: Message, peer: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
+        if isinstance(message, Response):  # the first 2xx went through its transaction
+            self._resent_2xx += 1
         try:
             await self._transport.send(message, peer)
         except TransportError as exc:
@@ -635,7 +648,15 @@ class SipEndpoint:
             "transactions": len(self._layer),
             "client_requests": len(self._clients),
             "dialogs": len(self._dialogs),
+            # the transaction layer's and the dialogs' 2xx (sent outside any transaction)
+            "retransmissions": self._layer.retransmissions + self._resent_2xx,
+            "transaction_timeouts": self._layer.timeouts,
         }
+
+    @property
+    def serving(self) -> bool:
+        """True while ``run`` serves (its receive loops and timer task are up)."""
+        return self._nursery is not None and not self._closed.is_set()
 
 
 _NO_PEER = Peer("udp", "0.0.0.0", 0)

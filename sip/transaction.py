@@ -35,7 +35,6 @@ Nothing here reads a clock, does I/O, or keeps references from a transaction to 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -90,10 +89,6 @@ _DEFAULT_CONFIG = TimerConfig()
 _LEGACY = "rfc2543 "
 
 
-def _random_tag() -> str:
-    return secrets.token_hex(6)
-
-
 class TransactionLayer:
     """All transactions of one SIP endpoint; sans-IO (see the module docstring)."""
 
@@ -106,6 +101,8 @@ class TransactionLayer:
         "_tag_factory",
         "_timers",
         "_trying_delay",
+        "retransmissions",
+        "timeouts",
     )
 
     def __init__(
@@ -113,11 +110,12 @@ class TransactionLayer:
         config: TimerConfig = _DEFAULT_CONFIG,
         *,
         trying_delay: float | None = 0.2,
-        tag_factory: Callable[[], str] = _random_tag,
+        tag_factory: Callable[[], str],
     ) -> None:
         """``trying_delay``: how long an INVITE server transaction waits for the TU before it
         sends 100 Trying itself (§17.2.1); None never sends one, 0 sends it at once.
-        ``tag_factory`` makes the To tags of the layer's own CANCEL answers."""
+        ``tag_factory`` makes the To tags of the layer's own CANCEL answers: random ones
+        from the caller (the endpoint), as this sans-IO layer draws no random value."""
         self._config = config
         self._trying_delay = trying_delay
         self._tag_factory = tag_factory
@@ -126,6 +124,8 @@ class TransactionLayer:
         self._by_peer: dict[Peer, set[TxKey]] = {}
         self._timers: TimerQueue[TxKey] = TimerQueue()
         self._events: list[Event] = []
+        self.retransmissions = 0  # messages sent again (timers, answers to retransmitted requests)
+        self.timeouts = 0  # transactions that timed out (Timer B, F or H)
 
     # ------------------------------------------------------------------ TU and shell API
 
@@ -242,10 +242,17 @@ class TransactionLayer:
 
     def emit(self, event: Event) -> None:
         """Queue an event (TxContext)."""
+        if type(event) is TransactionTimeout:
+            self.timeouts += 1
         self._events.append(event)
 
     def send(self, message: Message, peer: Peer) -> None:
         """Queue a SendMessage (TxContext)."""
+        self._events.append(SendMessage(message, peer))
+
+    def retransmit(self, message: Message, peer: Peer) -> None:
+        """Queue a SendMessage of a message sent before, and count it (TxContext)."""
+        self.retransmissions += 1
         self._events.append(SendMessage(message, peer))
 
     def schedule(self, delay: float, now: float, key: TxKey) -> int:

@@ -173,7 +173,7 @@ class ClientInviteTx(ClientTx):
 
     def on_timer(self, ctx: TxContext, token: int, now: float) -> None:
         if token == self.retx_token:  # Timer A (only armed in Calling)
-            ctx.send(self.request, self.peer)
+            ctx.retransmit(self.request, self.peer)
             self.interval *= 2
             self.retx_token = ctx.schedule(self.interval, now, self.key)
         elif token == self.timeout_token:
@@ -216,7 +216,7 @@ class ClientNonInviteTx(ClientTx):
 
     def on_timer(self, ctx: TxContext, token: int, now: float) -> None:
         if token == self.retx_token:  # Timer E
-            ctx.send(self.request, self.peer)
+            ctx.retransmit(self.request, self.peer)
             t2 = ctx.config.t2
             self.interval = min(2 * self.interval, t2) if self.state is TRYING else t2
             self.retx_token = ctx.schedule(self.interval, now, self.key)

@@ -108,7 +108,7 @@ class ServerInviteTx(ServerTx):
             # Confirmed: ACK retransmissions absorbed; Proceeding: an ACK before any final
             # response is meaningless and dropped
         elif (state is PROCEEDING or state is COMPLETED) and self.last is not None:
-            ctx.send(self.last, self.peer)
+            ctx.retransmit(self.last, self.peer)
         # Accepted and Confirmed absorb INVITE retransmissions
 
     def on_tu_response(self, ctx: TxContext, response: Response, now: float) -> None:
@@ -145,7 +145,7 @@ class ServerInviteTx(ServerTx):
             if self.state is PROCEEDING:  # the TU stayed silent for 200 ms
                 self._send_trying(ctx)
             elif self.state is COMPLETED and self.last is not None:  # Timer G
-                ctx.send(self.last, self.peer)
+                ctx.retransmit(self.last, self.peer)
                 self.interval = min(2 * self.interval, ctx.config.t2)
                 self.retx_token = ctx.schedule(self.interval, now, self.key)
         elif token == self.timeout_token:
@@ -163,7 +163,7 @@ class ServerNonInviteTx(ServerTx):
 
     def on_request(self, ctx: TxContext, request: Request, now: float) -> None:
         if self.last is not None:  # Proceeding or Completed; Trying absorbs
-            ctx.send(self.last, self.peer)
+            ctx.retransmit(self.last, self.peer)
 
     def on_tu_response(self, ctx: TxContext, response: Response, now: float) -> None:
         state = self.state

@@ -45,6 +45,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -52,6 +53,7 @@ from sip.errors import RemoteProtocolError
 from sip.headers import Headers, canonical_name
 from sip.limits import ConnectionLimits
 from sip.message import Message, Request, Response, StreamParser, parse_message, serialize
+from sip.observe import MessageObserver
 from sip.peers import bare_host, default_port
 from sip.transaction_types import Peer
 
@@ -251,6 +253,22 @@ class SipTransport:
         self._connect_locks: dict[tuple[str, int], trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        self._observers: list[MessageObserver] = []
+        self._observer_failed = False
+
+    def add_observer(self, observer: MessageObserver) -> None:
+        """Call ``observer.message`` for every message parsed on receive and every message
+        sent (``sip.observe``); without observers the cost is one empty-list check."""
+        self._observers.append(observer)
+
+    def _observe(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
+        for observer in self._observers:
+            try:
+                observer.message(direction, message, peer)
+            except Exception:
+                if not self._observer_failed:  # once: a broken observer must not flood the log
+                    self._observer_failed = True
+                    log.exception("SIP message observer %r failed (logged once)", observer)
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -372,6 +390,8 @@ class SipTransport:
             except RemoteProtocolError as exc:
                 log.info("dropping request from %s with a bad Via: %s", peer, exc.reason)
                 return
+        if self._observers:
+            self._observe("in", message, peer)
         try:
             await self._on_message(message, peer)
         except Exception:
@@ -565,6 +585,8 @@ class SipTransport:
             await self._send_tcp(data, peer)
         else:
             raise TransportError(f"unsupported transport {peer.transport!r}")
+        if self._observers:
+            self._observe("out", message, peer)
 
     def _response_peer(self, response: Response, peer: Peer) -> Peer:
         if peer.reliable and (peer.host, peer.port) in self._connections:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sip.dialog import new_tag
 from sip.errors import RemoteProtocolError
 from sip.message import Message, Request, Response
 
@@ -148,10 +147,11 @@ def options_response(
     *,
     to_tag: str | None = None,
 ) -> Response:
-    """200 to OPTIONS advertising what we do (§11.2)."""
+    """200 to OPTIONS advertising what we do (§11.2). ``to_tag``: the To tag to add (left
+    out, the endpoint adds its own when it sends the answer)."""
     headers = [_allow(allow), ("Accept", ", ".join(accept))]
     supported = list(supported)
     if supported:
         headers.append(("Supported", ", ".join(supported)))
-    tag = None if request.to.tag else (to_tag or new_tag())
+    tag = None if request.to.tag else to_tag
     return request.response(200, to_tag=tag, headers=headers)

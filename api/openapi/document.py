@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.openapi.operators import operator_paths, operator_schemas
 from api.openapi.paths import path_operations
 from api.openapi.schemas import component_schemas
 
@@ -42,10 +43,11 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             {"name": "PhoneCalls"},
             {"name": "CDR"},
             {"name": "Meta"},
+            {"name": "Operations"},
         ],
-        "paths": path_operations(),
+        "paths": {**path_operations(), **operator_paths()},
         "components": {
-            "schemas": component_schemas(),
+            "schemas": {**component_schemas(), **operator_schemas()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

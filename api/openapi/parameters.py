@@ -1,25 +1,17 @@
 """The OpenAPI document's parameters: the path values and query parameters operations share.
 
-Path values are described as the facade reads them (api/scope.py, api/paging.py), precisely
-enough that a fuzzer generating valid requests reaches the handlers.
+Both are generated from the models that check them: the path values' (api/pathparams.py) and
+the queries' (api/queries.py, api/paging.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from api.paging import OWN_PARAMETERS, PagingQuery
 from api.queries import query_parameters
-
-
-def path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
 
 
 def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -32,52 +24,10 @@ def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str
     }
 
 
-# Path values as the facade reads them (api/scope.py): the aliases or a numeric id, and an
-# extension number (short or extended) or @self. Precise schemas let a fuzzer reach the handlers.
-USER_REF = {
-    "anyOf": [
-        {"type": "string", "enum": ["@me", "@viewer", "@owner"]},
-        {"type": "string", "pattern": "^[0-9]{1,18}$"},
-    ],
-    "examples": ["@me", "12"],
-}
-EXTENSION_NUMBER = {
-    "anyOf": [
-        {"type": "string", "enum": ["@self"]},
-        {"type": "string", "pattern": "^([0-9]{1,16}[*])?[0-9]{1,16}$"},
-    ],
-    "examples": ["210", "0003*210", "@self"],
-}
+def path_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI path parameters of ``model``'s fields (api.pathparams), in their order."""
+    return [{**parameter, "in": "path"} for parameter in query_parameters(model)]
 
-USER_ID = path_param(
-    "userId",
-    "The user acting: `@me`/`@viewer` (the User App's own user), `@owner` (the owner of the "
-    "extension, so not with extension `@self`: error `user_invalid`) or a numeric user id. "
-    "Organization and Administrator Apps must give an id.",
-    USER_REF,
-)
-EXTENSION = path_param(
-    "extension",
-    "An extension number (`0003*210`, or short `210` for User/Organization Apps) owned by the "
-    "user, or `@self` for every extension of the user.",
-    EXTENSION_NUMBER,
-)
-PHONE_CALL_ID = path_param(
-    "phoneCallId",
-    "A PhoneCall id (20 hex digits).",
-    {"type": "string", "pattern": "^[0-9a-fA-F]{1,64}$"},
-)
-OWNER_ID = path_param(
-    "ownerId",
-    "The user whose call history is read (`@me` or a user id).",
-    {
-        "anyOf": [
-            {"type": "string", "enum": ["@me", "@viewer"]},
-            {"type": "string", "pattern": "^[0-9]{1,18}$"},
-        ],
-        "examples": ["@me", "12"],
-    },
-)
 
 PAGING = query_parameters(PagingQuery, exclude=OWN_PARAMETERS)
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from api.openapi.parameters import (
-    EXTENSION,
-    OWNER_ID,
     PAGING,
-    PHONE_CALL_ID,
     QUERY_NUMBER,
-    USER_ID,
     fields_query,
+    path_parameters,
     query_param,
 )
 from api.openapi.schemas import JSON, ref
+from api.pathparams import CdrPath, ExtensionPath, PhoneCallPath, SimplePath
 from api.queries import CdrQuery, CreateQuery, query_parameters
 from api.render import PHONE_CALL_FIELDS, STAT_FIELDS
 
@@ -114,7 +112,7 @@ def path_operations() -> dict[str, Any]:
                 "operationId": "createSimplePhoneCalls",
                 "description": "Calls the source numbers at once; when one answers, calls the destination and bridges them. Checks run in this order: userId, extension, callDuration, waitForPickup, allowPublicTransfer, video, source, destination, callerId(s), nonce, statusCallback; the first failure is answered.",
                 "parameters": [
-                    USER_ID,
+                    *path_parameters(SimplePath),
                     *query_parameters(CreateQuery),
                 ],
                 "requestBody": {
@@ -184,7 +182,7 @@ def path_operations() -> dict[str, Any]:
             }
         },
         "/uapi/phoneCalls/{userId}/{extension}": {
-            "parameters": [USER_ID, EXTENSION],
+            "parameters": path_parameters(ExtensionPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "List PhoneCalls",
@@ -236,7 +234,7 @@ def path_operations() -> dict[str, Any]:
             },
         },
         call_one: {
-            "parameters": [USER_ID, EXTENSION, PHONE_CALL_ID],
+            "parameters": path_parameters(PhoneCallPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Get one PhoneCall (finished calls included)",
@@ -281,6 +279,7 @@ def path_operations() -> dict[str, Any]:
                             "pc_view_invalid",
                             "pc_number_invalid",
                             "pc_format_invalid",
+                            "pc_privatew_invalid",
                         ],
                     ),
                     "401": ERR_401,
@@ -290,8 +289,8 @@ def path_operations() -> dict[str, Any]:
                     ),
                     "404": ERR_404,
                     "409": _error(
-                        "The call cannot take the action now (not bridged yet, or ended).",
-                        ["pc_not_bridged", "pc_not_live"],
+                        "The call cannot take the action now (not bridged yet, or ended; or another party is joining or listening in).",
+                        ["pc_not_bridged", "pc_not_live", "pc_action_in_progress"],
                     ),
                     "413": ERR_413,
                     "500": ERR_500,
@@ -327,7 +326,7 @@ def path_operations() -> dict[str, Any]:
             },
         },
         call_one + "/events": {
-            "parameters": [USER_ID, EXTENSION, PHONE_CALL_ID],
+            "parameters": path_parameters(PhoneCallPath),
             "get": {
                 "tags": ["PhoneCalls"],
                 "summary": "Follow a PhoneCall as Server-Sent Events",
@@ -364,7 +363,7 @@ def path_operations() -> dict[str, Any]:
                 "summary": "List finished calls (PhoneCallStat)",
                 "operationId": "listCdr",
                 "parameters": [
-                    OWNER_ID,
+                    *path_parameters(CdrPath),
                     *query_parameters(CdrQuery),
                     *PAGING,
                     query_param(

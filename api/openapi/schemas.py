@@ -10,6 +10,7 @@ from typing import Any
 
 from api.bodies import component_schemas as request_schemas
 from api.resources import component_schemas as resource_schemas
+from api.token_request import component_schemas as token_request_schemas
 
 JSON = "application/json"
 
@@ -23,86 +24,12 @@ DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, 
 
 
 def component_schemas() -> dict[str, Any]:
-    # the request bodies come from their models (api.bodies), which also check them, and the
-    # main resources from theirs (api.resources), which the renderers fill
+    # the request bodies come from their models (api.bodies, api.token_request), which also
+    # check them, and the main resources from theirs (api.resources), which the renderers fill
     return {
         **request_schemas(),
         **resource_schemas(),
-        "TokenRequest": {
-            "type": "object",
-            "description": "client_id and client_secret may come in an HTTP Basic Authorization header instead.",
-            "required": ["grant_type", "client_id", "client_secret"],
-            "properties": {
-                "grant_type": {"type": "string", "const": "client_credentials"},
-                "client_id": {"type": "string", "minLength": 1},
-                "client_secret": {"type": "string", "minLength": 1},
-                "type": {"type": "string", "description": "Accepted and ignored (`unifiedapi`)."},
-                "redirect_uri": {"type": "string", "description": "Accepted and ignored."},
-            },
-        },
-        "CreatedPhoneCall": {
-            "type": "object",
-            "required": ["id", "extension", "link"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^[0-9a-f]{20}$"},
-                "extension": {
-                    "type": "string",
-                    "pattern": "^[0-9]{1,16}[*][0-9]{1,16}$",
-                    "description": "The extension charged, in its extended form (`0003*210`) whatever form the request used: the `extension` GET returns for the call, and the one in `link.self`.",
-                },
-                "link": {
-                    "type": "object",
-                    "required": ["self"],
-                    "properties": {"self": {"type": "string", "format": "uri"}},
-                },
-            },
-        },
-        "PhoneCallCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {"type": "array", "items": ref("PhoneCall")},
-                "totalResults": {"type": "integer"},
-                "startIndex": {"type": "integer"},
-                "itemsPerPage": {"type": "integer"},
-                "links": ref("PageLinks"),
-            },
-        },
-        "PageLinks": {
-            "type": "object",
-            "description": "Collection links: this page, and the next/previous ones when they exist (query kept, token left out).",
-            "required": ["self"],
-            "properties": {
-                "self": {"type": "string", "format": "uri"},
-                "next": {"type": "string", "format": "uri"},
-                "prev": {"type": "string", "format": "uri"},
-            },
-        },
-        "HungUpCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id"],
-                        "properties": {"id": {"type": "string"}},
-                    },
-                }
-            },
-        },
-        "PhoneCallStatCollection": {
-            "type": "object",
-            "required": ["entry"],
-            "properties": {
-                "entry": {"type": "array", "items": ref("PhoneCallStat")},
-                "totalResults": {"type": "integer"},
-                "startIndex": {"type": "integer"},
-                "itemsPerPage": {"type": "integer"},
-                "links": ref("PageLinks"),
-            },
-        },
+        **token_request_schemas(),
         "CallEventMessage": {
             "type": "object",
             "description": "One Server-Sent Events message of `/events`: `id: SEQ`, `event: NAME`, `data: CallEvent JSON`, then a blank line.",

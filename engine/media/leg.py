@@ -31,11 +31,15 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.media import rtp
 from engine.media.stats import ChannelStats
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from engine.media.mixer import MixInput
 
 Address = tuple[str, int]
 
@@ -82,7 +86,7 @@ class Leg:
         self.is_rtp = is_rtp
         self.name = name
         self.relatch_after = relatch_after
-        self.target: Leg | None = None
+        self.target: Leg | MixInput | None = None  # a mix's input while mixed
         self.dest: Address | None = None
         self.sdp_dest: Address | None = None
         self.src: Address | None = None

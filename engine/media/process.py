@@ -15,9 +15,10 @@ engine's trio thread must not wait for the child (a round trip is ~40 µs on an 
 milliseconds when both cores are busy, and the whole event loop stops meanwhile), so:
 
 - commands that return nothing (release, set_remote, bridge, unbridge, set_direction, play and
-  stop tone) are *one-way*: pickled and written to the socket, not answered. What the child
-  would reject for bad arguments (bridging an endpoint with itself, a host that is not an IP
-  address of the relay's family, a bad port or tone) is checked here first and raised at once;
+  stop tone, start and stop a mix) are *one-way*: pickled and written to the socket, not
+  answered. What the child would reject for bad arguments (bridging an endpoint with itself,
+  a host that is not an IP address of the relay's family, a bad port, tone or mix) is checked
+  here first and raised at once;
   what can only fail in the child (an endpoint released in the meantime) is logged there.
 - ``allocate`` takes endpoints from a small pool per kind. When the pool runs low a refill of
   ``_POOL_BATCH`` endpoints is asked for and its answer (tagged, so it cannot be mistaken for
@@ -50,7 +51,7 @@ from typing import Any, NoReturn
 
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay, check_tone_request, remote_address
+from engine.media.relay import Relay, check_mix_request, check_tone_request, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ _ALLOWED = frozenset(
         "stop_tone",
         "generate",
         "stop_generating",
+        "start_mix",
+        "stop_mix",
         "start_recording",
         "stop_recording",
         "native_thread_id",
@@ -122,6 +125,9 @@ def serve(
                     result = relay.native_thread_id
                 elif method == "stats_many":
                     result = relay.stats_many([relay.endpoint(ep_id) for ep_id in args[0]])
+                elif method == "start_mix":
+                    relay.start_mix([relay.endpoint(i) for i in args[0]], *args[1:])
+                    result = None
                 else:
                     result = getattr(relay, method)(*_resolve(relay, method, args), **kwargs)
             except Exception as exc:
@@ -151,6 +157,7 @@ _ENDPOINT_ARGS = {
     "stop_tone": 1,
     "generate": 1,
     "stop_generating": 1,
+    "stop_mix": 1,
     "start_recording": 2,
     "stop_recording": 2,
 }
@@ -551,6 +558,19 @@ class RelayProcess:
 
     def stop_generating(self, ep: MediaEndpoint) -> None:
         self._cast("stop_generating", _ref(ep))
+
+    def start_mix(
+        self,
+        eps: Sequence[MediaEndpoint],
+        payload_types: Sequence[int],
+        hears: Sequence[tuple[int, int]],
+    ) -> None:
+        check_mix_request(eps, payload_types, hears)
+        refs = [_ref(ep) for ep in eps]
+        self._cast("start_mix", refs, list(payload_types), [tuple(pair) for pair in hears])
+
+    def stop_mix(self, ep: MediaEndpoint) -> None:
+        self._cast("stop_mix", _ref(ep))
 
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None:
         self._call("start_recording", _ref(a), _ref(b), path)

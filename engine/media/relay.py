@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from engine.media import fdlimit, g711, tone
+from engine.media import fdlimit, g711, mixer, tone
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.leg import Address, Leg
 from engine.media.recorder import RecordingInfo, WavRecorder
@@ -67,6 +67,8 @@ class _EndpointState:
         "echo",
         "endpoint",
         "generator",
+        "mix",
+        "mix_input",
         "partner",
         "receive",
         "recorder",
@@ -83,6 +85,9 @@ class _EndpointState:
         self.rtp = rtp
         self.rtcp = rtcp
         self.partner: _EndpointState | None = None
+        # in a mix (control state) and what stands in for its partner there (loop state)
+        self.mix: mixer.Mix | None = None
+        self.mix_input: mixer.MixInput | None = None
         self.send = True  # the relay sends media to this endpoint's phone
         self.receive = True  # the relay forwards media coming from this endpoint's phone
         self.echo = False
@@ -131,8 +136,12 @@ class Relay:
         self._endpoints: dict[int, _EndpointState] = {}
         self._used_ports: set[int] = set()
         self._ids = itertools.count(1)
-        self._tones: list[tuple[float, int, _EndpointState, tone.ToneSource]] = []
+        # tones, generators and mixes, by due time (a mix's entry has no endpoint state)
+        self._tones: list[
+            tuple[float, int, _EndpointState | None, tone.ToneSource | mixer.Mix]
+        ] = []
         self._tone_order = itertools.count()
+        self._mix_members: dict[int, list[_EndpointState]] = {}  # id(mix) -> members, by index
         self._tone_audio: dict[tuple[int, int, float], bytes] = {}
         self._rng = random.Random()
         self._thread: threading.Thread | None = None
@@ -235,6 +244,8 @@ class Relay:
             state = self._state(ep)
             if state.partner is not None:
                 self._unbridge_locked(state, state.partner)
+            if state.mix is not None:
+                self._end_mix_locked(state.mix)
             del self._endpoints[ep.id]
             recorder = state.recorder
             if recorder is not None:
@@ -406,6 +417,45 @@ class Relay:
             self._check_open()
             state = self._state(ep)
             self._submit(lambda: self._stop_generator(state))
+
+    # ----------------------------------------------------------------- mixing
+
+    def start_mix(
+        self,
+        eps: Sequence[MediaEndpoint],
+        payload_types: Sequence[int],
+        hears: Sequence[tuple[int, int]],
+    ) -> None:
+        """Mix the audio of ``eps`` (see ``engine.media.mixer``): ``payload_types[i]`` is the
+        G.711 codec ``eps[i]``'s phone talks, ``hears`` the (listener, speaker) index pairs.
+        While mixed, what a phone sends goes to the mix, not to its bridged partner; bridges
+        stay as they were and carry the media again after ``stop_mix``."""
+        check_mix_request(eps, payload_types, hears)
+        with self._lock:
+            self._check_open()
+            states = [self._state(ep) for ep in eps]
+            for s in states:
+                if s.mix is not None:
+                    raise MediaError(f"endpoint {s.endpoint.id} is already in a mix")
+            mix = mixer.Mix(payload_types, hears, self._clock() + mixer.PACKET_TIME, self._rng)
+            members = list(zip(states, mix.inputs, strict=True))
+            for s in states:
+                s.mix = mix
+            self._submit(lambda: self._join_mix(mix, members))
+
+    def stop_mix(self, ep: MediaEndpoint) -> None:
+        """End the mix ``ep`` is in (for all its members); nothing if it is in none."""
+        with self._lock:
+            self._check_open()
+            mix = self._state(ep).mix
+            if mix is not None:
+                self._end_mix_locked(mix)
+
+    def _end_mix_locked(self, mix: mixer.Mix) -> None:
+        members = [s for s in self._endpoints.values() if s.mix is mix]
+        for s in members:
+            s.mix = None
+        self._submit(lambda: self._leave_mix(mix, members))
 
     def _tone(self, frequency: float, payload_type: int, level_dbfs: float) -> bytes:
         """One second of the tone, encoded once and cached."""
@@ -585,7 +635,10 @@ class Relay:
             if s is None:
                 continue
             p = s.partner
-            if p is not None:
+            if s.mix_input is not None:  # mixed: what it sends goes to the mix
+                s.rtp.target = s.mix_input if s.receive else None
+                s.rtcp.target = None
+            elif p is not None:
                 s.rtp.target = p.rtp if s.receive and p.send else None
                 s.rtcp.target = p.rtcp
             elif s.echo:
@@ -617,6 +670,49 @@ class Relay:
     def _stop_generator(self, state: _EndpointState) -> None:
         state.generator = None
 
+    def _join_mix(
+        self, mix: mixer.Mix, members: list[tuple[_EndpointState, mixer.MixInput]]
+    ) -> None:
+        if not mix.active:
+            return  # ended before it started
+        self._mix_members[id(mix)] = [s for s, _input in members]
+        for state, mix_input in members:
+            state.mix_input = mix_input
+            self._route(state, None)
+        heapq.heappush(self._tones, (mix.due, next(self._tone_order), None, mix))
+
+    def _leave_mix(self, mix: mixer.Mix, members: list[_EndpointState]) -> None:
+        mix.active = False
+        self._mix_members.pop(id(mix), None)
+        for state in members:
+            state.mix_input = None
+            self._route(state, state.partner)
+
+    def _tick_mix(self, mix: mixer.Mix, now: float) -> None:
+        """The mix's due packets, each sent from its listener's RTP socket to its phone."""
+        members = self._mix_members.get(id(mix))
+        if members is None:
+            return
+        mix.catch_up(now)
+        while mix.due <= now:
+            for state, packet in zip(members, mix.tick(), strict=True):
+                leg = state.rtp
+                if not state.send or leg.fd not in self._legs:
+                    continue
+                dest = leg.dest
+                if dest is None:
+                    if leg.sink:  # a phone inside the relay (a sandbox) hears it
+                        leg.packets_sent += 1
+                        leg.bytes_sent += len(packet)
+                    continue
+                try:
+                    leg.sendto(packet, dest)
+                except OSError:
+                    leg.send_errors += 1
+                    continue
+                leg.packets_sent += 1
+                leg.bytes_sent += len(packet)
+
     def _attach_recorder(self, a: _EndpointState, b: _EndpointState, rec: WavRecorder) -> None:
         for channel, state in enumerate((a, b)):
             state.rtp.rec_channel = channel
@@ -643,6 +739,12 @@ class Relay:
         heap = self._tones
         while heap and heap[0][0] <= now:
             _due, _order, state, source = heapq.heappop(heap)
+            if isinstance(source, mixer.Mix):
+                if source.active:
+                    self._tick_mix(source, now)
+                    heapq.heappush(heap, (source.due, next(self._tone_order), None, source))
+                continue
+            assert state is not None
             if source is state.generator:
                 self._generate(state, source, now)
                 heapq.heappush(heap, (source.due, next(self._tone_order), state, source))
@@ -810,6 +912,20 @@ def check_tone_request(
         raise MediaError(f"tone duration must be positive, not {duration!r}")
     try:
         tone.check_tone(frequency, payload_type, level_dbfs)
+    except ValueError as exc:
+        raise MediaError(str(exc)) from None
+
+
+def check_mix_request(
+    eps: Sequence[MediaEndpoint], payload_types: Sequence[int], hears: Sequence[tuple[int, int]]
+) -> None:
+    """MediaError naming the first ``start_mix`` argument that cannot be used."""
+    if len(eps) != len(payload_types):
+        raise MediaError(f"{len(eps)} endpoints but {len(payload_types)} payload types")
+    if len({getattr(ep, "id", None) for ep in eps}) != len(eps):
+        raise MediaError("an endpoint appears twice in the mix")
+    try:
+        mixer.check_mix(payload_types, hears)
     except ValueError as exc:
         raise MediaError(str(exc)) from None
 

@@ -29,9 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -45,41 +43,16 @@ from engine.store.interface import (
     StoreError,
     StoreUnavailable,
 )
-from engine.store.sql import CallRow, SqlStore
+from engine.store.sql import SqlStore
+from engine.store.write_queue import Op, WriteQueue
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Op = Callable[[SqlStore], None]
+
 # runs a blocking function off the trio thread: trio.to_thread.run_sync by default (a test on
 # MockClock passes one that runs it in place, so mock time does not jump while a thread runs)
 Worker = Callable[[Callable[[], Any]], Awaitable[Any]]
-
-
-@dataclass(slots=True)
-class _CallWrite:
-    """A call's record waiting in the queue: the record is taken (``snapshot``, on the trio
-    thread) when the flusher takes the write, so saves made meanwhile cost nothing more."""
-
-    call: PhoneCall
-    row: CallRow | None = None
-
-    def snapshot(self) -> None:
-        self.row = CallRow.of(self.call)
-
-    def __call__(self, backend: SqlStore) -> None:
-        assert self.row is not None
-        backend.write_row(self.row)
-
-
-@dataclass(slots=True)
-class _Beat:
-    node: str
-    at: float
-    api: str | None = None
-
-    def __call__(self, backend: SqlStore) -> None:
-        backend.beat(self.node, self.at, self.api)
 
 
 class StoreService:
@@ -108,13 +81,7 @@ class StoreService:
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
         self._worker: Worker = worker or partial(trio.to_thread.run_sync, limiter=self._limiter)
-        self._queue: deque[Op] = deque()
-        self._waiting_calls: dict[str, _CallWrite] = {}  # in the queue, not taken yet
-        self._waiting_beats: dict[str, _Beat] = {}
-        self._appended = 0  # writes put in the queue so far (a merged update is not one)
-        self._landed = 0  # of those, how many are committed (the queue is flushed in order)
-        self._wake = trio.Event()
-        self._progress = trio.Event()  # set (and replaced) when writes land or state changes
+        self._writes = WriteQueue()
         self._up = True
         self._last_error = ""
         self._busy = 0  # operations in the worker or waiting for it
@@ -159,7 +126,7 @@ class StoreService:
             self._up = False
             self.down_since = trio.current_time()
             logger.error("store %s unreachable: %s (writes are kept and retried)", self.name, exc)
-        self._notify()
+        self._writes.wake_readers()  # each finds the store down and says so
 
     def _mark_up(self) -> None:
         now = trio.current_time()
@@ -173,13 +140,8 @@ class StoreService:
                 "store %s reachable again after %.1f s; %d writes waiting",
                 self.name,
                 down,
-                len(self._queue),
+                len(self._writes),
             )
-        self._notify()
-
-    def _notify(self) -> None:
-        self._progress.set()
-        self._progress = trio.Event()
 
     # ------------------------------------------------------------------ running
 
@@ -216,35 +178,18 @@ class StoreService:
 
     async def _flusher(self) -> None:
         while True:
-            if not self._queue:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            batch: list[Op] = []
-            while self._queue and len(batch) < self.batch:
-                op = self._queue.popleft()
-                if isinstance(op, _CallWrite):
-                    op.snapshot()  # its content as of now (a later save is a new write)
-                    if self._waiting_calls.get(op.call.id) is op:
-                        del self._waiting_calls[op.call.id]
-                elif isinstance(op, _Beat) and self._waiting_beats.get(op.node) is op:
-                    del self._waiting_beats[op.node]
-                batch.append(op)
+            await self._writes.wait_for_work()
+            batch = self._writes.take(self.batch)
             try:
                 await self._in_thread(partial(self._apply, batch))
             except StoreUnavailable as exc:
-                self._queue.extendleft(reversed(batch))  # in front, in order, for the retry
-                for op in batch:  # waiting again: later saves merge into them meanwhile
-                    if isinstance(op, _CallWrite):
-                        self._waiting_calls.setdefault(op.call.id, op)
-                    elif isinstance(op, _Beat):
-                        self._waiting_beats.setdefault(op.node, op)
+                self._writes.put_back(batch)
                 self.retried += 1
                 self._mark_down(exc)
                 await trio.sleep(self.retry)
                 continue
-            self._landed += len(batch)
             self._mark_up()
+            self._writes.done(batch)
 
     def _apply(self, batch: list[Op]) -> None:
         """In the worker thread: the batch in one transaction; a write the database refuses
@@ -302,59 +247,19 @@ class StoreService:
             copy.setdefault(record.extended, {})[record.contact_uri] = record
         self._contacts = copy
 
-    def _enqueue(self, op: Op) -> None:
-        self._queue.append(op)
-        self._appended += 1
-        self._wake.set()
-
-    async def _landed_up_to_now(self) -> None:
-        """Wait until every write queued before this call has landed (an update merged into
-        a waiting write lands with it); raises ``StoreUnavailable`` when the store is, or
-        goes, down meanwhile."""
-        target = self._appended
-        while self._landed < target:
-            self._check_available()
-            await self._progress.wait()
-
-    async def written(self, timeout: float = 1.0) -> bool:
-        """Wait (``timeout`` s at most) until every write queued so far has landed, so other
-        nodes read them; False when they have not (the store is down, or slow)."""
-        if not self.queued:
-            return True
-        with trio.move_on_after(timeout):
-            try:
-                await self._landed_up_to_now()
-            except StoreUnavailable:
-                return False
-            return True
-        return False
-
     # ------------------------------------------------------------------ writes
 
     def save_call(self, call: PhoneCall, *, durable: bool = False) -> None:
         if not self.queued:
             self.backend.save_call(call, durable=durable)
             return
-        waiting = self._waiting_calls.get(call.id)
-        if waiting is not None:
-            waiting.call = call
-            return
-        op = _CallWrite(call)
-        self._waiting_calls[call.id] = op
-        self._enqueue(op)
+        self._writes.save_call(call)
 
     def beat(self, node: str, at: float, api: str | None = None) -> None:
         if not self.queued:
             self.backend.beat(node, at, api)
             return
-        waiting = self._waiting_beats.get(node)
-        if waiting is not None:
-            waiting.at = at
-            waiting.api = api or waiting.api
-            return
-        op = _Beat(node, at, api)
-        self._waiting_beats[node] = op
-        self._enqueue(op)
+        self._writes.beat(node, at, api)
 
     def save_contact(
         self,
@@ -372,7 +277,7 @@ class StoreService:
             return
         self._contacts.setdefault(extended, {})[contact_uri] = ContactRecord(*args)
         self._contact_writes += 1
-        self._enqueue(lambda b: b.save_contact(*args))
+        self._writes.append(lambda b: b.save_contact(*args))
 
     def remove_contact(self, extended: str, contact_uri: str) -> None:
         if not self.queued:
@@ -380,7 +285,7 @@ class StoreService:
             return
         self._contacts.get(extended, {}).pop(contact_uri, None)
         self._contact_writes += 1
-        self._enqueue(lambda b: b.remove_contact(extended, contact_uri))
+        self._writes.append(lambda b: b.remove_contact(extended, contact_uri))
 
     def remove_contacts(self, extended: str) -> None:
         if not self.queued:
@@ -388,19 +293,32 @@ class StoreService:
             return
         self._contacts.pop(extended, None)
         self._contact_writes += 1
-        self._enqueue(lambda b: b.remove_contacts(extended))
+        self._writes.append(lambda b: b.remove_contacts(extended))
 
     def save_dialog(self, record: DialogRecord) -> None:
         if not self.queued:
             self.backend.save_dialog(record)
             return
-        self._enqueue(lambda b: b.save_dialog(record))
+        self._writes.append(lambda b: b.save_dialog(record))
 
     def remove_dialog(self, sip_call_id: str, local_tag: str) -> None:
         if not self.queued:
             self.backend.remove_dialog(sip_call_id, local_tag)
             return
-        self._enqueue(lambda b: b.remove_dialog(sip_call_id, local_tag))
+        self._writes.append(lambda b: b.remove_dialog(sip_call_id, local_tag))
+
+    async def written(self, timeout: float = 1.0) -> bool:
+        """Wait (``timeout`` s at most) until every write queued so far has landed, so other
+        nodes read them; False when they have not (the store is down, or slow)."""
+        if not self.queued:
+            return True
+        with trio.move_on_after(timeout):
+            try:
+                await self._writes.wait_landed(self._check_available, self.stuck / 2)
+            except StoreUnavailable:
+                return False
+            return True
+        return False
 
     def flush(self) -> None:
         """Inline: write the updates the backend holds back. Queued: nothing (the flusher
@@ -506,7 +424,8 @@ class StoreService:
         if not self.queued:
             return fn()
         self._check_available()
-        await self._landed_up_to_now()
+        # the writes queued before this read land first: a client reads what it did
+        await self._writes.wait_landed(self._check_available, self.stuck / 2)
         try:
             result = await self._in_thread(fn)
         except StoreUnavailable as exc:
@@ -529,6 +448,8 @@ class StoreService:
         *,
         user_id: int | None = None,
         extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
@@ -538,6 +459,8 @@ class StoreService:
                 self.backend.list_calls,
                 user_id=user_id,
                 extension=extension,
+                organization_id=organization_id,
+                ended=ended,
                 limit=limit,
                 offset=offset,
                 newest_first=newest_first,
@@ -545,10 +468,21 @@ class StoreService:
         )
 
     async def acount_calls(
-        self, *, user_id: int | None = None, extension: str | None = None
+        self,
+        *,
+        user_id: int | None = None,
+        extension: str | None = None,
+        organization_id: int | None = None,
+        ended: bool | None = None,
     ) -> int:
         return await self._read(
-            partial(self.backend.count_calls, user_id=user_id, extension=extension)
+            partial(
+                self.backend.count_calls,
+                user_id=user_id,
+                extension=extension,
+                organization_id=organization_id,
+                ended=ended,
+            )
         )
 
     async def anodes(self) -> list[NodeBeat]:
@@ -568,7 +502,7 @@ class StoreService:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is still queued (trying for ``timeout`` seconds), then close."""
         try:
-            if self._queue:
+            if len(self._writes):
                 self._drain_blocking(timeout)
         finally:
             with self._lock:
@@ -576,25 +510,19 @@ class StoreService:
 
     def _drain_blocking(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self._queue:
-            batch = list(self._queue)
-            for op in batch:
-                if isinstance(op, _CallWrite):
-                    op.snapshot()
+        batch = self._writes.take()
+        while True:
             try:
                 with self._lock:
                     self._apply(batch)
             except StoreUnavailable as exc:
-                if time.monotonic() >= deadline:
-                    logger.error(
-                        "store %s: %d writes lost at shutdown, unreachable: %s",
-                        self.name,
-                        len(batch),
-                        exc,
-                    )
-                    return
-                time.sleep(0.5)
-                continue
-            for _ in batch:
-                self._queue.popleft()
-            self._landed += len(batch)
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                logger.error(
+                    "store %s: %d writes lost at shutdown, unreachable: %s",
+                    self.name,
+                    len(batch),
+                    exc,
+                )
+            return

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 from collections.abc import Collection, Mapping, Sequence
 
 from sip.errors import LocalProtocolError
@@ -77,11 +76,6 @@ def _media_attributes(codecs: Sequence[Codec], direction: Direction) -> list[Att
     return attrs
 
 
-def _new_session_id() -> str:
-    # RFC 8866 §5.2 suggests an NTP timestamp; any unique number will do.
-    return str(secrets.randbits(62))
-
-
 def make_offer(
     address: str,
     audio_port: int,
@@ -90,13 +84,16 @@ def make_offer(
     audio_codecs: Sequence[Codec] = DEFAULT_AUDIO_CODECS,
     video_codecs: Sequence[Codec] = DEFAULT_VIDEO_CODECS,
     direction: Direction | str = Direction.SENDRECV,
-    session_id: str | int | None = None,
+    session_id: str | int,
     version: int = 0,
     username: str = "-",
     session_name: str = "-",
     ptime: int | None = 20,
 ) -> SessionDescription:
-    """An initial offer (RFC 3264 §5): one audio stream and optionally one video stream."""
+    """An initial offer (RFC 3264 §5): one audio stream and optionally one video stream.
+
+    ``session_id`` is the ``o=`` session id, a number the caller picks (RFC 8866 §5.2: any
+    unique number; an NTP timestamp is suggested): this sans-IO module draws no random value."""
     if not audio_codecs:
         raise LocalProtocolError("make_offer: no audio codecs")
     if video_port is not None and not video_codecs:
@@ -124,7 +121,7 @@ def make_offer(
                 attributes=tuple(_media_attributes(video_codecs, direction)),
             )
         )
-    sid = _new_session_id() if session_id is None else str(session_id)
+    sid = str(session_id)
     return SessionDescription(
         origin=Origin(username, sid, version, address, addrtype=addrtype_of(address)),
         session_name=session_name,
@@ -166,7 +163,7 @@ def make_answer(
     audio_codecs: Sequence[Codec] = DEFAULT_AUDIO_CODECS,
     video_codecs: Sequence[Codec] = DEFAULT_VIDEO_CODECS,
     direction: Direction | str = Direction.SENDRECV,
-    session_id: str | int | None = None,
+    session_id: str | int,
     version: int = 0,
     username: str = "-",
     session_name: str = "-",
@@ -182,6 +179,7 @@ def make_answer(
     or has no codec in common (telephone-event, CN and the like alone do not count).  The
     direction mirrors the offer's (sendonly -> recvonly, inactive -> inactive), narrowed by
     ``direction``, our own wish.  Check ``answer.has_active_media`` to decide on a 488.
+    ``session_id`` is the ``o=`` session id the caller picks (see :func:`make_offer`).
     """
     local = Direction(direction)
     if not isinstance(ports, Mapping) and len(ports) != len(offer.media):
@@ -220,7 +218,7 @@ def make_answer(
                 attributes=tuple(attrs),
             )
         )
-    sid = _new_session_id() if session_id is None else str(session_id)
+    sid = str(session_id)
     return SessionDescription(
         origin=Origin(username, sid, version, address, addrtype=addrtype_of(address)),
         session_name=session_name,

@@ -1,6 +1,7 @@
 """A small JSON Schema checker for the subset the OpenAPI document uses (type, required,
-properties, additionalProperties, items, enum, const, minimum/maximum, pattern, $ref, oneOf),
-so tests can hold real responses against the published document without a new dependency."""
+properties, additionalProperties, items, enum, const, minimum/maximum, pattern, $ref, oneOf,
+anyOf), so tests can hold real responses against the published document without a new
+dependency."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def problems(
     if "oneOf" in schema:
         matching = [s for s in schema["oneOf"] if not problems(value, s, spec, where)]
         return [] if len(matching) == 1 else [f"{where}: matches {len(matching)} of oneOf"]
+    if "anyOf" in schema:
+        if any(not problems(value, s, spec, where) for s in schema["anyOf"]):
+            return []
+        return [f"{where}: matches none of anyOf"]
     found: list[str] = []
     kinds = schema.get("type")
     if kinds is not None:

@@ -314,8 +314,10 @@ def test_create_views_require_source_and_destination() -> None:
 def test_transfers_require_send_call_to_in_the_document() -> None:
     # Was: sendCallTo optional, and Transfer without it answered pc_sendcallto_invalid.
     action = SCHEMAS["PhoneCallAction"]
-    assert set(action["if"]["properties"]["action"]["enum"]) == {"Transfer", "TransferToVoicemail"}
+    needs = {"Transfer", "TransferToVoicemail", "Monitor", "Whisper", "BargeIn"}
+    assert set(action["if"]["properties"]["action"]["enum"]) == needs
     assert action["then"]["required"] == ["sendCallTo"]
-    with pytest.raises(ApiError) as caught:
-        check_action({"action": "Transfer"})
-    assert caught.value.code == "pc_sendcallto_invalid"
+    for name in needs:
+        with pytest.raises(ApiError) as caught:
+            check_action({"action": name})
+        assert caught.value.code == "pc_sendcallto_invalid"

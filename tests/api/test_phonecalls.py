@@ -277,9 +277,18 @@ async def test_action_errors(mock_clock, client, engine) -> None:
     assert_error(await put(client, headers, call_id, {}), 400, "pc_action_invalid")
     assert_error(await put(client, headers, call_id, {"action": "Dance"}), 400, "pc_action_invalid")
     assert_error(await put(client, headers, call_id, {"action": 5}), 400, "pc_action_invalid")
-    for action in ["PickUp", "BargeIn", "Park", "UnPark", "Whisper", "Monitor"]:
+    for action in ["PickUp", "Park", "UnPark"]:
         response = await put(client, headers, call_id, {"action": action, "phoneCallViewId": "01"})
         assert_error(response, 501, "request_not_implemented")
+    for action in ["BargeIn", "Whisper", "Monitor"]:
+        response = await put(client, headers, call_id, {"action": action, "phoneCallViewId": "01"})
+        assert_error(response, 400, "pc_sendcallto_invalid")
+        listen = {"action": action, "sendCallTo": "212"}
+        # the engine's refusal: the call is not bridged yet
+        assert_error(await put(client, headers, call_id, listen), 409, "pc_not_bridged")
+    for bad in (2, "yes", True, "", -1):
+        body = {"action": "Whisper", "sendCallTo": "212", "privateW": bad}
+        assert_error(await put(client, headers, call_id, body), 400, "pc_privatew_invalid")
     assert_error(
         await put(client, headers, call_id, {"action": "Transfer"}), 400, "pc_sendcallto_invalid"
     )

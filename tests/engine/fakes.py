@@ -276,6 +276,7 @@ class FakeMedia:
         self.hold_error: Exception | None = None  # raised by set_hold() (a relay bug)
         self.side_error: Exception | None = None  # raised by new_side() (no ports left)
         self.stop_error: Exception | None = None  # raised by stop_recording() (relay gone)
+        self.mix_error: Exception | None = None  # raised by start_mix() (a codec it cannot mix)
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append(MediaCall(trio.current_time(), name, args))
@@ -310,6 +311,14 @@ class FakeMedia:
         self._record("set_hold", _label(side), held)
         if self.hold_error is not None:
             raise self.hold_error
+
+    def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
+        if self.mix_error is not None:
+            raise self.mix_error
+        self._record("start_mix", tuple(_label(s) for s in sides), sorted(hears))
+
+    def stop_mix(self, side: MediaSide) -> None:
+        self._record("stop_mix", _label(side))
 
     async def start_recording(self, a: MediaSide, b: MediaSide) -> str:
         self._record("start_recording", _label(a), _label(b))

@@ -17,6 +17,8 @@ digest_algorithms = ["md5"]
 max_connections = 100
 max_connections_per_source = 10
 tcp_idle_timeout = 60
+trace_messages = 50
+trace_memory = 16
 
 [media]
 address = "10.1.2.3"
@@ -214,6 +216,7 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
     assert config.sip.digest_algorithms == ("MD5",)
     assert (config.sip.max_connections, config.sip.max_connections_per_source) == (100, 10)
     assert config.sip.tcp_idle_timeout == 60
+    assert (config.sip.trace_messages, config.sip.trace_memory) == (50, 16)
     assert config.api.callback_allow == (
         "10.0.0.0/8",
         "hooks.example.com",
@@ -239,6 +242,9 @@ def test_the_security_and_cluster_keys(tmp_path: Path) -> None:
             "sip.max_connections_per_source: 6 is more than sip.max_connections (5)",
         ),
         ("[sip]\ntcp_idle_timeout = 0", "sip.tcp_idle_timeout: expected a finite number"),
+        ("[sip]\ntrace_messages = -1", "sip.trace_messages: -1 out of range"),
+        ('[sip]\ntrace_messages = "all"', "sip.trace_messages: expected an integer"),
+        ("[sip]\ntrace_memory = 0", "sip.trace_memory: 0 out of range"),
         ('[api]\ncallback_allow = ["10.0.0.0/33"]', "api.callback_allow[0]: expected a CIDR"),
         ('[api]\ncallback_allow = "10.0.0.0/8"', "api.callback_allow: expected an array"),
         ('[cluster]\nsecret = "short"', "cluster.secret: too short"),

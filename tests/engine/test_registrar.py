@@ -11,6 +11,7 @@ from sip.auth import DigestServer
 from sip.digest import authorize, choose_challenge
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
+from tests.sip.fixed_random import CNONCE, counting_bytes
 
 PEER = Peer("udp", "192.0.2.10", 5062)
 
@@ -65,7 +66,12 @@ def make(max_tcp_expires: int | None = None) -> tuple[Registrar, Clock]:
     registrar = Registrar(
         demo_directory(),
         open_store("sqlite:///:memory:"),
-        DigestServer("voip.example.com", b"k" * 32, algorithms=("MD5", "SHA-256")),
+        DigestServer(
+            "voip.example.com",
+            b"k" * 32,
+            algorithms=("MD5", "SHA-256"),
+            random_bytes=counting_bytes(),
+        ),
         wall_clock=clock,
         max_tcp_expires=max_tcp_expires,
     )
@@ -83,7 +89,9 @@ def authed(
     first = registrar.process(Incoming(register(user, contacts, **kw), peer))  # type: ignore[arg-type]
     assert first.status == 401
     challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
-    credentials = authorize("REGISTER", "sip:voip.example.com", challenge, user, password)
+    credentials = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, user, password, cnonce=CNONCE
+    )
     request = register(user, contacts, auth=credentials, **kw)  # type: ignore[arg-type]
     return registrar.process(Incoming(request, peer))  # type: ignore[arg-type]
 
@@ -109,7 +117,9 @@ def test_one_cannot_register_someone_else() -> None:
     registrar, _ = make()
     first = registrar.process(Incoming(register("0003*211", ["<sip:x@10.0.0.5>"])))  # type: ignore[arg-type]
     challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     request = register("0003*211", ["<sip:x@10.0.0.5>"], auth=creds)
     assert registrar.process(Incoming(request)).status == 403  # type: ignore[arg-type]
 
@@ -199,7 +209,9 @@ def test_a_replayed_register_from_elsewhere_is_challenged_and_binds_nothing() ->
     registrar, clock = make()
     first = registrar.process(Incoming(register("0003*210", ["<sip:desk@10.0.0.5>"])))  # type: ignore[arg-type]
     challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     genuine = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=creds)
     assert registrar.process(Incoming(genuine)).status == 200  # type: ignore[arg-type]
     # the attacker replays the captured Authorization with its own Contact, from elsewhere
@@ -212,7 +224,9 @@ def test_a_replayed_register_from_elsewhere_is_challenged_and_binds_nothing() ->
     bindings = registrar.store.contacts("0003*210", clock.now)
     assert [b.contact_uri for b in bindings] == ["sip:desk@10.0.0.5"]
     # the phone itself goes on with the next count of the same nonce
-    again = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", nc=2)
+    again = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", nc=2, cnonce=CNONCE
+    )
     request = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=again, cseq=3)
     assert registrar.process(Incoming(request)).status == 200  # type: ignore[arg-type]
 
@@ -225,7 +239,9 @@ def test_guessing_is_refused_with_retry_after_but_the_phone_elsewhere_registers(
     for i in range(300):
         first = registrar.process(Incoming(register("0003*210", ["<sip:x@y>"]), attacker))  # type: ignore[arg-type]
         challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
-        guess = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", f"pw{i}")
+        guess = authorize(
+            "REGISTER", "sip:voip.example.com", challenge, "0003*210", f"pw{i}", cnonce=CNONCE
+        )
         reply = registrar.process(
             Incoming(register("0003*210", ["<sip:x@y>"], auth=guess), attacker)  # type: ignore[arg-type]
         )
@@ -244,7 +260,9 @@ def test_not_utf8_credentials_get_400_and_count_as_no_guess() -> None:
     registrar, _ = make()
     first = registrar.process(Incoming(register("0003*210", ["<sip:desk@10.0.0.5>"])))  # type: ignore[arg-type]
     challenge = choose_challenge(first.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = register("0003*210", ["<sip:desk@10.0.0.5>"], auth=creds)
     raw = serialize(good).replace(b'cnonce="', b'cnonce="\xff\xfe')
     bad = parse_message(raw)

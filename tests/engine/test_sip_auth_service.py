@@ -23,6 +23,7 @@ from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, parse_message, serialize
 from sip.transaction_types import Peer
 from sip.uas import check_request
+from tests.sip.fixed_random import CNONCE
 from tests.sip.strategies import requests
 
 NOW = 1_800_000_000.0
@@ -134,7 +135,9 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
     reply = answer(before, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(before, good)) is not None and ok.status == 200
     # A restart on the same store: the new process signs nonces with a key of its own (it
@@ -161,7 +164,9 @@ def test_a_challenge_from_one_node_is_answered_on_another_sharing_secret_and_sto
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None and reply.status == 401
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     ok = answer(node_b, good)
     assert ok is not None and ok.status == 200
@@ -176,7 +181,9 @@ def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_s
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(node_a, good)) is not None and ok.status == 200
     replayed = answer(node_b, good, Peer("udp", "203.0.113.9", 5060))
@@ -190,7 +197,9 @@ def test_without_a_cluster_secret_another_process_does_not_take_our_nonces() -> 
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     other = answer(node_b, good)
     assert other is not None and other.status == 401
@@ -207,6 +216,7 @@ def test_made_up_nonces_are_not_counted_as_guesses() -> None:
         parse_challenge('Digest realm="voip.example.com", nonce="made-up", qop="auth"'),
         "0003*210",
         "guess",
+        cnonce=CNONCE,
     )
     for _ in range(100):
         reply = answer(
@@ -217,7 +227,9 @@ def test_made_up_nonces_are_not_counted_as_guesses() -> None:
     reply = answer(sip, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(sip, good)) is not None and ok.status == 200
 
@@ -235,7 +247,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
             reply = answer(sip, raw_request("REGISTER", "0003*210", []), attacker)
             assert reply is not None
             challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-            guess = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", f"g{i}")
+            guess = authorize(
+                "REGISTER", "sip:voip.example.com", challenge, "0003*210", f"g{i}", cnonce=CNONCE
+            )
             answer(
                 sip,
                 raw_request("REGISTER", "0003*210", [f"Authorization: {guess}".encode()]),
@@ -245,7 +259,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
     reply = answer(sip, raw_request("REGISTER", "0003*210", []), newcomer)
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     refused = answer(sip, good, newcomer)
     assert refused is not None and refused.status == 403
@@ -253,7 +269,9 @@ def test_after_a_restart_a_phone_is_not_held_back_by_a_guessing_attack_on_its_us
     reply = answer(sip, raw_request("REGISTER", "0003*210", []))  # PEER is 192.0.2.10
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
-    creds = authorize("REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210")
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
     assert (ok := answer(sip, good)) is not None and ok.status == 200
 

@@ -614,3 +614,24 @@ def test_digest_nonce_counts_fall_back_to_memory_while_the_store_is_down(
     assert counts.advance("n1", 1, **times)
     assert not counts.advance("n1", 1, **times)  # still no replay, to this node
     store.close()
+
+
+def test_a_postgresql_store_reconnects_after_the_server_comes_back() -> None:
+    """A lost connection is StoreUnavailable (with the URL shown without its password), and
+    the next statement after the server's return connects again."""
+    from tests.pg import remove_postgres, start_postgres
+
+    server = start_postgres()
+    try:
+        store = open_store(server.url("postgres"))
+        call = make_call(random.Random(10))
+        store.save_call(call)
+        server.stop()
+        with pytest.raises(StoreUnavailable) as caught:
+            store.get_call(call.id)
+        assert "s3cret-pw" not in str(caught.value)
+        server.start()
+        assert store.get_call(call.id) == call
+        store.close()
+    finally:
+        remove_postgres(server)

@@ -145,11 +145,11 @@ async def test_an_outage_is_noticed_writes_wait_and_land_when_it_is_back(
             calls[1].events += 1
             store.save_call(calls[1])
             await trio.sleep(0.3)
-        assert len(store._queue) == 4  # three calls and one beat
+        assert len(store._writes) == 4  # three calls and one beat
 
         backend.down = False
         back = trio.current_time()
-        while not store.available or store._queue:
+        while not store.available or store._writes:
             await trio.sleep(0.1)
         assert trio.current_time() - back <= 10.0  # landed within 10 s of the return
         assert store.up_since >= back  # what a failover judge counts silence from
@@ -179,7 +179,7 @@ async def test_a_statement_stuck_on_a_vanished_server_counts_as_an_outage(
         await trio.sleep(3.0)
         assert not store.available
         backend.stuck = False
-        while store._queue or not store.available:
+        while store._writes or not store.available:
             await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     assert backend.get_call(make_call(4).id) is not None
@@ -280,3 +280,52 @@ async def test_creates_get_503_while_the_store_is_down_and_live_calls_go_on(
     ended = backend.get_call(live.id)
     assert ended is not None and ended.state is CallState.ENDED  # landed after the return
     store.close()
+
+
+async def test_a_nonce_sent_to_two_nodes_reaches_one_call(
+    mock_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Two engines (nodes) on one store, the same user's nonce given to both: the second
+    answers with the first one's call and rings nobody, also when it comes while the first
+    node has claimed the nonce but not yet written its call (the race the claim settles)."""
+    from engine.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    directory = demo_directory()
+    wall = Clock()
+
+    def request(nonce: str) -> OriginateRequest:
+        return OriginateRequest(
+            user_id=12,
+            organization_id=3,
+            extension=directory.extension("0003*210"),
+            sources=["0003*00"],
+            destinations=["0003*01"],
+            nonce=nonce,
+            call_duration=5,
+        )
+
+    async with (
+        open_engine(default_config(), directory, open_store(url), wall_clock=wall) as node_a,
+        open_engine(default_config(), directory, open_store(url), wall_clock=wall) as node_b,
+    ):
+        first, created_a = await node_a.originate(request("one"))
+        again, created_b = await node_b.originate(request("one"))
+        assert (created_a, created_b) == (True, False)
+        assert again.id == first.id
+        assert node_b.live_count == 0  # node b rang nobody
+
+        # node a is in the middle of a create: nonce claimed, record written 0.5 s later
+        other = make_call(77)
+        other.nonce = "two"
+        assert node_a.store.claim_nonce(12, "two", other.id) == other.id
+
+        async def node_a_writes_its_record() -> None:
+            await trio.sleep(0.5)
+            node_a.store.save_call(other)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(node_a_writes_its_record)
+            raced, created = await node_b.originate(request("two"))
+        assert not created and raced.id == other.id
+        assert node_b.live_count == 0

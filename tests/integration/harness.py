@@ -771,8 +771,10 @@ class B2buaServer:
         media_ports: int = 200,
         startup_timeout: float = 20.0,
         env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir / "b2bua"
+        self.args = list(args)  # more options of `b2bua serve`, e.g. ["--log-format", "json"]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.startup_timeout = startup_timeout
         self.env = dict(env or {})
@@ -805,7 +807,7 @@ class B2buaServer:
         self._api_url: str | None = None
 
     def command(self) -> list[str]:
-        return [*b2bua_command(), "serve", "--config", str(self.config_file)]
+        return [*b2bua_command(), "serve", "--config", str(self.config_file), *self.args]
 
     def start(self) -> B2buaServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}

@@ -174,7 +174,9 @@ def test_token_digest_challenge_and_nonce_work_across_nodes(cluster: Cluster) ->
         challenge = sip_exchange(sock, a, register_message(sock, 1))
         assert challenge.status == 401
         chosen = choose_challenge(challenge.headers.get_all("WWW-Authenticate"))
-        creds = authorize("REGISTER", "sip:voip.example.com", chosen, "0003*211", "secret211")
+        creds = authorize(
+            "REGISTER", "sip:voip.example.com", chosen, "0003*211", "secret211", cnonce="c0ffee"
+        )
         ok = sip_exchange(sock, b, register_message(sock, 2, creds))
         assert ok.status == 200, ok
         replayed = sip_exchange(sock, a, register_message(sock, 3, creds))

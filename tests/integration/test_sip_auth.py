@@ -19,6 +19,7 @@ from collections.abc import Callable
 import httpx
 
 from sip.digest import authorize, choose_challenge
+from tests.sip.fixed_random import CNONCE
 
 from .harness import DEFAULT_DIRECTORY, B2buaServer
 
@@ -105,7 +106,7 @@ def credentials(reply: str, method: str, uri: str, password: str, nc: int = 1) -
     """Answer the challenge of a 401/407 ``reply`` as a phone would."""
     name = "WWW-Authenticate" if status_of(reply) == 401 else "Proxy-Authenticate"
     challenge = choose_challenge(headers_of(reply, name))
-    return authorize(method, uri, challenge, "0003*210", password, nc=nc)
+    return authorize(method, uri, challenge, "0003*210", password, nc=nc, cnonce=CNONCE)
 
 
 def contacts_of(reply: str) -> list[str]:

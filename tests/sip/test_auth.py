@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -10,6 +11,7 @@ from sip import auth, digest
 from sip.auth import AuthStatus, DigestServer
 from sip.digest import DigestChallenge
 from sip.errors import LocalProtocolError, RemoteProtocolError
+from tests.sip.fixed_random import CNONCE, counting_bytes
 
 
 def _hex(alg: str, text: str) -> str:
@@ -23,6 +25,7 @@ USERS = {"0003*210": "secret210", "0003*211": "secret211"}
 
 
 def _server(**kwargs: object) -> DigestServer:
+    kwargs.setdefault("random_bytes", counting_bytes())
     return DigestServer(REALM, b"server secret", 60.0, **kwargs)  # type: ignore[arg-type]
 
 
@@ -45,7 +48,9 @@ def test_round_trip_each_algorithm(preferred: str) -> None:
     server = _server(algorithms=(preferred,))
     challenge = digest.choose_challenge(server.challenge_values(100.0))
     assert challenge.algorithm == preferred
-    value = digest.authorize("INVITE", "sip:0003*211@b2bua", challenge, "0003*210", "secret210")
+    value = digest.authorize(
+        "INVITE", "sip:0003*211@b2bua", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     result = server.verify("INVITE", value, USERS.get, 130.0)
     assert result.ok and result.username == "0003*210" and result.status is AuthStatus.OK
 
@@ -65,14 +70,16 @@ def test_client_picks_strongest_supported_challenge() -> None:
 def test_stale_nonce() -> None:
     server = _server()
     challenge = digest.choose_challenge(server.challenge_values(100.0))
-    value = digest.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=1)
+    value = digest.authorize(
+        "REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=1, cnonce=CNONCE
+    )
     assert server.verify("REGISTER", value, USERS.get, 160.0).ok  # exactly at the TTL
     result = server.verify("REGISTER", value, USERS.get, 160.5)
     assert result.status is AuthStatus.STALE and "expired" in result.reason
     assert result.username == "0003*210"
     # An expired nonce with a *wrong* password is not stale (the client must not retry
     # blindly), nor is it a guess at the password: a guess needs a live nonce of ours.
-    bad = digest.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "nope")
+    bad = digest.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "nope", cnonce=CNONCE)
     assert server.verify("REGISTER", bad, USERS.get, 500.0).status is AuthStatus.UNKNOWN_NONCE
     made_up = bad.replace(f'nonce="{challenge.nonce}"', 'nonce="made-up"')
     assert server.verify("REGISTER", made_up, USERS.get, 100.0).status is AuthStatus.UNKNOWN_NONCE
@@ -81,16 +88,34 @@ def test_stale_nonce() -> None:
 
 
 def test_nonce_from_another_server_or_restart_is_stale_not_ok() -> None:
-    other = DigestServer(REALM, b"other secret", 60.0)
+    other = DigestServer(REALM, b"other secret", 60.0, random_bytes=counting_bytes())
     challenge = digest.choose_challenge(other.challenge_values(100.0))
-    value = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210", cnonce=CNONCE)
     result = _server().verify("INVITE", value, USERS.get, 100.0)
     assert result.status is AuthStatus.STALE and "not issued by us" in result.reason
     # A nonce we issued, but for a clock far in the future (e.g. the clock went back).
     server = _server()
     future = digest.choose_challenge(server.challenge_values(10_000.0))
-    value = digest.authorize("INVITE", "sip:x", future, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", future, "0003*210", "secret210", cnonce=CNONCE)
     assert server.verify("INVITE", value, USERS.get, 100.0).status is AuthStatus.STALE
+
+
+def test_nonce_salts_and_cnonces_come_from_the_caller() -> None:
+    # sans-IO: the salt is random_bytes' draw (1, 2... from counting_bytes), the cnonce the
+    # client's argument; nothing here draws a random value of its own
+    server = _server()
+    first, second = server.challenges(100.0)  # one nonce for both algorithms' challenges
+    assert first.nonce == second.nonce
+    salt = base64.urlsafe_b64decode(first.nonce + "==")[8:16]
+    assert salt == (1).to_bytes(8, "big")
+    again = server.challenges(100.0)[0].nonce
+    assert again != first.nonce  # the same instant, the next draw: another nonce
+    assert base64.urlsafe_b64decode(again + "==")[8:16] == (2).to_bytes(8, "big")
+    value = digest.authorize("INVITE", "sip:x", first, "0003*210", "secret210", cnonce="c0ffee")
+    assert digest.parse_credentials(value).cnonce == "c0ffee"
+    assert server.verify("INVITE", value, USERS.get, 101.0).ok
+    with pytest.raises(LocalProtocolError):  # qop=auth needs a cnonce: none is made up here
+        digest.authorize("INVITE", "sip:x", first, "0003*210", "secret210", cnonce="")
 
 
 def test_tampered_nonce_is_not_accepted() -> None:
@@ -105,14 +130,16 @@ def test_tampered_nonce_is_not_accepted() -> None:
 def test_wrong_password_unknown_user_wrong_realm() -> None:
     server = _server()
     challenge = digest.choose_challenge(server.challenge_values(0.0))
-    wrong_pw = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "secret211")
+    wrong_pw = digest.authorize(
+        "INVITE", "sip:x", challenge, "0003*210", "secret211", cnonce=CNONCE
+    )
     result = server.verify("INVITE", wrong_pw, USERS.get, 1.0)
     assert result.status is AuthStatus.REJECTED and "password" in result.reason
-    unknown = digest.authorize("INVITE", "sip:x", challenge, "0003*999", "x")
+    unknown = digest.authorize("INVITE", "sip:x", challenge, "0003*999", "x", cnonce=CNONCE)
     result = server.verify("INVITE", unknown, USERS.get, 1.0)
     assert result.status is AuthStatus.REJECTED and result.reason == "unknown user"
     other_realm = DigestChallenge("elsewhere", challenge.nonce, "SHA-256", ("auth",))
-    value = digest.authorize("INVITE", "sip:x", other_realm, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", other_realm, "0003*210", "secret210", cnonce=CNONCE)
     result = server.verify("INVITE", value, USERS.get, 1.0)
     assert result.status is AuthStatus.REJECTED and "realm" in result.reason
 
@@ -120,7 +147,7 @@ def test_wrong_password_unknown_user_wrong_realm() -> None:
 def test_method_and_uri_are_bound() -> None:
     server = _server()
     challenge = digest.choose_challenge(server.challenge_values(0.0))
-    value = digest.authorize("INVITE", "sip:a@b", challenge, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:a@b", challenge, "0003*210", "secret210", cnonce=CNONCE)
     assert server.verify("BYE", value, USERS.get, 1.0).status is AuthStatus.REJECTED
     assert server.verify("INVITE", value, USERS.get, 1.0, uri="sip:a@b").ok
     assert server.verify("INVITE", value, USERS.get, 1.0, uri="sip:c@d").status is (
@@ -132,7 +159,7 @@ def test_algorithm_not_offered_is_rejected() -> None:
     server = _server(algorithms=("SHA-256",))
     nonce = server.make_nonce(0.0)
     md5 = DigestChallenge(REALM, nonce, "MD5", ("auth",))
-    value = digest.authorize("INVITE", "sip:x", md5, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", md5, "0003*210", "secret210", cnonce=CNONCE)
     result = server.verify("INVITE", value, USERS.get, 1.0)
     assert result.status is AuthStatus.REJECTED and "algorithm" in result.reason
 
@@ -140,7 +167,7 @@ def test_algorithm_not_offered_is_rejected() -> None:
 def test_rfc2069_client_compatibility() -> None:
     # A server that sends no qop: the client answers without cnonce/nc (RFC 3261 §22.4).
     legacy = DigestChallenge("r", "abc", "MD5")
-    value = digest.authorize("INVITE", "sip:x", legacy, "u", "p")
+    value = digest.authorize("INVITE", "sip:x", legacy, "u", "p", cnonce=CNONCE)
     creds = digest.parse_credentials(value)
     assert creds.qop is None and creds.nc is None and creds.cnonce is None
     ha1, ha2 = _hex("md5", "u:r:p"), _hex("md5", "INVITE:sip:x")
@@ -149,7 +176,7 @@ def test_rfc2069_client_compatibility() -> None:
     server = _server()
     nonce = server.make_nonce(0.0)
     value = digest.authorize(
-        "INVITE", "sip:x", DigestChallenge(REALM, nonce), "0003*210", "secret210"
+        "INVITE", "sip:x", DigestChallenge(REALM, nonce), "0003*210", "secret210", cnonce=CNONCE
     )
     assert server.verify("INVITE", value, USERS.get, 1.0).status is AuthStatus.REJECTED
     assert _server(require_qop=False).verify("INVITE", value, USERS.get, 1.0).ok
@@ -165,11 +192,11 @@ def test_malformed_credentials_are_reported_not_raised() -> None:
 
 def test_server_misuse() -> None:
     with pytest.raises(LocalProtocolError):
-        DigestServer("r", b"")
+        DigestServer("r", b"", random_bytes=counting_bytes())
     with pytest.raises(LocalProtocolError):
-        DigestServer("r", b"k", algorithms=("SHA-1",))
+        DigestServer("r", b"k", algorithms=("SHA-1",), random_bytes=counting_bytes())
     with pytest.raises(LocalProtocolError):
-        DigestServer("r", b"k", algorithms=())
+        DigestServer("r", b"k", algorithms=(), random_bytes=counting_bytes())
 
 
 # --- replay: nonce counts ---------------------------------------------------------------------
@@ -180,7 +207,9 @@ def test_a_replayed_credential_is_stale_and_counts_must_increase() -> None:
     challenge = digest.choose_challenge(server.challenge_values(100.0))
 
     def creds(nc: int) -> str:
-        return digest.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=nc)
+        return digest.authorize(
+            "REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", nc=nc, cnonce=CNONCE
+        )
 
     first = creds(1)
     assert server.verify("REGISTER", first, USERS.get, 101.0).ok
@@ -192,16 +221,20 @@ def test_a_replayed_credential_is_stale_and_counts_must_increase() -> None:
     assert server.verify("REGISTER", creds(4), USERS.get, 105.0).ok
     # a fresh nonce starts its own count
     fresh = digest.choose_challenge(server.challenge_values(106.0))
-    value = digest.authorize("REGISTER", "sip:b2bua", fresh, "0003*210", "secret210", nc=1)
+    value = digest.authorize(
+        "REGISTER", "sip:b2bua", fresh, "0003*210", "secret210", nc=1, cnonce=CNONCE
+    )
     assert server.verify("REGISTER", value, USERS.get, 107.0).ok
 
 
 def test_a_wrong_password_does_not_use_up_a_count() -> None:
     server = _server()
     challenge = digest.choose_challenge(server.challenge_values(0.0))
-    bad = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "guess", nc=1)
+    bad = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "guess", nc=1, cnonce=CNONCE)
     assert server.verify("INVITE", bad, USERS.get, 1.0).status is AuthStatus.REJECTED
-    good = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1)
+    good = digest.authorize(
+        "INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1, cnonce=CNONCE
+    )
     assert server.verify("INVITE", good, USERS.get, 1.0).ok
 
 
@@ -209,7 +242,7 @@ def test_credentials_without_qop_are_accepted_once_per_nonce() -> None:
     server = _server(require_qop=False)
     nonce = server.make_nonce(0.0)
     legacy = DigestChallenge(REALM, nonce)  # no qop: RFC 2069 style answer, no nc
-    value = digest.authorize("INVITE", "sip:x", legacy, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", legacy, "0003*210", "secret210", cnonce=CNONCE)
     assert server.verify("INVITE", value, USERS.get, 1.0).ok
     again = server.verify("INVITE", value, USERS.get, 2.0)
     assert again.status is AuthStatus.STALE and "once" in again.reason
@@ -223,7 +256,9 @@ def test_servers_sharing_a_memory_refuse_each_others_replays() -> None:
     registrar = _server(counts=counts)
     proxy = _server(counts=counts, proxy=True)
     challenge = digest.choose_challenge(registrar.challenge_values(0.0))
-    value = digest.authorize("INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1)
+    value = digest.authorize(
+        "INVITE", "sip:x", challenge, "0003*210", "secret210", nc=1, cnonce=CNONCE
+    )
     assert proxy.verify("INVITE", value, USERS.get, 1.0).ok
     assert registrar.verify("INVITE", value, USERS.get, 1.0).status is AuthStatus.STALE
 
@@ -250,17 +285,19 @@ def test_memory_refuses_nonces_issued_before_it_began() -> None:
     # A restarted process (empty memory) cannot know which counts were used before.
     server = _server(counts=auth.MemoryNonceCounts(since=50.0))
     old = digest.choose_challenge(server.challenge_values(49.0))
-    value = digest.authorize("INVITE", "sip:x", old, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", old, "0003*210", "secret210", cnonce=CNONCE)
     assert server.verify("INVITE", value, USERS.get, 51.0).status is AuthStatus.STALE
     new = digest.choose_challenge(server.challenge_values(51.0))
-    value = digest.authorize("INVITE", "sip:x", new, "0003*210", "secret210")
+    value = digest.authorize("INVITE", "sip:x", new, "0003*210", "secret210", cnonce=CNONCE)
     assert server.verify("INVITE", value, USERS.get, 52.0).ok
 
 
 def test_bytes_that_are_not_utf8_make_credentials_malformed() -> None:
     server = _server()
     challenge = digest.choose_challenge(server.challenge_values(0.0))
-    value = digest.authorize("REGISTER", "sip:b2bua", challenge, "0003*210", "secret210")
+    value = digest.authorize(
+        "REGISTER", "sip:b2bua", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
     for name in ("cnonce", "response", "username", "uri"):
         start = value.index(f'{name}="') + len(name) + 2
         raw = value.encode()[:start] + b"\xff\xfe" + value.encode()[start:]

@@ -14,6 +14,7 @@ from sip import digest
 from sip.auth import AuthStatus, DigestServer
 from sip.digest import DigestChallenge, DigestCredentials
 from sip.errors import LocalProtocolError, RemoteProtocolError
+from tests.sip.fixed_random import counting_bytes
 
 # --- RFC 7616 §3.9.1 example ------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ def test_arbitrary_text_only_raises_remote_protocol_error(text: str) -> None:
     for parse in (digest.parse_challenge, digest.parse_credentials, digest.parse_auth_params):
         with contextlib.suppress(RemoteProtocolError):
             parse(text)
-    server = DigestServer("r", b"k")
+    server = DigestServer("r", b"k", random_bytes=counting_bytes())
     result = server.verify("INVITE", text, lambda _: "pw", 0.0)
     assert result.status is not AuthStatus.OK
 

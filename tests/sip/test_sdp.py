@@ -313,7 +313,7 @@ def test_make_offer_ipv6_and_audio_only() -> None:
 
 def test_make_offer_misuse() -> None:
     with pytest.raises(LocalProtocolError):
-        sdp.make_offer("10.0.0.5", 20000, audio_codecs=())
+        sdp.make_offer("10.0.0.5", 20000, audio_codecs=(), session_id=1)
 
 
 def test_answer_intersects_in_offerers_order() -> None:
@@ -399,7 +399,9 @@ def test_session_level_direction_and_null_address_are_honoured() -> None:
 
 def test_answer_port_count_mismatch_is_local_error() -> None:
     with pytest.raises(LocalProtocolError):
-        sdp.make_answer(sdp.make_offer("1.1.1.1", 5000, 5002), "2.2.2.2", [6000])
+        sdp.make_answer(
+            sdp.make_offer("1.1.1.1", 5000, 5002, session_id=1), "2.2.2.2", [6000], session_id=1
+        )
 
 
 # --- Hold, versions, anchoring ----------------------------------------------------------------

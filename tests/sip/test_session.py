@@ -21,6 +21,7 @@ from sip.uac_driver import InviteClient
 from sip.uac_session import ReinviteFailed
 from sip.uas_driver import InviteServer
 from sip.uri import NameAddr, SipUri
+from tests.sip.fixed_random import counting_bytes
 
 OFFER = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -181,7 +182,7 @@ async def test_reinvite_both_ways(mock_clock: trio.testing.MockClock) -> None:
 
 async def test_digest_407_round_trip(mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.01
-    digest = DigestServer("example.com", b"secret", proxy=True)
+    digest = DigestServer("example.com", b"secret", proxy=True, random_bytes=counting_bytes())
     challenged: list[Request] = []
 
     async def handler(incoming: IncomingRequest) -> None:
@@ -215,7 +216,7 @@ async def test_wrong_password_gives_the_second_challenge(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     mock_clock.autojump_threshold = 0.01
-    digest = DigestServer("example.com", b"secret")
+    digest = DigestServer("example.com", b"secret", random_bytes=counting_bytes())
     attempts: list[Request] = []
 
     async def handler(incoming: IncomingRequest) -> None:

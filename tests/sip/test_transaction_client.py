@@ -6,6 +6,7 @@ import pytest
 from test_transaction_helpers import (
     UAS,
     UAS_TCP,
+    fixed_tags,
     others,
     reply,
     request,
@@ -32,7 +33,7 @@ from sip.transaction import (
 
 
 def start(method: str = "INVITE", peer=UAS, **kw: object):  # type: ignore[no-untyped-def]
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     req = request(method, **kw)  # type: ignore[arg-type]
     key = layer.send_request(req, peer, 0.0)
     assert sent(layer.events()) == [req]
@@ -146,7 +147,7 @@ def test_transport_error_fails_the_transaction() -> None:
 
 
 def test_scaled_timer_config_scales_every_interval() -> None:
-    layer = TransactionLayer(TimerConfig(t1=0.1, t2=0.4, t4=1.0))
+    layer = TransactionLayer(TimerConfig(t1=0.1, t2=0.4, t4=1.0), tag_factory=fixed_tags())
     req = request()
     key = layer.send_request(req, UAS, 10.0)
     layer.events()
@@ -241,7 +242,7 @@ def test_make_ack_matches_what_the_transaction_sends() -> None:
 
 
 def test_responses_without_a_transaction() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     invite = request()
     ok = reply(invite, 200)
     layer.receive(ok, UAS, 0.0)
@@ -267,7 +268,7 @@ def test_response_matching_needs_branch_and_cseq_method() -> None:
 
 
 def test_send_request_refuses_what_could_never_match() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     with pytest.raises(LocalProtocolError):
         layer.send_request(request(branch=None), UAS, 0.0)
     with pytest.raises(LocalProtocolError):
@@ -282,7 +283,7 @@ def test_send_request_refuses_what_could_never_match() -> None:
 
 
 def test_ack_is_sent_without_a_transaction() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     ack = request("ACK", branch="z9hG4bKack2xx")
     layer.send_request(ack, UAS, 0.0)
     assert layer.events() == [SendMessage(ack, UAS)]

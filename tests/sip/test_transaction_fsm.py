@@ -19,7 +19,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from test_transaction_helpers import UAC, UAC_TCP, UAS, UAS_TCP, reply, request
+from test_transaction_helpers import UAC, UAC_TCP, UAS, UAS_TCP, fixed_tags, reply, request
 
 from sip.errors import LocalProtocolError
 from sip.message import Request, Response
@@ -51,7 +51,7 @@ class TransactionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.layer = TransactionLayer(CONFIG)
+        self.layer = TransactionLayer(CONFIG, tag_factory=fixed_tags())
         self.now = 0.0
         self.key: TxKey | None = None
         self.peer: Peer = UAS
@@ -289,7 +289,7 @@ class InviteServerMachine(TransactionMachine):
         branch=st.sampled_from(["z9hG4bKbranch1", None]),  # None: an RFC 2543 peer
     )
     def start(self, reliable: bool, trying_delay: float | None, branch: str | None) -> None:
-        self.layer = TransactionLayer(CONFIG, trying_delay=trying_delay)
+        self.layer = TransactionLayer(CONFIG, trying_delay=trying_delay, tag_factory=fixed_tags())
         self.reliable = reliable
         self.peer = UAC_TCP if reliable else UAC
         transport = "TCP" if reliable else "UDP"

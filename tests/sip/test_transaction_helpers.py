@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 from sip.message import Message, Request, Response, parse_message
 from sip.transaction import (
     Event,
@@ -14,6 +17,12 @@ UAC = Peer("udp", "10.0.0.2", 5060)
 UAS = Peer("udp", "10.0.0.1", 5060)
 UAC_TCP = Peer("tcp", "10.0.0.2", 40000)
 UAS_TCP = Peer("tcp", "10.0.0.1", 5060)
+
+
+def fixed_tags(prefix: str = "layertag") -> Callable[[], str]:
+    """A layer's To tags, known in advance: ``layertag1``, ``layertag2``..."""
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"
 
 
 def request(

@@ -7,6 +7,7 @@ import pytest
 from test_transaction_helpers import (
     UAC,
     UAC_TCP,
+    fixed_tags,
     others,
     reply,
     request,
@@ -32,7 +33,7 @@ from sip.transaction import (
 
 
 def incoming(method: str = "INVITE", peer=UAC, layer=None, now=0.0, **kw):  # type: ignore[no-untyped-def]
-    layer = TransactionLayer() if layer is None else layer
+    layer = TransactionLayer(tag_factory=fixed_tags()) if layer is None else layer
     req = request(method, **kw)
     layer.receive(req, peer, now)
     (event,) = layer.events()
@@ -67,12 +68,14 @@ def test_no_100_trying_when_the_tu_answers_in_time_or_it_is_disabled() -> None:
     layer.receive(invite, UAC, 0.5)  # the latest provisional is re-sent
     assert layer.events() == [SendMessage(ringing, UAC)]
 
-    quiet, invite2, _key2 = incoming(layer=TransactionLayer(trying_delay=None))
+    quiet, invite2, _key2 = incoming(
+        layer=TransactionLayer(trying_delay=None, tag_factory=fixed_tags())
+    )
     assert run_timers(quiet, 10.0) == []
     quiet.receive(invite2, UAC, 0.5)  # nothing to re-send yet: absorbed
     assert quiet.events() == []
 
-    eager = TransactionLayer(trying_delay=0)
+    eager = TransactionLayer(trying_delay=0, tag_factory=fixed_tags())
     eager.receive(request(), UAC, 0.0)
     events = eager.events()
     assert isinstance(events[0], RequestReceived)
@@ -262,13 +265,21 @@ def test_cancel_of_a_pending_invite_is_answered_200_and_reported() -> None:
 
 
 def test_cancel_without_a_matching_invite_gets_481() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     layer.receive(request("CANCEL", branch="z9hG4bKnothing"), UAC, 0.0)
     events = layer.events()
     (resp,) = sent(events)
-    assert isinstance(resp, Response) and resp.status == 481 and resp.to.tag
+    assert isinstance(resp, Response) and resp.status == 481
+    assert resp.to.tag == "layertag1"  # the layer's own answer: a tag from its caller's factory
     assert others(events) == []
     assert run_timers(layer, 100.0)[-1][1].__class__ is TransactionTerminated
+
+
+def test_cancel_of_an_invite_not_answered_yet_gets_a_tag_from_the_factory() -> None:
+    layer, _invite, _key = incoming()
+    layer.receive(request("CANCEL"), UAC, 0.5)
+    (ok,) = sent(layer.events())
+    assert isinstance(ok, Response) and ok.status == 200 and ok.to.tag == "layertag1"
 
 
 def test_cancel_after_the_final_response_is_answered_but_has_no_effect() -> None:
@@ -293,7 +304,7 @@ def test_rfc2543_cancel_matches_the_invite() -> None:
 
 
 def test_messages_without_the_headers_matching_needs_are_refused_cleanly() -> None:
-    layer = TransactionLayer()
+    layer = TransactionLayer(tag_factory=fixed_tags())
     good = request()
     no_via = Request("INVITE", good.uri, good.headers.remove("Via"))
     with pytest.raises(RemoteProtocolError):

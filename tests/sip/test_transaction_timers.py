@@ -6,7 +6,7 @@ import gc
 import random
 
 import pytest
-from test_transaction_helpers import UAC, UAS, reply, request
+from test_transaction_helpers import UAC, UAS, fixed_tags, reply, request
 
 from sip.timers import TimerConfig, TimerQueue
 from sip.transaction import RequestReceived, TransactionLayer
@@ -67,7 +67,7 @@ def test_finished_transactions_leave_no_garbage_cycles() -> None:
     gc.collect()
     gc.disable()
     try:
-        layer = TransactionLayer()
+        layer = TransactionLayer(tag_factory=fixed_tags())
         for i in range(20):
             invite = request(branch=f"z9hG4bKc{i}")  # client INVITE, 180, 486 (ACK)
             layer.send_request(invite, UAS, 0.0)

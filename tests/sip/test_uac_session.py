@@ -26,6 +26,7 @@ from sip.uac_session import (
     UacState,
 )
 from sip.uri import NameAddr, SipUri, parse_uri
+from tests.sip.fixed_random import counting_bytes
 
 OFFER = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -220,7 +221,7 @@ def test_cancel_after_the_answer_is_bye() -> None:
 
 
 def test_a_407_is_answered_once_with_credentials() -> None:
-    digest = DigestServer("example.com", b"secret", proxy=True)
+    digest = DigestServer("example.com", b"secret", proxy=True, random_bytes=counting_bytes())
     uac, invite = started(credentials=("alice", "pw"))
     challenge = reply(
         invite,

@@ -131,3 +131,5 @@ def test_options_response() -> None:
     assert response.headers.get("Supported") == "replaces"
     in_dialog = options_response(request("OPTIONS", to_tag="keep"), ALLOWED)
     assert in_dialog.to.tag == "keep"
+    # without a tag given none is drawn here (sans-IO): the endpoint adds its own on sending
+    assert options_response(request("OPTIONS"), ALLOWED).to.tag is None
