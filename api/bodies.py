@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -34,6 +34,7 @@ from api import fields, jsonschema
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from engine.directory import Directory
+from engine.numbers import Target
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -61,6 +62,8 @@ class CreateRules:
     short_numbers: bool
     allow_caller_id: bool
     callback_policy: CallbackPolicy
+    # filled by the checks: each number's target, for the engine (resolved once per call)
+    resolved: dict[str, Target] = field(default_factory=dict)
 
 
 def _rules(info: ValidationInfo) -> CreateRules:
@@ -126,11 +129,15 @@ ENGINE_ACTIONS = (
     "Monitor",
     "Whisper",
     "BargeIn",
+    "Park",
+    "UnPark",
+    "PickUp",
 )
-NOT_IMPLEMENTED_ACTIONS = ("PickUp", "Park", "UnPark")
+NOT_IMPLEMENTED_ACTIONS: tuple[str, ...] = ()
 TRANSFERS = ("Transfer", "TransferToVoicemail")
 LISTEN_INS = ("Monitor", "Whisper", "BargeIn")
-NEEDS_SEND_CALL_TO = TRANSFERS + LISTEN_INS
+PARKING = ("UnPark", "PickUp")  # ring sendCallTo
+NEEDS_SEND_CALL_TO = TRANSFERS + LISTEN_INS + PARKING
 Seconds = (
     Annotated[float, Field(gt=0, le=fields.MAX_SECONDS)]
     | Annotated[str, Field(pattern="^[1-9][0-9]{0,4}([.][0-9]{1,9})?$")]
@@ -154,7 +161,13 @@ def _numbers_rule(name: str, code: str) -> PlainValidator:
         numbers = fields.number_list(value, code, name)
         rules = _rules(info)
         fields.check_numbers(
-            numbers, code, name, rules.directory, rules.organization_id, rules.short_numbers
+            numbers,
+            code,
+            name,
+            rules.directory,
+            rules.organization_id,
+            rules.short_numbers,
+            rules.resolved,
         )
         return numbers
 
@@ -315,6 +328,20 @@ def _seconds(value: Any, info: ValidationInfo) -> int | None:
     )
 
 
+ParkingSeconds = Annotated[int, Field(ge=10, le=3600)] | None
+
+
+def _max_in_parking(value: Any, info: ValidationInfo) -> int | None:
+    if value is None:
+        return None
+    text = str(value)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not text.isdigit():
+        raise fields.bad("pc_maxinparking_invalid", "maxInParking must be whole seconds")
+    if not 10 <= int(text) <= 3600:
+        raise fields.bad("pc_maxinparking_invalid", "maxInParking must be 10-3600 seconds")
+    return int(text)
+
+
 def _action_name(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str) or not value:
         raise fields.bad("pc_action_invalid", "action is missing")
@@ -380,20 +407,28 @@ class PhoneCallAction(BaseModel):
 
     action: Annotated[str, rule(_action_name, ActionName)] = Field(
         description=(
-            "PickUp, Park and UnPark answer 501. Monitor (`sendCallTo` hears both parties, "
+            "Monitor (`sendCallTo` hears both parties, "
             "nobody hears it), Whisper (it is heard only by the party that is an extension of "
             "the organization, or the one `phoneCallViewId` names when both are; `privateW=1`: "
             "it hears nobody) and BargeIn (all three hear each other) ring `sendCallTo`, a "
             "Phone Terminal extension of the call's organization, and mix it into the bridged "
             "call; they answer 501 when a party talks a codec other than G.711 (PCMU, PCMA) "
-            "and 409 `pc_action_in_progress` while another party is joining."
+            "and 409 `pc_action_in_progress` while another party is joining. Park "
+            "(`phoneCallViewId`, an extension in the call, parks it: it gets BYE, the other "
+            "party hears music on hold until UnPark, or until `maxInParking` passes and the "
+            "parking extension is rung back), UnPark (`sendCallTo` takes the parked party; not "
+            "answered: it stays parked) and PickUp (`sendCallTo` answers a call ringing at an "
+            "extension: the ringing devices get CANCEL) answer 409 `pc_not_bridged`, "
+            "`pc_parked`, `pc_not_parked` or `pc_not_ringing` when the call is not in the state "
+            "they need."
         )
     )
     sendCallTo: Annotated[str | None, _text_rule("sendCallTo")] = Field(
         default=None,
         description=(
             "Where the call goes: required for Transfer and TransferToVoicemail; the extension "
-            "to ring for Monitor, Whisper and BargeIn. Error `pc_sendcallto_invalid`."
+            "to ring for Monitor, Whisper and BargeIn, and for UnPark and PickUp (a Phone "
+            "Terminal extension of the call's organization). Error `pc_sendcallto_invalid`."
         ),
     )
     phoneCallViewId: Annotated[
@@ -401,8 +436,10 @@ class PhoneCallAction(BaseModel):
     ] = Field(
         default=None,
         description=(
-            "Required for OnHold, OffHold, StartRecording, StopRecording; for Whisper, the "
-            "party that hears the whisperer when both parties are extensions."
+            "Required for OnHold, OffHold, StartRecording, StopRecording, and for Park (the "
+            "extension that parks); for Whisper, the party that hears the whisperer when both "
+            "parties are extensions; optional for UnPark (the parked view) and PickUp (the "
+            "ringing view)."
         ),
     )
     transferNumber: Annotated[str | None, _text_rule("transferNumber")] = None
@@ -426,6 +463,14 @@ class PhoneCallAction(BaseModel):
         description=(
             "Seconds, > 0 (fractions round up), at most 604800; a number or its decimal text. "
             "Also accepted as waitForPickup. Error `pc_timeout_invalid`."
+        ),
+    )
+
+    maxInParking: Annotated[int | None, rule(_max_in_parking, ParkingSeconds)] = Field(
+        default=None,
+        description=(
+            "Park: seconds (10-3600) until the extension that parked the call is rung back; "
+            "default `[calls] max_in_parking` (180). Error `pc_maxinparking_invalid`."
         ),
     )
 

@@ -50,6 +50,7 @@ from api.scope import (
     resolve_user,
 )
 from engine.directory import Directory, Extension, User
+from engine.numbers import Target
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class CheckedCall:
     allow_public_transfer: bool
     video: bool
     status_callback: str | None
+    targets: dict[str, Target]  # where each number rings (checked here, resolved once)
 
 
 def _extension_for(
@@ -150,4 +152,5 @@ def check_simple_call(
         allow_public_transfer=options.allowPublicTransfer,
         video=options.video,
         status_callback=create.statusCallback,
+        targets=rules.resolved,
     )

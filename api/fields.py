@@ -16,7 +16,7 @@ from typing import Any
 from api.egress import CallbackPolicy
 from api.errors import ApiError
 from engine.directory import Directory
-from engine.numbers import ExtensionTarget, NumberError, parse_caller_id, resolve
+from engine.numbers import ExtensionTarget, NumberError, Target, parse_caller_id, resolve
 
 MAX_SECONDS = 604800  # one week: a bound VoipNow does not state, against overflow downstream
 MAX_PARTIES = 20
@@ -136,11 +136,14 @@ def check_numbers(
     directory: Directory,
     organization_id: int,
     short: bool,
+    resolved: dict[str, Target] | None = None,
 ) -> None:
-    """Every number resolves in the organization (short numbers only when ``short``)."""
+    """Every number resolves in the organization (short numbers only when ``short``).
+    ``resolved`` gets each number's target as the engine rings it (short numbers allowed),
+    so the engine need not resolve it again."""
     for number in numbers:
         try:
-            resolve(number, directory, organization_id, short)
+            target = resolve(number, directory, organization_id, short)
             if not short and "*" not in number:
                 # the engine rings bare digits as short numbers when they name an extension of
                 # the organization: refuse them here, the Administrator App must be explicit
@@ -150,6 +153,8 @@ def check_numbers(
                         "short extension numbers need a User or Organization App; "
                         f"use the extended form {target.extension.extended}"
                     )
+            if resolved is not None:
+                resolved[number] = target
         except NumberError as exc:
             reason = exc.reason or str(exc)
             raise bad(code, f"{name} {number!r} cannot be called: {reason}") from None

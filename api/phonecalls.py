@@ -99,6 +99,7 @@ async def create_simple(request: Request) -> Response:
         allow_public_transfer=checked.allow_public_transfer,
         video=checked.video,
         status_callback=checked.status_callback,
+        targets=checked.targets,
     )
     # a refusal of the engine (EngineDraining...) answers as api.mapping says
     call, created = await ctx.engine.originate(originate_request)
@@ -255,6 +256,7 @@ def check_action(body: dict[str, Any]) -> CallAction:
         format=action.format,
         wait_for_pickup=action.waitForPickUp,
         caller_id=action.callerId,
+        max_in_parking=action.maxInParking,
         private_whisper=action.privateW,
     )
 

@@ -96,6 +96,9 @@ def view_of(call: PhoneCall, index: int, party: Party) -> resources.PhoneCallVie
             "onHold": iso(on_hold),
             # the hold was placed through the API, not by this peer: holder 0
             "holder": 0 if on_hold is not None else None,
+            "parked": iso(party.parked),
+            "parkedPos": party.parked_pos,
+            "parkedBy": _text(party.parked_by),
             "disposition": _code(call.disposition),
             "ended": iso(party.ended),
             "sipStatus": party.sip_status,

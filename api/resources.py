@@ -88,6 +88,9 @@ class PhoneCallView(BaseModel):
     answered: Date | None = Field(None, description=DATE_NOTE)
     onHold: Date | None = Field(None, description=DATE_NOTE)
     holder: int | None = None
+    parked: Date | None = Field(None, description="When this party was parked. " + DATE_NOTE)
+    parkedPos: int | None = Field(None, description="Its parking slot in the organization.")
+    parkedBy: str | None = Field(None, description="The extension that parked it.")
     disposition: Disposition | None = Field(
         None, description="0 answered, 1 busy, 2 failed, 3 no answer, 4 unknown, 5 not allowed."
     )

@@ -21,9 +21,9 @@ import trio
 
 from b2bua.health import HealthCheck
 from b2bua.listen import bind_api, hostport, listen_sip
+from b2bua.media import open_media
 from b2bua.metrics import CountingStore, ServerMetrics, watch_loop_lag
 from b2bua.operations import ServerOperations
-from engine.anchor import RelayMedia
 from engine.cluster import ClusterMonitor, bye_stored_legs, live_peers, owner_api
 from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
@@ -37,7 +37,9 @@ from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import open_store
 from engine.store.service import StoreService
 from engine.store.sql import SqlStore
+from engine.store.url import redact
 from engine.trace import CallTraces
+from sip.sdp import ParseCache
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +102,12 @@ async def serve(
     # the backend's failures are counted for /metrics (every call to it passes the counter)
     counting_store = CountingStore(open_store(config.store.url))
     store = StoreService(cast(SqlStore, counting_store))
-    # The relay forwards in its own process: in a thread it would wait for the GIL whenever
-    # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
-    relay = RelayProcess(config.media.address, config.media.ports)
-    relay.start()
     records = recordings_dir(config)
-
-    def media_for(call: PhoneCall) -> RelayMedia:
-        return RelayMedia(relay, records / f"{call.id}.wav")
+    # one parse per SDP body: the SIP service's check of an offer, the answer to it and the
+    # offer mirroring that answer share it
+    sdp_cache = ParseCache()
+    media_backend = open_media(config, records, sdp_cache)
+    media = await media_backend.__aenter__()
 
     metrics: ServerMetrics | None = None
     try:
@@ -125,13 +125,29 @@ async def serve(
         async with trio.open_nursery() as nursery:
             # PostgreSQL: the write-behind queue's flusher, the probe, the contacts' copy
             await nursery.start(store.run)
+            if media.relay is not None:
+                await nursery.start(_flush_relay_commands, media.relay)
             for transport, host, port in bound:
                 announce(f"listening sip {transport} {hostport(host, port)}")
-            async with open_engine(config, directory, store, media=media_for, legs=legs) as engine:
+            async with open_engine(
+                config,
+                directory,
+                store,
+                media=media.media_for,
+                legs=legs,
+                recording_unavailable=media.recording_unavailable,
+                mixing_unavailable=media.mixing_unavailable,
+            ) as engine:
                 if traces is not None:
                     engine.listeners.append(traces.on_event)
                 sip_service = SipService(
-                    endpoint, directory, store, config, engine=engine, traces=traces
+                    endpoint,
+                    directory,
+                    store,
+                    config,
+                    engine=engine,
+                    traces=traces,
+                    sdp_cache=sdp_cache,
                 )
                 callbacks = CallbackDispatcher(engine)
                 token_limiter = FailureLimiter("api token")  # the token endpoint's guesses
@@ -144,13 +160,13 @@ async def serve(
                     sip_limiter=sip_service.registrar.limiter,
                     api_limiter=token_limiter,
                     callbacks=callbacks,
-                    media_alive=lambda: relay.alive,
+                    media_alive=media.alive,
                 )
                 health = HealthCheck(
                     engine=engine,
                     endpoint=endpoint,
                     store=store,
-                    media_alive=lambda: relay.alive,
+                    media_alive=media.alive,
                     node=config.cluster.node,
                     query_store=not store.queued,  # a remote one is probed by the service
                 )
@@ -214,17 +230,18 @@ async def serve(
                             f"demo app {entry.client_id} secret {entry.client_secret} ({owner})"
                         )
                 logger.info(
-                    "started: sip %s, api %s, store %s, relay process %s",
+                    "started: sip %s, api %s, store %s, media %s",
                     ", ".join(f"{t} {hostport(h, p)}" for t, h, p in bound),
                     running.api_url,
-                    config.store.url,
-                    relay.pid,
+                    redact(config.store.url),
+                    "rtpengine" if media.relay is None else f"relay process {media.relay.pid}",
                 )
                 task_status.started(running)
                 if handle_signals:
                     nursery.start_soon(_watch_signals, running.shutdown, nursery.cancel_scope)
                 nursery.start_soon(_purge_expired, store)
-                nursery.start_soon(_watch_relay, relay, running)
+                if media.relay is not None:
+                    nursery.start_soon(_watch_relay, media.relay, running)
                 await running.shutdown.wait()
                 logger.info(
                     "draining: %d live calls, up to %g s", engine.live_count, config.calls.drain
@@ -240,8 +257,40 @@ async def serve(
         if metrics is not None:
             metrics.unwatch_gc()
         api_socket.close()  # a no-op once hypercorn has it
-        relay.close()
+        await media_backend.__aexit__(None, None, None)
         store.close()
+
+
+async def _flush_relay_commands(
+    relay: RelayProcess, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The relay's one-way commands of this thread go out together, once per pass of the
+    scheduler: the calls' tasks queue them (``RelayProcess.defer_casts``), and this task,
+    woken by the first, sends them after those tasks have run. One write and one wake-up of
+    the relay process per pass instead of one per command."""
+    task = trio.lowlevel.current_task()
+    parked = False
+
+    def wake() -> None:
+        nonlocal parked
+        if parked:
+            parked = False
+            trio.lowlevel.reschedule(task)
+
+    def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+        nonlocal parked
+        parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    relay.defer_casts(wake)
+    try:
+        task_status.started()
+        while True:
+            parked = True
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            relay.flush_casts()
+    finally:
+        relay.defer_casts(None)  # sends what is left, and later commands at once
 
 
 async def _watch_relay(relay: RelayProcess, running: Running, interval: float = 1.0) -> None:

@@ -40,6 +40,11 @@ Writes ``benchmarks/out/click_to_call[-TAG].csv`` and ``.png``.
     python benchmarks/bench_click_to_call.py --rates 150 --window 20 --py-spy 8 --tag prof
     python benchmarks/bench_click_to_call.py --src /tmp/before --candidate . --tag ab  # A/B
     python benchmarks/bench_click_to_call.py --status-callback   # every call with a callback
+    python benchmarks/bench_click_to_call.py --backends relay,rtpengine   # both media backends
+
+``--backends relay,rtpengine`` runs one server per media backend, step by step (same load);
+rtpengine-daemon runs in userspace (``rtpengine.py``), and ``media_ms/call`` is the CPU of
+the media process per call: the relay's child process, or rtpengine's daemon.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ COLUMNS = (
     "sip_drops",
     "srv_cpu%",
     "srv_ms/call",
+    "main_ms/call",
+    "media_ms/call",
     "client_cpu%",
     "sipp_cpu%",
     "ok",
@@ -412,6 +419,7 @@ class Sut:
     client: httpx.AsyncClient | None = None
     token: str = ""
     server_target: str = ""
+    rtpengine: Any = None  # the daemon, for --backends rtpengine
 
     @property
     def pid(self) -> int:
@@ -463,6 +471,7 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
     drops0 = udp_drops(sip_port)
     cpu0, t0 = tree_cpu(pid), time.monotonic()
     main0 = cpu_seconds(pid)
+    peer0 = cpu_seconds(sut.rtpengine.pid) if sut.rtpengine else 0.0
     me0 = cpu_seconds(os.getpid())
     sipp0 = sum(cpu_seconds(s.proc.pid) for s in sipps if s.proc)
     spy: subprocess.Popen[bytes] | None = None
@@ -481,6 +490,7 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
             while receiver.finals - finals0 < len(step.ids):
                 await trio.sleep(0.1)
     cpu2, main2 = tree_cpu(pid), cpu_seconds(pid)
+    peer2 = cpu_seconds(sut.rtpengine.pid) if sut.rtpengine else 0.0
     if spy is not None:
         finish_py_spy(spy, args, sut.name)
     after = await fresh_counts(sipps)
@@ -522,6 +532,10 @@ async def one_step(args: argparse.Namespace, sut: Sut, rate: int) -> dict[str, A
         "srv_cpu%": 100 * (cpu1 - cpu0) / max(1e-9, t1 - t0),
         "srv_ms/call": 1000 * (cpu2 - cpu0) / max(1, created),
         "main_ms/call": 1000 * (main2 - main0) / max(1, created),
+        # the media process: the relay's child (server tree minus the server), or rtpengine
+        "media_ms/call": 1000
+        * ((cpu2 - cpu0) - (main2 - main0) + (peer2 - peer0))
+        / max(1, created),
         "client_cpu%": 100 * (me1 - me0) / max(1e-9, t1 - t0),
         "sipp_cpu%": 100 * (sipp1 - sipp0) / max(1e-9, t1 - t0),
         "ok": "yes" if ok else "NO",
@@ -636,7 +650,12 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def make_sut(
-    args: argparse.Namespace, name: str, src: Path | None, env: dict[str, str], timeout: str
+    args: argparse.Namespace,
+    name: str,
+    src: Path | None,
+    env: dict[str, str],
+    timeout: str,
+    backend: str = "relay",
 ) -> Sut:
     a_args = ["-sf", str(SCENARIOS / "gateway_answer_tone.xml"), "-set", "ring_ms", "0"]
     if args.media == "echo":
@@ -656,8 +675,22 @@ def make_sut(
         sipps.append(sipp.start())
         wait_bound(sipp.port)  # the next free_port() must not hand out the same port
     phone_a, phone_b, dest = sipps
-    server = ClickToCallServer(phone_a.port, phone_b.port, dest.port, env=dict(env), src=src)
-    return Sut(name, server, sipps)
+    daemon = None
+    media_toml = None
+    if backend == "rtpengine":
+        from rtpengine import Rtpengine
+
+        daemon = Rtpengine(
+            (20000, 33998),  # below the relay's MEDIA_RANGE
+            log_path=OUT / f"click_to_call-{name}-rtpengine.log",
+        )
+        daemon.log_level = 4
+        daemon.start()
+        media_toml = f'backend = "rtpengine"\nrtpengine = ["{daemon.address}"]'
+    server = ClickToCallServer(
+        phone_a.port, phone_b.port, dest.port, env=dict(env), src=src, media_toml=media_toml
+    )
+    return Sut(name, server, sipps, rtpengine=daemon)
 
 
 def wait_bound(port: int, timeout: float = 5.0) -> None:
@@ -704,6 +737,11 @@ def main() -> None:
         help="also run a second server from this checkout, step by step after ours (same load)",
     )
     parser.add_argument("--env", action="append", default=[], help="K=V for the server")
+    parser.add_argument(
+        "--backends",
+        default="relay",
+        help="media backends, one server each, step by step: relay, rtpengine or relay,rtpengine",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rates, args.window = "50,150", 4.0
@@ -715,9 +753,13 @@ def main() -> None:
     timeout = f"{int(len(args.rates) * per_step * (2 if args.candidate else 1) + 120)}s"
 
     env = dict(kv.split("=", 1) for kv in args.env)
-    systems = [("ours", args.src)]
+    backends = args.backends.split(",")
+    if backends == ["relay"]:
+        systems = [("ours", args.src, "relay")]
+    else:
+        systems = [(backend, args.src, backend) for backend in backends]
     if args.candidate is not None:
-        systems.append(("candidate", args.candidate))
+        systems.append(("candidate", args.candidate, "relay"))
     suts: list[Sut] = []
     print(f"machine: {machine_line()}")
     print(
@@ -728,8 +770,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         with contextlib.ExitStack() as stack:
-            for name, src in systems:
-                suts.append(make_sut(args, name, src, env, timeout))
+            for name, src, backend in systems:
+                suts.append(make_sut(args, name, src, env, timeout, backend))
             for sut in suts:
                 system = stack.enter_context(sut.server)
                 sut.server_target = system.target
@@ -748,6 +790,8 @@ def main() -> None:
                         print(f"--- {sut.name} {s.tmp.name} errors (head):")
                         print(err.read_text(errors="replace")[: args.show_errors])
                 s.cleanup()
+            if sut.rtpengine is not None:
+                sut.rtpengine.stop()
     if rows:
         write_csv(OUT / f"click_to_call{args.suffix}.csv", rows)
         plot(rows, OUT / f"click_to_call{args.suffix}.png", f"click-to-call, {machine_line()}")

@@ -423,16 +423,12 @@ class RtpengineRelay(System):
         self._steps = 0
 
     def connect(self, phones: list[list[int]]) -> list[list[int]] | None:
-        from rtpengine import bridge_call
+        from rtpengine import bridge_calls
 
         self._steps += 1
-        pairs = []
-        self._call_ids = []
-        for i, (pa, pb) in enumerate(phones):
-            call_id = f"bench-{self._steps}-{i}"
-            self._call_ids.append(call_id)
-            pairs.append(list(bridge_call(self._engine.client, call_id, pa, pb)))
-        return pairs
+        calls = [(f"bench-{self._steps}-{i}", pa, pb) for i, (pa, pb) in enumerate(phones)]
+        self._call_ids = [call_id for call_id, _pa, _pb in calls]
+        return [list(pair) for pair in bridge_calls(self._engine.ng_port, calls)]
 
     def pid(self) -> int | None:
         return int(self._engine.pid)
@@ -441,10 +437,9 @@ class RtpengineRelay(System):
         return _tasks(self._engine.pid)
 
     def teardown(self, verbose: bool) -> None:
-        from rtpengine import delete_call
+        from rtpengine import delete_calls
 
-        for call_id in self._call_ids:
-            delete_call(self._engine.client, call_id)
+        delete_calls(self._engine.ng_port, self._call_ids)
         self._call_ids = []
 
 
@@ -966,17 +961,18 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         systems: list[System] = [Ours((ports[0], ports[1]), args.process)]
         if args.peer == "rtpengine":
-            from rtpengine import NgError, Rtpengine
+            from rtpengine import Rtpengine
 
             peer_ports = tuple(int(p) for p in args.peer_ports.split("-"))
             engine = Rtpengine(
                 (peer_ports[0], peer_ports[1]),
                 threads=args.rtpengine_threads,
                 log_path=OUT / f"{name}-rtpengine.log",
+                log_level=4,
             )
             try:
                 stack.enter_context(engine)
-            except NgError as exc:
+            except RuntimeError as exc:  # not installed, or it would not start
                 sys.exit(f"cannot run rtpengine: {exc}\n  command: {' '.join(engine.command())}")
             threads = len(_tasks(engine.pid))
             print(f"rtpengine pid {engine.pid}, {threads} threads: {' '.join(engine.command())}")

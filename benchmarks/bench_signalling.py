@@ -401,7 +401,7 @@ VERDICT_COLUMNS = [
     "gc_ms",
     "gc_max_ms",
 ]
-OURS = ("ours", "candidate")
+OURS = ("ours", "ours_rtpengine", "candidate")
 SIPPY = ("sippy", "sippy_simple")
 
 
@@ -443,6 +443,23 @@ def run_mode(
                 extra = dict(kv.split("=", 1) for kv in args.candidate_env.split(";") if kv)
                 sut = OursServer(
                     uac_port, uas.port, env={**env, **extra}, src=args.candidate, name=name
+                )
+            elif name == "ours_rtpengine":  # ours with [media] backend = "rtpengine"
+                from rtpengine import Rtpengine
+
+                daemon = Rtpengine(
+                    (20000, 33998),  # below the relay's MEDIA_RANGE
+                    log_path=OUT / f"signalling-{mode}-rtpengine.log",
+                    log_level=4,
+                )
+                stack.enter_context(daemon)
+                sut = OursServer(
+                    uac_port,
+                    uas.port,
+                    env=env,
+                    src=args.src,
+                    name=name,
+                    media_toml=f'backend = "rtpengine"\nrtpengine = ["{daemon.address}"]',
                 )
             elif name == "sippy":
                 sut = SippyServer(uas.port)
@@ -560,7 +577,7 @@ def best(rows: list[dict[str, Any]], system: str, mode: str) -> int:
 
 def verdict_order(row: dict[str, Any]) -> tuple[int, int, int]:
     """Mode, then rate, then the systems in a fixed order: ours, candidate, sippy, ..."""
-    order = ["ours", "candidate", "sippy", "sippy_simple", "sipp"]
+    order = ["ours", "ours_rtpengine", "candidate", "sippy", "sippy_simple", "sipp"]
     return (["short", "long", "media"].index(row["mode"]), row["rate"], order.index(row["system"]))
 
 
@@ -628,7 +645,8 @@ def main() -> int:
     parser.add_argument(
         "--systems",
         default="ours,sippy,sippy_simple,sipp",
-        help="any of ours, sippy, sippy_simple, sipp (candidate comes with --candidate)",
+        help="any of ours, ours_rtpengine (ours with [media] backend = rtpengine), sippy, "
+        "sippy_simple, sipp (candidate comes with --candidate)",
     )
     parser.add_argument("--modes", default="short,long,media")
     parser.add_argument("--rates", default="25,50,100,150,200,300,400,600,800,1200,1600")
@@ -692,7 +710,7 @@ def main() -> int:
         has_py_spy = (Path(sys.executable).parent / "py-spy").exists()
         args.profiler = "py-spy" if has_py_spy else "cprofile"
     systems = args.systems.split(",")
-    known = {"ours", "candidate", "sippy", "sippy_simple", "sipp"}
+    known = {"ours", "ours_rtpengine", "candidate", "sippy", "sippy_simple", "sipp"}
     if unknown := [s for s in systems if s not in known]:
         parser.error(f"unknown system {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     if any(s in SIPPY for s in systems):

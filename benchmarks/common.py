@@ -57,8 +57,9 @@ NOFILE = 65536
 # exit. BENCH_CTL=FILE is the harness's control channel (``Control``): on SIGUSR2 the launcher
 # runs the commands in FILE (``gc PATH``: the collections recorded since the last ``gc`` command
 # to PATH; ``profile-start``; ``profile-stop PATH``: cProfile of the main thread, the trio
-# thread, between the two, dumped to PATH) and then writes the command's sequence number to
-# FILE.ack. Nothing of this runs unless its variable is set.
+# thread, between the two, timed in its CPU time (``time.thread_time``), dumped to PATH) and
+# then writes the command's sequence number to FILE.ack. Nothing of this runs unless its
+# variable is set.
 LAUNCHER = r"""
 import atexit, gc, os, runpy, signal, sys, time
 log_path = os.environ.get("BENCH_GC_LOG")
@@ -120,7 +121,9 @@ if ctl_path:
                 os.replace(arg + ".tmp", arg)
                 gc_state["reported"] = len(pauses)
             elif command == "profile-start" and step_profiler[0] is None:
-                step_profiler[0] = cProfile.Profile()
+                # the main thread's CPU time, not the wall clock: on a shared machine the time
+                # spent waiting for a core would otherwise land on whatever function waited
+                step_profiler[0] = cProfile.Profile(time.thread_time)
                 step_profiler[0].enable()
             elif command == "profile-stop" and step_profiler[0] is not None:
                 step_profiler[0].disable()
@@ -511,8 +514,11 @@ class OursServer:
         wrapper: Sequence[str] = (),
         src: Path | None = None,
         name: str = "ours",
+        media_toml: str | None = None,
     ) -> None:
         self.name = name
+        # the [media] section's body; None: the relay on media_range
+        self.media_toml = media_toml
         self.uac_port = uac_port
         self.uas_port = uas_port
         self.media_range = media_range
@@ -568,6 +574,8 @@ organization = 3
 """
         )
         config = self.tmp / "config.toml"
+        low, high = self.media_range
+        relay_media = f'address = "{HOST}"\nports = [{low}, {high}]'
         config.write_text(
             f"""
 [sip]
@@ -575,8 +583,7 @@ listen = ["udp:{HOST}:0"]
 domain = "bench.example.com"
 
 [media]
-address = "{HOST}"
-ports = [{self.media_range[0]}, {self.media_range[1]}]
+{self.media_toml or relay_media}
 
 [api]
 listen = "{HOST}:0"
@@ -684,6 +691,9 @@ class SippyServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Sippy's SipLogger writes every SIP message it receives or sends to stderr at INFO
+            # (its default); ours never logs SIP messages by default. Errors only, as deployed.
+            env={**os.environ, "SIPLOG_LVL": "ERR"},
         )
         assert self.proc.stdout is not None
         _Drain(self.proc.stdout).start()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from engine.call_types import MediaSide
+from engine.call_types import HOLD_MUSIC_HZ, MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint
@@ -45,16 +45,22 @@ class NullSide:
     def __init__(self) -> None:
         self._accepted: bytes | None = None
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
         return _NULL_SDP.replace(b"a=sendrecv", b"a=" + direction.encode())
 
-    def answer(self, offer: bytes) -> bytes:
+    async def answer(self, offer: bytes) -> bytes:
+        return self.reanswer(offer)
+
+    async def apply_remote(self, sdp: bytes | None) -> None:
+        if sdp:
+            self._accepted = sdp
+
+    def reanswer(self, offer: bytes) -> bytes:
         self._accepted = offer
         return _NULL_SDP
 
-    def apply_remote(self, sdp: bytes | None) -> None:
-        if sdp:
-            self._accepted = sdp
+    def reoffer(self) -> bytes:
+        return _NULL_SDP
 
     @property
     def accepted(self) -> bytes | None:
@@ -67,22 +73,25 @@ class NullMedia:
     def new_side(self, label: str, video: bool) -> NullSide:
         return NullSide()
 
-    def bridge(self, a: object, b: object) -> None:
+    async def bridge(self, a: object, b: object) -> None:
         return None
 
-    def play_tone(self, side: object, frequency: float) -> None:
+    async def play_tone(self, side: object, frequency: float) -> None:
         return None
 
-    def stop_tone(self, side: object) -> None:
+    async def stop_tone(self, side: object) -> None:
         return None
 
-    def start_sandbox(self, side: object, frequency: float) -> None:
+    async def play_music(self, side: object) -> None:
         return None
 
-    def stop_sandbox(self, side: object) -> None:
+    async def start_sandbox(self, side: object, frequency: float) -> None:
         return None
 
-    def set_hold(self, side: object, held: bool) -> None:
+    async def stop_sandbox(self, side: object) -> None:
+        return None
+
+    async def set_hold(self, side: object, held: bool) -> None:
         return None
 
     def start_mix(self, sides: Sequence[object], hears: Sequence[tuple[int, int]]) -> None:
@@ -106,12 +115,17 @@ class NullMedia:
     def close(self) -> None:
         return None
 
+    async def watch(self) -> str:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
 
 class RelaySide:
     """Relay endpoints for one party: audio, plus video when the call offers it."""
 
-    def __init__(self, relay: RelayControl, video: bool) -> None:
+    def __init__(self, relay: RelayControl, video: bool, sdp_cache: sdp.ParseCache) -> None:
         self._relay = relay
+        self._sdp_cache = sdp_cache
         self.audio: MediaEndpoint = relay.allocate("audio")
         self.video: MediaEndpoint | None = None
         if video:
@@ -127,13 +141,26 @@ class RelaySide:
     def _ports(self) -> tuple[int, int | None]:
         return self.audio.rtp_port, None if self.video is None else self.video.rtp_port
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        return self._offer(template, direction)
+
+    async def answer(self, offer: bytes) -> bytes:
+        return self.reanswer(offer)
+
+    async def apply_remote(self, data: bytes | None) -> None:
+        self._apply_remote(data)
+
+    def reoffer(self) -> bytes:
+        """An offer for a party's offerless re-INVITE: what it accepted, again."""
+        return self._offer(self._accepted)
+
+    def _offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
         audio_port, video_port = self._ports()
         audio_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_AUDIO_CODECS
         video_codecs: tuple[sdp.Codec, ...] = sdp.DEFAULT_VIDEO_CODECS
         if template:
             try:
-                parsed = sdp.SessionDescription.parse(template)
+                parsed = self._sdp_cache.parse(template)
             except RemoteProtocolError:
                 parsed = None
             if parsed is not None:
@@ -158,24 +185,28 @@ class RelaySide:
         )
         self._session_id = offer.origin.session_id
         self._version += 1  # RFC 3264 §8: each new offer of ours increments o= version
-        return offer.serialize()
+        data = offer.serialize()
+        self._sdp_cache.put(data, offer)
+        return data
 
-    def answer(self, offer: bytes) -> bytes:
-        parsed = sdp.SessionDescription.parse(offer)
+    def reanswer(self, offer: bytes) -> bytes:
+        """Our answer to a party's offer (its INVITE or re-INVITE), pointing the relay at it."""
+        parsed = self._sdp_cache.parse(offer)
         ports: dict[str, int] = {"audio": self.audio.rtp_port}
         if self.video is not None:
             ports["video"] = self.video.rtp_port
         answer = sdp.make_answer(parsed, self.audio.address, ports, session_id=new_session_id())
         self._use_remote(parsed)
         data = answer.serialize()
+        self._sdp_cache.put(data, answer)  # the other side's offer mirrors it
         self._accepted = data
         return data
 
-    def apply_remote(self, data: bytes | None) -> None:
+    def _apply_remote(self, data: bytes | None) -> None:
         if not data:
             return
         try:
-            parsed = sdp.SessionDescription.parse(data)
+            parsed = self._sdp_cache.parse(data)
         except RemoteProtocolError as exc:
             logger.warning("ignoring unparsable SDP from a party: %s", exc.reason)
             return
@@ -205,16 +236,26 @@ class RelaySide:
 class RelayMedia:
     """``CallMedia`` on the shared relay (a ``RelayControl``: thread or process) for one call."""
 
-    def __init__(self, relay: RelayControl, recording_path: Path) -> None:
+    def __init__(
+        self,
+        relay: RelayControl,
+        recording_path: Path,
+        sdp_cache: sdp.ParseCache | None = None,
+        music_on_hold: Path | None = None,
+    ) -> None:
+        """``sdp_cache``: shared with whoever parsed the call's SDP before (the SIP service);
+        by default the call's own. ``music_on_hold``: a checked 8 kHz mono 16-bit WAV file."""
         self._relay = relay
         self._recording_path = recording_path
+        self._sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache(8)
+        self._music_on_hold = music_on_hold
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
         self._sandboxes: set[int] = set()  # endpoint ids of sandbox phones the relay plays
 
     def new_side(self, label: str, video: bool) -> RelaySide:
-        side = RelaySide(self._relay, video)
+        side = RelaySide(self._relay, video, self._sdp_cache)
         self._sides.append(side)
         return side
 
@@ -230,30 +271,37 @@ class RelayMedia:
         self._bridges[a.id] = b
         self._bridges[b.id] = a
 
-    def bridge(self, a: MediaSide, b: MediaSide) -> None:
+    async def bridge(self, a: MediaSide, b: MediaSide) -> None:
         a, b = _relay_side(a), _relay_side(b)
         self._pair(a.audio, b.audio)
         if a.video is not None and b.video is not None:
             self._pair(a.video, b.video)
 
-    def play_tone(self, side: MediaSide, frequency: float) -> None:
+    async def play_tone(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
         self._relay.play_tone(side.audio, frequency)
 
-    def stop_tone(self, side: MediaSide) -> None:
+    async def stop_tone(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_tone(side.audio)
 
-    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+    async def play_music(self, side: MediaSide) -> None:
+        side = _relay_side(side)
+        if self._music_on_hold is None:
+            self._relay.play_tone(side.audio, HOLD_MUSIC_HZ)
+        else:
+            self._relay.play_audio(side.audio, str(self._music_on_hold))
+
+    async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         side = _relay_side(side)
         self._relay.generate(side.audio, frequency)  # PCMU, as a sandbox's SDP would say
         self._sandboxes.add(side.audio.id)
 
-    def stop_sandbox(self, side: MediaSide) -> None:
+    async def stop_sandbox(self, side: MediaSide) -> None:
         side = _relay_side(side)
         self._relay.stop_generating(side.audio)
 
-    def set_hold(self, side: MediaSide, held: bool) -> None:
+    async def set_hold(self, side: MediaSide, held: bool) -> None:
         side = _relay_side(side)
         # The held party neither hears nor is heard (the re-INVITE tells it a=sendonly).
         self._relay.set_direction(side.audio, send=not held, receive=not held)
@@ -346,6 +394,11 @@ class RelayMedia:
                     self._relay.release(ep)
         self._sides.clear()
         self._bridges.clear()
+
+    async def watch(self) -> str:
+        # A relay process that dies stops the whole server (b2bua.server): nothing per call.
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
 
 
 def audio_codec(data: bytes | None) -> tuple[int, str] | None:

@@ -19,12 +19,16 @@ from engine.call_types import (
     Control,
     ForkFailed,
     Hold,
+    Park,
+    PickUp,
     Recording,
     Supervise,
     Transfer,
+    UnPark,
 )
 from engine.fork import fork
 from engine.model import Disposition
+from engine.parking import park
 from engine.supervise import supervise, talking
 
 if TYPE_CHECKING:
@@ -47,16 +51,16 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
         try:
             # Bounded: a phone that never answers must not hold up hang-ups behind it.
             with trio.fail_after(HOLD_ANSWER_SECONDS):
-                answer = await connected.leg.reinvite(_hold_sdp(connected, request.held))
+                answer = await connected.leg.reinvite(await _hold_sdp(connected, request.held))
             if answer:
-                connected.side.apply_remote(answer)
+                await connected.side.apply_remote(answer)
         except Exception as exc:  # 488/491/408 or no answer in time: the call goes on
             logger.warning(
                 "call %s: re-INVITE of %s failed: %s", controller.call.id, party.number, exc
             )
             controller._changed("hold_failed", {"party": party.number, "error": str(exc)})
             return
-        controller._media.set_hold(connected.side, request.held)
+        await controller._media.set_hold(connected.side, request.held)
         party.on_hold = controller._now() if request.held else None
         controller._changed("hold" if request.held else "unhold", {"party": party.number})
     elif isinstance(request, Recording):
@@ -81,13 +85,19 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
             controller._changed("recording_stopped", {})
     elif isinstance(request, Transfer):
         await _transfer(controller, request)
+    elif isinstance(request, Park):
+        await park(controller, request)
+    elif isinstance(request, UnPark | PickUp):  # raced a change: not parked, or not ringing
+        name = "unpark" if isinstance(request, UnPark) else "pickup"
+        cause = "the call is not parked" if name == "unpark" else "the call is not ringing"
+        controller._changed(f"{name}_failed", {"cause": cause})
     elif isinstance(request, Supervise):
         await supervise(controller, request)
 
 
-def _hold_sdp(connected: Connected, held: bool) -> bytes:
+async def _hold_sdp(connected: Connected, held: bool) -> bytes:
     direction = "sendonly" if held else "sendrecv"
-    return connected.side.offer(connected.side.accepted, direction)
+    return await connected.side.offer(connected.side.accepted, direction)
 
 
 async def _transfer(controller: SimpleCall, request: Transfer) -> None:
@@ -103,36 +113,36 @@ async def _transfer(controller: SimpleCall, request: Transfer) -> None:
         controller._changed("transfer_failed", {"cause": f"no media ports: {exc}"})
         return
     controller.call.parties.append(request.target)
-    controller._media.play_tone(staying.side, RINGBACK_HZ)
+    await controller._media.play_tone(staying.side, RINGBACK_HZ)
     controller._transfer_staying = request.party_index
     try:
         new = await fork(
             controller,
             [request.target],
             side_c,
-            side_c.offer(staying.side.accepted),
+            await side_c.offer(staying.side.accepted),
             controller.call.caller_id_destination,
             request.wait_for_pickup,
         )
     except ForkFailed as failed:
         # The transfer target did not answer: the original call goes on, if it still can.
-        controller._media.stop_tone(staying.side)
+        await controller._media.stop_tone(staying.side)
         controller._changed("transfer_failed", {"cause": failed.cause})
         others = [c for i, c in controller._connected.items() if i != request.party_index]
         if not others:
             raise CallEnded(Disposition.ANSWERED, f"transfer failed: {failed.cause}") from None
-        controller._media.bridge(staying.side, others[0].side)
+        await controller._media.bridge(staying.side, others[0].side)
         return
     finally:
         controller._transfer_staying = None
-    controller._media.stop_tone(staying.side)
+    await controller._media.stop_tone(staying.side)
     for index, connected in list(controller._connected.items()):
         if index not in (request.party_index, controller._index_of(new.party)):
             connected.party.hangup_cause = "transferred"
             connected.party.ended = controller._now()
-            controller._keep_stats(connected)
+            await controller._keep_stats(connected)
             del controller._connected[index]
             controller._bye_soon(connected.leg)
-    controller._media.bridge(staying.side, new.side)
-    controller._tone_for_sandbox(new)
+    await controller._media.bridge(staying.side, new.side)
+    await controller._tone_for_sandbox(new)
     controller._changed("transferred", {"to": request.target.number})

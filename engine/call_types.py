@@ -16,25 +16,39 @@ from engine.legs import Leg, LegEvent
 from engine.model import Disposition, Party, PhoneCall
 
 RINGBACK_HZ = 425.0  # ETSI ringback frequency (played continuously; see docs)
+HOLD_MUSIC_HZ = 350.0  # the built-in music on hold: a steady low tone (no file configured)
 
 
 # --- what the controller needs from its collaborators -------------------------------------
 
 
-class MediaSide(Protocol):
-    """One anchored side of the relay (the ports one party talks to)."""
+class MediaUnavailable(Exception):
+    """The media backend could not do what a call needed (rtpengine not answering): the call
+    ends with this message as its cause, which names the backend."""
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
-        """An SDP offer with our address; mirror the codecs of ``template`` when given."""
+
+class MediaSide(Protocol):
+    """One anchored side of the media backend (where one party's media goes).
+
+    The async methods may need a round trip to the backend (rtpengine's ng protocol) and raise
+    ``MediaUnavailable`` when it fails; ``reanswer``/``reoffer`` answer a party's own
+    re-INVITE at once, from what the side already has (a SIP session asks synchronously)."""
+
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        """An SDP offer to this party; mirror the codecs of ``template`` when given."""
         ...
 
-    def answer(self, offer: bytes) -> bytes:
+    async def answer(self, offer: bytes) -> bytes:
         """Our SDP answer to a party's offer (inbound calls)."""
         ...
 
-    def apply_remote(self, sdp: bytes | None) -> None:
+    async def apply_remote(self, sdp: bytes | None) -> None:
         """The party's SDP (answer or early media): where to send until latching."""
         ...
+
+    def reanswer(self, offer: bytes) -> bytes: ...
+
+    def reoffer(self) -> bytes: ...
 
     @property
     def accepted(self) -> bytes | None:
@@ -43,24 +57,29 @@ class MediaSide(Protocol):
 
 
 class CallMedia(Protocol):
-    """The relay as one call sees it."""
+    """The media backend as one call sees it (the built-in relay, or rtpengine)."""
 
     def new_side(self, label: str, video: bool) -> MediaSide: ...
 
-    def bridge(self, a: MediaSide, b: MediaSide) -> None: ...
+    async def bridge(self, a: MediaSide, b: MediaSide) -> None: ...
 
-    def play_tone(self, side: MediaSide, frequency: float) -> None: ...
+    async def play_tone(self, side: MediaSide, frequency: float) -> None: ...
 
-    def stop_tone(self, side: MediaSide) -> None: ...
+    async def stop_tone(self, side: MediaSide) -> None: ...
 
-    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
-        """The party of ``side`` is a sandbox number, played by the relay: it sends a tone
-        to whoever it is bridged with, and its counters show what it sent and received."""
+    async def play_music(self, side: MediaSide) -> None:
+        """Music on hold to the party of ``side`` (the configured file, else a tone), looped
+        until ``stop_tone``."""
         ...
 
-    def stop_sandbox(self, side: MediaSide) -> None: ...
+    async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+        """The party of ``side`` is a sandbox number, played by the backend: it sends a tone
+        to whoever it is bridged with."""
+        ...
 
-    def set_hold(self, side: MediaSide, held: bool) -> None: ...
+    async def stop_sandbox(self, side: MediaSide) -> None: ...
+
+    async def set_hold(self, side: MediaSide, held: bool) -> None: ...
 
     def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
         """Mix the audio of ``sides`` (G.711 only: else ValueError or MediaError, nothing
@@ -79,7 +98,8 @@ class CallMedia(Protocol):
         """Finish the recording (the file is complete when this returns)."""
 
     def stats(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
-        """The counters of each side, in order (one relay round trip for all of them)."""
+        """The counters of each side, in order, read at once (empty where that needs a
+        round trip the caller cannot wait for)."""
         ...
 
     async def finish(self, sides: Sequence[MediaSide]) -> list[dict[str, dict[str, int]]]:
@@ -89,6 +109,11 @@ class CallMedia(Protocol):
 
     def close(self) -> None:
         """Release everything now (the engine stops): finishes a recording too."""
+
+    async def watch(self) -> str:
+        """Return (with the cause) when this call's media is lost; never for the relay,
+        whose death stops the whole server."""
+        ...
 
 
 class LegFactory(Protocol):
@@ -144,7 +169,30 @@ class Supervise:
     wait_for_pickup: float
 
 
-Control = Hangup | Hold | Transfer | Recording | Supervise
+@dataclass(frozen=True, slots=True)
+class Park:
+    parker_index: int  # the party that parks (released with BYE)
+    parked_index: int  # the party parked (hears music on hold)
+    max_in_parking: float  # seconds until the parker is rung back
+    position: int  # the parking slot (reserved by the engine)
+    ring_back: Party  # the parker's extension, as a new party to ring at maxInParking
+
+
+@dataclass(frozen=True, slots=True)
+class UnPark:
+    target: Party  # sendCallTo: takes the parked party
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+@dataclass(frozen=True, slots=True)
+class PickUp:
+    target: Party  # sendCallTo: answers instead of the ringing destination
+    caller_id: str | None
+    wait_for_pickup: float
+
+
+Control = Hangup | Hold | Transfer | Recording | Supervise | Park | UnPark | PickUp
 
 
 @dataclass(frozen=True, slots=True)

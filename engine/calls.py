@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 import trio
 
@@ -50,6 +51,7 @@ from engine.call_types import (
     InboundSource,
     LegMessage,
     MediaSide,
+    MediaUnavailable,
     bind_media,
     status_for_disposition,
 )
@@ -118,6 +120,11 @@ class SimpleCall:
                     disposition, cause = Disposition.ANSWERED, "normal clearing"
                 except CallEnded as ended:
                     disposition, cause = ended.disposition, ended.cause
+                except MediaUnavailable as exc:  # rtpengine not answering: the cause names it
+                    disposition = Disposition.ANSWERED if call.bridged else Disposition.FAILED
+                    cause = str(exc)
+                    if self._inbound is not None and not self._inbound_done:
+                        self._inbound.final_status = 503
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._hang_up_everything(cause)
@@ -143,6 +150,8 @@ class SimpleCall:
     async def _run(self) -> None:
         call = self.call
         self._media = self.ctx.media(call)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._watch_media, self._media)
         sources = [p for p in call.parties if p.role == "source"]
         destinations = [p for p in call.parties if p.role == "destination"]
         sandbox_involved = any(p.kind == "sandbox" for p in call.parties)
@@ -155,7 +164,12 @@ class SimpleCall:
             self._changed("calling_source")
             side_a = self._new_side("a")
             source = await fork(
-                self, sources, side_a, side_a.offer(None), call.caller_id, call.wait_for_pickup
+                self,
+                sources,
+                side_a,
+                await side_a.offer(None),
+                call.caller_id,
+                call.wait_for_pickup,
             )
         source_answered_at = trio.current_time()
         if call.answered is None:
@@ -171,14 +185,14 @@ class SimpleCall:
             source.party.status = PartyStatus.OTHER_SIDE_RINGING
             self._changed("calling_destination")
             if source.party.kind != "sandbox":
-                self._media.play_tone(source.side, RINGBACK_HZ)
+                await self._media.play_tone(source.side, RINGBACK_HZ)
             side_b = self._new_side("b")
             try:
                 dest = await fork(
                     self,
                     destinations,
                     side_b,
-                    side_b.offer(source.side.accepted),
+                    await side_b.offer(source.side.accepted),
                     call.caller_id_destination,
                     call.wait_for_pickup,
                     early_media_to=source,
@@ -191,9 +205,9 @@ class SimpleCall:
                 # The caller gets its 200 OK only now: the destination answered.
                 await self._accept_inbound(self._inbound, source, dest)
             # Phase 3: bridged.
-            self._media.stop_tone(source.side)
-            self._media.bridge(source.side, dest.side)
-            self._tone_for_sandbox(source, dest)
+            await self._media.stop_tone(source.side)
+            await self._media.bridge(source.side, dest.side)
+            await self._tone_for_sandbox(source, dest)
             source.party.status = PartyStatus.ON_CALL
             call.state = CallState.BRIDGED
             call.bridged = self._now()
@@ -204,6 +218,12 @@ class SimpleCall:
                 Disposition.ANSWERED if call.bridged else Disposition.NO_ANSWER,
                 "call duration reached",
             )
+
+    async def _watch_media(self, media: CallMedia) -> None:
+        """The media backend lost this call's media (rtpengine died): hang up, saying so."""
+        cause = await media.watch()
+        logger.warning("call %s: %s", self.call.id, cause)
+        self.control(Hangup(cause))
 
     async def _answer_inbound(self, inbound: InboundSource) -> Connected:
         """A SIP caller (the softswitch case): answer its offer from side A with a 183 and
@@ -216,7 +236,9 @@ class SimpleCall:
             inbound.final_status = 503
             raise
         try:
-            self._inbound_answer = side_a.answer(inbound.offer) if inbound.offer else None
+            self._inbound_answer = await side_a.answer(inbound.offer) if inbound.offer else None
+        except MediaUnavailable:
+            raise  # not the caller's fault: 503 (see run)
         except Exception as exc:  # an offer we cannot answer
             inbound.final_status = 488
             raise CallEnded(Disposition.FAILED, f"unusable SDP offer: {exc}") from None
@@ -239,7 +261,7 @@ class SimpleCall:
             return
         # Late offer: the 200 carries our offer (with the codecs the destination chose), the
         # caller's ACK the answer (RFC 3261 §13.2.1, RFC 3264).
-        answer = await inbound.accept(source.side.offer(dest.side.accepted))
+        answer = await inbound.accept(await source.side.offer(dest.side.accepted))
         if not answer:
             raise CallEnded(Disposition.FAILED, "the caller's ACK carried no SDP answer")
         try:
@@ -250,15 +272,15 @@ class SimpleCall:
             ) from None
         if not any(m.port for m in parsed.media):
             raise CallEnded(Disposition.FAILED, "the caller's SDP answer rejected every stream")
-        source.side.apply_remote(answer)
+        await source.side.apply_remote(answer)
 
-    def _tone_for_sandbox(self, *connected: Connected) -> None:
+    async def _tone_for_sandbox(self, *connected: Connected) -> None:
         """An answered sandbox number sends a tone to the other party, so media can be checked:
         the relay plays it as a phone of its own, so its counters show what it sent and got."""
         assert self._media is not None
         for c in connected:
             if c.party.kind == "sandbox":
-                self._media.start_sandbox(c.side, SANDBOX_TONE_HZ)
+                await self._media.start_sandbox(c.side, SANDBOX_TONE_HZ)
 
     def _index_of(self, party: Party) -> int:
         """The index of this very party (``Party`` compares by value; two may be equal)."""
@@ -275,14 +297,14 @@ class SimpleCall:
                 if connected.leg is leg:
                     party = self.call.parties[index]
                     if is_supervisor(party):  # it leaves; the call goes on as it was
-                        supervisor_hung_up(self, connected)
+                        await supervisor_hung_up(self, connected)
                         return
                     cause = f"{party.role} hung up"
                     if isinstance(event, LegFailed):
                         cause = f"{party.role} leg failed: {event.status} {event.reason}"
                     party.hangup_cause = cause
                     party.ended = self._now()
-                    self._keep_stats(connected)
+                    await self._keep_stats(connected)
                     del self._connected[index]
                     if leg is self._inbound:
                         self._inbound_done = True
@@ -313,9 +335,15 @@ class SimpleCall:
     # --- legs -------------------------------------------------------------------------------
 
     async def _pump(self, leg: Leg, offer: bytes | None) -> None:
-        """Forward one leg's events to the controller until the leg is over."""
+        """Forward one leg's events to the controller until the leg is over: a SIP leg hands
+        them over as they happen (``forward_events``: no task waits for them), others are
+        read here."""
         try:
             await leg.start(offer)
+            forward = getattr(leg, "forward_events", None)
+            if forward is not None:
+                forward(partial(self._forwarded, leg))
+                return
             while True:
                 event = await leg.next_event()
                 await self._send.send(LegMessage(leg, event))
@@ -328,14 +356,37 @@ class SimpleCall:
             with trio.move_on_after(1):
                 await self._send.send(LegMessage(leg, LegFailed(500, f"internal error: {exc}")))
 
+    def _forwarded(self, leg: Leg, event: LegEvent) -> bool:
+        try:
+            self._send.send_nowait(LegMessage(leg, event))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return True  # the call is over: nobody wants it
+        except trio.WouldBlock:
+            return False
+        return True
+
     def _cancel_leg(self, leg: Leg) -> None:
         assert self._nursery is not None
         self._cancelled_legs[id(leg)] = leg
-        self._nursery.start_soon(self._shielded, leg.cancel)
+        if not self._at_once(leg, "cancel_nowait"):
+            self._nursery.start_soon(self._shielded, leg.cancel)
 
     def _bye_soon(self, leg: Leg) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(self._bye_leg, leg)
+        if not self._at_once(leg, "bye_nowait"):
+            self._nursery.start_soon(self._bye_leg, leg)
+
+    def _at_once(self, leg: Leg, name: str) -> bool:
+        """Hang ``leg`` up now when it can do so without waiting (a SIP leg: the request
+        only goes out), sparing a task; False when it needs one."""
+        action: Callable[[], None] | None = getattr(leg, name, None)
+        if action is None:
+            return False
+        try:
+            action()
+        except Exception:
+            logger.exception("call %s: cleanup failed", self.call.id)
+        return True
 
     async def _bye_leg(self, leg: Leg) -> None:
         await self._shielded(leg.bye)
@@ -356,25 +407,31 @@ class SimpleCall:
             inbound is not None
             and not self._inbound_done
             and all(c.leg is not inbound for c in connected)
-        ):
             # The caller was never connected (e.g. no media ports): it still gets its final
             # response, the status in ``final_status``.
+            and not self._at_once(inbound, "bye_nowait")
+        ):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._shielded, inbound.bye)
-        async with trio.open_nursery() as nursery:
-            for c in connected:
-                if c.party.ended is None:
-                    c.party.ended = self._now()
-                    c.party.hangup_cause = c.party.hangup_cause or cause
-                nursery.start_soon(self._bye_leg, c.leg)
+        waiting = []
         for c in connected:
-            self._keep_stats(c)
+            if c.party.ended is None:
+                c.party.ended = self._now()
+                c.party.hangup_cause = c.party.hangup_cause or cause
+            if not self._at_once(c.leg, "bye_nowait"):
+                waiting.append(c.leg)
+        if waiting:
+            async with trio.open_nursery() as nursery:
+                for leg in waiting:
+                    nursery.start_soon(self._bye_leg, leg)
+        for c in connected:
+            await self._keep_stats(c)
 
-    def _keep_stats(self, connected: Connected) -> None:
+    async def _keep_stats(self, connected: Connected) -> None:
         """Note a leaving party whose media counters go into the record (its side stays
         allocated until the call's media closes, so they can still be read then)."""
         if connected.party.kind == "sandbox" and self._media is not None:
-            self._media.stop_sandbox(connected.side)  # it left: it sends no more
+            await self._media.stop_sandbox(connected.side)  # it left: it sends no more
         self._stats_due.append((connected.party, connected.side))
 
     def _new_side(self, label: str) -> MediaSide:

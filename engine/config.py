@@ -48,6 +48,8 @@ from engine.config_values import (
     parse_transport_address,
     type_name,
 )
+from engine.media.tone import read_wav
+from engine.rtpengine.client import parse_instance
 from engine.store.interface import StoreError
 from engine.store.url import parse_store_url
 from sip.errors import RemoteProtocolError
@@ -71,10 +73,12 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "trace_memory",
         }
     ),
-    "media": frozenset({"address", "ports"}),
+    "media": frozenset({"address", "ports", "backend", "rtpengine"}),
     "api": frozenset({"listen", "public_url", "callback_allow"}),
     "store": frozenset({"url"}),
-    "calls": frozenset({"wait_for_pickup", "max_duration", "drain"}),
+    "calls": frozenset(
+        {"wait_for_pickup", "max_duration", "drain", "max_in_parking", "music_on_hold"}
+    ),
     "directory": frozenset({"file"}),
     "cluster": frozenset({"node", "secret", "heartbeat", "failover"}),
 }
@@ -212,7 +216,46 @@ def _parse_media(data: dict[str, Any], problems: Problems) -> MediaConfig:
     if "address" in data:
         address = problems.check(d.address, lambda: check_host("media.address", data["address"]))
     ports = problems.check(d.ports, lambda: _ports(data["ports"])) if "ports" in data else d.ports
-    return MediaConfig(address=address, ports=ports)
+    backend = d.backend
+    if "backend" in data:
+        backend = problems.check(d.backend, lambda: _backend(data["backend"]))
+    rtpengine = d.rtpengine
+    if "rtpengine" in data:
+        rtpengine = problems.check(d.rtpengine, lambda: _rtpengine(data["rtpengine"]))
+    if (
+        backend == "rtpengine"
+        and not rtpengine
+        and not any(key.startswith("media.rtpengine") for key, _ in problems.found)
+    ):
+        problems.found.append(
+            (
+                "media.rtpengine",
+                'backend = "rtpengine" needs its ng addresses, e.g. ["udp:127.0.0.1:2223"]',
+            )
+        )
+    return MediaConfig(address=address, ports=ports, backend=backend, rtpengine=rtpengine)
+
+
+MEDIA_BACKENDS = ("relay", "rtpengine")
+
+
+def _backend(value: Any) -> str:
+    text = check_string("media.backend", value)
+    if text not in MEDIA_BACKENDS:
+        raise ConfigError("media.backend", f"expected 'relay' or 'rtpengine', got {text!r}")
+    return text
+
+
+def _rtpengine(value: Any) -> tuple[str, ...]:
+    texts = check_strings("media.rtpengine", value, empty_ok=True)
+    problems = Problems()
+    for i, text in enumerate(texts):
+        try:
+            parse_instance(text)
+        except ValueError as exc:
+            problems.found.append((f"media.rtpengine[{i}]", str(exc)))
+    problems.raise_any()
+    return tuple(texts)
 
 
 def _api_listen(value: Any) -> tuple[str, int]:
@@ -294,7 +337,7 @@ def _parse_store(data: dict[str, Any], problems: Problems) -> StoreConfig:
     return StoreConfig(url=problems.check(DEFAULT_STORE_URL, lambda: _store_url(data["url"])))
 
 
-def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
+def _parse_calls(data: dict[str, Any], base: Path, problems: Problems) -> CallsConfig:
     d = CallsConfig()
 
     def get(name: str, default: T, parse: Callable[[Any], T]) -> T:
@@ -312,20 +355,40 @@ def _parse_calls(data: dict[str, Any], problems: Problems) -> CallsConfig:
             lambda v: check_int("calls.max_duration", v, 1, 7 * 86400),
         ),
         drain=get("drain", d.drain, lambda v: check_seconds("calls.drain", v)),
+        max_in_parking=get(
+            "max_in_parking",
+            d.max_in_parking,
+            lambda v: check_int("calls.max_in_parking", v, 10, 3600),
+        ),
+        music_on_hold=get("music_on_hold", None, lambda v: _music_on_hold(v, base)),
     )
 
 
+def _music_on_hold(value: Any, base: Path) -> Path:
+    """An 8 kHz mono 16-bit WAV file, read once here so that a bad one stops the start."""
+    path = _existing_file("calls.music_on_hold", value, base)
+    try:
+        read_wav(str(path))
+    except ValueError as exc:
+        raise ConfigError("calls.music_on_hold", str(exc)) from None
+    return path
+
+
 def _directory_file(value: Any, base: Path) -> Path:
-    text = check_string("directory.file", value)
+    return _existing_file("directory.file", value, base)
+
+
+def _existing_file(key: str, value: Any, base: Path) -> Path:
+    text = check_string(key, value)
     if not text:
-        raise ConfigError("directory.file", "empty path")
+        raise ConfigError(key, "empty path")
     try:
         path = (base / Path(text).expanduser()).resolve()
         exists = path.is_file()
     except (OSError, RuntimeError, ValueError) as exc:  # no home dir, NUL byte, loops...
-        raise ConfigError("directory.file", f"bad path {text!r}: {exc}") from None
+        raise ConfigError(key, f"bad path {text!r}: {exc}") from None
     if not exists:
-        raise ConfigError("directory.file", f"no such file: {path}")
+        raise ConfigError(key, f"no such file: {path}")
     return path
 
 
@@ -407,7 +470,7 @@ def config_from_dict(data: dict[str, Any], base: Path) -> Config:
         media=_parse_media(sections.get("media", {}), problems),
         api=_parse_api(sections.get("api", {}), problems),
         store=_parse_store(sections.get("store", {}), problems),
-        calls=_parse_calls(sections.get("calls", {}), problems),
+        calls=_parse_calls(sections.get("calls", {}), base, problems),
         directory=_parse_directory(sections.get("directory", {}), base, problems),
         cluster=_parse_cluster(sections.get("cluster", {}), problems),
     )
@@ -463,8 +526,10 @@ def render_config(config: Config) -> str:
         f"trace_memory = {sip.trace_memory}",
         "",
         "[media]",
+        f"backend = {_toml_string(config.media.backend)}",
         f"address = {_toml_string(config.media.address)}",
         f"ports = [{config.media.ports[0]}, {config.media.ports[1]}]",
+        f"rtpengine = {strings(config.media.rtpengine)}",
         "",
         "[api]",
         f"listen = {_toml_string(f'{format_host(api.host)}:{api.port}')}",
@@ -482,7 +547,10 @@ def render_config(config: Config) -> str:
         f"wait_for_pickup = {config.calls.wait_for_pickup}",
         f"max_duration = {config.calls.max_duration}",
         f"drain = {config.calls.drain!r}",
+        f"max_in_parking = {config.calls.max_in_parking}",
     ]
+    if config.calls.music_on_hold is not None:
+        lines.append(f"music_on_hold = {_toml_string(str(config.calls.music_on_hold))}")
     if config.directory.file is not None:
         lines += ["", "[directory]", f"file = {_toml_string(str(config.directory.file))}"]
     else:

@@ -107,8 +107,10 @@ class SipConfig:
 
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
-    address: str = "127.0.0.1"
-    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1
+    address: str = "127.0.0.1"  # the relay's (backend "relay")
+    ports: tuple[int, int] = (20000, 29999)  # even RTP ports, RTCP = RTP + 1 (relay)
+    backend: str = "relay"  # "relay" (built in) or "rtpengine"
+    rtpengine: tuple[str, ...] = ()  # its ng control sockets, "udp:HOST:PORT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class CallsConfig:
     wait_for_pickup: int = 25  # default waitForPickup, seconds
     max_duration: int = 3600  # default callDuration, seconds
     drain: float = 10  # seconds given to live calls on shutdown
+    max_in_parking: int = 180  # default maxInParking of Park: seconds until the ring-back
+    music_on_hold: Path | None = None  # 8 kHz mono 16-bit WAV; None: the built-in tone
 
 
 @dataclass(frozen=True, slots=True)

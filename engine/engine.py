@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from engine import parking_rules
 from engine.call_types import (
     CallContext,
     CallMedia,
@@ -40,6 +41,7 @@ from engine.errors import (
     CallNotBridged,
     CallNotFound,
     CallNotLive,
+    CallParked,
     EngineDraining,
     NumberNotAParty,
     PublicTransferNotAllowed,
@@ -59,7 +61,15 @@ from engine.model import (
     PhoneCall,
     new_call_id,
 )
-from engine.numbers import ExtensionTarget, NumberError, PublicTarget, SandboxTarget, resolve
+from engine.numbers import (
+    ExtensionTarget,
+    NumberError,
+    PublicTarget,
+    SandboxTarget,
+    Target,
+    resolve,
+    target_of,
+)
 from engine.sandbox import SandboxLeg, plan_for
 from engine.store.interface import StoreUnavailable
 from engine.store.service import StoreService
@@ -74,6 +84,7 @@ logger = logging.getLogger(__name__)
 SUPPORTED_ACTIONS = frozenset(
     {"Transfer", "TransferToVoicemail", "OnHold", "OffHold", "StartRecording", "StopRecording"}
     | set(SUPERVISE_ACTIONS)
+    | {"Park", "UnPark", "PickUp"}
 )
 
 
@@ -94,6 +105,8 @@ class OriginateRequest:
     allow_public_transfer: bool = False
     video: bool = False
     status_callback: str | None = None
+    # where numbers ring, when the caller resolved them already (the API's checks did)
+    targets: Mapping[str, Target] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +120,9 @@ class CallAction:
     transfer_from_number: str | None = None
     format: str | None = None
     wait_for_pickup: int | None = None
-    caller_id: str | None = None  # shown to the party an action rings (Monitor, Whisper...)
+    caller_id: str | None = None  # shown to the party an action rings (Monitor, UnPark...)
     private_whisper: bool = False  # Whisper's privateW: the whisperer hears nobody
+    max_in_parking: int | None = None  # Park; None: [calls] max_in_parking
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,9 @@ class Engine:
         self.listeners: list[Callable[[PhoneCall, CallEvent], None]] = []
         self._shortage_warning = ThrottledWarning(logger)
         self.recovered: list[PhoneCall] = []  # ended by recover(), for their final callbacks
+        self.parking = parking_rules.ParkingLot()
+        self.recording_unavailable: str | None = None  # the media backend cannot record: why
+        self.mixing_unavailable: str | None = None  # the media backend cannot mix (listen-in): why
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -263,10 +280,11 @@ class Engine:
             published=self._wall_clock(),
             node=self.config.cluster.node,
         )
+        org, targets = req.organization_id, req.targets
         for number in req.sources:
-            call.parties.append(self.make_party(number, "source", req.organization_id))
+            call.parties.append(self.make_party(number, "source", org, targets.get(number)))
         for number in req.destinations:
-            call.parties.append(self.make_party(number, "destination", req.organization_id))
+            call.parties.append(self.make_party(number, "destination", org, targets.get(number)))
         call.events = 1  # "created", published by _start
         if req.nonce is not None:  # atomic across nodes: one create wins a user's nonce
             winner = await self.store.aclaim_nonce(req.user_id, req.nonce, call.id)
@@ -303,12 +321,20 @@ class Engine:
         destination: str,
         video: bool,
         make_leg: Callable[[int, str], InboundSource],
+        destination_target: Target | None = None,
     ) -> PhoneCall:
         """An INVITE from a registered device or a trusted peer: record it as a PhoneCall
-        (origin ``sip``) and connect it to ``destination`` through the relay."""
+        (origin ``sip``) and connect it to ``destination`` through the relay.
+        ``destination_target``: where ``destination`` rings, when the caller resolved it."""
         if self.draining:
             raise EngineDraining("the server is shutting down")
-        charged = caller_extension or self._charged_extension(destination, organization_id)
+        if destination_target is None:
+            destination_party = self.make_party(destination, "destination", organization_id)
+        else:
+            destination_party = self.make_party(
+                destination, "destination", organization_id, destination_target
+            )
+        charged = caller_extension or self._charged_extension(destination_party, organization_id)
         caller_id = (
             caller_extension.caller_id if caller_extension and caller_extension.caller_id else None
         ) or (f"{caller_name} <{caller_number}>" if caller_name else caller_number)
@@ -334,33 +360,38 @@ class Engine:
             source = Party(caller_number, "source", "public", flow=Flow.INCOMING)
         source.status = PartyStatus.OFF_HOOK
         call.parties.append(source)
-        call.parties.append(self.make_party(destination, "destination", organization_id))
+        call.parties.append(destination_party)
         call.events = 1  # "created", published by _start
         self.store.save_call(call)
         self._start(call, inbound=make_leg(0, f"caller {caller_number}"))
         return call
 
-    def _charged_extension(self, destination: str, organization_id: int) -> Extension | None:
+    def _charged_extension(self, destination: Party, organization_id: int) -> Extension | None:
         """A trusted peer's call is charged to the extension it reaches, else to the first
         Phone Terminal of the peer's organization."""
-        ext = self.directory.find_extension(destination, organization_id)
-        if ext is not None:
-            return ext
+        if isinstance(destination.target, ExtensionTarget):
+            return destination.target.extension
         for candidate in self.directory.extensions_of(organization_id):
             if candidate.type is ExtensionType.PHONE_TERMINAL:
                 return candidate
         return None
 
-    def make_party(self, number: str, role: str, organization_id: int) -> Party:
-        try:
-            target = resolve(number, self.directory, organization_id, allow_short=True)
-        except NumberError:
-            return Party(number=number, role=role, kind="public", flow=Flow.OUTGOING)
+    def make_party(
+        self, number: str, role: str, organization_id: int, target: Target | None = None
+    ) -> Party:
+        """A party for ``number``, resolved here (or given its ``target`` when the caller
+        resolved it already) and only here: the legs and the charge use ``party.target``."""
+        if target is None:
+            try:
+                target = resolve(number, self.directory, organization_id, allow_short=True)
+            except NumberError as exc:
+                return Party(number, role, "public", flow=Flow.OUTGOING, target=exc)
         if isinstance(target, ExtensionTarget):
-            return Party(number, role, "extension", target.extension.extended, flow=Flow.LOCAL)
+            extended = target.extension.extended
+            return Party(number, role, "extension", extended, flow=Flow.LOCAL, target=target)
         if isinstance(target, SandboxTarget):
-            return Party(number, role, "sandbox", flow=Flow.LOCAL)
-        return Party(number, role, "public", flow=Flow.OUTGOING)
+            return Party(number, role, "sandbox", flow=Flow.LOCAL, target=target)
+        return Party(number, role, "public", flow=Flow.OUTGOING, target=target)
 
     def _start(self, call: PhoneCall, **kwargs: Any) -> SimpleCall:
         if self._nursery is None:
@@ -394,13 +425,15 @@ class Engine:
 
     def _legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         if party.kind == "sandbox":
-            target = resolve(party.number, self.directory, call.organization_id)
+            target = target_of(party, self.directory, call.organization_id)
             assert isinstance(target, SandboxTarget)
             return [SandboxLeg(party.number, plan_for(target.index, self._rng))]
         return self.legs.legs_for(call, party, caller_id)
 
     def _rate_for(self, party: Party) -> float:
-        route = self.directory.route_for(party.number)
+        if isinstance(party.target, PublicTarget):
+            return party.target.route.rate
+        route = self.directory.route_for(party.number)  # e.g. an inbound public caller
         return route.rate if route is not None else 0.0
 
     # --- observer (called by SimpleCall) ------------------------------------------------------
@@ -416,6 +449,8 @@ class Engine:
         # least every seq a receiver may have seen, so the final event recover() makes for it
         # cannot reuse one (receivers drop duplicates by X-Event-Id CALLID:SEQ).
         call.events += 1
+        if event in ("unparked", "park_failed", "ended"):
+            self.parking.release(call.id)
         try:
             self.store.save_call(call, durable=call.status_callback is not None)
         except Exception:
@@ -595,7 +630,11 @@ class Engine:
             raise CallNotLive(call_id)
         call = entry.runner.call
         request: Control
+        if action.action != "UnPark" and parking_rules.is_parked(call):
+            raise CallParked(f"the call is parked: {action.action} waits until it is unparked")
         if action.action in SUPERVISE_ACTIONS:
+            if self.mixing_unavailable is not None:
+                raise ActionNotSupported(f"{action.action}: {self.mixing_unavailable}")
             request = supervise_request(call, action, entry.runner, self.directory, self.make_party)
         else:
             request = self._control_for(call, action)
@@ -604,10 +643,18 @@ class Engine:
 
     def _control_for(self, call: PhoneCall, action: CallAction) -> Control:
         name = action.action
+        if name == "UnPark":
+            return parking_rules.unpark_for(self, call, action)
+        if name == "Park":
+            return parking_rules.park_for(self, call, action)
+        if name == "PickUp":
+            return parking_rules.pick_up_for(self, call, action)
         if name in ("OnHold", "OffHold", "StartRecording", "StopRecording"):
             if call.state is not CallState.BRIDGED:
                 raise CallNotBridged(f"{name} needs a connected call")
             if name in ("StartRecording", "StopRecording"):
+                if self.recording_unavailable is not None:
+                    raise ActionNotSupported(f"{name}: {self.recording_unavailable}")
                 if action.format not in (None, "wav"):
                     raise RecordingFormatUnsupported(
                         f"recording format {action.format!r} unsupported"
@@ -728,8 +775,13 @@ async def open_engine(
     legs: LegProvider | None = None,
     wall_clock: Callable[[], datetime] | None = None,
     rng: random.Random | None = None,
+    recording_unavailable: str | None = None,
+    mixing_unavailable: str | None = None,
 ) -> AsyncIterator[Engine]:
-    """Run an engine for the duration of the block; on exit live calls are drained."""
+    """Run an engine for the duration of the block; on exit live calls are drained.
+    ``recording_unavailable``: the media backend cannot record, and this says why (the
+    recording actions are then refused with ``ActionNotSupported``); ``mixing_unavailable``
+    likewise for the listen-in actions (Monitor, Whisper, BargeIn)."""
     from engine.anchor import NullMedia
 
     engine = Engine(
@@ -741,6 +793,8 @@ async def open_engine(
         wall_clock=wall_clock,
         rng=rng,
     )
+    engine.recording_unavailable = recording_unavailable
+    engine.mixing_unavailable = mixing_unavailable
     engine.recover()
     async with trio.open_nursery() as nursery:
         engine._nursery = nursery

@@ -83,3 +83,19 @@ class NoPartyToWhisperTo(PartyNotFound):
 
 class NumberNotAParty(PartyNotFound):
     """By number: it is not one of the call's parties."""
+
+
+class CallParked(EngineError):
+    """The call is parked: only UnPark (or a hang-up) acts on it until it is bridged again."""
+
+
+class CallNotParked(EngineError):
+    """UnPark on a call that is not parked."""
+
+
+class CallNotRinging(EngineError):
+    """PickUp on a call whose destination is not ringing at an extension."""
+
+
+class ParkingTimeInvalid(EngineError):
+    """maxInParking outside 10-3600 seconds."""

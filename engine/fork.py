@@ -22,12 +22,13 @@ from engine.call_types import (
     Hangup,
     LegMessage,
     MediaSide,
+    PickUp,
     Transfer,
     bind_media,
     disposition_for_status,
 )
 from engine.legs import Leg, LegAnswered, LegFailed, LegHungUp, LegRinging
-from engine.model import Disposition, Party, PartyStatus
+from engine.model import CallState, Disposition, Party, PartyStatus
 
 if TYPE_CHECKING:
     from engine.calls import SimpleCall
@@ -78,10 +79,22 @@ async def fork(
     failures: list[Disposition] = []
     winner: Connected | None = None
     early_leg: int | None = None  # id() of the leg whose early media the source hears
+    pickups: dict[int, float] = {}  # id() of a PickUp's leg -> when it stops ringing
     try:
         with trio.move_on_after(wait_for_pickup) as pickup_scope:
             while active and winner is None:
-                message = await controller._inbox.receive()
+                if pickups:  # a PickUp rings for its own waitForPickup
+                    with trio.move_on_at(min(pickups.values())) as expiry:
+                        message = await controller._inbox.receive()
+                    if expiry.cancelled_caught:
+                        _pickups_expired(controller, active, pickups)
+                        continue
+                else:
+                    message = await controller._inbox.receive()
+                if isinstance(message, PickUp):
+                    _pick_up(controller, message, parties, (side, offer), active, pickups)
+                    pickup_scope.deadline = max(pickup_scope.deadline, max(pickups.values()))
+                    continue
                 if not isinstance(message, LegMessage):
                     await _control_while_ringing(controller, message, active)
                     continue
@@ -97,11 +110,11 @@ async def fork(
                         info.party.ringing = controller._now()
                         controller._changed("ringing", {"party": info.party.number})
                     if event.sdp and early_media_to is not None:
-                        _early_media(controller, early_media_to, side, event.sdp)
+                        await _early_media(controller, early_media_to, side, event.sdp)
                         early_leg = id(leg)
                 elif isinstance(event, LegAnswered):
                     del active[id(leg)]
-                    side.apply_remote(event.sdp)
+                    await side.apply_remote(event.sdp)
                     info.party.status = PartyStatus.ON_CALL
                     info.party.answered = controller._now()
                     info.party.sip_status = 200
@@ -114,7 +127,7 @@ async def fork(
                         # Its early media is gone, others still ring: ringback again.
                         early_leg = None
                         if early_media_to.party.kind != "sandbox":
-                            controller._media.play_tone(early_media_to.side, RINGBACK_HZ)
+                            await controller._media.play_tone(early_media_to.side, RINGBACK_HZ)
                 elif isinstance(event, LegHungUp):  # cannot happen before an answer
                     del active[id(leg)]
     except BaseException:
@@ -154,12 +167,14 @@ def _leg_failed(
         controller._changed("failed", {"party": party.number, "status": event.status})
 
 
-def _early_media(controller: SimpleCall, source: Connected, side: MediaSide, sdp: bytes) -> None:
+async def _early_media(
+    controller: SimpleCall, source: Connected, side: MediaSide, sdp: bytes
+) -> None:
     """A 183 with SDP from the destination: the source hears it instead of our ringback."""
     assert controller._media is not None
-    side.apply_remote(sdp)
-    controller._media.stop_tone(source.side)
-    controller._media.bridge(source.side, side)
+    await side.apply_remote(sdp)
+    await controller._media.stop_tone(source.side)
+    await controller._media.bridge(source.side, side)
 
 
 async def _control_while_ringing(
@@ -177,3 +192,52 @@ async def _control_while_ringing(
         controller._changed("transfer_failed", {"cause": "a transfer is already in progress"})
         return
     await controller._apply_control(request)
+
+
+def _pick_up(
+    controller: SimpleCall,
+    request: PickUp,
+    parties: Sequence[Party],
+    media: tuple[MediaSide, bytes],
+    active: dict[int, tuple[Leg, _Active]],
+    pickups: dict[int, float],
+) -> None:
+    """PickUp: ring ``sendCallTo`` beside the destination's devices for its own waitForPickup
+    (the call keeps ringing as long); the first to answer wins, the others get CANCEL."""
+    call = controller.call
+    if call.state is not CallState.CALLING_DESTINATION or parties[0].role != "destination":
+        controller._changed("pickup_failed", {"cause": "the call is not ringing"})
+        return
+    target = request.target
+    target.status = PartyStatus.TRYING
+    target.caller_id = request.caller_id
+    call.parties.append(target)
+    assert controller._nursery is not None
+    side, offer = media
+    until = trio.current_time() + request.wait_for_pickup
+    for leg in controller.ctx.legs(call, target, request.caller_id):
+        bind_media(leg, side)
+        active[id(leg)] = (leg, _Active(target, side))
+        pickups[id(leg)] = until
+        controller._nursery.start_soon(controller._pump, leg, offer)
+    controller._changed("pickup", {"party": target.number})
+
+
+def _pickups_expired(
+    controller: SimpleCall, active: dict[int, tuple[Leg, _Active]], pickups: dict[int, float]
+) -> None:
+    """A PickUp's waitForPickup passed: CANCEL its legs; the destination rings on."""
+    now = trio.current_time()
+    for leg_id in [i for i, until in pickups.items() if until <= now]:
+        del pickups[leg_id]
+        entry = active.pop(leg_id, None)
+        if entry is None:  # it failed already
+            continue
+        leg, info = entry
+        controller._cancel_leg(leg)
+        party = info.party
+        if party.ended is None and all(a.party is not party for _, a in active.values()):
+            party.status = PartyStatus.UNKNOWN
+            party.ended = controller._now()
+            party.hangup_cause = "no answer within waitForPickup"
+            controller._changed("pickup_failed", {"party": party.number, "cause": "no answer"})

@@ -10,6 +10,7 @@ Once answered, the caller's dialog state is kept in the store while it lasts
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -67,6 +68,17 @@ class InboundLeg:
             self._forget()
         return event
 
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """Hand the session's events to ``sink`` as they happen (see ``SessionDriver``)."""
+
+        def forward(event: LegEvent) -> bool:
+            if isinstance(event, LegHungUp):
+                self._finished = True
+                self._forget()
+            return sink(event)
+
+        self._server.forward_events(forward)
+
     async def progress(self, status: int, sdp: bytes | None) -> None:
         await self._server.progress(status, sdp)
 
@@ -87,14 +99,22 @@ class InboundLeg:
         await self.bye()
 
     async def bye(self) -> None:
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def cancel_nowait(self) -> None:
+        self.bye_nowait()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits."""
         if self._finished:
             return
         self._finished = True
         if self._answered:
-            await self._server.bye()
+            self._server.bye_nowait()
             self._forget()
         else:
-            await self._server.reject(self.final_status)
+            self._server.reject_nowait(self.final_status)
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         if not self._answered:

@@ -56,15 +56,16 @@ class Leg(Protocol):
 
 
 class OfferAnswerer(Protocol):
-    """The part of a relay side that answers a party's offers (see
-    ``engine.call_types.MediaSide``)."""
+    """The part of a media side that answers a party's own re-offers at once, from what the
+    side already has (a SIP session asks synchronously; see ``engine.call_types.MediaSide``)."""
 
-    def answer(self, offer: bytes) -> bytes: ...
+    def reanswer(self, offer: bytes) -> bytes:
+        """Our answer to the party's re-offer (the media backend follows its new SDP)."""
+        ...
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes: ...
-
-    @property
-    def accepted(self) -> bytes | None: ...
+    def reoffer(self) -> bytes:
+        """Our offer for an offerless re-INVITE."""
+        ...
 
 
 def answer_with(side: OfferAnswerer) -> Callable[[bytes | None], bytes | None]:
@@ -74,7 +75,7 @@ def answer_with(side: OfferAnswerer) -> Callable[[bytes | None], bytes | None]:
 
     def on_offer(offer: bytes | None) -> bytes | None:
         try:
-            return side.answer(offer) if offer else side.offer(side.accepted)
+            return side.reanswer(offer) if offer else side.reoffer()
         except Exception:
             logger.warning("cannot answer a re-offer", exc_info=True)
             return None

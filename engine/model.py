@@ -16,7 +16,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.numbers import NumberError, Target
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +133,13 @@ class Party:
     hangup_cause: str | None = None
     on_hold: datetime | None = None
     recording: datetime | None = None
+    parked: datetime | None = None  # when this party was parked (it hears music on hold)
+    parked_pos: int | None = None  # its parking slot, unique among the organization's parked
+    parked_by: str | None = None  # the extension that parked it (rung back at maxInParking)
     media: dict[str, dict[str, int]] = field(default_factory=dict)  # per stream counters
+    # where the number rings, resolved once when the party is made (not stored: the directory
+    # may change across a restart); a NumberError when it rings nowhere, None when unknown
+    target: Target | NumberError | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +157,9 @@ class Party:
             "hangup_cause": self.hangup_cause,
             "on_hold": _opt_dt(self.on_hold),
             "recording": _opt_dt(self.recording),
+            "parked": _opt_dt(self.parked),
+            "parked_pos": self.parked_pos,
+            "parked_by": self.parked_by,
             "media": {name: dict(counters) for name, counters in self.media.items()},
         }
 
@@ -170,6 +182,9 @@ class Party:
                 hangup_cause=data.get("hangup_cause"),
                 on_hold=_opt_parse(data.get("on_hold")),
                 recording=_opt_parse(data.get("recording")),
+                parked=_opt_parse(data.get("parked")),
+                parked_pos=data.get("parked_pos"),
+                parked_by=data.get("parked_by"),
                 media={
                     str(name): {str(k): int(v) for k, v in counters.items()}
                     for name, counters in (data.get("media") or {}).items()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # engine.directory imports parse_caller_id from here
     from engine.directory import Directory, Extension, Organization, Route
@@ -67,6 +67,27 @@ class SandboxTarget:
 
 
 Target = ExtensionTarget | PublicTarget | SandboxTarget
+
+
+class HasTarget(Protocol):
+    number: str
+    target: Target | NumberError | None
+
+
+def target_of(party: HasTarget, directory: Directory, organization_id: int | None) -> Target:
+    """Where ``party`` rings: the target resolved when it was made, else resolved now (and
+    kept); raises its ``NumberError`` when it rings nowhere."""
+    target = party.target
+    if target is None:
+        try:
+            target = resolve(party.number, directory, organization_id)
+        except NumberError as exc:
+            party.target = exc
+            raise
+        party.target = target
+    if isinstance(target, NumberError):
+        raise target
+    return target
 
 
 def resolve(

@@ -9,7 +9,7 @@ node can BYE it if this one dies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.dialogs import DialogKeeper, leg_dialog
 from engine.legs import OfferAnswerer, answer_with
@@ -58,18 +58,30 @@ class SipLeg(InviteClient):
 
     async def next_event(self) -> LegEvent:
         event = await super().next_event()
+        self._observe(event)
+        return event
+
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """As ``InviteClient.forward_events``; each event is seen here first."""
+
+        def observed(event: LegEvent) -> bool:
+            self._observe(event)
+            return sink(event)
+
+        super().forward_events(observed)
+
+    def _observe(self, event: LegEvent) -> None:
         if isinstance(event, LegAnswered):
             self._keep()
         elif isinstance(event, LegHungUp | LegFailed):
             self._forget()
-        return event
 
-    async def bye(self) -> None:
-        await super().bye()
+    def bye_nowait(self) -> None:  # bye() comes here too
+        super().bye_nowait()
         self._forget()
 
-    async def cancel(self) -> None:
-        await super().cancel()
+    def cancel_nowait(self) -> None:  # cancel() comes here too
+        super().cancel_nowait()
         self._forget()
 
     async def reinvite(self, sdp: bytes) -> bytes | None:

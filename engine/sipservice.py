@@ -29,7 +29,7 @@ from engine.keys import derive_key
 from engine.legs import FailedLeg, Leg
 from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
-from engine.numbers import ExtensionTarget, NumberError, PublicTarget, resolve
+from engine.numbers import ExtensionTarget, NumberError, PublicTarget, resolve, target_of
 from engine.registrar import Registrar
 from engine.sipaddr import caller_address, caller_number, gateway_uri, local_address
 from engine.sipleg import SipLeg
@@ -95,7 +95,7 @@ class SipLegs(LegProvider):
     def _legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
         from_addr = self._from(caller_id, call)
         try:
-            target = resolve(party.number, self.directory, call.organization_id)
+            target = target_of(party, self.directory, call.organization_id)
         except NumberError as exc:
             return [FailedLeg(party.number, 404, str(exc))]
         if isinstance(target, ExtensionTarget):
@@ -176,9 +176,13 @@ class SipService:
         engine: Engine,
         wall_clock: Callable[[], float] = time.time,
         traces: CallTraces | None = None,
+        sdp_cache: sdp.ParseCache | None = None,
     ) -> None:
+        """``sdp_cache``: shared with the calls' media, so an offer checked here is not
+        parsed again when it is answered."""
         self.endpoint = endpoint
         self.engine = engine
+        self.sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache()
         self.traces = traces  # told each inbound caller's Call-ID (engine.trace)
         self.directory = directory
         self.domain = config.sip.domain
@@ -304,7 +308,7 @@ class SipService:
             await incoming.respond(request.response(404, "No number in the Request-URI"))
             return
         try:
-            resolve(dialled, self.directory, organization_id, allow_short=True)
+            target = resolve(dialled, self.directory, organization_id, allow_short=True)
         except NumberError as exc:
             await incoming.respond(request.response(404, str(exc)))
             return
@@ -320,7 +324,7 @@ class SipService:
         video = False
         if request.body:
             try:
-                offer = sdp.SessionDescription.parse(request.body)
+                offer = self.sdp_cache.parse(request.body)
             except RemoteProtocolError as exc:
                 await incoming.respond(request.response(400, f"Bad SDP: {exc.reason}"))
                 return
@@ -353,6 +357,7 @@ class SipService:
                 caller_extension=caller_ext,
                 organization_id=organization_id,
                 destination=dialled,
+                destination_target=target,
                 video=video,
                 make_leg=make_leg,
             )

@@ -223,7 +223,7 @@ async def supervise(controller: SimpleCall, request: Supervise) -> None:
             controller,
             [party],
             side,
-            side.offer(_G711_OFFER_TEMPLATE),
+            await side.offer(_G711_OFFER_TEMPLATE),
             request.caller_id,
             request.wait_for_pickup,
         )
@@ -244,7 +244,7 @@ async def supervise(controller: SimpleCall, request: Supervise) -> None:
         )
     except Exception as exc:  # the supervisor's codec, a relay failure: drop it
         logger.warning("call %s: %s not mixed in: %s", call.id, party.number, exc)
-        drop_supervisor(controller, joined, f"not mixed in: {exc}")
+        await drop_supervisor(controller, joined, f"not mixed in: {exc}")
         controller._bye_soon(joined.leg)
         controller._changed(
             "supervisor_failed",
@@ -261,13 +261,13 @@ def pair_member(pair: _Talking | None, index: int) -> int | None:
     return pair.indexes.index(index)
 
 
-def drop_supervisor(controller: SimpleCall, connected: Connected, cause: str) -> None:
+async def drop_supervisor(controller: SimpleCall, connected: Connected, cause: str) -> None:
     """The supervisor leaves (its BYE, or it could not be mixed in): the call as it was."""
     party = connected.party
     party.hangup_cause = cause
     party.ended = controller._now()
     party.status = PartyStatus.UNKNOWN
-    controller._keep_stats(connected)
+    await controller._keep_stats(connected)
     index = controller._index_of(party)
     controller._connected.pop(index, None)
     media = controller._media
@@ -278,9 +278,9 @@ def drop_supervisor(controller: SimpleCall, connected: Connected, cause: str) ->
             logger.warning("call %s: mix not stopped: %s", controller.call.id, exc)
 
 
-def supervisor_hung_up(controller: SimpleCall, connected: Connected) -> None:
+async def supervisor_hung_up(controller: SimpleCall, connected: Connected) -> None:
     """The supervisor's BYE: the two parties go back to their bridge."""
-    drop_supervisor(controller, connected, "supervisor hung up")
+    await drop_supervisor(controller, connected, "supervisor hung up")
     controller._changed("supervisor_left", {"party": connected.party.number})
 
 

@@ -4,14 +4,16 @@ Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
 
 * The endpoint owns a ``SipTransport`` and one sans-IO ``TransactionLayer``.  Every input
   (a message from a socket, a request/response from the TU, a timer) is one synchronous call
-  on the layer followed by ``_pump()``, which drains the layer's events under a lock, so the
-  messages the layer asks to send go out in the order it produced them.
-* The drain never waits on the network: a send only queues (TCP) or hands a datagram to
-  the kernel (UDP), and a message that needs a new connection first is sent by a task of
-  its own.  So the drain is shielded from its caller's cancellation: the events it took from
-  the layer belong to every transaction, not only the caller's, and are never dropped.
-* One timer task sleeps until ``layer.get_timer()`` and calls ``handle_timer(now)``; whoever
-  makes the layer schedule an earlier deadline wakes it.  Time is read only through
+  on the layer followed by ``_pump()``, which drains the layer's events synchronously, so
+  the messages the layer asks to send go out in the order it produced them.
+* The drain never waits, and so never yields to the scheduler (nor can a cancelled caller
+  drop the events it took, which belong to every transaction): a send hands a datagram to
+  the kernel (UDP) or queues bytes on an open connection (TCP).  A datagram the kernel
+  cannot take at once waits in an ordered backlog sent by one task (later datagrams queue
+  behind it), and a message that needs a new connection first is sent by a task of its own.
+* One timer task sleeps until the earliest of ``layer.get_timer()`` and the sessions' timers
+  (``schedule_session_timer``: the INVITE sessions have no task of their own) and fires what
+  is due; whoever schedules an earlier deadline wakes it.  Time is read only through
   ``trio.current_time()``, so ``trio.testing.MockClock`` drives every timer in tests.
 * New server transactions: out-of-dialog requests pass ``uas.check_request`` (§8.2) and go to
   the handler, spawned in the endpoint's nursery (a crash is logged and answered 500).
@@ -29,6 +31,7 @@ Theory of operation (RFC 3261 §8, §12, §17, §18; RFC 6026):
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import secrets
@@ -43,7 +46,7 @@ from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
 from sip.message import Message, Request, Response
 from sip.peers import peer_for_uri
-from sip.timers import TimerConfig
+from sip.timers import TimerConfig, TimerQueue
 from sip.transaction import (
     CancelReceived,
     Peer,
@@ -66,6 +69,7 @@ __all__ = [
     "ClientRequest",
     "DialogOwner",
     "IncomingRequest",
+    "RandomTokens",
     "RequestHandler",
     "SipEndpoint",
     "contact_uri",
@@ -95,6 +99,28 @@ def contact_uri(host: str, port: int, transport: str) -> SipUri:
     return SipUri("sip", None, None, uri_host(host), port, params)
 
 
+class RandomTokens:
+    """64 random bits as hex per call (tags, branches, Call-IDs, cnonces), from the system's
+    CSPRNG like ``secrets.token_hex(8)``, but drawn ``BATCH`` tokens at a time: a call takes
+    about seven, and one ``getrandom`` system call each was a measurable share of its CPU."""
+
+    BATCH = 64
+
+    __slots__ = ("_at", "_hex")
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._hex):
+            self._hex = secrets.token_hex(8 * self.BATCH)
+            at = 0
+        self._at = at + 16
+        return self._hex[at : at + 16]
+
+
 class DialogOwner(Protocol):
     """Whoever owns a dialog (a session): gets its in-dialog traffic from the endpoint, handed
     over synchronously in arrival order (the owner queues it for its own task)."""
@@ -102,6 +128,12 @@ class DialogOwner(Protocol):
     def deliver_request(self, incoming: IncomingRequest) -> None: ...
 
     def deliver_response(self, response: Response, peer: Peer) -> None: ...
+
+
+class TimerOwner(Protocol):
+    """Whoever asked for a session timer: told when it is due."""
+
+    def timer_due(self) -> None: ...
 
 
 RequestHandler = Callable[["IncomingRequest"], Awaitable[None]]
@@ -163,7 +195,8 @@ class IncomingRequest:
                 log.exception("cancel callback failed")
 
     async def respond(self, response: Response) -> None:
-        await self.endpoint._respond(self, response)
+        self.endpoint.respond_nowait(self, response)
+        await trio.lowlevel.checkpoint()
 
 
 class ClientRequest:
@@ -253,7 +286,10 @@ class SipEndpoint:
             max_connections_per_source=max_connections_per_source,
             on_error=self._on_transport_error,
         )
-        self._pump_lock = trio.Lock()
+        self.random_token = RandomTokens()  # the sessions' tags, branches, Call-IDs
+        self._pumping = False
+        self._backlog: collections.deque[tuple[Message, Peer]] = collections.deque()
+        self._session_timers: TimerQueue[TimerOwner] = TimerQueue()
         self._clients: dict[TxKey, ClientRequest] = {}
         self._answered: dict[TxKey, Peer] = {}  # client transactions past their final response
         self._server_invites: dict[TxKey, IncomingRequest] = {}
@@ -365,31 +401,56 @@ class SipEndpoint:
         return ClientRequest(self, request, peer, sink)
 
     async def _start_client(self, client: ClientRequest) -> None:
+        self.start_client_nowait(client)
+        await trio.lowlevel.checkpoint()
+
+    def start_client_nowait(self, client: ClientRequest) -> None:
+        """Start ``client``'s transaction (its request goes out now, or queued: see above)."""
         request = client.request
         if request.method == "ACK":
             raise LocalProtocolError("an ACK has no transaction: use send_stateless")
         key = self._layer.send_request(request, client.peer, trio.current_time())
         client.key = key
         self._clients[key] = client
-        await self._pump()
+        self._pump()
 
     async def send_stateless(self, message: Message, peer: Peer) -> None:
         """Send outside any transaction (ACK for 2xx, 2xx retransmissions); errors logged."""
         if isinstance(message, Response):  # the first 2xx went through its transaction
             self._resent_2xx += 1
+        await self._send_stateless(message, peer)
+
+    async def _send_stateless(self, message: Message, peer: Peer) -> None:
         try:
             await self._transport.send(message, peer)
         except TransportError as exc:
             log.info("stateless send to %s failed: %s", peer, exc)
 
+    def send_stateless_nowait(self, message: Message, peer: Peer) -> None:
+        """``send_stateless`` without waiting: what cannot go out at once, a task sends."""
+        if isinstance(message, Response):
+            self._resent_2xx += 1
+        try:
+            if self._transport.send_nowait(message, peer):
+                return
+        except TransportError as exc:
+            log.info("stateless send to %s failed: %s", peer, exc)
+            return
+        self._spawn(self._send_stateless, message, peer)
+
     async def _respond(self, incoming: IncomingRequest, response: Response) -> None:
+        self.respond_nowait(incoming, response)
+        await trio.lowlevel.checkpoint()
+
+    def respond_nowait(self, incoming: IncomingRequest, response: Response) -> None:
+        """Answer ``incoming`` on its server transaction (a 2xx again: retransmitted)."""
         if incoming.key is None:
             raise LocalProtocolError("an ACK is never answered")
         response = incoming.tagged(response)
         if response.status >= 200:
             if incoming.final_status is not None:
                 if 200 <= response.status < 300 and 200 <= incoming.final_status < 300:
-                    await self.send_stateless(response, incoming.peer)  # 2xx retransmission
+                    self.send_stateless_nowait(response, incoming.peer)  # 2xx retransmission
                     return
                 log.info("dropping second final response %d", response.status)
                 return
@@ -405,7 +466,7 @@ class SipEndpoint:
         except LocalProtocolError as exc:
             log.info("cannot send %d: %s", response.status, exc)
             return
-        await self._pump()
+        self._pump()
 
     # -- the event pump -----------------------------------------------------------------
 
@@ -415,40 +476,47 @@ class SipEndpoint:
         except RemoteProtocolError as exc:
             log.info("dropping message from %s: %s", peer, exc.reason)
             return
-        await self._pump()
+        self._pump()
 
     async def _on_transport_error(self, peer: Peer) -> None:
         """A connection failed after a send was queued: fail its transactions."""
         self._layer.transport_error(peer, trio.current_time())
-        await self._pump()
+        self._pump()
+        await trio.lowlevel.checkpoint()
 
-    async def _pump(self) -> None:
-        # shielded: a cancelled caller must not drop events of other transactions; every
-        # await below is short (see the module docstring)
-        with trio.CancelScope(shield=True):
-            async with self._pump_lock:
-                while True:
-                    events = self._layer.events()
-                    if not events:
-                        break
-                    for event in events:
-                        try:
-                            await self._handle_event(event)
-                        except Exception:  # one bad event must not stop the others
-                            log.exception("error handling %r", event)
+    def _pump(self) -> None:
+        """Drain the layer's events, in order, without waiting (see the module docstring)."""
+        if self._pumping:  # called from inside the drain: the loop below takes the new events
+            return
+        self._pumping = True
+        try:
+            while True:
+                events = self._layer.events()
+                if not events:
+                    break
+                for event in events:
+                    try:
+                        self._handle_event(event)
+                    except Exception:  # one bad event must not stop the others
+                        log.exception("error handling %r", event)
+        finally:
+            self.random_token = RandomTokens()  # the sessions' tags, branches, Call-IDs
+        self._pumping = False
         deadline = self._layer.get_timer()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wakeup.set()
 
-    async def _handle_event(self, event: object) -> None:
+    def _handle_event(self, event: object) -> None:
         if isinstance(event, SendMessage):
             message, peer = event.message, event.peer
-            if not self._transport.has_connection(self._transport.destination(message, peer)):
+            transport = self._transport
+            if not transport.has_connection(transport.destination(message, peer)):
                 # connecting may take long: never hold up every other message for it
                 self._spawn(self._send_detached, message, peer)
                 return
             try:
-                await self._transport.send(message, peer)
+                if self._backlog or not transport.send_nowait(message, peer):
+                    self._queue_backlog(message, peer)
             except TransportError as exc:
                 log.info("send to %s failed: %s", peer, exc)
                 self._layer.transport_error(peer, trio.current_time())
@@ -493,7 +561,25 @@ class SipEndpoint:
         except TransportError as exc:
             log.info("send to %s failed: %s", peer, exc)
             self._layer.transport_error(peer, trio.current_time())
-            await self._pump()
+            self._pump()
+
+    def _queue_backlog(self, message: Message, peer: Peer) -> None:
+        """A message that cannot go out at once: after those queued before it, by one task."""
+        self._backlog.append((message, peer))
+        if len(self._backlog) == 1:
+            self._spawn(self._send_backlog)
+
+    async def _send_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            message, peer = backlog[0]
+            try:
+                await self._transport.send(message, peer)
+            except TransportError as exc:
+                log.info("send to %s failed: %s", peer, exc)
+                self._layer.transport_error(peer, trio.current_time())
+            backlog.popleft()
+            self._pump()
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         if self._nursery is None:
@@ -626,13 +712,32 @@ class SipEndpoint:
 
     # -- the timer task -----------------------------------------------------------------
 
+    def schedule_session_timer(self, deadline: float, owner: TimerOwner) -> int:
+        """Call ``owner.timer_due()`` at ``deadline``; the token cancels it."""
+        token = self._session_timers.schedule(deadline, owner)
+        if deadline < self._sleeping_until:
+            self._timer_wakeup.set()
+        return token
+
+    def cancel_session_timer(self, token: int) -> None:
+        self._session_timers.cancel(token)
+
+    def _next_deadline(self) -> float:
+        deadline = self._layer.get_timer()
+        session = self._session_timers.earliest()
+        if deadline is None:
+            return math.inf if session is None else session
+        return deadline if session is None or deadline <= session else session
+
     async def _timer_loop(self) -> None:
         while True:
-            deadline = self._layer.get_timer()
-            self._sleeping_until = deadline if deadline is not None else math.inf
+            self._sleeping_until = self._next_deadline()
             self._timer_wakeup = trio.Event()
-            with trio.move_on_at(self._sleeping_until):
-                await self._timer_wakeup.wait()
+            if self._sleeping_until > trio.current_time():
+                with trio.move_on_at(self._sleeping_until):
+                    await self._timer_wakeup.wait()
+            else:
+                await trio.lowlevel.checkpoint()
             self._sleeping_until = math.inf
             now = trio.current_time()
             deadline = self._layer.get_timer()
@@ -641,7 +746,12 @@ class SipEndpoint:
                     self._layer.handle_timer(now)
                 except Exception:
                     log.exception("transaction timer failed")
-                await self._pump()
+                self._pump()
+            while (due := self._session_timers.pop_due(now)) is not None:
+                try:
+                    due[0].timer_due()
+                except Exception:
+                    log.exception("session timer failed")
 
     def statistics(self) -> dict[str, int]:
         return {

@@ -1,36 +1,35 @@
-"""The trio shell of an INVITE session state machine: at most one task per session.
+"""The trio shell of an INVITE session state machine: no task of its own.
 
 Theory of operation
 -------------------
 ``SessionDriver`` owns a sans-IO session (``sip.uac_session.UacSession`` or
-``sip.uas_session.UasSession``) and runs it in a task of the endpoint's nursery (the INVITE's
-aftermath - CANCEL, a 2xx racing it that needs ACK and BYE, our 2xx retransmissions - must
-outlive the call that gave it up).  Everything the network says to the session goes into one
-bounded queue, in arrival order: responses of the client transactions the session started
-(the endpoint hands them to a sink synchronously: no channel per transaction), 2xx that
-outlived their transaction and in-dialog requests (the endpoint's ``DialogOwner`` calls,
-also synchronous).  So two in-dialog requests of one dialog are answered in the order they
-came, whatever order trio runs tasks in.  Commands (``cancel``, ``bye``, ``reinvite``,
-answering) call the session directly and wake the task.
+``sip.uas_session.UasSession``) and steps it synchronously, in whatever task hands it an
+input: the endpoint's receive path for responses of the client transactions the session
+started (handed to a sink: no channel per transaction), 2xx that outlived their transaction
+and in-dialog requests (the endpoint's ``DialogOwner`` calls), the call's task for commands
+(``cancel``, ``bye``, ``reinvite``, answering), the endpoint's timer task for the session's
+timers (``SipEndpoint.schedule_session_timer``).  A step feeds the session its queued inputs
+in arrival order, so two in-dialog requests of one dialog are answered in the order they
+came, and carries out its outputs in order: responses on the INVITE's server transaction,
+new client transactions, stateless sends, ACK+BYE of foreign forks, and the leg events,
+which go unchanged to ``next_event()`` on a bounded channel (ringing beyond half of it is
+dropped, so the final events always fit).  None of that waits: the endpoint sends at once
+or queues (see ``sip.endpoint``), so the INVITE's aftermath - CANCEL, a 2xx racing it that
+needs ACK and BYE, our 2xx retransmissions - never depends on the call's task, and no
+cancellation can cut a step in half.  An input arriving while a step runs (a response
+handed over synchronously by a send) is queued and taken by that same step.
 
-The task carries out the session's outputs in order (responses on the INVITE's server
-transaction, new client transactions, stateless sends, ACK+BYE of foreign forks, and the
-leg events, which go unchanged to ``next_event()`` on a bounded channel: ringing beyond half
-of it is dropped, so the final events always fit), then takes the next input, or sleeps
-until ``get_timer()``.  Once the call is established, with no input queued and no timer,
-it ends, and the next input or command starts another: a quiet call holds no task (nor
-queue).  When the session has ended and has nothing left to retransmit, the dialog is
-unregistered and the TCP connection released.  Beyond ``QUEUE_SIZE`` queued inputs,
-in-dialog requests get 503 and stray responses are dropped (the responses of our own
-transactions never are: there are as few as the requests we sent).
+When the session has ended and has nothing left to retransmit, the dialog is unregistered
+and the TCP connection released.  Beyond ``QUEUE_SIZE`` queued inputs, in-dialog requests
+get 503 and stray responses are dropped (the responses of our own transactions never are:
+there are as few as the requests we sent).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import secrets
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -58,7 +57,7 @@ if TYPE_CHECKING:
     from sip.dialog import Dialog
     from sip.endpoint import IncomingRequest, SipEndpoint
 
-__all__ = ["SessionDriver", "random_token"]
+__all__ = ["SessionDriver"]
 
 log = logging.getLogger(__name__)
 
@@ -69,39 +68,35 @@ _REQUEST = 1
 _Input = tuple[int, "Response | IncomingRequest", "Peer | None"]
 
 
-def random_token() -> str:
-    """64 random bits as hex: tags, branches, Call-IDs, cnonces."""
-    return secrets.token_hex(8)
-
-
 def _late_response(response: Response, peer: Peer) -> None:
     """Where responses to our requests go once the session is closed: nowhere."""
 
 
 class SessionDriver:
-    """Runs one session state machine (see the module docstring)."""
+    """Steps one session state machine (see the module docstring)."""
 
     def __init__(self, endpoint: SipEndpoint, session: UacSession | UasSession, label: str) -> None:
         self._endpoint = endpoint
         self._session = session
         self._label = label
         self._queue: deque[_Input] | None = None  # made when needed: a quiet call has none
-        self._running = False  # a task runs the session (or is about to)
-        self._wakeup: trio.Event | None = None  # set to wake the task sleeping on a timer
+        self._stepping = False
         self._closed = False
+        self._timer: tuple[float, int] | None = None  # (deadline, token) asked of the endpoint
         self._to_call, self._events = trio.open_memory_channel[LegEvent](EVENTS_SIZE)
+        self._event_sink: Callable[[LegEvent], bool] | None = None  # see forward_events
         self._reinvite_done: trio.Event | None = None
         self._reinvite_result: ReinviteAnswered | ReinviteRejected | None = None
         self._retained: Peer | None = None
         self._sink = self._own_response  # one bound method for all our transactions
 
     def _begin(self) -> None:
-        """Register the dialog, keep the connection, start the task."""
+        """Register the dialog, keep the connection, take the first step."""
         session = self._session
-        self._kick()
         self._endpoint.register_dialog(session.call_id, session.local_tag, self)
         self._retained = session.peer
         self._endpoint.transport.retain(session.peer)
+        self._kick()
 
     # -- what the call sees -----------------------------------------------------------------
 
@@ -128,6 +123,20 @@ class SessionDriver:
     async def next_event(self) -> LegEvent:
         """The next leg event, in order (waits for it)."""
         return await self._events.receive()
+
+    def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
+        """Hand every leg event to ``sink`` as it happens (those waiting first), instead of
+        through ``next_event``: no task of the call needs to wait for them. ``sink`` returns
+        False when it cannot take one. Dropped once the session is over (no cycle is left
+        between the call and its legs)."""
+        while True:
+            try:
+                event = self._events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            sink(event)
+        if not self._closed:
+            self._event_sink = sink
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         """Re-INVITE with ``sdp`` (hold/unhold); the answer SDP, or ``ReinviteFailed``."""
@@ -183,27 +192,26 @@ class SessionDriver:
         ):
             self._endpoint.start_soon(self._endpoint.ack_and_bye, message, peer)
 
+    def timer_due(self) -> None:
+        """The endpoint's timer task: the deadline we asked for has come."""
+        self._timer = None
+        self._kick()
+
+    # -- the step ---------------------------------------------------------------------------
+
     def _kick(self) -> None:
-        """Make the task look at the session again (start one when none runs)."""
-        if self._closed:
+        """Step the session: its queued inputs, due timers and outputs, until it waits."""
+        if self._closed or self._stepping:  # a step running further up the stack takes it
             return
-        if not self._running:
-            self._running = True
-            self._endpoint.start_soon(self._run)
-        elif self._wakeup is not None:
-            self._wakeup.set()
-
-    # -- the task ---------------------------------------------------------------------------
-
-    async def _run(self) -> None:
+        self._stepping = True
         session = self._session
+        now = trio.current_time()  # one reading per step: a step takes microseconds
         try:
             while True:
-                await self._flush()
+                self._flush()
                 if session.finished:
                     self._close()
                     return
-                now = trio.current_time()
                 queue = self._queue
                 if queue:
                     kind, message, peer = queue.popleft()
@@ -214,34 +222,39 @@ class SessionDriver:
                         assert not isinstance(message, Response)
                         response = session.receive_request(message.request, message.peer, now)
                         if response is not None:
-                            await message.respond(response)
+                            self._endpoint.respond_nowait(message, response)
                     continue
                 deadline = session.get_timer()
-                if deadline is None and session.state is SessionState.ESTABLISHED:
-                    # a quiet call: no task until the next input or command starts one
-                    self._running = False
-                    self._queue = None
-                    return
                 if deadline is not None and deadline <= now:
                     session.handle_timer(now)
                     continue
-                wakeup = self._wakeup = trio.Event()
-                with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await wakeup.wait()
-                self._wakeup = None
+                self._set_timer(deadline)
+                if queue is not None and session.state is SessionState.ESTABLISHED:
+                    self._queue = None  # a quiet call keeps no queue
+                return
         except Exception:
             log.exception("INVITE session %s failed", session.call_id)
             if session.state is not SessionState.ESTABLISHED:
                 self._emit(LegFailed(500, "Server Internal Error"))
             self._close()
-        except BaseException:  # cancelled: the endpoint is closing
-            self._close()
-            raise
+        finally:
+            self._stepping = False
+
+    def _set_timer(self, deadline: float | None) -> None:
+        timer = self._timer
+        if timer is not None:
+            if timer[0] == deadline:
+                return
+            self._endpoint.cancel_session_timer(timer[1])
+            self._timer = None
+        if deadline is not None:
+            self._timer = (deadline, self._endpoint.schedule_session_timer(deadline, self))
 
     def _close(self) -> None:
         session = self._session
         self._closed = True
-        self._running = False
+        self._event_sink = None
+        self._set_timer(None)
         # the one reference cycle of a session (self -> its bound method -> self): broken here,
         # so a finished call is freed by reference counting, not left to the cycle collector
         self._sink = _late_response
@@ -255,7 +268,7 @@ class SessionDriver:
         for item in queue or ():
             self._late(item)
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         endpoint = self._endpoint
         while True:
             outputs = self._session.outputs()
@@ -265,13 +278,13 @@ class SessionDriver:
                 if isinstance(output, SendRequest):
                     try:
                         client = endpoint.request(output.request, output.peer, sink=self._sink)
-                        await client.start()
+                        endpoint.start_client_nowait(client)
                     except LocalProtocolError as exc:
                         log.info("cannot send %s: %s", output.request.method, exc)
                 elif isinstance(output, SendStateless):
-                    await endpoint.send_stateless(output.message, output.peer)
+                    endpoint.send_stateless_nowait(output.message, output.peer)
                 elif isinstance(output, RespondInvite):
-                    await self._respond_invite(output.response)
+                    self._respond_invite(output.response)
                 elif isinstance(output, AckAndBye):
                     endpoint.start_soon(endpoint.ack_and_bye, output.response, output.peer)
                 elif isinstance(output, ReinviteAnswered | ReinviteRejected):
@@ -284,13 +297,18 @@ class SessionDriver:
                 else:
                     self._emit(output)
 
-    async def _respond_invite(self, response: Response) -> None:
+    def _respond_invite(self, response: Response) -> None:
         raise LocalProtocolError("only the callee's side answers an INVITE")
 
     def _acked(self, sdp: bytes | None) -> None:
         """The ACK for our 2xx to the initial INVITE arrived (callee's side)."""
 
     def _emit(self, event: LegEvent) -> None:
+        sink = self._event_sink
+        if sink is not None:
+            if not sink(event):
+                log.warning("%s: dropping %r, the call is not taking events", self._label, event)
+            return
         if (
             isinstance(event, LegRinging)
             and self._to_call.statistics().current_buffer_used >= EVENTS_SIZE // 2

@@ -588,6 +588,41 @@ class SipTransport:
         if self._observers:
             self._observe("out", message, peer)
 
+    def send_nowait(self, message: Message, peer: Peer) -> bool:
+        """Send ``message`` now if that needs no wait: a datagram the kernel takes at once, or
+        bytes queued on an open connection. False (nothing sent) when ``send`` must wait: a
+        full UDP send buffer, a name to resolve, a connection to open. TransportError as
+        ``send``."""
+        if isinstance(message, Response):
+            peer = self._response_peer(message, peer)
+        transport = peer.transport.lower()
+        if transport == "udp":
+            host = bare_host(peer.host)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            for udp in self._udp:
+                if udp.family == family:
+                    if not _is_address(family, host):
+                        return False
+                    try:
+                        udp.raw.sendto(serialize(message), (host, peer.port))
+                    except BlockingIOError:
+                        return False
+                    except OSError as exc:
+                        raise TransportError(f"udp send to {peer}: {exc}") from exc
+                    if self._observers:
+                        self._observe("out", message, peer)
+                    return True
+            raise TransportError(f"no udp listener to send to {peer}")
+        if transport == "tcp":
+            conn = self._connections.get((bare_host(peer.host), peer.port))
+            if conn is None or conn.closed:
+                return False
+            self._queue_tcp(conn, serialize(message), peer)
+            if self._observers:
+                self._observe("out", message, peer)
+            return True
+        raise TransportError(f"unsupported transport {peer.transport!r}")
+
     def _response_peer(self, response: Response, peer: Peer) -> Peer:
         if peer.reliable and (peer.host, peer.port) in self._connections:
             return peer
@@ -651,6 +686,9 @@ class SipTransport:
             finally:
                 if not lock.locked() and self._connect_locks.get(key) is lock:
                     del self._connect_locks[key]
+        self._queue_tcp(conn, data, peer)
+
+    def _queue_tcp(self, conn: _TcpConnection, data: bytes, peer: Peer) -> None:
         try:
             conn.outbox.send_nowait(data)
         except trio.ClosedResourceError as exc:

@@ -2,7 +2,7 @@
 
 ``InviteClient`` is what a call controller needs of a leg (``start``, ``next_event``,
 ``cancel``, ``bye``, ``reinvite``): its session emits the protocol-neutral events of
-``sip.leg_events`` itself, and ``sip.session_driver`` runs it in one task (see there).
+``sip.leg_events`` itself, and ``sip.session_driver`` steps it (see there).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import trio
 
 from sip.invite_dialog import OfferHandler
 from sip.message import Request
-from sip.session_driver import SessionDriver, random_token
+from sip.session_driver import SessionDriver
 from sip.transaction_types import Peer
 from sip.uac_session import UacSession
 from sip.uri import NameAddr, SipUri
@@ -47,7 +47,7 @@ class InviteClient(SessionDriver):
             request_uri=request_uri,
             from_addr=from_addr,
             to_addr=to_addr,
-            random_token=random_token,
+            random_token=endpoint.random_token,
             local_address=endpoint.local_address,
             config=endpoint.timer_config,
             credentials=credentials,
@@ -65,19 +65,27 @@ class InviteClient(SessionDriver):
     async def start(self, offer: bytes | None) -> None:
         """Send the INVITE with ``offer`` (None: late offer); events follow on ``next_event``."""
         self._uac.start(offer, trio.current_time())
-        # the task sends the INVITE: a caller cancelled in here can never leave an INVITE on
-        # the wire without the task that CANCELs or ACKs it
+        # the step sends the INVITE before any checkpoint: a caller cancelled in here leaves
+        # the session registered, so its aftermath (CANCEL, ACK+BYE of a 2xx) is handled
         self._begin()
         await trio.lowlevel.checkpoint()
 
     async def cancel(self) -> None:
         """Give up on the call (§9.1); after the answer this is ``bye()``."""
+        self.cancel_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def cancel_nowait(self) -> None:
+        """``cancel`` without a checkpoint: it never waits (the CANCEL goes out now)."""
         self._uac.cancel(trio.current_time())
         self._kick()
-        await trio.lowlevel.checkpoint()
 
     async def bye(self) -> None:
         """BYE an answered call; before the answer this is ``cancel()``."""
+        self.bye_nowait()
+        await trio.lowlevel.checkpoint()
+
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits (the BYE goes out now)."""
         self._uac.bye(trio.current_time())
         self._kick()
-        await trio.lowlevel.checkpoint()

@@ -3,7 +3,7 @@
 ``InviteServer`` wraps the endpoint's ``IncomingRequest`` for an INVITE: ``progress``,
 ``answer`` and ``reject`` answer it, ``next_event`` gives ``LegHungUp`` when the caller gives
 up or hangs up, ``acked`` is set when the ACK for our 2xx arrived (``ack_sdp``: its answer
-when our 2xx carried the offer).  ``sip.session_driver`` runs the session in one task.
+when our 2xx carried the offer).  ``sip.session_driver`` steps the session (no task of its own).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import trio
 from sip.errors import LocalProtocolError
 from sip.invite_dialog import OfferHandler
 from sip.message import Response
-from sip.session_driver import SessionDriver, random_token
+from sip.session_driver import SessionDriver
 from sip.uas_session import UasSession
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class InviteServer(SessionDriver):
         self._uas = UasSession(
             incoming.request,
             incoming.peer,
-            random_token=random_token,
+            random_token=endpoint.random_token,
             local_address=endpoint.local_address,
             flow_open=endpoint.transport.has_connection,
             config=endpoint.timer_config,
@@ -91,18 +91,28 @@ class InviteServer(SessionDriver):
         self, status: int, reason: str | None = None, headers: Sequence[tuple[str, str]] = ()
     ) -> None:
         """A final non-2xx answer."""
+        self.reject_nowait(status, reason, headers)
+        await trio.lowlevel.checkpoint()
+
+    def reject_nowait(
+        self, status: int, reason: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """``reject`` without a checkpoint: it never waits."""
         self._uas.reject(status, reason, headers)
         self._kick()
-        await trio.lowlevel.checkpoint()
 
     async def bye(self) -> None:
         """BYE an answered call; before the answer: reject with 480."""
-        self._uas.bye(trio.current_time())
-        self._kick()
+        self.bye_nowait()
         await trio.lowlevel.checkpoint()
 
-    async def _respond_invite(self, response: Response) -> None:
-        await self._incoming.respond(response)
+    def bye_nowait(self) -> None:
+        """``bye`` without a checkpoint: it never waits."""
+        self._uas.bye(trio.current_time())
+        self._kick()
+
+    def _respond_invite(self, response: Response) -> None:
+        self._endpoint.respond_nowait(self._incoming, response)
 
     def _acked(self, sdp: bytes | None) -> None:
         if sdp is not None:

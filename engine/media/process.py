@@ -45,13 +45,13 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
+from engine.media.checks import check_mix_request, check_tone_request, remote_address
+from engine.media.errors import MediaError
 from engine.media.recorder import RecordingInfo
-from engine.media.relay import Relay, check_mix_request, check_tone_request, remote_address
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ _ALLOWED = frozenset(
         "stats_many",
         "statistics",
         "play_tone",
+        "play_audio",
         "stop_tone",
         "generate",
         "stop_generating",
@@ -88,120 +89,11 @@ _ALLOWED = frozenset(
 )
 
 
-def serve(
-    conn: multiprocessing.connection.Connection,
-    address: str,
-    port_range: tuple[int, int],
-    relatch_after: float,
-) -> None:
-    """Child process entry point."""
-    try:
-        relay = Relay(address, port_range, relatch_after=relatch_after)
-        relay.start()
-    except Exception as exc:  # configuration errors go back to the parent
-        conn.send(("error", exc))
-        return
-    conn.send(("ok", None))
-    try:
-        while True:
-            try:
-                method, args, kwargs, tag = conn.recv()
-            except (EOFError, OSError):
-                return  # the parent is gone
-            if method == "close":
-                return
-            if method == "allocate_many":  # a pool refill: the answer names the kind
-                kind = args[0]
-                try:
-                    _reply(conn, tag, "ok", (kind, _allocate_many(relay, *args)))
-                except Exception as exc:
-                    error = exc if isinstance(exc, MediaError) else MediaError(str(exc))
-                    _reply(conn, tag, "error", (kind, error))
-                continue
-            try:
-                if method == "sync":
-                    result: Any = None
-                elif method == "native_thread_id":
-                    result = relay.native_thread_id
-                elif method == "stats_many":
-                    result = relay.stats_many([relay.endpoint(ep_id) for ep_id in args[0]])
-                elif method == "start_mix":
-                    relay.start_mix([relay.endpoint(i) for i in args[0]], *args[1:])
-                    result = None
-                else:
-                    result = getattr(relay, method)(*_resolve(relay, method, args), **kwargs)
-            except Exception as exc:
-                if tag is None:
-                    logger.warning("relay command %s failed: %s", method, exc)
-                else:
-                    _reply(conn, tag, "error", exc)
-            else:
-                if tag is not None:
-                    _reply(conn, tag, "ok", result)
-    finally:
-        relay.close()
-        conn.close()
-
-
-# How many leading arguments of each command are endpoints. They cross the socket as their
-# ids (an int pickles ~10x faster than the dataclass); the child looks them up.
-_ENDPOINT_ARGS = {
-    "release": 1,
-    "set_remote": 1,
-    "bridge": 2,
-    "unbridge": 2,
-    "set_direction": 1,
-    "set_echo": 1,
-    "stats": 1,
-    "play_tone": 1,
-    "stop_tone": 1,
-    "generate": 1,
-    "stop_generating": 1,
-    "stop_mix": 1,
-    "start_recording": 2,
-    "stop_recording": 2,
-}
-
-
-def _resolve(relay: Relay, method: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The child's side of ``_ENDPOINT_ARGS``: ids back to the relay's endpoints."""
-    count = _ENDPOINT_ARGS.get(method, 0)
-    if not count:
-        return args
-    endpoints = tuple(None if ep_id is None else relay.endpoint(ep_id) for ep_id in args[:count])
-    return endpoints + args[count:]
-
-
 def _ref(ep: object) -> int:
     """An endpoint's id for the wire; a wrong argument fails here, in the caller's thread."""
     if not isinstance(ep, MediaEndpoint):
         raise MediaError(f"not a media endpoint: {ep!r}")
     return ep.id
-
-
-def _allocate_many(relay: Relay, kind: str, count: int) -> list[MediaEndpoint]:
-    """Up to ``count`` endpoints; an error only if not even one could be had."""
-    endpoints: list[MediaEndpoint] = []
-    while len(endpoints) < count:
-        try:
-            endpoints.append(relay.allocate(kind))
-        except Exception as exc:  # range exhausted, out of file descriptors...
-            if not endpoints:
-                raise
-            # running out is said where it happens (and at start-up): no warning per refill
-            if not isinstance(exc, (PortRangeExhausted, DescriptorsExhausted)):
-                logger.warning("relay: refill stopped after %d endpoints: %s", len(endpoints), exc)
-            break
-    return endpoints
-
-
-def _reply(
-    conn: multiprocessing.connection.Connection, tag: str, status: str, value: object
-) -> None:
-    try:
-        conn.send((tag, status, value))
-    except (TypeError, AttributeError, ValueError) as exc:  # unpicklable: say what it was
-        conn.send((tag, "error", MediaError(f"relay process: {value!r} ({exc})")))
 
 
 # The child's entry: our package root (argv[1]) goes first on sys.path unless it is there
@@ -250,6 +142,10 @@ class RelayProcess:
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
+        # one-way commands of the deferring thread, sent together by flush_casts()
+        self._pending: list[tuple[str, tuple[Any, ...], dict[str, Any], None]] = []
+        self._on_pending: Callable[[], None] | None = None
+        self._deferring_thread: int | None = None
 
     @property
     def address(self) -> str:
@@ -335,6 +231,7 @@ class RelayProcess:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
+        self.flush_casts()
         conn, process = self._conn, self._process
         self._conn = None
         if conn is not None:
@@ -364,6 +261,7 @@ class RelayProcess:
         assert method in _ALLOWED
         with self._lock:
             conn = self._open_conn()
+            self.flush_casts()  # commands sent before go first
             try:
                 self._send(conn, (method, args, kwargs, _CALL))
                 while True:
@@ -384,10 +282,49 @@ class RelayProcess:
         child). Never waits for the child, except if it stopped reading for a socket buffer's
         worth of commands."""
         assert method in _ALLOWED
+        conn = self._open_conn()
+        on_pending = self._on_pending
+        if on_pending is not None:
+            if threading.get_ident() == self._deferring_thread:
+                with self._send_lock:
+                    self._pending.append((method, args, kwargs, None))
+                    first = len(self._pending) == 1
+                if first:
+                    on_pending()
+                return
+            self.flush_casts()  # what the deferring thread queued goes first
         try:
-            self._send(self._open_conn(), (method, args, kwargs, None))
+            self._send(conn, (method, args, kwargs, None))
         except (OSError, TypeError, ValueError) as exc:  # closed under us by another thread
             raise MediaError(self._failure or f"relay process is gone: {exc!r}") from None
+
+    def defer_casts(self, on_pending: Callable[[], None] | None) -> None:
+        """Batch the one-way commands of the calling thread: they wait until ``flush_casts()``
+        and cross the socket as one message (one write, one wake-up of the child, instead of
+        one per command). ``on_pending`` is called, in that thread, when a batch gets its first
+        command, so its owner can flush soon (an event loop: once its current tasks have run).
+        Round trips and commands from other threads flush the batch first, so the child sees
+        every command in the order it was given. ``None`` sends each command at once again."""
+        self.flush_casts()
+        self._deferring_thread = threading.get_ident() if on_pending is not None else None
+        self._on_pending = on_pending
+
+    def flush_casts(self) -> None:
+        """Send the batched one-way commands now (see ``defer_casts``). Failures are logged:
+        their callers have returned already (and a dead relay fails the next call)."""
+        with self._send_lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            conn = self._conn
+            if conn is None:
+                logger.warning("relay is gone: %d commands not sent", len(pending))
+                return
+            message = pending[0] if len(pending) == 1 else ("batch", (pending,), {}, None)
+            try:
+                self._send(conn, message)
+            except (OSError, TypeError, ValueError, MediaError) as exc:
+                logger.warning("relay commands not sent: %s", exc)
 
     def _send(self, conn: multiprocessing.connection.Connection, message: object) -> None:
         # pickle.dumps, not conn.send: multiprocessing's ForkingPickler (for handles and fds,
@@ -541,6 +478,9 @@ class RelayProcess:
         self._cast(
             "play_tone", _ref(ep), frequency, payload_type, level_dbfs=level_dbfs, duration=duration
         )
+
+    def play_audio(self, ep: MediaEndpoint, path: str, payload_type: int = 0) -> None:
+        self._cast("play_audio", _ref(ep), path, payload_type)
 
     def stop_tone(self, ep: MediaEndpoint) -> None:
         self._cast("stop_tone", _ref(ep))

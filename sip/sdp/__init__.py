@@ -17,6 +17,7 @@ loses nothing: lines and attributes the model does not interpret are kept verbat
 
 from __future__ import annotations
 
+from sip.sdp.cache import ParseCache
 from sip.sdp.model import (
     Attribute,
     Codec,
@@ -51,6 +52,7 @@ __all__ = [
     "Direction",
     "MediaDescription",
     "Origin",
+    "ParseCache",
     "Rtcp",
     "SessionDescription",
     "Timing",

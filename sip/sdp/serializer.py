@@ -8,6 +8,7 @@ could not be parsed back, or that would inject a line (CR, LF, NUL), raises
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -28,8 +29,12 @@ _MEDIA_STRUCTURAL = frozenset("vostma")
 _BAD_IN_LINE = ("\r", "\n", "\x00")
 
 
+# whitespace as str.isspace() has it (re's \s is the same Unicode test) or a NUL
+_NOT_IN_TOKEN = re.compile(r"[\s\x00]")
+
+
 def _check_token(what: str, value: str) -> None:
-    if not value or any(ch.isspace() for ch in value) or "\x00" in value:
+    if not value or _NOT_IN_TOKEN.search(value) is not None:
         raise LocalProtocolError(f"SDP: {what} must be a non-empty token, got {value!r}")
 
 

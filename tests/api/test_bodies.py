@@ -94,7 +94,6 @@ async def test_a_status_callback_is_checked_last(mock_clock, client) -> None:
     ("body", "status", "code"),
     [
         ({}, 400, "pc_action_invalid"),
-        ({"action": "Park", "format": "mp3"}, 501, "request_not_implemented"),
         ({"action": "Dance", "format": "mp3"}, 400, "pc_action_invalid"),
         ({"action": "Transfer", "format": "mp3"}, 400, "pc_action_invalid"),
         ({"action": "Transfer", "waitForPickup": 0}, 400, "pc_timeout_invalid"),

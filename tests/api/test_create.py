@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import trio
 from uapi_helpers import PUBLIC_URL, assert_error, auth, simple_body
 
 CREATE = "/uapi/phoneCalls/{}/simple"
@@ -289,3 +290,31 @@ async def test_draining_server_refuses_new_calls(mock_clock, client, engine) -> 
     response = await post(client, simple_body())
     assert_error(response, 503, "service_unavailable")
     assert response.headers["retry-after"]
+
+
+async def test_each_number_is_resolved_once_for_the_check_and_the_call(
+    mock_clock, client, engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.fields as fields_module
+    import engine.engine as engine_module
+    import engine.numbers as numbers_module
+
+    resolved: list[str] = []
+    real = numbers_module.resolve
+
+    def counting(number, *args, **kwargs):
+        resolved.append(number)
+        return real(number, *args, **kwargs)
+
+    for module in (fields_module, engine_module, numbers_module):
+        monkeypatch.setattr(module, "resolve", counting)
+    body = simple_body(source=["0003*01", "0003*02"], destination=["0003*00"])
+    response = await post(client, body, params={"callDuration": "5"})
+    assert response.status_code == 202, response.text
+    [created] = response.json()
+    with trio.fail_after(30):
+        while engine.get_call(created["id"]).state != "ended":
+            await trio.sleep(0.5)
+    call = engine.get_call(created["id"])
+    assert call.bridged is not None  # rung, answered and bridged: every number was used
+    assert sorted(resolved) == ["0003*00", "0003*01", "0003*02"]  # once each

@@ -231,8 +231,8 @@ async def test_every_method_of_a_shared_path_still_reaches_its_handler(mock_cloc
     one = f"/uapi/phoneCalls/@me/210/{call_id}"
     assert (await client.get(one, headers=headers)).status_code == 200
     assert (await client.head(one, headers=headers)).status_code == 200
-    put = await client.put(one, json={"action": "Park"}, headers=headers)
-    assert_error(put, 501, "request_not_implemented")
+    put = await client.put(one, json={"action": "Park", "phoneCallViewId": "00"}, headers=headers)
+    assert_error(put, 409, "pc_not_bridged")  # the engine's answer: the PUT reached it
     assert (await client.get("/uapi/phoneCalls/@me/210", headers=headers)).status_code == 200
     assert (await client.delete(one, headers=headers)).status_code == 200
     hang_up_all = await client.delete("/uapi/phoneCalls/@me/210", headers=headers)
@@ -315,6 +315,7 @@ def test_transfers_require_send_call_to_in_the_document() -> None:
     # Was: sendCallTo optional, and Transfer without it answered pc_sendcallto_invalid.
     action = SCHEMAS["PhoneCallAction"]
     needs = {"Transfer", "TransferToVoicemail", "Monitor", "Whisper", "BargeIn"}
+    needs |= {"UnPark", "PickUp"}
     assert set(action["if"]["properties"]["action"]["enum"]) == needs
     assert action["then"]["required"] == ["sendCallTo"]
     for name in needs:

@@ -277,9 +277,6 @@ async def test_action_errors(mock_clock, client, engine) -> None:
     assert_error(await put(client, headers, call_id, {}), 400, "pc_action_invalid")
     assert_error(await put(client, headers, call_id, {"action": "Dance"}), 400, "pc_action_invalid")
     assert_error(await put(client, headers, call_id, {"action": 5}), 400, "pc_action_invalid")
-    for action in ["PickUp", "Park", "UnPark"]:
-        response = await put(client, headers, call_id, {"action": action, "phoneCallViewId": "01"})
-        assert_error(response, 501, "request_not_implemented")
     for action in ["BargeIn", "Whisper", "Monitor"]:
         response = await put(client, headers, call_id, {"action": action, "phoneCallViewId": "01"})
         assert_error(response, 400, "pc_sendcallto_invalid")
@@ -356,3 +353,30 @@ async def test_actions_are_refused_while_draining(mock_clock, client, engine) ->
     # reading and hanging up still work while draining
     assert (await client.get(f"{BASE}/@me/@self/{call_id}", headers=headers)).status_code == 200
     assert (await client.delete(f"{BASE}/@me/@self/{call_id}", headers=headers)).status_code == 200
+
+
+async def test_park_unpark_and_pickup_refusals(mock_clock, client, engine) -> None:
+    headers = await auth(client)
+    # *08 never answers: the source rings, nothing is bridged, parked or ringing at an extension
+    ringing = await create_call(client, headers, simple_body(source="0003*08"))
+    park = {"action": "Park", "phoneCallViewId": "00"}
+    assert_error(await put(client, headers, ringing, park), 409, "pc_not_bridged")
+    for bad in (9, 3601, "soon", 1.5, True):
+        body = {**park, "maxInParking": bad}
+        assert_error(await put(client, headers, ringing, body), 400, "pc_maxinparking_invalid")
+    for action in ("UnPark", "PickUp"):
+        body = {"action": action}
+        assert_error(await put(client, headers, ringing, body), 400, "pc_sendcallto_invalid")
+    unpark = {"action": "UnPark", "sendCallTo": "211", "waitForPickup": 5}
+    assert_error(await put(client, headers, ringing, unpark), 409, "pc_not_parked")
+    pickup = {"action": "PickUp", "sendCallTo": "211", "callerId": "Desk <0003*210>"}
+    assert_error(await put(client, headers, ringing, pickup), 409, "pc_not_ringing")
+    # sandbox to sandbox, bridged after 3 s: neither party is an extension that could park
+    bridged = await create_call(client, headers, simple_body(source="0003*00"))
+    await trio.sleep(4)
+    response = await put(client, headers, bridged, park)
+    assert_error(response, 400, "pc_view_invalid")
+    assert "only an extension can park" in response.json()["error"]["message"]
+    got = await client.get(f"{BASE}/@me/0003*210/{bridged}", headers=headers)
+    view = got.json()["entry"][0]["phoneCallView"][1]
+    assert "parked" not in view and "parkedPos" not in view and "parkedBy" not in view

@@ -25,7 +25,7 @@ import trio
 
 from engine.call_types import MediaSide
 from engine.config_model import default_config
-from engine.directory import Extension, demo_directory
+from engine.directory import Directory, Extension, demo_directory
 from engine.engine import CallEvent, Engine, LegProvider, OriginateRequest, open_engine
 from engine.legs import (
     FailedLeg,
@@ -232,25 +232,37 @@ class FakeSide:
 
     _ports = {"a": 10000, "b": 20000, "c": 30000}
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, media: FakeMedia | None = None) -> None:
         self.label = label
+        self.media = media
         self.remote: list[bytes | None] = []
         self._accepted: bytes | None = None
 
-    def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+    def _sdp(self, direction: str = "sendrecv") -> bytes:
         port = self._ports.get(self.label, 40000)
         return _SDP.format(port=port, direction=direction).encode()
 
-    def answer(self, offer: bytes) -> bytes:
-        if not offer.startswith(b"v=0"):
-            raise ValueError("not SDP")  # as the real side raises on an offer it cannot answer
-        self._accepted = offer
-        return self.offer(None)
+    async def offer(self, template: bytes | None, direction: str = "sendrecv") -> bytes:
+        if self.media is not None and self.media.offer_error is not None:
+            raise self.media.offer_error
+        return self._sdp(direction)
 
-    def apply_remote(self, sdp: bytes | None) -> None:
+    async def answer(self, offer: bytes) -> bytes:
+        return self.reanswer(offer)
+
+    async def apply_remote(self, sdp: bytes | None) -> None:
         self.remote.append(sdp)
         if sdp:
             self._accepted = sdp
+
+    def reanswer(self, offer: bytes) -> bytes:
+        if not offer.startswith(b"v=0"):
+            raise ValueError("not SDP")  # as the real side raises on an offer it cannot answer
+        self._accepted = offer
+        return self._sdp()
+
+    def reoffer(self) -> bytes:
+        return self._sdp()
 
     @property
     def accepted(self) -> bytes | None:
@@ -277,6 +289,9 @@ class FakeMedia:
         self.side_error: Exception | None = None  # raised by new_side() (no ports left)
         self.stop_error: Exception | None = None  # raised by stop_recording() (relay gone)
         self.mix_error: Exception | None = None  # raised by start_mix() (a codec it cannot mix)
+        self.offer_error: Exception | None = None  # raised by every side's offer() (rtpengine down)
+        self.lost_cause = ""
+        self._lost = trio.Event()
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append(MediaCall(trio.current_time(), name, args))
@@ -287,27 +302,30 @@ class FakeMedia:
     def new_side(self, label: str, video: bool) -> MediaSide:
         if self.side_error is not None:
             raise self.side_error
-        side = FakeSide(label)
+        side = FakeSide(label, self)
         self.sides.append(side)
         self._record("new_side", label)
         return side
 
-    def bridge(self, a: MediaSide, b: MediaSide) -> None:
+    async def bridge(self, a: MediaSide, b: MediaSide) -> None:
         self._record("bridge", _label(a), _label(b))
 
-    def play_tone(self, side: MediaSide, frequency: float) -> None:
+    async def play_tone(self, side: MediaSide, frequency: float) -> None:
         self._record("play_tone", _label(side), frequency)
 
-    def stop_tone(self, side: MediaSide) -> None:
+    async def play_music(self, side: MediaSide) -> None:
+        self._record("play_music", _label(side))
+
+    async def stop_tone(self, side: MediaSide) -> None:
         self._record("stop_tone", _label(side))
 
-    def start_sandbox(self, side: MediaSide, frequency: float) -> None:
+    async def start_sandbox(self, side: MediaSide, frequency: float) -> None:
         self._record("start_sandbox", _label(side), frequency)
 
-    def stop_sandbox(self, side: MediaSide) -> None:
+    async def stop_sandbox(self, side: MediaSide) -> None:
         self._record("stop_sandbox", _label(side))
 
-    def set_hold(self, side: MediaSide, held: bool) -> None:
+    async def set_hold(self, side: MediaSide, held: bool) -> None:
         self._record("set_hold", _label(side), held)
         if self.hold_error is not None:
             raise self.hold_error
@@ -352,6 +370,15 @@ class FakeMedia:
         self._record("close")
         self.closed = True
 
+    async def watch(self) -> str:
+        """Returns (ending the call with the cause) once ``lose`` is called."""
+        await self._lost.wait()
+        return self.lost_cause
+
+    def lose(self, cause: str) -> None:
+        self.lost_cause = cause
+        self._lost.set()
+
 
 def _label(side: MediaSide) -> str:
     return side.label if isinstance(side, FakeSide) else repr(side)
@@ -363,10 +390,12 @@ class FakeMediaFactory:
     def __init__(self) -> None:
         self.by_call: dict[str, FakeMedia] = {}
         self.side_error: Exception | None = None  # every new call's relay is out of ports
+        self.offer_error: Exception | None = None  # every new call's backend does not answer
 
     def __call__(self, call: PhoneCall) -> FakeMedia:
         media = FakeMedia()
         media.side_error = self.side_error
+        media.offer_error = self.offer_error
         self.by_call[call.id] = media
         return media
 
@@ -488,13 +517,15 @@ def request(sources: list[str], destinations: list[str], **kw: object) -> Origin
 
 
 @asynccontextmanager
-async def open_harness(scripts: dict[str, list[Script]] | None = None) -> AsyncIterator[Harness]:
+async def open_harness(
+    scripts: dict[str, list[Script]] | None = None, directory: Directory | None = None
+) -> AsyncIterator[Harness]:
     store = open_store("sqlite:///:memory:")
     legs = FakeLegProvider(scripts)
     media = FakeMediaFactory()
     async with open_engine(
         default_config(),
-        demo_directory(),
+        directory or demo_directory(),
         store,
         media=media,
         legs=legs,

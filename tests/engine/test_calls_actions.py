@@ -342,8 +342,8 @@ async def test_unknown_actions_and_ended_or_missing_calls_are_refused(mock_clock
     async with open_harness({EXT_A: [answers(1)], EXT_B: [answers(1, hangup=3)]}) as h:
         call_id = await h.originate([EXT_A], [EXT_B])
         await until(3)
-        with pytest.raises(ActionNotSupported, match="action 'Park' is not implemented"):
-            await h.engine.act(call_id, CallAction("Park"))
+        with pytest.raises(ActionNotSupported, match="action 'Dance' is not implemented"):
+            await h.engine.act(call_id, CallAction("Dance"))
         await h.wait_ended(call_id)
         with pytest.raises(CallNotLive) as ended:
             await h.engine.act(call_id, CallAction("OnHold"))

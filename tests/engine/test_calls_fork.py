@@ -575,3 +575,42 @@ async def test_no_media_ports_fails_the_call_with_the_reason_and_rings_nobody(
         assert not h.legs.legs  # nobody was rung
         # the server's own shortage, so the operator's log says it too
         assert f"call {call_id}: no media ports: no free RTP/RTCP port pair" in caplog.text
+
+
+class _HangsUpAtOnce(FakeLeg):
+    """A leg that, like a SIP leg, cancels and hangs up without waiting."""
+
+    def cancel_nowait(self) -> None:
+        self.cancel_nowait_at = trio.current_time()
+        self.cancels.append(trio.current_time())
+        self.finished = True
+        self._script.clear()
+        self._wake.set()
+
+    def bye_nowait(self) -> None:
+        self.byes.append(trio.current_time())
+        self.finished = True
+        self._script.clear()
+        self._wake.set()
+
+    async def cancel(self) -> None:
+        raise AssertionError("cancel_nowait is there: no task should wait in cancel")
+
+    async def bye(self) -> None:
+        raise AssertionError("bye_nowait is there: no task should wait in bye")
+
+
+async def test_legs_that_hang_up_at_once_get_their_bye_and_cancel_without_a_task(
+    mock_clock,
+) -> None:
+    scripts = {EXT_A: [answers(1), rings()], EXT_B: [answers(1, hangup=4)]}
+    async with open_harness(scripts) as h:
+        h.legs.factories[EXT_A] = _HangsUpAtOnce
+        h.legs.factories[EXT_B] = _HangsUpAtOnce
+        call_id = await h.originate([EXT_A], [EXT_B])
+        call = await h.wait_ended(call_id)
+    source, other_device = h.legs.leg(EXT_A, 0), h.legs.leg(EXT_A, 1)
+    assert other_device.cancels == [1.0]  # the losing device, when the first answered
+    assert source.byes == [5.0]  # when the destination hung up (4 s after its start at 1 s)
+    assert h.legs.leg(EXT_B).byes == []  # it hung up itself
+    assert call.disposition is Disposition.ANSWERED and call.ended == at(5)

@@ -36,6 +36,7 @@ url = "sqlite:///:memory:"
 wait_for_pickup = 10
 max_duration = 120
 drain = 2.5
+max_in_parking = 45
 
 [directory]
 file = "dir/directory.toml"
@@ -71,6 +72,7 @@ def test_default_config_is_the_contracts_embedded_default() -> None:
         3600,
         10,
     )
+    assert config.calls.max_in_parking == 180
 
 
 def test_empty_file_gives_the_default(tmp_path: Path) -> None:
@@ -98,6 +100,7 @@ def test_full_file(tmp_path: Path) -> None:
         120,
         2.5,
     )
+    assert config.calls.max_in_parking == 45
     # relative to the config file, not the current folder
     assert config.directory.file == (tmp_path / "dir" / "directory.toml").resolve()
 
@@ -145,6 +148,15 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[media]\nports = [20000]", "media.ports: expected [LOW, HIGH]"),
         ('[media]\nports = ["a", "b"]', "media.ports[0]: expected an integer"),
         ('[media]\naddress = "1.2.3.4:5"', "media.address: expected an address without a port"),
+        ('[media]\nbackend = "kernel"', "media.backend: expected 'relay' or 'rtpengine'"),
+        ("[media]\nbackend = 1", "media.backend: expected a string"),
+        ('[media]\nbackend = "rtpengine"', 'media.rtpengine: backend = "rtpengine" needs'),
+        ('[media]\nbackend = "rtpengine"\nrtpengine = []', "media.rtpengine: backend"),
+        ('[media]\nrtpengine = "udp:127.0.0.1:2223"', "media.rtpengine: expected an array"),
+        ('[media]\nrtpengine = ["127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:HOST:PORT'"),
+        ('[media]\nrtpengine = ["tcp:127.0.0.1:2223"]', "media.rtpengine[0]: expected 'udp:"),
+        ('[media]\nrtpengine = ["udp:127.0.0.1:0"]', "media.rtpengine[0]: port must be 1-65535"),
+        ("[media]\nrtpengine = [2223]", "media.rtpengine[0]: expected a string"),
         ('[api]\nlisten = "localhost"', "api.listen: expected 'HOST:PORT', got 'localhost'"),
         ('[api]\nlisten = "127.0.0.1:http"', "api.listen: expected 'HOST:PORT'"),
         ('[api]\npublic_url = "ftp://x"', "api.public_url: expected an http:// or https:// URL"),
@@ -163,6 +175,9 @@ def test_derived_public_url_uses_the_bound_port(tmp_path: Path) -> None:
         ("[calls]\nwait_for_pickup = 0", "calls.wait_for_pickup: 0 out of range"),
         ("[calls]\nwait_for_pickup = true", "calls.wait_for_pickup: expected an integer"),
         ("[calls]\nmax_duration = 1.5", "calls.max_duration: expected an integer, got number"),
+        ("[calls]\nmax_in_parking = 5", "calls.max_in_parking: 5 out of range 10-3600"),
+        ("[calls]\nmax_in_parking = 3601", "calls.max_in_parking: 3601 out of range 10-3600"),
+        ("[calls]\nmax_in_parking = 60.5", "calls.max_in_parking: expected an integer"),
         ("[calls]\ndrain = -1", "calls.drain: expected a finite number of seconds >= 0"),
         ("[calls]\ndrain = inf", "calls.drain: expected a finite number"),
         ("[calls]\ndrain = nan", "calls.drain: expected a finite number"),
@@ -190,6 +205,23 @@ def test_file_level_errors(tmp_path: Path) -> None:
     path.write_bytes(b'[sip]\ndomain = "\xe9"\n')
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(path)
+
+
+def test_media_backend_rtpengine_with_its_addresses(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[media]\nbackend = "rtpengine"\n'
+            'rtpengine = ["udp:127.0.0.1:2223", "udp:[::1]:2224", "udp:rtp.example.com:22222"]',
+        )
+    )
+    assert config.media.backend == "rtpengine"
+    assert config.media.rtpengine == (
+        "udp:127.0.0.1:2223",
+        "udp:[::1]:2224",
+        "udp:rtp.example.com:22222",
+    )
+    assert load_config(write(tmp_path, "")).media.backend == "relay"
 
 
 def test_render_config_round_trips(tmp_path: Path) -> None:
@@ -293,3 +325,38 @@ def test_a_postgresql_store_url_is_checked_without_connecting(tmp_path: Path) ->
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, '[store]\nurl = "postgresql://b2bua:secret@db:70000/b2bua"\n'))
     assert "store.url" in str(caught.value) and "secret" not in str(caught.value)
+
+
+def _wav(path: Path, *, rate: int = 8000, channels: int = 1) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(bytes(2 * channels * 800))
+    return path
+
+
+def test_music_on_hold_is_a_checked_wav_file_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "sounds").mkdir()
+    music = _wav(tmp_path / "sounds" / "hold.wav")
+    config = load_config(write(tmp_path, '[calls]\nmusic_on_hold = "sounds/hold.wav"'))
+    assert config.calls.music_on_hold == music.resolve()
+    assert default_config().calls.music_on_hold is None
+    rendered = render_config(config)
+    assert load_config(write(tmp_path, rendered)) == config
+    _wav(tmp_path / "stereo.wav", channels=2)
+    _wav(tmp_path / "wide.wav", rate=44100)
+    for name, message in [
+        ("nope.wav", "calls.music_on_hold: no such file"),
+        ("stereo.wav", "calls.music_on_hold: "),
+        ("wide.wav", "expected 8000 Hz mono 16-bit PCM, got 44100 Hz"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, f'[calls]\nmusic_on_hold = "{name}"'))
+        assert message in str(info.value)
+        assert info.value.key == "calls.music_on_hold"
+    (tmp_path / "notes.txt").write_text("not audio")
+    with pytest.raises(ConfigError, match="not a readable WAV file"):
+        load_config(write(tmp_path, '[calls]\nmusic_on_hold = "notes.txt"'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import wave
 from pathlib import Path
 
 from engine.config import KNOWN_KEYS as CONFIG_KEYS
@@ -38,10 +39,17 @@ def test_the_sample_config_shows_every_key() -> None:
 def test_the_sample_configs_unset_keys_are_valid_too(tmp_path: Path) -> None:
     """Uncommenting an optional key as shown must give a working file."""
     (tmp_path / "directory.toml").write_text(DIRECTORY.read_text())
+    (tmp_path / "sounds").mkdir()
+    with wave.open(str(tmp_path / "sounds" / "hold.wav"), "wb") as music:  # music_on_hold
+        music.setnchannels(1)
+        music.setsampwidth(2)
+        music.setframerate(8000)
+        music.writeframes(bytes(16000))
     config = tmp_path / "config.toml"
     config.write_text(_UNSET.sub(lambda m: f"{m['key']} = ", CONFIG.read_text()))
     loaded = load_config(config)
     assert loaded.api.public_url is not None and loaded.cluster.secret is not None
+    assert loaded.calls.music_on_hold == tmp_path / "sounds" / "hold.wav"
 
 
 def test_the_sample_directory_shows_every_key_type_and_owner_kind() -> None:

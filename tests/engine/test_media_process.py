@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,3 +326,56 @@ def test_the_child_runs_the_package_copy_its_parent_runs(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=60)
     assert marker.exists()
+
+
+def test_deferred_commands_go_out_together_when_flushed_in_the_order_given(
+    phones: list[socket.socket],
+) -> None:
+    pa, pb = phones
+    with RelayProcess(HOST, free_range(10)) as relay:
+        relay.start()
+        woken: list[int] = []
+        relay.defer_casts(lambda: woken.append(len(woken)))
+        a, b = relay.allocate(), relay.allocate()
+        relay.set_remote(a, HOST, pa.getsockname()[1])
+        relay.set_remote(b, HOST, pb.getsockname()[1])
+        relay.bridge(a, b)
+        assert woken == [0]  # once per batch, at its first command
+        pa.sendto(rtp(1, 11), (HOST, a.rtp_port))
+        pb.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # not bridged yet: the commands wait
+            pb.recvfrom(2048)
+        relay.flush_casts()
+        relay.sync()
+        pa.sendto(rtp(2, 11), (HOST, a.rtp_port))
+        data, _ = pb.recvfrom(2048)
+        assert data == rtp(2, 11)
+        relay.unbridge(a, b)
+        assert woken == [0, 1]  # a new batch
+        relay.sync()  # a round trip sends the batch first
+        pa.sendto(rtp(3, 11), (HOST, a.rtp_port))
+        with pytest.raises(TimeoutError):
+            pb.recvfrom(2048)
+
+
+def test_a_command_from_another_thread_sends_the_deferred_ones_first(
+    phones: list[socket.socket],
+) -> None:
+    pa, pb = phones
+    with RelayProcess(HOST, free_range(10)) as relay:
+        relay.start()
+        relay.defer_casts(lambda: None)
+        a, b = relay.allocate(), relay.allocate()
+        relay.set_remote(b, HOST, pb.getsockname()[1])
+        relay.bridge(a, b)  # deferred
+        worker = threading.Thread(target=relay.set_remote, args=(a, HOST, pa.getsockname()[1]))
+        worker.start()
+        worker.join()
+        conn = relay._conn
+        assert conn is not None  # a round trip that sends nothing of ours first:
+        conn.send_bytes(pickle.dumps(("sync", (), {}, "call")))
+        while conn.recv()[0] != "call":  # a pool refill's answer may come first
+            pass
+        pa.sendto(rtp(1, 11), (HOST, a.rtp_port))
+        data, _ = pb.recvfrom(2048)
+        assert data == rtp(1, 11)

@@ -88,6 +88,15 @@ def full_call() -> PhoneCall:
                 media={"audio": {"packets_in": 3, "bytes_in": 516}},
             ),
             Party("+4912345", "destination", "public", flow=Flow.OUTGOING, sip_status=486),
+            Party(
+                "0003*211",
+                "destination",
+                "extension",
+                extension="0003*211",
+                parked=T0 + timedelta(seconds=40),
+                parked_pos=3,
+                parked_by="0003*210",
+            ),
         ],
         origin="sip",
     )

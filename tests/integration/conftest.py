@@ -9,6 +9,9 @@ process it started are attached to the failure report.
 - ``b2bua``: one server on the default test directory (``harness.DEFAULT_DIRECTORY``)
 - ``rtp_factory(echo=False) -> RtpEndpoint``
 - ``softphone_factory(**options) -> Softphone`` (started pjsua2 subprocess)
+- ``rtpengine_daemon``: one rtpengine (userspace) per module, for ``media``
+- ``media``: the ``[media]`` config of a test parametrized with ``indirect=["media"]`` over
+  ``"relay"`` and ``"rtpengine"``; ``b2bua_factory`` applies it to every server it starts
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.requires import require_module
+
 from .harness import B2buaServer, RtpEndpoint, Sipp
+from .rtpengine_daemon import Rtpengine
 
 if TYPE_CHECKING:
     from .softphone import Softphone
@@ -80,6 +86,8 @@ def b2bua_factory(
     def start(
         *, config: Mapping[str, Mapping[str, object]] | None = None, **options: Any
     ) -> B2buaServer:
+        if "media" in request.fixturenames:  # a test parametrized over the media backends
+            config = {**(config or {}), "media": request.getfixturevalue("media")}
         server = B2buaServer(tmp_path / f"server{len(started)}", config=config, **options)
         started.append(server)
         _remember(request, f"b2bua {len(started)}", server)
@@ -117,7 +125,7 @@ def softphone_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., Softphone]]:
     """pjsua2 softphones in subprocesses: ``softphone_factory(name="alice")``; quit at teardown."""
-    pytest.importorskip("pjsua2")
+    require_module("pjsua2", "pip install -e '.[media]' (pjsua2-python)")
     from .softphone import Softphone
 
     started: list[Softphone] = []
@@ -153,3 +161,38 @@ def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
     yield start
     for sipp in started:
         sipp.kill()
+
+
+def need_rtpengine() -> None:
+    """Skip without rtpengine, except in CI (env ``CI`` set), where a missing one fails."""
+    import os
+
+    from .rtpengine_daemon import RTPENGINE, available
+
+    if not available():
+        message = f"rtpengine not installed ({RTPENGINE}): apt-get install -y rtpengine-daemon"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def rtpengine_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rtpengine]:
+    """One rtpengine in userspace for the module, on a free ng port and port range."""
+    from .harness import free_port_range
+
+    need_rtpengine()
+    log = tmp_path_factory.mktemp("rtpengine") / "rtpengine.log"
+    with Rtpengine(free_port_range(200), log_path=log) as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def media(request: pytest.FixtureRequest) -> dict[str, object]:
+    """``[media]`` for ``request.param``: "relay" (the default config) or "rtpengine"."""
+    backend = getattr(request, "param", "relay")
+    if backend == "relay":
+        return {"backend": "relay"}
+    daemon = request.getfixturevalue("rtpengine_daemon")
+    _remember(request, "rtpengine", daemon)
+    return {"backend": "rtpengine", "rtpengine": [daemon.address]}

@@ -81,8 +81,8 @@ def test_unsupported_action_and_bad_requests(b2bua_factory: Callable[..., B2buaS
     call_id = api.call_id(api.create(["0003*00"], ["0003*01"], query={"callDuration": 4}))
     api.wait(call_id, lambda r: r.get("state") == "bridged", timeout=10)
     park = api.act(call_id, {"action": "Park", "phoneCallViewId": "00"})
-    assert park.status_code == 501
-    assert park.json()["error"]["code"] == "request_not_implemented"
+    assert park.status_code == 400  # a sandbox number is not an extension that could park
+    assert park.json()["error"]["code"] == "pc_view_invalid"
     api.hangup(call_id)
 
 

@@ -19,7 +19,9 @@ from .uapi import Uapi
 TONE_HZ = 700.0
 
 
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
 def test_tone_from_one_party_is_heard_by_the_other_through_the_relay(
+    media: dict[str, object],
     softphone_factory: Callable[..., Softphone],
     b2bua_factory: Callable[..., B2buaServer],
     tmp_path: Path,
@@ -50,3 +52,27 @@ def test_tone_from_one_party_is_heard_by_the_other_through_the_relay(
     views = record["phoneCallView"]
     assert views[0]["media"]["audio"]["rtp_packets_received"] > 100
     assert views[1]["media"]["audio"]["rtp_packets_sent"] > 100
+
+
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
+def test_a_phone_calling_the_sandbox_hears_its_tone(
+    media: dict[str, object],
+    softphone_factory: Callable[..., Softphone],
+    b2bua_factory: Callable[..., B2buaServer],
+) -> None:
+    """The sandbox's 440 Hz tone (not the 425 Hz ringback before it) reaches a real phone."""
+    server = b2bua_factory()
+    alice = softphone_factory(name="alice", auto_answer=0.2, record=True)
+    assert alice.register(server.sip_address, "0003*210", "secret210") == 200
+    api = Uapi(server.api_url, "test-user-app", "test-user-secret")
+    # 0003*00 answers 1 s after it is called: ringback first, then its tone
+    call_id = api.call_id(api.create(["0003*210"], ["0003*00"], query={"callDuration": 5}))
+    assert api.wait_ended(call_id, timeout=30)["disposition"] == 0
+    ended = alice.wait_event(
+        "call_state", timeout=10, predicate=lambda e: e.get("state") == "DISCONNECTED"
+    )
+    samples, rate = wait_for_wav(Path(ended["recording"]))
+    heard = samples[2 * rate :]  # past the ringback
+    assert len(heard) > rate, "alice recorded more than a second of the tone"
+    assert rms(heard) > 500, "alice heard sound, not silence"
+    assert dominant_frequency(heard, rate, low=400, high=480, step=5) == pytest.approx(440, abs=5)

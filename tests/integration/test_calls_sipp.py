@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from .harness import DEFAULT_DIRECTORY, B2buaServer, SipLogEntry, Sipp
 from .uapi import Uapi
 
@@ -34,8 +36,11 @@ def media_counters(record: dict[str, Any], index: int) -> dict[str, int]:
     return dict(view.get("media", {}).get("audio", {}))
 
 
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
 def test_seed_example_two_public_sources_one_public_destination(
-    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
     winner = gateway("gateway_answer_tone.xml", variables={"ring_ms": "1000"})
     loser = gateway("gateway_noanswer.xml")
@@ -242,8 +247,11 @@ def test_destination_busy_and_no_answer(
     assert 1.5 <= bye.timestamp - invite_dest.timestamp <= 3.5
 
 
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
 def test_video_is_offered_and_answered(
-    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
     a = gateway("phone_answer_video.xml", rtp_echo=True)
     dest = gateway("phone_answer_video.xml", rtp_echo=True)
@@ -295,8 +303,11 @@ def test_nonce_retry_rings_once(
     assert len(a.received("INVITE")) == 2  # order-42 once, order-43 once
 
 
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
 def test_inbound_call_between_two_registered_phones(
-    gateway: Callable[..., Sipp], b2bua_factory: Callable[..., B2buaServer]
+    media: dict[str, object],
+    gateway: Callable[..., Sipp],
+    b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
     server = b2bua_factory()
     callee = registered_phone(gateway, server, "0003*211", "secret211")

@@ -311,3 +311,20 @@ def test_demo_refuses_numbers_that_are_not_its_sandboxes(option: str, number: st
         "sandbox numbers 0003*00 to 0003*09\n"
     )
     assert result.stdout == ""  # refused up front: no server started
+
+
+def test_check_config_names_each_bad_media_backend_key(tmp_path: Path) -> None:
+    bad = tmp_path / "media.toml"
+    bad.write_text('[media]\nbackend = "kernel"\nrtpengine = ["udp:127.0.0.1:2223", "10.0.0.5"]\n')
+    checked = run("check-config", str(bad), cwd=tmp_path)
+    assert checked.returncode == 2
+    assert checked.stderr.splitlines() == [
+        f"b2bua: {bad}: media.backend: expected 'relay' or 'rtpengine', got 'kernel'",
+        f"b2bua: {bad}: media.rtpengine[1]: expected 'udp:HOST:PORT', got '10.0.0.5'",
+        "b2bua: 2 problems",
+    ]
+    good = tmp_path / "good.toml"
+    good.write_text('[media]\nbackend = "rtpengine"\nrtpengine = ["udp:127.0.0.1:2223"]\n')
+    checked = run("check-config", str(good), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == f"{good}: ok\n"

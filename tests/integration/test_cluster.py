@@ -142,6 +142,17 @@ def test_phones_registered_through_kamailio_ring_for_calls_created_on_either_nod
         assert str(kamailio_port) in (invite.header("Record-Route") or ""), invite
         assert (invite.header("Via") or "").count("127.0.0.1") >= 1
     assert len(phone.received("BYE")) == 2
+    # the legs ended normally: no dialog state is left behind for a failover to BYE
+    assert stored_dialogs(cluster.store_url) == 0
+
+
+def stored_dialogs(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute("SELECT count(*) FROM dialogs").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_token_digest_challenge_and_nonce_work_across_nodes(cluster: Cluster) -> None:
@@ -322,6 +333,9 @@ def test_kill_9_of_a_node_with_live_calls_the_survivor_byes_every_answered_leg(
         )
         victim.wait(followed, lambda r: r.get("state") == "bridged", timeout=15)
         time.sleep(HEARTBEAT + 0.5)  # a beat after the last answer
+        # every answered leg's dialog is stored: 2 per call between phones (the phone calling
+        # through the node and its callee too)
+        assert stored_dialogs(pg_url) == 2 * (calls + 1)
         killed_at = time.monotonic()
         own.nodes[1].stop(signal.SIGKILL)
         deadline = killed_at + FAILOVER + 5

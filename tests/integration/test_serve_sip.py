@@ -242,7 +242,9 @@ def test_a_dead_relay_process_stops_the_server_with_exit_1(
     assert "the relay process exited" in server.output()
 
 
+@pytest.mark.parametrize("media", ["relay", "rtpengine"], indirect=True)
 def test_a_late_offer_caller_gets_our_offer_in_the_200_and_hears_the_sandbox(
+    media: dict[str, object],
     b2bua_factory: Callable[..., B2buaServer],
 ) -> None:
     """RFC 3261 §13.2.1: an INVITE without SDP; the offer goes in our 200, the answer in the ACK."""

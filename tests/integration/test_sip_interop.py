@@ -398,16 +398,16 @@ async def test_our_uac_retransmits_an_unanswered_invite(
 async def test_our_uac_reacks_when_its_ack_is_lost(sipp_factory: SippFactory) -> None:
     async with serving() as (endpoint, _):
         transport = endpoint.transport
-        send = transport.send
+        send_nowait = transport.send_nowait
         dropped: list[Request] = []
 
-        async def lossy_send(message: object, peer: Peer) -> None:
+        def lossy_send_nowait(message: object, peer: Peer) -> bool:
             if isinstance(message, Request) and message.method == "ACK" and not dropped:
                 dropped.append(message)  # the first ACK never leaves this process
-                return
-            await send(message, peer)  # type: ignore[arg-type]
+                return True
+            return send_nowait(message, peer)  # type: ignore[arg-type]
 
-        transport.send = lossy_send  # type: ignore[method-assign]
+        transport.send_nowait = lossy_send_nowait  # type: ignore[method-assign]
         sipp = await start_sipp(sipp_factory, "uas", calls=1, timeout=15)
         call = invite_client(endpoint, sipp, "udp")
         await call.start(SDP)

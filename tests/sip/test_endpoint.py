@@ -486,7 +486,7 @@ async def test_a_response_that_needs_a_new_connection_does_not_stall_udp(
             assert await udp_options_answered(udp)
 
 
-async def test_cancelling_a_task_inside_the_pump_loses_no_other_events(
+async def test_sends_the_kernel_cannot_take_at_once_go_out_in_order_whoever_is_cancelled(
     mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the clock stands still: nothing is retransmitted, a lost send stays lost
@@ -494,9 +494,17 @@ async def test_cancelling_a_task_inside_the_pump_loses_no_other_events(
         far_peer = Peer("udp", *far.getsockname()[:2])
         clients = [a.request(request_to(a, far_peer), far_peer) for _ in range(3)]
         first, second, third = (c.request.call_id for c in clients)
-        gates = {first: trio.Event(), second: trio.Event()}  # slow sends
+        gates = {first: trio.Event(), second: trio.Event()}  # a full send buffer, for a while
         sent: list[str] = []
         real_send = a.transport.send
+        real_send_nowait = a.transport.send_nowait
+
+        def send_nowait(message: Message, peer: Peer) -> bool:
+            if isinstance(message, Request) and message.call_id in gates:
+                return False  # the kernel cannot take it now
+            if isinstance(message, Request):
+                sent.append(message.call_id)
+            return real_send_nowait(message, peer)
 
         async def gated_send(message: Message, peer: Peer) -> None:
             if isinstance(message, Request):
@@ -506,23 +514,24 @@ async def test_cancelling_a_task_inside_the_pump_loses_no_other_events(
                 sent.append(message.call_id)
             await real_send(message, peer)
 
+        monkeypatch.setattr(a.transport, "send_nowait", send_nowait)
         monkeypatch.setattr(a.transport, "send", gated_send)
         scope = trio.CancelScope()
 
         async def start_first() -> None:
             with scope:
-                await clients[0].start()  # this task runs the pump, stuck in the first send
+                await clients[0].start()
+                await trio.sleep_forever()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(start_first)
             await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(clients[1].start)  # queued behind the pump
+            await clients[1].start()
+            await clients[2].start()  # could go at once, but queues behind the first two
             await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(clients[2].start)
-            await trio.testing.wait_all_tasks_blocked()
-            gates[first].set()  # the pump takes both queued sends, stuck in the second
-            await trio.testing.wait_all_tasks_blocked()
-            scope.cancel()  # the task running the pump is cancelled
+            assert sent == []
+            scope.cancel()  # the task whose request waits is cancelled: its send is not
+            gates[first].set()
             await trio.testing.wait_all_tasks_blocked()
             gates[second].set()
             await trio.testing.wait_all_tasks_blocked()

@@ -949,43 +949,57 @@ async def test_the_callee_answers_requests_read_in_one_batch_in_order(
         assert [(r.status, r.cseq.seq) for r in answers] == [(200, seq) for seq in range(8, 16)]
 
 
-def _session_tasks() -> int:
-    """Tasks running a session driver, anywhere in this trio run."""
-    count = 0
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        awaiting: object = task.coro  # the driver runs inside the endpoint's guard
-        while awaiting is not None:
-            code = getattr(awaiting, "cr_code", None)
-            if code is not None and code.co_qualname == "SessionDriver._run":
-                count += 1
-                break
-            awaiting = getattr(awaiting, "cr_await", None)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return count
+def _endpoint_tasks(endpoint: SipEndpoint) -> int:
+    """Tasks in the endpoint's nursery (its receive loops, its timer task, and any work)."""
+    nursery = endpoint._nursery
+    assert nursery is not None
+    return len(nursery.child_tasks)
 
 
-async def test_a_quiet_answered_call_holds_no_task_until_something_arrives(
+async def test_a_session_holds_no_task_of_its_own(mock_clock: trio.testing.MockClock) -> None:
+    """Few objects per live call, and no scheduling per message: a session is stepped by
+    whoever hands it something (the receive path, the call's command, the timer task), so the
+    caller's endpoint runs no more tasks ringing, answered or hung up than before the call."""
+    mock_clock.autojump_threshold = 0.01
+    callee = Callee("answer")
+    async with running(callee) as (b, b_peer), running(refuse) as (a, _):
+        callee.endpoint = b
+        before = _endpoint_tasks(a)
+        call = client_for(a, b_peer)
+        await call.start(OFFER)
+        await call.next_event()
+        assert _endpoint_tasks(a) == before  # ringing: the session waits for the answer
+        assert await call.next_event() == LegAnswered(ANSWER)
+        with trio.fail_after(5):
+            await callee.servers[0].acked.wait()
+        await trio.sleep(1)
+        assert _endpoint_tasks(a) == before
+        await call.bye()
+        assert await callee.first_event() == LegHungUp("caller hung up")
+        await trio.sleep(1)
+        assert _endpoint_tasks(a) == before
+
+
+async def test_forwarded_events_reach_the_sink_in_order_and_the_sink_is_dropped_at_the_end(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    """Few objects per live call: once answered and ACKed, neither side keeps a task; a BYE
-    starts one that answers it and ends."""
     mock_clock.autojump_threshold = 0.01
     callee = Callee("answer")
     async with running(callee) as (b, b_peer), running(refuse) as (a, _):
         callee.endpoint = b
         call = client_for(a, b_peer)
         await call.start(OFFER)
-        await call.next_event()
-        assert _session_tasks() >= 1  # ringing: the caller's session waits for the answer
-        assert await call.next_event() == LegAnswered(ANSWER)
         with trio.fail_after(5):
-            await callee.servers[0].acked.wait()
-        await trio.sleep(1)
-        assert _session_tasks() == 0
+            while call._events.statistics().current_buffer_used == 0:
+                await trio.sleep(0.01)  # the ringing waits in the channel
+        seen: list[object] = []
+        call.forward_events(lambda event: seen.append(event) is None)
+        with trio.fail_after(5):
+            while len(seen) < 2:
+                await trio.sleep(0.01)
+        assert seen == [LegRinging(180, None), LegAnswered(ANSWER)]  # the waiting one first
         await call.bye()
-        assert await callee.first_event() == LegHungUp("caller hung up")
-        await trio.sleep(1)
-        assert _session_tasks() == 0
+        with trio.fail_after(5):
+            while call._event_sink is not None:  # the session ended: no call<->leg cycle
+                await trio.sleep(0.1)
+        assert seen == [LegRinging(180, None), LegAnswered(ANSWER)]
