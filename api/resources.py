@@ -188,11 +188,18 @@ class CallEvent(BaseModel):
 
     phoneCallId: str
     seq: int = Field(description="Per call, increasing; the SSE id and X-Event-Id suffix.")
-    event: str = Field(description="created, ringing, answered, bridged, ended, ...")
+    event: str = Field(description="created, ringing, answered, bridged, dtmf, ended, ...")
     state: str | None = None
     at: Date | None = Field(description=DATE_NOTE)
     final: bool = Field(description="True exactly once per call, on the last event.")
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "The event's details, e.g. `party` (a party's number); for `dtmf` (a digit a party "
+            'pressed, RFC 4733 or SIP INFO) `{"digit": "5", "party": "NUMBER"}`, digit one of '
+            "0-9 * # A-D, party the number of the party that pressed it."
+        ),
+    )
 
 
 class PageLinks(BaseModel):

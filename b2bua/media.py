@@ -17,6 +17,7 @@ from engine.call_types import CallMedia
 from engine.config_model import Config
 from engine.media.process import RelayProcess
 from engine.model import PhoneCall
+from engine.relay_digits import RelayDigits
 from engine.rtpengine import open_ng_client, parse_instance
 from engine.rtpengine.media import RtpengineMedia
 from sip.sdp import ParseCache
@@ -33,6 +34,7 @@ class MediaBackend:
     recording_unavailable: str | None  # why StartRecording answers 501, if it does
     alive: Callable[[], bool]  # the media part works (for /health and /metrics)
     mixing_unavailable: str | None = None  # why Monitor, Whisper and BargeIn answer 501, if so
+    digits: RelayDigits | None = None  # the relay's RFC 4733 digit reports, run by the server
 
 
 @asynccontextmanager
@@ -58,14 +60,20 @@ async def open_media(
     # signalling is busy (benchmarks/bench_relay.py --gil-load shows p99 near 1 s).
     relay = RelayProcess(config.media.address, config.media.ports)
     relay.start()
+    digits = RelayDigits(relay)
     try:
         yield MediaBackend(
             lambda call: RelayMedia(
-                relay, records / f"{call.id}.wav", sdp_cache, config.calls.music_on_hold
+                relay,
+                records / f"{call.id}.wav",
+                sdp_cache,
+                config.calls.music_on_hold,
+                digits=digits,
             ),
             relay,
             None,
             lambda: relay.alive,
+            digits=digits,
         )
     finally:
         relay.close()

@@ -242,6 +242,8 @@ async def serve(
                 nursery.start_soon(_purge_expired, store)
                 if media.relay is not None:
                     nursery.start_soon(_watch_relay, media.relay, running)
+                if media.digits is not None:
+                    nursery.start_soon(media.digits.run)
                 await running.shutdown.wait()
                 logger.info(
                     "draining: %d live calls, up to %g s", engine.live_count, config.calls.drain

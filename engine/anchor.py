@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import trio
@@ -20,7 +20,9 @@ from engine.call_types import HOLD_MUSIC_HZ, MediaSide
 from engine.media.control import RelayControl
 from engine.media.errors import MediaError
 from engine.media.stats import MediaEndpoint
+from engine.relay_digits import RelayDigits
 from sip import sdp
+from sip.dtmf import event_of_digit
 from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,12 @@ class NullMedia:
     async def set_hold(self, side: object, held: bool) -> None:
         return None
 
+    def send_dtmf(self, side: object, digit: str, duration_ms: int) -> bool:
+        return False
+
+    def on_dtmf(self, deliver: Callable[[MediaSide, str], None]) -> None:
+        return None
+
     def start_mix(self, sides: Sequence[object], hears: Sequence[tuple[int, int]]) -> None:
         return None
 
@@ -137,6 +145,7 @@ class RelaySide:
         self._accepted: bytes | None = None
         self._version = 0
         self._session_id: str | None = None
+        self.te_pt: int | None = None  # the party's telephone-event payload type (RFC 4733)
 
     def _ports(self) -> tuple[int, int | None]:
         return self.audio.rtp_port, None if self.video is None else self.video.rtp_port
@@ -214,12 +223,21 @@ class RelaySide:
         self._accepted = data
 
     def _use_remote(self, parsed: sdp.SessionDescription) -> None:
-        """Point the relay at where the party's SDP says it receives."""
+        """Point the relay at where the party's SDP says it receives, and tell it the party's
+        telephone-event payload type (RFC 4733), if any."""
         for m in parsed.media:
             endpoint = self.audio if m.media == "audio" else self.video
             conn = parsed.connection_for(m)
             if endpoint is None or m.port == 0 or conn is None or conn.is_null:
                 continue
+            if endpoint is self.audio:
+                te_pt = telephone_event_pt(m)
+                if te_pt != self.te_pt:
+                    self.te_pt = te_pt
+                    try:
+                        self._relay.set_telephone_event(endpoint, te_pt)
+                    except MediaError as exc:
+                        logger.warning("cannot set the party's telephone-event: %s", exc)
             try:
                 self._relay.set_remote(endpoint, conn.address, m.port, m.rtcp_port)
             except MediaError as exc:
@@ -242,13 +260,18 @@ class RelayMedia:
         recording_path: Path,
         sdp_cache: sdp.ParseCache | None = None,
         music_on_hold: Path | None = None,
+        *,
+        digits: RelayDigits | None = None,
     ) -> None:
         """``sdp_cache``: shared with whoever parsed the call's SDP before (the SIP service);
-        by default the call's own. ``music_on_hold``: a checked 8 kHz mono 16-bit WAV file."""
+        by default the call's own. ``music_on_hold``: a checked 8 kHz mono 16-bit WAV file.
+        ``digits``: where the relay's RFC 4733 digit reports come from (None: not heard)."""
         self._relay = relay
         self._recording_path = recording_path
         self._sdp_cache = sdp_cache if sdp_cache is not None else sdp.ParseCache(8)
         self._music_on_hold = music_on_hold
+        self._digits = digits
+        self._on_dtmf: Callable[[MediaSide, str], None] | None = None
         self._sides: list[RelaySide] = []
         self._bridges: dict[int, MediaEndpoint] = {}  # endpoint id -> its bridged partner
         self._recording: tuple[MediaEndpoint, MediaEndpoint] | None = None
@@ -257,7 +280,23 @@ class RelayMedia:
     def new_side(self, label: str, video: bool) -> RelaySide:
         side = RelaySide(self._relay, video, self._sdp_cache)
         self._sides.append(side)
+        if self._digits is not None:
+            self._digits.listen(side.audio.id, lambda digit: self._heard(side, digit))
         return side
+
+    def on_dtmf(self, deliver: Callable[[MediaSide, str], None]) -> None:
+        self._on_dtmf = deliver
+
+    def _heard(self, side: RelaySide, digit: str) -> None:
+        if self._on_dtmf is not None:
+            self._on_dtmf(side, digit)
+
+    def send_dtmf(self, side: MediaSide, digit: str, duration_ms: int) -> bool:
+        side = _relay_side(side)
+        if side.te_pt is None:
+            return False
+        self._relay.send_dtmf(side.audio, event_of_digit(digit), duration_ms)
+        return True
 
     def _pair(self, a: MediaEndpoint, b: MediaEndpoint) -> None:
         if self._bridges.get(a.id) == b:
@@ -389,6 +428,8 @@ class RelayMedia:
         except MediaError:
             logger.exception("could not finish a recording")
         for side in self._sides:
+            if self._digits is not None:
+                self._digits.forget(side.audio.id)
             for ep in side.endpoints():
                 with contextlib.suppress(MediaError):
                     self._relay.release(ep)
@@ -415,6 +456,14 @@ def audio_codec(data: bytes | None) -> tuple[int, str] | None:
             for codec in m.codecs():
                 if codec.name.lower() not in ("telephone-event", "cn"):
                     return codec.payload_type, codec.name
+    return None
+
+
+def telephone_event_pt(m: sdp.MediaDescription) -> int | None:
+    """The payload type of an audio stream's telephone-event/8000 (RFC 4733), or None."""
+    for codec in m.codecs():
+        if codec.name.lower() == "telephone-event" and codec.clock_rate == 8000:
+            return codec.payload_type
     return None
 
 

@@ -17,6 +17,7 @@ from engine.call_types import (
     CallEnded,
     Connected,
     Control,
+    DtmfHeard,
     ForkFailed,
     Hold,
     Park,
@@ -26,6 +27,7 @@ from engine.call_types import (
     Transfer,
     UnPark,
 )
+from engine.dtmf import digit_from_media
 from engine.fork import fork
 from engine.model import Disposition
 from engine.parking import park
@@ -43,7 +45,9 @@ async def apply_control(controller: SimpleCall, request: Control) -> None:
     """Hold or resume a party, start or stop recording, transfer, or bring in a supervisor (a
     hang-up is not here: the call's own loops end the call on it)."""
     assert controller._media is not None
-    if isinstance(request, Hold):
+    if isinstance(request, DtmfHeard):
+        digit_from_media(controller, request.side, request.digit)
+    elif isinstance(request, Hold):
         connected = controller._connected.get(request.party_index)
         if connected is None:
             return

@@ -79,6 +79,16 @@ class CallMedia(Protocol):
 
     async def stop_sandbox(self, side: MediaSide) -> None: ...
 
+    def send_dtmf(self, side: MediaSide, digit: str, duration_ms: int) -> bool:
+        """Play ``digit`` to ``side``'s party as RFC 4733 telephone-events; False (nothing
+        sent) when that party did not agree to telephone-event."""
+        ...
+
+    def on_dtmf(self, deliver: Callable[[MediaSide, str], None]) -> None:
+        """Call ``deliver(side, digit)`` (in the call's trio thread) for each digit a party
+        sends as RFC 4733 telephone-events (the relay forwards those packets itself)."""
+        ...
+
     async def set_hold(self, side: MediaSide, held: bool) -> None: ...
 
     def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
@@ -192,7 +202,16 @@ class PickUp:
     wait_for_pickup: float
 
 
-Control = Hangup | Hold | Transfer | Recording | Supervise | Park | UnPark | PickUp
+@dataclass(frozen=True, slots=True)
+class DtmfHeard:
+    """Not a request: the relay saw a party's RFC 4733 digit end (``CallMedia.on_dtmf``); it
+    joins the call's inbox with the requests so that one task handles everything."""
+
+    side: MediaSide
+    digit: str
+
+
+Control = Hangup | Hold | Transfer | Recording | Supervise | Park | UnPark | PickUp | DtmfHeard
 
 
 @dataclass(frozen=True, slots=True)

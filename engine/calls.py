@@ -47,6 +47,7 @@ from engine.call_types import (
     CallMedia,
     Connected,
     Control,
+    DtmfHeard,
     Hangup,
     InboundSource,
     LegMessage,
@@ -55,8 +56,9 @@ from engine.call_types import (
     bind_media,
     status_for_disposition,
 )
+from engine.dtmf import digit_from_leg
 from engine.fork import fork
-from engine.legs import Leg, LegAnswered, LegEvent, LegFailed, LegHungUp
+from engine.legs import Leg, LegAnswered, LegDtmf, LegEvent, LegFailed, LegHungUp
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall
 from engine.sandbox import SANDBOX_MAX_DURATION, SANDBOX_TONE_HZ
 from engine.supervise import is_supervisor, supervisor_hung_up
@@ -150,6 +152,7 @@ class SimpleCall:
     async def _run(self) -> None:
         call = self.call
         self._media = self.ctx.media(call)
+        self._media.on_dtmf(self._dtmf_heard)
         assert self._nursery is not None
         self._nursery.start_soon(self._watch_media, self._media)
         sources = [p for p in call.parties if p.role == "source"]
@@ -286,8 +289,17 @@ class SimpleCall:
         """The index of this very party (``Party`` compares by value; two may be equal)."""
         return next(i for i, p in enumerate(self.call.parties) if p is party)
 
+    def _dtmf_heard(self, side: MediaSide, digit: str) -> None:
+        try:
+            self._send.send_nowait(DtmfHeard(side, digit))
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            logger.info("call %s: DTMF %s dropped (call busy or ending)", self.call.id, digit)
+
     async def _stray(self, leg: Leg, event: LegEvent) -> None:
         """An event from a leg we no longer wait on (a cancelled loser, or a connected party)."""
+        if isinstance(event, LegDtmf):
+            digit_from_leg(self, leg, event.digit, event.duration_ms)
+            return
         if isinstance(event, LegAnswered) and id(leg) in self._cancelled_legs:
             # A 2xx raced our CANCEL: cancel() on an answered leg ACKs and BYEs it (§15).
             return

@@ -19,12 +19,13 @@ from typing import Protocol
 
 import trio
 
-from sip.leg_events import LegAnswered, LegEvent, LegFailed, LegHungUp, LegRinging
+from sip.leg_events import LegAnswered, LegDtmf, LegEvent, LegFailed, LegHungUp, LegRinging
 
 __all__ = [
     "FailedLeg",
     "Leg",
     "LegAnswered",
+    "LegDtmf",
     "LegEvent",
     "LegFailed",
     "LegHungUp",

@@ -18,12 +18,14 @@ import trio
 from engine.call_types import (
     CallEnded,
     Connected,
+    DtmfHeard,
     ForkFailed,
     Hangup,
     LegMessage,
     Park,
     UnPark,
 )
+from engine.dtmf import digit_from_media
 from engine.fork import fork
 from engine.model import Disposition, Party, PartyStatus
 
@@ -82,6 +84,8 @@ async def park(controller: SimpleCall, request: Park) -> None:
                     "unpark_failed",
                 ):
                     return
+            elif isinstance(message, DtmfHeard):  # the parked party pressed a key
+                digit_from_media(controller, message.side, message.digit)
             else:  # the engine refuses the rest while parked; one that raced the Park
                 controller._changed("action_failed", {"cause": "the call is parked"})
             continue

@@ -17,6 +17,9 @@ Once the dialog exists:
   re-INVITE is pending (§14.1 glare); our 2xx to an INVITE is retransmitted (timer
   ``retransmit_2xx``: T1 doubling to T2, unreliable transports only) until its ACK, for at
   most 64*T1 (timer ``ack_wait``); INFO/OPTIONS/NOTIFY -> 200; anything else 501;
+* INFO with a DTMF body (``sip.dtmf``: ``application/dtmf-relay``, ``application/dtmf``) ->
+  200 and ``LegDtmf``, or 400 naming what is wrong with the body; INFO of another content
+  type still gets 200 (as before: nothing here reads it);
 * a request with a lower CSeq than the last one gets 500 (§12.2.2), so the driver must hand
   requests over in arrival order;
 * our re-INVITE (``reinvite``) ends with ``ReinviteAnswered`` (we ACK the 2xx, and re-send
@@ -35,9 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip.dialog import Dialog
+from sip.dtmf import DtmfInfoError, parse_dtmf_info
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import Via
-from sip.leg_events import LegEvent, LegHungUp
+from sip.leg_events import LegDtmf, LegEvent, LegHungUp
 from sip.message import Message, Request, Response
 from sip.peers import peer_for_uri
 from sip.timers import TimerConfig
@@ -383,9 +387,20 @@ class InviteDialogSession:
             return request.response(200)
         if method in ("INVITE", "UPDATE"):
             return self._answer_offer(request, peer, dialog, now)
-        if method in ("INFO", "OPTIONS", "NOTIFY"):
+        if method == "INFO":
+            return self._info(request)
+        if method in ("OPTIONS", "NOTIFY"):
             return request.response(200)
         return request.response(501, headers=[("Allow", ALLOW)])
+
+    def _info(self, request: Request) -> Response:
+        try:
+            dtmf = parse_dtmf_info(request.headers.get("Content-Type"), request.body)
+        except DtmfInfoError as exc:
+            return request.response(400, str(exc))
+        if dtmf is not None:
+            self._out.append(LegDtmf(dtmf.digit, dtmf.duration_ms))
+        return request.response(200)
 
     def _answer_offer(self, request: Request, peer: Peer, dialog: Dialog, now: float) -> Response:
         if request.method == "INVITE" and self._reinvite is not None:

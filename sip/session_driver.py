@@ -12,8 +12,8 @@ timers (``SipEndpoint.schedule_session_timer``).  A step feeds the session its q
 in arrival order, so two in-dialog requests of one dialog are answered in the order they
 came, and carries out its outputs in order: responses on the INVITE's server transaction,
 new client transactions, stateless sends, ACK+BYE of foreign forks, and the leg events,
-which go unchanged to ``next_event()`` on a bounded channel (ringing beyond half of it is
-dropped, so the final events always fit).  None of that waits: the endpoint sends at once
+which go unchanged to ``next_event()`` on a bounded channel (ringing and DTMF beyond half of
+it are dropped, so the final events always fit).  None of that waits: the endpoint sends at once
 or queues (see ``sip.endpoint``), so the INVITE's aftermath - CANCEL, a 2xx racing it that
 needs ACK and BYE, our 2xx retransmissions - never depends on the call's task, and no
 cancellation can cut a step in half.  An input arriving while a step runs (a response
@@ -47,7 +47,7 @@ from sip.invite_dialog import (
     SendStateless,
     SessionState,
 )
-from sip.leg_events import LegEvent, LegFailed, LegRinging
+from sip.leg_events import LegDtmf, LegEvent, LegFailed, LegRinging
 from sip.message import Response
 from sip.transaction_types import Peer
 from sip.uac_session import UacSession
@@ -310,10 +310,10 @@ class SessionDriver:
                 log.warning("%s: dropping %r, the call is not taking events", self._label, event)
             return
         if (
-            isinstance(event, LegRinging)
+            isinstance(event, LegRinging | LegDtmf)
             and self._to_call.statistics().current_buffer_used >= EVENTS_SIZE // 2
         ):
-            log.info("%s: dropping %d, the call is not reading", self._label, event.status)
+            log.info("%s: dropping %r, the call is not reading", self._label, event)
             return
         try:
             self._to_call.send_nowait(event)

@@ -65,3 +65,11 @@ def remote_address(host: str, port: int, *, ipv6: bool) -> Address:
     if not isinstance(port, int) or not 0 < port < 65536:
         raise MediaError(f"remote media port must be 1-65535, not {port!r}")
     return (str(ip), port)
+
+
+def check_dtmf_request(payload_type: int | None = None, event: int = 0) -> None:
+    """MediaError naming a telephone-event payload type or event code that cannot be used."""
+    if payload_type is not None and not 0 <= payload_type <= 127:
+        raise MediaError(f"payload type must be 0-127, not {payload_type!r}")
+    if not 0 <= event <= 255:
+        raise MediaError(f"telephone-event must be 0-255, not {event!r}")

@@ -2,8 +2,9 @@
 
 Started by :class:`engine.media.process.RelayProcess` (through a bootstrap that puts the
 parent's package root on the path), never by hand: FD is the child's end of a socketpair,
-CONFIG the JSON list ``[address, [low, high], relatch_after]``. The child runs a
-:class:`~engine.media.relay.Relay` and serves the messages it reads there, in order:
+CONFIG the JSON list ``[address, [low, high], relatch_after, events_fd]`` (``events_fd``: the
+child's end of the socket its digit reports go to, ``engine.media.telephone_event``). The
+child runs a :class:`~engine.media.relay.Relay` and serves the messages it reads there, in order:
 ``(method, args, kwargs, tag)``; a message with a tag is answered ``(tag, status, value)``,
 one without (a one-way command) is not, and its failure is logged on the stderr the child
 shares with its parent.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing.connection
+import socket
 import sys
 from typing import Any
 
@@ -30,9 +32,16 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.WARNING, format="relay %(levelname)s %(name)s: %(message)s")
     raise_fd_limit()  # 4 sockets per bridged call: the usual soft limit (1,024) is ~250 calls
     fd = int(argv[0])
-    address, port_range, relatch_after = json.loads(argv[1])
+    address, port_range, relatch_after, *rest = json.loads(argv[1])
     conn = multiprocessing.connection.Connection(fd)
-    serve(conn, str(address), (int(port_range[0]), int(port_range[1])), float(relatch_after))
+    events = socket.socket(fileno=int(rest[0])) if rest else None
+    serve(
+        conn,
+        str(address),
+        (int(port_range[0]), int(port_range[1])),
+        float(relatch_after),
+        events,
+    )
 
 
 def serve(
@@ -40,10 +49,12 @@ def serve(
     address: str,
     port_range: tuple[int, int],
     relatch_after: float,
+    events: socket.socket | None = None,
 ) -> None:
-    """Run a relay and serve the parent's messages until told to close or the parent is gone."""
+    """Run a relay and serve the parent's messages until told to close or the parent is gone;
+    its digit reports go to ``events`` (a one-way socket of their own)."""
     try:
-        relay = Relay(address, port_range, relatch_after=relatch_after)
+        relay = Relay(address, port_range, relatch_after=relatch_after, events=events)
         relay.start()
     except Exception as exc:  # configuration errors go back to the parent
         conn.send(("error", exc))
@@ -120,6 +131,8 @@ _ENDPOINT_ARGS = {
     "stop_tone": 1,
     "generate": 1,
     "stop_generating": 1,
+    "set_telephone_event": 1,
+    "send_dtmf": 1,
     "stop_mix": 1,
     "start_recording": 2,
     "stop_recording": 2,

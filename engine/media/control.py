@@ -8,6 +8,7 @@ from typing import Protocol
 
 from engine.media.recorder import RecordingInfo
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
+from engine.media.telephone_event import DigitReport
 
 
 class RelayControl(Protocol):
@@ -79,3 +80,19 @@ class RelayControl(Protocol):
     def start_recording(self, a: MediaEndpoint, b: MediaEndpoint, path: str) -> None: ...
 
     def stop_recording(self, a: MediaEndpoint, b: MediaEndpoint | None = None) -> RecordingInfo: ...
+
+    def set_telephone_event(self, ep: MediaEndpoint, payload_type: int | None) -> None:
+        """The payload type ``ep``'s phone uses for RFC 4733 telephone-events (None: none)."""
+        ...
+
+    def send_dtmf(self, ep: MediaEndpoint, event: int, duration_ms: int) -> None:
+        """Play telephone-event ``event`` to ``ep``'s phone (with its payload type)."""
+        ...
+
+    def event_fileno(self) -> int:
+        """The file descriptor that becomes readable when digit reports wait."""
+        ...
+
+    def read_events(self) -> list[DigitReport] | None:
+        """The digit reports waiting (never blocks); None once the relay is gone."""
+        ...

@@ -3,7 +3,8 @@
 The per-packet path is one ``recvfrom_into`` into a preallocated buffer, a few int updates, and
 one ``sendto`` of a memoryview slice; one datagram per ready socket per poll keeps many quiet
 sockets (50 packets/s each) cheap. Queued commands run before the packets of each poll; the
-poll timeout is the next timer's due time (see ``engine.media.timers``).
+poll timeout is the next timer's due time (see ``engine.media.timers``). An RTP packet whose
+payload type is its phone's telephone-event one takes ``engine.media.telephone_event``'s path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from engine.media.commands import CommandQueue
 from engine.media.leg import Leg
 from engine.media.state import EndpointState
+from engine.media.telephone_event import EventSink, on_event_packet
 from engine.media.timers import Timers
 
 logger = logging.getLogger(__name__)
@@ -28,9 +30,12 @@ _SSRC = struct.Struct("!I")  # at offset 8 of an RTP header
 class Forwarder:
     """The sockets' fast state (fd -> leg, timers), owned by the loop thread once it runs."""
 
-    def __init__(self, commands: CommandQueue, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, commands: CommandQueue, clock: Callable[[], float], events: EventSink
+    ) -> None:
         self._commands = commands
         self._clock = clock
+        self.events = events  # digit ends seen in the phones' RTP (RFC 4733)
         self._epoll = select.epoll()
         self._epoll.register(commands.wake_fd, select.EPOLLIN)
         self.legs: dict[int, Leg] = {}  # fd -> leg
@@ -78,6 +83,7 @@ class Forwarder:
         tones = self.timers.heap
         monotonic = self._clock
         unpack_ssrc = _SSRC.unpack_from
+        digit_sink = self.events
         iterations = self.loop_iterations
         while not self.stopping:
             timeout = max(tones[0][0] - monotonic(), 0.0) if tones else -1.0
@@ -125,6 +131,8 @@ class Forwarder:
                     recorder = leg.recorder
                     if recorder is not None:
                         recorder((leg.rec_channel, now, bytes(view[:size])))
+                    if buf[1] & 0x7F == leg.te_pt:  # RFC 4733: map its PT, note its end
+                        on_event_packet(leg, buf, size, digit_sink)
                 out = leg.target
                 if out is None:
                     leg.dropped += 1

@@ -55,6 +55,7 @@ class Leg:
         "cycles",
         "dest",
         "dropped",
+        "endpoint_id",
         "fd",
         "foreign",
         "is_rtp",
@@ -76,10 +77,20 @@ class Leg:
         "src",
         "ssrc",
         "target",
+        "te_end_ts",
+        "te_pt",
     )
 
-    def __init__(self, sock: socket.socket, is_rtp: bool, name: str, relatch_after: float) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        is_rtp: bool,
+        name: str,
+        relatch_after: float,
+        endpoint_id: int = 0,
+    ) -> None:
         self.sock = sock
+        self.endpoint_id = endpoint_id
         self.fd = sock.fileno()
         self.recvfrom_into = sock.recvfrom_into
         self.sendto = sock.sendto
@@ -108,6 +119,10 @@ class Leg:
         self.rec_channel = 0
         # the phone is inside the relay (a sandbox): what is forwarded to it arrives there
         self.sink = False
+        # RFC 4733: the phone's telephone-event payload type (-1: none agreed), and the RTP
+        # timestamp of the last event end reported (see ``engine.media.telephone_event``)
+        self.te_pt = -1
+        self.te_end_ts = -1
 
     def accept_source(self, addr: Address, buf: bytearray, size: int, now: float) -> bool:
         """Slow path for a packet whose source is not the latched one: latch, or reject it."""

@@ -49,10 +49,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.media.checks import check_mix_request, check_tone_request, remote_address
+from engine.media.checks import (
+    check_dtmf_request,
+    check_mix_request,
+    check_tone_request,
+    remote_address,
+)
 from engine.media.errors import MediaError
 from engine.media.recorder import RecordingInfo
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
+from engine.media.telephone_event import DigitReport, event_socketpair, read_reports
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,8 @@ _ALLOWED = frozenset(
         "stop_tone",
         "generate",
         "stop_generating",
+        "set_telephone_event",
+        "send_dtmf",
         "start_mix",
         "stop_mix",
         "start_recording",
@@ -142,6 +150,7 @@ class RelayProcess:
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
+        self._event_reader: socket.socket | None = None  # the child's digit reports
         # one-way commands of the deferring thread, sent together by flush_casts()
         self._pending: list[tuple[str, tuple[Any, ...], dict[str, Any], None]] = []
         self._on_pending: Callable[[], None] | None = None
@@ -178,6 +187,8 @@ class RelayProcess:
             if self._process is not None:
                 raise MediaError("relay already started")
             ours, theirs = socket.socketpair()
+            # the child's digit reports: a one-way socket of their own (see event_fileno)
+            reader, writer = event_socketpair()
             # A child that stops reading must not block a sender forever: a write that cannot
             # proceed for answer_timeout fails (EAGAIN), and the child is taken for hung.
             seconds = max(self._answer_timeout, 0.001)
@@ -195,18 +206,28 @@ class RelayProcess:
                         _BOOTSTRAP,
                         _package_root(),
                         str(theirs.fileno()),
-                        json.dumps([self._address, list(self._port_range), self._relatch_after]),
+                        json.dumps(
+                            [
+                                self._address,
+                                list(self._port_range),
+                                self._relatch_after,
+                                writer.fileno(),
+                            ]
+                        ),
                     ],
-                    pass_fds=(theirs.fileno(),),
+                    pass_fds=(theirs.fileno(), writer.fileno()),
                     stdin=subprocess.DEVNULL,
                     process_group=0,  # a terminal's Ctrl-C goes to the server alone
                 )
             except OSError as exc:
                 ours.close()
+                reader.close()
                 raise MediaError(f"cannot start the relay process: {exc}") from None
             finally:
                 theirs.close()
+                writer.close()
             self._process = process
+            self._event_reader = reader
             self._conn = multiprocessing.connection.Connection(ours.detach())
             try:
                 if not self._conn.poll(_START_TIMEOUT):
@@ -249,6 +270,9 @@ class RelayProcess:
                 conn.close()
         self._pool.clear()
         self._refilling.clear()
+        if self._event_reader is not None:
+            self._event_reader.close()
+            self._event_reader = None
 
     def __enter__(self) -> RelayProcess:
         return self
@@ -498,6 +522,25 @@ class RelayProcess:
 
     def stop_generating(self, ep: MediaEndpoint) -> None:
         self._cast("stop_generating", _ref(ep))
+
+    def set_telephone_event(self, ep: MediaEndpoint, payload_type: int | None) -> None:
+        check_dtmf_request(payload_type)
+        self._cast("set_telephone_event", _ref(ep), payload_type)
+
+    def send_dtmf(self, ep: MediaEndpoint, event: int, duration_ms: int) -> None:
+        check_dtmf_request(event=event)
+        self._cast("send_dtmf", _ref(ep), event, duration_ms)
+
+    def event_fileno(self) -> int:
+        """Readable when the child's digit reports wait (``read_events``)."""
+        if self._event_reader is None:
+            raise MediaError("relay is not started" if not self._closed else "relay is closed")
+        return self._event_reader.fileno()
+
+    def read_events(self) -> list[DigitReport] | None:
+        """The child's digit reports waiting (never blocks); None once the child is gone."""
+        reader = self._event_reader
+        return None if reader is None else read_reports(reader)
 
     def start_mix(
         self,

@@ -42,7 +42,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from engine.media import fdlimit, g711, mixer, tone
-from engine.media.checks import check_mix_request, check_range, check_tone_request, remote_address
+from engine.media.checks import (
+    check_dtmf_request,
+    check_mix_request,
+    check_range,
+    check_tone_request,
+    remote_address,
+)
 from engine.media.commands import CommandQueue
 from engine.media.errors import DescriptorsExhausted, MediaError, PortRangeExhausted
 from engine.media.forwarding import Forwarder
@@ -57,6 +63,7 @@ from engine.media.state import (
     route,
 )
 from engine.media.stats import MediaEndpoint, RelayStatistics, StreamStats
+from engine.media.telephone_event import DigitReport, EventSink, event_socketpair, read_reports
 
 _TONE_CACHE_SIZE = 16
 
@@ -71,9 +78,12 @@ class Relay:
         *,
         relatch_after: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        events: socket.socket | None = None,
     ) -> None:
         """``relatch_after``: seconds of silence after which a phone may re-latch from a new
-        address with the same SSRC. ``clock``: monotonic seconds (tests may inject one)."""
+        address with the same SSRC. ``clock``: monotonic seconds (tests may inject one).
+        ``events``: where digit reports go (the child's end of ``RelayProcess``'s event
+        socket); without it the relay makes its own pair (``event_fileno``, ``read_events``)."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -88,7 +98,10 @@ class Relay:
         self._clock = clock
         self._lock = threading.Lock()
         self._commands = CommandQueue(self._lock)
-        self._forwarder = Forwarder(self._commands, clock)
+        self._event_reader: socket.socket | None = None
+        if events is None:
+            self._event_reader, events = event_socketpair()
+        self._forwarder = Forwarder(self._commands, clock, EventSink(events))
         self._timers = self._forwarder.timers
         self._endpoints: dict[int, EndpointState] = {}
         self._ids = itertools.count(1)
@@ -148,6 +161,9 @@ class Relay:
             self._endpoints.clear()
             self._ports.used.clear()
             self._forwarder.close()
+            self._forwarder.events.close()
+            if self._event_reader is not None:
+                self._event_reader.close()
         for recorder in recorders.values():
             if recorder is not None:
                 recorder.close()
@@ -176,8 +192,8 @@ class Relay:
             rtp_sock, rtcp_sock, port = self._ports.bind_pair()
             endpoint = MediaEndpoint(next(self._ids), self._address, port, port + 1, kind)
             name = f"{kind} {self._address}:{port}"
-            rtp = Leg(rtp_sock, True, f"{name} rtp", self._relatch_after)
-            rtcp = Leg(rtcp_sock, False, f"{name} rtcp", self._relatch_after)
+            rtp = Leg(rtp_sock, True, f"{name} rtp", self._relatch_after, endpoint.id)
+            rtcp = Leg(rtcp_sock, False, f"{name} rtcp", self._relatch_after, endpoint.id)
             state = EndpointState(endpoint, rtp, rtcp)
             self._endpoints[endpoint.id] = state
             self._submit(lambda: self._forwarder.register(rtp, rtcp))
@@ -383,6 +399,40 @@ class Relay:
             self._check_open()
             state = self._state(ep)
             self._submit(lambda: self._timers.stop_generator(state))
+
+    # ----------------------------------------------------------------- DTMF (RFC 4733)
+
+    def set_telephone_event(self, ep: MediaEndpoint, payload_type: int | None) -> None:
+        """The payload type ``ep``'s phone uses for telephone-events (None: it agreed to none):
+        its digits are mapped to the partner's payload type and reported when they end."""
+        check_dtmf_request(payload_type)
+        pt = -1 if payload_type is None else payload_type
+        with self._lock:
+            self._check_open()
+            leg = self._state(ep).rtp
+            self._submit(lambda: setattr(leg, "te_pt", pt))
+
+    def send_dtmf(self, ep: MediaEndpoint, event: int, duration_ms: int) -> None:
+        """Play telephone-event ``event`` (0-15: 0-9 * # A-D) for ``duration_ms`` to ``ep``'s
+        phone, with its payload type; nothing if it has none."""
+        check_dtmf_request(event=event)
+        with self._lock:
+            self._check_open()
+            state = self._state(ep)
+            now, rng = self._clock(), self._rng
+            self._submit(lambda: self._timers.start_dtmf(state, event, duration_ms, now, rng))
+
+    def event_fileno(self) -> int:
+        """Readable when digit reports wait (``read_events``)."""
+        if self._event_reader is None:
+            raise MediaError("this relay reports to its parent process")
+        return self._event_reader.fileno()
+
+    def read_events(self) -> list[DigitReport] | None:
+        """The digit reports waiting (never blocks); None once the relay is closed."""
+        if self._event_reader is None or self._closed:
+            return None
+        return read_reports(self._event_reader)
 
     # ----------------------------------------------------------------- mixing
 

@@ -20,6 +20,7 @@ class EndpointState:
     """Control state of an endpoint; fields are changed under the relay's lock."""
 
     __slots__ = (
+        "dtmf_free",
         "echo",
         "endpoint",
         "generator",
@@ -54,6 +55,7 @@ class EndpointState:
         self.tone_recorder: Callable[[tuple[int, float, bytes]], None] | None = None
         self.tone_channel = 0
         self.recorder: WavRecorder | None = None
+        self.dtmf_free = 0.0  # loop state: when the digits played to this phone are over
 
 
 def apply_remote(state: EndpointState, rtp_dest: Address, rtcp_dest: Address) -> None:

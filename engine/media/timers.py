@@ -4,20 +4,28 @@ All run on the forwarding thread, from one heap ordered by due time (the loop's 
 is the first entry's due time). A tone is played *to* an endpoint's phone from its own RTP
 socket; a generator *is* the endpoint's phone (a sandbox number: its packets count as received
 from it and go through the bridge, and what is forwarded to it counts as sent to it); a mix
-sends each listener its mixed packet from the listener's RTP socket.
+sends each listener its mixed packet from the listener's RTP socket; a digit
+(``engine.media.telephone_event.DtmfSource``) is played to a phone like a tone, then forgotten.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import random
 
 from engine.media import mixer, tone
 from engine.media.leg import Leg
 from engine.media.state import EndpointState, route
+from engine.media.telephone_event import DtmfSource
+
+logger = logging.getLogger(__name__)
+
+DTMF_GAP = 0.06  # seconds of silence between two digits played to one phone
 
 # (due, order, state, source); a mix's entry has no endpoint state
-TimerEntry = tuple[float, int, EndpointState | None, tone.ToneSource | mixer.Mix]
+TimerEntry = tuple[float, int, EndpointState | None, tone.ToneSource | mixer.Mix | DtmfSource]
 
 
 class Timers:
@@ -32,7 +40,9 @@ class Timers:
     def clear(self) -> None:
         self.heap.clear()
 
-    def _push(self, state: EndpointState | None, source: tone.ToneSource | mixer.Mix) -> None:
+    def _push(
+        self, state: EndpointState | None, source: tone.ToneSource | mixer.Mix | DtmfSource
+    ) -> None:
         heapq.heappush(self.heap, (source.due, next(self._order), state, source))
 
     def start_tone(self, state: EndpointState, source: tone.ToneSource) -> None:
@@ -53,6 +63,21 @@ class Timers:
 
     def stop_generator(self, state: EndpointState) -> None:
         state.generator = None
+
+    def start_dtmf(
+        self, state: EndpointState, event: int, duration_ms: int, now: float, rng: random.Random
+    ) -> None:
+        """Play a telephone-event to ``state``'s phone with the payload type it agreed to."""
+        if state.rtp.fd not in self._legs:
+            return  # released meanwhile
+        if state.rtp.te_pt < 0:
+            logger.debug("%s: no telephone-event payload type, digit not played", state.rtp.name)
+            return
+        # digits follow one another (RFC 4733 §2.5.1.3: one event at a time), with a gap
+        start = max(now, state.dtmf_free)
+        source = DtmfSource(event, duration_ms, state.rtp.te_pt, start, rng)
+        state.dtmf_free = start + source.length + DTMF_GAP
+        self._push(state, source)
 
     def join_mix(self, mix: mixer.Mix, members: list[tuple[EndpointState, mixer.MixInput]]) -> None:
         if not mix.active:
@@ -81,6 +106,11 @@ class Timers:
                     self._push(None, source)
                 continue
             assert state is not None
+            if isinstance(source, DtmfSource):
+                self._play_dtmf(state, source, now)
+                if not source.finished:
+                    self._push(state, source)
+                continue
             if source is state.generator:
                 self._generate(state, source, now)
                 self._push(state, source)
@@ -111,6 +141,22 @@ class Timers:
             leg.bytes_sent += len(packet)
             if state.tone_recorder is not None:
                 state.tone_recorder((state.tone_channel, now, bytes(packet)))
+
+    def _play_dtmf(self, state: EndpointState, source: DtmfSource, now: float) -> None:
+        """The due packets of a digit played to ``state``'s phone (not while it is held)."""
+        leg = state.rtp
+        while source.due <= now and not source.finished:
+            packet = source.next_packet()
+            dest = leg.dest
+            if dest is None or not state.send or leg.fd not in self._legs:
+                continue
+            try:
+                leg.sendto(packet, dest)
+            except OSError:
+                leg.send_errors += 1
+                continue
+            leg.packets_sent += 1
+            leg.bytes_sent += len(packet)
 
     def _tick_mix(self, mix: mixer.Mix, now: float) -> None:
         """The mix's due packets, each sent from its listener's RTP socket to its phone."""

@@ -346,6 +346,14 @@ class RtpengineMedia:
         if partner is not None and partner.known:
             await self._quietly(command, from_tag=partner.tag)
 
+    def send_dtmf(self, side: MediaSide, digit: str, duration_ms: int) -> bool:
+        """Not on rtpengine yet: a SIP INFO digit is reported, not passed on (its RFC 4733
+        packets pass through rtpengine as they are, but are not reported either)."""
+        return False
+
+    def on_dtmf(self, deliver: Callable[[MediaSide, str], None]) -> None:
+        return None
+
     def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
         # the engine refuses the listen-in actions first (``mixing_unavailable``)
         raise MediaUnavailable("mixing is not available with the rtpengine media backend")

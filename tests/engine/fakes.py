@@ -289,6 +289,8 @@ class FakeMedia:
         self.side_error: Exception | None = None  # raised by new_side() (no ports left)
         self.stop_error: Exception | None = None  # raised by stop_recording() (relay gone)
         self.mix_error: Exception | None = None  # raised by start_mix() (a codec it cannot mix)
+        self.dtmf_sides: set[str] = {"a", "b"}  # labels of sides that took telephone-event
+        self.dtmf_listener: Callable[[MediaSide, str], None] | None = None
         self.offer_error: Exception | None = None  # raised by every side's offer() (rtpengine down)
         self.lost_cause = ""
         self._lost = trio.Event()
@@ -329,6 +331,15 @@ class FakeMedia:
         self._record("set_hold", _label(side), held)
         if self.hold_error is not None:
             raise self.hold_error
+
+    def send_dtmf(self, side: MediaSide, digit: str, duration_ms: int) -> bool:
+        """Played only to a side whose party agreed to telephone-event (``dtmf_sides``)."""
+        played = _label(side) in self.dtmf_sides
+        self._record("send_dtmf", _label(side), digit, duration_ms, played)
+        return played
+
+    def on_dtmf(self, deliver: Callable[[MediaSide, str], None]) -> None:
+        self.dtmf_listener = deliver
 
     def start_mix(self, sides: Sequence[MediaSide], hears: Sequence[tuple[int, int]]) -> None:
         if self.mix_error is not None:

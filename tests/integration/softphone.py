@@ -354,6 +354,10 @@ class Softphone:
         """Finish a recording (the WAV header is complete only now); return its path."""
         return Path(self.request("stop_record", call=call))
 
+    def dial_dtmf(self, call: int, digits: str) -> None:
+        """Send ``digits`` as RFC 4733 telephone-events (the receiver gets ``dtmf`` events)."""
+        self.request("dial_dtmf", call=call, digits=digits)
+
     def calls(self) -> list[Event]:
         return list(self.request("calls"))
 
@@ -509,6 +513,18 @@ class _Child:
             def onCallMediaState(self, prm: Any) -> None:
                 child.media_state(self)
 
+            def onDtmfDigit(self, prm: Any) -> None:
+                child.emit(
+                    {
+                        "event": "dtmf",
+                        "call": self.getId(),
+                        "digit": str(prm.digit),
+                        "method": "info"
+                        if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO
+                        else "rfc2833",
+                    }
+                )
+
         if call_id is None:
             return Call(account)
         return Call(account, call_id)
@@ -660,6 +676,12 @@ class _Child:
             if path is None:
                 raise ValueError(f"call {command['call']} is not being recorded")
             return path
+        if cmd == "dial_dtmf":  # RFC 2833/4733 telephone-events in the call's RTP
+            call = self.calls.get(int(command["call"]))
+            if call is None:
+                raise ValueError(f"no live call {command['call']}")
+            call.dialDtmf(str(command["digits"]))
+            return None
         if cmd == "calls":
             out = []
             for call_id, call in self.calls.items():
