@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from api.serving import configure, use_uapi_error_bodies
 
 
 async def serve_http(
-    app: Starlette,
+    app: ASGIApp,
     sock: socket.socket,
     shutdown_trigger: Callable[[], Awaitable[None]],
     *,

@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import cast
 
 import trio
@@ -23,12 +24,15 @@ from b2bua.listen import bind_api, hostport, listen_sip
 from b2bua.media import open_media
 from b2bua.metrics import CountingStore, ServerMetrics, watch_loop_lag
 from b2bua.operations import ServerOperations
+from engine.cluster import ClusterMonitor, bye_stored_legs, live_peers, owner_api
 from engine.config_model import Config
 from engine.directory import Directory, demo_directory, load_directory
 from engine.engine import Engine, open_engine, recordings_dir
 from engine.heartbeat import heartbeat
+from engine.keys import derive_key
 from engine.limiter import FailureLimiter
 from engine.media.process import RelayProcess
+from engine.model import PhoneCall
 from engine.sipservice import SipLegs, SipService, make_endpoint
 from engine.store import open_store
 from engine.store.service import StoreService
@@ -86,6 +90,7 @@ async def serve(
     # ``load_directory_for`` and has no use for the HTTP stack.
     from api.app import create_app
     from api.events import CallbackDispatcher
+    from api.forward import HOP_KEY_PURPOSE, OwnerRouting
     from b2bua.http import serve_http
 
     directory = load_directory_for(config)
@@ -166,27 +171,51 @@ async def serve(
                     query_store=not store.queued,  # a remote one is probed by the service
                 )
                 await nursery.start(endpoint.run, sip_service.handle)
+                api_url = f"http://{hostport(config.api.host, api_port)}"
                 # after recover() read the last beat of the previous run
-                nursery.start_soon(heartbeat, store, config.cluster.node, config.cluster.heartbeat)
+                nursery.start_soon(
+                    partial(
+                        heartbeat,
+                        store,
+                        config.cluster.node,
+                        config.cluster.heartbeat,
+                        api=api_url,
+                    )
+                )
                 await nursery.start(callbacks.run)
-                for call in engine.recovered:  # ended by the restart: their final event
-                    if call.status_callback:
-                        callbacks.watch(call.id, call.status_callback, after_seq=call.events - 1)
+
+                def settled(calls: list[PhoneCall]) -> None:  # their final event
+                    for call in calls:
+                        if call.status_callback:
+                            callbacks.watch(
+                                call.id, call.status_callback, after_seq=call.events - 1
+                            )
+
+                settled(engine.recovered)  # ended by the restart: BYE their answered legs
+                nursery.start_soon(bye_stored_legs, endpoint, store, list(engine.recovered))
                 engine.recovered.clear()
-                app = create_app(
-                    engine,
-                    public_url=config.api.base_url(api_port),
-                    callbacks=callbacks,
-                    token_limiter=token_limiter,
-                    operations=ServerOperations(metrics, health),
-                    traces=traces,
-                    sip_address=next(((h, p) for t, h, p in bound if t == "udp"), None),
+                monitor = ClusterMonitor(engine, endpoint, on_settled=settled)
+                nursery.start_soon(monitor.run)
+                app = OwnerRouting(
+                    create_app(
+                        engine,
+                        public_url=config.api.base_url(api_port),
+                        callbacks=callbacks,
+                        token_limiter=token_limiter,
+                        operations=ServerOperations(metrics, health),
+                        traces=traces,
+                        sip_address=next(((h, p) for t, h, p in bound if t == "udp"), None),
+                    ),
+                    owner_of=partial(owner_api, engine),
+                    peers=partial(live_peers, engine),
+                    node=config.cluster.node,
+                    hop_key=derive_key(engine.signing_secret(), HOP_KEY_PURPOSE),
                 )
                 metrics.watch_gc()
                 await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
                 stop_http = trio.Event()
                 await nursery.start(serve_http, app, api_socket, stop_http.wait)
-                running = Running(engine, bound, f"http://{hostport(config.api.host, api_port)}")
+                running = Running(engine, bound, api_url)
                 if freeze_gc:
                     gc.collect()
                     gc.freeze()

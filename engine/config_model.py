@@ -160,10 +160,10 @@ def _default_node() -> str:
 class ClusterConfig:
     node: str = field(default_factory=_default_node)  # unique per node; default: host name
     # Signs API tokens; the same on every node. None: a random secret is generated once and
-    # kept in the store, so tokens survive a restart. (SIP nonces use a key per process.)
+    # kept in the store, so tokens survive a restart. Also signs SIP digest nonces when set.
     secret: str | None = None
     heartbeat: float = 2  # seconds between this node's heartbeats in the store
-    failover: float = 10  # reserved for nodes sharing a store: checked, not yet acted upon
+    failover: float = 10  # a node silent this long is dead: a survivor ends its calls
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,25 +193,36 @@ class Engine:
     # --- lifecycle --------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Mark calls that were live when the process stopped as ended; return how many.
+        """Mark this node's calls that were live when it stopped as ended; return how many.
 
         They end at this node's last heartbeat before the stop (``engine.heartbeat``), when
         the store has one: their duration and charge count up to it (a call bridged after it
         lasted 0 s). Without a beat they end now, uncharged. Each gets its final ``ended``
         event (seq one past the last it had: see ``changed``), which ``subscribe`` replays;
         ``recovered`` lists them, so the server can deliver that event to their
-        ``statusCallback``."""
-        beat = self.store.last_beat(self.config.cluster.node)
+        ``statusCallback`` and BYE their answered legs (``engine.cluster``). Calls of other
+        nodes sharing the store are theirs (or, when they die, ``ClusterMonitor``'s)."""
+        node = self.config.cluster.node
+        beat = self.store.last_beat(node)
         last_alive = None if beat is None else datetime.fromtimestamp(beat, UTC)
-        count = 0
-        for call in self.store.live_calls():
+        calls = self.store.live_calls_of(node)
+        self.settle(calls, last_alive, "engine restarted while the call was live")
+        self.recovered.extend(calls)
+        if calls:
+            logger.warning("marked %d calls live at the last stop as ended", len(calls))
+        return len(calls)
+
+    def settle(self, calls: list[PhoneCall], last_alive: datetime | None, cause: str) -> None:
+        """End the records of ``calls`` whose node stopped (this one before a restart, or a
+        dead one) at ``last_alive`` (None: now, uncharged) with ``cause``, and save them."""
+        for call in calls:
             call.state = CallState.ENDED
             if last_alive is None:
                 call.ended = self._wall_clock()
             else:  # not before anything the record says happened
                 call.ended = max(last_alive, _latest_time(call))
             call.disposition = Disposition.ANSWERED if call.bridged else Disposition.FAILED
-            call.hangup_cause = "engine restarted while the call was live"
+            call.hangup_cause = cause
             for party in call.parties:
                 if party.ended is None:
                     party.ended = call.ended
@@ -220,11 +231,6 @@ class Engine:
                 call.charge = call_charge(call, self._rate_for)
             call.events += 1  # the final event, made now
             self.store.save_call(call)
-            self.recovered.append(call)
-            count += 1
-        if count:
-            logger.warning("marked %d calls live at the last stop as ended", count)
-        return count
 
     async def drain(self, timeout: float) -> None:
         """Refuse new calls, hang up live ones cleanly, wait up to ``timeout`` for them."""
@@ -278,6 +284,7 @@ class Engine:
             video=req.video,
             status_callback=req.status_callback,
             published=self._wall_clock(),
+            node=self.config.cluster.node,
         )
         org, targets = req.organization_id, req.targets
         for number in req.sources:
@@ -305,6 +312,9 @@ class Engine:
                 self.conferences.leave(conference.extended, call.id)
             raise
         self._start(call, conference=conference)
+        # before the 202: the record is in the shared store, so another node asked for the
+        # call right after reads it (a node's writes are queued on a database server)
+        await self.store.written()
         return call, True
 
     def _conference_for(self, req: OriginateRequest) -> Extension | None:
@@ -370,6 +380,7 @@ class Engine:
             video=video,
             published=self._wall_clock(),
             origin="sip",
+            node=self.config.cluster.node,
         )
         if caller_extension is not None:
             source = Party(caller_number, "source", "extension", caller_extension.extended)

@@ -32,14 +32,17 @@ async def heartbeat(
     node: str,
     interval: float,
     *,
+    api: str | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> None:
-    """Record ``node``'s beat now and every ``interval`` seconds until cancelled. A store that
-    refuses a beat is logged (once until it takes one again) and never stops the server."""
+    """Record ``node``'s beat now and every ``interval`` seconds until cancelled, with ``api``,
+    the base URL where other nodes reach its API. A store that refuses a beat is logged (once
+    until it takes one again) and never stops the server."""
     failing = False
     while True:
         try:
-            store.beat(node, wall_clock())  # a queued store keeps it (the latest) for its return
+            # a queued store keeps it (the latest) for its return
+            store.beat(node, wall_clock(), api)
             if not store.available:
                 raise OSError("the store is unreachable")
         except Exception as exc:

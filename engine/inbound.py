@@ -3,6 +3,8 @@
 Wraps ``sip.uas_driver.InviteServer``: the controller sends 183 with our SDP (ringback as early
 media), then 200 OK when the destination answers, or the destination's failure status. An
 INVITE without SDP (late offer) gets 180, then a 200 with our offer, and the ACK's answer.
+Once answered, the caller's dialog state is kept in the store while it lasts
+(``engine.dialogs``), so that another node can BYE the caller if this one dies.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 
 import trio
 
+from engine.dialogs import DialogKeeper, leg_dialog
 from engine.legs import LegEvent, LegHungUp, OfferAnswerer, answer_with
 from sip.uas_driver import InviteServer
 
@@ -23,8 +26,18 @@ _ACK_WAIT = 34.0  # a little over 64*T1 (32 s), after which the session gives up
 class InboundLeg:
     """``engine.call_types.InboundSource`` over an ``InviteServer``."""
 
-    def __init__(self, server: InviteServer, party_index: int, label: str) -> None:
+    def __init__(
+        self,
+        server: InviteServer,
+        party_index: int,
+        label: str,
+        *,
+        keeper: DialogKeeper | None = None,
+    ) -> None:
         self._server = server
+        self._keeper = keeper
+        self.phonecall = ""  # the PhoneCall's id, once the engine made it
+        self._kept: tuple[str, str] | None = None
         self._party_index = party_index
         self._label = label
         self.offer: bytes | None = server.request.body or None
@@ -52,6 +65,7 @@ class InboundLeg:
         event = await self._server.next_event()
         if isinstance(event, LegHungUp):
             self._finished = True
+            self._forget()
         return event
 
     def forward_events(self, sink: Callable[[LegEvent], bool]) -> None:
@@ -60,6 +74,7 @@ class InboundLeg:
         def forward(event: LegEvent) -> bool:
             if isinstance(event, LegHungUp):
                 self._finished = True
+                self._forget()
             return sink(event)
 
         self._server.forward_events(forward)
@@ -70,6 +85,8 @@ class InboundLeg:
     async def accept(self, sdp: bytes | None) -> bytes | None:
         self._answered = True
         sent = await self._server.answer(sdp)
+        if sent:
+            self._keep()
         if self.offer is not None or not sent:  # no 200 went out (e.g. cancelled): no ACK
             return None
         # Late offer: our 200 carried the offer, the ACK carries the answer. No ACK within
@@ -95,10 +112,27 @@ class InboundLeg:
         self._finished = True
         if self._answered:
             self._server.bye_nowait()
+            self._forget()
         else:
             self._server.reject_nowait(self.final_status)
 
     async def reinvite(self, sdp: bytes) -> bytes | None:
         if not self._answered:
             return None
-        return await self._server.reinvite(sdp)
+        try:
+            return await self._server.reinvite(sdp)
+        finally:
+            if self._kept is not None:
+                self._keep()  # our CSeq moved on
+
+    def _keep(self) -> None:
+        dialog = self._server.dialog
+        if self._keeper is None or dialog is None or not self.phonecall:
+            return
+        self._keeper.answered(self.phonecall, leg_dialog(dialog, self._server.peer))
+        self._kept = (dialog.call_id, dialog.local_tag)
+
+    def _forget(self) -> None:
+        if self._keeper is not None and self._kept is not None:
+            self._keeper.ended(*self._kept)
+            self._kept = None

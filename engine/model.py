@@ -226,6 +226,7 @@ class PhoneCall:
     origin: str = "api"  # "api" | "sip"
     # events published for this call so far: the last one's seq (statusCallback X-Event-Id)
     events: int = 0
+    node: str = ""  # the node that owns the call (runs its tasks and media); "" unknown
 
     @property
     def billable_seconds(self) -> int:
@@ -262,6 +263,7 @@ class PhoneCall:
             "parties": [party.to_dict() for party in self.parties],
             "origin": self.origin,
             "events": self.events,
+            "node": self.node,
         }
 
     @classmethod
@@ -297,6 +299,7 @@ class PhoneCall:
                 parties=[Party.from_dict(p) for p in data.get("parties", [])],
                 origin=str(data.get("origin", "api")),
                 events=int(data.get("events") or 0),  # absent in records of older versions
+                node=str(data.get("node") or ""),
             )
         except KeyError as exc:
             raise ValueError(f"call record lacks {exc.args[0]!r}") from None

@@ -14,6 +14,10 @@ whose Call-ID made a binding it touches with a CSeq at least its own arrived lat
 replayed): 500, nothing changes (§10.3 step 7); a device that restarted uses a new Call-ID and
 starts afresh.
 
+Path (RFC 3327): the ``Path`` values of a REGISTER (a proxy in front, such as Kamailio, adds
+one) are stored with its bindings and copied into the 200, which says ``Supported: path``;
+requests to such a device carry the stored Path as a pre-loaded route set (``SipLegs``).
+
 Digest checks (``authenticate``, also used for inbound INVITEs): malformed credentials get 400;
 a replayed or expired nonce gets a fresh challenge with ``stale=true``; a wrong password gets
 403 and is counted by the ``FailureLimiter``, which, once a user or source has failed too
@@ -168,6 +172,7 @@ class Registrar:
         stale = self._out_of_order(request, extension, bindings, {uri for uri, _ in updates})
         if stale is not None:
             return stale
+        path = _path_of(request)
         bound = {record.contact_uri for record in bindings}
         for uri, expires in updates:
             if expires == 0:
@@ -175,19 +180,26 @@ class Registrar:
                 logger.info("%s unregistered %s via %s", extension.extended, uri, received)
                 continue
             self.store.save_contact(
-                extension.extended, uri, received, now + expires, request.call_id, request.cseq.seq
+                extension.extended,
+                uri,
+                received,
+                now + expires,
+                request.call_id,
+                request.cseq.seq,
+                path,
             )
             # a new binding at INFO; a refresh (every phone, every few minutes) at DEBUG
             logger.log(
                 logging.DEBUG if uri in bound else logging.INFO,
-                "%s %s %s via %s for %d s",
+                "%s %s %s via %s for %d s%s",
                 extension.extended,
                 "refreshed" if uri in bound else "registered",
                 uri,
                 received,
                 expires,
+                f" (Path {', '.join(path)})" if path else "",
             )
-        return self._ok(request, extension, now)
+        return self._ok(request, extension, now, path)
 
     def _bindings(self, extension: Extension, now: float) -> list[ContactRecord]:
         return self.store.contacts(extension.extended, now)
@@ -217,13 +229,30 @@ class Registrar:
                 return request.response(500, "Out of order REGISTER (CSeq not above the binding's)")
         return None
 
-    def _ok(self, request: Request, extension: Extension, now: float) -> Response:
+    def _ok(
+        self, request: Request, extension: Extension, now: float, path: tuple[str, ...] = ()
+    ) -> Response:
         headers = [
             ("Contact", f"<{record.contact_uri}>;expires={max(0, int(record.expires_at - now))}")
             for record in self.store.contacts(extension.extended, now)
         ]
+        # RFC 3327 §5.3: the Path values stored, in the 200, in their order
+        headers.extend(("Path", value) for value in path)
+        headers.append(("Supported", "path"))
         headers.append(("Date", formatdate(now, usegmt=True)))
         return request.response(200, to_tag=new_tag(), headers=headers)
+
+
+def _path_of(request: Request) -> tuple[str, ...]:
+    """The REGISTER's Path values (RFC 3327), one per hop, first hop first: each must be a
+    SIP URI (``RemoteProtocolError`` otherwise, answered 400)."""
+    values: list[str] = []
+    for header in request.headers.get_all("Path"):
+        for hop in parse_name_addr_list(header):
+            if not isinstance(hop.uri, SipUri):
+                raise RemoteProtocolError(f"Path {hop} is not a SIP URI")
+            values.append(str(hop))
+    return tuple(values)
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable
 
 from engine.config_model import Config
+from engine.dialogs import DialogKeeper
 from engine.directory import Directory, Extension
 from engine.engine import Engine, LegProvider
 from engine.inbound import InboundLeg
+from engine.keys import derive_key
 from engine.legs import FailedLeg, Leg
 from engine.limiter import FailureLimiter
 from engine.model import Party, PhoneCall
@@ -31,17 +33,19 @@ from engine.numbers import ExtensionTarget, NumberError, PublicTarget, resolve, 
 from engine.registrar import Registrar
 from engine.sipaddr import caller_address, caller_number, gateway_uri, local_address
 from engine.sipleg import SipLeg
-from engine.store import Store
+from engine.store import Store, open_store
+from engine.store.nonce_counts import StoreNonceCounts
 from engine.trace import CallTraces
 from sip import sdp
-from sip.auth import DigestServer, MemoryNonceCounts
+from sip.auth import DigestServer, MemoryNonceCounts, NonceCounts
 from sip.endpoint import DEFAULT_ALLOWED_METHODS, SipEndpoint
 from sip.endpoint_incoming import IncomingRequest
-from sip.errors import RemoteProtocolError
+from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.peers import peer_for_uri
 from sip.transaction_types import Peer
 from sip.uas import options_response
 from sip.uas_driver import InviteServer
-from sip.uri import NameAddr, SipUri, TelUri, parse_uri, uri_host
+from sip.uri import NameAddr, SipUri, TelUri, parse_name_addr, parse_uri, uri_host
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +81,8 @@ class SipLegs(LegProvider):
         self.store = store
         self.domain = config.sip.domain
         self._wall_clock = wall_clock
+        # answered legs keep their dialog state in the store (engine.dialogs)
+        self.keeper = DialogKeeper(store, config.cluster.node)
         self.traces = traces  # told each leg's Call-ID (engine.trace)
 
     def legs_for(self, call: PhoneCall, party: Party, caller_id: str | None) -> list[Leg]:
@@ -94,7 +100,7 @@ class SipLegs(LegProvider):
         except NumberError as exc:
             return [FailedLeg(party.number, 404, str(exc))]
         if isinstance(target, ExtensionTarget):
-            return self._device_legs(target.extension, party, from_addr)
+            return self._device_legs(call, target.extension, party, from_addr)
         if isinstance(target, PublicTarget):
             route = target.route
             uri = gateway_uri(
@@ -109,11 +115,15 @@ class SipLegs(LegProvider):
                     request_uri=uri,
                     from_addr=from_addr,
                     to_addr=NameAddr(uri),
+                    keeper=self.keeper,
+                    phonecall=call.id,
                 )
             ]
         return [FailedLeg(party.number, 404, "not a SIP destination")]
 
-    def _device_legs(self, extension: Extension, party: Party, from_addr: NameAddr) -> list[Leg]:
+    def _device_legs(
+        self, call: PhoneCall, extension: Extension, party: Party, from_addr: NameAddr
+    ) -> list[Leg]:
         contacts = self.store.contacts(extension.extended, self._wall_clock())
         if not contacts:
             return [FailedLeg(party.number, 480, f"no device registered for {extension.extended}")]
@@ -123,7 +133,12 @@ class SipLegs(LegProvider):
             try:
                 uri = parse_uri(record.contact_uri)
                 peer = _peer_from_received(record.received)
-            except (RemoteProtocolError, ValueError) as exc:
+                # RFC 3327: the binding's Path is the pre-loaded route set of requests to it
+                # (loose routing: the Request-URI stays the Contact), sent to its first hop
+                routes = [("Route", hop) for hop in record.path]
+                if record.path:
+                    peer = peer_for_uri(parse_name_addr(record.path[0]).uri, peer.transport)
+            except (RemoteProtocolError, LocalProtocolError, ValueError) as exc:
                 logger.warning("bad binding %s for %s: %s", record.contact_uri, extension, exc)
                 continue
             if not isinstance(uri, SipUri):
@@ -136,6 +151,9 @@ class SipLegs(LegProvider):
                     request_uri=uri,
                     from_addr=from_addr,
                     to_addr=to_addr,
+                    headers=routes,
+                    keeper=self.keeper,
+                    phonecall=call.id,
                 )
             )
         return legs or [FailedLeg(party.number, 480, "no usable device binding")]
@@ -169,14 +187,26 @@ class SipService:
         self.traces = traces  # told each inbound caller's Call-ID (engine.trace)
         self.directory = directory
         self.domain = config.sip.domain
-        # The nonce counts used so far (replays refused) are remembered in this process only,
-        # so its nonces are signed with a key of its own: a nonce of another process (another
-        # node on the same [cluster] secret, or this one before a restart) is not ours, and a
-        # credential computed for it gets a fresh challenge (stale=true) instead of being
-        # trusted without its counts. No clock reading is involved, so a clock stepped back
-        # after the start changes nothing.
-        secret = secrets.token_bytes(32)
-        counts = MemoryNonceCounts()
+        # answered inbound callers keep their dialog state in the store (engine.dialogs)
+        self.keeper = DialogKeeper(store, config.cluster.node)
+        # With [cluster] secret, nonces are signed with a key derived from it and their counts
+        # (replays refused) are kept in the store: a challenge from one node is answered on
+        # any other, and a credential replayed to another node is refused there too. Without
+        # it the counts used so far are remembered in this process only, so its nonces are
+        # signed with a key of its own: a nonce of another process (this one before a
+        # restart) is not ours, and a credential computed for it gets a fresh challenge
+        # (stale=true) instead of being trusted without its counts. No clock reading is
+        # involved, so a clock stepped back after the start changes nothing.
+        counts: NonceCounts
+        if config.cluster.secret is not None:
+            secret = derive_key(config.cluster.secret.encode("utf-8"), "sip-digest-nonce")
+            # each check is a round trip on the SIP path: on a database server it gets a
+            # connection of its own, never waiting behind the write-behind queue's batches
+            remote = getattr(store, "queued", False)
+            counts = StoreNonceCounts(open_store(config.store.url) if remote else store)
+        else:
+            secret = secrets.token_bytes(32)
+            counts = MemoryNonceCounts()
         limiter = FailureLimiter("sip digest")
         # the addresses phones registered from are ones where they got their password right:
         # after a restart a guessing attack on a user must not hold back its own phones
@@ -314,6 +344,13 @@ class SipService:
         # answer (engine.inbound)
         caller = caller_number(request.from_.uri)
         server = InviteServer(self.endpoint, incoming)
+        made: list[InboundLeg] = []
+
+        def make_leg(index: int, label: str) -> InboundLeg:
+            leg = InboundLeg(server, index, label, keeper=self.keeper)
+            made.append(leg)
+            return leg
+
         try:
             inbound = engine.start_inbound(
                 caller_number=caller_ext.extended if caller_ext else caller,
@@ -323,12 +360,14 @@ class SipService:
                 destination=dialled,
                 destination_target=target,
                 video=video,
-                make_leg=lambda index, label: InboundLeg(server, index, label),
+                make_leg=make_leg,
             )
         except Exception as exc:  # draining meanwhile, or the store refused the record
             logger.warning("inbound call from %s refused: %s", caller, exc)
             await server.reject(503, "Service Unavailable")
             return
+        for leg in made:  # answered later: its dialog state is kept under the call
+            leg.phonecall = inbound.id
         if self.traces is not None:
             self.traces.bind(request.call_id, inbound.id, inbound.parties[0].number)
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.store.interface import ContactRecord, Store, StoreError, StoreUnavailable
+from engine.store.interface import (
+    ContactRecord,
+    DialogRecord,
+    NodeBeat,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.store.sql import SqlStore
 from engine.store.sqlite import SqliteStore
@@ -22,6 +29,8 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "ContactRecord",
+    "DialogRecord",
+    "NodeBeat",
     "SqlStore",
     "SqliteStore",
     "Store",

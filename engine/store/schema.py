@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: (
@@ -88,6 +88,25 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # the nonces of calls made before: a repeated create still reaches its call
         "INSERT INTO nonces (user_id, nonce, call_id) SELECT user_id, nonce, id FROM calls"
         " WHERE nonce IS NOT NULL ON CONFLICT DO NOTHING",
+    ),
+    4: (
+        # the cluster (docs/CLUSTER.md): the node that owns a call (runs its tasks and media),
+        # the dialog state of every answered leg (what another node needs to BYE it when the
+        # owner dies), the RFC 3327 Path of a binding, each node's API address beside its
+        # heartbeat
+        "ALTER TABLE calls ADD COLUMN node TEXT",
+        "CREATE INDEX calls_node_live ON calls (node) WHERE state != 'ended'",
+        """CREATE TABLE dialogs (
+            sip_call_id TEXT NOT NULL,
+            local_tag TEXT NOT NULL,
+            phonecall TEXT NOT NULL,
+            node TEXT NOT NULL,
+            data TEXT NOT NULL{rowid},
+            PRIMARY KEY (sip_call_id, local_tag)
+        )""",
+        "CREATE INDEX dialogs_phonecall ON dialogs (phonecall)",
+        "ALTER TABLE contacts ADD COLUMN path TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE heartbeats ADD COLUMN api TEXT",
     ),
 }
 

@@ -36,7 +36,13 @@ from typing import Any, TypeVar, cast
 import trio
 
 from engine.model import PhoneCall
-from engine.store.interface import ContactRecord, StoreError, StoreUnavailable
+from engine.store.interface import (
+    ContactRecord,
+    DialogRecord,
+    NodeBeat,
+    StoreError,
+    StoreUnavailable,
+)
 from engine.store.sql import SqlStore
 from engine.store.write_queue import Op, WriteQueue
 
@@ -249,11 +255,11 @@ class StoreService:
             return
         self._writes.save_call(call)
 
-    def beat(self, node: str, at: float) -> None:
+    def beat(self, node: str, at: float, api: str | None = None) -> None:
         if not self.queued:
-            self.backend.beat(node, at)
+            self.backend.beat(node, at, api)
             return
-        self._writes.beat(node, at)
+        self._writes.beat(node, at, api)
 
     def save_contact(
         self,
@@ -263,16 +269,15 @@ class StoreService:
         expires_at: float,
         call_id: str,
         cseq: int,
+        path: tuple[str, ...] = (),
     ) -> None:
+        args = (extended, contact_uri, received, expires_at, call_id, cseq, path)
         if not self.queued:
-            self.backend.save_contact(extended, contact_uri, received, expires_at, call_id, cseq)
+            self.backend.save_contact(*args)
             return
-        record = ContactRecord(extended, contact_uri, received, expires_at, call_id, cseq)
-        self._contacts.setdefault(extended, {})[contact_uri] = record
+        self._contacts.setdefault(extended, {})[contact_uri] = ContactRecord(*args)
         self._contact_writes += 1
-        self._writes.append(
-            lambda b: b.save_contact(extended, contact_uri, received, expires_at, call_id, cseq)
-        )
+        self._writes.append(lambda b: b.save_contact(*args))
 
     def remove_contact(self, extended: str, contact_uri: str) -> None:
         if not self.queued:
@@ -289,6 +294,31 @@ class StoreService:
         self._contacts.pop(extended, None)
         self._contact_writes += 1
         self._writes.append(lambda b: b.remove_contacts(extended))
+
+    def save_dialog(self, record: DialogRecord) -> None:
+        if not self.queued:
+            self.backend.save_dialog(record)
+            return
+        self._writes.append(lambda b: b.save_dialog(record))
+
+    def remove_dialog(self, sip_call_id: str, local_tag: str) -> None:
+        if not self.queued:
+            self.backend.remove_dialog(sip_call_id, local_tag)
+            return
+        self._writes.append(lambda b: b.remove_dialog(sip_call_id, local_tag))
+
+    async def written(self, timeout: float = 1.0) -> bool:
+        """Wait (``timeout`` s at most) until every write queued so far has landed, so other
+        nodes read them; False when they have not (the store is down, or slow)."""
+        if not self.queued:
+            return True
+        with trio.move_on_after(timeout):
+            try:
+                await self._writes.wait_landed(self._check_available, self.stuck / 2)
+            except StoreUnavailable:
+                return False
+            return True
+        return False
 
     def flush(self) -> None:
         """Inline: write the updates the backend holds back. Queued: nothing (the flusher
@@ -376,6 +406,18 @@ class StoreService:
     def last_beat(self, node: str) -> float | None:
         return self._blocking(partial(self.backend.last_beat, node))
 
+    def nodes(self) -> list[NodeBeat]:
+        return self._blocking(self.backend.nodes)
+
+    def live_calls_of(self, node: str) -> list[PhoneCall]:
+        return self._blocking(partial(self.backend.live_calls_of, node))
+
+    def claim_calls(self, dead: str, survivor: str) -> list[PhoneCall]:
+        return self._blocking(partial(self.backend.claim_calls, dead, survivor))
+
+    def dialogs_of(self, phonecall: str) -> list[DialogRecord]:
+        return self._blocking(partial(self.backend.dialogs_of, phonecall))
+
     # ------------------------------------------------------------------ awaited reads
 
     async def _read(self, fn: Callable[[], T]) -> T:
@@ -442,6 +484,15 @@ class StoreService:
                 ended=ended,
             )
         )
+
+    async def anodes(self) -> list[NodeBeat]:
+        return await self._read(self.backend.nodes)
+
+    async def aclaim_calls(self, dead: str, survivor: str) -> list[PhoneCall]:
+        return await self._read(partial(self.backend.claim_calls, dead, survivor))
+
+    async def adialogs_of(self, phonecall: str) -> list[DialogRecord]:
+        return await self._read(partial(self.backend.dialogs_of, phonecall))
 
     async def apurge_expired(self, now: float) -> int:
         return await self._read(partial(self.backend.purge_expired, now))

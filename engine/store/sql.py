@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.model import CallState, PhoneCall
-from engine.store.interface import ContactRecord, StoreError
+from engine.store.interface import ContactRecord, DialogRecord, NodeBeat, StoreError
 from engine.store.schema import SCHEMA_VERSION, Dialect
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class CallRow:
     state: str
     published: float
     record: dict[str, Any]
+    node: str | None = None  # the owner ("" in the record: NULL)
 
     @classmethod
     def of(cls, call: PhoneCall) -> CallRow:
@@ -52,6 +53,7 @@ class CallRow:
             call.state.value,
             call.published.timestamp(),
             call.to_dict(),
+            call.node or None,
         )
 
 
@@ -202,16 +204,17 @@ class SqlStore:
         data = json.dumps(row.record, separators=(",", ":"))
         if update:
             cursor = self._execute(
-                "UPDATE calls SET state = ?, data = ? WHERE id = ?", (row.state, data, row.id)
+                "UPDATE calls SET state = ?, data = ?, node = ? WHERE id = ?",
+                (row.state, data, row.node, row.id),
             )
             if cursor.rowcount == 1:
                 return
         self._execute(
             "INSERT INTO calls (id, user_id, organization_id, extension, nonce, state, published,"
-            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " data, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " user_id = excluded.user_id, organization_id = excluded.organization_id,"
             " extension = excluded.extension, nonce = excluded.nonce, state = excluded.state,"
-            " published = excluded.published, data = excluded.data",
+            " published = excluded.published, data = excluded.data, node = excluded.node",
             (
                 row.id,
                 row.user_id,
@@ -221,28 +224,31 @@ class SqlStore:
                 row.state,
                 row.published,
                 data,
+                row.node,
             ),
         )
 
     def _load(self, row: Sequence[Any] | None) -> PhoneCall | None:
         if row is None:
             return None
-        call_id, data = row
+        call_id, data, node = row
         try:
-            return PhoneCall.from_dict(json.loads(data))
+            call = PhoneCall.from_dict(json.loads(data))
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise StoreError(f"stored call {call_id} is unreadable: {exc}") from None
+        call.node = node or ""  # the column is the truth: a claim changes only it
+        return call
 
     def get_call(self, call_id: str) -> PhoneCall | None:
         self.flush()
-        row = self._execute("SELECT id, data FROM calls WHERE id = ?", (call_id,)).fetchone()
+        row = self._execute("SELECT id, data, node FROM calls WHERE id = ?", (call_id,)).fetchone()
         return self._load(row)
 
     def find_call_by_nonce(self, user_id: int, nonce: str) -> PhoneCall | None:
         """The latest call of ``user_id`` created with ``nonce``."""
         self.flush()
         row = self._execute(
-            "SELECT id, data FROM calls WHERE user_id = ? AND nonce = ?"
+            "SELECT id, data, node FROM calls WHERE user_id = ? AND nonce = ?"
             " ORDER BY published DESC, rowid DESC LIMIT 1",
             (user_id, nonce),
         ).fetchone()
@@ -276,7 +282,7 @@ class SqlStore:
         self.flush()
         where, params = _call_filter(user_id, extension, organization_id, ended)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT id, data FROM calls{where} ORDER BY published {order}, rowid {order}"
+        sql = f"SELECT id, data, node FROM calls{where} ORDER BY published {order}, rowid {order}"
         sql += " LIMIT ? OFFSET ?"
         params += [_NO_LIMIT if limit is None else max(0, limit), max(0, offset)]
         calls = []
@@ -300,8 +306,57 @@ class SqlStore:
         return int(count)
 
     def live_calls(self) -> list[PhoneCall]:
-        """Calls not yet ended (after a restart: the ones the engine must settle)."""
+        """Calls not yet ended, of every node."""
         return self.list_calls(ended=False)
+
+    def live_calls_of(self, node: str) -> list[PhoneCall]:
+        """Calls of ``node`` not yet ended (after a restart: the ones it must settle); a
+        record without an owner (written before the cluster existed) counts as its own."""
+        self.flush()
+        rows = self._execute(
+            "SELECT id, data, node FROM calls WHERE state != ? AND (node = ? OR node IS NULL)"
+            " ORDER BY published, rowid",
+            (CallState.ENDED.value, node),
+        ).fetchall()
+        return [call for call in map(self._load, rows) if call is not None]
+
+    def claim_calls(self, dead: str, survivor: str) -> list[PhoneCall]:
+        """Make ``survivor`` the owner of the live calls of node ``dead`` and return them.
+        One statement: of several survivors claiming at once, each call goes to one only."""
+        self.flush()
+        rows = self._execute(
+            "UPDATE calls SET node = ? WHERE node = ? AND state != ? RETURNING id, data, node",
+            (survivor, dead, CallState.ENDED.value),
+        ).fetchall()
+        calls = [call for call in map(self._load, rows) if call is not None]
+        for call in calls:
+            call.node = survivor
+        return calls
+
+    # ------------------------------------------------------------------ dialogs of answered legs
+
+    def save_dialog(self, record: DialogRecord) -> None:
+        """Keep (or update) the dialog state of an answered leg."""
+        self._execute(
+            "INSERT INTO dialogs (sip_call_id, local_tag, phonecall, node, data)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sip_call_id, local_tag) DO UPDATE SET"
+            " phonecall = excluded.phonecall, node = excluded.node, data = excluded.data",
+            (record.sip_call_id, record.local_tag, record.phonecall, record.node, record.data),
+        )
+
+    def remove_dialog(self, sip_call_id: str, local_tag: str) -> None:
+        self._execute(
+            "DELETE FROM dialogs WHERE sip_call_id = ? AND local_tag = ?",
+            (sip_call_id, local_tag),
+        )
+
+    def dialogs_of(self, phonecall: str) -> list[DialogRecord]:
+        rows = self._execute(
+            "SELECT sip_call_id, local_tag, phonecall, node, data FROM dialogs"
+            " WHERE phonecall = ? ORDER BY rowid",
+            (phonecall,),
+        ).fetchall()
+        return [DialogRecord(*row) for row in rows]
 
     # ------------------------------------------------------------------ contacts
 
@@ -313,14 +368,16 @@ class SqlStore:
         expires_at: float,
         call_id: str,
         cseq: int,
+        path: tuple[str, ...] = (),
     ) -> None:
-        """Add or refresh one binding of ``extended``."""
+        """Add or refresh one binding of ``extended``; ``path``: the REGISTER's Path values
+        (RFC 3327), first hop first."""
         self._execute(
-            "INSERT INTO contacts (extended, contact_uri, received, expires_at, call_id, cseq)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (extended, contact_uri) DO UPDATE SET"
-            " received = excluded.received, expires_at = excluded.expires_at,"
-            " call_id = excluded.call_id, cseq = excluded.cseq",
-            (extended, contact_uri, received, expires_at, call_id, cseq),
+            "INSERT INTO contacts (extended, contact_uri, received, expires_at, call_id, cseq,"
+            " path) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (extended, contact_uri) DO UPDATE"
+            " SET received = excluded.received, expires_at = excluded.expires_at,"
+            " call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path",
+            (extended, contact_uri, received, expires_at, call_id, cseq, join_path(path)),
         )
 
     def remove_contact(self, extended: str, contact_uri: str) -> None:
@@ -335,20 +392,20 @@ class SqlStore:
     def contacts(self, extended: str, now: float) -> list[ContactRecord]:
         """Unexpired bindings of ``extended`` at wall-clock ``now``, oldest first."""
         rows = self._execute(
-            "SELECT extended, contact_uri, received, expires_at, call_id, cseq FROM contacts"
-            " WHERE extended = ? AND expires_at > ? ORDER BY rowid",
+            "SELECT extended, contact_uri, received, expires_at, call_id, cseq, path"
+            " FROM contacts WHERE extended = ? AND expires_at > ? ORDER BY rowid",
             (extended, now),
         ).fetchall()
-        return [ContactRecord(*row) for row in rows]
+        return [_contact(row) for row in rows]
 
     def all_contacts(self, now: float) -> list[ContactRecord]:
         """Every unexpired binding at ``now``, oldest first (a node's local copy)."""
         rows = self._execute(
-            "SELECT extended, contact_uri, received, expires_at, call_id, cseq FROM contacts"
-            " WHERE expires_at > ? ORDER BY rowid",
+            "SELECT extended, contact_uri, received, expires_at, call_id, cseq, path"
+            " FROM contacts WHERE expires_at > ? ORDER BY rowid",
             (now,),
         ).fetchall()
-        return [ContactRecord(*row) for row in rows]
+        return [_contact(row) for row in rows]
 
     def purge_expired(self, now: float) -> int:
         """Delete the contacts and digest nonce counts expired at ``now``; returns how many
@@ -394,14 +451,32 @@ class SqlStore:
         assert stored is not None
         return stored
 
-    def beat(self, node: str, at: float) -> None:
-        """Record that ``node`` was alive at ``at`` (wall-clock epoch seconds)."""
+    def beat(self, node: str, at: float, api: str | None = None) -> None:
+        """Record that ``node`` was alive at ``at`` (wall-clock epoch seconds); ``api``: the
+        base URL of its API, where other nodes reach it (kept when None)."""
         self._execute(
-            "INSERT INTO heartbeats (node, at) VALUES (?, ?)"
-            " ON CONFLICT (node) DO UPDATE SET at = excluded.at",
-            (node, at),
+            "INSERT INTO heartbeats (node, at, api) VALUES (?, ?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET at = excluded.at,"
+            " api = COALESCE(excluded.api, heartbeats.api)",
+            (node, at, api),
         )
+
+    def nodes(self) -> list[NodeBeat]:
+        """Every node that ever beat, with its last beat and API address."""
+        rows = self._execute("SELECT node, at, api FROM heartbeats ORDER BY node").fetchall()
+        return [NodeBeat(str(n), float(at), None if a is None else str(a)) for n, at, a in rows]
 
     def last_beat(self, node: str) -> float | None:
         row = self._execute("SELECT at FROM heartbeats WHERE node = ?", (node,)).fetchone()
         return None if row is None else float(row[0])
+
+
+# Path values are kept in one column, one per line (a header value never holds a line break).
+def join_path(path: tuple[str, ...]) -> str:
+    return "\n".join(path)
+
+
+def _contact(row: Sequence[Any]) -> ContactRecord:
+    extended, uri, received, expires_at, call_id, cseq, path = row
+    hops = tuple(line for line in (path or "").split("\n") if line)
+    return ContactRecord(extended, uri, received, float(expires_at), call_id, int(cseq), hops)

@@ -45,9 +45,10 @@ class CallWrite:
 class Beat:
     node: str
     at: float
+    api: str | None = None  # the node's API address (the cluster's internal hop)
 
     def __call__(self, backend: SqlStore) -> None:
-        backend.beat(self.node, self.at)
+        backend.beat(self.node, self.at, self.api)
 
 
 class WriteQueue:
@@ -81,12 +82,13 @@ class WriteQueue:
         self._waiting_calls[call.id] = op
         self.append(op)
 
-    def beat(self, node: str, at: float) -> None:
+    def beat(self, node: str, at: float, api: str | None = None) -> None:
         waiting = self._waiting_beats.get(node)
         if waiting is not None:
             waiting.at = at
+            waiting.api = api or waiting.api
             return
-        op = Beat(node, at)
+        op = Beat(node, at, api)
         self._waiting_beats[node] = op
         self.append(op)
 

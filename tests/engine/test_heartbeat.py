@@ -50,9 +50,9 @@ class CountingStore(SqliteStore):
         super().__init__(":memory:")
         self.beats: list[tuple[str, float]] = []
 
-    def beat(self, node: str, at: float) -> None:
+    def beat(self, node: str, at: float, api: str | None = None) -> None:
         self.beats.append((node, at))
-        super().beat(node, at)
+        super().beat(node, at, api)
 
 
 async def test_the_heartbeat_beats_at_once_then_every_interval(mock_clock) -> None:
@@ -72,10 +72,10 @@ async def test_a_store_that_refuses_a_beat_does_not_stop_the_heartbeat(
     store = CountingStore()
     failures = iter([True, True, False])
 
-    def flaky_beat(node: str, at: float) -> None:
+    def flaky_beat(node: str, at: float, api: str | None = None) -> None:
         if next(failures, False):
             raise OSError("disk I/O error")
-        CountingStore.beat(store, node, at)
+        CountingStore.beat(store, node, at, api)
 
     store.beat = flaky_beat  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:

@@ -38,6 +38,7 @@ def register(
     auth: str = "",
     cseq: int = 2,
     call_id: str = "reg-1@192.0.2.10",
+    path: tuple[str, ...] = (),
 ) -> Request:
     lines = [
         "REGISTER sip:voip.example.com SIP/2.0",
@@ -48,6 +49,7 @@ def register(
         f"CSeq: {cseq} REGISTER",
         "Max-Forwards: 70",
         *[f"Contact: {c}" for c in contacts],
+        *[f"Path: {p}" for p in path],
     ]
     if expires is not None:
         lines.append(f"Expires: {expires}")
@@ -270,3 +272,39 @@ def test_not_utf8_credentials_get_400_and_count_as_no_guess() -> None:
         assert reply.status == 400
         assert "cnonce holds bytes that are not UTF-8" in reply.reason
     assert registrar.process(Incoming(good)).status == 200  # type: ignore[arg-type]
+
+
+def test_path_is_stored_with_the_binding_and_returned_in_the_200() -> None:
+    # RFC 3327: Kamailio in front adds its Path; a proxy further out may have added another
+    registrar, clock = make()
+    kamailio = "<sip:192.0.2.1:5060;lr;received=sip:192.0.2.10:5062>"
+    reply = authed(
+        registrar,
+        "0003*210",
+        "secret210",
+        ["<sip:alice@10.0.0.5:5062>"],
+        path=(kamailio, "<sip:edge.example.com;lr>, <sip:far.example.com;lr>"),
+    )
+    assert reply.status == 200
+    expected = [kamailio, "<sip:edge.example.com;lr>", "<sip:far.example.com;lr>"]
+    assert reply.headers.get_all("Path") == expected
+    assert "path" in (reply.headers.get("Supported") or "")
+    (binding,) = registrar.store.contacts("0003*210", clock.now)
+    assert list(binding.path) == expected
+
+
+def test_a_register_without_path_binds_none_and_a_bad_path_is_refused() -> None:
+    registrar, clock = make()
+    reply = authed(registrar, "0003*210", "secret210", ["<sip:alice@10.0.0.5:5062>"])
+    assert reply.status == 200 and reply.headers.get_all("Path") == []
+    assert registrar.store.contacts("0003*210", clock.now)[0].path == ()
+    bad = authed(
+        registrar,
+        "0003*211",
+        "secret211",
+        ["<sip:bob@10.0.0.6:5062>"],
+        path=("<tel:+15551234>",),
+        call_id="reg-2@192.0.2.10",
+    )
+    assert bad.status == 400 and "Path" in bad.reason
+    assert registrar.store.contacts("0003*211", clock.now) == []

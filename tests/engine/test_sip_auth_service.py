@@ -148,16 +148,36 @@ def test_a_challenge_survives_a_restart_on_the_same_store_but_not_its_replay() -
     assert "stale=true" in (reply.headers.get("WWW-Authenticate") or "")
 
 
-def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_secret() -> None:
-    # Each process remembers the nonce counts it saw; a node that did not see them must not
-    # trust a credential another node accepted (a captured REGISTER replayed to it).
-    config = dataclasses.replace(
+def cluster_config() -> Config:
+    return dataclasses.replace(
         default_config(),
         cluster=dataclasses.replace(
             default_config().cluster, secret="a long shared cluster secret"
         ),
     )
-    node_a, node_b = (service(config=config) for _ in range(2))
+
+
+def test_a_challenge_from_one_node_is_answered_on_another_sharing_secret_and_store() -> None:
+    # Kamailio may send the REGISTER that answers node A's challenge to node B.
+    store = open_store("sqlite:///:memory:")
+    node_a, node_b = (service(config=cluster_config(), store=store) for _ in range(2))
+    reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
+    assert reply is not None and reply.status == 401
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    ok = answer(node_b, good)
+    assert ok is not None and ok.status == 200
+    assert [r.contact_uri for r in store.contacts("0003*210", NOW)] == ["sip:desk@192.0.2.10:5062"]
+
+
+def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_secret() -> None:
+    # The nonce counts live in the shared store: a captured REGISTER replayed to another node
+    # is a replay there too.
+    store = open_store("sqlite:///:memory:")
+    node_a, node_b = (service(config=cluster_config(), store=store) for _ in range(2))
     reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
     assert reply is not None
     challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
@@ -169,6 +189,21 @@ def test_a_credential_one_node_accepted_is_not_accepted_by_another_on_the_same_s
     replayed = answer(node_b, good, Peer("udp", "203.0.113.9", 5060))
     assert replayed is not None and replayed.status == 401
     assert "stale=true" in (replayed.headers.get("WWW-Authenticate") or "")
+
+
+def test_without_a_cluster_secret_another_process_does_not_take_our_nonces() -> None:
+    store = open_store("sqlite:///:memory:")
+    node_a, node_b = (service(store=store) for _ in range(2))
+    reply = answer(node_a, raw_request("REGISTER", "0003*210", []))
+    assert reply is not None
+    challenge = choose_challenge(reply.headers.get_all("WWW-Authenticate"))
+    creds = authorize(
+        "REGISTER", "sip:voip.example.com", challenge, "0003*210", "secret210", cnonce=CNONCE
+    )
+    good = raw_request("REGISTER", "0003*210", [f"Authorization: {creds}".encode()])
+    other = answer(node_b, good)
+    assert other is not None and other.status == 401
+    assert "stale=true" in (other.headers.get("WWW-Authenticate") or "")
 
 
 def test_made_up_nonces_are_not_counted_as_guesses() -> None:

@@ -21,6 +21,8 @@ import pytest
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall, new_call_id
 from engine.store import (
     SCHEMA_VERSION,
+    DialogRecord,
+    NodeBeat,
     SqliteStore,
     SqlStore,
     StoreError,
@@ -477,6 +479,73 @@ def test_heartbeats_are_per_node_and_survive_a_restart(store_url: str) -> None:
     reopened = open_store(store_url)
     assert (reopened.last_beat("node-a"), reopened.last_beat("node-b")) == (1002.5, 999.0)
     reopened.close()
+
+
+def test_heartbeats_carry_each_node_api_address(store_url: str) -> None:
+    store = open_store(store_url)
+    store.beat("node-a", 1000.0, "http://10.0.0.1:8080")
+    store.beat("node-a", 1002.0)  # a beat without an address keeps the one known
+    store.beat("node-b", 999.0, "http://10.0.0.2:8080")
+    assert store.nodes() == [
+        NodeBeat("node-a", 1002.0, "http://10.0.0.1:8080"),
+        NodeBeat("node-b", 999.0, "http://10.0.0.2:8080"),
+    ]
+    store.close()
+
+
+def test_a_dead_nodes_live_calls_are_claimed_by_one_survivor_only(store_url: str) -> None:
+    """Two survivors claim at once, each on its own connection: every call goes to one."""
+    rng = random.Random(11)
+    first, second = open_store(store_url), open_store(store_url)
+    live = [make_call(rng, i, state=CallState.BRIDGED) for i in range(3)]
+    ended = make_call(rng, 9, state=CallState.ENDED)
+    mine = make_call(rng, 10, state=CallState.BRIDGED)
+    for call in [*live, ended]:
+        call.node = "node-b"
+        first.save_call(call)
+    mine.node = "node-a"
+    first.save_call(mine)
+    legacy = make_call(rng, 11, state=CallState.CREATED)  # written before calls had owners
+    first.save_call(legacy)
+    claimed = first.claim_calls("node-b", "node-a")
+    again = second.claim_calls("node-b", "node-c")
+    assert sorted(c.id for c in claimed) == sorted(c.id for c in live) and again == []
+    assert all(c.node == "node-a" for c in claimed)
+    assert second.get_call(live[0].id).node == "node-a"  # type: ignore[union-attr]
+    assert second.get_call(ended.id).node == "node-b"  # type: ignore[union-attr]
+    # after a restart a node settles its own live calls, and those with no owner
+    own = {c.id for c in second.live_calls_of("node-a")}
+    assert own == {c.id for c in live} | {mine.id, legacy.id}
+    assert second.live_calls_of("node-b") == [second.get_call(legacy.id)]
+    first.close()
+    second.close()
+
+
+def test_dialog_state_of_answered_legs_is_kept_until_the_leg_ends(store_url: str) -> None:
+    store = open_store(store_url)
+    a = DialogRecord("c1@h", "tag1", "p" * 20, "node-a", '{"x": 1}')
+    b = DialogRecord("c2@h", "tag2", "p" * 20, "node-a", '{"x": 2}')
+    other = DialogRecord("c3@h", "tag3", "q" * 20, "node-b", "{}")
+    for record in (a, b, other):
+        store.save_dialog(record)
+    moved = DialogRecord("c1@h", "tag1", "p" * 20, "node-a", '{"x": 3}')  # a re-INVITE
+    store.save_dialog(moved)
+    assert store.dialogs_of("p" * 20) == [moved, b]
+    store.remove_dialog("c2@h", "tag2")
+    reopened = open_store(store_url)
+    assert reopened.dialogs_of("p" * 20) == [moved]
+    assert reopened.dialogs_of("q" * 20) == [other]
+    store.close()
+    reopened.close()
+
+
+def test_a_binding_keeps_its_path(store: SqlStore) -> None:
+    path = ("<sip:192.0.2.1;lr;received=sip:10.0.0.5:5062>", "<sip:edge.example.com;lr>")
+    store.save_contact("0003*210", "sip:a@10.0.0.5", "192.0.2.1:5060 udp", 500.0, "r", 1, path)
+    store.save_contact("0003*210", "sip:b@10.0.0.6", "10.0.0.6:5060 udp", 500.0, "r2", 1)
+    by_uri = {c.contact_uri: c.path for c in store.contacts("0003*210", 0.0)}
+    assert by_uri == {"sip:a@10.0.0.5": path, "sip:b@10.0.0.6": ()}
+    assert {c.contact_uri: c.path for c in store.all_contacts(0.0)} == by_uri
 
 
 def test_a_version_1_store_is_migrated(store_url: str, raw: Raw) -> None:

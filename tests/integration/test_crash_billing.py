@@ -1,5 +1,6 @@
 """Crash billing through the real ``b2bua serve``: a charged call killed with -9 is timed and
-charged, on restart, up to the node's last heartbeat before the crash."""
+charged, on restart, up to the node's last heartbeat before the crash, and its answered legs
+get their BYE from the dialog state stored when they were answered."""
 
 from __future__ import annotations
 
@@ -50,3 +51,9 @@ def test_a_killed_call_is_charged_up_to_the_last_heartbeat(
     assert record["duration"] >= 3  # not 0, not up to the restart
     assert record["charge"] == RATE  # one started minute of the answered public party
     assert bridged["bridged"] == record["bridged"]
+    # the gateway's leg was left up by the dead process: the restarted one BYEs it, in its
+    # dialog (Call-ID and tags of the INVITE's), and the gateway's scenario ends cleanly
+    invite = gw.wait_for_message("INVITE")
+    bye = gw.wait_for_message("BYE", timeout=10)
+    assert bye.call_id == invite.call_id
+    assert gw.wait(10) == 0
