@@ -67,7 +67,11 @@ class _Entry:
     ts: float
     direction: str
     peer: Peer
-    message: Message
+    # the parsed message while it waits for its Call-ID to be bound; its text once it is in a
+    # call's trace: one string instead of the message's dozens of objects, which would
+    # otherwise survive young collections for the call's life plus ``linger`` and make the
+    # garbage collector's older generations slow (the text is needed at freezing anyway)
+    message: Message | str
     party: str = ""
 
 
@@ -154,6 +158,8 @@ class CallTraces:
                         len(trace.entries),
                     )
                 trace.dropped += 1
+            if not isinstance(entry.message, str):
+                entry.message = _text(entry.message)
             trace.entries.append(entry)
 
     def call_ended(self, phone_call_id: str) -> None:
@@ -214,7 +220,7 @@ class CallTraces:
                 e.peer.transport,
                 e.peer.host,
                 e.peer.port,
-                serialize(e.message).decode("utf-8", "replace"),
+                e.message if isinstance(e.message, str) else _text(e.message),
             ]
             for e in trace.entries
         ]
@@ -227,9 +233,13 @@ class CallTraces:
             self.evicted += 1
 
 
+def _text(message: Message) -> str:
+    return serialize(message).decode("utf-8", "replace")
+
+
 def _record(entry: _Entry) -> TraceRecord:
     peer = entry.peer
-    text = serialize(entry.message).decode("utf-8", "replace")
+    text = entry.message if isinstance(entry.message, str) else _text(entry.message)
     return TraceRecord(
         entry.ts, entry.direction, entry.party, peer.transport, peer.host, peer.port, text
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -198,3 +199,20 @@ def test_trace_rows_survive_freezing_unchanged() -> None:
     t.call_ended("pc")
     assert t.trace("pc") == live
     assert json.dumps([r.message for r in live or []])
+
+
+def test_a_live_trace_holds_few_objects_for_the_garbage_collector() -> None:
+    """A live trace keeps each message as one string, not the parsed message's dozens of
+    objects: those would survive young collections for the call's life plus the linger, and
+    every older collection would walk them (pauses grow with the calls traced)."""
+    clocks = Clocks()
+    t = traces(clocks)
+    t.bind("leg-a", "pc1", "0003*210")
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(100):
+        t.message("out", invite("leg-a"), PHONE)
+        t.message("in", ok("leg-a"), PHONE)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 2 * 200  # the entries themselves, not their messages
+    assert len(t.trace("pc1") or []) == 200
