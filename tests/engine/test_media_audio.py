@@ -353,8 +353,17 @@ def test_two_generated_parties_bridged_hear_each_other(relay: Relay) -> None:
     assert _eventually(lambda: relay.stats(y).rtp.packets_sent >= 10, timeout=3.0)
     relay.stop_generating(x)
     relay.stop_generating(y)
-    time.sleep(0.1)
-    sx, sy = relay.stats(x), relay.stats(y)
+    # both generators have stopped once two readings (each of both sides at one instant)
+    # 50 ms apart agree; a loaded machine may take a while to get there
+    readings = [relay.stats_many([x, y])]
+
+    def settled() -> bool:
+        time.sleep(0.05)
+        readings.append(relay.stats_many([x, y]))
+        return readings[-1] == readings[-2]
+
+    assert _eventually(settled, timeout=5.0)
+    sx, sy = readings[-1]
     assert sx.rtp.packets_received > 0 and sy.rtp.packets_received > 0
     assert sx.rtp.packets_received == sy.rtp.packets_sent
     assert sy.rtp.packets_received == sx.rtp.packets_sent

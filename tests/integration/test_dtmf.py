@@ -10,32 +10,19 @@ pjsua2 softphones, digits dialled as RFC 2833 by one phone reach the other phone
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from .harness import DEFAULT_DIRECTORY, B2buaServer, Sipp
+from .sipp_pcaps import sipp_pcap
 from .test_calls_sipp import routes
 from .uapi import Uapi
-
-SIPP_PCAPS = Path("/usr/share/sip-tester")  # Debian's sip-tester ships SIPp's captures here
-
-
-def sipp_pcap(name: str) -> bytes:
-    path = SIPP_PCAPS / name
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: .ci/run installs sip-tester, which ships it")
-        pytest.skip(f"{path} is missing (the sip-tester package ships it)")
-    return path.read_bytes()
 
 
 class EventFollower:

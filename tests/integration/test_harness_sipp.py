@@ -27,6 +27,7 @@ from .harness import (
     parse_stats,
     sdp_media_port,
 )
+from .sipp_pcaps import sipp_pcap
 
 SippFactory = Callable[..., Sipp]
 RtpFactory = Callable[..., RtpEndpoint]
@@ -132,6 +133,7 @@ def test_every_scenario_loads(sipp_factory: SippFactory) -> None:
     """A malformed scenario makes SIPp exit 255 at once; a loadable one waits for its peer."""
     scenarios = sorted(SCENARIO_DIR.glob("*.xml"))
     assert len(scenarios) >= 10
+    dtmf = sipp_pcap("dtmf_2833_1.pcap")
     runs = []
     for path in scenarios:
         calls_out = path.name.startswith(("caller", "phone_register"))
@@ -143,7 +145,8 @@ def test_every_scenario_loads(sipp_factory: SippFactory) -> None:
                 extra_args=["-recv_timeout", "300"] if calls_out else [],
                 keywords={"caller": "load-check"} if path.name.startswith("caller") else None,
                 variables={"user": "u", "password": "p"} if "registrar" in path.name else None,
-                files={"tone.ulaw": b"\xff" * 1600},  # for scenarios that rtp_stream it
+                # for scenarios that rtp_stream or play_pcap_audio them
+                files={"tone.ulaw": b"\xff" * 1600, "dtmf.pcap": dtmf},
                 timeout=1,
             )
         )
