@@ -134,6 +134,23 @@ def _user_and_extension(
     return user, extension
 
 
+def _rules(
+    principal: Principal,
+    directory: Directory,
+    extension: Extension,
+    callback_policy: CallbackPolicy | None,
+) -> CreateRules:
+    """What a create's body is checked against: the extension's organization and caller-id
+    right, the App's short-number right, where statusCallbacks may go."""
+    return CreateRules(
+        directory=directory,
+        organization_id=extension.organization,
+        short_numbers=allows_short_numbers(principal),
+        allow_caller_id=extension.allow_caller_id,
+        callback_policy=callback_policy or CallbackPolicy(),
+    )
+
+
 def check_callback(
     principal: Principal,
     directory: Directory,
@@ -151,13 +168,7 @@ def check_callback(
         principal, directory, user_text, body, None, (ExtensionType.CALLBACK,), user
     )
     options = validated(CallbackQuery, query)
-    rules = CreateRules(
-        directory=directory,
-        organization_id=extension.organization,
-        short_numbers=allows_short_numbers(principal),
-        allow_caller_id=extension.allow_caller_id,
-        callback_policy=callback_policy or CallbackPolicy(),
-    )
+    rules = _rules(principal, directory, extension, callback_policy)
     create = validated(CallbackCreate, body, rules)
     view = create.view
     return CheckedCall(
@@ -214,13 +225,7 @@ def check_conference_invite(
     if extension.organization != conference.organization:
         raise bad("pc_conference_invalid", f"{conference.extended} is in another organization")
     options = validated(ConferenceInviteQuery, query)
-    rules = CreateRules(
-        directory=directory,
-        organization_id=extension.organization,
-        short_numbers=allows_short_numbers(principal),
-        allow_caller_id=extension.allow_caller_id,
-        callback_policy=callback_policy or CallbackPolicy(),
-    )
+    rules = _rules(principal, directory, extension, callback_policy)
     create = validated(ConferenceInviteCreate, body, rules)
     invite = create.invite
     shown = invite.callerId or conference.caller_id
@@ -286,13 +291,7 @@ def check_simple_call(
 
     options = validated(CreateQuery, query)
 
-    rules = CreateRules(
-        directory=directory,
-        organization_id=extension.organization,
-        short_numbers=allows_short_numbers(principal),
-        allow_caller_id=extension.allow_caller_id,
-        callback_policy=callback_policy or CallbackPolicy(),
-    )
+    rules = _rules(principal, directory, extension, callback_policy)
     create = validated(PhoneCallCreate, body, rules)
     view = create.view
     return CheckedCall(

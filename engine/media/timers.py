@@ -130,15 +130,8 @@ class Timers:
         while source.due <= now:
             packet = source.next_packet()
             dest = leg.dest
-            if dest is None or not state.send:
+            if dest is None or not state.send or not _send(leg, packet, dest):
                 continue
-            try:
-                leg.sendto(packet, dest)
-            except OSError:
-                leg.send_errors += 1
-                continue
-            leg.packets_sent += 1
-            leg.bytes_sent += len(packet)
             if state.tone_recorder is not None:
                 state.tone_recorder((state.tone_channel, now, bytes(packet)))
 
@@ -150,13 +143,7 @@ class Timers:
             dest = leg.dest
             if dest is None or not state.send or leg.fd not in self._legs:
                 continue
-            try:
-                leg.sendto(packet, dest)
-            except OSError:
-                leg.send_errors += 1
-                continue
-            leg.packets_sent += 1
-            leg.bytes_sent += len(packet)
+            _send(leg, packet, dest)
 
     def _tick_mix(self, mix: mixer.Mix, now: float) -> None:
         """The mix's due packets, each sent from its listener's RTP socket to its phone."""
@@ -175,13 +162,7 @@ class Timers:
                         leg.packets_sent += 1
                         leg.bytes_sent += len(packet)
                     continue
-                try:
-                    leg.sendto(packet, dest)
-                except OSError:
-                    leg.send_errors += 1
-                    continue
-                leg.packets_sent += 1
-                leg.bytes_sent += len(packet)
+                _send(leg, packet, dest)
 
     def _generate(self, state: EndpointState, source: tone.ToneSource, now: float) -> None:
         """The due packets of a phone inside the relay, as if they had come from it."""
@@ -207,10 +188,19 @@ class Timers:
                 else:
                     leg.dropped += 1
                 continue
-            try:
-                out.sendto(packet, dest)
-            except OSError:
-                out.send_errors += 1
-                continue
-            out.packets_sent += 1
-            out.bytes_sent += size
+            _send(out, packet, dest)
+
+
+def _send(
+    leg: Leg | mixer.MixInput, packet: bytes | bytearray | memoryview, dest: tuple[str, int]
+) -> bool:
+    """Send a packet the relay made itself from ``leg``'s socket, counting it as sent (or as a
+    send error); whether it went."""
+    try:
+        leg.sendto(packet, dest)
+    except OSError:
+        leg.send_errors += 1
+        return False
+    leg.packets_sent += 1
+    leg.bytes_sent += len(packet)
+    return True
