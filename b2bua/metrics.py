@@ -91,7 +91,9 @@ class SipMessageCounts:
         self.responses_in = [0] * 7  # index: status // 100 (1-6)
         self.responses_out = [0] * 7
 
-    def message(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
+    def message(
+        self, direction: Literal["in", "out"], message: Message, peer: Peer, data: bytes
+    ) -> None:
         if isinstance(message, Request):
             counts = self.requests_in if direction == "in" else self.requests_out
             method = message.method if message.method in KNOWN_METHODS else "other"

@@ -107,7 +107,7 @@ def run_calls(target: str, rate: int, window: float, hold_ms: int = 0, calls: in
 def micro_trace_cost(calls: int) -> float:
     """CPU microseconds of CallTraces work per call (two legs, 14 messages, frozen after)."""
     from engine.trace import CallTraces
-    from sip.message import parse_message
+    from sip.message import parse_message, serialize
     from sip.transaction_types import Peer
 
     sdp = (
@@ -141,9 +141,10 @@ def micro_trace_cost(calls: int) -> float:
         ("in", "BYE sip:5551234@bench SIP/2.0", "2 BYE"),
         ("out", "SIP/2.0 200 OK", "2 BYE"),
     ]
-    # the messages exist already in the server (parsed or built for sending): not timed here
+    # the messages and their wire bytes exist already in the server (parsed from the datagram,
+    # or serialised to send it): not timed here
     legs = [
-        [(d, message(first, f"{n}-{leg}", cseq)) for d, first, cseq in flow]
+        [(d, m := message(first, f"{n}-{leg}", cseq), serialize(m)) for d, first, cseq in flow]
         for n in range(calls)
         for leg in ("a", "b")
     ]
@@ -153,8 +154,8 @@ def micro_trace_cost(calls: int) -> float:
     for n in range(calls):
         for leg_index, leg in enumerate(("a", "b")):
             traces.bind(f"{n}-{leg}", f"pc{n}", f"party-{leg}")
-            for direction, msg in legs[2 * n + leg_index]:
-                traces.message(direction, msg, peer)
+            for direction, msg, data in legs[2 * n + leg_index]:
+                traces.message(direction, msg, peer, data)
         traces.call_ended(f"pc{n}")  # linger 0: frozen (serialized, compressed) right here
     elapsed = time.thread_time() - started
     stats = traces.statistics()

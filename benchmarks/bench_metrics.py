@@ -178,8 +178,8 @@ def part_costs(metrics: ServerMetrics, count: int) -> dict[str, float]:
     route = "/uapi/phoneCalls/{userId}/simple"
     steps: dict[str, Callable[[], object]] = {
         "empty": lambda: None,
-        "SIP request": lambda: metrics.sip.message("in", invite, PEER),
-        "SIP response": lambda: metrics.sip.message("in", ok, PEER),
+        "SIP request": lambda: metrics.sip.message("in", invite, PEER, b""),
+        "SIP response": lambda: metrics.sip.message("in", ok, PEER, b""),
         "call event": lambda: metrics.calls(call, ringing),
         "call end (sums media)": lambda: metrics.calls(call, ended),
         "API request": lambda: metrics.request_done("POST", route, 202, 0.004),

@@ -12,8 +12,8 @@ Bounds (all memory, nothing written to the store):
 * a live call keeps its last ``per_call`` messages (a ring: a very long call with many
   re-INVITEs loses its oldest ones, and the loss is logged once per call);
 * ``linger`` seconds after the call's final event (its last BYE transactions and ACK
-  retransmissions are still traced) the trace is frozen: serialized once, compressed with
-  zlib, and the Call-IDs forgotten;
+  retransmissions are still traced) the trace is frozen: its messages' bytes as they passed on
+  the wire, compressed with zlib, and the Call-IDs forgotten;
 * frozen traces are kept oldest-first within ``max_bytes`` compressed bytes in all: the oldest
   go when a new one does not fit. At about 1.5 KiB per 15-message call the default 256 MiB
   holds about 180,000 calls, over an hour of calls up to about 50 calls/s sustained;
@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sip.message import Message, serialize
+from sip.message import Message
 from sip.transaction_types import Peer
 
 __all__ = ["CallTraces", "TraceRecord"]
@@ -67,11 +67,11 @@ class _Entry:
     ts: float
     direction: str
     peer: Peer
-    # the parsed message while it waits for its Call-ID to be bound; its text once it is in a
-    # call's trace: one string instead of the message's dozens of objects, which would
-    # otherwise survive young collections for the call's life plus ``linger`` and make the
-    # garbage collector's older generations slow (the text is needed at freezing anyway)
-    message: Message | str
+    # the bytes that passed on the wire, as the transport read or wrote them: one object
+    # instead of the parsed message's dozens, which would otherwise survive young collections
+    # for the call's life plus ``linger`` and make the garbage collector's older generations
+    # slow; decoded only when the trace is read or frozen
+    data: bytes
     party: str = ""
 
 
@@ -126,13 +126,16 @@ class CallTraces:
                 entry.party = party
             self._add(trace, waiting, phone_call_id)
 
-    def message(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
-        """The transport's observer hook: file ``message`` under its call."""
+    def message(
+        self, direction: Literal["in", "out"], message: Message, peer: Peer, data: bytes
+    ) -> None:
+        """The transport's observer hook: file ``message`` (its wire bytes ``data``) under
+        its call."""
         try:
             call_id = message.call_id
         except Exception:  # a message without a usable Call-ID belongs to no call
             return
-        entry = _Entry(self._wall_clock(), direction, peer, message)
+        entry = _Entry(self._wall_clock(), direction, peer, data)
         bound = self._by_call_id.get(call_id)
         if bound is not None:
             trace, entry.party = bound
@@ -158,8 +161,6 @@ class CallTraces:
                         len(trace.entries),
                     )
                 trace.dropped += 1
-            if not isinstance(entry.message, str):
-                entry.message = _text(entry.message)
             trace.entries.append(entry)
 
     def call_ended(self, phone_call_id: str) -> None:
@@ -183,8 +184,7 @@ class CallTraces:
         blob = self._frozen.get(phone_call_id)
         if blob is None:
             return None
-        rows = json.loads(zlib.decompress(blob))
-        return [TraceRecord(*row) for row in rows]
+        return _thaw(blob)
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -212,19 +212,15 @@ class CallTraces:
                 del self._by_call_id[sip_call_id]
         if trace.dropped:
             logger.info("sip trace of %s: %d oldest messages dropped", phone_call_id, trace.dropped)
+        # the rows' fields as JSON on the first line, then the messages' bytes one after the
+        # other (each row ends with its message's length): JSON would escape every CR and LF
+        # of the messages, the costlier half of a freeze
         rows = [
-            [
-                e.ts,
-                e.direction,
-                e.party,
-                e.peer.transport,
-                e.peer.host,
-                e.peer.port,
-                e.message if isinstance(e.message, str) else _text(e.message),
-            ]
+            [e.ts, e.direction, e.party, e.peer.transport, e.peer.host, e.peer.port, len(e.data)]
             for e in trace.entries
         ]
-        blob = zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
+        head = json.dumps(rows, separators=(",", ":")).encode()
+        blob = zlib.compress(b"".join([head, b"\n", *(e.data for e in trace.entries)]), 1)
         self._frozen[phone_call_id] = blob
         self._frozen_bytes += len(blob)
         while self._frozen_bytes > self.max_bytes and self._frozen:
@@ -233,13 +229,31 @@ class CallTraces:
             self.evicted += 1
 
 
-def _text(message: Message) -> str:
-    return serialize(message).decode("utf-8", "replace")
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _thaw(blob: bytes) -> list[TraceRecord]:
+    """The records of a frozen trace (see ``_freeze``)."""
+    raw = zlib.decompress(blob)
+    newline = raw.index(b"\n")  # JSON writes none of its own
+    at = newline + 1
+    records = []
+    for ts, direction, party, transport, host, port, length in json.loads(raw[:newline]):
+        text = _text(raw[at : at + length])
+        records.append(TraceRecord(ts, direction, party, transport, host, port, text))
+        at += length
+    return records
 
 
 def _record(entry: _Entry) -> TraceRecord:
     peer = entry.peer
-    text = entry.message if isinstance(entry.message, str) else _text(entry.message)
     return TraceRecord(
-        entry.ts, entry.direction, entry.party, peer.transport, peer.host, peer.port, text
+        entry.ts,
+        entry.direction,
+        entry.party,
+        peer.transport,
+        peer.host,
+        peer.port,
+        _text(entry.data),
     )

@@ -5,9 +5,11 @@ it. ``SipTransport.add_observer`` registers one; the transport calls it for each
 parsed on receive and for each message it sent (retransmissions included: a request or a
 non-2xx response the transaction layer sends again is the very ``Message`` object it sent
 first; ``sip.endpoint.SipEndpoint.statistics`` counts them, and the dialogs' 2xx
-retransmissions, as ``retransmissions``). An observer is
-called inline on the event loop, so it must be quick; an exception it raises is caught and
-logged once by the transport, never passed on.
+retransmissions, as ``retransmissions``). With the message comes ``data``, its bytes as they
+passed on the wire (a received request's as it arrived, before the transport stamps its Via
+with ``received``/``rport``), so an observer that keeps messages never serialises one again.
+An observer is called inline on the event loop, so it must be quick; an exception it raises
+is caught and logged once by the transport, never passed on.
 """
 
 from __future__ import annotations
@@ -21,4 +23,6 @@ __all__ = ["MessageObserver"]
 
 
 class MessageObserver(Protocol):
-    def message(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None: ...
+    def message(
+        self, direction: Literal["in", "out"], message: Message, peer: Peer, data: bytes
+    ) -> None: ...

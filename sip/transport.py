@@ -42,6 +42,7 @@ from sip.transaction_types import Peer
 from sip.transport_rules import error_response_for, response_destination, stamp_via
 from sip.transport_tcp import TcpConnection, TcpConnections, TcpListener
 from sip.transport_types import ErrorCallback, MessageCallback, TransportError
+from sip.uri import NameAddrCache
 
 __all__ = ["SipTransport"]
 
@@ -125,16 +126,20 @@ class SipTransport(TcpConnections):
         self._closed = False
         self._observers: list[MessageObserver] = []
         self._observer_failed = False
+        # the From/To/Contact values of the dialogs passing here, each parsed once
+        self._names = NameAddrCache()
 
     def add_observer(self, observer: MessageObserver) -> None:
         """Call ``observer.message`` for every message parsed on receive and every message
         sent (``sip.observe``); without observers the cost is one empty-list check."""
         self._observers.append(observer)
 
-    def _observe(self, direction: Literal["in", "out"], message: Message, peer: Peer) -> None:
+    def _observe(
+        self, direction: Literal["in", "out"], message: Message, peer: Peer, data: bytes
+    ) -> None:
         for observer in self._observers:
             try:
-                observer.message(direction, message, peer)
+                observer.message(direction, message, peer, data)
             except Exception:
                 if not self._observer_failed:  # once: a broken observer must not flood the log
                     self._observer_failed = True
@@ -239,7 +244,7 @@ class SipTransport(TcpConnections):
         if not data.strip():
             return  # CRLF keep-alive (RFC 5626 §4.4.1)
         try:
-            message = parse_message(data)
+            message = parse_message(data, self._names)
         except RemoteProtocolError as exc:
             response = error_response_for(data, exc)
             if response is None:
@@ -251,9 +256,10 @@ class SipTransport(TcpConnections):
             except TransportError as send_exc:
                 log.info("could not answer %s: %s", peer, send_exc)
             return
-        await self._deliver(message, peer)
+        await self._deliver(message, peer, data)
 
-    async def _deliver(self, message: Message, peer: Peer) -> None:
+    async def _deliver(self, message: Message, peer: Peer, data: bytes | None = None) -> None:
+        """Hand ``message`` (read as ``data``; None: serialise it for the observers) on."""
         if isinstance(message, Request):
             try:
                 message = stamp_via(message, peer)
@@ -261,7 +267,7 @@ class SipTransport(TcpConnections):
                 log.info("dropping request from %s with a bad Via: %s", peer, exc.reason)
                 return
         if self._observers:
-            self._observe("in", message, peer)
+            self._observe("in", message, peer, serialize(message) if data is None else data)
         try:
             await self._on_message(message, peer)
         except Exception:
@@ -282,7 +288,7 @@ class SipTransport(TcpConnections):
         else:
             raise TransportError(f"unsupported transport {peer.transport!r}")
         if self._observers:
-            self._observe("out", message, peer)
+            self._observe("out", message, peer, data)
 
     def send_nowait(self, message: Message, peer: Peer) -> bool:
         """Send ``message`` now if that needs no wait: a datagram the kernel takes at once, or
@@ -299,23 +305,25 @@ class SipTransport(TcpConnections):
                 if udp.family == family:
                     if not _is_address(family, host):
                         return False
+                    data = serialize(message)
                     try:
-                        udp.raw.sendto(serialize(message), (host, peer.port))
+                        udp.raw.sendto(data, (host, peer.port))
                     except BlockingIOError:
                         return False
                     except OSError as exc:
                         raise TransportError(f"udp send to {peer}: {exc}") from exc
                     if self._observers:
-                        self._observe("out", message, peer)
+                        self._observe("out", message, peer, data)
                     return True
             raise TransportError(f"no udp listener to send to {peer}")
         if transport == "tcp":
             conn = self._connections.get((bare_host(peer.host), peer.port))
             if conn is None or conn.closed:
                 return False
-            self._queue_tcp(conn, serialize(message), peer)
+            data = serialize(message)
+            self._queue_tcp(conn, data, peer)
             if self._observers:
-                self._observe("out", message, peer)
+                self._observe("out", message, peer, data)
             return True
         raise TransportError(f"unsupported transport {peer.transport!r}")
 

@@ -12,7 +12,7 @@ from uapi_helpers import PUBLIC_URL, assert_error, auth, create_call, simple_bod
 
 from api.app import create_app
 from engine.trace import CallTraces
-from sip.message import parse_message
+from sip.message import Message, parse_message, serialize
 from sip.transaction_types import Peer
 
 BASE = "/uapi/phoneCalls"
@@ -34,6 +34,11 @@ def app(engine: Any, wall_clock: Any, traces: CallTraces) -> Any:
     )
 
 
+def observe(traces: Any, direction: str, message: Message, peer: Peer) -> None:
+    """What the transport does: the message with its wire bytes."""
+    traces.message(direction, message, peer, serialize(message))
+
+
 def message(first_line: str, call_id: str) -> Any:
     return parse_message(
         (
@@ -53,9 +58,9 @@ async def test_trace_lists_the_calls_messages_in_order(mock_clock, client, trace
     call_id = await create_call(client, headers)
     phone = Peer("udp", "127.0.0.1", 5062)
     traces.bind("leg-1", call_id, "0003*00")
-    traces.message("out", message("INVITE sip:b@127.0.0.1 SIP/2.0", "leg-1"), phone)
-    traces.message("in", message("SIP/2.0 180 Ringing", "leg-1"), phone)
-    traces.message("in", message("SIP/2.0 200 OK", "leg-1"), phone)
+    observe(traces, "out", message("INVITE sip:b@127.0.0.1 SIP/2.0", "leg-1"), phone)
+    observe(traces, "in", message("SIP/2.0 180 Ringing", "leg-1"), phone)
+    observe(traces, "in", message("SIP/2.0 200 OK", "leg-1"), phone)
 
     response = await client.get(f"{BASE}/@me/0003*210/{call_id}/trace", headers=headers)
     assert response.status_code == 200

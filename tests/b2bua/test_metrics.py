@@ -58,7 +58,7 @@ def test_sip_messages_are_counted_by_method_and_status_class() -> None:
         ("SIP/2.0 403 Forbidden", "out"),
         ("BYE sip:x@y SIP/2.0", "out"),
     ]:
-        counts.message(direction, sip(line), PEER)  # type: ignore[arg-type]
+        counts.message(direction, sip(line), PEER, b"")  # type: ignore[arg-type]
     assert counts.requests_in == {"INVITE": 2, "other": 1}
     assert counts.requests_out == {"BYE": 1}
     assert counts.responses_out[1] == 1 and counts.responses_out[4] == 2
@@ -154,7 +154,7 @@ async def test_two_servers_in_one_process_keep_their_metrics_apart(
 ) -> None:
     one, two = server_metrics(engine), server_metrics(engine)
     one.request_done("GET", "/health", 200, 0.001)
-    one.sip.message("in", sip("OPTIONS sip:x@y SIP/2.0"), PEER)  # type: ignore[arg-type]
+    one.sip.message("in", sip("OPTIONS sip:x@y SIP/2.0"), PEER, b"")  # type: ignore[arg-type]
     first, second = families(one), families(two)
     assert len(first["b2bua_api_requests"]) > 0 and len(second["b2bua_api_requests"]) == 0
     assert {"b2bua_calls_live", "b2bua_sip_requests", "b2bua_registrations"} <= first.keys()

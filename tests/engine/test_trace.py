@@ -9,7 +9,7 @@ import pytest
 
 from engine.pcap import trace_pcap
 from engine.trace import CallTraces, TraceRecord
-from sip.message import Message, parse_message
+from sip.message import Message, parse_message, serialize
 from sip.transaction_types import Peer
 from tests.pcap_reader import read_pcap
 
@@ -27,6 +27,11 @@ def sip(first_line: str, call_id: str, cseq: str = "1 INVITE", body: str = "") -
         f"Content-Length: {len(body)}\r\n\r\n{body}"
     )
     return parse_message(text.encode())
+
+
+def observe(t: CallTraces, direction: str, message: Message, peer: Peer) -> None:
+    """What the transport does: the message with its wire bytes."""
+    t.message(direction, message, peer, serialize(message))  # type: ignore[arg-type]
 
 
 def invite(call_id: str) -> Message:
@@ -57,11 +62,11 @@ def test_messages_are_filed_under_their_call_by_call_id_in_order() -> None:
     t = traces(clocks)
     t.bind("leg-a", "pc1", "0003*210")
     t.bind("leg-b", "pc1", "0003*00")
-    t.message("out", invite("leg-a"), PHONE)
+    observe(t, "out", invite("leg-a"), PHONE)
     clocks.now += 0.25
-    t.message("in", ok("leg-a"), PHONE)
-    t.message("out", invite("leg-b"), Peer("udp", "127.0.0.1", 5080))
-    t.message("out", invite("someone-else"), PHONE)
+    observe(t, "in", ok("leg-a"), PHONE)
+    observe(t, "out", invite("leg-b"), Peer("udp", "127.0.0.1", 5080))
+    observe(t, "out", invite("someone-else"), PHONE)
     records = t.trace("pc1")
     assert records is not None
     assert [(r.direction, r.party, r.message.split("\r\n", 1)[0]) for r in records] == [
@@ -78,11 +83,11 @@ def test_messages_are_filed_under_their_call_by_call_id_in_order() -> None:
 def test_messages_before_the_bind_join_the_trace() -> None:
     # an inbound INVITE and its digest challenge come before the PhoneCall exists
     t = traces(Clocks())
-    t.message("in", invite("in-1"), PHONE)
-    t.message("out", sip("SIP/2.0 407 Proxy Authentication Required", "in-1"), PHONE)
-    t.message("in", invite("in-1"), PHONE)
+    observe(t, "in", invite("in-1"), PHONE)
+    observe(t, "out", sip("SIP/2.0 407 Proxy Authentication Required", "in-1"), PHONE)
+    observe(t, "in", invite("in-1"), PHONE)
     t.bind("in-1", "pc2", "0003*211")
-    t.message("out", ok("in-1"), PHONE)
+    observe(t, "out", ok("in-1"), PHONE)
     records = t.trace("pc2")
     assert records is not None
     assert [r.message.split(" ", 2)[1] for r in records] == [
@@ -98,7 +103,7 @@ def test_the_unbound_buffer_is_bounded() -> None:
     t = traces(Clocks(), pending_calls=4)
     for n in range(10):
         for _ in range(40):
-            t.message("in", sip("OPTIONS sip:b@127.0.0.1 SIP/2.0", f"opt-{n}", "1 OPTIONS"), PHONE)
+            observe(t, "in", sip("OPTIONS sip:b@127.0.0.1 SIP/2.0", f"opt-{n}", "1 OPTIONS"), PHONE)
     stats = t.statistics()
     assert stats["pending_call_ids"] == 4
     t.bind("opt-9", "pc", "x")
@@ -112,7 +117,7 @@ def test_a_live_call_keeps_its_last_messages_only() -> None:
     t = traces(Clocks(), per_call=5)
     t.bind("c", "pc", "p")
     for n in range(12):
-        t.message("out", sip("INFO sip:b@127.0.0.1 SIP/2.0", "c", f"{n + 1} INFO"), PHONE)
+        observe(t, "out", sip("INFO sip:b@127.0.0.1 SIP/2.0", "c", f"{n + 1} INFO"), PHONE)
     records = t.trace("pc")
     assert records is not None
     assert [r.message.split("CSeq: ")[1].split(" ")[0] for r in records] == [
@@ -128,14 +133,14 @@ def test_a_finished_trace_takes_late_messages_then_is_frozen_and_kept() -> None:
     clocks = Clocks()
     t = traces(clocks, linger=32.0)
     t.bind("c", "pc", "p")
-    t.message("out", invite("c"), PHONE)
+    observe(t, "out", invite("c"), PHONE)
     t.call_ended("pc")
     clocks.now += 10
-    t.message("in", ok("c"), PHONE)  # the BYE's answer, after the call's final event
+    observe(t, "in", ok("c"), PHONE)  # the BYE's answer, after the call's final event
     clocks.now += 30
-    t.message("in", ok("other"), PHONE)  # any activity sweeps
+    observe(t, "in", ok("other"), PHONE)  # any activity sweeps
     assert t.statistics()["frozen_traces"] == 1
-    t.message("in", ok("c"), PHONE)  # the Call-ID is forgotten once frozen
+    observe(t, "in", ok("c"), PHONE)  # the Call-ID is forgotten once frozen
     clocks.now += 3600 * 5  # hours later, within the byte budget: still there
     records = t.trace("pc")
     assert records is not None and len(records) == 2
@@ -147,7 +152,7 @@ def test_frozen_traces_are_evicted_oldest_first_beyond_the_byte_budget() -> None
     t = traces(clocks, linger=0.0, max_bytes=2000)
     for n in range(20):
         t.bind(f"c{n}", f"pc{n}", "p")
-        t.message("out", sip("INVITE sip:b@127.0.0.1 SIP/2.0", f"c{n}", body="x" * n), PHONE)
+        observe(t, "out", sip("INVITE sip:b@127.0.0.1 SIP/2.0", f"c{n}", body="x" * n), PHONE)
         t.call_ended(f"pc{n}")
     stats = t.statistics()
     assert stats["frozen_bytes"] <= 2000
@@ -194,7 +199,7 @@ def test_trace_rows_survive_freezing_unchanged() -> None:
     clocks = Clocks()
     t = traces(clocks, linger=0.0)
     t.bind("c", "pc", "p")
-    t.message("in", sip("BYE sip:b@127.0.0.1 SIP/2.0", "c", "2 BYE", body="ü"), PHONE)
+    observe(t, "in", sip("BYE sip:b@127.0.0.1 SIP/2.0", "c", "2 BYE", body="ü"), PHONE)
     live = t.trace("pc")
     t.call_ended("pc")
     assert t.trace("pc") == live
@@ -202,7 +207,7 @@ def test_trace_rows_survive_freezing_unchanged() -> None:
 
 
 def test_a_live_trace_holds_few_objects_for_the_garbage_collector() -> None:
-    """A live trace keeps each message as one string, not the parsed message's dozens of
+    """A live trace keeps each message as its bytes, not the parsed message's dozens of
     objects: those would survive young collections for the call's life plus the linger, and
     every older collection would walk them (pauses grow with the calls traced)."""
     clocks = Clocks()
@@ -211,8 +216,8 @@ def test_a_live_trace_holds_few_objects_for_the_garbage_collector() -> None:
     gc.collect()
     before = len(gc.get_objects())
     for _ in range(100):
-        t.message("out", invite("leg-a"), PHONE)
-        t.message("in", ok("leg-a"), PHONE)
+        observe(t, "out", invite("leg-a"), PHONE)
+        observe(t, "in", ok("leg-a"), PHONE)
     gc.collect()
     assert len(gc.get_objects()) - before < 2 * 200  # the entries themselves, not their messages
     assert len(t.trace("pc1") or []) == 200

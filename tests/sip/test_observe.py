@@ -21,7 +21,7 @@ class Seen:
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, Peer]] = []
 
-    def message(self, direction: str, message: Message, peer: Peer) -> None:
+    def message(self, direction: str, message: Message, peer: Peer, data: bytes) -> None:
         what = message.method if isinstance(message, Request) else str(message.status)
         self.messages.append((direction, what, peer))
 
@@ -29,7 +29,7 @@ class Seen:
 class Broken:
     calls = 0
 
-    def message(self, direction: str, message: Message, peer: Peer) -> None:
+    def message(self, direction: str, message: Message, peer: Peer, data: bytes) -> None:
         self.calls += 1
         raise RuntimeError("observer bug")
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from sip.endpoint import SipEndpoint
-from sip.message import Message, Request, Response
+from sip.message import Message, Request, Response, serialize
 from sip.transaction import Peer
 from tests.sip.test_endpoint import (
     Recorder,
@@ -24,15 +24,17 @@ from tests.sip.test_endpoint import (
 class Seen:
     def __init__(self) -> None:
         self.messages: list[tuple[str, Message, Peer]] = []
+        self.data: list[bytes] = []
 
-    def message(self, direction: str, message: Message, peer: Peer) -> None:
+    def message(self, direction: str, message: Message, peer: Peer, data: bytes) -> None:
         self.messages.append((direction, message, peer))
+        self.data.append(data)
 
 
 class Broken:
     calls = 0
 
-    def message(self, direction: str, message: Message, peer: Peer) -> None:
+    def message(self, direction: str, message: Message, peer: Peer, data: bytes) -> None:
         self.calls += 1
         raise RuntimeError("observer bug")
 
@@ -42,8 +44,10 @@ async def test_observer_sees_the_request_as_received_and_the_response_sent() -> 
     async with endpoint(Recorder()) as (ep, address), udp_socket() as sock:
         ep.transport.add_observer(seen)
         port = sock.getsockname()[1]
-        await sock.sendto(options("SIP/2.0/UDP 192.0.2.9:9;branch=z9hG4bKa;rport"), address)
-        assert (await receive_response(sock)).status == 200
+        sent = options("SIP/2.0/UDP 192.0.2.9:9;branch=z9hG4bKa;rport")
+        await sock.sendto(sent, address)
+        answer = await receive_response(sock)
+        assert answer.status == 200
     directions = [(d, type(m).__name__, p.port) for d, m, p in seen.messages]
     assert directions == [("in", "Request", port), ("out", "Response", port)]
     request = seen.messages[0][1]
@@ -53,6 +57,9 @@ async def test_observer_sees_the_request_as_received_and_the_response_sent() -> 
     assert request.top_via.rport == port
     response = seen.messages[1][1]
     assert isinstance(response, Response) and response.status == 200
+    # and the bytes that passed on the wire: the datagram as it came, the response as it went
+    assert seen.data[0] == sent
+    assert seen.data[1] == serialize(response)
 
 
 async def test_observers_see_retransmissions_of_a_request(
