@@ -33,6 +33,7 @@ from sip.errors import RemoteProtocolError
 __all__ = [
     "AbsoluteUri",
     "NameAddr",
+    "NameAddrCache",
     "SipUri",
     "TelUri",
     "Uri",
@@ -328,6 +329,38 @@ def parse_name_addr(text: str) -> NameAddr:
     if tail[0] != ";":
         raise RemoteProtocolError(f"unexpected text after URI in {text!r}")
     return NameAddr(uri, display, parse_params(tail))
+
+
+class NameAddrCache:
+    """``parse_name_addr`` remembered by the text it parsed.
+
+    Every message of a dialog repeats its From, To and Contact values letter for letter, so a
+    transport that keeps one of these for the messages it parses parses each value once per
+    dialog instead of once per message. A ``NameAddr`` is immutable, so the messages can share
+    it. Bounded: when ``limit`` values are kept, the next new one starts the cache afresh (a
+    dict cleared is cheaper than an order kept per hit). A value that does not parse raises
+    as ``parse_name_addr`` does and is not kept.
+    """
+
+    __slots__ = ("_parsed", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        self.limit = limit
+        self._parsed: dict[str, NameAddr] = {}
+
+    def __len__(self) -> int:
+        return len(self._parsed)
+
+    def parse(self, text: str) -> NameAddr:
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            parsed = parse_name_addr(text)
+            if len(self._parsed) >= self.limit:
+                self._parsed.clear()
+            self._parsed[text] = parsed
+        return parsed
 
 
 def parse_name_addr_list(text: str) -> list[NameAddr]:

@@ -53,7 +53,7 @@ from sip.message.model import (
     parse_contacts,
     parse_max_forwards,
 )
-from sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
+from sip.uri import NameAddr, NameAddrCache, SipUri, Uri, parse_name_addr, parse_uri
 
 # SIP-date = rfc1123-date, always in GMT (RFC 3261 §20.17, RFC 4475 baddate).
 _DATE_RE = re.compile(
@@ -237,7 +237,7 @@ def _single(headers: Headers, key: str) -> str:
     return headers._items[keys.index(key)][1]
 
 
-def _build(head: _Head, body: bytes) -> Message:
+def _build(head: _Head, body: bytes, names: NameAddrCache | None = None) -> Message:
     headers = head.headers
     keys = headers._keys
     items = headers._items
@@ -256,8 +256,12 @@ def _build(head: _Head, body: bytes) -> Message:
     if count("from") != 1 or count("to") != 1 or count("call-id") != 1 or count("cseq") != 1:
         for key in ("from", "to", "call-id", "cseq"):
             _single(headers, key)  # raises with the right reason
-    from_ = parse_name_addr(items[index("from")][1])
-    to = parse_name_addr(items[index("to")][1])
+    if names is None:
+        from_ = parse_name_addr(items[index("from")][1])
+        to = parse_name_addr(items[index("to")][1])
+    else:
+        from_ = names.parse(items[index("from")][1])
+        to = names.parse(items[index("to")][1])
     call_id = items[index("call-id")][1]
     if not call_id or " " in call_id or "\t" in call_id:
         # Leniency: any non-empty Call-ID without whitespace is accepted (RFC 3261 "word"
@@ -267,7 +271,11 @@ def _build(head: _Head, body: bytes) -> Message:
     contacts: list[NameAddr] | None = None
     contacts_count = count("contact")
     if contacts_count == 1:
-        contacts = parse_contacts([items[index("contact")][1]])
+        value = items[index("contact")][1]
+        if names is not None and value != "*" and "," not in value:
+            contacts = [names.parse(value)]
+        else:
+            contacts = parse_contacts([value])
     elif contacts_count:
         contacts = parse_contacts(
             [v for k, (_, v) in zip(keys, items, strict=True) if k == "contact"]
@@ -300,8 +308,11 @@ def _build(head: _Head, body: bytes) -> Message:
     return message
 
 
-def parse_message(data: bytes) -> Message:
-    """Parse one datagram.  Raises RemoteProtocolError(reason, status_hint) on bad input."""
+def parse_message(data: bytes, names: NameAddrCache | None = None) -> Message:
+    """Parse one datagram.  Raises RemoteProtocolError(reason, status_hint) on bad input.
+
+    ``names``: From, To and Contact values already parsed (by their text), kept for the next
+    messages of the same dialogs."""
     start = 0
     n = len(data)
     while data.startswith(b"\r\n", start):
@@ -331,7 +342,7 @@ def parse_message(data: bytes) -> Message:
             )
         # Leniency (RFC 3261 §18.3): extra bytes after Content-Length are discarded.
         body = body[:length]
-    return _build(head, body)
+    return _build(head, body, names)
 
 
 class StreamParser:
