@@ -442,7 +442,12 @@ def run_mode(
             elif name == "candidate":  # ours from another checkout, side by side
                 extra = dict(kv.split("=", 1) for kv in args.candidate_env.split(";") if kv)
                 sut = OursServer(
-                    uac_port, uas.port, env={**env, **extra}, src=args.candidate, name=name
+                    uac_port,
+                    uas.port,
+                    env={**env, **extra},
+                    src=args.candidate,
+                    name=name,
+                    sip_toml=args.candidate_sip.replace(";", "\n"),
                 )
             elif name == "ours_rtpengine":  # ours with [media] backend = "rtpengine"
                 from rtpengine import Rtpengine
@@ -700,6 +705,12 @@ def main() -> int:
         "--candidate-env",
         default="",
         help="extra environment of the candidate: K=V;K=V (e.g. BENCH_GC_FREEZE=1)",
+    )
+    parser.add_argument(
+        "--candidate-sip",
+        default="",
+        help="extra lines of the candidate's [sip] section, ';'-separated (e.g. "
+        "'trace_messages = 0': what the per-call traces cost)",
     )
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args()

@@ -515,8 +515,10 @@ class OursServer:
         src: Path | None = None,
         name: str = "ours",
         media_toml: str | None = None,
+        sip_toml: str = "",
     ) -> None:
         self.name = name
+        self.sip_toml = sip_toml  # more lines of the [sip] section (e.g. trace_messages = 0)
         # the [media] section's body; None: the relay on media_range
         self.media_toml = media_toml
         self.uac_port = uac_port
@@ -581,6 +583,7 @@ organization = 3
 [sip]
 listen = ["udp:{HOST}:0"]
 domain = "bench.example.com"
+{self.sip_toml}
 
 [media]
 {self.media_toml or relay_media}
