@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.bodies import validated
 from api.context import context
 from api.oauth import authenticate
 from api.paging import apply_paging, page_links, parse_paging
@@ -28,6 +27,7 @@ from api.queries import CdrQuery
 from api.render import STAT_FIELDS, call_flow, stat_resource
 from api.resources import PageLinks, PhoneCallStatCollection, dump_collection
 from api.scope import resolve_user
+from api.validation import validated
 from engine.model import PhoneCall
 
 logger = logging.getLogger(__name__)

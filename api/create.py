@@ -24,8 +24,8 @@ Checks run in this order and the first failure is answered (all 400 unless noted
    at delivery.
 
 Steps 1-2 are checked here; the query's rules (3) are the ``CreateQuery`` model's
-(``api.queries``), the body's own rules (4-7) the ``PhoneCallCreate`` model's (``api.bodies``),
-which apply them in this order.
+(``api.queries``), the body's own rules (4-7) the ``PhoneCallCreate`` model's
+(``api.create_bodies``), which apply them in this order.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import fields
-from api.bodies import CreateRules, PhoneCallCreate, validated
-from api.create_bodies import CallbackCreate, ConferenceInviteCreate
+from api.body_fields import CreateRules
+from api.create_bodies import CallbackCreate, ConferenceInviteCreate, PhoneCallCreate
 from api.egress import CallbackPolicy
 from api.fields import bad
 from api.oauth import Principal
@@ -50,6 +50,7 @@ from api.scope import (
     resolve_owner,
     resolve_user,
 )
+from api.validation import validated
 from engine.directory import Directory, Extension, ExtensionType, User
 from engine.numbers import Target
 

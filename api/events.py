@@ -6,9 +6,10 @@ call is found ended while the stream is quiet, without a final event, a final ``
 made from the call record, so every follower sees exactly one final event.
 
 - ``GET /uapi/phoneCalls/{userId}/{extension}/{phoneCallId}/events`` answers
-  ``text/event-stream``: ``id: SEQ``, ``event: NAME``, ``data: JSON`` per state change, a
-  ``: keep-alive`` comment every 15 s of silence. ``Last-Event-ID`` (or query ``lastEventId``)
-  skips the events the client already has, as far as the engine replays its history.
+  ``text/event-stream``: ``id: SEQ``, ``event: NAME``, ``data: JSON`` per state change (the
+  message is :class:`api.sse.CallEventMessage`), a ``: keep-alive`` comment every 15 s of
+  silence. ``Last-Event-ID`` (or query ``lastEventId``) skips the events the client already
+  has, as far as the engine replays its history.
 - ``statusCallback``: ``CallbackDispatcher`` POSTs the same JSON to the URL, in order, one call
   at a time per call. A delivery is retried on connection errors, timeouts, 408, 429 and 5xx with
   exponential backoff (1 s doubling, at most 30 s apart, 6 attempts), then given up and logged;
@@ -27,7 +28,6 @@ made from the call record, so every follower sees exactly one final event.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +49,7 @@ from api.oauth import authenticate
 from api.render import iso
 from api.resources import dump_event
 from api.scope import path_extension
+from api.sse import CallEventMessage
 from engine.engine import CallEvent
 from engine.logctx import CALL_ID
 from engine.model import PhoneCall
@@ -165,11 +166,6 @@ async def follow_call(
             await emit(final_payload(call, max(last_seq + 1, call.events)))
 
 
-def sse_frame(payload: dict[str, Any]) -> bytes:
-    data = json.dumps(payload, separators=(",", ":"))
-    return f"id: {payload['seq']}\nevent: {payload['event']}\ndata: {data}\n\n".encode()
-
-
 class EventStreamResponse(Response):
     """``text/event-stream`` of one call; ends after the final event or on disconnect."""
 
@@ -192,7 +188,11 @@ class EventStreamResponse(Response):
 
         async def emit(payload: dict[str, Any]) -> None:
             await send(
-                {"type": "http.response.body", "body": sse_frame(payload), "more_body": True}
+                {
+                    "type": "http.response.body",
+                    "body": CallEventMessage.frame(payload),
+                    "more_body": True,
+                }
             )
 
         async def keep_alive() -> None:

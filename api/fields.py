@@ -2,7 +2,8 @@
 numbers, caller ids, nonces and statusCallback URLs.
 
 Each check raises ``ApiError`` (400 with the code it is given) naming the broken rule; the
-request models of :mod:`api.bodies` and the query checks of :mod:`api.create` apply them.
+request models of :mod:`api.create_bodies` and :mod:`api.action_body` and the query checks of
+:mod:`api.create` apply them.
 The regular expressions here are the ones the OpenAPI document publishes.
 """
 

@@ -46,10 +46,10 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.bodies import validated
 from api.errors import ApiError
 from api.resources import OAuthError, OAuthToken, dump
 from api.token_request import TokenRequest
+from api.validation import validated
 from engine.directory import App, Directory
 
 logger = logging.getLogger(__name__)

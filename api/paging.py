@@ -24,8 +24,8 @@ from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, Field, PlainValidator, ValidationInfo
 
-from api.bodies import rule, validated
 from api.errors import ApiError
+from api.validation import rule, validated
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationInfo
 
-from api.bodies import rule, validated_value
 from api.errors import ApiError
+from api.validation import rule, validated_value
 
 T = TypeVar("T")
 

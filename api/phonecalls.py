@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import resources
-from api.bodies import PhoneCallAction, validated
+from api.action_body import PhoneCallAction
 from api.body import read_json_object
 from api.context import ApiContext, context
 from api.create import CheckedCall, check_callback, check_conference_invite, check_simple_call
@@ -50,6 +50,7 @@ from api.resources import (
     dump_collection,
 )
 from api.scope import path_extension
+from api.validation import validated
 from engine.directory import Extension, User
 from engine.engine import CallAction, OriginateRequest
 from engine.model import PhoneCall

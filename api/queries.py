@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from api import fields, jsonschema
-from api.bodies import rule
 from api.paging import parse_date
+from api.validation import rule
 
 
 def _seconds(name: str, code: str, *, integer: bool) -> Any:

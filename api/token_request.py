@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from api import jsonschema
-from api.bodies import rule
 from api.errors import ApiError
+from api.validation import rule
 
 GRANT_TYPE = "client_credentials"
 

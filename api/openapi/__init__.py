@@ -4,8 +4,8 @@ The package's front door: ``openapi_document`` builds the document, ``openapi_en
 it.  Its parts are modules of their own: :mod:`api.openapi.paths` (every operation and its
 answers), :mod:`api.openapi.parameters` (the path and query parameters operations share),
 :mod:`api.openapi.schemas` (the component schemas of every body; those of the request
-bodies are generated from their models in :mod:`api.bodies`) and
-:mod:`api.openapi.document` (the whole, with servers and security schemes).
+bodies are generated from their models in :mod:`api.create_bodies` and :mod:`api.action_body`)
+and :mod:`api.openapi.document` (the whole, with servers and security schemes).
 ``tests/api/test_openapi.py`` checks that every route of the app is documented and every
 documented path is routed.
 """

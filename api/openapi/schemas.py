@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (long description strings: this module is data)
 """The OpenAPI document's component schemas: every request and response body of the facade.
 
 Operations (:mod:`api.openapi.paths`) refer to them with ``ref(name)``.
@@ -8,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from api import jsonschema
-from api.bodies import component_schemas as request_schemas
-from api.create_bodies import CREATE_MODELS
+from api.action_body import PhoneCallAction
+from api.create_bodies import CREATE_MODELS, PhoneCallCreate
 from api.resources import component_schemas as resource_schemas
+from api.sse import component_schemas as sse_schemas
 from api.token_request import component_schemas as token_request_schemas
 
 JSON = "application/json"
@@ -24,31 +26,23 @@ def ref(name: str) -> dict[str, str]:
 
 DATE = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, `Z` suffix."}
 
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (PhoneCallCreate, PhoneCallAction)
+
+
+def request_schemas() -> dict[str, Any]:
+    """The components.schemas entries of the request models (and the models they use)."""
+    return jsonschema.component_schemas(REQUEST_MODELS, jsonschema.RequestSchema)
+
 
 def component_schemas() -> dict[str, Any]:
-    # the request bodies come from their models (api.bodies, api.token_request), which also
-    # check them, and the main resources from theirs (api.resources), which the renderers fill
+    # the request bodies come from their models (api.create_bodies, api.action_body,
+    # api.token_request), which also check them, and the main resources from theirs
+    # (api.resources), which the renderers fill, and the event stream's message from its
+    # (api.sse), which writes the stream
     return {
         **request_schemas(),
         **jsonschema.component_schemas(CREATE_MODELS, jsonschema.RequestSchema),
         **resource_schemas(),
         **token_request_schemas(),
-        "CallEventMessage": {
-            "type": "object",
-            "description": "One Server-Sent Events message of `/events`: `id: SEQ`, `event: NAME`, `data: CallEvent JSON`, then a blank line.",
-            "required": ["id", "event", "data"],
-            "properties": {
-                "id": {
-                    "type": "string",
-                    "pattern": "^[0-9]+$",
-                    "description": "The CallEvent's seq (give it back as Last-Event-ID to resume).",
-                },
-                "event": {"type": "string", "description": "The CallEvent's event name."},
-                "data": {
-                    "type": "string",
-                    "contentMediaType": "application/json",
-                    "contentSchema": ref("CallEvent"),
-                },
-            },
-        },
+        **sse_schemas(),
     }

@@ -1,6 +1,7 @@
-"""The request bodies are models (api/bodies.py): the document's schemas come from them and
-they answer the first broken rule in the order of checks of api/create.py, the directory's
-rules (numbers that resolve, caller ids an extension may set) between the shape rules."""
+"""The request bodies are models (api/create_bodies.py, api/action_body.py): the document's
+schemas come from them and they answer the first broken rule in the order of checks of
+api/create.py, the directory's rules (numbers that resolve, caller ids an extension may set)
+between the shape rules."""
 
 from __future__ import annotations
 
@@ -9,20 +10,15 @@ from typing import get_args
 import pytest
 from uapi_helpers import PUBLIC_URL, assert_error, auth, simple_body
 
-from api.bodies import (
-    ENGINE_ACTIONS,
-    NOT_IMPLEMENTED_ACTIONS,
-    ActionName,
-    PhoneCallAction,
-    PhoneCallCreate,
-    component_schemas,
-)
+from api.action_body import ENGINE_ACTIONS, NOT_IMPLEMENTED_ACTIONS, ActionName, PhoneCallAction
+from api.create_bodies import PhoneCallCreate
 from api.errors import ApiError
 from api.openapi import openapi_document
+from api.openapi.schemas import request_schemas
 from api.phonecalls import check_action
 
 CREATE = "/uapi/phoneCalls/@me/simple"
-SCHEMAS_OF_MODELS = component_schemas()
+SCHEMAS_OF_MODELS = request_schemas()
 
 
 async def _post(client, body, params=None):
@@ -31,7 +27,7 @@ async def _post(client, body, params=None):
 
 def test_the_document_publishes_the_models_schemas() -> None:
     published = openapi_document(PUBLIC_URL)["components"]["schemas"]
-    for name, schema in component_schemas().items():
+    for name, schema in request_schemas().items():
         assert published[name] == schema, name
     assert {"PhoneCallCreate", "PhoneCallViewCreate", "PhoneCallAction"} <= set(published)
     create = published["PhoneCallCreate"]
