@@ -175,12 +175,13 @@ class RelaySide:
                 parsed = None
             if parsed is not None:
                 for m in parsed.media:
-                    if m.port == 0:
+                    if m.port == 0 or m.media not in ("audio", "video"):
                         continue
-                    if m.media == "audio" and m.codecs():
-                        audio_codecs = tuple(m.codecs())
-                    elif m.media == "video" and m.codecs():
-                        video_codecs = tuple(m.codecs())
+                    codecs = tuple(m.codecs())
+                    if codecs and m.media == "audio":
+                        audio_codecs = codecs
+                    elif codecs:
+                        video_codecs = codecs
                 if not any(m.media == "video" and m.port for m in parsed.media):
                     video_port = None
         offer = sdp.make_offer(

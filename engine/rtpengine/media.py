@@ -134,11 +134,11 @@ class RtpengineSide:
             with contextlib.suppress(RemoteProtocolError):
                 parsed = sdp.SessionDescription.parse(template)
                 for m in parsed.media:
-                    if m.port and m.codecs():
-                        if m.media == "audio":
-                            audio = tuple(m.codecs())
-                        elif m.media == "video":
-                            video = tuple(m.codecs())
+                    codecs = tuple(m.codecs()) if m.port else ()
+                    if codecs and m.media == "audio":
+                        audio = codecs
+                    elif codecs and m.media == "video":
+                        video = codecs
                 want_video = want_video and any(m.media == "video" and m.port for m in parsed.media)
         return sdp.make_offer(
             _PLACEHOLDER_ADDRESS,
