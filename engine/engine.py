@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from engine import parking_rules
+from engine.call_end import call_charge
 from engine.call_types import (
     CallContext,
     CallMedia,
@@ -32,7 +33,7 @@ from engine.call_types import (
     Recording,
     Transfer,
 )
-from engine.calls import SimpleCall, call_charge
+from engine.calls import SimpleCall
 from engine.conference import ConferenceCall, Conferences
 from engine.config_model import Config
 from engine.directory import Directory, Extension, ExtensionType
