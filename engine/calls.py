@@ -25,21 +25,23 @@ All legs report through one memory channel (``_inbox``), together with control r
 the engine (hang up, hold, transfer): one consumer, no callbacks, no shared mutable state
 between tasks. Cleanup that must send (CANCEL, BYE) runs shielded with its own short deadline.
 
-The in-call actions (hold, recording, transfer) are in ``engine.call_actions``, the protocols
-of the collaborators and the small types in ``engine.call_types``.
+The in-call actions (hold, recording, transfer) are in ``engine.call_actions``, answering a SIP
+caller in ``engine.call_inbound``, the way out (hang-ups, media counters, the final record and
+its charge) in ``engine.call_end``, the protocols of the collaborators and the small types in
+``engine.call_types``. This module has the call's run loop: its phases, its inbox and the pumps
+that fill it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import partial
 
 import trio
 
 from engine.call_actions import apply_control
+from engine.call_end import CallEnd
+from engine.call_inbound import accept_inbound, answer_inbound
 from engine.call_types import (
     RINGBACK_HZ,
     CallContext,
@@ -53,7 +55,6 @@ from engine.call_types import (
     LegMessage,
     MediaSide,
     MediaUnavailable,
-    bind_media,
     status_for_disposition,
 )
 from engine.dtmf import digit_from_leg
@@ -62,23 +63,11 @@ from engine.legs import Leg, LegAnswered, LegDtmf, LegEvent, LegFailed, LegHungU
 from engine.model import CallState, Disposition, Party, PartyStatus, PhoneCall
 from engine.sandbox import SANDBOX_MAX_DURATION, SANDBOX_TONE_HZ
 from engine.supervise import is_supervisor, supervisor_hung_up
-from sip import sdp
-from sip.errors import RemoteProtocolError
 
 logger = logging.getLogger(__name__)
 
-CLEANUP_SECONDS = 5.0  # deadline for shielded CANCEL/BYE on the way out
 
-
-def _record_counters(
-    due: list[tuple[Party, MediaSide]], counters: list[dict[str, dict[str, int]]]
-) -> None:
-    """Each leaving party's media counters into its record, in order."""
-    for (party, _side), kinds in zip(due, counters, strict=True):
-        party.media = kinds
-
-
-class SimpleCall:
+class SimpleCall(CallEnd):
     """Runs one PhoneCall from first INVITE to final record. Owned by the engine's nursery."""
 
     def __init__(
@@ -161,7 +150,7 @@ class SimpleCall:
 
         # Phase 1: the source(s).
         if self._inbound is not None:
-            source = await self._answer_inbound(self._inbound)
+            source = await answer_inbound(self, self._inbound)
         else:
             call.state = CallState.CALLING_SOURCE
             self._changed("calling_source")
@@ -206,7 +195,7 @@ class SimpleCall:
                 raise
             if self._inbound is not None:
                 # The caller gets its 200 OK only now: the destination answered.
-                await self._accept_inbound(self._inbound, source, dest)
+                await accept_inbound(self, self._inbound, source, dest)
             # Phase 3: bridged.
             await self._media.stop_tone(source.side)
             await self._media.bridge(source.side, dest.side)
@@ -227,55 +216,6 @@ class SimpleCall:
         cause = await media.watch()
         logger.warning("call %s: %s", self.call.id, cause)
         self.control(Hangup(cause))
-
-    async def _answer_inbound(self, inbound: InboundSource) -> Connected:
-        """A SIP caller (the softswitch case): answer its offer from side A with a 183 and
-        ringback (early media) until the destination answers; 200 OK comes then."""
-        assert self._media is not None
-        party = self.call.parties[inbound.party_index]
-        try:
-            side_a = self._new_side("a")
-        except CallEnded:  # no relay ports left: the caller hears why
-            inbound.final_status = 503
-            raise
-        try:
-            self._inbound_answer = await side_a.answer(inbound.offer) if inbound.offer else None
-        except MediaUnavailable:
-            raise  # not the caller's fault: 503 (see run)
-        except Exception as exc:  # an offer we cannot answer
-            inbound.final_status = 488
-            raise CallEnded(Disposition.FAILED, f"unusable SDP offer: {exc}") from None
-        bind_media(inbound, side_a)
-        connected = Connected(inbound, party, side_a)
-        self._connected[inbound.party_index] = connected
-        assert self._nursery is not None
-        self._nursery.start_soon(self._pump, inbound, None)
-        # 183 with our answer: the caller hears ringback (early media). A late offer gets 180:
-        # our offer may only go in a reliable response, the 200 OK.
-        await inbound.progress(183 if self._inbound_answer else 180, self._inbound_answer)
-        party.status = PartyStatus.OFF_HOOK
-        return connected
-
-    async def _accept_inbound(
-        self, inbound: InboundSource, source: Connected, dest: Connected
-    ) -> None:
-        if inbound.offer is not None:
-            await inbound.accept(self._inbound_answer)
-            return
-        # Late offer: the 200 carries our offer (with the codecs the destination chose), the
-        # caller's ACK the answer (RFC 3261 §13.2.1, RFC 3264).
-        answer = await inbound.accept(await source.side.offer(dest.side.accepted))
-        if not answer:
-            raise CallEnded(Disposition.FAILED, "the caller's ACK carried no SDP answer")
-        try:
-            parsed = sdp.SessionDescription.parse(answer)
-        except RemoteProtocolError as exc:
-            raise CallEnded(
-                Disposition.FAILED, f"the caller's SDP answer is unusable: {exc.reason}"
-            ) from None
-        if not any(m.port for m in parsed.media):
-            raise CallEnded(Disposition.FAILED, "the caller's SDP answer rejected every stream")
-        await source.side.apply_remote(answer)
 
     async def _tone_for_sandbox(self, *connected: Connected) -> None:
         """An answered sandbox number sends a tone to the other party, so media can be checked:
@@ -377,74 +317,7 @@ class SimpleCall:
             return False
         return True
 
-    def _cancel_leg(self, leg: Leg) -> None:
-        assert self._nursery is not None
-        self._cancelled_legs[id(leg)] = leg
-        if not self._at_once(leg, "cancel_nowait"):
-            self._nursery.start_soon(self._shielded, leg.cancel)
-
-    def _bye_soon(self, leg: Leg) -> None:
-        assert self._nursery is not None
-        if not self._at_once(leg, "bye_nowait"):
-            self._nursery.start_soon(self._bye_leg, leg)
-
-    def _at_once(self, leg: Leg, name: str) -> bool:
-        """Hang ``leg`` up now when it can do so without waiting (a SIP leg: the request
-        only goes out), sparing a task; False when it needs one."""
-        action: Callable[[], None] | None = getattr(leg, name, None)
-        if action is None:
-            return False
-        try:
-            action()
-        except Exception:
-            logger.exception("call %s: cleanup failed", self.call.id)
-        return True
-
-    async def _bye_leg(self, leg: Leg) -> None:
-        await self._shielded(leg.bye)
-
-    async def _shielded(self, action: Callable[[], Awaitable[None]]) -> None:
-        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
-            try:
-                await action()
-            except Exception:
-                logger.exception("call %s: cleanup failed", self.call.id)
-
-    async def _hang_up_everything(self, cause: str) -> None:
-        """BYE every connected leg at once (the other side gets BYE when one hangs up)."""
-        connected = list(self._connected.values())
-        self._connected.clear()
-        inbound = self._inbound
-        if (
-            inbound is not None
-            and not self._inbound_done
-            and all(c.leg is not inbound for c in connected)
-            # The caller was never connected (e.g. no media ports): it still gets its final
-            # response, the status in ``final_status``.
-            and not self._at_once(inbound, "bye_nowait")
-        ):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._shielded, inbound.bye)
-        waiting = []
-        for c in connected:
-            if c.party.ended is None:
-                c.party.ended = self._now()
-                c.party.hangup_cause = c.party.hangup_cause or cause
-            if not self._at_once(c.leg, "bye_nowait"):
-                waiting.append(c.leg)
-        if waiting:
-            async with trio.open_nursery() as nursery:
-                for leg in waiting:
-                    nursery.start_soon(self._bye_leg, leg)
-        for c in connected:
-            await self._keep_stats(c)
-
-    async def _keep_stats(self, connected: Connected) -> None:
-        """Note a leaving party whose media counters go into the record (its side stays
-        allocated until the call's media closes, so they can still be read then)."""
-        if connected.party.kind == "sandbox" and self._media is not None:
-            await self._media.stop_sandbox(connected.side)  # it left: it sends no more
-        self._stats_due.append((connected.party, connected.side))
+    # --- media side, events -----------------------------------------------------------------
 
     def _new_side(self, label: str) -> MediaSide:
         """Relay ports for a party; none left (or no relay) ends the call, saying so."""
@@ -455,72 +328,5 @@ class SimpleCall:
             self.ctx.observer.shortage(self.call, f"no media ports: {exc}")
             raise CallEnded(Disposition.FAILED, f"no media ports: {exc}") from None
 
-    async def _release_media(self) -> None:
-        """Counters into the record, recording finished, relay endpoints released."""
-        media, self._media = self._media, None
-        due, self._stats_due = self._stats_due, []
-        self._recording = False
-        if media is None:
-            return
-        try:
-            counters = await media.finish([side for _party, side in due])
-        except Exception:  # the relay is gone: the record must still end
-            logger.exception("call %s: media cleanup failed", self.call.id)
-            return
-        _record_counters(due, counters)
-
-    def _collect_stats(self) -> None:
-        """``_release_media``'s counters, read at once (the engine stops: no worker thread)."""
-        due, self._stats_due = self._stats_due, []
-        if self._media is None or not due:
-            return
-        _record_counters(due, self._media.stats([side for _party, side in due]))
-
-    # --- record -----------------------------------------------------------------------------
-
-    def _now(self) -> datetime:
-        return self.ctx.wall_clock()
-
     def _changed(self, event: str, data: dict[str, object] | None = None) -> None:
         self.ctx.observer.changed(self.call, event, data or {})
-
-    def _finish(self, disposition: Disposition, cause: str) -> None:
-        call = self.call
-        now = self._now()
-        if self._media is not None:  # not released in order (the engine stops)
-            try:
-                self._collect_stats()
-                self._media.close()
-            except Exception:  # the relay is gone: the record must still end
-                logger.exception("call %s: media cleanup failed", call.id)
-        call.ended = now
-        call.state = CallState.ENDED
-        call.disposition = disposition
-        call.hangup_cause = cause
-        for party in call.parties:
-            if party.ended is None:
-                party.ended = now
-                if party.status is not PartyStatus.UNKNOWN and party.hangup_cause is None:
-                    party.hangup_cause = cause  # it was still ringing or talking
-            party.status = PartyStatus.UNKNOWN  # nobody rings or talks on an ended call
-        call.charge = self._charge()
-        self.ctx.observer.changed(call, "ended", {"disposition": int(disposition), "cause": cause})
-
-    def _charge(self) -> float:
-        return call_charge(self.call, self.ctx.rate_for)
-
-
-def call_charge(call: PhoneCall, rate_for: Callable[[Party], float]) -> float:
-    """Per started minute of bridged time, at the rate of each answered public party, for the
-    time that party was in the bridged call (a party transferred away stops paying)."""
-    if call.bridged is None or call.ended is None:
-        return 0.0
-    total = 0.0
-    for party in call.parties:
-        if party.answered is None or party.kind != "public":
-            continue
-        joined = max(party.answered, call.bridged)
-        left = min(party.ended or call.ended, call.ended)
-        seconds = math.ceil(max(0.0, (left - joined).total_seconds()))
-        total += rate_for(party) * math.ceil(seconds / 60)
-    return round(total, 6)

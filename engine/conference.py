@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from engine.call_inbound import accept_inbound, answer_inbound
 from engine.call_types import CallContext, CallEnded, CallMedia, InboundSource, MediaSide
 from engine.calls import SimpleCall
 from engine.errors import CodecNotMixable, ConferenceFull, ConferencePinInvalid
@@ -181,8 +182,8 @@ class ConferenceCall(SimpleCall):
         guests = [p for p in call.parties if p is not room_party]
         if self._inbound is not None:
             self._admit(self._inbound)
-            member = await self._answer_inbound(self._inbound)
-            await self._accept_inbound(self._inbound, member, member)
+            member = await answer_inbound(self, self._inbound)
+            await accept_inbound(self, self._inbound, member, member)
         else:
             call.state = CallState.CALLING_DESTINATION
             self._changed("calling_destination")

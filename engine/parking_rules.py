@@ -25,7 +25,7 @@ from engine.model import CallState, Party, PartyStatus, PhoneCall
 from engine.supervise import supervisor_of
 
 if TYPE_CHECKING:
-    from engine.engine import CallAction, Engine
+    from engine.engine.actions import CallAction, CallActions
 
 MIN_IN_PARKING = 10
 MAX_IN_PARKING = 3600
@@ -56,7 +56,7 @@ def is_parked(call: PhoneCall) -> bool:
     return any(p.parked is not None for p in call.parties)
 
 
-def park_for(engine: Engine, call: PhoneCall, action: CallAction) -> Park:
+def park_for(engine: CallActions, call: PhoneCall, action: CallAction) -> Park:
     if call.state is not CallState.BRIDGED:
         raise CallNotBridged("Park needs a connected call")
     if is_parked(call) or engine.parking.holds(call.id):
@@ -88,7 +88,7 @@ def park_for(engine: Engine, call: PhoneCall, action: CallAction) -> Park:
     return Park(parker_index, others[0], float(seconds), position, ring_back)
 
 
-def unpark_for(engine: Engine, call: PhoneCall, action: CallAction) -> UnPark:
+def unpark_for(engine: CallActions, call: PhoneCall, action: CallAction) -> UnPark:
     parked = [i for i, p in enumerate(call.parties) if p.parked is not None]
     if not parked:
         raise CallNotParked("UnPark needs a parked call")
@@ -100,7 +100,7 @@ def unpark_for(engine: Engine, call: PhoneCall, action: CallAction) -> UnPark:
     return UnPark(target, action.caller_id, _wait(action))
 
 
-def pick_up_for(engine: Engine, call: PhoneCall, action: CallAction) -> PickUp:
+def pick_up_for(engine: CallActions, call: PhoneCall, action: CallAction) -> PickUp:
     ringing = [i for i, p in enumerate(call.parties) if _ringing(p)]
     if call.state is not CallState.CALLING_DESTINATION or not ringing:
         raise CallNotRinging("PickUp needs a call ringing at an extension")
@@ -129,7 +129,7 @@ def _ringing(party: Party) -> bool:
     )
 
 
-def _phone_terminal(engine: Engine, call: PhoneCall, action: CallAction, name: str) -> Party:
+def _phone_terminal(engine: CallActions, call: PhoneCall, action: CallAction, name: str) -> Party:
     """``sendCallTo`` as a new party: a Phone Terminal extension of the call's organization."""
     number = action.send_call_to
     if not number:

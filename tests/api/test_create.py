@@ -296,7 +296,8 @@ async def test_each_number_is_resolved_once_for_the_check_and_the_call(
     mock_clock, client, engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import api.fields as fields_module
-    import engine.engine as engine_module
+    import engine.engine.actions as actions_module
+    import engine.engine.create as create_module
     import engine.numbers as numbers_module
 
     resolved: list[str] = []
@@ -306,7 +307,7 @@ async def test_each_number_is_resolved_once_for_the_check_and_the_call(
         resolved.append(number)
         return real(number, *args, **kwargs)
 
-    for module in (fields_module, engine_module, numbers_module):
+    for module in (fields_module, create_module, actions_module, numbers_module):
         monkeypatch.setattr(module, "resolve", counting)
     body = simple_body(source=["0003*01", "0003*02"], destination=["0003*00"])
     response = await post(client, body, params={"callDuration": "5"})
