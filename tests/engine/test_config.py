@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, render_config
+from engine.config import load_config
 from engine.config_model import ClusterConfig, ConfigError, ListenAddress, default_config
+from engine.config_render import render_config
 
 FULL = """
 [sip]

@@ -270,11 +270,17 @@ def hung_relay() -> Iterator[tuple[RelayProcess, MediaEndpoint, int]]:
         r.close()
 
 
-def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hanging() -> None:
+def test_a_child_that_stops_answering_is_killed_and_calls_fail_instead_of_hanging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with hung_relay() as (r, a, pid):
         with pytest.raises(MediaError, match=r"did not answer within 0\.5 s"):
             r.stats(a)
         assert not _alive(pid)
+        # the operator's log line, under the relay process's logger name
+        assert [
+            (rec.name, rec.levelname) for rec in caplog.records if "killing it" in rec.message
+        ] == [("engine.media.process", "ERROR")]
         with pytest.raises(MediaError, match="did not answer"):
             r.release(a)  # every later call says why, at once
 
