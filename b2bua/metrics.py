@@ -319,8 +319,9 @@ class _ServerCollector(Collector):
         yield callbacks
         yield CounterMetricFamily(
             "b2bua_store_errors",
-            "Store statements that failed (raised), on the trio thread or the write queue's",
-            m.backend.errors,
+            "Store statements that failed: raised on the trio thread or in the write queue's "
+            "worker, or logged by SQLite's writer thread",
+            m.backend.errors + m.backend.write_errors,
         )
         yield GaugeMetricFamily(
             "b2bua_store_up", "1 while the store is reachable", int(m.store.available)

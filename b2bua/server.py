@@ -100,7 +100,7 @@ async def serve(
     api_socket = bind_api(config)
     api_port = api_socket.getsockname()[1]
     # the backend's failures are counted for /metrics (every call to it passes the counter)
-    counting_store = CountingStore(open_store(config.store.url))
+    counting_store = CountingStore(open_store(config.store.url, background=True))
     store = StoreService(cast(SqlStore, counting_store))
     records = recordings_dir(config)
     # one parse per SDP body: the SIP service's check of an offer, the answer to it and the

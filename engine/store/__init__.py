@@ -42,10 +42,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> SqlStore:
+def open_store(url: str, *, background: bool = False) -> SqlStore:
     """Open the store named by ``url``: ``sqlite:///PATH`` (relative to the current folder),
     ``sqlite:////ABSOLUTE/PATH``, ``sqlite:///:memory:``, or
-    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` (the schema is created or migrated)."""
+    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` (the schema is created or migrated).
+
+    ``background``: SQLite writes a call's rows on a writer thread of its own
+    (``engine.store.sqlite``); PostgreSQL's writes go through ``StoreService``'s queue anyway."""
     parsed = parse_store_url(url)
     if parsed.backend == "postgresql":
         try:
@@ -60,4 +63,4 @@ def open_store(url: str) -> SqlStore:
         parent = Path(path).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open store {url!r}: folder {str(parent)!r} does not exist")
-    return SqliteStore(path)
+    return SqliteStore(path, background=background)

@@ -103,6 +103,11 @@ class SqlStore:
         self._written_state: dict[str, CallState] = {}
         self._pending: dict[str, PhoneCall] = {}
 
+    @property
+    def write_errors(self) -> int:
+        """Writes made in the background that failed (logged, not raised): none here."""
+        return 0
+
     # ------------------------------------------------------------------ the backend's part
 
     def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
