@@ -13,6 +13,8 @@ other threads' CPU (the worker writing to PostgreSQL), the database server's own
 (PostgreSQL's processes, from /proc; SQLite runs inside the trio thread), and the commits
 (transactions) per call. ``sqlite/queue`` is SQLite through the same write-behind queue and
 worker thread as PostgreSQL: what SQLite would cost with the one design for both.
+``sqlite/writer`` is SQLite as ``b2bua serve`` opens it: a call's writes on the store's writer
+thread (``engine.store.sqlite_writer``), the commit policy of SQLite in place.
 
     .venv/bin/python benchmarks/bench_store.py --rate 100 --seconds 10
 
@@ -169,8 +171,9 @@ def run_backend(
     args: argparse.Namespace,
     *,
     queued: bool | None = None,
+    background: bool = False,
 ) -> Result:
-    backend = open_store(url)
+    backend = open_store(url, background=background)
     pids = server_pids()  # after connecting: the connection's own server process is one
     if backend.dialect.name == "sqlite":  # commits: one per statement outside a transaction
         counted = [0]
@@ -198,6 +201,9 @@ def run_backend(
     sqlite = backend.dialect.name == "sqlite"
     n_commits = counted[0] if sqlite else commits(store) - commits_before - 1
     store.close()
+    writer = getattr(backend, "_writer", None)
+    if writer is not None:  # its batches are transactions the count above does not see
+        n_commits += writer.batches
     return Result(name, calls, trio_cpu, other, database, n_commits, wall)
 
 
@@ -228,6 +234,10 @@ def main() -> int:
                 results.append(run_backend("sqlite", sqlite_url, list, args))
                 queued_url = f"sqlite:///{folder}/queued{run}.sqlite"
                 results.append(run_backend("sqlite/queue", queued_url, list, args, queued=True))
+                writer_url = f"sqlite:///{folder}/writer{run}.sqlite"
+                results.append(
+                    run_backend("sqlite/writer", writer_url, list, args, background=True)
+                )
                 results.append(run_backend("postgresql", url, pids, args))
     finally:
         if server is not None:

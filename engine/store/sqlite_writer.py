@@ -45,6 +45,7 @@ class SqliteWriter:
         self._cond = threading.Condition()
         self.errors = 0  # writes that failed (logged)
         self.written = 0  # writes done
+        self.batches = 0  # transactions they took
         self._thread = threading.Thread(target=self._run, name=f"store-writer {name}", daemon=True)
         self._thread.start()
 
@@ -95,6 +96,7 @@ class SqliteWriter:
                 with self._cond:
                     self._busy = False
                     self.written += len(batch)
+                    self.batches += 1
                     self._cond.notify_all()
 
     def _write(self, batch: list[Write]) -> None:
