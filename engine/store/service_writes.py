@@ -52,8 +52,10 @@ class Writes(ServiceCore):
 
     async def written(self, timeout: float = 1.0) -> bool:
         """Wait (``timeout`` s at most) until every write queued so far has landed, so other
-        nodes read them; False when they have not (the store is down, or slow)."""
+        nodes read them; False when they have not (the store is down, or slow). In place:
+        the backend's own writer thread, if it has one, is waited for (SQLite's)."""
         if not self.queued:
+            self.backend.wait_written()
             return True
         with trio.move_on_after(timeout):
             try:

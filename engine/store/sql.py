@@ -108,6 +108,10 @@ class SqlStore:
         """Writes made in the background that failed (logged, not raised): none here."""
         return 0
 
+    def wait_written(self) -> None:
+        """Return once every write made so far is committed: at once here, where each write
+        is committed before it returns (SQLite's writer thread waits for its queue)."""
+
     # ------------------------------------------------------------------ the backend's part
 
     def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
@@ -163,7 +167,9 @@ class SqlStore:
         """Insert or update the record of ``call``; ``durable``: committed now, whatever the
         change (the engine asks it for calls with a statusCallback).
 
-        A new record, and a call becoming bridged or ended, are committed when this returns,
+        A new record, and a call becoming bridged or ended, are committed when this returns
+        (with SQLite's writer thread: handed to it, committed a moment later; ``durable``
+        ones before this returns),
         so a crash keeps what a restart needs to settle the call (``Engine.recover``: live or
         not, bridged or not). Any other update (calling the source or the destination, a
         party ringing, answering, hanging up, held: most of a call's ~8 events) is kept in

@@ -31,12 +31,17 @@ class SqliteStore(SqlStore):
 
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, background: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, background: bool = False, busy_timeout: float = 5.0
+    ) -> None:
         super().__init__()
         self._writer: SqliteWriter | None = None
         self.path = self.name = str(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # busy_timeout: how long a statement waits for another process's write lock
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path!r}: {exc}") from None
         try:
@@ -72,19 +77,30 @@ class SqliteStore(SqlStore):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # also when the COMMIT itself failed (a busy file)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _read_version(self) -> int:
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        (version,) = self._execute("PRAGMA user_version").fetchone()
         return int(version)
 
     def _write_version(self, version: int) -> None:
         self._db.execute(f"PRAGMA user_version = {int(version)}")
 
     # --- the writes the writer thread takes (``background``) --------------------------------
+
+    def wait_written(self) -> None:
+        """Return once every write made so far is committed (at once without the writer)."""
+        if self._writer is not None:
+            self._writer.drain()
+
+    def save_call(self, call: PhoneCall, *, durable: bool = False) -> None:
+        super().save_call(call, durable=durable)
+        if durable:  # what a statusCallback's receiver may see is on disk before it goes out
+            self.wait_written()
 
     def _write_call(self, call: PhoneCall, *, update: bool = False) -> None:
         writer = self._writer

@@ -13,16 +13,19 @@ made before it, as when the writes ran in place. For a local SQLite file the wai
 time of the few statements still queued.
 
 Durability: a write is committed a moment after ``save_call`` returns (the time the writer
-takes to get to it: well under a millisecond when the machine is not starved), no longer
-when it returns; a process killed in that moment loses it, as a crash a moment earlier
-would have. An error is logged and counted (``errors``), never raised to the caller, whose
-call has moved on: a batch that fails is written again one statement at a time, so one bad
-row does not take the others with it.
+takes to get to it), no longer when it returns; a process killed in that moment loses it,
+as a crash a moment earlier would have. Where a caller needs the write on disk before it
+goes on (a create's record before its 202, a call with a statusCallback at each event),
+``SqliteStore`` waits for it (``wait_written``). An error is logged and counted (``errors``),
+never raised to the caller, whose call has moved on: a batch the database refuses is
+written again one statement at a time, so one bad row does not take the others with it; a
+batch that finds the file locked by another process is tried again whole, twice.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +35,15 @@ logger = logging.getLogger(__name__)
 
 Write = Callable[[], None]
 
+# tries of a batch while another process holds the database's write lock (each waits out
+# SQLite's busy timeout, 5 s): then its writes are tried one by one, and those that fail lost
+_ATTEMPTS = 3
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
 
 class SqliteWriter:
     """Runs ``Write`` functions on one thread, in order, batched in ``transaction()``s."""
@@ -40,7 +52,10 @@ class SqliteWriter:
         self.name = name
         self._transaction = transaction
         self._queue: deque[Write] = deque()
-        self._busy = False  # the thread is writing a batch it took
+        # writes given and not done yet, queued or in the batch being written: one number,
+        # so the owner's unlocked ``idle`` check cannot fall between the queue emptied and
+        # the batch begun
+        self._outstanding = 0
         self._closed = False
         self._cond = threading.Condition()
         self.errors = 0  # writes that failed (logged)
@@ -55,22 +70,22 @@ class SqliteWriter:
             if self._closed:
                 raise RuntimeError("the store's writer is closed")
             self._queue.append(write)
+            self._outstanding += 1
             if len(self._queue) == 1:
                 self._cond.notify_all()
 
     @property
     def idle(self) -> bool:
-        return not self._queue and not self._busy
+        """No write given is still to do (read without the lock: one int)."""
+        return self._outstanding == 0
 
     def drain(self) -> None:
         """Return once every write submitted so far is done (at once on the writer's own
         thread, whose writes are the ones being done)."""
-        if not self._queue and not self._busy:
-            return
-        if threading.current_thread() is self._thread:
+        if self._outstanding == 0 or threading.current_thread() is self._thread:
             return
         with self._cond:
-            while self._queue or self._busy:
+            while self._outstanding:
                 self._cond.wait()
 
     def close(self) -> None:
@@ -89,24 +104,36 @@ class SqliteWriter:
                     return
                 batch = list(self._queue)
                 self._queue.clear()
-                self._busy = True
             try:
                 self._write(batch)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._outstanding -= len(batch)
                     self.written += len(batch)
                     self.batches += 1
                     self._cond.notify_all()
 
     def _write(self, batch: list[Write]) -> None:
-        try:
-            with self._transaction():
-                for write in batch:
-                    write()
-            return
-        except Exception as exc:  # rolled back: each again on its own
-            logger.warning("store %s: a batch of %d writes failed (%s)", self.name, len(batch), exc)
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._transaction():
+                    for write in batch:
+                        write()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or attempt == _ATTEMPTS:
+                    logger.warning(
+                        "store %s: a batch of %d writes failed (%s)", self.name, len(batch), exc
+                    )
+                    break
+                # another process holds the file's write lock past the busy timeout: the
+                # batch is kept and tried again whole, in order
+                logger.warning("store %s: database locked, batch tried again (%s)", self.name, exc)
+            except Exception as exc:  # rolled back: each again on its own
+                logger.warning(
+                    "store %s: a batch of %d writes failed (%s)", self.name, len(batch), exc
+                )
+                break
         for write in batch:
             try:
                 write()

@@ -10,9 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import trio
 
 from engine.model import CallState
 from engine.store import DialogRecord, SqliteStore, open_store
+from engine.store.service import StoreService
 from engine.store.sql import SqlStore
 from tests.engine.test_store import make_call
 
@@ -142,3 +144,68 @@ def test_close_writes_everything_queued_then_the_file_holds_it(path: Path) -> No
 def test_without_background_and_in_memory_writes_stay_in_place(path: Path) -> None:
     assert SqliteStore(path)._writer is None
     assert SqliteStore(":memory:", background=True)._writer is None  # one connection only
+
+
+def test_the_writer_is_busy_from_a_write_given_until_it_is_committed(path: Path) -> None:
+    store = SqliteStore(path, background=True)
+    writer = store._writer
+    assert writer is not None and writer.idle
+    gate = threading.Event()
+    writer.submit(gate.wait)
+    store.save_call(make_call(random.Random(7)))
+    assert not writer.idle  # taken or queued: the owner's statements must wait
+    gate.set()
+    store.wait_written()
+    assert writer.idle and writer.written == 2
+    store.close()
+
+
+def test_a_durable_save_and_a_written_store_are_on_disk_when_they_return(path: Path) -> None:
+    """A call with a statusCallback, and a create before its 202: waited for."""
+    store = SqliteStore(path, background=True)
+    call = make_call(random.Random(8))
+    store.save_call(call)
+    call.state = CallState.CALLING_SOURCE
+    call.events = 3
+    gate = threading.Event()
+    store._writer.submit(gate.wait)  # type: ignore[union-attr]
+    threading.Timer(0.05, gate.set).start()
+    store.save_call(call, durable=True)
+    assert rows(path, "SELECT state FROM calls") == [("calling_source",)]
+    service = StoreService(store)
+    other = make_call(random.Random(9))
+    service.save_call(other)
+    assert trio.run(service.written)
+    assert len(rows(path, "SELECT id FROM calls")) == 2
+    store.close()
+
+
+def test_a_batch_that_finds_the_file_locked_is_tried_again_whole(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the write lock past the busy timeout: the batch waits its
+    turn instead of being dropped."""
+    store = SqliteStore(path, background=True, busy_timeout=0.1)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the other process's write lock
+
+    class ReleaseOnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "database locked" in record.getMessage() and other.in_transaction:
+                other.execute("COMMIT")  # the other process is done: the retry gets in
+
+    release = ReleaseOnRetry()
+    writer_log = logging.getLogger("engine.store.sqlite_writer")
+    writer_log.addHandler(release)
+    call = make_call(random.Random(10))
+    try:
+        with caplog.at_level(logging.WARNING, logger="engine.store.sqlite_writer"):
+            store.save_call(call)
+            store.wait_written()
+    finally:
+        writer_log.removeHandler(release)
+        other.close()
+    assert "database locked, batch tried again" in caplog.text
+    assert store.write_errors == 0
+    assert rows(path, "SELECT id FROM calls") == [(call.id,)]
+    store.close()
