@@ -258,8 +258,8 @@ class SipTransport(TcpConnections):
             return
         await self._deliver(message, peer, data)
 
-    async def _deliver(self, message: Message, peer: Peer, data: bytes | None = None) -> None:
-        """Hand ``message`` (read as ``data``; None: serialise it for the observers) on."""
+    async def _deliver(self, message: Message, peer: Peer, data: bytes) -> None:
+        """Hand ``message`` (read as ``data``) on."""
         if isinstance(message, Request):
             try:
                 message = stamp_via(message, peer)
@@ -267,7 +267,7 @@ class SipTransport(TcpConnections):
                 log.info("dropping request from %s with a bad Via: %s", peer, exc.reason)
                 return
         if self._observers:
-            self._observe("in", message, peer, serialize(message) if data is None else data)
+            self._observe("in", message, peer, data)
         try:
             await self._on_message(message, peer)
         except Exception:

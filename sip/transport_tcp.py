@@ -100,7 +100,7 @@ class TcpConnections:
     _nursery: trio.Nursery | None
     _closed: bool
     # the transport's own: stamps a request's Via, tells the observers, hands the message on
-    _deliver: Callable[[Message, Peer], Awaitable[None]]
+    _deliver: Callable[[Message, Peer, bytes], Awaitable[None]]
 
     async def _accept_loop(self, tcp: TcpListener) -> None:
         while True:
@@ -146,7 +146,7 @@ class TcpConnections:
         return conn.last_message + self._idle_timeout
 
     async def _tcp_reader(self, conn: TcpConnection) -> None:
-        parser = StreamParser()
+        parser = StreamParser(keep_bytes=True)
         try:
             while not conn.closed:
                 with trio.move_on_at(self._deadline(conn)):
@@ -167,10 +167,10 @@ class TcpConnections:
                             conn.outbox.send_nowait(_PONG)
                     if messages:
                         conn.last_message = trio.current_time()
-                    for message in messages:
+                    for message, raw in zip(messages, parser.take_bytes(), strict=True):
                         if isinstance(message, Request):
                             self._alias(message, conn)
-                        await self._deliver(message, conn.peer)
+                        await self._deliver(message, conn.peer, raw)
                     continue
                 now = trio.current_time()
                 if now < self._deadline(conn):

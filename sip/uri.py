@@ -338,16 +338,19 @@ class NameAddrCache:
     transport that keeps one of these for the messages it parses parses each value once per
     dialog instead of once per message. A ``NameAddr`` is immutable, so the messages can share
     it. Bounded: when ``limit`` values are kept, the next new one starts the cache afresh (a
-    dict cleared is cheaper than an order kept per hit). A value that does not parse raises
-    as ``parse_name_addr`` does and is not kept.
+    dict cleared is cheaper than an order kept per hit), and a value longer than
+    ``max_length`` characters is parsed and not kept (a peer's datagrams of huge unique
+    values cannot fill memory with them). A value that does not parse raises as
+    ``parse_name_addr`` does and is not kept.
     """
 
-    __slots__ = ("_parsed", "limit")
+    __slots__ = ("_parsed", "limit", "max_length")
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 4096, max_length: int = 512) -> None:
         if limit < 1:
             raise ValueError("limit must be positive")
         self.limit = limit
+        self.max_length = max_length
         self._parsed: dict[str, NameAddr] = {}
 
     def __len__(self) -> int:
@@ -357,6 +360,8 @@ class NameAddrCache:
         parsed = self._parsed.get(text)
         if parsed is None:
             parsed = parse_name_addr(text)
+            if len(text) > self.max_length:
+                return parsed
             if len(self._parsed) >= self.limit:
                 self._parsed.clear()
             self._parsed[text] = parsed

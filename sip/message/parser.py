@@ -350,9 +350,18 @@ class StreamParser:
 
     After a RemoteProtocolError the stream cannot be resynchronised: the caller should answer
     (if it can) and close the connection; further ``feed`` calls raise the same error.
+
+    ``keep_bytes``: each message's bytes as they came are kept too, for ``take_bytes``.
     """
 
-    def __init__(self, max_head: int = MAX_HEAD_SIZE, max_body: int = MAX_BODY_SIZE) -> None:
+    def __init__(
+        self,
+        max_head: int = MAX_HEAD_SIZE,
+        max_body: int = MAX_BODY_SIZE,
+        *,
+        keep_bytes: bool = False,
+    ) -> None:
+        self._kept: list[bytes] | None = [] if keep_bytes else None
         self._buffer = bytearray()
         self._head: _Head | None = None
         self._body_start = 0
@@ -366,6 +375,15 @@ class StreamParser:
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    def take_bytes(self) -> list[bytes]:
+        """The bytes of each message the ``feed`` calls since the last call returned, in the
+        same order (``keep_bytes`` only; else empty)."""
+        kept = self._kept
+        if not kept:
+            return []
+        self._kept = []
+        return kept
 
     def take_pings(self) -> int:
         """Double-CRLF keep-alive pings (RFC 5626 §4.4.1) seen between messages since the
@@ -424,6 +442,8 @@ class StreamParser:
             if len(buf) < stop:
                 return out
             body = bytes(buf[self._body_start : stop])
+            if self._kept is not None:
+                self._kept.append(bytes(buf[:stop]))
             del buf[:stop]
             self._head = None
             out.append(_build(head, body))

@@ -51,6 +51,15 @@ def test_the_cache_starts_afresh_at_its_limit() -> None:
         NameAddrCache(limit=0)
 
 
+def test_a_value_longer_than_the_bound_is_parsed_but_not_kept() -> None:
+    names = NameAddrCache(max_length=64)
+    long = "<sip:alice@example.com>;x=" + "a" * 100
+    assert names.parse(long) == parse_name_addr(long)
+    assert len(names) == 0
+    names.parse("<sip:alice@example.com>;tag=1")
+    assert len(names) == 1
+
+
 def test_a_bad_value_raises_every_time_and_is_not_kept() -> None:
     names = NameAddrCache()
     for _ in range(2):

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from sip.endpoint import SipEndpoint
-from sip.message import Message, Request, Response, serialize
+from sip.message import Message, Request, Response, parse_message, serialize
 from sip.transaction import Peer
 from tests.sip.test_endpoint import (
     Recorder,
@@ -97,3 +97,18 @@ async def test_a_failing_observer_is_logged_once_and_others_still_see_everything
     assert len(seen.messages) == 4
     failures = [r for r in caplog.records if "observer" in r.getMessage()]
     assert len(failures) == 1
+
+
+async def test_a_message_received_over_tcp_reaches_observers_as_its_wire_bytes() -> None:
+    seen = Seen()
+    async with endpoint(Recorder(), "tcp") as (ep, address):
+        ep.transport.add_observer(seen)
+        stream = await trio.open_tcp_stream(*address)
+        sent = options("SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKt")
+        await stream.send_all(sent)
+        answer = parse_message(await stream.receive_some(65535))
+        assert isinstance(answer, Response) and answer.status == 200
+        await stream.aclose()
+    assert [d for d, _, _ in seen.messages] == ["in", "out"]
+    assert seen.data[0] == sent  # before the transport stamped received/rport on the Via
+    assert seen.data[1] == serialize(seen.messages[1][1])

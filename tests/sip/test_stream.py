@@ -113,3 +113,19 @@ def test_oversized_head_without_end_is_refused_early() -> None:
     with pytest.raises(RemoteProtocolError) as exc:
         parser.feed(b"OPTIONS sip:a@b SIP/2.0\r\nX: " + b"y" * 200)
     assert exc.value.status_hint == 413
+
+
+def test_the_bytes_of_each_message_are_kept_as_they_came_when_asked() -> None:
+    """What the transport hands its observers for a TCP message: the wire bytes, framed,
+    without the keep-alive CRLFs between messages."""
+    wire = b"\r\n\r\n" + REQUEST + b"\r\n" + _response()
+    parser = StreamParser(keep_bytes=True)
+    out = []
+    kept: list[bytes] = []
+    for i in range(0, len(wire), 5):
+        out += parser.feed(wire[i : i + 5])
+        kept += parser.take_bytes()
+    assert kept == [REQUEST, _response()]
+    assert [parse_message(k) for k in kept] == out
+    assert parser.take_bytes() == []
+    assert StreamParser().feed(REQUEST) and StreamParser().take_bytes() == []
