@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 
 import trio
 
@@ -157,7 +158,16 @@ def _load(path: Path | None) -> Config:
 def _say_error(error: BaseException) -> None:
     """One ``b2bua: ...`` line per problem (config and directory errors list several)."""
     for line in str(error).splitlines() or [type(error).__name__]:
-        print(f"b2bua: {line}", file=sys.stderr)
+        _write_line(sys.stderr, f"b2bua: {line}")
+
+
+def _write_line(stream: TextIO, line: str) -> None:
+    """``line`` in one write: ``serve``'s log thread writes its lines at any moment, and
+    ``print`` writes the text and its newline apart (two system calls when the stream is
+    unbuffered), so a log line could land inside a ``listening ...`` line that a supervisor
+    reads when stdout and stderr share a pipe."""
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,7 +210,7 @@ def _serve(path: Path | None, log_format: str = "text") -> int:
         if log_format == "json" and not line.startswith("listening "):
             logger.info("%s", line)  # after the listening lines, only JSON lines
             return
-        print(line, flush=True)
+        _write_line(sys.stdout, line)
 
     try:
         trio.run(lambda: serve(config, announce=announce))
