@@ -93,5 +93,7 @@ def test_supervisor_rung_leaving_keeps_the_call_a_party_leaving_ends_all(
     bye_from_bob = first(bob.sent("BYE"))
     for phone in (alice, dave):
         bye = phone.wait_for_message("BYE", timeout=5)
-        assert 0 <= bye.timestamp - bye_from_bob.timestamp < 2.0
+        # each SIPp process stamps its own log: Bob notes his BYE just after sending it, so
+        # the server's BYE can reach Alice a fraction of a millisecond "before" it
+        assert -0.005 <= bye.timestamp - bye_from_bob.timestamp < 2.0
     assert len(carol.received("INVITE")) == 1  # rung once, for the Monitor only
