@@ -64,16 +64,12 @@ class SqliteStore(SqlStore):
         return 0 if self._writer is None else self._writer.errors
 
     def _execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        writer = self._writer
-        if writer is not None and not writer.idle:
-            writer.drain()  # a statement of ours comes after the writes given before it
+        self.wait_written()  # a statement of ours comes after the writes given before it
         return self._db.execute(sql, params)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        writer = self._writer
-        if writer is not None and not writer.idle:
-            writer.drain()
+        self.wait_written()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -93,7 +89,8 @@ class SqliteStore(SqlStore):
     # --- the writes the writer thread takes (``background``) --------------------------------
 
     def wait_written(self) -> None:
-        """Return once every write made so far is committed (at once without the writer)."""
+        """Return once every write made so far is committed (at once without the writer, or
+        on the writer's own thread)."""
         if self._writer is not None:
             self._writer.drain()
 
